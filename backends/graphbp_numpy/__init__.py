@@ -1,0 +1,25 @@
+"""The NumPy backend: the engine runs eagerly with ``xp = numpy``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from graphbp.backend import Backend
+
+
+class NumpyBackend(Backend):
+    """Runs every op plugin with NumPy arrays on the CPU."""
+
+    name = "numpy"
+    mutable = True
+
+    @property
+    def xp(self) -> Any:
+        """The numpy module."""
+        return np
+
+    def asarray(self, value: Any, dtype: str) -> Any:
+        """Convert ``value`` to a NumPy array of ``dtype`` (no copy if it already is one)."""
+        return np.asarray(value, dtype=dtype)

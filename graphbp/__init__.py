@@ -1,0 +1,51 @@
+"""graphbp: backpropagation as a framework you can see and extend.
+
+A network is a NetworkX DAG of op nodes; each op is a plugin with a forward and a
+vector-Jacobian product; one generic traversal applies the chain rule.
+"""
+
+from graphbp.builders import mlp as mlp
+from graphbp.builders import seed_network as seed_network
+from graphbp.engine import Program as Program
+from graphbp.errors import BackendNotInstalledError as BackendNotInstalledError
+from graphbp.errors import GradientCheckError as GradientCheckError
+from graphbp.errors import GraphbpError as GraphbpError
+from graphbp.errors import GraphError as GraphError
+from graphbp.errors import GraphFileError as GraphFileError
+from graphbp.errors import InputError as InputError
+from graphbp.errors import NonFiniteError as NonFiniteError
+from graphbp.errors import PluginError as PluginError
+from graphbp.graph import Network as Network
+from graphbp.op import Op as Op
+from graphbp.op import sum_to as sum_to
+from graphbp.registry import backends as backends
+from graphbp.registry import get_backend as get_backend
+from graphbp.registry import get_op as get_op
+from graphbp.registry import ops as ops
+from graphbp.registry import register_op as register_op
+from graphbp.train import train as train
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotInstalledError",
+    "GradientCheckError",
+    "GraphError",
+    "GraphFileError",
+    "GraphbpError",
+    "InputError",
+    "Network",
+    "NonFiniteError",
+    "Op",
+    "PluginError",
+    "Program",
+    "backends",
+    "get_backend",
+    "get_op",
+    "mlp",
+    "ops",
+    "register_op",
+    "seed_network",
+    "sum_to",
+    "train",
+]

@@ -1,0 +1,52 @@
+"""The backend contract: an array namespace plus conversions to and from NumPy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from graphbp.errors import InputError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from graphbp.engine import Program
+    from graphbp.graph import Network
+    from graphbp.op import Array
+
+DTYPES = ("float32", "float64")
+
+
+class Backend:
+    """An array library the engine runs on; subclasses set ``name`` and ``xp``."""
+
+    name: ClassVar[str] = ""
+    mutable: ClassVar[bool] = False
+    """Whether arrays may be updated in place (NumPy) rather than replaced (JAX)."""
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace passed to every op (numpy, jax.numpy, ...)."""
+        raise NotImplementedError
+
+    def asarray(self, value: Any, dtype: str) -> Array:
+        """Convert ``value`` to a backend array of floating ``dtype``."""
+        return self.xp.asarray(value, dtype=dtype)
+
+    def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
+        """Copy a backend array to a NumPy array."""
+        import numpy as np
+
+        return np.asarray(value)
+
+    def compile(self, network: Network, dtype: str, check_finite: bool = False) -> Program:
+        """Build the runnable program for ``network`` on this backend."""
+        from graphbp.engine import Program
+
+        return Program(network, self, check_dtype(dtype), check_finite)
+
+
+def check_dtype(dtype: str) -> str:
+    """Return ``dtype`` if graphbp supports it, else raise InputError naming the choices."""
+    if dtype not in DTYPES:
+        raise InputError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+    return dtype

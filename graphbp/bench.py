@@ -1,0 +1,170 @@
+"""Benchmarks: graphbp against hand-written NumPy backprop, in the same process, as ratios.
+
+Run with ``graphbp bench`` (or ``python -m graphbp.bench``). Times are the best of several
+repeats of many steps, so one noisy moment on a shared machine does not decide the ratio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+SIZES = [(32, 8, 16, 1), (256, 64, 128, 1), (64, 784, 1024, 10)]
+"""(batch, in, hidden, out) of the seed network."""
+CHAIN_OPS = ("tanh", "sigmoid")
+"""The elementwise ops the per-op overhead chain alternates."""
+
+
+def best_times(
+    fns: dict[str, Callable[[], Any]], repeats: int, budget: float = 0.1
+) -> dict[str, float]:
+    """Seconds per call of each function: the best of ``repeats`` loops of ~``budget`` s each.
+
+    The functions take turns within every repeat, so a slow moment on a shared machine
+    hits all of them alike rather than skewing one ratio.
+    """
+    loops = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        loops[name] = max(1, int(budget / max(time.perf_counter() - start, 1e-9)))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(loops[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / loops[name])
+    return best
+
+
+def seed_data(batch: int, n_in: int, n_out: int, seed: int = 0) -> dict[str, Any]:
+    """Random inputs for the seed network."""
+    rng = np.random.default_rng(seed)
+    return {"x": rng.standard_normal((batch, n_in)), "y": rng.standard_normal((batch, n_out))}
+
+
+def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float:
+    """One SGD step of the seed network, backprop written out by hand in NumPy."""
+    w1, b1, w2, b2, w3, b3 = (params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
+    h1 = 1 / (1 + np.exp(-(x @ w1 + b1)))
+    h2 = 1 / (1 + np.exp(-(h1 @ w2 + b2)))
+    d = h2 @ w3 + b3 - y
+    loss = float(np.sum(d * d))
+    g = 2 * d
+    dz2 = (g @ w3.T) * h2 * (1 - h2)
+    dz1 = (dz2 @ w2.T) * h1 * (1 - h1)
+    grads = {
+        "W3": h2.T @ g,
+        "b3": g.sum(0),
+        "W2": h1.T @ dz2,
+        "b2": dz2.sum(0),
+        "W1": x.T @ dz1,
+        "b1": dz1.sum(0),
+    }
+    for k, gk in grads.items():
+        params[k] -= lr * gk
+    return loss
+
+
+def chain_graph(length: int) -> nx.DiGraph:
+    """A chain of ``length`` elementwise ops on a 4-vector parameter, summed into the loss."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(4,), init="normal")
+    prev: Hashable = "p"
+    for i in range(length):
+        g.add_node(i, op=CHAIN_OPS[i % len(CHAIN_OPS)])
+        g.add_edge(prev, i)
+        prev = i
+    g.add_node("L", op="sum")
+    g.add_edge(prev, "L")
+    return g
+
+
+def bench_seed(repeats: int) -> list[dict[str, Any]]:
+    """Time one training step of the seed network: graphbp-numpy vs hand-written NumPy."""
+    return [_bench_seed_size(size, repeats) for size in SIZES]
+
+
+def _bench_seed_size(size: tuple[int, int, int, int], repeats: int) -> dict[str, Any]:
+    from graphbp import Network, seed_network
+    from graphbp.optim import SGD
+
+    batch, n_in, hidden, n_out = size
+    lr = 1e-4
+    prog = Network(seed_network(n_in, hidden, n_out)).compile("numpy", "float64")
+    data = seed_data(batch, n_in, n_out)
+    params = prog.init(0)
+    hand = {k: np.array(v) for k, v in params.items()}
+    opt = SGD(lr)
+
+    def graphbp_step() -> None:
+        _, grads = prog.value_and_grad(params, data)
+        opt.update_(params, grads, ())
+
+    def hand_step() -> None:
+        handwritten_step(hand, data["x"], data["y"], lr)
+
+    times = best_times({"hand": hand_step, "graphbp": graphbp_step}, repeats)
+    return {
+        "size": size,
+        "numpy_us": times["hand"] * 1e6,
+        "graphbp_us": times["graphbp"] * 1e6,
+        "ratio": times["graphbp"] / times["hand"],
+    }
+
+
+def bench_chain(length: int, repeats: int) -> dict[str, float]:
+    """Per-op cost of forward + backward on a long chain of elementwise ops on a 4-vector."""
+    from graphbp import Network
+
+    prog = Network(chain_graph(length)).compile("numpy", "float64")
+    params = prog.init(0)
+    p = params["p"]
+
+    def hand() -> Any:
+        values = [p]
+        for i in range(length):
+            z = values[-1]
+            values.append(np.tanh(z) if i % 2 == 0 else 0.5 + 0.5 * np.tanh(0.5 * z))
+        g = np.ones_like(p)
+        for i in reversed(range(length)):
+            out = values[i + 1]
+            g = g * (1 - out * out) if i % 2 == 0 else g * out * (1 - out)
+        return g
+
+    times = best_times({"graphbp": lambda: prog.value_and_grad(params, {}), "hand": hand}, repeats)
+    t, t_hand = times["graphbp"], times["hand"]
+    return {
+        "length": length,
+        "graphbp_us_per_op": t / length * 1e6,
+        "numpy_us_per_op": t_hand / length * 1e6,
+    }
+
+
+def run(quick: bool = False) -> None:
+    """Print the benchmark tables."""
+    repeats = 3 if quick else 7
+    print(f"One SGD training step of the seed network (float64), best of {repeats} repeats")
+    print(f"{'(batch, in, hidden, out)':<26}{'hand NumPy':>12}{'graphbp':>12}{'ratio':>8}")
+    for row in bench_seed(repeats):
+        print(
+            f"{row['size']!s:<26}{row['numpy_us']:>10.1f}µs{row['graphbp_us']:>10.1f}µs"
+            f"{row['ratio']:>7.2f}×"
+        )
+    chain = bench_chain(500 if quick else 2000, repeats)
+    print()
+    print(f"Chain of {chain['length']} elementwise ops on a 4-vector, forward + backward per op:")
+    print(
+        f"  graphbp {chain['graphbp_us_per_op']:.2f} µs/op   "
+        f"(the same ufunc calls hand-written: {chain['numpy_us_per_op']:.2f} µs/op)"
+    )
+
+
+if __name__ == "__main__":
+    run()

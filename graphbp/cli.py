@@ -1,0 +1,234 @@
+"""The command line: graphbp train | ops | check | bench."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+from typing import Any
+
+from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
+
+DEFAULTS = {"epochs": 150, "lr": 0.003, "hidden": 16, "batch_size": 32, "optimizer": "sgd"}
+"""Hyper-parameters of the embedded default (the seed network on diabetes)."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input, 1 for a failed check)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except GradientCheckError as exc:
+        print(f"graphbp {args.command}: check failed: {exc}", file=sys.stderr)
+        return 1
+    except GraphbpError as exc:
+        print(f"graphbp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"graphbp {args.command}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graphbp", description="Backpropagation on NetworkX graphs of op plugins."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a network (default: the seed network on diabetes)")
+    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate η")
+    train.add_argument(
+        "--hidden",
+        type=int,
+        default=DEFAULTS["hidden"],
+        help="hidden width of the seed network (ignored with --graph)",
+    )
+    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument(
+        "--optimizer", choices=("sgd", "momentum", "adam"), default=DEFAULTS["optimizer"]
+    )
+    train.add_argument("--seed", type=int, default=0, help="seeds the split, init and shuffling")
+    train.add_argument("--data", type=Path, help="a numeric CSV with a header row")
+    train.add_argument("--target", default="target", help="the CSV column to predict")
+    train.add_argument(
+        "--graph", type=Path, help="a node-link JSON network with inputs 'x' and 'y'"
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=Path("graphbp-out"),
+        help="folder for params.npz, history.csv, metrics.json, network.json",
+    )
+    _backend_options(train)
+    train.set_defaults(run=_train)
+
+    ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
+    ops.set_defaults(run=_ops)
+
+    check = sub.add_parser("check", help="gradient-check every op and a network")
+    check.add_argument(
+        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
+    )
+    check.add_argument("--backend", help="check one backend (default: every installed one)")
+    check.set_defaults(run=_check)
+
+    bench = sub.add_parser("bench", help="time graphbp against hand-written NumPy")
+    bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", default=None, help="numpy (default: $GRAPHBP_BACKEND or numpy)")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+
+
+# ------------------------------------------------------------------------------------ train
+
+
+def _train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from graphbp import Network, seed_network
+    from graphbp.datasets import least_squares, load_csv, load_example, r2_score, split
+    from graphbp.io import write_atomic
+    from graphbp.train import train
+
+    data = load_csv(args.data, args.target) if args.data else load_example("diabetes")
+    s = split(data, 0.2, args.seed)
+    n_in, n_out = s.x_train.shape[1], s.y_train.shape[1]
+    if args.graph:
+        net = Network.from_json(args.graph)
+        what = str(args.graph)
+        _check_training_inputs(net, args.graph)
+    else:
+        net = Network(seed_network(n_in, args.hidden, n_out))
+        what = f"seed network {n_in}-{args.hidden}-{args.hidden}-{n_out} (σ, Σ‖y−ŷ‖²)"
+    output = _output_node(net)
+    prog = net.compile(args.backend, args.dtype)
+    print(
+        f"graphbp train: {what} on {data.name} ({len(s.x_train)} train / {len(s.x_test)} test "
+        f"rows), {args.optimizer} lr={args.lr}, {args.epochs} epochs, batch {args.batch_size}, "
+        f"{prog.backend.name} {prog.dtype}"
+    )
+    params, history = train(
+        prog,
+        prog.init(args.seed),
+        {"x": s.x_train, "y": s.y_train},
+        lr=args.lr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        progress=True,
+    )
+
+    def predict(x: Any) -> Any:
+        return prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
+
+    ls_train, ls_test = least_squares(s)
+    rows = {
+        "mean predictor": (np.zeros_like(s.y_train), np.zeros_like(s.y_test)),
+        "linear least squares": (ls_train, ls_test),
+        "graphbp network": (predict(s.x_train), predict(s.x_test)),
+    }
+    metrics: dict[str, Any] = {}
+    print(
+        f"{'(standardised target)':<24}{'train MSE':>11}{'test MSE':>11}{'train R²':>10}"
+        f"{'test R²':>10}"
+    )
+    for name, (p_train, p_test) in rows.items():
+        m = {
+            "train_mse": float(np.mean((s.y_train - p_train) ** 2)),
+            "test_mse": float(np.mean((s.y_test - p_test) ** 2)),
+            "train_r2": r2_score(s.y_train, p_train),
+            "test_r2": r2_score(s.y_test, p_test),
+        }
+        metrics[name] = m
+        print(
+            f"{name:<24}{m['train_mse']:>11.4f}{m['test_mse']:>11.4f}{m['train_r2']:>10.4f}"
+            f"{m['test_r2']:>10.4f}"
+        )
+    metrics["final_train_loss"] = history[-1] if history else None
+
+    buffer = io.BytesIO()
+    arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
+    history_csv = "epoch,loss\n" + "".join(f"{i + 1},{v!r}\n" for i, v in enumerate(history))
+    outputs = {
+        "params.npz": buffer.getvalue(),
+        "history.csv": history_csv.encode(),
+        "metrics.json": json.dumps(metrics, indent=1).encode(),
+        "network.json": json.dumps(net.to_dict(), indent=1).encode(),
+    }
+    for name, content in outputs.items():
+        write_atomic(args.out / name, content)
+    print(f"wrote {', '.join(str(args.out / n) for n in outputs)}")
+    return 0
+
+
+def _check_training_inputs(net: Any, path: Path) -> None:
+    if set(net.inputs) != {"x", "y"}:
+        raise GraphFileError(
+            f"{path}: graphbp train feeds input nodes 'x' (features) and 'y' (target), but the "
+            f"graph's inputs are {net.inputs}; rename them"
+        )
+
+
+def _output_node(net: Any) -> Hashable:
+    """The prediction node: ``graph["output"]``, else the loss's first operand."""
+    output: Hashable = net.graph.graph.get("output") or net.operands[net.loss][0]
+    if output not in net.ops:
+        raise GraphFileError(f"graph['output'] names {output!r}, which is not a node")
+    return output
+
+
+# ------------------------------------------------------------------------------ ops, check
+
+
+def _ops(args: argparse.Namespace) -> int:
+    from graphbp.registry import backend_provider, backends, load_all_ops, op_provider
+
+    loaded = load_all_ops()
+    print(f"{'op':<24}{'label':<14}{'local derivatives ∂out/∂operandᵢ':<40}package")
+    for name, op in loaded.items():
+        grads = ", ".join(op.local_grads) if not op.leaf else "(leaf)"
+        print(f"{name:<24}{op.label:<14}{grads:<40}{op_provider(name)}")
+    print()
+    print(f"{'backend':<24}package")
+    for name in backends():
+        print(f"{name:<24}{backend_provider(name)}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from graphbp import Network, seed_network
+    from graphbp.registry import load_all_ops
+    from graphbp.testing import check_network, check_op, installed_backends
+
+    chosen = [args.backend] if args.backend else installed_backends()
+    net = Network.from_json(args.graph) if args.graph else Network(seed_network(3, 4, 2))
+    for backend in chosen:
+        for op in load_all_ops().values():
+            if not op.leaf:
+                print(check_op(op, backend))
+        print(check_network(net, backend))
+    print(f"all gradients agree with float64 central differences on {', '.join(chosen)}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from graphbp.bench import run
+
+    run(quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

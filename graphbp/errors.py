@@ -1,0 +1,35 @@
+"""The error hierarchy: every message names the node, the op and the fix."""
+
+from __future__ import annotations
+
+
+class GraphbpError(Exception):
+    """Base class of every error graphbp raises on purpose."""
+
+
+class GraphError(GraphbpError):
+    """The network graph breaks the schema (cycle, unknown op, arity, shapes, loss)."""
+
+
+class GraphFileError(GraphbpError):
+    """A graph or data file cannot be read: missing, malformed or inconsistent."""
+
+
+class PluginError(GraphbpError):
+    """An op or backend plugin is broken: bad definition, or a vjp that breaks the contract."""
+
+
+class BackendNotInstalledError(GraphbpError):
+    """A backend was asked for that is not installed."""
+
+
+class InputError(GraphbpError):
+    """A run-time input or parameter is missing, or has the wrong shape or dtype."""
+
+
+class NonFiniteError(GraphbpError):
+    """A value or gradient became NaN or infinite (raised only with check_finite)."""
+
+
+class GradientCheckError(GraphbpError, AssertionError):
+    """An analytic gradient disagrees with finite differences or another oracle."""

@@ -1,0 +1,368 @@
+"""Network: a validated nx.DiGraph of op nodes, with shapes inferred and a loss named."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from graphbp.errors import GraphbpError, GraphError, GraphFileError
+from graphbp.io import write_atomic
+from graphbp.op import Op, signature_of
+from graphbp.registry import get_op
+
+if TYPE_CHECKING:
+    from graphbp.engine import Program
+
+Shape = tuple[int | None, ...]
+"""A static shape; None marks an axis of any size (such as the batch)."""
+
+LEAVES = ("input", "param", "const")
+RESERVED = frozenset({"op", "shape", "scope"})
+"""Node attributes the schema owns; every other one on an op node is passed to the op."""
+LEAF_ATTRS = {
+    "input": frozenset({"shape"}),
+    "param": frozenset({"shape", "init"}),
+    "const": frozenset({"value"}),
+}
+INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
+_PROBES = (2, 3)
+"""Sizes substituted for None axes when shapes are inferred by running forward twice."""
+
+
+class Network:
+    """A validated network: the graph, its loss node, and what compile needs to plan a run.
+
+    Args:
+        graph: an ``nx.DiGraph`` (or ``nx.MultiDiGraph``) following the graph schema.
+        loss: the loss node; defaults to ``graph.graph["loss"]``.
+
+    Raises:
+        GraphError: the graph breaks the schema; the message names the node, op and fix.
+    """
+
+    def __init__(self, graph: nx.DiGraph, loss: Hashable | None = None) -> None:
+        if not isinstance(graph, nx.DiGraph):
+            raise GraphError(
+                f"a network is an nx.DiGraph, got {type(graph).__name__}; "
+                "build it with nx.DiGraph()"
+            )
+        self._graph: nx.DiGraph = nx.freeze(graph.copy())
+        self.loss: Hashable = _check_loss_named(self._graph, loss)
+        self.order: list[Hashable] = _topological_order(self._graph)
+        self.ops: dict[Hashable, Op] = {n: _op_of(self._graph, n) for n in self.order}
+        self.operands: dict[Hashable, tuple[Hashable, ...]] = {
+            n: _operands(self._graph, n, self.ops[n]) for n in self.order
+        }
+        self.attrs: dict[Hashable, dict[str, Any]] = {
+            n: _attrs(self._graph, n, self.ops[n]) for n in self.order
+        }
+        self.inputs = [n for n in self.order if self.ops[n].name == "input"]
+        self.params = [n for n in self.order if self.ops[n].name == "param"]
+        self.consts = [n for n in self.order if self.ops[n].name == "const"]
+        self.shapes: dict[Hashable, Shape | None] = _infer_shapes(self)
+        loss_shape = self.shapes[self.loss]
+        if loss_shape is not None and loss_shape != ():
+            raise GraphError(
+                f"loss node {self.loss!r} (op {self.ops[self.loss].name!r}) has shape "
+                f"{loss_shape}; a loss must be a scalar: reduce it with a sum, mean or sse node"
+            )
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The (frozen) graph this network was built from."""
+        return self._graph
+
+    def compile(
+        self, backend: str | None = None, dtype: str = "float64", check_finite: bool = False
+    ) -> Program:
+        """Plan the network for a backend; see ``Program``.
+
+        Args:
+            backend: a backend name (``graphbp.backends()``); default ``$GRAPHBP_BACKEND``
+                or ``"numpy"``.
+            dtype: ``"float64"`` or ``"float32"``.
+            check_finite: name the first node whose value or gradient is NaN or Inf.
+        """
+        import os
+
+        from graphbp.registry import get_backend
+
+        name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
+        return get_backend(name).compile(self, dtype, check_finite)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Network {len(self.order)} nodes, loss={self.loss!r}, "
+            f"params={self.params!r}, inputs={self.inputs!r}>"
+        )
+
+    # ------------------------------------------------------------------ node-link JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The graph as NetworkX node-link data, with the loss in ``graph["loss"]``."""
+        g = self._graph.copy()
+        g.graph["loss"] = self.loss
+        for _, attrs in g.nodes(data=True):
+            if "value" in attrs:
+                attrs["value"] = _jsonable(attrs["value"])
+        return dict(nx.node_link_data(g, edges="edges"))
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the network as node-link JSON, atomically."""
+        text = json.dumps(self.to_dict(), indent=1, default=_jsonable)
+        write_atomic(Path(path), text.encode())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Network:
+        """Build a network from node-link data (as written by ``to_dict``)."""
+        try:
+            g = nx.node_link_graph(dict(data), edges="edges")
+        except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+            raise GraphFileError(
+                f"{source}: not NetworkX node-link data ({type(exc).__name__}: {exc}); "
+                "it needs 'nodes' (each with 'id' and 'op') and 'edges' (each with "
+                "'source' and 'target')"
+            ) from exc
+        for _, attrs in g.nodes(data=True):
+            if isinstance(attrs.get("shape"), list):
+                attrs["shape"] = tuple(attrs["shape"])
+        for *_, attrs in g.edges(data=True):
+            if isinstance(attrs.get("arg"), list):
+                attrs["arg"] = tuple(attrs["arg"])
+        try:
+            return cls(g)
+        except GraphbpError as exc:
+            raise GraphFileError(f"{source}: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Network:
+        """Load a network from node-link JSON. Loading never executes code.
+
+        Raises:
+            GraphFileError: the file is missing, not JSON, or not a valid network.
+        """
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise GraphFileError(f"{path}: cannot read graph file ({exc.strerror})") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GraphFileError(
+                f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+            ) from exc
+        if not isinstance(data, dict):
+            raise GraphFileError(f"{path}: expected a JSON object with 'nodes' and 'edges'")
+        return cls.from_dict(data, source=str(path))
+
+
+def _jsonable(value: Any) -> Any:
+    tolist = getattr(value, "tolist", None)
+    if tolist is not None:
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _check_loss_named(g: nx.DiGraph, loss: Hashable | None) -> Hashable:
+    loss = loss if loss is not None else g.graph.get("loss")
+    if loss is None:
+        raise GraphError("no loss node named; pass loss=... to Network or set graph['loss']")
+    if loss not in g:
+        raise GraphError(
+            f"loss node {loss!r} is not in the graph; nodes with no consumers are "
+            f"{sorted(map(str, (n for n in g if g.out_degree(n) == 0)))}"
+        )
+    return loss
+
+
+def _topological_order(g: nx.DiGraph) -> list[Hashable]:
+    try:
+        return list(nx.topological_sort(g))
+    except nx.NetworkXUnfeasible:
+        cycle = [u for u, *_ in nx.find_cycle(g)]
+        path = " → ".join(map(repr, [*cycle, cycle[0]]))
+        raise GraphError(
+            f"the graph has a cycle: {path}; a network must be a DAG, so remove one of "
+            "these edges (reuse a value by fanning it out instead)"
+        ) from None
+
+
+def _op_of(g: nx.DiGraph, node: Hashable) -> Op:
+    name = g.nodes[node].get("op")
+    if name is None:
+        raise GraphError(
+            f"node {node!r} has no 'op' attribute; give it one, e.g. "
+            f"g.add_node({node!r}, op='input')"
+        )
+    try:
+        return get_op(str(name))
+    except GraphbpError as exc:
+        raise type(exc)(f"node {node!r}: {exc}") from exc
+
+
+def _operands(g: nx.DiGraph, node: Hashable, op: Op) -> tuple[Hashable, ...]:
+    """The node's operands in argument order, from the ``arg`` attribute of its in-edges."""
+    edges = list(g.in_edges(node, data=True))
+    if op.leaf:
+        if edges:
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}) is a leaf but has incoming edges from "
+                f"{[u for u, *_ in edges]}; leaves take no operands, so remove those edges"
+            )
+        return ()
+    arity = signature_of(op).arity
+    slots: dict[int, Hashable] = {}
+    for source, _, data in edges:
+        positions = data.get("arg")
+        if positions is None:
+            if len(edges) != 1 or arity != 1:
+                raise GraphError(
+                    f"edge {source!r} → {node!r} (op {op.name!r}) has no 'arg'; with "
+                    f"{arity} operands every incoming edge needs arg=0..{arity - 1}"
+                )
+            positions = 0
+        for pos in positions if isinstance(positions, tuple) else (positions,):
+            if not isinstance(pos, int) or not 0 <= pos < arity:
+                raise GraphError(
+                    f"edge {source!r} → {node!r} (op {op.name!r}) has arg={pos!r}; "
+                    f"{op.name!r} takes operands 0..{arity - 1}"
+                )
+            if pos in slots:
+                raise GraphError(
+                    f"node {node!r} (op {op.name!r}): operand {pos} is given twice, by "
+                    f"{slots[pos]!r} and {source!r}; give each incoming edge its own arg"
+                )
+            slots[pos] = source
+    missing = [i for i in range(arity) if i not in slots]
+    if missing:
+        raise GraphError(
+            f"node {node!r} (op {op.name!r}) takes {arity} operand(s) but operand(s) "
+            f"{missing} have no incoming edge; add g.add_edge(src, {node!r}, arg={missing[0]})"
+        )
+    return tuple(slots[i] for i in range(arity))
+
+
+def _attrs(g: nx.DiGraph, node: Hashable, op: Op) -> dict[str, Any]:
+    """The node attributes passed to the op, checked against what its forward accepts."""
+    given = {k: v for k, v in g.nodes[node].items() if k not in RESERVED}
+    if op.leaf:
+        allowed = LEAF_ATTRS.get(op.name, frozenset())
+        _check_leaf(node, op, g.nodes[node])
+    else:
+        sig = signature_of(op)
+        allowed = sig.attrs if not sig.any_attrs else frozenset(given)
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise GraphError(
+            f"node {node!r} (op {op.name!r}) has attribute(s) {unknown} that the op does not "
+            f"take; it accepts {sorted(allowed) or 'none'} (and {sorted(RESERVED)})"
+        )
+    return given
+
+
+def _check_leaf(node: Hashable, op: Op, data: Mapping[str, Any]) -> None:
+    shape = data.get("shape")
+    if op.name == "param" and shape is None:
+        raise GraphError(
+            f"param node {node!r} has no shape; give it one, e.g. shape=(8, 16), so it can "
+            "be initialised"
+        )
+    if shape is not None:
+        ok = isinstance(shape, tuple) and all(
+            (isinstance(d, int) and d >= 0) or (d is None and op.name == "input") for d in shape
+        )
+        if not ok:
+            kind = "ints and None" if op.name == "input" else "non-negative ints"
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}) has shape={shape!r}; a shape is a tuple of "
+                f"{kind}, e.g. (None, 8)"
+            )
+    if op.name == "const" and "value" not in data:
+        raise GraphError(f"const node {node!r} has no value; give it value=... (a number or list)")
+    init = data.get("init", "glorot")
+    if op.name == "param" and not (isinstance(init, int | float) or init in INITS):
+        raise GraphError(
+            f"param node {node!r} has init={init!r}; use a number or one of {', '.join(INITS)}"
+        )
+
+
+def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
+    """Infer every node's static shape by running forward on probes; None if unknown.
+
+    Inputs' None axes get two different probe sizes; an output axis that follows them is
+    None, one that does not is static. A forward that raises is a shape mismatch.
+    """
+    import numpy as np
+
+    probes: list[dict[Hashable, Any]] = [{} for _ in _PROBES]
+    shapes: dict[Hashable, Shape | None] = {}
+    for node in net.order:
+        op, data = net.ops[node], net.graph.nodes[node]
+        for size, values in zip(_PROBES, probes, strict=True):
+            if op.name == "const":
+                values[node] = np.asarray(data["value"], dtype=np.float64)
+            elif op.leaf:
+                shape = data.get("shape")
+                values[node] = (
+                    None
+                    if shape is None
+                    else np.ones(tuple(size if d is None else d for d in shape))
+                )
+            else:
+                args = [values[a] for a in net.operands[node]]
+                known = all(v is not None for v in args)
+                values[node] = _probe(net, node, args, shapes, np) if known else None
+        a, b = (values[node] for values in probes)
+        shapes[node] = None if a is None else _merge_shapes(a.shape, b.shape)
+        declared, inferred = data.get("shape"), shapes[node]
+        if op.leaf or declared is None or inferred is None:
+            continue
+        if not _shape_fits(inferred, declared):
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}) declares shape {declared} but its "
+                f"operands give {inferred}; fix the declared shape or the operands"
+            )
+    return shapes
+
+
+def _probe(
+    net: Network, node: Hashable, args: list[Any], shapes: Mapping[Any, Shape | None], np: Any
+) -> Any:
+    op = net.ops[node]
+    try:
+        with np.errstate(all="ignore"):
+            return np.asarray(op.forward(np, *args, **net.attrs[node]))
+    except (ValueError, TypeError, IndexError) as exc:
+        operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
+        raise GraphError(
+            f"shape mismatch at node {node!r} (op {op.name!r}): operands {operands} do not fit "
+            f"({exc}); fix the shapes of those operands"
+        ) from None
+
+
+def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
+    if len(a) != len(b):
+        return tuple(None for _ in a)
+    return tuple(x if x == y else None for x, y in zip(a, b, strict=True))
+
+
+def _shape_fits(actual: Shape, declared: Shape) -> bool:
+    return len(actual) == len(declared) and all(
+        d is None or a is None or a == d for a, d in zip(actual, declared, strict=True)
+    )
+
+
+def shape_matches(actual: tuple[int, ...], declared: Shape | None) -> bool:
+    """Whether a concrete shape fits a declared one (None matches any size)."""
+    return declared is None or _shape_fits(actual, declared)
+
+
+def size_of(shape: Shape) -> int:
+    """Number of elements of a static shape (None axes count as 1)."""
+    return math.prod(1 if d is None else d for d in shape)

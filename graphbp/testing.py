@@ -1,0 +1,256 @@
+"""Gradient checking: plugin vjps and whole networks against float64 central differences.
+
+Example:
+    >>> import graphbp.testing as gbt
+    >>> gbt.check_op("sigmoid")                 # every example of the op, on numpy
+    >>> gbt.check_network(net)                  # every parameter element of a network
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphbp.errors import BackendNotInstalledError, GradientCheckError
+from graphbp.graph import Network
+from graphbp.op import Op, signature_of, sum_to
+from graphbp.registry import backends, get_backend, get_op
+
+STEP = 1e-4
+"""Step of the five-point central difference: truncation error O(h⁴) ≈ 1e-16 in float64."""
+_ROUNDOFF = 10 * float(np.finfo(np.float64).eps) / STEP
+"""Round-off bound of a difference quotient, per unit of |f|: below it, values agree."""
+
+
+@dataclass
+class CheckReport:
+    """What a gradient check compared: per checked quantity, the worst relative error."""
+
+    subject: str
+    backend: str
+    worst: dict[str, float] = field(default_factory=dict)
+    compared: int = 0
+
+    @property
+    def max_rel_error(self) -> float:
+        """The largest relative error over everything compared."""
+        return max(self.worst.values(), default=0.0)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.subject} on {self.backend}: {self.compared} values compared, "
+            f"max relative error {self.max_rel_error:.2e}"
+        )
+
+
+def agreement(analytic: float, numeric: float, atol: float, rtol: float) -> tuple[bool, float]:
+    """Whether |a − n| <= atol + rtol·max(|a|, |n|), and the relative error |a − n| / max(|a|, |n|).
+
+    ``atol`` is the round-off of the difference quotient; the relative error is reported only
+    for values above round-off (atol / rtol), 0 for those below it.
+    """
+    diff, scale = abs(analytic - numeric), max(abs(analytic), abs(numeric))
+    return diff <= atol + rtol * scale, (diff / scale if scale > atol / rtol else 0.0)
+
+
+def installed_backends() -> list[str]:
+    """The backends that are installed and load (those whose dependencies are missing are not)."""
+    usable = []
+    for name in backends():
+        try:
+            get_backend(name)
+        except BackendNotInstalledError:
+            continue
+        usable.append(name)
+    return usable
+
+
+def check_op(
+    op: Op | str,
+    backend: str = "numpy",
+    *,
+    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+    directions: int = 3,
+) -> CheckReport:
+    """Check an op's vjp against central differences of its forward, in float64.
+
+    For each example, with a random cotangent ``g``: the vjp's cotangents must equal the
+    gradient of ``⟨g, forward(operands)⟩`` element by element and along random directions.
+
+    Args:
+        op: the op or its registered name.
+        backend: the backend to run forward and vjp on.
+        examples: (operands, attrs) pairs; default ``op.examples(rng)``.
+        seed: seeds the examples, cotangents and directions.
+        rtol: the largest relative error allowed.
+        directions: random directions checked per example, besides every element.
+
+    Raises:
+        GradientCheckError: naming the op, the example, the operand and the element.
+    """
+    op = get_op(op) if isinstance(op, str) else op
+    be = get_backend(backend)
+    xp = be.xp
+    rng = np.random.default_rng(seed)
+    report = CheckReport(f"op {op.name!r}", backend)
+    for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
+        xs = [np.asarray(x, dtype=np.float64) for x in operands]
+
+        def run(values: list[Any], attrs: dict[str, Any] = attrs) -> Any:
+            arrays = [be.asarray(v, "float64") for v in values]
+            return op.forward(xp, *arrays, **attrs)
+
+        out = run(xs)
+        g = rng.standard_normal(np.shape(out))
+        arrays = [be.asarray(x, "float64") for x in xs]
+        cts = op.vjp(xp, be.asarray(g, "float64"), out, *arrays, **attrs)
+        where = f"op {op.name!r} on {backend}, example {k} (shapes {[x.shape for x in xs]}"
+        where += f", attrs {attrs})" if attrs else ")"
+        if not isinstance(cts, tuple | list) or len(cts) != signature_of(op).arity:
+            raise GradientCheckError(
+                f"{where}: vjp returned {cts!r:.80}, not one cotangent per operand"
+            )
+
+        def objective(values: list[Any], g: Any = g) -> float:
+            return float(np.sum(g * be.to_numpy(run(values))))
+
+        for i, (x, ct) in enumerate(zip(xs, cts, strict=True)):
+            ct_np = be.to_numpy(ct)
+            try:
+                analytic = np.asarray(sum_to(np, ct_np, x.shape))
+            except ValueError:
+                raise GradientCheckError(
+                    f"{where}: operand {i} has shape {x.shape} but its cotangent has shape "
+                    f"{ct_np.shape}, which does not sum to it"
+                ) from None
+            worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where)
+            report.worst[f"example {k} operand {i}"] = worst
+            report.compared += analytic.size + directions
+    return report
+
+
+def _compare(
+    objective: Callable[[list[Any]], float],
+    xs: list[Any],
+    i: int,
+    analytic: Any,
+    rng: Any,
+    directions: int,
+    rtol: float,
+    where: str,
+    elementwise: bool = True,
+) -> float:
+    """Compare ∂objective/∂xs[i] with central differences; return the worst relative error.
+
+    Elementwise, each entry of the gradient is compared with a one-hot difference; along a
+    random direction v, ⟨gradient, v⟩ is compared with the directional difference.
+    """
+    worst = 0.0
+    base = xs[i]
+    atol = _ROUNDOFF * (1 + abs(objective(xs)))
+    for j in np.ndindex(base.shape) if elementwise else ():
+        bump = np.zeros_like(base)
+        bump[j] = 1.0
+        numeric = _central(objective, xs, i, bump)
+        ok, err = agreement(float(analytic[j]), numeric, atol, rtol)
+        if not ok:
+            raise GradientCheckError(
+                f"{where}: ∂/∂operand {i}{list(j)} analytic {analytic[j]:.10g} vs numeric "
+                f"{numeric:.10g} (relative error {err:.2e}, allowed {rtol:.0e})"
+            )
+        worst = max(worst, err)
+    for d in range(directions):
+        v = rng.standard_normal(base.shape)
+        expected = float(np.sum(analytic * v))
+        numeric = _central(objective, xs, i, v)
+        ok, err = agreement(expected, numeric, atol * float(np.abs(v).sum()), rtol)
+        if not ok:
+            raise GradientCheckError(
+                f"{where}: operand {i} along random direction {d}: analytic {expected:.10g} vs "
+                f"numeric {numeric:.10g} (relative error {err:.2e}, allowed {rtol:.0e})"
+            )
+        worst = max(worst, err)
+    return worst
+
+
+def _central(objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any) -> float:
+    """The derivative of the objective along ``v`` in operand ``i``, by central differences.
+
+    Five-point stencil: (f(x−2h) − 8f(x−h) + 8f(x+h) − f(x+2h)) / 12h.
+    """
+
+    def at(k: int) -> float:
+        moved = list(xs)
+        moved[i] = xs[i] + (k * STEP) * v
+        return objective(moved)
+
+    return (at(-2) - 8 * at(-1) + 8 * at(1) - at(2)) / (12 * STEP)
+
+
+def check_network(
+    net: Network,
+    backend: str = "numpy",
+    *,
+    params: Mapping[Any, Any] | None = None,
+    inputs: Mapping[Any, Any] | None = None,
+    seed: int = 0,
+    rtol: float = 1e-6,
+    directions: int = 3,
+    max_elements: int = 2000,
+) -> CheckReport:
+    """Check every parameter gradient of a network against central differences (float64).
+
+    Args:
+        net: the network.
+        backend: where to run it.
+        params: parameter values; default ``init(seed)``.
+        inputs: input values; default standard normal of each input's declared shape
+            (None axes of size 4).
+        seed: seeds the defaults and the random directions.
+        rtol: the largest relative error allowed.
+        directions: random directions per parameter, besides each element.
+        max_elements: parameters larger than this are checked along directions only.
+
+    Raises:
+        GradientCheckError: naming the parameter, the element and both values.
+    """
+    prog = net.compile(backend, "float64")
+    be = prog.backend
+    rng = np.random.default_rng(seed)
+    params = dict(params) if params is not None else prog.init(seed)
+    inputs = dict(inputs) if inputs is not None else random_inputs(net, rng)
+    _, grads = prog.value_and_grad(params, inputs)
+    names = list(net.params)
+    xs = [np.asarray(be.to_numpy(params[n]), dtype=np.float64) for n in names]
+
+    def objective(values: list[Any]) -> float:
+        return float(prog.loss(dict(zip(names, values, strict=True)), inputs))
+
+    report = CheckReport("network", backend)
+    for i, name in enumerate(names):
+        analytic = np.asarray(be.to_numpy(grads[name]), dtype=np.float64)
+        where = f"network on {backend}, parameter {name!r} (shape {xs[i].shape})"
+        elementwise = analytic.size <= max_elements
+        report.worst[str(name)] = _compare(
+            objective, xs, i, analytic, rng, directions, rtol, where, elementwise
+        )
+        report.compared += directions + (analytic.size if elementwise else 0)
+    return report
+
+
+def random_inputs(net: Network, rng: Any, batch: int = 4) -> dict[Hashable, Any]:
+    """Standard-normal values for every input of ``net``, None axes of size ``batch``."""
+    inputs = {}
+    for name in net.inputs:
+        shape = net.graph.nodes[name].get("shape")
+        if shape is None:
+            raise GradientCheckError(
+                f"input {name!r} (op 'input') has no declared shape; pass inputs=... to the check"
+            )
+        inputs[name] = rng.standard_normal(tuple(batch if d is None else d for d in shape))
+    return inputs

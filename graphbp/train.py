@@ -1,0 +1,98 @@
+"""Minibatch training: W ← W − η·∇W L (or momentum, Adam), with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from graphbp.engine import Program
+from graphbp.errors import InputError
+from graphbp.op import Array
+from graphbp.optim import Optimizer, make_optimizer
+
+
+def train(
+    prog: Program,
+    params: Mapping[Any, Array],
+    data: Mapping[Any, Any],
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    batch_size: int = 32,
+    optimizer: str | Optimizer = "sgd",
+    seed: int = 0,
+    progress: bool | None = None,
+    callback: Callable[[int, float, dict[Any, Array]], None] | None = None,
+) -> tuple[dict[Any, Array], list[float]]:
+    """Train ``params`` by minibatch gradient descent on ``data``.
+
+    Args:
+        prog: the compiled network.
+        params: initial parameters (not modified).
+        data: one array per input node, all with the same number of rows (axis 0).
+        lr: the learning rate η.
+        epochs: passes over the data.
+        batch_size: rows per step; each epoch visits the rows in a fresh seeded order.
+        optimizer: ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object.
+        seed: seeds the shuffling.
+        progress: show a tqdm bar (None: only if the run lasts more than a second).
+        callback: called after each epoch with (epoch, mean loss, params).
+
+    Returns:
+        The trained parameters and, per epoch, the mean of its minibatch losses.
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
+    if epochs < 0 or batch_size < 1:
+        raise InputError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    arrays, rows = _columns(prog, data)
+    if prog.backend.mutable:  # update private copies in place: no allocation per step
+        current = {k: prog.xp.array(v, dtype=prog.dtype) for k, v in params.items()}
+        update = opt.update_
+    else:
+        current, update = dict(params), opt.update
+    state = opt.init(current)
+    rng = np.random.default_rng(seed)
+    history: list[float] = []
+    bar = tqdm(
+        range(epochs),
+        desc="train",
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+        disable=progress is False,
+        delay=0 if progress else 1.0,
+    )
+    for epoch in bar:
+        order = rng.permutation(rows)
+        total = 0.0
+        batches = 0
+        for start in range(0, rows, batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v[idx] for k, v in arrays.items()}
+            loss, grads = prog.value_and_grad(current, batch)
+            current, state = update(current, grads, state)
+            total += float(loss)
+            batches += 1
+        history.append(total / max(batches, 1))
+        bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+        if callback is not None:
+            callback(epoch, history[-1], current)
+    bar.close()
+    return current, history
+
+
+def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[dict[Hashable, Any], int]:
+    """The training arrays on the program's backend, checked to share one row count."""
+    needed = [n for n, _ in prog.plan(with_grad=True).inputs]
+    missing = [n for n in needed if n not in data]
+    if missing:
+        raise InputError(f"training data has no array for input(s) {missing}; it has {list(data)}")
+    arrays = {n: prog.backend.asarray(data[n], prog.dtype) for n in needed}
+    rows = {n: (a.shape[0] if a.ndim else 0) for n, a in arrays.items()}
+    if len(set(rows.values())) != 1 or 0 in rows.values():
+        raise InputError(f"training arrays need the same, non-zero number of rows; got {rows}")
+    return arrays, next(iter(rows.values()))

@@ -1,0 +1,1 @@
+"""graphbp's built-in ops, found through the ``graphbp.ops`` entry points like any plugin."""

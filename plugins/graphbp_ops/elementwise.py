@@ -1,0 +1,88 @@
+"""Elementwise nonlinearities; each rule reuses the forward output where it can."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphbp import Op
+from graphbp.op import Example
+from graphbp_ops._examples import away_from_zero
+
+
+class Exp(Op):
+    name = "exp"
+    label = "exp"
+    local_grads = ("exp(x)",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.exp(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * out,)
+
+
+class Log(Op):
+    name = "log"
+    label = "log"
+    local_grads = ("1/x",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.log(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g / x,)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((0.5 + abs(rng.standard_normal((3, 4))),), {})]
+
+
+class Sigmoid(Op):
+    name = "sigmoid"
+    label = "σ"
+    local_grads = ("σ(z)(1−σ(z))",)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        # σ(z) = (1 + tanh(z/2)) / 2: the same function, with no overflow for large |z|.
+        return 0.5 + 0.5 * xp.tanh(0.5 * z)
+
+    def vjp(self, xp: Any, g: Any, out: Any, z: Any) -> tuple[Any]:
+        return (g * out * (1 - out),)
+
+
+class Tanh(Op):
+    name = "tanh"
+    label = "tanh"
+    local_grads = ("1−tanh²(z)",)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        return xp.tanh(z)
+
+    def vjp(self, xp: Any, g: Any, out: Any, z: Any) -> tuple[Any]:
+        return (g * (1 - out * out),)
+
+
+class Relu(Op):
+    name = "relu"
+    label = "ReLU"
+    local_grads = ("[z>0]",)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        return xp.maximum(z, 0)
+
+    def vjp(self, xp: Any, g: Any, out: Any, z: Any) -> tuple[Any]:
+        return (xp.where(z > 0, g, 0),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((away_from_zero(rng, (3, 4), margin=0.1),), {})]
+
+
+class Softplus(Op):
+    name = "softplus"
+    label = "softplus"
+    local_grads = ("σ(z)",)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        return xp.log1p(xp.exp(-xp.abs(z))) + xp.maximum(z, 0)
+
+    def vjp(self, xp: Any, g: Any, out: Any, z: Any) -> tuple[Any]:
+        return (g * (0.5 + 0.5 * xp.tanh(0.5 * z)),)

@@ -1,0 +1,71 @@
+"""Matrix products. Their rules take ``needs`` to skip cotangents nobody uses (e.g. ∂L/∂x)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphbp import Op
+from graphbp.op import Example
+
+_ALL = (True, True, True)
+
+
+def matmul_vjp(xp: Any, g: Any, a: Any, b: Any, needs: tuple[bool, ...]) -> tuple[Any, Any]:
+    """Cotangents of ``a @ b`` (NumPy matmul semantics, 1-D operands included)."""
+    if a.ndim == 2 and b.ndim == 2:  # the common case, kept short
+        return (g @ b.T if needs[0] else None), (a.T @ g if needs[1] else None)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = xp.expand_dims(g, -1) if b.ndim == 1 else g
+    g2 = xp.expand_dims(g2, -2) if a.ndim == 1 else g2
+    ga = gb = None
+    if needs[0]:
+        ga = g2 @ xp.swapaxes(b2, -1, -2)
+        ga = ga[..., 0, :] if a.ndim == 1 else ga
+    if needs[1]:
+        gb = xp.swapaxes(a2, -1, -2) @ g2
+        gb = gb[..., 0] if b.ndim == 1 else gb
+    return ga, gb
+
+
+class MatMul(Op):
+    name = "matmul"
+    label = "·"
+    local_grads = ("·Bᵀ", "Aᵀ·")
+
+    def forward(self, xp: Any, a: Any, b: Any) -> Any:
+        return a @ b
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any]:
+        return matmul_vjp(xp, g, a, b, needs)
+
+    def examples(self, rng: Any) -> list[Example]:
+        shapes = [
+            ((3, 4), (4, 5)),
+            ((2, 3, 4), (4, 5)),
+            ((4,), (4, 5)),
+            ((3, 4), (4,)),
+            ((4,), (4,)),
+        ]
+        return [((rng.standard_normal(a), rng.standard_normal(b)), {}) for a, b in shapes]
+
+
+class Affine(Op):
+    name = "affine"
+    label = "x·W+b"
+    local_grads = ("·Wᵀ", "xᵀ·", "1")
+
+    def forward(self, xp: Any, x: Any, w: Any, b: Any) -> Any:
+        return x @ w + b
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, x: Any, w: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any, Any]:
+        gx, gw = matmul_vjp(xp, g, x, w, needs)
+        return gx, gw, g
+
+    def examples(self, rng: Any) -> list[Example]:
+        shapes = [((3, 4), (4, 5), (5,)), ((3, 4), (4, 5), (3, 5)), ((2, 3, 4), (4, 5), (1, 5))]
+        return [(tuple(rng.standard_normal(s) for s in case), {}) for case in shapes]
