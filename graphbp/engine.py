@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.errors import InputError, NonFiniteError, PluginError
-from graphbp.graph import Network, shape_matches
+from graphbp.graph import Network, Shape, shape_matches
 from graphbp.op import Array, Op, signature_of, sum_to
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ class BackStep(NamedTuple):
     args: tuple[int, ...]
     needs: tuple[bool, ...]
     """Which operands lie on a path to a parameter (only their cotangents are kept)."""
+    targets: tuple[tuple[int, int], ...]
+    """(position, slot) of each operand whose cotangent is kept."""
     free: tuple[int, ...]
 
 
@@ -82,7 +84,7 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
         for a in net.operands[n]:
             last_read[a] = i
     for j, n in enumerate(back_nodes, start=len(interior)):
-        for a in (n, *net.operands[n]):
+        for a in vjp_reads(net, n):
             last_read[a] = j
     keep = set(outputs) | {n for n in order if net.ops[n].leaf}
     frees: dict[int, list[int]] = {}
@@ -107,11 +109,12 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
     )
     backward = []
     for j, n in enumerate(back_nodes, start=len(interior)):
-        op, needs = net.ops[n], tuple(on_param_path[a] for a in net.operands[n])
-        call = bind_vjp(op, slots[n], operands(n), net.attrs[n], needs)
-        backward.append(
-            BackStep(n, op, call, slots[n], operands(n), needs, tuple(frees.get(j, ())))
-        )
+        op, args = net.ops[n], operands(n)
+        needs = tuple(on_param_path[a] for a in net.operands[n])
+        call = bind_vjp(op, slots[n], args, net.attrs[n], needs)
+        targets = tuple((i, a) for i, a in enumerate(args) if needs[i])
+        free = tuple(frees.get(j, ()))
+        backward.append(BackStep(n, op, call, slots[n], args, needs, targets, free))
     return Plan(
         outputs=tuple(slots[n] for n in outputs),
         slots=slots,
@@ -165,6 +168,14 @@ def bind_vjp(
     return lambda xp, v, g: fn(xp, g, v[out], *[v[i] for i in args], **kw)
 
 
+def vjp_reads(net: Network, node: Hashable) -> list[Hashable]:
+    """The nodes whose forward values the vjp of ``node`` reads (see ``Op.vjp_reads``)."""
+    reads = net.ops[node].vjp_reads
+    if reads is None:
+        return [node, *net.operands[node]]
+    return [node if r == "out" else net.operands[node][int(r)] for r in reads]
+
+
 def _ancestors(net: Network, node: Hashable) -> set[Hashable]:
     seen: set[Hashable] = set()
     stack = [node]
@@ -199,6 +210,7 @@ class Program:
         self._consts = {
             n: backend.asarray(network.graph.nodes[n]["value"], dtype) for n in network.consts
         }
+        self._fits = {n: shape_test(network.shapes[n]) for n in (*network.inputs, *network.params)}
 
     def plan(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = False) -> Plan:
         """The (cached) plan computing ``outputs`` (default: the loss)."""
@@ -233,7 +245,7 @@ class Program:
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
         """The loss (a 0-d array) for ``params`` and ``inputs``."""
         plan = self.plan()
-        values = self._forward(plan, params, inputs)
+        values, _ = self._forward(plan, params, inputs)
         return values[plan.outputs[0]]
 
     def value_and_grad(
@@ -241,9 +253,9 @@ class Program:
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
         plan = self.plan(with_grad=True)
-        values = self._forward(plan, params, inputs)
+        values, shapes = self._forward(plan, params, inputs)
         loss = values[plan.outputs[0]]
-        grads = self._backward(plan, values, loss)
+        grads = self._backward(plan, values, shapes, loss)
         for name in self.network.params:
             if name not in grads:
                 grads[name] = self.xp.zeros_like(params[name])
@@ -257,28 +269,37 @@ class Program:
     ) -> dict[Any, Array]:
         """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
         plan = self.plan(outputs)
-        values = self._forward(plan, params, inputs)
+        values, _ = self._forward(plan, params, inputs)
         return {n: values[s] for n, s in zip(plan_outputs(plan), plan.outputs, strict=True)}
 
     # ---------------------------------------------------------------- the two traversals
 
     def _forward(
         self, plan: Plan, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
-    ) -> list[Array]:
-        """Evaluate the plan's steps in topological order; returns the slot values."""
+    ) -> tuple[list[Array], list[Any]]:
+        """Evaluate the plan's steps in topological order.
+
+        Returns:
+            The slot values (None where freed) and every slot's shape (kept when its value
+            is freed, so cotangents can still be summed back to it).
+        """
         xp, check = self.xp, self.check_finite
         values: list[Array] = [None] * len(plan.slots)
         self._feed(plan, values, params, inputs)
+        shapes = [None if v is None else v.shape for v in values]
         for step in plan.forward:
             _, _, call, out, _, free = step
             values[out] = value = call(xp, values)
+            shapes[out] = value.shape
             for s in free:
                 values[s] = None
             if check:
                 _check_finite(xp, value, step, "value")
-        return values
+        return values, shapes
 
-    def _backward(self, plan: Plan, values: list[Array], loss: Array) -> dict[Any, Array]:
+    def _backward(
+        self, plan: Plan, values: list[Array], shapes: list[Any], loss: Array
+    ) -> dict[Any, Array]:
         """The chain rule: walk the plan in reverse, each upstream gradient computed once.
 
         ``grads[s]`` holds ∂L/∂(value in slot s). A step reads its output's gradient, asks the
@@ -289,17 +310,19 @@ class Program:
         grads: list[Array] = [None] * len(plan.slots)
         grads[plan.outputs[0]] = xp.asarray(1.0, dtype=loss.dtype)  # ∂L/∂L
         for step in plan.backward:
-            _, _, call, out, args, needs, free = step
+            _, _, call, out, args, _, targets, free = step
             g = grads[out]  # ∂L/∂out: complete, since every consumer of out came earlier
             grads[out] = None
             cts = call(xp, values, g)
             if type(cts) not in (tuple, list) or len(cts) != len(args):
                 raise _arity_error(step, cts)
-            for a, need, ct in zip(args, needs, cts):  # noqa: B905 (lengths checked above)
-                if not need:
-                    continue
-                if getattr(ct, "shape", None) != values[a].shape:
-                    ct = _unbroadcast(xp, step, ct, a, values[a])
+            for i, a in targets:
+                ct = cts[i]
+                try:
+                    if ct.shape != shapes[a]:  # a broadcast operand: un-broadcast
+                        ct = sum_to(xp, ct, shapes[a])
+                except (AttributeError, ValueError):
+                    raise _cotangent_error(step, i, ct, shapes[a]) from None
                 if check:
                     _check_finite(xp, ct, step, "gradient")
                 grads[a] = ct if grads[a] is None else grads[a] + ct  # fan-out sums
@@ -315,7 +338,6 @@ class Program:
         inputs: Mapping[Any, Array],
     ) -> None:
         """Put inputs, parameters and constants into their slots, checking each."""
-        shapes = self.network.shapes
         for kind, given, leaves in (("input", inputs, plan.inputs), ("param", params, plan.params)):
             for name, slot in leaves:
                 if name not in given:
@@ -323,13 +345,14 @@ class Program:
                         f"missing {kind} {name!r} (op {kind!r}); pass it in the {kind}s dict, "
                         f"which has {sorted(map(str, given))}"
                     )
-                values[slot] = self._checked(kind, name, given[name], shapes[name])
+                values[slot] = self._checked(kind, name, given[name])
         for name, slot in plan.consts:
             values[slot] = self._consts[name]
 
-    def _checked(self, kind: str, name: Hashable, value: Any, shape: Any) -> Array:
+    def _checked(self, kind: str, name: Hashable, value: Any) -> Array:
+        """``value`` as a backend array of the program's dtype, its shape checked."""
         dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtype.kind not in "fiub":
+        if dtype is not None and dtype != self.dtype and dtype.kind not in "fiub":
             raise InputError(
                 f"{kind} {name!r} (op {kind!r}) has dtype {dtype}; pass real numbers "
                 f"(they are converted to {self.dtype})"
@@ -341,12 +364,29 @@ class Program:
                 f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
                 f"({exc}); pass a numeric array"
             ) from None
-        if array.shape != shape and not shape_matches(tuple(array.shape), shape):
+        if not self._fits[name](array.shape):
+            shape = self.network.shapes[name]
             raise InputError(
                 f"{kind} {name!r} (op {kind!r}) has shape {tuple(array.shape)} but the network "
                 f"declares {shape}; reshape it (None axes take any size)"
             )
         return array
+
+
+def shape_test(declared: Shape | None) -> Callable[[tuple[int, ...]], bool]:
+    """A fast test of whether a run-time shape fits ``declared`` (None axes match any size)."""
+    if declared is None:
+        return lambda shape: True
+    if None not in declared:
+        return lambda shape: shape == declared
+    batch = declared.index(None)
+    rest = declared[batch + 1 :]
+    if None not in rest:  # the usual (None, ...) batch axis
+        n, head = len(declared), declared[:batch]
+        return lambda shape: (
+            len(shape) == n and shape[batch + 1 :] == rest and shape[:batch] == head
+        )
+    return lambda shape: shape_matches(tuple(shape), declared)
 
 
 def plan_outputs(plan: Plan) -> list[Hashable]:
@@ -379,22 +419,16 @@ def initial_value(rng: Any, shape: tuple[int, ...], init: Any) -> Any:
     return np.ones(shape)
 
 
-def _unbroadcast(xp: Any, step: BackStep, ct: Any, slot: int, arg: Array) -> Array:
-    """Sum a cotangent down to its operand's shape, or name the plugin that got it wrong."""
-    position = step.args.index(slot)
-    if ct is None or not hasattr(ct, "shape"):
-        raise PluginError(
-            f"op {step.op.name!r} at node {step.node!r}: vjp returned {type(ct).__name__} for "
-            f"operand {position}, which needs a gradient; return an array of shape {arg.shape}"
-        )
-    try:
-        return sum_to(xp, ct, tuple(arg.shape))
-    except ValueError:
-        raise PluginError(
-            f"op {step.op.name!r} at node {step.node!r}: vjp returned a cotangent of shape "
-            f"{tuple(ct.shape)} for operand {position}, whose shape is {tuple(arg.shape)}; "
-            "a cotangent must have the operand's shape (or a shape it broadcasts to)"
-        ) from None
+def _cotangent_error(step: BackStep, position: int, ct: Any, shape: Any) -> PluginError:
+    """Name the plugin whose vjp returned an unusable cotangent, and what was expected."""
+    if not hasattr(ct, "shape"):
+        got = f"{type(ct).__name__} for operand {position}, which needs a gradient"
+    else:
+        got = f"a cotangent of shape {tuple(ct.shape)} for operand {position}"
+    return PluginError(
+        f"op {step.op.name!r} at node {step.node!r}: vjp returned {got}; return an array of "
+        f"the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
+    )
 
 
 def _arity_error(step: BackStep, cts: Any) -> PluginError:

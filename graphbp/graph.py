@@ -120,9 +120,10 @@ class Network:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Network:
         """Build a network from node-link data (as written by ``to_dict``)."""
+        data = {"directed": True, "multigraph": False, **data}  # graphbp's defaults
         try:
-            g = nx.node_link_graph(dict(data), edges="edges")
-        except (KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
+            g = nx.node_link_graph(data, edges="edges")
+        except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
             raise GraphFileError(
                 f"{source}: not NetworkX node-link data ({type(exc).__name__}: {exc}); "
                 "it needs 'nodes' (each with 'id' and 'op') and 'edges' (each with "

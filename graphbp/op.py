@@ -27,6 +27,11 @@ class Op:
     back to the operand's shape. A vjp that also takes ``needs`` (a tuple of bools, one per
     operand) may return None where ``needs`` is False, to skip work nobody uses.
 
+    ``vjp_reads`` optionally declares which forward values the vjp reads: operand positions
+    and/or ``"out"`` (σ's rule reads only ``out``). The engine frees the others as soon as the
+    forward pass is done with them and passes None in their place. None (the default) means
+    the vjp may read everything. The gradient checker holds ops to their declaration.
+
     Example:
         >>> class Cube(Op):
         ...     name = "cube"
@@ -42,6 +47,7 @@ class Op:
     label: ClassVar[str] = ""
     local_grads: ClassVar[tuple[str, ...]] = ()
     leaf: ClassVar[bool] = False
+    vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
         """Compute the op's output from its operands."""
@@ -127,6 +133,12 @@ def validate_op(op: Op) -> None:
     if not op.leaf and type(op).forward is Op.forward:
         raise PluginError(f"op {op.name!r} ({cls}) does not define forward(self, xp, *operands)")
     sig = signature_of(op)
+    reads = op.vjp_reads
+    if reads is not None and any(r != "out" and r not in range(sig.arity) for r in reads):
+        raise PluginError(
+            f"op {op.name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
+            f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
+        )
     if not op.leaf and len(op.local_grads) != sig.arity:
         raise PluginError(
             f"op {op.name!r} ({cls}): local_grads has {len(op.local_grads)} entries but forward "

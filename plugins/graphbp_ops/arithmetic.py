@@ -18,6 +18,7 @@ class Add(_Binary):
     name = "add"
     label = "+"
     local_grads = ("1", "1")
+    vjp_reads = ()
 
     def forward(self, xp: Any, a: Any, b: Any) -> Any:
         return a + b
@@ -30,6 +31,7 @@ class Sub(_Binary):
     name = "sub"
     label = "−"
     local_grads = ("1", "−1")
+    vjp_reads = ()
 
     def forward(self, xp: Any, a: Any, b: Any) -> Any:
         return a - b
@@ -42,6 +44,7 @@ class Mul(_Binary):
     name = "mul"
     label = "×"
     local_grads = ("b", "a")
+    vjp_reads = (0, 1)
 
     def forward(self, xp: Any, a: Any, b: Any) -> Any:
         return a * b
@@ -54,6 +57,7 @@ class Div(Op):
     name = "div"
     label = "÷"
     local_grads = ("1/b", "−a/b²")
+    vjp_reads = (1, "out")
 
     def forward(self, xp: Any, a: Any, b: Any) -> Any:
         return a / b
@@ -70,6 +74,7 @@ class Neg(Op):
     name = "neg"
     label = "−x"
     local_grads = ("−1",)
+    vjp_reads = ()
 
     def forward(self, xp: Any, x: Any) -> Any:
         return -x
@@ -82,6 +87,7 @@ class Square(Op):
     name = "square"
     label = "x²"
     local_grads = ("2x",)
+    vjp_reads = (0,)
 
     def forward(self, xp: Any, x: Any) -> Any:
         return x * x

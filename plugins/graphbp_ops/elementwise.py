@@ -13,6 +13,7 @@ class Exp(Op):
     name = "exp"
     label = "exp"
     local_grads = ("exp(x)",)
+    vjp_reads = ("out",)
 
     def forward(self, xp: Any, x: Any) -> Any:
         return xp.exp(x)
@@ -25,6 +26,7 @@ class Log(Op):
     name = "log"
     label = "log"
     local_grads = ("1/x",)
+    vjp_reads = (0,)
 
     def forward(self, xp: Any, x: Any) -> Any:
         return xp.log(x)
@@ -40,6 +42,7 @@ class Sigmoid(Op):
     name = "sigmoid"
     label = "σ"
     local_grads = ("σ(z)(1−σ(z))",)
+    vjp_reads = ("out",)
 
     def forward(self, xp: Any, z: Any) -> Any:
         # σ(z) = (1 + tanh(z/2)) / 2: the same function, with no overflow for large |z|.
@@ -53,6 +56,7 @@ class Tanh(Op):
     name = "tanh"
     label = "tanh"
     local_grads = ("1−tanh²(z)",)
+    vjp_reads = ("out",)
 
     def forward(self, xp: Any, z: Any) -> Any:
         return xp.tanh(z)
@@ -65,6 +69,7 @@ class Relu(Op):
     name = "relu"
     label = "ReLU"
     local_grads = ("[z>0]",)
+    vjp_reads = (0,)
 
     def forward(self, xp: Any, z: Any) -> Any:
         return xp.maximum(z, 0)
@@ -80,6 +85,7 @@ class Softplus(Op):
     name = "softplus"
     label = "softplus"
     local_grads = ("σ(z)",)
+    vjp_reads = (0,)
 
     def forward(self, xp: Any, z: Any) -> Any:
         return xp.log1p(xp.exp(-xp.abs(z))) + xp.maximum(z, 0)

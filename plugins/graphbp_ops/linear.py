@@ -32,6 +32,7 @@ class MatMul(Op):
     name = "matmul"
     label = "·"
     local_grads = ("·Bᵀ", "Aᵀ·")
+    vjp_reads = (0, 1)
 
     def forward(self, xp: Any, a: Any, b: Any) -> Any:
         return a @ b
@@ -56,6 +57,7 @@ class Affine(Op):
     name = "affine"
     label = "x·W+b"
     local_grads = ("·Wᵀ", "xᵀ·", "1")
+    vjp_reads = (0, 1)
 
     def forward(self, xp: Any, x: Any, w: Any, b: Any) -> Any:
         return x @ w + b

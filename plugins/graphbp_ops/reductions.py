@@ -38,6 +38,7 @@ class Sum(Op):
     name = "sum"
     label = "Σ"
     local_grads = ("1",)
+    vjp_reads = (0,)
 
     def forward(self, xp: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
         return xp.sum(x, axis=_axis(axis), keepdims=keepdims)
@@ -55,6 +56,7 @@ class Mean(Op):
     name = "mean"
     label = "mean"
     local_grads = ("1/n",)
+    vjp_reads = (0, "out")
 
     def forward(self, xp: Any, x: Any, axis: Axis = None, keepdims: bool = False) -> Any:
         return xp.mean(x, axis=_axis(axis), keepdims=keepdims)

@@ -1,0 +1,28 @@
+"""pytest plugin (entry point ``pytest11``): the ``gradcheck`` fixture for op packages.
+
+Example:
+    def test_cube(gradcheck):
+        gradcheck(Cube())          # checked on every installed backend
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def gradcheck() -> Callable[..., list[Any]]:
+    """Check an op's vjp against central differences on every installed backend.
+
+    Call it with the op (or its name) and any keyword of ``graphbp.testing.check_op``;
+    it returns one report per backend and fails the test with the first disagreement.
+    """
+    from graphbp.testing import check_op, installed_backends
+
+    def run(op: Any, **kwargs: Any) -> list[Any]:
+        return [check_op(op, backend, **kwargs) for backend in installed_backends()]
+
+    return run

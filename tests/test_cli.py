@@ -1,0 +1,142 @@
+"""The command line, run as a user would: the real `graphbp` executable in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphbp as gb
+
+
+def graphbp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graphbp.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_default_train_beats_the_mean_and_reaches_r2_of_0_3(tmp_path: Path) -> None:
+    run = graphbp("train", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "graphbp-out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "history.csv",
+        "metrics.json",
+        "network.json",
+        "params.npz",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["graphbp network"]["test_r2"] >= 0.3
+    assert metrics["mean predictor"]["test_r2"] < 0.01
+    for label in ("mean predictor", "linear least squares", "graphbp network", "test R²"):
+        assert label in run.stdout
+    params = np.load(out / "params.npz")
+    assert sorted(params.files) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,loss" and len(history) == 151
+    assert gb.Network.from_json(out / "network.json").params == ["W1", "b1", "W2", "b2", "W3", "b3"]
+
+
+def test_train_options_and_a_user_csv_and_graph(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 2))
+    rows = ["a,b,out"] + [f"{a},{b},{a - 2 * b}" for a, b in x]
+    (tmp_path / "lin.csv").write_text("\n".join(rows) + "\n")
+    gb.Network(gb.mlp((2, 3, 1), activation="tanh", loss="mse")).to_json(tmp_path / "g.json")
+    run = graphbp(
+        "train",
+        "--data",
+        "lin.csv",
+        "--target",
+        "out",
+        "--graph",
+        "g.json",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.05",
+        "--optimizer",
+        "adam",
+        "--batch-size",
+        "8",
+        "--seed",
+        "3",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["graphbp network"]["test_r2"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("args", "files", "message"),
+    [
+        (["--data", "missing.csv"], {}, r"missing.csv: cannot read CSV"),
+        (
+            ["--data", "d.csv"],
+            {"d.csv": "a,target\n1,2\n3,x\n"},
+            r"d.csv:3: column 'target' has non-numeric cell 'x'",
+        ),
+        (
+            ["--data", "d.csv", "--target", "y"],
+            {"d.csv": "a,target\n1,2\n"},
+            r"d.csv: no target column 'y'; the columns are a, target",
+        ),
+        (["--data", "d.csv"], {"d.csv": "a,target\n1,2,3\n"}, r"d.csv:2: 3 cells"),
+        (["--graph", "g.json"], {"g.json": '{"nodes": [\n'}, r"g.json:2:1: not valid JSON"),
+        (
+            ["--graph", "g.json"],
+            {
+                "g.json": json.dumps(
+                    {"graph": {"loss": "L"}, "nodes": [{"id": "L", "op": "sigmod"}], "edges": []}
+                )
+            },
+            r"g.json: node 'L': unknown op 'sigmod'; did you mean 'sigmoid'",
+        ),
+        (["--optimizer", "sgd", "--lr", "-1"], {}, r"learning rate must be positive"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(
+    tmp_path: Path, args: list[str], files: dict[str, str], message: str
+) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    run = graphbp("train", *args, cwd=tmp_path)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("graphbp train: error: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "graphbp-out").exists()
+
+
+def test_ops_lists_ops_backends_and_their_packages(tmp_path: Path) -> None:
+    run = graphbp("ops", cwd=tmp_path)
+    assert run.returncode == 0
+    lines = run.stdout.splitlines()
+    sigmoid = next(line for line in lines if line.startswith("sigmoid "))
+    assert "σ(z)(1−σ(z))" in sigmoid and sigmoid.split()[-1] == "graphbp"
+    assert any(line.split() == ["numpy", "graphbp"] for line in lines)
+    assert {line.split()[0] for line in lines if line.strip()} >= set(gb.ops())
+
+
+def test_check_passes_on_the_builtins_and_fails_on_a_bad_graph_file(tmp_path: Path) -> None:
+    run = graphbp("check", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "all gradients agree" in run.stdout
+    gb.Network(gb.seed_network(2, 3)).to_json(tmp_path / "seed.json")
+    assert graphbp("check", "seed.json", cwd=tmp_path).returncode == 0
+    bad = graphbp("check", "nothing.json", cwd=tmp_path)
+    assert bad.returncode == 2 and "nothing.json: cannot read graph file" in bad.stderr

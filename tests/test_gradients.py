@@ -1,0 +1,177 @@
+"""Every registered op × every installed backend against float64 central differences,
+plus whole networks: the seed, fan-out, reuse and broadcasting."""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphbp as gb
+from graphbp.errors import GradientCheckError
+from graphbp.testing import check_network, check_op, installed_backends, random_inputs
+
+BACKENDS = installed_backends()
+
+
+OPS = [name for name in gb.ops() if not gb.get_op(name).leaf]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", OPS)
+def test_op_vjp_matches_central_differences(name: str, backend: str) -> None:
+    report = check_op(name, backend)
+    assert report.compared > 0
+    assert report.max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_seed_network_gradients_match_to_1e_6(backend: str) -> None:
+    net = gb.Network(gb.seed_network(10, 16, 1))
+    report = check_network(net, backend, directions=5)
+    assert set(report.worst) == {"W1", "b1", "W2", "b2", "W3", "b3"}
+    assert report.compared >= 10 * 16 + 16 + 16 * 16 + 16 + 16 + 1
+    assert report.max_rel_error < 1e-6
+
+
+def test_seed_gradient_matches_the_textbook_formulas(rng: np.random.Generator) -> None:
+    """The traversal equals backprop written out by hand for h1=σ(xW1+b1), ... L=Σ‖y−ŷ‖²."""
+    prog = gb.Network(gb.seed_network(3, 5, 2)).compile()
+    p = prog.init(seed=3)
+    x, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
+    loss, grads = prog.value_and_grad(p, {"x": x, "y": y})
+
+    def sig(z: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-z))
+
+    h1 = sig(x @ p["W1"] + p["b1"])
+    h2 = sig(h1 @ p["W2"] + p["b2"])
+    yhat = h2 @ p["W3"] + p["b3"]
+    assert loss == pytest.approx(np.sum((y - yhat) ** 2), rel=1e-12)
+    d_yhat = 2 * (yhat - y)  # ∂L/∂ŷ, computed once ...
+    d_z2 = d_yhat @ p["W3"].T * h2 * (1 - h2)  # ... reused for W2, b2 and everything below
+    d_z1 = d_z2 @ p["W2"].T * h1 * (1 - h1)
+    expected = {
+        "W3": h2.T @ d_yhat,
+        "b3": d_yhat.sum(0),
+        "W2": h1.T @ d_z2,
+        "b2": d_z2.sum(0),
+        "W1": x.T @ d_z1,
+        "b1": d_z1.sum(0),
+    }
+    for name, value in expected.items():
+        np.testing.assert_allclose(grads[name], value, rtol=1e-12, atol=1e-14)
+
+
+def _fan_out_graph() -> nx.DiGraph:
+    """x feeds two ops, h feeds one op twice (h·h) and another once: three kinds of reuse."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("x", op="input", shape=(None, 3))
+    g.add_node("W", op="param", shape=(3, 3))
+    g.add_node("b", op="param", shape=(3,))
+    g.add_node("h", op="affine")
+    g.add_edge("x", "h", arg=0)
+    g.add_edge("W", "h", arg=1)
+    g.add_edge("b", "h", arg=2)
+    g.add_node("hh", op="mul")
+    g.add_edge("h", "hh", arg=(0, 1))  # one DiGraph edge, both operand positions
+    g.add_node("t", op="tanh")
+    g.add_edge("h", "t")
+    g.add_node("xW", op="matmul")  # W used a second time, by another op
+    g.add_edge("x", "xW", arg=0)
+    g.add_edge("W", "xW", arg=1)
+    g.add_node("s1", op="add")
+    g.add_edge("hh", "s1", arg=0)
+    g.add_edge("t", "s1", arg=1)
+    g.add_node("s2", op="sub")
+    g.add_edge("s1", "s2", arg=0)
+    g.add_edge("xW", "s2", arg=1)
+    g.add_node("L", op="sum")
+    g.add_edge("s2", "L")
+    return g
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fan_out_and_shared_parameters_sum_their_contributions(backend: str) -> None:
+    report = check_network(gb.Network(_fan_out_graph()), backend)
+    assert report.max_rel_error < 1e-6
+
+
+def test_value_used_twice_by_one_op_gets_both_contributions() -> None:
+    """d(h·h)/dh = 2h: dropping either position's contribution would halve it."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("h", op="param", shape=(4,), init="normal")
+    g.add_node("sq", op="mul")
+    g.add_edge("h", "sq", arg=(0, 1))
+    g.add_node("L", op="sum")
+    g.add_edge("sq", "L")
+    prog = gb.Network(g).compile()
+    p = prog.init(seed=1)
+    _, grads = prog.value_and_grad(p, {})
+    np.testing.assert_allclose(grads["h"], 2 * p["h"], rtol=1e-15)
+
+
+def test_multidigraph_with_one_edge_per_position_equals_the_digraph_form() -> None:
+    g = nx.MultiDiGraph(loss="L")
+    g.add_node("h", op="param", shape=(4,), init="normal")
+    g.add_node("sq", op="mul")
+    g.add_edge("h", "sq", arg=0)
+    g.add_edge("h", "sq", arg=1)
+    g.add_node("L", op="sum")
+    g.add_edge("sq", "L")
+    prog = gb.Network(g).compile()
+    p = prog.init(seed=1)
+    _, grads = prog.value_and_grad(p, {})
+    np.testing.assert_allclose(grads["h"], 2 * p["h"], rtol=1e-15)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_broadcast_parameters_get_gradients_of_their_own_shape(backend: str) -> None:
+    g = nx.DiGraph(loss="L")
+    g.add_node("x", op="input", shape=(None, 2, 3))
+    g.add_node("row", op="param", shape=(3,), init="normal")
+    g.add_node("col", op="param", shape=(2, 1), init="normal")
+    g.add_node("s", op="param", shape=(), init=0.5)
+    for node, a, b in [("a", "x", "row"), ("m", "a", "col"), ("d", "m", "s")]:
+        g.add_node(node, op={"a": "add", "m": "mul", "d": "div"}[node])
+        g.add_edge(a, node, arg=0)
+        g.add_edge(b, node, arg=1)
+    g.add_node("L", op="mean")
+    g.add_edge("d", "L")
+    net = gb.Network(g)
+    prog = net.compile(backend)
+    p = prog.init(0)
+    _, grads = prog.value_and_grad(p, random_inputs(net, np.random.default_rng(0)))
+    assert {k: tuple(v.shape) for k, v in grads.items()} == {"row": (3,), "col": (2, 1), "s": ()}
+    assert check_network(net, backend).max_rel_error < 1e-6
+
+
+class _WrongSigmoid(gb.Op):
+    """σ with the derivative of tanh: a plausible bug the checker must catch."""
+
+    name = "wrong_sigmoid"
+    label = "σ?"
+    local_grads = ("1−σ²",)
+
+    def forward(self, xp, z):  # type: ignore[no-untyped-def]
+        return 1 / (1 + xp.exp(-z))
+
+    def vjp(self, xp, g, out, z):  # type: ignore[no-untyped-def]
+        return (g * (1 - out * out),)
+
+
+def test_checker_reports_the_failing_operand_element_and_both_values() -> None:
+    with pytest.raises(GradientCheckError) as info:
+        check_op(_WrongSigmoid())
+    message = str(info.value)
+    assert "op 'wrong_sigmoid'" in message
+    assert "operand 0[0, 0]" in message
+    assert "analytic" in message and "numeric" in message
+
+
+def test_network_checker_names_the_parameter_whose_gradient_is_wrong(register) -> None:  # type: ignore[no-untyped-def]
+    register(_WrongSigmoid)
+    g = gb.seed_network(3, 4, 1)
+    nx.set_node_attributes(g, {"h2": "wrong_sigmoid"}, "op")
+    with pytest.raises(GradientCheckError, match="parameter 'W1'"):
+        check_network(gb.Network(g))

@@ -1,0 +1,103 @@
+"""Node-link JSON: round trips, and bad files named with their line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphbp as gb
+from graphbp.errors import GraphFileError
+
+
+def test_round_trip_keeps_graph_loss_and_results(tmp_path: Path) -> None:
+    g = gb.seed_network(3, 4, 2)
+    g.add_node("c", op="const", value=np.array([0.5, 2.0]))
+    g.add_node("scaled", op="mul")
+    g.add_edge("yhat", "scaled", arg=0)
+    g.add_edge("c", "scaled", arg=1)
+    g.add_node("sq", op="mul")
+    g.add_edge("scaled", "sq", arg=(0, 1))
+    g.add_node("L2", op="sum", axis=[0, 1])
+    g.add_edge("sq", "L2")
+    net = gb.Network(g, loss="L2")
+    path = tmp_path / "net.json"
+    net.to_json(path)
+    data = json.loads(path.read_text())
+    assert data["graph"]["loss"] == "L2" and {"nodes", "edges"} <= set(data)
+    back = gb.Network.from_json(path)
+    assert back.loss == "L2" and back.order == net.order and back.shapes == net.shapes
+    assert back.graph.edges["scaled", "sq"]["arg"] == (0, 1)
+    a, b = net.compile(), back.compile()
+    inputs = {"x": np.ones((2, 3)), "y": np.ones((2, 2))}
+    la, ga = a.value_and_grad(a.init(0), inputs)
+    lb, gbk = b.value_and_grad(b.init(0), inputs)
+    assert la == lb and all(np.array_equal(ga[k], gbk[k]) for k in ga)
+
+
+def test_multidigraph_round_trip(tmp_path: Path) -> None:
+    g = nx.MultiDiGraph(loss="L")
+    g.add_node("p", op="param", shape=(2,), init=3.0)
+    g.add_node("m", op="mul")
+    g.add_edge("p", "m", arg=0)
+    g.add_edge("p", "m", arg=1)
+    g.add_node("L", op="sum")
+    g.add_edge("m", "L")
+    gb.Network(g).to_json(tmp_path / "m.json")
+    back = gb.Network.from_json(tmp_path / "m.json")
+    prog = back.compile()
+    assert prog.loss(prog.init(), {}) == 18.0
+
+
+def test_missing_file() -> None:
+    with pytest.raises(GraphFileError, match="nope.json: cannot read graph file"):
+        gb.Network.from_json("nope.json")
+
+
+def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"nodes": [\n  {"id": "x", "op": "input"},\n  oops\n]}')
+    with pytest.raises(GraphFileError, match=r"bad.json:3:3: not valid JSON"):
+        gb.Network.from_json(path)
+
+
+def test_json_that_is_not_node_link_data(tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(GraphFileError, match="expected a JSON object"):
+        gb.Network.from_json(path)
+    for text in (
+        '{"edges": []}',
+        '{"nodes": "x", "edges": []}',
+        '{"nodes": [{"id": "a"}], "edges": [{"source": "a"}]}',
+    ):
+        path.write_text(text)
+        with pytest.raises(GraphFileError, match="list.json: not NetworkX node-link data"):
+            gb.Network.from_json(path)
+
+
+def test_invalid_network_in_a_file_names_file_and_node(tmp_path: Path) -> None:
+    g = gb.seed_network(2, 2)
+    data = nx.node_link_data(g, edges="edges")
+    data["nodes"][-1]["op"] = "__import__('os').system('echo hi')"  # loading runs no code
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(GraphFileError, match=r"evil.json: node 'L': unknown op"):
+        gb.Network.from_json(path)
+
+
+def test_to_json_is_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "net.json"
+    path.write_text("previous")
+    g = gb.seed_network(2, 2)
+    g.add_node("c", op="const", value=object())
+    g.add_edge("c", "L")  # never validated: construction fails first
+    net = gb.Network(gb.seed_network(2, 2))
+    net._graph = nx.freeze(g)  # a graph json cannot encode
+    with pytest.raises(TypeError):
+        net.to_json(path)
+    assert path.read_text() == "previous"
+    assert list(tmp_path.iterdir()) == [path]

@@ -1,0 +1,223 @@
+"""Third-party ops: register_op, entry points of an installed package, the pytest fixture."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphbp as gb
+from graphbp.testing import check_network, check_op
+
+
+class Cube(gb.Op):
+    """The README's example plugin: ten lines."""
+
+    name = "cube"
+    label = "x³"
+    local_grads = ("3x²",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return x**3
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (3 * g * x**2,)
+
+
+def test_register_use_and_check_a_new_op(register: Any) -> None:
+    register(Cube)
+    assert "cube" in gb.ops()
+    g = gb.seed_network(3, 4)
+    g.nodes["h2"]["op"] = "cube"
+    net = gb.Network(g)
+    assert check_op("cube").max_rel_error < 1e-6
+    assert check_network(net).max_rel_error < 1e-6
+
+
+def test_attributes_reach_forward_and_vjp(register: Any) -> None:
+    class Power(gb.Op):
+        name = "power"
+        label = "xᵖ"
+        local_grads = ("p·xᵖ⁻¹",)
+
+        def forward(self, xp: Any, x: Any, p: float = 2.0) -> Any:
+            return x**p
+
+        def vjp(self, xp: Any, g: Any, out: Any, x: Any, p: float = 2.0) -> tuple[Any]:
+            return (g * p * x ** (p - 1),)
+
+        def examples(self, rng: Any) -> list[Any]:
+            return [((0.5 + abs(rng.standard_normal((3,))),), {"p": 3.5})]
+
+    register(Power)
+    check_op("power")
+    g = nx.DiGraph(loss="L")
+    g.add_node("w", op="param", shape=(2,), init=2.0)
+    g.add_node("pw", op="power", p=3.0)
+    g.add_edge("w", "pw")
+    g.add_node("L", op="sum")
+    g.add_edge("pw", "L")
+    prog = gb.Network(g).compile()
+    loss, grads = prog.value_and_grad(prog.init(), {})
+    assert loss == 16.0
+    np.testing.assert_array_equal(grads["w"], [12.0, 12.0])
+
+
+def _fake_distribution(root: Path, name: str, entry_points: str, modules: dict[str, str]) -> None:
+    """An installed distribution on disk: modules plus a .dist-info with entry_points.txt."""
+    info = root / f"{name.replace('-', '_')}-1.0.dist-info"  # the spec's normalised name
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+
+
+def _run(code: str, path: Path) -> subprocess.CompletedProcess[str]:
+    env_code = f"import sys; sys.path.insert(0, {str(path)!r})\n" + textwrap.dedent(code)
+    return subprocess.run(
+        [sys.executable, "-c", env_code], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> None:
+    _fake_distribution(
+        tmp_path,
+        "graphbp-cube",
+        """
+        [graphbp.ops]
+        cube = cube_ops:Cube
+        broken = broken_ops:Broken
+        """,
+        {
+            "cube_ops": """
+                import graphbp as gb
+                class Cube(gb.Op):
+                    name = "cube"
+                    label = "x³"
+                    local_grads = ("3x²",)
+                    def forward(self, xp, x):
+                        return x**3
+                    def vjp(self, xp, g, out, x):
+                        return (3 * g * x**2,)
+            """,
+            "broken_ops": "raise RuntimeError('this plugin is broken')\n",
+        },
+    )
+    run = _run(
+        """
+        import sys, warnings
+        import graphbp as gb
+        from graphbp.registry import load_all_ops, op_provider
+        assert "cube_ops" not in sys.modules          # listed, not imported
+        assert {"cube", "broken"} <= set(gb.ops())
+        print(op_provider("cube"))
+        from graphbp.testing import check_op
+        print(check_op("cube"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ops = load_all_ops()
+        assert "cube" in ops and "broken" not in ops
+        print(caught[0].message)
+        try:
+            gb.get_op("broken")
+        except gb.PluginError as exc:
+            print("error:", exc)
+        """,
+        tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("graphbp-cube")
+    assert "op 'cube' on numpy" in run.stdout
+    assert (
+        "op plugin 'broken' = 'broken_ops:Broken' from package graphbp-cube failed to load: "
+        "RuntimeError: this plugin is broken"
+    ) in run.stdout
+    assert "error: op plugin 'broken'" in run.stdout
+
+
+def test_entry_point_name_must_match_the_op_name(tmp_path: Path) -> None:
+    _fake_distribution(
+        tmp_path,
+        "graphbp-misnamed",
+        "[graphbp.ops]\ncubed = m:Cube\n",
+        {
+            "m": """
+            import graphbp as gb
+            class Cube(gb.Op):
+                name = "cube"
+                local_grads = ("3x²",)
+                def forward(self, xp, x):
+                    return x**3
+         """
+        },
+    )
+    run = _run(
+        """
+        import graphbp as gb
+        try:
+            gb.get_op("cubed")
+        except gb.PluginError as exc:
+            print(exc)
+        """,
+        tmp_path,
+    )
+    assert "entry point 'cubed' of package graphbp-misnamed loads an op named 'cube'" in run.stdout
+
+
+def test_missing_backend_says_how_to_install_it() -> None:
+    with pytest.raises(gb.BackendNotInstalledError, match=r"'torch' is not installed.*numpy"):
+        gb.Network(gb.seed_network(2, 2)).compile("torch")
+
+
+def test_import_graphbp_imports_no_backend_or_op_module() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, graphbp; print(sorted(m for m in sys.modules if m.startswith(('jax', "
+            "'graphbp_'))))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import graphbp as gb
+
+        class Cube(gb.Op):
+            name = "cube"
+            label = "x³"
+            local_grads = ("3x²",)
+            def forward(self, xp, x):
+                return x**3
+            def vjp(self, xp, g, out, x):
+                return (3 * g * x**2,)
+
+        class WrongCube(Cube):
+            def vjp(self, xp, g, out, x):
+                return (2 * g * x**2,)
+
+        def test_good(gradcheck):
+            from graphbp.testing import installed_backends
+            reports = gradcheck(Cube())
+            assert [r.backend for r in reports] == installed_backends()
+
+        def test_bad(gradcheck):
+            gradcheck(WrongCube())
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on numpy, example 0*analytic*"])
