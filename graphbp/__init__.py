@@ -6,7 +6,6 @@ vector-Jacobian product; one generic traversal applies the chain rule.
 
 from graphbp.builders import mlp as mlp
 from graphbp.builders import seed_network as seed_network
-from graphbp.engine import Program as Program
 from graphbp.errors import BackendNotInstalledError as BackendNotInstalledError
 from graphbp.errors import GradientCheckError as GradientCheckError
 from graphbp.errors import GraphbpError as GraphbpError
@@ -18,6 +17,7 @@ from graphbp.errors import PluginError as PluginError
 from graphbp.graph import Network as Network
 from graphbp.op import Op as Op
 from graphbp.op import sum_to as sum_to
+from graphbp.program import Program as Program
 from graphbp.registry import backends as backends
 from graphbp.registry import get_backend as get_backend
 from graphbp.registry import get_op as get_op

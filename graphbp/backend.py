@@ -9,9 +9,9 @@ from graphbp.errors import InputError
 if TYPE_CHECKING:
     import numpy as np
 
-    from graphbp.engine import Program
     from graphbp.graph import Network
     from graphbp.op import Array
+    from graphbp.program import Program
 
 DTYPES = ("float32", "float64")
 
@@ -22,6 +22,8 @@ class Backend:
     name: ClassVar[str] = ""
     mutable: ClassVar[bool] = False
     """Whether arrays may be updated in place (NumPy) rather than replaced (JAX)."""
+    array_type: ClassVar[type | None] = None
+    """The concrete array type; inputs already of it (and of the dtype) skip conversion."""
 
     @property
     def xp(self) -> Any:
@@ -40,7 +42,7 @@ class Backend:
 
     def compile(self, network: Network, dtype: str, check_finite: bool = False) -> Program:
         """Build the runnable program for ``network`` on this backend."""
-        from graphbp.engine import Program
+        from graphbp.program import Program
 
         return Program(network, self, check_dtype(dtype), check_finite)
 

@@ -1,445 +1,243 @@
-"""The engine: a flat forward plan and the one generic backward traversal (the chain rule)."""
+"""The engine: one generic traversal of a plan that applies the chain rule.
+
+``write_source`` walks a plan's forward steps in topological order, then its backward steps in
+reverse, and writes down what it does as straight-line Python: one line per op application,
+one per vjp, one per gradient contribution, a ``del`` wherever a value is no longer read. The
+result is compiled once per plan, so a run costs the ops' own calls and little else, and
+``Program.source()`` shows the chain rule spelled out for the user's own graph. Node names
+appear only in comments; the code itself is made of slot numbers.
+"""
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+import itertools
+import linecache
+from collections.abc import Callable, Hashable, Mapping
+from keyword import iskeyword
+from typing import Any, NamedTuple
 
-from graphbp.errors import InputError, NonFiniteError, PluginError
-from graphbp.graph import Network, Shape, shape_matches
-from graphbp.op import Array, Op, signature_of, sum_to
+from graphbp.errors import NonFiniteError, PluginError
+from graphbp.graph import Shape, shape_matches
+from graphbp.op import Array, sum_to
+from graphbp.plan import BackStep, Plan, Step
 
-if TYPE_CHECKING:
-    from graphbp.backend import Backend
-
-
-class Step(NamedTuple):
-    """One op application: ``values[out] = op.forward(xp, *values[args], **attrs)``."""
-
-    node: Hashable
-    op: Op
-    call: Callable[[Any, list[Array]], Array]
-    """The forward applied to the slot values, bound to this step's slots and attrs."""
-    out: int
-    args: tuple[int, ...]
-    free: tuple[int, ...]
-    """Slots whose values no later step needs once this step has run."""
+_counter = itertools.count()
 
 
-class BackStep(NamedTuple):
-    """One chain-rule application: push ``grads[out]`` through the op's vjp to its operands."""
+class Feed(NamedTuple):
+    """How leaf values enter a run (supplied by the Program that owns the plan)."""
 
-    node: Hashable
-    op: Op
-    call: Callable[[Any, list[Array], Array], Any]
-    """The vjp applied to (values, ∂L/∂out), bound to this step's slots, attrs and needs."""
-    out: int
-    args: tuple[int, ...]
-    needs: tuple[bool, ...]
-    """Which operands lie on a path to a parameter (only their cotangents are kept)."""
-    targets: tuple[tuple[int, int], ...]
-    """(position, slot) of each operand whose cotangent is kept."""
-    free: tuple[int, ...]
+    array_type: type | None
+    """Values of this type ..."""
+    dtype: Any
+    """... and dtype, whose shape fits the declared one, are used as they are."""
+    shapes: Mapping[Hashable, Shape | None]
+    """Declared leaf shapes (None axes take any size)."""
+    admit: Callable[[str, Hashable, Any, Mapping[Any, Any]], Array]
+    """Anything else goes through ``admit(kind, name, value, given)``: converted, or an error."""
+    consts: Mapping[Hashable, Array]
 
 
-@dataclass(frozen=True)
-class Plan:
-    """A network scheduled for one set of outputs: slots instead of names, no networkx."""
+class Compiled(NamedTuple):
+    """A plan as a Python function ``run(xp, params, inputs)`` and its source.
 
-    outputs: tuple[int, ...]
-    slots: dict[Hashable, int]
-    inputs: tuple[tuple[Hashable, int], ...]
-    params: tuple[tuple[Hashable, int], ...]
-    consts: tuple[tuple[Hashable, int], ...]
-    forward: tuple[Step, ...]
-    backward: tuple[BackStep, ...]
-
-
-def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Plan:
-    """Schedule ``net`` to compute ``outputs`` (and, with_grad, the loss gradient).
-
-    The plan keeps only ancestors of the outputs, in topological order. The backward part
-    visits, in reverse order, only nodes that depend on a parameter, and records for every
-    value the last step that reads it, so it can be freed right after.
-    """
-    outputs = tuple(outputs)
-    needed = set(outputs)
-    for node in outputs:
-        needed |= _ancestors(net, node)
-    order = [n for n in net.order if n in needed]
-    slots = {n: i for i, n in enumerate(order)}
-    kinds = {n: net.ops[n].name for n in order}
-
-    on_param_path: dict[Hashable, bool] = {}
-    for n in order:
-        on_param_path[n] = kinds[n] == "param" or any(on_param_path[a] for a in net.operands[n])
-    interior = [n for n in order if not net.ops[n].leaf]
-    back_nodes = [n for n in reversed(interior) if on_param_path[n]] if with_grad else []
-
-    # The last step (forward steps first, then backward steps) that reads each value.
-    last_read: dict[Hashable, int] = {}
-    for i, n in enumerate(interior):
-        for a in net.operands[n]:
-            last_read[a] = i
-    for j, n in enumerate(back_nodes, start=len(interior)):
-        for a in vjp_reads(net, n):
-            last_read[a] = j
-    keep = set(outputs) | {n for n in order if net.ops[n].leaf}
-    frees: dict[int, list[int]] = {}
-    for n, i in last_read.items():
-        if n not in keep:
-            frees.setdefault(i, []).append(slots[n])
-
-    def operands(n: Hashable) -> tuple[int, ...]:
-        return tuple(slots[a] for a in net.operands[n])
-
-    forward = tuple(
-        Step(
-            n,
-            op,
-            bind_forward(op, operands(n), net.attrs[n]),
-            slots[n],
-            operands(n),
-            tuple(frees.get(i, ())),
-        )
-        for i, n in enumerate(interior)
-        for op in (net.ops[n],)
-    )
-    backward = []
-    for j, n in enumerate(back_nodes, start=len(interior)):
-        op, args = net.ops[n], operands(n)
-        needs = tuple(on_param_path[a] for a in net.operands[n])
-        call = bind_vjp(op, slots[n], args, net.attrs[n], needs)
-        targets = tuple((i, a) for i, a in enumerate(args) if needs[i])
-        free = tuple(frees.get(j, ()))
-        backward.append(BackStep(n, op, call, slots[n], args, needs, targets, free))
-    return Plan(
-        outputs=tuple(slots[n] for n in outputs),
-        slots=slots,
-        inputs=tuple((n, slots[n]) for n in order if kinds[n] == "input"),
-        params=tuple((n, slots[n]) for n in order if kinds[n] == "param"),
-        consts=tuple((n, slots[n]) for n in order if kinds[n] == "const"),
-        forward=forward,
-        backward=tuple(backward),
-    )
-
-
-def bind_forward(op: Op, args: tuple[int, ...], attrs: dict[str, Any]) -> Callable[..., Array]:
-    """``op.forward`` as a function of (xp, values), bound to its operand slots and attrs.
-
-    On small arrays, building an operand list per call costs as much as the ufunc itself,
-    so the common arities get a closure that indexes the slots directly.
-    """
-    fn, kw = op.forward, attrs
-    if len(args) == 1:
-        (a,) = args
-        return (lambda xp, v: fn(xp, v[a], **kw)) if kw else (lambda xp, v: fn(xp, v[a]))
-    if len(args) == 2:
-        a, b = args
-        return lambda xp, v: fn(xp, v[a], v[b], **kw)
-    if len(args) == 3:
-        a, b, c = args
-        return lambda xp, v: fn(xp, v[a], v[b], v[c], **kw)
-    return lambda xp, v: fn(xp, *[v[i] for i in args], **kw)
-
-
-def bind_vjp(
-    op: Op, out: int, args: tuple[int, ...], attrs: dict[str, Any], needs: tuple[bool, ...]
-) -> Callable[..., Any]:
-    """``op.vjp`` as a function of (xp, values, g), bound like ``bind_forward``.
-
-    An op whose vjp takes ``needs`` gets it, so it can skip cotangents nobody uses.
-    """
-    fn = op.vjp
-    kw = {**attrs, "needs": needs} if signature_of(op).vjp_takes_needs else attrs
-    if len(args) == 1:
-        (a,) = args
-        if not kw:
-            return lambda xp, v, g: fn(xp, g, v[out], v[a])
-        return lambda xp, v, g: fn(xp, g, v[out], v[a], **kw)
-    if len(args) == 2:
-        a, b = args
-        return lambda xp, v, g: fn(xp, g, v[out], v[a], v[b], **kw)
-    if len(args) == 3:
-        a, b, c = args
-        return lambda xp, v, g: fn(xp, g, v[out], v[a], v[b], v[c], **kw)
-    return lambda xp, v, g: fn(xp, g, v[out], *[v[i] for i in args], **kw)
-
-
-def vjp_reads(net: Network, node: Hashable) -> list[Hashable]:
-    """The nodes whose forward values the vjp of ``node`` reads (see ``Op.vjp_reads``)."""
-    reads = net.ops[node].vjp_reads
-    if reads is None:
-        return [node, *net.operands[node]]
-    return [node if r == "out" else net.operands[node][int(r)] for r in reads]
-
-
-def _ancestors(net: Network, node: Hashable) -> set[Hashable]:
-    seen: set[Hashable] = set()
-    stack = [node]
-    while stack:
-        for a in net.operands[stack.pop()]:
-            if a not in seen:
-                seen.add(a)
-                stack.append(a)
-    return seen
-
-
-class Program:
-    """A network compiled for one backend and dtype: run it, differentiate it, init it.
-
-    Args:
-        network: the validated network.
-        backend: the backend to run on.
-        dtype: ``"float64"`` or ``"float32"``.
-        check_finite: raise NonFiniteError naming the first node whose value or gradient
-            is NaN or infinite (slower; off by default).
+    Without gradient, ``run`` returns the outputs' values; with it, the loss and the gradient
+    of each of the plan's parameters, in ``plan.params`` order.
     """
 
-    def __init__(
-        self, network: Network, backend: Backend, dtype: str, check_finite: bool = False
-    ) -> None:
-        self.network = network
-        self.backend = backend
-        self.dtype = dtype
-        self.check_finite = check_finite
-        self.xp = backend.xp
-        self._plans: dict[tuple[tuple[Hashable, ...], bool], Plan] = {}
-        self._consts = {
-            n: backend.asarray(network.graph.nodes[n]["value"], dtype) for n in network.consts
-        }
-        self._fits = {n: shape_test(network.shapes[n]) for n in (*network.inputs, *network.params)}
-
-    def plan(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = False) -> Plan:
-        """The (cached) plan computing ``outputs`` (default: the loss)."""
-        key = (tuple(outputs) if outputs is not None else (self.network.loss,), with_grad)
-        if key not in self._plans:
-            for n in key[0]:
-                if n not in self.network.ops:
-                    raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
-            self._plans[key] = build_plan(self.network, key[0], with_grad)
-        return self._plans[key]
-
-    # ---------------------------------------------------------------- public entry points
-
-    def init(self, seed: int = 0) -> dict[Any, Array]:
-        """Fresh parameters: each from its node's ``init`` (default glorot, zeros for 1-D).
-
-        Each parameter's stream is seeded by ``(seed, its name)``, so adding a parameter
-        leaves the others' initial values unchanged.
-        """
-        import numpy as np
-
-        params: dict[Any, Array] = {}
-        for name in self.network.params:
-            data = self.network.graph.nodes[name]
-            shape = tuple(data["shape"])
-            rng = np.random.default_rng([seed, zlib.crc32(str(name).encode())])
-            params[name] = self.backend.asarray(
-                initial_value(rng, shape, data.get("init")), self.dtype
-            )
-        return params
-
-    def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
-        """The loss (a 0-d array) for ``params`` and ``inputs``."""
-        plan = self.plan()
-        values, _ = self._forward(plan, params, inputs)
-        return values[plan.outputs[0]]
-
-    def value_and_grad(
-        self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
-    ) -> tuple[Array, dict[Any, Array]]:
-        """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
-        plan = self.plan(with_grad=True)
-        values, shapes = self._forward(plan, params, inputs)
-        loss = values[plan.outputs[0]]
-        grads = self._backward(plan, values, shapes, loss)
-        for name in self.network.params:
-            if name not in grads:
-                grads[name] = self.xp.zeros_like(params[name])
-        return loss, grads
-
-    def forward(
-        self,
-        params: Mapping[Any, Array],
-        inputs: Mapping[Any, Array],
-        outputs: Iterable[Hashable],
-    ) -> dict[Any, Array]:
-        """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
-        plan = self.plan(outputs)
-        values, _ = self._forward(plan, params, inputs)
-        return {n: values[s] for n, s in zip(plan_outputs(plan), plan.outputs, strict=True)}
-
-    # ---------------------------------------------------------------- the two traversals
-
-    def _forward(
-        self, plan: Plan, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
-    ) -> tuple[list[Array], list[Any]]:
-        """Evaluate the plan's steps in topological order.
-
-        Returns:
-            The slot values (None where freed) and every slot's shape (kept when its value
-            is freed, so cotangents can still be summed back to it).
-        """
-        xp, check = self.xp, self.check_finite
-        values: list[Array] = [None] * len(plan.slots)
-        self._feed(plan, values, params, inputs)
-        shapes = [None if v is None else v.shape for v in values]
-        for step in plan.forward:
-            _, _, call, out, _, free = step
-            values[out] = value = call(xp, values)
-            shapes[out] = value.shape
-            for s in free:
-                values[s] = None
-            if check:
-                _check_finite(xp, value, step, "value")
-        return values, shapes
-
-    def _backward(
-        self, plan: Plan, values: list[Array], shapes: list[Any], loss: Array
-    ) -> dict[Any, Array]:
-        """The chain rule: walk the plan in reverse, each upstream gradient computed once.
-
-        ``grads[s]`` holds ∂L/∂(value in slot s). A step reads its output's gradient, asks the
-        op's vjp for the operands' cotangents, sums each back to its operand's shape, and
-        adds it into that operand's gradient (fan-out sums).
-        """
-        xp, check = self.xp, self.check_finite
-        grads: list[Array] = [None] * len(plan.slots)
-        grads[plan.outputs[0]] = xp.asarray(1.0, dtype=loss.dtype)  # ∂L/∂L
-        for step in plan.backward:
-            _, _, call, out, args, _, targets, free = step
-            g = grads[out]  # ∂L/∂out: complete, since every consumer of out came earlier
-            grads[out] = None
-            cts = call(xp, values, g)
-            if type(cts) not in (tuple, list) or len(cts) != len(args):
-                raise _arity_error(step, cts)
-            for i, a in targets:
-                ct = cts[i]
-                try:
-                    if ct.shape != shapes[a]:  # a broadcast operand: un-broadcast
-                        ct = sum_to(xp, ct, shapes[a])
-                except (AttributeError, ValueError):
-                    raise _cotangent_error(step, i, ct, shapes[a]) from None
-                if check:
-                    _check_finite(xp, ct, step, "gradient")
-                grads[a] = ct if grads[a] is None else grads[a] + ct  # fan-out sums
-            for s in free:
-                values[s] = None
-        return {name: grads[s] for name, s in plan.params if grads[s] is not None}
-
-    def _feed(
-        self,
-        plan: Plan,
-        values: list[Array],
-        params: Mapping[Any, Array],
-        inputs: Mapping[Any, Array],
-    ) -> None:
-        """Put inputs, parameters and constants into their slots, checking each."""
-        for kind, given, leaves in (("input", inputs, plan.inputs), ("param", params, plan.params)):
-            for name, slot in leaves:
-                if name not in given:
-                    raise InputError(
-                        f"missing {kind} {name!r} (op {kind!r}); pass it in the {kind}s dict, "
-                        f"which has {sorted(map(str, given))}"
-                    )
-                values[slot] = self._checked(kind, name, given[name])
-        for name, slot in plan.consts:
-            values[slot] = self._consts[name]
-
-    def _checked(self, kind: str, name: Hashable, value: Any) -> Array:
-        """``value`` as a backend array of the program's dtype, its shape checked."""
-        dtype = getattr(value, "dtype", None)
-        if dtype is not None and dtype != self.dtype and dtype.kind not in "fiub":
-            raise InputError(
-                f"{kind} {name!r} (op {kind!r}) has dtype {dtype}; pass real numbers "
-                f"(they are converted to {self.dtype})"
-            )
-        try:
-            array = self.backend.asarray(value, self.dtype)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
-                f"({exc}); pass a numeric array"
-            ) from None
-        if not self._fits[name](array.shape):
-            shape = self.network.shapes[name]
-            raise InputError(
-                f"{kind} {name!r} (op {kind!r}) has shape {tuple(array.shape)} but the network "
-                f"declares {shape}; reshape it (None axes take any size)"
-            )
-        return array
+    run: Callable[[Any, Mapping[Any, Array], Mapping[Any, Array]], Any]
+    source: str
 
 
-def shape_test(declared: Shape | None) -> Callable[[tuple[int, ...]], bool]:
-    """A fast test of whether a run-time shape fits ``declared`` (None axes match any size)."""
-    if declared is None:
-        return lambda shape: True
-    if None not in declared:
-        return lambda shape: shape == declared
-    batch = declared.index(None)
-    rest = declared[batch + 1 :]
-    if None not in rest:  # the usual (None, ...) batch axis
-        n, head = len(declared), declared[:batch]
-        return lambda shape: (
-            len(shape) == n and shape[batch + 1 :] == rest and shape[:batch] == head
-        )
-    return lambda shape: shape_matches(tuple(shape), declared)
+def compile_plan(plan: Plan, feed: Feed, with_grad: bool, check_finite: bool = False) -> Compiled:
+    """Write the plan's traversal as Python source, compile it and return the function."""
+    source, namespace = write_source(plan, feed, with_grad, check_finite)
+    filename = f"<graphbp plan {next(_counter)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)  # our own source: slots, not names
+    return Compiled(namespace["run"], source)
 
 
-def plan_outputs(plan: Plan) -> list[Hashable]:
-    """The node names of a plan's outputs, in order."""
-    by_slot = {s: n for n, s in plan.slots.items()}
-    return [by_slot[s] for s in plan.outputs]
+def write_source(
+    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool
+) -> tuple[str, dict[str, Any]]:
+    """The source of ``run(xp, params, inputs)`` for ``plan`` and the namespace it runs in.
 
-
-def initial_value(rng: Any, shape: tuple[int, ...], init: Any) -> Any:
-    """Draw a parameter's initial value (NumPy float64) by the scheme named ``init``."""
-    import numpy as np
-
-    if init is None:
-        init = "glorot" if len(shape) >= 2 else "zeros"
-    if isinstance(init, int | float):
-        return np.full(shape, float(init))
-    fan_in = shape[0] if shape else 1
-    fan_out = shape[-1] if shape else 1
-    if init == "glorot":
-        limit = np.sqrt(6.0 / (fan_in + fan_out))
-        return rng.uniform(-limit, limit, shape)
-    if init == "he":
-        return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
-    if init == "normal":
-        return rng.standard_normal(shape)
-    if init == "uniform":
-        return rng.uniform(-1.0, 1.0, shape)
-    if init == "zeros":
-        return np.zeros(shape)
-    return np.ones(shape)
-
-
-def _cotangent_error(step: BackStep, position: int, ct: Any, shape: Any) -> PluginError:
-    """Name the plugin whose vjp returned an unusable cotangent, and what was expected."""
-    if not hasattr(ct, "shape"):
-        got = f"{type(ct).__name__} for operand {position}, which needs a gradient"
+    Variables: ``v7`` is the value in slot 7, ``g7`` is ∂L/∂(slot 7), ``s7`` its shape. ``F3``
+    and ``B3`` are the forward and vjp of forward step 3 and backward step 3; ``N7`` is the
+    name of leaf 7, looked up in ``params`` or ``inputs``.
+    """
+    w = _Writer(plan, check_finite)
+    w.leaves(feed)
+    w.forward()
+    if with_grad:
+        w.backward()
     else:
-        got = f"a cotangent of shape {tuple(ct.shape)} for operand {position}"
-    return PluginError(
+        w.emit(f"return [{', '.join(f'v{s}' for s in plan.outputs)}]")
+    return "\n".join(w.lines) + "\n", w.ns
+
+
+class _Writer:
+    """Accumulates the source lines of one plan's function and the names they refer to."""
+
+    def __init__(self, plan: Plan, check_finite: bool) -> None:
+        self.plan, self.check_finite = plan, check_finite
+        self.lines = ["def run(xp, params, inputs):"]
+        self.ns: dict[str, Any] = {
+            "_fit": _fit,
+            "_arity": _arity,
+            "_finite": _finite,
+            "shape_matches": shape_matches,
+            "SEQ": (tuple, list),
+            "FWD": plan.forward,
+            "BWD": plan.backward,
+        }
+        self.name = {s: _label(n) for n, s in plan.slots.items()}
+        self.shaped = {a for step in plan.backward for _, a in step.targets}
+        """Slots whose shape a cotangent may have to be summed back to."""
+
+    def emit(self, code: str, comment: str = "") -> None:
+        self.lines.append(f"    {code}  # {comment}" if comment else f"    {code}")
+
+    def free(self, slots: tuple[int, ...]) -> None:
+        if slots:
+            self.emit("del " + ", ".join(f"v{s}" for s in slots))
+
+    def leaves(self, feed: Feed) -> None:
+        """Arrays of the right type, dtype and shape are used as they are; others go to ADMIT."""
+        plan, ns = self.plan, self.ns
+        ns.update(ARRAY=feed.array_type, DTYPE=feed.dtype, ADMIT=feed.admit)
+        for kind, given, leaves in (
+            ("input", "inputs", plan.inputs),
+            ("param", "params", plan.params),
+        ):
+            for leaf, s in leaves:
+                declared = feed.shapes[leaf]
+                ns[f"N{s}"], ns[f"SHAPE{s}"] = leaf, declared
+                if declared is None or None in declared:
+                    misfit = f"not shape_matches(v{s}.shape, SHAPE{s})"
+                else:
+                    misfit = f"v{s}.shape != SHAPE{s}"
+                self.emit(f"v{s} = {given}.get(N{s})", self.name[s])
+                self.emit(
+                    f"if v{s}.__class__ is not ARRAY or v{s}.dtype != DTYPE or {misfit}:"
+                    f" v{s} = ADMIT({kind!r}, N{s}, v{s}, {given})"
+                )
+        for leaf, s in plan.consts:
+            ns[f"C{s}"] = feed.consts[leaf]
+            self.emit(f"v{s} = C{s}", self.name[s])
+        for _, s in (*plan.inputs, *plan.params, *plan.consts):
+            if s in self.shaped:
+                self.emit(f"s{s} = v{s}.shape")
+
+    def forward(self) -> None:
+        """One line per op, in topological order."""
+        for k, step in enumerate(self.plan.forward):
+            self.ns[f"F{k}"] = step.op.forward
+            kwargs = _keywords(self.ns, f"K{k}", step.attrs)
+            operands = ", ".join(f"v{a}" for a in step.args)
+            self.emit(f"v{step.out} = F{k}(xp, {operands}{kwargs})", _formula(step, self.name))
+            if step.out in self.shaped:
+                self.emit(f"s{step.out} = v{step.out}.shape")
+            if self.check_finite:
+                self.emit(f"_finite(xp, v{step.out}, FWD[{k}], 'value')")
+            self.free(step.free)
+
+    def backward(self) -> None:
+        """The chain rule: one vjp per node, in reverse topological order.
+
+        Every gradient is complete before it is used: all consumers of a value come after it
+        in topological order, so they were visited first in reverse.
+        """
+        plan, name = self.plan, self.name
+        loss = plan.outputs[0]
+        self.emit(f"g{loss} = xp.asarray(1.0, dtype=v{loss}.dtype)", f"∂L/∂{name[loss]} = 1")
+        known = {loss}
+        for k, back in enumerate(plan.backward):
+            self.ns[f"B{k}"] = back.op.vjp
+            kwargs = _keywords(self.ns, f"J{k}", back.kwargs)
+            seen = ", ".join(
+                f"v{s}" if read else "None"
+                for s, read in zip((back.out, *back.args), back.reads, strict=True)
+            )
+            self.emit(
+                f"c = B{k}(xp, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
+            )
+            self.emit(
+                f"if c.__class__ not in SEQ or len(c) != {len(back.args)}: _arity(BWD[{k}], c)"
+            )
+            self.emit(f"del g{back.out}")
+            for i, a in back.targets:
+                # A value with several consumers: their contributions add up (fan-out).
+                t, comment = ("t", "") if a in known else (f"g{a}", f"∂L/∂{name[a]}")
+                self.emit(f"{t} = c[{i}]", comment)
+                self.emit(
+                    f"if getattr({t}, 'shape', None) != s{a}: "
+                    f"{t} = _fit(xp, {t}, s{a}, BWD[{k}], {i})"
+                )
+                if self.check_finite:
+                    self.emit(f"_finite(xp, {t}, BWD[{k}], 'gradient')")
+                if a in known:
+                    self.emit(f"g{a} = g{a} + t", f"∂L/∂{name[a]}, another path")
+                known.add(a)
+            self.free(back.free)
+        # Every parameter in the plan is an ancestor of the loss, so each has its gradient now.
+        self.emit(f"return v{loss}, [{', '.join(f'g{s}' for _, s in plan.params)}]")
+
+
+def _keywords(ns: dict[str, Any], prefix: str, kwargs: dict[str, Any]) -> str:
+    """The call's keyword arguments as source, their values put in the namespace.
+
+    Plain keywords are cheaper to pass than ``**dict``; a key that is not a plain identifier
+    (possible for an op taking ``**attrs``) goes through ``**`` and never into the source.
+    """
+    if not all(key.isidentifier() and not iskeyword(key) for key in kwargs):
+        ns[prefix] = kwargs
+        return f", **{prefix}"
+    code = ""
+    for i, (key, value) in enumerate(kwargs.items()):
+        ns[f"{prefix}_{i}"] = value
+        code += f", {key}={prefix}_{i}"
+    return code
+
+
+def _label(node: Hashable) -> str:
+    """A node name fit for a one-line comment."""
+    text = node if isinstance(node, str) else repr(node)
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _formula(step: Step | BackStep, name: dict[int, str]) -> str:
+    return f"{name[step.out]} = {step.op.name}({', '.join(name[a] for a in step.args)})"
+
+
+# ------------------------------------------------------------------ run-time failure paths
+
+
+def _fit(xp: Any, ct: Any, shape: Any, step: BackStep, position: int) -> Array:
+    """Sum a broadcast cotangent back to its operand's shape, or name the plugin at fault."""
+    if hasattr(ct, "shape"):
+        try:
+            return sum_to(xp, ct, tuple(shape))
+        except ValueError:
+            got = f"a cotangent of shape {tuple(ct.shape)} for operand {position}"
+    else:
+        got = f"{type(ct).__name__} for operand {position}, which needs a gradient"
+    raise PluginError(
         f"op {step.op.name!r} at node {step.node!r}: vjp returned {got}; return an array of "
         f"the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
     )
 
 
-def _arity_error(step: BackStep, cts: Any) -> PluginError:
+def _arity(step: BackStep, cts: Any) -> None:
     got = len(cts) if isinstance(cts, tuple | list) else type(cts).__name__
-    return PluginError(
+    raise PluginError(
         f"op {step.op.name!r} at node {step.node!r}: vjp returned {got} cotangent(s) but the op "
         f"has {len(step.args)} operand(s); return a tuple with one cotangent per operand"
     )
 
 
-def _check_finite(xp: Any, value: Array, step: Step | BackStep, what: str) -> None:
+def _finite(xp: Any, value: Array, step: Step | BackStep, what: str) -> None:
     if not bool(xp.all(xp.isfinite(value))):
         raise NonFiniteError(
             f"the {what} at node {step.node!r} (op {step.op.name!r}) is not finite "

@@ -16,7 +16,7 @@ from graphbp.op import Op, signature_of
 from graphbp.registry import get_op
 
 if TYPE_CHECKING:
-    from graphbp.engine import Program
+    from graphbp.program import Program
 
 Shape = tuple[int | None, ...]
 """A static shape; None marks an axis of any size (such as the batch)."""
@@ -361,7 +361,7 @@ def _shape_fits(actual: Shape, declared: Shape) -> bool:
 
 def shape_matches(actual: tuple[int, ...], declared: Shape | None) -> bool:
     """Whether a concrete shape fits a declared one (None matches any size)."""
-    return declared is None or _shape_fits(actual, declared)
+    return declared is None or _shape_fits(tuple(actual), declared)
 
 
 def size_of(shape: Shape) -> int:

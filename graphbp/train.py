@@ -6,10 +6,10 @@ import sys
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
-from graphbp.engine import Program
 from graphbp.errors import InputError
 from graphbp.op import Array
 from graphbp.optim import Optimizer, make_optimizer
+from graphbp.program import Program
 
 
 def train(

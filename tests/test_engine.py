@@ -86,7 +86,8 @@ def test_plan_is_pruned_to_the_loss_and_backward_to_parameter_paths() -> None:
     assert not {"xs", "xsum"} & set(backward)
     assert backward == ["L2", "L", "yhat", "h2", "z2", "h1", "z1"]
     z1 = plan.backward[-1]
-    assert z1.needs == (False, True, True)  # ∂L/∂x is never computed
+    assert z1.kwargs["needs"] == (False, True, True)  # ∂L/∂x is never computed
+    assert [position for position, _ in z1.targets] == [1, 2]
 
 
 class _Counting(gb.Op):
@@ -258,3 +259,30 @@ def test_const_nodes_feed_values_from_the_graph() -> None:
     loss, grads = prog.value_and_grad(prog.init(), {})
     assert loss == 12.0
     np.testing.assert_array_equal(grads["p"], [1.0, 2.0, 3.0])
+
+
+def test_source_spells_out_the_chain_rule_for_the_users_graph() -> None:
+    source = gb.Network(gb.seed_network(3, 4)).compile().source()
+    assert source.count("c = B") == 6  # one vjp per interior node, each once
+    assert "# vjp of h1 = sigmoid(z1)" in source
+    for param in ("W1", "b1", "W2", "b2", "W3", "b3"):
+        assert source.count(f"# ∂L/∂{param}\n") == 1
+    assert "x" not in [line.split("# ∂L/∂")[-1] for line in source.splitlines()]  # no ∂L/∂x
+
+
+def test_node_names_never_become_code() -> None:
+    """Names reach the generated source only as one-line comments, so any name is safe."""
+    evil = "h\nraise SystemExit('injected')  # "
+    g = nx.DiGraph(loss=("loss", 1))
+    g.add_node(evil, op="param", shape=(2,), init=1.5)
+    g.add_node(("sq", 0), op="square")
+    g.add_edge(evil, ("sq", 0))
+    g.add_node(("loss", 1), op="sum")
+    g.add_edge(("sq", 0), ("loss", 1))
+    prog = gb.Network(g).compile()
+    loss, grads = prog.value_and_grad(prog.init(), {})
+    assert loss == 4.5
+    np.testing.assert_array_equal(grads[evil], [3.0, 3.0])
+    assert "raise SystemExit" not in "".join(
+        line.split("#")[0] for line in prog.source().splitlines()
+    )

@@ -221,3 +221,31 @@ def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on numpy, example 0*analytic*"])
+
+
+def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(register: Any) -> None:
+    """Attribute names are data: they reach the op as a dict, never as generated code."""
+
+    class Scaled(gb.Op):
+        name = "scaled"
+        label = "a·x"
+        local_grads = ("a",)
+
+        def forward(self, xp: Any, x: Any, **attrs: Any) -> Any:
+            return x * attrs["my-scale"] * attrs["and"]
+
+        def vjp(self, xp: Any, g: Any, out: Any, x: Any, **attrs: Any) -> tuple[Any]:
+            return (g * attrs["my-scale"] * attrs["and"],)
+
+    register(Scaled)
+    g = nx.DiGraph(loss="L")
+    g.add_node("w", op="param", shape=(2,), init=1.0)
+    g.add_node("s", op="scaled", **{"my-scale": 3.0, "and": 2.0})
+    g.add_edge("w", "s")
+    g.add_node("L", op="sum")
+    g.add_edge("s", "L")
+    prog = gb.Network(g).compile()
+    loss, grads = prog.value_and_grad(prog.init(), {})
+    assert loss == 12.0
+    np.testing.assert_array_equal(grads["w"], [6.0, 6.0])
+    assert "my-scale" not in prog.source()

@@ -14,6 +14,7 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     mutable = True
+    array_type = np.ndarray
 
     @property
     def xp(self) -> Any:

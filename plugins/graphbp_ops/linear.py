@@ -65,6 +65,8 @@ class Affine(Op):
     def vjp(
         self, xp: Any, g: Any, out: Any, x: Any, w: Any, b: Any, needs: tuple[bool, ...] = _ALL
     ) -> tuple[Any, Any, Any]:
+        if x.ndim == 2:  # the common case, one frame fewer
+            return (g @ w.T if needs[0] else None), (x.T @ g if needs[1] else None), g
         gx, gw = matmul_vjp(xp, g, x, w, needs)
         return gx, gw, g
 

@@ -1,0 +1,135 @@
+"""The plan: a network scheduled for a run, with slots instead of names and no networkx."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from graphbp.graph import Network
+from graphbp.op import Op, signature_of
+
+
+class Step(NamedTuple):
+    """One op application: ``value[out] = op.forward(xp, *value[args], **attrs)``."""
+
+    node: Hashable
+    op: Op
+    out: int
+    args: tuple[int, ...]
+    attrs: dict[str, Any]
+    free: tuple[int, ...]
+    """Slots whose values no later step reads once this step has run."""
+
+
+class BackStep(NamedTuple):
+    """One chain-rule application: ∂L/∂out through the op's vjp to its operands."""
+
+    node: Hashable
+    op: Op
+    out: int
+    args: tuple[int, ...]
+    kwargs: dict[str, Any]
+    """The node's attributes, plus ``needs`` for an op whose vjp takes it."""
+    reads: tuple[bool, ...]
+    """Whether the vjp reads the output and each operand (the rest are passed as None)."""
+    targets: tuple[tuple[int, int], ...]
+    """(position, slot) of each operand on a path to a parameter: its cotangent is kept."""
+    free: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to compute, in order: leaves, forward steps, then backward steps."""
+
+    outputs: tuple[int, ...]
+    slots: dict[Hashable, int]
+    inputs: tuple[tuple[Hashable, int], ...]
+    params: tuple[tuple[Hashable, int], ...]
+    consts: tuple[tuple[Hashable, int], ...]
+    forward: tuple[Step, ...]
+    backward: tuple[BackStep, ...]
+    """Empty unless the plan differentiates its first output (the loss)."""
+
+
+def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Plan:
+    """Schedule ``net`` to compute ``outputs`` (and, with_grad, the gradient of the first).
+
+    The plan keeps only ancestors of the outputs, in topological order. The backward part
+    visits, in reverse order, only nodes that depend on a parameter, and every value is freed
+    right after the last step that reads it (a vjp reads what its op's ``vjp_reads`` says).
+    """
+    outputs = tuple(outputs)
+    needed = set(outputs)
+    for node in outputs:
+        needed |= _ancestors(net, node)
+    order = [n for n in net.order if n in needed]
+    slots = {n: i for i, n in enumerate(order)}
+    kinds = {n: net.ops[n].name for n in order}
+
+    on_param_path: dict[Hashable, bool] = {}
+    for n in order:
+        on_param_path[n] = kinds[n] == "param" or any(on_param_path[a] for a in net.operands[n])
+    interior = [n for n in order if not net.ops[n].leaf]
+    back_nodes = [n for n in reversed(interior) if on_param_path[n]] if with_grad else []
+
+    # The last step (forward steps first, then backward steps) that reads each value.
+    last_read: dict[Hashable, int] = {}
+    for i, n in enumerate(interior):
+        for a in net.operands[n]:
+            last_read[a] = i
+    for j, n in enumerate(back_nodes, start=len(interior)):
+        for a in vjp_reads(net, n):
+            last_read[a] = j
+    keep = set(outputs) | {n for n in order if net.ops[n].leaf}
+    frees: dict[int, list[int]] = {}
+    for n, i in last_read.items():
+        if n not in keep:
+            frees.setdefault(i, []).append(slots[n])
+
+    def operands(n: Hashable) -> tuple[int, ...]:
+        return tuple(slots[a] for a in net.operands[n])
+
+    forward = tuple(
+        Step(n, net.ops[n], slots[n], operands(n), net.attrs[n], tuple(frees.get(i, ())))
+        for i, n in enumerate(interior)
+    )
+    backward = []
+    for j, n in enumerate(back_nodes, start=len(interior)):
+        op, args = net.ops[n], operands(n)
+        needs = tuple(on_param_path[a] for a in net.operands[n])
+        takes_needs = signature_of(op).vjp_takes_needs
+        kwargs = {**net.attrs[n], "needs": needs} if takes_needs else net.attrs[n]
+        read = set(vjp_reads(net, n))
+        reads = (n in read, *(a in read for a in net.operands[n]))
+        targets = tuple((i, a) for i, a in enumerate(args) if needs[i])
+        free = tuple(frees.get(j, ()))
+        backward.append(BackStep(n, op, slots[n], args, kwargs, reads, targets, free))
+    return Plan(
+        outputs=tuple(slots[n] for n in outputs),
+        slots=slots,
+        inputs=tuple((n, slots[n]) for n in order if kinds[n] == "input"),
+        params=tuple((n, slots[n]) for n in order if kinds[n] == "param"),
+        consts=tuple((n, slots[n]) for n in order if kinds[n] == "const"),
+        forward=forward,
+        backward=tuple(backward),
+    )
+
+
+def vjp_reads(net: Network, node: Hashable) -> list[Hashable]:
+    """The nodes whose forward values the vjp of ``node`` reads (see ``Op.vjp_reads``)."""
+    reads = net.ops[node].vjp_reads
+    if reads is None:
+        return [node, *net.operands[node]]
+    return [node if r == "out" else net.operands[node][int(r)] for r in reads]
+
+
+def _ancestors(net: Network, node: Hashable) -> set[Hashable]:
+    seen: set[Hashable] = set()
+    stack = [node]
+    while stack:
+        for a in net.operands[stack.pop()]:
+            if a not in seen:
+                seen.add(a)
+                stack.append(a)
+    return seen

@@ -1,0 +1,173 @@
+"""Program: a network compiled for one backend and dtype — init it, run it, differentiate it."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from graphbp.engine import Compiled, Feed, compile_plan
+from graphbp.errors import InputError
+from graphbp.graph import Network, shape_matches
+from graphbp.op import Array
+from graphbp.plan import Plan, build_plan
+
+if TYPE_CHECKING:
+    from graphbp.backend import Backend
+
+
+class Program:
+    """A network compiled for one backend and dtype.
+
+    Args:
+        network: the validated network.
+        backend: the backend to run on.
+        dtype: ``"float64"`` or ``"float32"``.
+        check_finite: raise NonFiniteError naming the first node whose value or gradient
+            is NaN or infinite (slower; off by default).
+    """
+
+    def __init__(
+        self, network: Network, backend: Backend, dtype: str, check_finite: bool = False
+    ) -> None:
+        self.network = network
+        self.backend = backend
+        self.dtype = dtype
+        self.check_finite = check_finite
+        self.xp = backend.xp
+        self._compiled: dict[tuple[tuple[Hashable, ...], bool], tuple[Plan, Compiled]] = {}
+        self._consts = {
+            n: backend.asarray(network.graph.nodes[n]["value"], dtype) for n in network.consts
+        }
+        self._dtype = backend.asarray(0.0, dtype).dtype
+
+    def plan(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = False) -> Plan:
+        """The plan computing ``outputs`` (default: the loss), and with_grad its gradient."""
+        return self._get(outputs, with_grad)[0]
+
+    def source(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = True) -> str:
+        """The Python the plan was compiled to: the forward pass, then the chain rule."""
+        return self._get(outputs, with_grad)[1].source
+
+    def _get(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> tuple[Plan, Compiled]:
+        key = (tuple(outputs) if outputs is not None else (self.network.loss,), with_grad)
+        if key not in self._compiled:
+            for n in key[0]:
+                if n not in self.network.ops:
+                    raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
+            plan = build_plan(self.network, key[0], with_grad)
+            feed = Feed(
+                self.backend.array_type, self._dtype, self.network.shapes, self._admit, self._consts
+            )
+            self._compiled[key] = plan, compile_plan(plan, feed, with_grad, self.check_finite)
+        return self._compiled[key]
+
+    # ---------------------------------------------------------------- public entry points
+
+    def init(self, seed: int = 0) -> dict[Any, Array]:
+        """Fresh parameters: each from its node's ``init`` (default glorot, zeros for 1-D).
+
+        Each parameter's stream is seeded by ``(seed, its name)``, so adding a parameter
+        leaves the others' initial values unchanged.
+        """
+        import numpy as np
+
+        params: dict[Any, Array] = {}
+        for name in self.network.params:
+            data = self.network.graph.nodes[name]
+            shape = tuple(data["shape"])
+            rng = np.random.default_rng([seed, zlib.crc32(str(name).encode())])
+            params[name] = self.backend.asarray(
+                initial_value(rng, shape, data.get("init")), self.dtype
+            )
+        return params
+
+    def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
+        """The loss (a 0-d array) for ``params`` and ``inputs``."""
+        return self._run(None, False, params, inputs)[0]
+
+    def value_and_grad(
+        self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
+    ) -> tuple[Array, dict[Any, Array]]:
+        """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
+        plan, _ = self._get(None, True)
+        loss, grads = self._run(None, True, params, inputs)
+        named = dict(zip([name for name, _ in plan.params], grads, strict=True))
+        if len(named) != len(self.network.params):
+            for name in self.network.params:  # parameters the loss does not depend on
+                if name not in named:
+                    named[name] = self.xp.zeros_like(params[name])
+        return loss, named
+
+    def forward(
+        self,
+        params: Mapping[Any, Array],
+        inputs: Mapping[Any, Array],
+        outputs: Iterable[Hashable],
+    ) -> dict[Any, Array]:
+        """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
+        outputs = tuple(outputs)
+        values = self._run(outputs, False, params, inputs)
+        return dict(zip(outputs, values, strict=True))
+
+    # ------------------------------------------------------------------------ leaf checks
+
+    def _run(
+        self,
+        outputs: tuple[Hashable, ...] | None,
+        with_grad: bool,
+        params: Mapping[Any, Array],
+        inputs: Mapping[Any, Array],
+    ) -> Any:
+        return self._get(outputs, with_grad)[1].run(self.xp, params, inputs)
+
+    def _admit(self, kind: str, name: Hashable, value: Any, given: Mapping[Any, Array]) -> Array:
+        """``value`` as a backend array of the program's dtype, or an error naming the leaf."""
+        if value is None and name not in given:
+            raise InputError(
+                f"missing {kind} {name!r} (op {kind!r}); pass it in the {kind}s dict, "
+                f"which has {sorted(map(str, given))}"
+            )
+        dtype = getattr(value, "dtype", None)
+        if dtype is not None and dtype != self.dtype and dtype.kind not in "fiub":
+            raise InputError(
+                f"{kind} {name!r} (op {kind!r}) has dtype {dtype}; pass real numbers "
+                f"(they are converted to {self.dtype})"
+            )
+        try:
+            array = self.backend.asarray(value, self.dtype)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
+                f"({exc}); pass a numeric array"
+            ) from None
+        if not shape_matches(tuple(array.shape), self.network.shapes[name]):
+            raise InputError(
+                f"{kind} {name!r} (op {kind!r}) has shape {tuple(array.shape)} but the network "
+                f"declares {self.network.shapes[name]}; reshape it (None axes take any size)"
+            )
+        return array
+
+
+def initial_value(rng: Any, shape: tuple[int, ...], init: Any) -> Any:
+    """Draw a parameter's initial value (NumPy float64) by the scheme named ``init``."""
+    import numpy as np
+
+    if init is None:
+        init = "glorot" if len(shape) >= 2 else "zeros"
+    if isinstance(init, int | float):
+        return np.full(shape, float(init))
+    fan_in = shape[0] if shape else 1
+    fan_out = shape[-1] if shape else 1
+    if init == "glorot":
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-limit, limit, shape)
+    if init == "he":
+        return rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    if init == "normal":
+        return rng.standard_normal(shape)
+    if init == "uniform":
+        return rng.uniform(-1.0, 1.0, shape)
+    if init == "zeros":
+        return np.zeros(shape)
+    return np.ones(shape)
