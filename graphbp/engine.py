@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Mapping
 from keyword import iskeyword
 from typing import Any, NamedTuple
 
-from graphbp.errors import NonFiniteError, PluginError
+from graphbp.errors import InputError, NonFiniteError, PluginError
 from graphbp.graph import Shape, shape_matches
 from graphbp.op import Array, sum_to
 from graphbp.plan import BackStep, Plan, Step
@@ -87,6 +87,7 @@ class _Writer:
             "_fit": _fit,
             "_arity": _arity,
             "_finite": _finite,
+            "_not_scalar": _not_scalar,
             "shape_matches": shape_matches,
             "SEQ": (tuple, list),
             "FWD": plan.forward,
@@ -151,6 +152,8 @@ class _Writer:
         """
         plan, name = self.plan, self.name
         loss = plan.outputs[0]
+        self.emit(f"if v{loss}.shape != (): _not_scalar(LOSS, v{loss})")
+        self.ns["LOSS"] = next(n for n, s in plan.slots.items() if s == loss)
         self.emit(f"g{loss} = xp.asarray(1.0, dtype=v{loss}.dtype)", f"∂L/∂{name[loss]} = 1")
         known = {loss}
         for k, back in enumerate(plan.backward):
@@ -226,6 +229,13 @@ def _fit(xp: Any, ct: Any, shape: Any, step: BackStep, position: int) -> Array:
     raise PluginError(
         f"op {step.op.name!r} at node {step.node!r}: vjp returned {got}; return an array of "
         f"the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
+    )
+
+
+def _not_scalar(node: Hashable, loss: Array) -> None:
+    raise InputError(
+        f"loss node {node!r} has shape {tuple(loss.shape)} for these inputs; a loss must be a "
+        "scalar: reduce it with a sum, mean or sse node"
     )
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graphbp.errors import GraphbpError, GraphError, GraphFileError
+from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError
 from graphbp.io import write_atomic
 from graphbp.op import Op, signature_of
 from graphbp.registry import get_op
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 Shape = tuple[int | None, ...]
 """A static shape; None marks an axis of any size (such as the batch)."""
 
-LEAVES = ("input", "param", "const")
 RESERVED = frozenset({"op", "shape", "scope"})
 """Node attributes the schema owns; every other one on an op node is passed to the op."""
 LEAF_ATTRS = {
@@ -284,8 +282,20 @@ def _check_leaf(node: Hashable, op: Op, data: Mapping[str, Any]) -> None:
                 f"node {node!r} (op {op.name!r}) has shape={shape!r}; a shape is a tuple of "
                 f"{kind}, e.g. (None, 8)"
             )
-    if op.name == "const" and "value" not in data:
-        raise GraphError(f"const node {node!r} has no value; give it value=... (a number or list)")
+    if op.name == "const":
+        import numpy as np
+
+        try:
+            np.asarray(data["value"], dtype=np.float64)
+        except KeyError:
+            raise GraphError(
+                f"const node {node!r} has no value; give it value=... (a number or list)"
+            ) from None
+        except (TypeError, ValueError):
+            raise GraphError(
+                f"const node {node!r} has value={data['value']!r:.60}; give it numbers "
+                "(a number, a nested list or an array)"
+            ) from None
     init = data.get("init", "glorot")
     if op.name == "param" and not (isinstance(init, int | float) or init in INITS):
         raise GraphError(
@@ -345,6 +355,11 @@ def _probe(
             f"shape mismatch at node {node!r} (op {op.name!r}): operands {operands} do not fit "
             f"({exc}); fix the shapes of those operands"
         ) from None
+    except Exception as exc:
+        raise PluginError(
+            f"op {op.name!r} at node {node!r}: forward raised {type(exc).__name__}: {exc} on "
+            f"operands of shapes {[a.shape for a in args]}; fix the plugin {type(op).__qualname__}"
+        ) from exc
 
 
 def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
@@ -362,8 +377,3 @@ def _shape_fits(actual: Shape, declared: Shape) -> bool:
 def shape_matches(actual: tuple[int, ...], declared: Shape | None) -> bool:
     """Whether a concrete shape fits a declared one (None matches any size)."""
     return declared is None or _shape_fits(tuple(actual), declared)
-
-
-def size_of(shape: Shape) -> int:
-    """Number of elements of a static shape (None axes count as 1)."""
-    return math.prod(1 if d is None else d for d in shape)

@@ -84,14 +84,14 @@ class Program:
 
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
         """The loss (a 0-d array) for ``params`` and ``inputs``."""
-        return self._run(None, False, params, inputs)[0]
+        return self._get(None, False)[1].run(self.xp, params, inputs)[0]
 
     def value_and_grad(
         self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
-        plan, _ = self._get(None, True)
-        loss, grads = self._run(None, True, params, inputs)
+        plan, compiled = self._get(None, True)
+        loss, grads = compiled.run(self.xp, params, inputs)
         named = dict(zip([name for name, _ in plan.params], grads, strict=True))
         if len(named) != len(self.network.params):
             for name in self.network.params:  # parameters the loss does not depend on
@@ -107,19 +107,10 @@ class Program:
     ) -> dict[Any, Array]:
         """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
         outputs = tuple(outputs)
-        values = self._run(outputs, False, params, inputs)
+        values = self._get(outputs, False)[1].run(self.xp, params, inputs)
         return dict(zip(outputs, values, strict=True))
 
     # ------------------------------------------------------------------------ leaf checks
-
-    def _run(
-        self,
-        outputs: tuple[Hashable, ...] | None,
-        with_grad: bool,
-        params: Mapping[Any, Array],
-        inputs: Mapping[Any, Array],
-    ) -> Any:
-        return self._get(outputs, with_grad)[1].run(self.xp, params, inputs)
 
     def _admit(self, kind: str, name: Hashable, value: Any, given: Mapping[Any, Array]) -> Array:
         """``value`` as a backend array of the program's dtype, or an error naming the leaf."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -38,3 +39,23 @@ def seed_net() -> gb.Network:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def param_chain(ops: list[str], shape: tuple[int, ...] = (3,), init: Any = 1.0) -> nx.DiGraph:
+    """p (a param) → ops[0] → ops[1] → ... → L = sum, nodes named 0, 1, ...."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=shape, init=init)
+    prev: Any = "p"
+    for i, op in enumerate(ops):
+        g.add_node(i, op=op)
+        g.add_edge(prev, i)
+        prev = i
+    g.add_node("L", op="sum")
+    g.add_edge(prev, "L")
+    return g
+
+
+@pytest.fixture(name="param_chain")
+def param_chain_fixture() -> Any:
+    """The param_chain builder."""
+    return param_chain

@@ -137,18 +137,9 @@ class _Tracked(gb.Op):
         return (g,)
 
 
-def test_forward_values_are_freed_once_no_rule_needs_them(register: Any) -> None:
+def test_forward_values_are_freed_once_no_rule_needs_them(register: Any, param_chain: Any) -> None:
     register(_Tracked)
-    g = nx.DiGraph(loss="L")
-    g.add_node("p", op="param", shape=(3,), init=1.0)
-    prev = "p"
-    for i in range(6):
-        g.add_node(i, op="tracked")
-        g.add_edge(prev, i)
-        prev = i
-    g.add_node("L", op="sum")
-    g.add_edge(prev, "L")
-    prog = gb.Network(g).compile()
+    prog = gb.Network(param_chain(["tracked"] * 6)).compile()
     params = prog.init()
     _Tracked.outputs.clear()
     _Tracked.alive_at_vjp.clear()
@@ -188,18 +179,8 @@ def test_checker_holds_an_op_to_its_vjp_reads_declaration() -> None:
         gb.register_op(type("Bad", (Liar,), {"vjp_reads": ("y",)}))
 
 
-def test_deep_chain_has_no_recursion_limit() -> None:
-    n = 5000
-    g = nx.DiGraph(loss="L")
-    g.add_node("p", op="param", shape=(2,), init=0.3)
-    prev = "p"
-    for i in range(n):
-        g.add_node(i, op="neg")
-        g.add_edge(prev, i)
-        prev = i
-    g.add_node("L", op="sum")
-    g.add_edge(prev, "L")
-    prog = gb.Network(g).compile()
+def test_deep_chain_has_no_recursion_limit(param_chain: Any) -> None:
+    prog = gb.Network(param_chain(["neg"] * 5000, shape=(2,), init=0.3)).compile()
     loss, grads = prog.value_and_grad(prog.init(), {})
     assert loss == pytest.approx(0.6)  # an even number of negations
     np.testing.assert_array_equal(grads["p"], [1.0, 1.0])

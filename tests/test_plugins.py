@@ -15,19 +15,23 @@ import pytest
 import graphbp as gb
 from graphbp.testing import check_network, check_op
 
+CUBE_SOURCE = """
+import graphbp as gb
 
 class Cube(gb.Op):
-    """The README's example plugin: ten lines."""
-
     name = "cube"
     label = "x³"
     local_grads = ("3x²",)
-
-    def forward(self, xp: Any, x: Any) -> Any:
+    def forward(self, xp, x):
         return x**3
-
-    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+    def vjp(self, xp, g, out, x):
         return (3 * g * x**2,)
+"""
+"""The README's example plugin, as the source of a module."""
+
+_module: dict[str, Any] = {}
+exec(CUBE_SOURCE, _module)
+Cube = _module["Cube"]
 
 
 def test_register_use_and_check_a_new_op(register: Any) -> None:
@@ -96,17 +100,7 @@ def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> No
         broken = broken_ops:Broken
         """,
         {
-            "cube_ops": """
-                import graphbp as gb
-                class Cube(gb.Op):
-                    name = "cube"
-                    label = "x³"
-                    local_grads = ("3x²",)
-                    def forward(self, xp, x):
-                        return x**3
-                    def vjp(self, xp, g, out, x):
-                        return (3 * g * x**2,)
-            """,
+            "cube_ops": CUBE_SOURCE,
             "broken_ops": "raise RuntimeError('this plugin is broken')\n",
         },
     )
@@ -193,18 +187,9 @@ def test_import_graphbp_imports_no_backend_or_op_module() -> None:
 
 def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        """
-        import graphbp as gb
-
-        class Cube(gb.Op):
-            name = "cube"
-            label = "x³"
-            local_grads = ("3x²",)
-            def forward(self, xp, x):
-                return x**3
-            def vjp(self, xp, g, out, x):
-                return (3 * g * x**2,)
-
+        CUBE_SOURCE
+        + textwrap.dedent(
+            """
         class WrongCube(Cube):
             def vjp(self, xp, g, out, x):
                 return (2 * g * x**2,)
@@ -217,6 +202,7 @@ def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pyte
         def test_bad(gradcheck):
             gradcheck(WrongCube())
         """
+        )
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)

@@ -316,3 +316,42 @@ def test_finite_check_catches_gradients_too(register: Any) -> None:
         pytest.raises(NonFiniteError, match=r"gradient at node 'q' \(op 'bad'\) is not finite"),
     ):
         checked.value_and_grad(p, {})
+
+
+def test_const_with_a_value_that_is_not_numbers() -> None:
+    g = _chain("tanh")
+    g.add_node("c", op="const", value="abc")
+    g.add_node("m", op="mul")
+    g.add_edge("n0", "m", arg=0)
+    g.add_edge("c", "m", arg=1)
+    g.remove_edge("n0", "L")
+    g.add_edge("m", "L")
+    with pytest.raises(GraphError, match="const node 'c' has value='abc'; give it numbers"):
+        gb.Network(g)
+
+
+def test_a_forward_that_crashes_is_named_when_the_network_is_built(register: Any) -> None:
+    class Crashing(gb.Op):
+        name = "crashing"
+        local_grads = ("1",)
+
+        def forward(self, xp, x):  # type: ignore[no-untyped-def]
+            return x.no_such_method()
+
+    register(Crashing)
+    with pytest.raises(PluginError, match=r"op 'crashing' at node 'n0': forward raised Attr"):
+        gb.Network(_chain("crashing"))
+
+
+def test_a_loss_of_unknown_shape_must_still_be_scalar_at_run_time() -> None:
+    g = nx.DiGraph(loss="L")
+    g.add_node("x", op="input")  # no declared shape: nothing to infer from
+    g.add_node("p", op="param", shape=(), init=2.0)
+    g.add_node("L", op="mul")
+    g.add_edge("x", "L", arg=0)
+    g.add_edge("p", "L", arg=1)
+    prog = gb.Network(g).compile()
+    loss, grads = prog.value_and_grad(prog.init(), {"x": np.float64(3.0)})
+    assert loss == 6.0 and grads["p"] == 3.0
+    with pytest.raises(InputError, match=r"loss node 'L' has shape \(2,\) for these inputs"):
+        prog.value_and_grad(prog.init(), {"x": np.ones(2)})
