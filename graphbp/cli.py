@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
 
@@ -34,22 +34,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to find help), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="graphbp", description="Backpropagation on NetworkX graphs of op plugins."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network (default: the seed network on diabetes)")
-    train.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    train.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"])
     train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate η")
     train.add_argument(
         "--hidden",
-        type=int,
+        type=positive_int,
         default=DEFAULTS["hidden"],
         help="hidden width of the seed network (ignored with --graph)",
     )
-    train.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    train.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
     train.add_argument(
         "--optimizer", choices=("sgd", "momentum", "adam"), default=DEFAULTS["optimizer"]
     )
@@ -100,6 +114,8 @@ def _train(args: argparse.Namespace) -> int:
     from graphbp.io import write_atomic
     from graphbp.train import train
 
+    if args.out.exists() and not args.out.is_dir():
+        raise GraphFileError(f"{args.out}: exists and is not a folder; choose another --out")
     data = load_csv(args.data, args.target) if args.data else load_example("diabetes")
     s = split(data, 0.2, args.seed)
     n_in, n_out = s.x_train.shape[1], s.y_train.shape[1]
@@ -168,7 +184,10 @@ def _train(args: argparse.Namespace) -> int:
         "network.json": json.dumps(net.to_dict(), indent=1).encode(),
     }
     for name, content in outputs.items():
-        write_atomic(args.out / name, content)
+        try:
+            write_atomic(args.out / name, content)
+        except OSError as exc:
+            raise GraphFileError(f"{args.out / name}: cannot write ({exc.strerror})") from exc
     print(f"wrote {', '.join(str(args.out / n) for n in outputs)}")
     return 0
 

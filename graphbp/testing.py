@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from graphbp.errors import BackendNotInstalledError, GradientCheckError
+from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError
 from graphbp.graph import Network
 from graphbp.op import Op, signature_of, sum_to
 from graphbp.registry import backends, get_backend, get_op
@@ -259,8 +259,9 @@ def random_inputs(net: Network, rng: Any, batch: int = 4) -> dict[Hashable, Any]
     for name in net.inputs:
         shape = net.graph.nodes[name].get("shape")
         if shape is None:
-            raise GradientCheckError(
-                f"input {name!r} (op 'input') has no declared shape; pass inputs=... to the check"
+            raise InputError(
+                f"input {name!r} (op 'input') has no declared shape, so the check cannot make "
+                "up a value for it; declare its shape or pass inputs=... to the check"
             )
         inputs[name] = rng.standard_normal(tuple(batch if d is None else d for d in shape))
     return inputs
