@@ -34,6 +34,10 @@ class Backend:
         """Convert ``value`` to a backend array of floating ``dtype``."""
         return self.xp.asarray(value, dtype=dtype)
 
+    def constant(self, value: Any, dtype: str) -> Array:
+        """A backend array that is shared between runs and must never change."""
+        return self.asarray(value, dtype)
+
     def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
         """Copy a backend array to a NumPy array."""
         import numpy as np

@@ -17,7 +17,7 @@ from keyword import iskeyword
 from typing import Any, NamedTuple
 
 from graphbp.errors import InputError, NonFiniteError, PluginError
-from graphbp.graph import Shape, shape_matches
+from graphbp.graph import Shape
 from graphbp.op import Array, sum_to
 from graphbp.plan import BackStep, Plan, Step
 
@@ -36,13 +36,15 @@ class Feed(NamedTuple):
     admit: Callable[[str, Hashable, Any, Mapping[Any, Any]], Array]
     """Anything else goes through ``admit(kind, name, value, given)``: converted, or an error."""
     consts: Mapping[Hashable, Array]
+    one: Array
+    """∂L/∂L, the seed of the backward pass: a read-only 1 of the program's dtype."""
 
 
 class Compiled(NamedTuple):
     """A plan as a Python function ``run(xp, params, inputs)`` and its source.
 
-    Without gradient, ``run`` returns the outputs' values; with it, the loss and the gradient
-    of each of the plan's parameters, in ``plan.params`` order.
+    Without gradient, ``run`` returns the outputs' values; with it, the loss and a dict of the
+    gradient of each of the plan's parameters.
     """
 
     run: Callable[[Any, Mapping[Any, Array], Mapping[Any, Array]], Any]
@@ -88,7 +90,6 @@ class _Writer:
             "_arity": _arity,
             "_finite": _finite,
             "_not_scalar": _not_scalar,
-            "shape_matches": shape_matches,
             "SEQ": (tuple, list),
             "FWD": plan.forward,
             "BWD": plan.backward,
@@ -107,23 +108,17 @@ class _Writer:
     def leaves(self, feed: Feed) -> None:
         """Arrays of the right type, dtype and shape are used as they are; others go to ADMIT."""
         plan, ns = self.plan, self.ns
-        ns.update(ARRAY=feed.array_type, DTYPE=feed.dtype, ADMIT=feed.admit)
+        ns.update(ARRAY=feed.array_type, DTYPE=feed.dtype, ADMIT=feed.admit, ONE=feed.one)
         for kind, given, leaves in (
             ("input", "inputs", plan.inputs),
             ("param", "params", plan.params),
         ):
             for leaf, s in leaves:
-                declared = feed.shapes[leaf]
-                ns[f"N{s}"], ns[f"SHAPE{s}"] = leaf, declared
-                if declared is None or None in declared:
-                    misfit = f"not shape_matches(v{s}.shape, SHAPE{s})"
-                else:
-                    misfit = f"v{s}.shape != SHAPE{s}"
+                ns[f"N{s}"] = leaf
                 self.emit(f"v{s} = {given}.get(N{s})", self.name[s])
-                self.emit(
-                    f"if v{s}.__class__ is not ARRAY or v{s}.dtype != DTYPE or {misfit}:"
-                    f" v{s} = ADMIT({kind!r}, N{s}, v{s}, {given})"
-                )
+                fits = f"v{s}.__class__ is ARRAY and v{s}.dtype is DTYPE"
+                fits += _fits(f"v{s}", feed.shapes[leaf])
+                self.emit(f"if not ({fits}): v{s} = ADMIT({kind!r}, N{s}, v{s}, {given})")
         for leaf, s in plan.consts:
             ns[f"C{s}"] = feed.consts[leaf]
             self.emit(f"v{s} = C{s}", self.name[s])
@@ -154,7 +149,7 @@ class _Writer:
         loss = plan.outputs[0]
         self.emit(f"if v{loss}.shape != (): _not_scalar(LOSS, v{loss})")
         self.ns["LOSS"] = next(n for n, s in plan.slots.items() if s == loss)
-        self.emit(f"g{loss} = xp.asarray(1.0, dtype=v{loss}.dtype)", f"∂L/∂{name[loss]} = 1")
+        self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
         known = {loss}
         for k, back in enumerate(plan.backward):
             self.ns[f"B{k}"] = back.op.vjp
@@ -185,7 +180,19 @@ class _Writer:
                 known.add(a)
             self.free(back.free)
         # Every parameter in the plan is an ancestor of the loss, so each has its gradient now.
-        self.emit(f"return v{loss}, [{', '.join(f'g{s}' for _, s in plan.params)}]")
+        self.emit(f"return v{loss}, {{{', '.join(f'N{s}: g{s}' for _, s in plan.params)}}}")
+
+
+def _fits(var: str, declared: Shape | None) -> str:
+    """Source of `` and <var's shape fits declared>`` (None axes take any size)."""
+    if declared is None:
+        return ""
+    if None not in declared:
+        return f" and {var}.shape == {tuple(declared)!r}"  # a tuple of ints: safe as source
+    fixed = "".join(
+        f" and {var}.shape[{i}] == {int(d)}" for i, d in enumerate(declared) if d is not None
+    )
+    return f" and {var}.ndim == {len(declared)}{fixed}"
 
 
 def _keywords(ns: dict[str, Any], prefix: str, kwargs: dict[str, Any]) -> str:

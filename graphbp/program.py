@@ -37,7 +37,7 @@ class Program:
         self.xp = backend.xp
         self._compiled: dict[tuple[tuple[Hashable, ...], bool], tuple[Plan, Compiled]] = {}
         self._consts = {
-            n: backend.asarray(network.graph.nodes[n]["value"], dtype) for n in network.consts
+            n: backend.constant(network.graph.nodes[n]["value"], dtype) for n in network.consts
         }
         self._dtype = backend.asarray(0.0, dtype).dtype
 
@@ -57,7 +57,12 @@ class Program:
                     raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
             plan = build_plan(self.network, key[0], with_grad)
             feed = Feed(
-                self.backend.array_type, self._dtype, self.network.shapes, self._admit, self._consts
+                self.backend.array_type,
+                self._dtype,
+                self.network.shapes,
+                self._admit,
+                self._consts,
+                self.backend.constant(1.0, self.dtype),
             )
             self._compiled[key] = plan, compile_plan(plan, feed, with_grad, self.check_finite)
         return self._compiled[key]
@@ -90,14 +95,12 @@ class Program:
         self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
-        plan, compiled = self._get(None, True)
-        loss, grads = compiled.run(self.xp, params, inputs)
-        named = dict(zip([name for name, _ in plan.params], grads, strict=True))
-        if len(named) != len(self.network.params):
+        loss, grads = self._get(None, True)[1].run(self.xp, params, inputs)
+        if len(grads) != len(self.network.params):
             for name in self.network.params:  # parameters the loss does not depend on
-                if name not in named:
-                    named[name] = self.xp.zeros_like(params[name])
-        return loss, named
+                if name not in grads:
+                    grads[name] = self.xp.zeros_like(params[name])
+        return loss, grads
 
     def forward(
         self,

@@ -130,6 +130,8 @@ def check_op(
             return float(np.sum(g * be.to_numpy(run(values))))
 
         for i, (x, ct) in enumerate(zip(xs, cts, strict=True)):
+            if ct is None:
+                raise GradientCheckError(f"{where}: vjp returned None for operand {i}")
             ct_np = be.to_numpy(ct)
             try:
                 analytic = np.asarray(sum_to(np, ct_np, x.shape))

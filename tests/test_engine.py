@@ -267,3 +267,31 @@ def test_node_names_never_become_code() -> None:
     assert "raise SystemExit" not in "".join(
         line.split("#")[0] for line in prog.source().splitlines()
     )
+
+
+def test_shared_constants_are_read_only(register: Any) -> None:
+    """Consts and the seed ∂L/∂L are shared by every run: a rule that writes into them fails
+    loudly instead of corrupting the next run."""
+
+    class Scribbler(gb.Op):
+        name = "scribbler"
+        local_grads = ("1", "1")
+
+        def forward(self, xp: Any, a: Any, b: Any) -> Any:
+            return a + b
+
+        def vjp(self, xp: Any, g: Any, out: Any, a: Any, b: Any) -> tuple[Any, Any]:
+            b *= 2  # writes into the const operand
+            return g, g
+
+    register(Scribbler)
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(), init=1.0)
+    g.add_node("c", op="const", value=3.0)
+    g.add_node("L", op="scribbler")
+    g.add_edge("p", "L", arg=0)
+    g.add_edge("c", "L", arg=1)
+    prog = gb.Network(g).compile()
+    with pytest.raises(ValueError, match="read-only"):
+        prog.value_and_grad(prog.init(), {})
+    assert prog.loss(prog.init(), {}) == 4.0

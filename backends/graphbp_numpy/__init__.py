@@ -24,3 +24,9 @@ class NumpyBackend(Backend):
     def asarray(self, value: Any, dtype: str) -> Any:
         """Convert ``value`` to a NumPy array of ``dtype`` (no copy if it already is one)."""
         return np.asarray(value, dtype=dtype)
+
+    def constant(self, value: Any, dtype: str) -> Any:
+        """A read-only copy: an op that writes into a shared constant fails loudly."""
+        array = np.array(value, dtype=dtype)
+        array.flags.writeable = False
+        return array
