@@ -27,3 +27,4 @@ def test_chain_benchmark_graph_and_report() -> None:
     assert [net.ops[n].name for n in net.order[1:3]] == ["tanh", "sigmoid"]
     row = bench_chain(10, repeats=1)
     assert row["length"] == 10 and row["graphbp_us_per_op"] > 0 and row["numpy_us_per_op"] > 0
+    assert row["first_call_s"] > 0
