@@ -147,7 +147,7 @@ class _Writer:
         """
         plan, name = self.plan, self.name
         loss = plan.outputs[0]
-        self.emit(f"if v{loss}.shape != (): _not_scalar(LOSS, v{loss})")
+        self.emit(f"if getattr(v{loss}, 'shape', ()) != (): _not_scalar(LOSS, v{loss})")
         self.ns["LOSS"] = next(n for n, s in plan.slots.items() if s == loss)
         self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
         known = {loss}
@@ -188,7 +188,8 @@ def _fits(var: str, declared: Shape | None) -> str:
     if declared is None:
         return ""
     if None not in declared:
-        return f" and {var}.shape == {tuple(declared)!r}"  # a tuple of ints: safe as source
+        static = tuple(int(d) for d in declared if d is not None)
+        return f" and {var}.shape == {static!r}"  # a tuple of ints: safe as source
     fixed = "".join(
         f" and {var}.shape[{i}] == {int(d)}" for i, d in enumerate(declared) if d is not None
     )

@@ -50,7 +50,7 @@ class Op:
     vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
-        """Compute the op's output from its operands."""
+        """Compute the op's output (an array of the backend) from its operands."""
         raise NotImplementedError
 
     def vjp(self, xp: Any, g: Array, out: Array, *operands: Array, **attrs: Any) -> Any:

@@ -164,28 +164,31 @@ def _compare(
     """
     worst = 0.0
     base = xs[i]
+    # Round-off of the difference quotient: it does not shrink with the direction's length.
     atol = _ROUNDOFF * (1 + abs(objective(xs)))
+
+    def judge(analytic_value: float, numeric: float, what: str) -> float:
+        ok, err = agreement(analytic_value, numeric, atol, rtol)
+        if not ok:
+            allowed = atol + rtol * max(abs(analytic_value), abs(numeric))
+            raise GradientCheckError(
+                f"{where}: {what}: analytic {analytic_value:.10g} vs numeric {numeric:.10g} "
+                f"differ by {abs(analytic_value - numeric):.3g}, more than the {allowed:.3g} "
+                f"allowed (rtol {rtol:.0e}, round-off {atol:.1e})"
+            )
+        return err
+
     for j in np.ndindex(base.shape) if elementwise else ():
         bump = np.zeros_like(base)
         bump[j] = 1.0
-        numeric = _central(objective, xs, i, bump)
-        ok, err = agreement(float(analytic[j]), numeric, atol, rtol)
-        if not ok:
-            raise GradientCheckError(
-                f"{where}: ∂/∂operand {i}{list(j)} analytic {analytic[j]:.10g} vs numeric "
-                f"{numeric:.10g} (relative error {err:.2e}, allowed {rtol:.0e})"
-            )
+        err = judge(
+            float(analytic[j]), _central(objective, xs, i, bump), f"∂/∂operand {i}{list(j)}"
+        )
         worst = max(worst, err)
     for d in range(directions):
         v = rng.standard_normal(base.shape)
-        expected = float(np.sum(analytic * v))
         numeric = _central(objective, xs, i, v)
-        ok, err = agreement(expected, numeric, atol * float(np.abs(v).sum()), rtol)
-        if not ok:
-            raise GradientCheckError(
-                f"{where}: operand {i} along random direction {d}: analytic {expected:.10g} vs "
-                f"numeric {numeric:.10g} (relative error {err:.2e}, allowed {rtol:.0e})"
-            )
+        err = judge(float(np.sum(analytic * v)), numeric, f"operand {i} along random direction {d}")
         worst = max(worst, err)
     return worst
 

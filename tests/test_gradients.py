@@ -167,3 +167,37 @@ def test_network_checker_names_the_parameter_whose_gradient_is_wrong(register) -
     nx.set_node_attributes(g, {"h2": "wrong_sigmoid"}, "op")
     with pytest.raises(GradientCheckError, match="parameter 'W1'"):
         check_network(gb.Network(g))
+
+
+def test_tiny_gradients_are_judged_against_round_off_not_their_size(register) -> None:  # type: ignore[no-untyped-def]
+    """Near saturation ∂L/∂p is ~3e-6: the check must pass it (hypothesis once found a
+    direction short enough to fail a correct gradient), and still catch a factor 2."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(), init=0.1)
+    g.add_node("c", op="const", value=6.0)
+    for node, op in [("e", "exp"), ("a", "add"), ("L", "tanh")]:
+        g.add_node(node, op=op)
+    g.add_edge("p", "e")
+    g.add_edge("e", "a", arg=0)
+    g.add_edge("c", "a", arg=1)
+    g.add_edge("a", "L")
+    net = gb.Network(g)
+    _, grads = net.compile().value_and_grad(net.compile().init(), {})
+    assert 1e-7 < grads["p"] < 1e-5
+    for seed in (7, 12):  # directions of length < 1
+        assert check_network(net, seed=seed).max_rel_error < 1e-6
+
+    class DoubledExp(gb.Op):
+        name = "doubled_exp"
+        local_grads = ("2exp(x)",)
+
+        def forward(self, xp, x):  # type: ignore[no-untyped-def]
+            return xp.exp(x)
+
+        def vjp(self, xp, g, out, x):  # type: ignore[no-untyped-def]
+            return (2 * g * out,)
+
+    register(DoubledExp)
+    nx.set_node_attributes(g, {"e": "doubled_exp"}, "op")
+    with pytest.raises(GradientCheckError, match="parameter 'p'.*more than the"):
+        check_network(gb.Network(g))

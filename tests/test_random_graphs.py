@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import graphbp as gb
@@ -58,11 +58,20 @@ def random_networks(draw: st.DrawFn) -> gb.Network:
     return gb.Network(g)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI is never flaky
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(net=random_networks(), seed=st.integers(0, 2**16))
 def test_random_dags_match_central_differences(net: gb.Network, seed: int) -> None:
     rng = np.random.default_rng(seed)
     params = {p: 0.5 * rng.standard_normal(net.shapes[p]) for p in net.params}
     inputs = {"x": 0.5 * rng.standard_normal((2, 3))}
+    prog = net.compile()
+    with np.errstate(all="ignore"):  # exp of exp of ... may overflow: not a useful example
+        values = prog.forward(params, inputs, [n for n in net.order if not net.ops[n].leaf])
+    assume(all(np.all(np.abs(v) < 1e3) for v in values.values()))
     report = check_network(net, params=params, inputs=inputs, seed=seed, rtol=1e-6)
     assert report.compared > 0
