@@ -107,11 +107,8 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from graphbp import Network, seed_network
-    from graphbp.datasets import least_squares, load_csv, load_example, r2_score, split
-    from graphbp.io import write_atomic
+    from graphbp.datasets import load_csv, load_example, split
     from graphbp.train import train
 
     if args.out.exists() and not args.out.is_dir():
@@ -148,48 +145,71 @@ def _train(args: argparse.Namespace) -> int:
     def predict(x: Any) -> Any:
         return prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
 
+    metrics = _compare_with_baselines(s, predict(s.x_train), predict(s.x_test))
+    metrics["final_train_loss"] = history[-1]
+    arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+    _write_outputs(args.out, arrays, history, metrics, net.to_dict())
+    return 0
+
+
+def _compare_with_baselines(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
+    """Print (and return) train/test MSE and R² of the network, the mean and least squares."""
+    import numpy as np
+
+    from graphbp.datasets import least_squares, r2_score
+
     ls_train, ls_test = least_squares(s)
     rows = {
         "mean predictor": (np.zeros_like(s.y_train), np.zeros_like(s.y_test)),
         "linear least squares": (ls_train, ls_test),
-        "graphbp network": (predict(s.x_train), predict(s.x_test)),
+        "graphbp network": (fit_train, fit_test),
     }
-    metrics: dict[str, Any] = {}
     print(
         f"{'(standardised target)':<24}{'train MSE':>11}{'test MSE':>11}{'train R²':>10}"
         f"{'test R²':>10}"
     )
+    metrics: dict[str, Any] = {}
     for name, (p_train, p_test) in rows.items():
-        m = {
+        m = metrics[name] = {
             "train_mse": float(np.mean((s.y_train - p_train) ** 2)),
             "test_mse": float(np.mean((s.y_test - p_test) ** 2)),
             "train_r2": r2_score(s.y_train, p_train),
             "test_r2": r2_score(s.y_test, p_test),
         }
-        metrics[name] = m
         print(
             f"{name:<24}{m['train_mse']:>11.4f}{m['test_mse']:>11.4f}{m['train_r2']:>10.4f}"
             f"{m['test_r2']:>10.4f}"
         )
-    metrics["final_train_loss"] = history[-1] if history else None
+    return metrics
+
+
+def _write_outputs(
+    out: Path,
+    params: dict[str, Any],
+    history: list[float],
+    metrics: dict[str, Any],
+    network: dict[str, Any],
+) -> None:
+    """Write params.npz, history.csv, metrics.json and network.json, each atomically."""
+    import numpy as np
+
+    from graphbp.io import write_atomic
 
     buffer = io.BytesIO()
-    arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds oddly
+    np.savez(buffer, **params)
     history_csv = "epoch,loss\n" + "".join(f"{i + 1},{v!r}\n" for i, v in enumerate(history))
     outputs = {
         "params.npz": buffer.getvalue(),
         "history.csv": history_csv.encode(),
         "metrics.json": json.dumps(metrics, indent=1).encode(),
-        "network.json": json.dumps(net.to_dict(), indent=1).encode(),
+        "network.json": json.dumps(network, indent=1).encode(),
     }
     for name, content in outputs.items():
         try:
-            write_atomic(args.out / name, content)
+            write_atomic(out / name, content)
         except OSError as exc:
-            raise GraphFileError(f"{args.out / name}: cannot write ({exc.strerror})") from exc
-    print(f"wrote {', '.join(str(args.out / n) for n in outputs)}")
-    return 0
+            raise GraphFileError(f"{out / name}: cannot write ({exc.strerror})") from exc
+    print(f"wrote {', '.join(str(out / n) for n in outputs)}")
 
 
 def _check_training_inputs(net: Any, path: Path) -> None:

@@ -55,27 +55,21 @@ def test_wrong_operand_count_names_the_missing_position() -> None:
         gb.Network(g)
 
 
-def test_missing_arg_with_several_operands() -> None:
+@pytest.mark.parametrize(
+    ("arg_of_b", "message"),
+    [
+        (None, r"edge 'b' → 'L' \(op 'sse'\) has no 'arg'"),
+        (0, r"'L' \(op 'sse'\): operand 0 is given twice, by 'a' and 'b'"),
+    ],
+)
+def test_missing_or_duplicate_arg_with_several_operands(arg_of_b: Any, message: str) -> None:
     g = nx.DiGraph(loss="L")
     g.add_node("a", op="input", shape=(3,))
     g.add_node("b", op="input", shape=(3,))
     g.add_node("L", op="sse")
     g.add_edge("a", "L", arg=0)
-    g.add_edge("b", "L")
-    with pytest.raises(GraphError, match=r"edge 'b' → 'L' \(op 'sse'\) has no 'arg'"):
-        gb.Network(g)
-
-
-def test_duplicate_arg_names_both_sources() -> None:
-    g = nx.DiGraph(loss="L")
-    g.add_node("a", op="input", shape=(3,))
-    g.add_node("b", op="input", shape=(3,))
-    g.add_node("L", op="sse")
-    g.add_edge("a", "L", arg=0)
-    g.add_edge("b", "L", arg=0)
-    with pytest.raises(
-        GraphError, match=r"'L' \(op 'sse'\): operand 0 is given twice, by 'a' and 'b'"
-    ):
+    g.add_edge("b", "L", **({} if arg_of_b is None else {"arg": arg_of_b}))
+    with pytest.raises(GraphError, match=message):
         gb.Network(g)
 
 
