@@ -49,15 +49,15 @@ def seed_data(batch: int, n_in: int, n_out: int, seed: int = 0) -> dict[str, Any
     return {"x": rng.standard_normal((batch, n_in)), "y": rng.standard_normal((batch, n_out))}
 
 
-def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float:
-    """One SGD step of the seed network, backprop written out by hand in NumPy."""
+def handwritten_grads(params: dict[str, Any], x: Any, y: Any) -> tuple[float, dict[str, Any]]:
+    """Loss and gradients of the seed network, backprop written out by hand in NumPy."""
     w1, b1, w2, b2, w3, b3 = (params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
     h1 = 1 / (1 + np.exp(-(x @ w1 + b1)))
     h2 = 1 / (1 + np.exp(-(h1 @ w2 + b2)))
     d = h2 @ w3 + b3 - y
     loss = float(np.sum(d * d))
-    g = 2 * d
-    dz2 = (g @ w3.T) * h2 * (1 - h2)
+    g = 2 * d  # ∂L/∂ŷ, computed once ...
+    dz2 = (g @ w3.T) * h2 * (1 - h2)  # ... and reused for W2, b2 and everything below
     dz1 = (dz2 @ w2.T) * h1 * (1 - h1)
     grads = {
         "W3": h2.T @ g,
@@ -67,6 +67,12 @@ def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float
         "W1": x.T @ dz1,
         "b1": dz1.sum(0),
     }
+    return loss, grads
+
+
+def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float:
+    """One SGD step of the seed network by hand: the gradients above, then W -= lr·∇W."""
+    loss, grads = handwritten_grads(params, x, y)
     for k, gk in grads.items():
         params[k] -= lr * gk
     return loss

@@ -1,4 +1,5 @@
-"""The benchmark compares like with like: its hand-written step is the same computation."""
+"""The benchmark compares like with like: its hand-written step is the same computation
+(its gradients are checked against graphbp's in test_gradients.py)."""
 
 from __future__ import annotations
 

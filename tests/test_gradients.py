@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import graphbp as gb
+from graphbp.bench import handwritten_grads
 from graphbp.errors import GradientCheckError
 from graphbp.testing import check_network, check_op, installed_backends, random_inputs
 
@@ -35,30 +36,15 @@ def test_seed_network_gradients_match_to_1e_6(backend: str) -> None:
 
 
 def test_seed_gradient_matches_the_textbook_formulas(rng: np.random.Generator) -> None:
-    """The traversal equals backprop written out by hand for h1=σ(xW1+b1), ... L=Σ‖y−ŷ‖²."""
+    """The traversal equals backprop written out by hand for h1=σ(xW1+b1), ... L=Σ‖y−ŷ‖²
+    (the benchmark's baseline, graphbp.bench.handwritten_grads)."""
     prog = gb.Network(gb.seed_network(3, 5, 2)).compile()
     p = prog.init(seed=3)
     x, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
     loss, grads = prog.value_and_grad(p, {"x": x, "y": y})
-
-    def sig(z: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-z))
-
-    h1 = sig(x @ p["W1"] + p["b1"])
-    h2 = sig(h1 @ p["W2"] + p["b2"])
-    yhat = h2 @ p["W3"] + p["b3"]
-    assert loss == pytest.approx(np.sum((y - yhat) ** 2), rel=1e-12)
-    d_yhat = 2 * (yhat - y)  # ∂L/∂ŷ, computed once ...
-    d_z2 = d_yhat @ p["W3"].T * h2 * (1 - h2)  # ... reused for W2, b2 and everything below
-    d_z1 = d_z2 @ p["W2"].T * h1 * (1 - h1)
-    expected = {
-        "W3": h2.T @ d_yhat,
-        "b3": d_yhat.sum(0),
-        "W2": h1.T @ d_z2,
-        "b2": d_z2.sum(0),
-        "W1": x.T @ d_z1,
-        "b1": d_z1.sum(0),
-    }
+    expected_loss, expected = handwritten_grads(p, x, y)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    assert sorted(grads) == sorted(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(grads[name], value, rtol=1e-12, atol=1e-14)
 
