@@ -135,7 +135,7 @@ class Program:
                 f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
                 f"({exc}); pass a numeric array"
             ) from None
-        if not shape_matches(tuple(array.shape), self.network.shapes[name]):
+        if not shape_matches(array.shape, self.network.shapes[name]):
             raise InputError(
                 f"{kind} {name!r} (op {kind!r}) has shape {tuple(array.shape)} but the network "
                 f"declares {self.network.shapes[name]}; reshape it (None axes take any size)"

@@ -41,15 +41,21 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-def param_chain(ops: list[str], shape: tuple[int, ...] = (3,), init: Any = 1.0) -> nx.DiGraph:
-    """p (a param) → ops[0] → ops[1] → ... → L = sum, nodes named 0, 1, ...."""
+def param_chain(
+    ops: list[str],
+    shape: tuple[int, ...] = (3,),
+    init: Any = 1.0,
+    names: list[Any] | None = None,
+    param: str = "p",
+) -> nx.DiGraph:
+    """param → ops[0] → ops[1] → ... → L = sum, op nodes named by ``names`` or 0, 1, ...."""
     g = nx.DiGraph(loss="L")
-    g.add_node("p", op="param", shape=shape, init=init)
-    prev: Any = "p"
-    for i, op in enumerate(ops):
-        g.add_node(i, op=op)
-        g.add_edge(prev, i)
-        prev = i
+    g.add_node(param, op="param", shape=shape, **({} if init is None else {"init": init}))
+    prev: Any = param
+    for node, op in zip(names or range(len(ops)), ops, strict=True):
+        g.add_node(node, op=op)
+        g.add_edge(prev, node)
+        prev = node
     g.add_node("L", op="sum")
     g.add_edge(prev, "L")
     return g

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import pytest
 
@@ -44,7 +43,7 @@ def test_register_use_and_check_a_new_op(register: Any) -> None:
     assert check_network(net).max_rel_error < 1e-6
 
 
-def test_attributes_reach_forward_and_vjp(register: Any) -> None:
+def test_attributes_reach_forward_and_vjp(register: Any, param_chain: Any) -> None:
     class Power(gb.Op):
         name = "power"
         label = "xᵖ"
@@ -61,12 +60,8 @@ def test_attributes_reach_forward_and_vjp(register: Any) -> None:
 
     register(Power)
     check_op("power")
-    g = nx.DiGraph(loss="L")
-    g.add_node("w", op="param", shape=(2,), init=2.0)
-    g.add_node("pw", op="power", p=3.0)
-    g.add_edge("w", "pw")
-    g.add_node("L", op="sum")
-    g.add_edge("pw", "L")
+    g = param_chain(["power"], shape=(2,), init=2.0, names=["pw"], param="w")
+    g.nodes["pw"]["p"] = 3.0
     prog = gb.Network(g).compile()
     loss, grads = prog.value_and_grad(prog.init(), {})
     assert loss == 16.0
@@ -209,7 +204,9 @@ def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on numpy, example 0*analytic*"])
 
 
-def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(register: Any) -> None:
+def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(
+    register: Any, param_chain: Any
+) -> None:
     """Attribute names are data: they reach the op as a dict, never as generated code."""
 
     class Scaled(gb.Op):
@@ -224,12 +221,8 @@ def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(register:
             return (g * attrs["my-scale"] * attrs["and"],)
 
     register(Scaled)
-    g = nx.DiGraph(loss="L")
-    g.add_node("w", op="param", shape=(2,), init=1.0)
-    g.add_node("s", op="scaled", **{"my-scale": 3.0, "and": 2.0})
-    g.add_edge("w", "s")
-    g.add_node("L", op="sum")
-    g.add_edge("s", "L")
+    g = param_chain(["scaled"], shape=(2,), names=["s"], param="w")
+    g.nodes["s"].update({"my-scale": 3.0, "and": 2.0})
     prog = gb.Network(g).compile()
     loss, grads = prog.value_and_grad(prog.init(), {})
     assert loss == 12.0

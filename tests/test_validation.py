@@ -205,35 +205,29 @@ class _Bad(gb.Op):
         return type(self).returns(g)
 
 
-def _bad_prog(register: Any, returns: Any) -> tuple[gb.Program, dict[str, Any]]:
+def _bad_prog(register: Any, param_chain: Any, returns: Any) -> tuple[gb.Program, dict[str, Any]]:
     op = type("BadOp", (_Bad,), {"returns": staticmethod(returns)})
     register(op, replace=True)
-    g = nx.DiGraph(loss="L")
-    g.add_node("p", op="param", shape=(2, 3))
-    g.add_node("q", op="bad")
-    g.add_edge("p", "q")
-    g.add_node("L", op="sum")
-    g.add_edge("q", "L")
-    prog = gb.Network(g).compile()
+    prog = gb.Network(param_chain(["bad"], shape=(2, 3), init=None, names=["q"])).compile()
     return prog, prog.init()
 
 
-def test_vjp_returning_the_wrong_number_of_cotangents(register: Any) -> None:
-    prog, p = _bad_prog(register, lambda g: (g, g))
+def test_vjp_returning_the_wrong_number_of_cotangents(register: Any, param_chain: Any) -> None:
+    prog, p = _bad_prog(register, param_chain, lambda g: (g, g))
     with pytest.raises(
         PluginError, match=r"op 'bad' at node 'q': vjp returned 2 cotangent.*1 operand"
     ):
         prog.value_and_grad(p, {})
-    prog, p = _bad_prog(register, lambda g: g)  # a bare array, not a tuple
+    prog, p = _bad_prog(register, param_chain, lambda g: g)  # a bare array, not a tuple
     with pytest.raises(PluginError, match="op 'bad' at node 'q': vjp returned ndarray"):
         prog.value_and_grad(p, {})
 
 
-def test_vjp_returning_the_wrong_shape(register: Any) -> None:
-    prog, p = _bad_prog(register, lambda g: (g[:, :2],))
+def test_vjp_returning_the_wrong_shape(register: Any, param_chain: Any) -> None:
+    prog, p = _bad_prog(register, param_chain, lambda g: (g[:, :2],))
     with pytest.raises(PluginError, match=r"op 'bad' at node 'q'.*shape \(2, 2\).*\(2, 3\)"):
         prog.value_and_grad(p, {})
-    prog, p = _bad_prog(register, lambda g: (None,))
+    prog, p = _bad_prog(register, param_chain, lambda g: (None,))
     with pytest.raises(PluginError, match="op 'bad' at node 'q': vjp returned NoneType"):
         prog.value_and_grad(p, {})
 
@@ -281,14 +275,8 @@ def test_name_clash_needs_replace(register: Any) -> None:
         gb.register_op(MyTanh)
 
 
-def test_finite_check_names_the_first_bad_node() -> None:
-    g = nx.DiGraph(loss="L")
-    g.add_node("p", op="param", shape=(3,), init=-1.0)
-    g.add_node("lg", op="log")
-    g.add_edge("p", "lg")
-    g.add_node("L", op="sum")
-    g.add_edge("lg", "L")
-    net = gb.Network(g)
+def test_finite_check_names_the_first_bad_node(param_chain: Any) -> None:
+    net = gb.Network(param_chain(["log"], init=-1.0, names=["lg"]))
     prog = net.compile(check_finite=True)
     with (
         np.errstate(invalid="ignore"),
@@ -300,8 +288,10 @@ def test_finite_check_names_the_first_bad_node() -> None:
     assert np.isnan(loss)
 
 
-def test_finite_check_catches_gradients_too(register: Any) -> None:
-    prog, p = _bad_prog(register, lambda g: (g / 0.0,))  # finite values, infinite gradient
+def test_finite_check_catches_gradients_too(register: Any, param_chain: Any) -> None:
+    prog, p = _bad_prog(
+        register, param_chain, lambda g: (g / 0.0,)
+    )  # finite values, infinite gradient
     with np.errstate(divide="ignore"):
         prog.value_and_grad(p, {})  # unchecked: no error
     checked = prog.network.compile(check_finite=True)
