@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graphbp.errors import InputError
+from graphbp.op import defines_vjp
 
 if TYPE_CHECKING:
     import numpy as np
 
     from graphbp.graph import Network
-    from graphbp.op import Array
+    from graphbp.op import Array, Op
     from graphbp.program import Program
 
 DTYPES = ("float32", "float64")
@@ -44,10 +46,26 @@ class Backend:
 
         return np.asarray(value)
 
-    def compile(self, network: Network, dtype: str, check_finite: bool = False) -> Program:
-        """Build the runnable program for ``network`` on this backend."""
+    def vjp_of(self, op: Op) -> Callable[..., Any] | None:
+        """The derivative rule used for ``op``: its own vjp, or None if it defines none."""
+        return op.vjp if defines_vjp(op) else None
+
+    def compile(
+        self, network: Network, dtype: str, check_finite: bool = False, **options: Any
+    ) -> Program:
+        """Build the runnable program for ``network`` on this backend.
+
+        Raises:
+            InputError: for an option this backend does not take (``devices`` is JAX's).
+        """
         from graphbp.program import Program
 
+        if options:
+            given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+            raise InputError(
+                f"the {self.name} backend takes no option {given}; it runs on one CPU "
+                "(compile with backend='jax' to use several devices)"
+            )
         return Program(network, self, check_dtype(dtype), check_finite)
 
 

@@ -40,6 +40,22 @@ class Feed(NamedTuple):
     """∂L/∂L, the seed of the backward pass: a read-only 1 of the program's dtype."""
 
 
+class Rules(NamedTuple):
+    """What the engine calls for each step: the backend's choice of forward and vjp.
+
+    NumPy calls the plugin's own methods; JAX wraps them (custom_vjp) or supplies JAX's
+    autodiff for an op that defines no vjp.
+    """
+
+    forward: Callable[[Step], Callable[..., Any]]
+    vjp: Callable[[BackStep], Callable[..., Any]]
+
+
+def plugin_rules() -> Rules:
+    """The plugin's own forward and vjp, called as they are."""
+    return Rules(lambda step: step.op.forward, lambda back: back.op.vjp)
+
+
 class Compiled(NamedTuple):
     """A plan as a Python function ``run(xp, params, inputs)`` and its source.
 
@@ -51,9 +67,11 @@ class Compiled(NamedTuple):
     source: str
 
 
-def compile_plan(plan: Plan, feed: Feed, with_grad: bool, check_finite: bool = False) -> Compiled:
+def compile_plan(
+    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool = False, rules: Rules | None = None
+) -> Compiled:
     """Write the plan's traversal as Python source, compile it and return the function."""
-    source, namespace = write_source(plan, feed, with_grad, check_finite)
+    source, namespace = write_source(plan, feed, with_grad, check_finite, rules or plugin_rules())
     filename = f"<graphbp plan {next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # our own source: slots, not names
@@ -61,7 +79,7 @@ def compile_plan(plan: Plan, feed: Feed, with_grad: bool, check_finite: bool = F
 
 
 def write_source(
-    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool
+    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool, rules: Rules
 ) -> tuple[str, dict[str, Any]]:
     """The source of ``run(xp, params, inputs)`` for ``plan`` and the namespace it runs in.
 
@@ -69,7 +87,7 @@ def write_source(
     and ``B3`` are the forward and vjp of forward step 3 and backward step 3; ``N7`` is the
     name of leaf 7, looked up in ``params`` or ``inputs``.
     """
-    w = _Writer(plan, check_finite)
+    w = _Writer(plan, check_finite, rules)
     w.leaves(feed)
     w.forward()
     if with_grad:
@@ -82,8 +100,8 @@ def write_source(
 class _Writer:
     """Accumulates the source lines of one plan's function and the names they refer to."""
 
-    def __init__(self, plan: Plan, check_finite: bool) -> None:
-        self.plan, self.check_finite = plan, check_finite
+    def __init__(self, plan: Plan, check_finite: bool, rules: Rules) -> None:
+        self.plan, self.check_finite, self.rules = plan, check_finite, rules
         self.lines = ["def run(xp, params, inputs):"]
         self.ns: dict[str, Any] = {
             "_fit": _fit,
@@ -129,7 +147,7 @@ class _Writer:
     def forward(self) -> None:
         """One line per op, in topological order."""
         for k, step in enumerate(self.plan.forward):
-            self.ns[f"F{k}"] = step.op.forward
+            self.ns[f"F{k}"] = self.rules.forward(step)
             kwargs = _keywords(self.ns, f"K{k}", step.attrs)
             operands = ", ".join(f"v{a}" for a in step.args)
             self.emit(f"v{step.out} = F{k}(xp, {operands}{kwargs})", _formula(step, self.name))
@@ -152,7 +170,7 @@ class _Writer:
         self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
         known = {loss}
         for k, back in enumerate(plan.backward):
-            self.ns[f"B{k}"] = back.op.vjp
+            self.ns[f"B{k}"] = self.rules.vjp(back)
             kwargs = _keywords(self.ns, f"J{k}", back.kwargs)
             seen = ", ".join(
                 f"v{s}" if read else "None"
@@ -256,7 +274,11 @@ def _arity(step: BackStep, cts: Any) -> None:
 
 
 def _finite(xp: Any, value: Array, step: Step | BackStep, what: str) -> None:
-    if not bool(xp.all(xp.isfinite(value))):
+    try:
+        finite = bool(xp.all(xp.isfinite(value)))
+    except TypeError:  # a traced value (inside a JAX transformation): unknown until it runs
+        return
+    if not finite:
         raise NonFiniteError(
             f"the {what} at node {step.node!r} (op {step.op.name!r}) is not finite "
             f"(NaN or Inf); check that op's inputs, lower the learning rate or rescale the data"

@@ -76,7 +76,11 @@ class Network:
         return self._graph
 
     def compile(
-        self, backend: str | None = None, dtype: str = "float64", check_finite: bool = False
+        self,
+        backend: str | None = None,
+        dtype: str = "float64",
+        check_finite: bool = False,
+        devices: Any = None,
     ) -> Program:
         """Plan the network for a backend; see ``Program``.
 
@@ -85,13 +89,16 @@ class Network:
                 or ``"numpy"``.
             dtype: ``"float64"`` or ``"float32"``.
             check_finite: name the first node whose value or gradient is NaN or Inf.
+            devices: JAX only: a number of devices, a list of devices or a
+                ``jax.sharding.Mesh``; each batch is split across them (data parallel).
         """
         import os
 
         from graphbp.registry import get_backend
 
         name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
-        return get_backend(name).compile(self, dtype, check_finite)
+        options = {"devices": devices} if devices is not None else {}
+        return get_backend(name).compile(self, dtype, check_finite, **options)
 
     def __repr__(self) -> str:
         return (

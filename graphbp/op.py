@@ -27,6 +27,9 @@ class Op:
     back to the operand's shape. A vjp that also takes ``needs`` (a tuple of bools, one per
     operand) may return None where ``needs`` is False, to skip work nobody uses.
 
+    An op without a vjp can still be used: JAX differentiates its forward itself; on NumPy
+    compiling a network that needs its gradient is an error naming it.
+
     ``vjp_reads`` optionally declares which forward values the vjp reads: operand positions
     and/or ``"out"`` (σ's rule reads only ``out``). The engine frees the others as soon as the
     forward pass is done with them and passes None in their place. None (the default) means
@@ -123,6 +126,11 @@ def _operands_and_attrs(op: Op, forward: Callable[..., Any]) -> tuple[int, froze
     return operands, frozenset(attrs), any_attrs
 
 
+def defines_vjp(op: Op) -> bool:
+    """Whether ``op`` has its own derivative rule (JAX can do without one; NumPy cannot)."""
+    return type(op).vjp is not Op.vjp
+
+
 def validate_op(op: Op) -> None:
     """Raise PluginError unless ``op`` follows the plugin contract."""
     cls = type(op).__qualname__
@@ -134,6 +142,11 @@ def validate_op(op: Op) -> None:
         raise PluginError(f"op {op.name!r} ({cls}) does not define forward(self, xp, *operands)")
     sig = signature_of(op)
     reads = op.vjp_reads
+    if reads is not None and not defines_vjp(op):
+        raise PluginError(
+            f"op {op.name!r} ({cls}) declares vjp_reads but defines no vjp; define "
+            "vjp(self, xp, g, out, *operands) or drop vjp_reads"
+        )
     if reads is not None and any(r != "out" and r not in range(sig.arity) for r in reads):
         raise PluginError(
             f"op {op.name!r} ({cls}): vjp_reads={reads!r}; list operand positions "

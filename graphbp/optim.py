@@ -71,8 +71,9 @@ class Adam:
         """First and second moments, zero, and the step count."""
         return 0, {k: p * 0 for k, p in params.items()}, {k: p * 0 for k, p in params.items()}
 
-    def _rate(self, t: int) -> float:
-        return float(self.lr * (1 - self.b2**t) ** 0.5 / (1 - self.b1**t))
+    def _rate(self, t: Any) -> Any:
+        """The bias-corrected step size at step ``t`` (an int, or a traced array under jit)."""
+        return self.lr * (1 - self.b2**t) ** 0.5 / (1 - self.b1**t)
 
     def update(self, params: Params, grads: Params, state: Any) -> tuple[Params, Any]:
         """One step, returning new arrays."""

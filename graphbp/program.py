@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from graphbp.engine import Compiled, Feed, compile_plan
-from graphbp.errors import InputError
+from graphbp.engine import Compiled, Feed, Rules, compile_plan
+from graphbp.errors import InputError, PluginError
 from graphbp.graph import Network, shape_matches
 from graphbp.op import Array
-from graphbp.plan import Plan, build_plan
+from graphbp.plan import BackStep, Plan, build_plan
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
+    from graphbp.optim import Optimizer
+
+TrainStep = Callable[
+    [dict[int, Array], Any, Sequence[Array], Any], tuple[dict[int, Array], Any, Array]
+]
+"""``step(params, state, data, rows) -> (params, state, loss)``: one minibatch update.
+
+Parameters and optimizer state are keyed by position in ``network.params``; ``data`` holds
+every row of each input in plan order and ``rows`` picks the minibatch.
+"""
+PlanKey = tuple[tuple[Hashable, ...], bool]
 
 
 class Program:
@@ -35,27 +46,49 @@ class Program:
         self.dtype = dtype
         self.check_finite = check_finite
         self.xp = backend.xp
-        self._compiled: dict[tuple[tuple[Hashable, ...], bool], tuple[Plan, Compiled]] = {}
+        self._plans: dict[PlanKey, Plan] = {}
+        self._compiled: dict[PlanKey, tuple[Plan, Compiled]] = {}
         self._consts = {
             n: backend.constant(network.graph.nodes[n]["value"], dtype) for n in network.consts
         }
         self._dtype = backend.asarray(0.0, dtype).dtype
+        for back in self.plan(with_grad=True).backward:
+            self._vjp_rule(back)  # fail now, not at the first gradient, if one is missing
+
+    def _vjp_rule(self, back: BackStep) -> Callable[..., Any]:
+        """The backend's derivative rule for a backward step, or an error naming the op."""
+        rule = self.backend.vjp_of(back.op)
+        if rule is None:
+            raise PluginError(
+                f"op {back.op.name!r} at node {back.node!r} defines no vjp, so the "
+                f"{self.backend.name} backend cannot differentiate the loss through it; define "
+                f"vjp(self, xp, g, out, *operands) in {type(back.op).__qualname__}, or compile "
+                "with backend='jax', which differentiates its forward itself"
+            )
+        return rule
 
     def plan(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = False) -> Plan:
         """The plan computing ``outputs`` (default: the loss), and with_grad its gradient."""
-        return self._get(outputs, with_grad)[0]
+        key = self._key(outputs, with_grad)
+        if key not in self._plans:
+            self._plans[key] = build_plan(self.network, key[0], with_grad)
+        return self._plans[key]
 
     def source(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = True) -> str:
         """The Python the plan was compiled to: the forward pass, then the chain rule."""
         return self._get(outputs, with_grad)[1].source
 
-    def _get(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> tuple[Plan, Compiled]:
+    def _key(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> PlanKey:
         key = (tuple(outputs) if outputs is not None else (self.network.loss,), with_grad)
+        for n in key[0]:
+            if n not in self.network.ops:
+                raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
+        return key
+
+    def _get(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> tuple[Plan, Compiled]:
+        key = self._key(outputs, with_grad)
         if key not in self._compiled:
-            for n in key[0]:
-                if n not in self.network.ops:
-                    raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
-            plan = build_plan(self.network, key[0], with_grad)
+            plan = self.plan(*key)
             feed = Feed(
                 self.backend.array_type,
                 self._dtype,
@@ -64,8 +97,16 @@ class Program:
                 self._consts,
                 self.backend.constant(1.0, self.dtype),
             )
-            self._compiled[key] = plan, compile_plan(plan, feed, with_grad, self.check_finite)
+            rules = self._rules(with_grad)
+            self._compiled[key] = (
+                plan,
+                compile_plan(plan, feed, with_grad, self.check_finite, rules),
+            )
         return self._compiled[key]
+
+    def _rules(self, with_grad: bool) -> Rules:
+        """The forward and vjp the engine calls for each step (the backend's choice)."""
+        return Rules(lambda step: step.op.forward, self._vjp_rule)
 
     # ---------------------------------------------------------------- public entry points
 
@@ -112,6 +153,35 @@ class Program:
         outputs = tuple(outputs)
         values = self._get(outputs, False)[1].run(self.xp, params, inputs)
         return dict(zip(outputs, values, strict=True))
+
+    # ---------------------------------------------------------------------------- training
+
+    def own(self, values: Mapping[Any, Any]) -> dict[Any, Array]:
+        """Private copies of ``values`` as arrays of the program's dtype, where it computes."""
+        return {k: self.xp.array(v, dtype=self.dtype) for k, v in values.items()}
+
+    def train_step(
+        self, optimizer: Optimizer, params: Sequence[Hashable], inputs: Sequence[Hashable]
+    ) -> TrainStep:
+        """One minibatch step: the loss and gradient on some rows of the data, then the update.
+
+        Args:
+            optimizer: the update rule; applied in place on a mutable backend (NumPy).
+            params: the parameter names, by position.
+            inputs: the input names, by position in the step's ``data``.
+        """
+        update = optimizer.update_ if self.backend.mutable else optimizer.update
+        value_and_grad = self.value_and_grad
+
+        def step(
+            current: dict[int, Array], state: Any, data: Sequence[Array], rows: Any
+        ) -> tuple[dict[int, Array], Any, Array]:
+            batch = {name: data[i][rows] for i, name in enumerate(inputs)}
+            loss, grads = value_and_grad({n: current[i] for i, n in enumerate(params)}, batch)
+            current, state = update(current, {i: grads[n] for i, n in enumerate(params)}, state)
+            return current, state, loss
+
+        return step
 
     # ------------------------------------------------------------------------ leaf checks
 

@@ -48,12 +48,13 @@ def train(
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
     if epochs < 0 or batch_size < 1:
         raise InputError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
-    arrays, rows = _columns(prog, data)
-    if prog.backend.mutable:  # update private copies in place: no allocation per step
-        current = {k: prog.xp.array(v, dtype=prog.dtype) for k, v in params.items()}
-        update = opt.update_
-    else:
-        current, update = dict(params), opt.update
+    names = prog.network.params
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
+    inputs, arrays, rows = _columns(prog, data)
+    current = prog.own({i: params[n] for i, n in enumerate(names)})
+    step = prog.train_step(opt, names, inputs)
     state = opt.init(current)
     rng = np.random.default_rng(seed)
     history: list[float] = []
@@ -68,31 +69,30 @@ def train(
     )
     for epoch in bar:
         order = rng.permutation(rows)
-        total = 0.0
-        batches = 0
+        losses = []
         for start in range(0, rows, batch_size):
-            idx = order[start : start + batch_size]
-            batch = {k: v[idx] for k, v in arrays.items()}
-            loss, grads = prog.value_and_grad(current, batch)
-            current, state = update(current, grads, state)
-            total += float(loss)
-            batches += 1
-        history.append(total / max(batches, 1))
+            current, state, loss = step(current, state, arrays, order[start : start + batch_size])
+            losses.append(loss)  # kept as arrays: no wait for the device inside an epoch
+        history.append(sum(float(v) for v in losses) / max(len(losses), 1))
         bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
         if callback is not None:
-            callback(epoch, history[-1], current)
+            callback(epoch, history[-1], _by_name(names, current))
     bar.close()
-    return current, history
+    return _by_name(names, current), history
 
 
-def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[dict[Hashable, Any], int]:
-    """The training arrays on the program's backend, checked to share one row count."""
+def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Array]:
+    return {n: values[i] for i, n in enumerate(names)}
+
+
+def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Hashable], list[Array], int]:
+    """The inputs the loss needs, their arrays where the program computes, and the row count."""
     needed = [n for n, _ in prog.plan(with_grad=True).inputs]
     missing = [n for n in needed if n not in data]
     if missing:
         raise InputError(f"training data has no array for input(s) {missing}; it has {list(data)}")
-    arrays = {n: prog.backend.asarray(data[n], prog.dtype) for n in needed}
+    arrays = prog.own({n: data[n] for n in needed})
     rows = {n: (a.shape[0] if a.ndim else 0) for n, a in arrays.items()}
     if len(set(rows.values())) != 1 or 0 in rows.values():
         raise InputError(f"training arrays need the same, non-zero number of rows; got {rows}")
-    return arrays, next(iter(rows.values()))
+    return needed, [arrays[n] for n in needed], next(iter(rows.values()))
