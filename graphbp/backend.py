@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graphbp.errors import InputError
@@ -32,6 +33,10 @@ class Backend:
         """The array namespace passed to every op (numpy, jax.numpy, ...)."""
         raise NotImplementedError
 
+    def precision(self, dtype: str) -> AbstractContextManager[Any]:
+        """A context in which ops compute in ``dtype`` (JAX needs one for float64)."""
+        return nullcontext()
+
     def asarray(self, value: Any, dtype: str) -> Array:
         """Convert ``value`` to a backend array of floating ``dtype``."""
         return self.xp.asarray(value, dtype=dtype)
@@ -39,6 +44,10 @@ class Backend:
     def constant(self, value: Any, dtype: str) -> Array:
         """A backend array that is shared between runs and must never change."""
         return self.asarray(value, dtype)
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` compiled for repeated calls on arrays (JAX: ``jax.jit``; NumPy: ``fn``)."""
+        return fn
 
     def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
         """Copy a backend array to a NumPy array."""

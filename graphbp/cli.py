@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -249,16 +250,29 @@ def _ops(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from graphbp import Network, seed_network
     from graphbp.registry import load_all_ops
-    from graphbp.testing import check_network, check_op, installed_backends
+    from graphbp.testing import (
+        check_backends_agree,
+        check_network,
+        check_op,
+        check_op_autodiff,
+        installed_backends,
+    )
 
-    chosen = [args.backend] if args.backend else installed_backends()
+    installed = installed_backends()
+    one = args.backend or os.environ.get("GRAPHBP_BACKEND")  # else: every installed backend
+    chosen = [one] if one else installed
     net = Network.from_json(args.graph) if args.graph else Network(seed_network(3, 4, 2))
+    ops = [op for op in load_all_ops().values() if not op.leaf]
     for backend in chosen:
-        for op in load_all_ops().values():
-            if not op.leaf:
-                print(check_op(op, backend))
+        for op in ops:
+            print(check_op(op, backend))
         print(check_network(net, backend))
     print(f"all gradients agree with float64 central differences on {', '.join(chosen)}")
+    if "jax" in installed:
+        for op in ops:
+            print(check_op_autodiff(op))
+        print(check_backends_agree(net, ("numpy", "jax")))
+        print("plugin vjps agree with jax.vjp; numpy and jax agree on the network")
     return 0
 
 

@@ -104,8 +104,8 @@ class _Writer:
         self.plan, self.check_finite, self.rules = plan, check_finite, rules
         self.lines = ["def run(xp, params, inputs):"]
         self.ns: dict[str, Any] = {
-            "_fit": _fit,
-            "_arity": _arity,
+            "fit_cotangent": fit_cotangent,
+            "count_error": count_error,
             "_finite": _finite,
             "_not_scalar": _not_scalar,
             "SEQ": (tuple, list),
@@ -180,7 +180,7 @@ class _Writer:
                 f"c = B{k}(xp, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
             )
             self.emit(
-                f"if c.__class__ not in SEQ or len(c) != {len(back.args)}: _arity(BWD[{k}], c)"
+                f"if c.__class__ not in SEQ or len(c) != {len(back.args)}: count_error(BWD[{k}], c)"
             )
             self.emit(f"del g{back.out}")
             for i, a in back.targets:
@@ -189,7 +189,7 @@ class _Writer:
                 self.emit(f"{t} = c[{i}]", comment)
                 self.emit(
                     f"if getattr({t}, 'shape', None) != s{a}: "
-                    f"{t} = _fit(xp, {t}, s{a}, BWD[{k}], {i})"
+                    f"{t} = fit_cotangent(xp, {t}, s{a}, BWD[{k}], {i})"
                 )
                 if self.check_finite:
                     self.emit(f"_finite(xp, {t}, BWD[{k}], 'gradient')")
@@ -243,7 +243,7 @@ def _formula(step: Step | BackStep, name: dict[int, str]) -> str:
 # ------------------------------------------------------------------ run-time failure paths
 
 
-def _fit(xp: Any, ct: Any, shape: Any, step: BackStep, position: int) -> Array:
+def fit_cotangent(xp: Any, ct: Any, shape: Any, step: Step | BackStep, position: int) -> Array:
     """Sum a broadcast cotangent back to its operand's shape, or name the plugin at fault."""
     if hasattr(ct, "shape"):
         try:
@@ -265,7 +265,7 @@ def _not_scalar(node: Hashable, loss: Array) -> None:
     )
 
 
-def _arity(step: BackStep, cts: Any) -> None:
+def count_error(step: Step | BackStep, cts: Any) -> None:
     got = len(cts) if isinstance(cts, tuple | list) else type(cts).__name__
     raise PluginError(
         f"op {step.op.name!r} at node {step.node!r}: vjp returned {got} cotangent(s) but the op "

@@ -15,14 +15,20 @@ import pytest
 
 @pytest.fixture
 def gradcheck() -> Callable[..., list[Any]]:
-    """Check an op's vjp against central differences on every installed backend.
+    """Check an op's vjp against central differences on every installed backend, and
+    against ``jax.vjp`` of its forward where jax is installed.
 
     Call it with the op (or its name) and any keyword of ``graphbp.testing.check_op``;
-    it returns one report per backend and fails the test with the first disagreement.
+    it returns one report per check and fails the test with the first disagreement.
     """
-    from graphbp.testing import check_op, installed_backends
+    from graphbp.testing import check_op, check_op_autodiff, installed_backends
 
     def run(op: Any, **kwargs: Any) -> list[Any]:
-        return [check_op(op, backend, **kwargs) for backend in installed_backends()]
+        usable = installed_backends()
+        reports = [check_op(op, backend, **kwargs) for backend in usable]
+        if "jax" in usable:
+            keep = {k: v for k, v in kwargs.items() if k in ("examples", "seed")}
+            reports.append(check_op_autodiff(op, **keep))
+        return reports
 
     return run

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from graphbp.backend import Backend
 from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError
 from graphbp.graph import Network
-from graphbp.op import Op, signature_of, sum_to
+from graphbp.op import Op, defines_vjp, signature_of, sum_to
 from graphbp.registry import backends, get_backend, get_op
 
 STEP = 1e-4
@@ -95,25 +96,47 @@ def check_op(
     """
     op = get_op(op) if isinstance(op, str) else op
     be = get_backend(backend)
+    vjp = be.vjp_of(op)
+    if vjp is None:
+        raise GradientCheckError(
+            f"op {op.name!r} defines no vjp, so the {backend} backend cannot differentiate it; "
+            "define vjp(self, xp, g, out, *operands)"
+        )
+    with be.precision("float64"):
+        return _check_op(op, be, vjp, examples, seed, rtol, directions)
+
+
+def _check_op(
+    op: Op,
+    be: Backend,
+    vjp: Callable[..., Any],
+    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None,
+    seed: int,
+    rtol: float,
+    directions: int,
+) -> CheckReport:
+    backend = be.name
     xp = be.xp
     rng = np.random.default_rng(seed)
     report = CheckReport(f"op {op.name!r}", backend)
     for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
         xs = [np.asarray(x, dtype=np.float64) for x in operands]
 
-        def run(values: list[Any], attrs: dict[str, Any] = attrs) -> Any:
-            arrays = [be.asarray(v, "float64") for v in values]
-            return op.forward(xp, *arrays, **attrs)
+        def forward(*values: Any, attrs: dict[str, Any] = attrs) -> Any:
+            return op.forward(xp, *values, **attrs)
+
+        compiled = be.jit(forward)  # the difference quotients call it many times
+
+        def run(values: list[Any], compiled: Callable[..., Any] = compiled) -> Any:
+            return compiled(*values)
 
         out = run(xs)
         g = rng.standard_normal(np.shape(out))
         arrays = [be.asarray(x, "float64") for x in xs]
-        # Hide what the op says its vjp does not read, as the engine does after freeing it.
         reads = op.vjp_reads
-        seen = [a if reads is None or i in reads else None for i, a in enumerate(arrays)]
-        seen_out = out if reads is None or "out" in reads else None
         try:
-            cts = op.vjp(xp, be.asarray(g, "float64"), seen_out, *seen, **attrs)
+            rule = be.jit(lambda *values, attrs=attrs: vjp(xp, *values, **attrs))
+            cts = rule(be.asarray(g, "float64"), *_as_engine_passes(op, out, arrays))
         except (AttributeError, TypeError) as exc:
             raise GradientCheckError(
                 f"op {op.name!r}: vjp failed ({type(exc).__name__}: {exc}); if it reads a "
@@ -144,6 +167,15 @@ def check_op(
             report.worst[f"example {k} operand {i}"] = worst
             report.compared += analytic.size + directions
     return report
+
+
+def _as_engine_passes(op: Op, out: Any, operands: list[Any]) -> list[Any]:
+    """``[out, *operands]`` with None for what the op says its vjp does not read."""
+    reads = op.vjp_reads
+    return [
+        v if reads is None or r in reads else None
+        for r, v in zip(("out", *range(len(operands))), (out, *operands), strict=True)
+    ]
 
 
 def _compare(
@@ -256,6 +288,115 @@ def check_network(
         )
         report.compared += directions + (analytic.size if elementwise else 0)
     return report
+
+
+def check_op_autodiff(
+    op: Op | str,
+    *,
+    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+    seed: int = 0,
+    rtol: float = 1e-9,
+) -> CheckReport:
+    """Check an op's vjp against ``jax.vjp`` of its own forward, in float64 (needs jax).
+
+    A second oracle besides central differences: JAX's autodiff has no step size, so the two
+    must agree to round-off. Errors are relative to the cotangent's largest entry.
+
+    Raises:
+        GradientCheckError: naming the op, the example, the operand and the element.
+        BackendNotInstalledError: jax is not installed.
+    """
+    op = get_op(op) if isinstance(op, str) else op
+    be = get_backend("jax")
+    report = CheckReport(f"op {op.name!r} vs jax.vjp", "jax")
+    if not defines_vjp(op):
+        return report  # nothing of the plugin's own to check: JAX differentiates it itself
+    import jax
+
+    rng = np.random.default_rng(seed)
+    with be.precision("float64"):
+        for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
+            xs = [be.asarray(x, "float64") for x in operands]
+
+            def forward(*values: Any, attrs: dict[str, Any] = attrs) -> Any:
+                return op.forward(be.xp, *values, **attrs)
+
+            def both(g: Any, *values: Any, attrs: dict[str, Any] = attrs) -> Any:
+                out, pullback = jax.vjp(forward, *values)
+                passed = _as_engine_passes(op, out, list(values))
+                return op.vjp(be.xp, g, *passed, **attrs), pullback(g)
+
+            g = rng.standard_normal(np.shape(jax.eval_shape(forward, *xs)))
+            cts, wants = jax.jit(both)(g, *xs)
+            where = f"op {op.name!r}, example {k} (shapes {[tuple(x.shape) for x in xs]})"
+            for i, (ct, want) in enumerate(zip(cts, wants, strict=True)):
+                got = sum_to(np, np.asarray(be.to_numpy(ct)), tuple(xs[i].shape))
+                report.worst[f"example {k} operand {i}"] = _close(
+                    got, np.asarray(want), rtol, f"{where}, operand {i}: plugin vjp vs jax.vjp"
+                )
+                report.compared += got.size
+    return report
+
+
+def check_backends_agree(
+    net: Network,
+    backends: tuple[str, ...] = ("numpy", "jax"),
+    *,
+    dtype: str = "float64",
+    params: Mapping[Any, Any] | None = None,
+    inputs: Mapping[Any, Any] | None = None,
+    seed: int = 0,
+    rtol: float | None = None,
+) -> CheckReport:
+    """Check that every backend computes the same loss and gradients for ``net``.
+
+    On JAX, ``jax.grad(prog.loss)`` (the plugins' rules under JAX's own transformation) is
+    compared too. Errors are relative to each array's largest entry; the default allowance
+    is 1e-10 in float64 and 1e-5 in float32.
+
+    Raises:
+        GradientCheckError: naming the backend, the parameter and the element.
+    """
+    rtol = rtol if rtol is not None else (1e-10 if dtype == "float64" else 1e-5)
+    rng = np.random.default_rng(seed)
+    progs = [net.compile(b, dtype) for b in backends]
+    params = dict(params) if params is not None else progs[0].init(seed)
+    inputs = dict(inputs) if inputs is not None else random_inputs(net, rng)
+    reference: dict[str, Any] | None = None
+    report = CheckReport("network", " = ".join(backends))
+    for prog in progs:
+        loss, grads = prog.value_and_grad(params, inputs)
+        results = {"loss": loss, **{f"∂L/∂{n}": grads[n] for n in net.params}}
+        if prog.backend.name == "jax":
+            import jax
+
+            auto = jax.grad(prog.loss)(prog.own(params), inputs)
+            results.update({f"jax.grad ∂L/∂{n}": auto[n] for n in net.params})
+        got = {
+            k: np.asarray(prog.backend.to_numpy(v), dtype=np.float64) for k, v in results.items()
+        }
+        if reference is None:
+            reference = got
+        for key, value in got.items():
+            want = reference[key.removeprefix("jax.grad ")]
+            where = f"{key} on {prog.backend.name} vs {backends[0]} ({dtype})"
+            report.worst[f"{prog.backend.name} {key}"] = _close(value, want, rtol, where)
+            report.compared += value.size
+    return report
+
+
+def _close(got: Any, want: Any, rtol: float, where: str) -> float:
+    """The largest difference relative to ``want``'s largest entry, or an error over ``rtol``."""
+    scale = max(float(np.max(np.abs(want), initial=0.0)), np.finfo(np.float64).tiny)
+    diff = np.abs(got - want)
+    err = float(np.max(diff, initial=0.0)) / scale
+    if not err <= rtol:
+        j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+        raise GradientCheckError(
+            f"{where}: element {list(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
+            f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
+        )
+    return err
 
 
 def random_inputs(net: Network, rng: Any, batch: int = 4) -> dict[Hashable, Any]:

@@ -17,10 +17,13 @@ def test_wheel_has_no_top_level_backends_or_plugins(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top = {name.split("/")[0] for name in names}
     dist_info = {t for t in top if t.endswith(".dist-info")}
-    assert top - dist_info == {"graphbp", "graphbp_numpy", "graphbp_ops"}
+    assert top - dist_info == {"graphbp", "graphbp_numpy", "graphbp_jax", "graphbp_ops"}
     assert "graphbp/data/diabetes.csv" in names and "graphbp/data/README.md" in names
     entry_points = zipfile.ZipFile(wheel).read(f"{dist_info.pop()}/entry_points.txt").decode()
-    assert "[graphbp.backends]\nnumpy = graphbp_numpy:NumpyBackend" in entry_points
+    assert (
+        "[graphbp.backends]\njax = graphbp_jax:JaxBackend\nnumpy = graphbp_numpy:NumpyBackend"
+        in (entry_points)
+    )
     assert "sigmoid = graphbp_ops.elementwise:Sigmoid" in entry_points
     assert "[pytest11]\ngraphbp = graphbp.pytest_plugin" in entry_points
 

@@ -192,7 +192,9 @@ def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pyte
         def test_good(gradcheck):
             from graphbp.testing import installed_backends
             reports = gradcheck(Cube())
-            assert [r.backend for r in reports] == installed_backends()
+            oracle = ["jax"] if "jax" in installed_backends() else []  # and jax.vjp
+            assert [r.backend for r in reports] == installed_backends() + oracle
+            assert all(r.compared > 0 for r in reports)
 
         def test_bad(gradcheck):
             gradcheck(WrongCube())
@@ -201,7 +203,7 @@ def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pyte
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on numpy, example 0*analytic*"])
+    result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on *, example 0*analytic*"])
 
 
 def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(
