@@ -1,4 +1,4 @@
-"""Benchmarks: graphbp against hand-written NumPy backprop, in the same process, as ratios.
+"""Benchmarks: graphbp against hand-written NumPy and JAX, in the same process, as ratios.
 
 Run with ``graphbp bench`` (or ``python -m graphbp.bench``). Times are the best of several
 repeats of many steps, so one noisy moment on a shared machine does not decide the ratio.
@@ -157,9 +157,126 @@ def bench_chain(length: int, repeats: int) -> dict[str, float]:
     }
 
 
-def run(quick: bool = False) -> None:
-    """Print the benchmark tables."""
+def seed_loss_jax(params: dict[str, Any], x: Any, y: Any) -> Any:
+    """The seed network's loss written directly in jax.numpy, as a JAX user would."""
+    import jax
+    import jax.numpy as jnp
+
+    h1 = jax.nn.sigmoid(x @ params["W1"] + params["b1"])
+    h2 = jax.nn.sigmoid(h1 @ params["W2"] + params["b2"])
+    return jnp.sum((h2 @ params["W3"] + params["b3"] - y) ** 2)
+
+
+def bench_seed_jax(repeats: int) -> list[dict[str, Any]]:
+    """Time one training step: graphbp-jax vs ``jax.jit(jax.value_and_grad)`` by hand."""
+    return [_bench_seed_jax_size(size, repeats) for size in SIZES]
+
+
+def _bench_seed_jax_size(size: tuple[int, int, int, int], repeats: int) -> dict[str, Any]:
+    """Both steps gather the batch from device-resident data, compute loss and gradient, and
+    apply W ← W − η·∇W under one jit with the parameters donated; the same rows each time."""
+    import jax
+
+    from graphbp import Network, seed_network
+    from graphbp.optim import SGD
+
+    batch, n_in, hidden, n_out = size
+    lr = 1e-4
+    net = Network(seed_network(n_in, hidden, n_out))
+    prog = net.compile("jax", "float64")
+    names = net.params
+    inputs = [n for n, _ in prog.plan(with_grad=True).inputs]
+    owned = prog.own(seed_data(batch, n_in, n_out))
+    data = [owned[n] for n in inputs]
+    rows = np.arange(batch)
+    opt = SGD(lr)
+    step = prog.train_step(opt, names, inputs)
+    init = prog.init(0)
+    current = prog.own({i: init[n] for i, n in enumerate(names)})
+    start = time.perf_counter()
+    current, _, loss = step(current, (), data, rows)
+    loss.block_until_ready()
+    first_call = time.perf_counter() - start
+
+    def hand_update(params: dict[str, Any], x: Any, y: Any, rows: Any) -> Any:
+        loss, grads = jax.value_and_grad(seed_loss_jax)(params, x[rows], y[rows])
+        return {k: p - lr * grads[k] for k, p in params.items()}, loss
+
+    hand_step = jax.jit(hand_update, donate_argnums=0)
+    hand = prog.own({str(n): init[n] for n in names})
+    numpy_prog = net.compile("numpy", "float64")
+    numpy_params = numpy_prog.init(0)
+    numpy_data = seed_data(batch, n_in, n_out)
+
+    def graphbp_jax() -> None:
+        nonlocal current
+        current, _, loss = step(current, (), data, rows)
+        loss.block_until_ready()
+
+    def hand_jax() -> None:
+        nonlocal hand
+        with jax.enable_x64(True):
+            hand, loss = hand_step(hand, *data, rows)
+        loss.block_until_ready()
+
+    def graphbp_numpy() -> None:
+        _, grads = numpy_prog.value_and_grad(numpy_params, numpy_data)
+        opt.update_(numpy_params, grads, ())
+
+    times = best_times({"hand": hand_jax, "graphbp": graphbp_jax, "numpy": graphbp_numpy}, repeats)
+    return {
+        "size": size,
+        "jax_us": times["hand"] * 1e6,
+        "graphbp_us": times["graphbp"] * 1e6,
+        "ratio": times["graphbp"] / times["hand"],
+        "graphbp_numpy_us": times["numpy"] * 1e6,
+        "first_call_s": first_call,
+    }
+
+
+def jax_chain_first_call(length: int) -> float:
+    """Seconds for the first value_and_grad of a ``length``-op chain on JAX (trace + compile)."""
+    from graphbp import Network
+
+    prog = Network(chain_graph(length)).compile("jax", "float64")
+    params = prog.init(0)
+    start = time.perf_counter()
+    loss, _ = prog.value_and_grad(params, {})
+    loss.block_until_ready()
+    return time.perf_counter() - start
+
+
+def run(quick: bool = False, backends: list[str] | None = None) -> None:
+    """Print the benchmark tables for ``backends`` (default: numpy)."""
+    backends = backends or ["numpy"]
     repeats = 3 if quick else 7
+    if "numpy" in backends:
+        _run_numpy(quick, repeats)
+    if "jax" in backends:
+        _run_jax(quick, repeats)
+
+
+def _run_jax(quick: bool, repeats: int) -> None:
+    print(f"One jitted SGD training step of the seed network (float64), best of {repeats} repeats")
+    print(
+        f"{'(batch, in, hidden, out)':<26}{'hand JAX':>12}{'graphbp-jax':>13}{'ratio':>8}"
+        f"{'graphbp-numpy':>15}{'first call':>12}"
+    )
+    for row in bench_seed_jax(repeats):
+        print(
+            f"{row['size']!s:<26}{row['jax_us']:>10.1f}µs{row['graphbp_us']:>11.1f}µs"
+            f"{row['ratio']:>7.2f}×{row['graphbp_numpy_us']:>13.1f}µs"
+            f"{row['first_call_s']:>11.2f}s"
+        )
+    length = 500 if quick else 2000
+    print(
+        f"  first call of a {length}-op chain on JAX (trace + XLA compile): "
+        f"{jax_chain_first_call(length):.2f} s"
+    )
+    print()
+
+
+def _run_numpy(quick: bool, repeats: int) -> None:
     print(f"One SGD training step of the seed network (float64), best of {repeats} repeats")
     print(f"{'(batch, in, hidden, out)':<26}{'hand NumPy':>12}{'graphbp':>12}{'ratio':>8}")
     for row in bench_seed(repeats):
@@ -175,6 +292,7 @@ def run(quick: bool = False) -> None:
         f"(the same ufunc calls hand-written: {chain['numpy_us_per_op']:.2f} µs/op)"
     )
     print(f"  first call, which writes and compiles the plan: {chain['first_call_s']:.2f} s")
+    print()
 
 
 if __name__ == "__main__":

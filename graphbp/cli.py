@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
+from graphbp.registry import get_backend
 
-DEFAULTS = {"epochs": 150, "lr": 0.003, "hidden": 16, "batch_size": 32, "optimizer": "sgd"}
-"""Hyper-parameters of the embedded default (the seed network on diabetes)."""
+EXAMPLE_DEFAULTS = {
+    "diabetes": {"epochs": 150, "lr": 0.003, "hidden": 16},
+    "digits": {"epochs": 100, "lr": 0.5, "hidden": 32},
+}
+"""Hyper-parameters per embedded example (and for --data, those of diabetes)."""
+DEFAULTS = {"batch_size": 32, "optimizer": "sgd"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,20 +61,31 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network (default: the seed network on diabetes)")
-    train.add_argument("--epochs", type=positive_int, default=DEFAULTS["epochs"])
-    train.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate η")
+    per_example = "; ".join(
+        f"{k} {', '.join(f'{o} {v}' for o, v in d.items())}" for k, d in EXAMPLE_DEFAULTS.items()
+    )
     train.add_argument(
-        "--hidden",
-        type=positive_int,
-        default=DEFAULTS["hidden"],
-        help="hidden width of the seed network (ignored with --graph)",
+        "--example",
+        choices=tuple(EXAMPLE_DEFAULTS),
+        default="diabetes",
+        help="embedded data: diabetes (regression, σ network with Σ‖y−ŷ‖²) or digits "
+        "(10 classes, softmax cross-entropy)",
+    )
+    train.add_argument(
+        "--epochs", type=positive_int, help=f"passes over the data (defaults: {per_example})"
+    )
+    train.add_argument("--lr", type=float, help="learning rate η")
+    train.add_argument(
+        "--hidden", type=positive_int, help="hidden width of the network (ignored with --graph)"
     )
     train.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
     train.add_argument(
         "--optimizer", choices=("sgd", "momentum", "adam"), default=DEFAULTS["optimizer"]
     )
     train.add_argument("--seed", type=int, default=0, help="seeds the split, init and shuffling")
-    train.add_argument("--data", type=Path, help="a numeric CSV with a header row")
+    train.add_argument(
+        "--data", type=Path, help="a numeric CSV with a header row (regression; replaces --example)"
+    )
     train.add_argument("--target", default="target", help="the CSV column to predict")
     train.add_argument(
         "--graph", type=Path, help="a node-link JSON network with inputs 'x' and 'y'"
@@ -81,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         help="folder for params.npz, history.csv, metrics.json, network.json",
     )
     _backend_options(train)
+    train.add_argument(
+        "--devices",
+        type=positive_int,
+        help="jax: split each batch across this many devices (data parallel)",
+    )
     train.set_defaults(run=_train)
 
     ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
@@ -90,17 +111,30 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
     )
-    check.add_argument("--backend", help="check one backend (default: every installed one)")
+    check.add_argument(
+        "--backend",
+        help="check one backend (default: $GRAPHBP_BACKEND, else every installed one); "
+        "with jax, plugin vjps are also checked against jax.vjp and NumPy against JAX",
+    )
     check.set_defaults(run=_check)
 
-    bench = sub.add_parser("bench", help="time graphbp against hand-written NumPy")
+    bench = sub.add_parser("bench", help="time graphbp against hand-written NumPy and JAX")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
+    bench.add_argument(
+        "--backend", help="bench one backend (default: $GRAPHBP_BACKEND, else every installed one)"
+    )
     bench.set_defaults(run=_bench)
     return parser
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=None, help="numpy (default: $GRAPHBP_BACKEND or numpy)")
+    from graphbp.registry import backends
+
+    p.add_argument(
+        "--backend",
+        default=None,
+        help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy)",
+    )
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
 
 
@@ -108,35 +142,42 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from graphbp import Network, seed_network
-    from graphbp.datasets import load_csv, load_example, split
+    from graphbp import Network, mlp
+    from graphbp.datasets import EXAMPLES, load_csv, load_example, split
     from graphbp.train import train
 
     if args.out.exists() and not args.out.is_dir():
         raise GraphFileError(f"{args.out}: exists and is not a folder; choose another --out")
-    data = load_csv(args.data, args.target) if args.data else load_example("diabetes")
-    s = split(data, 0.2, args.seed)
-    n_in, n_out = s.x_train.shape[1], s.y_train.shape[1]
+    example = "diabetes" if args.data else args.example
+    hyper: dict[str, Any] = {k: getattr(args, k) or v for k, v in EXAMPLE_DEFAULTS[example].items()}
+    data = load_csv(args.data, args.target) if args.data else load_example(example)
+    classify = not args.data and EXAMPLES[example][2] == "classification"
+    s = split(data, 0.2, args.seed, classes=int(data.y.max()) + 1 if classify else None)
+    n_in, n_out, hidden = s.x_train.shape[1], s.y_train.shape[1], hyper["hidden"]
+    sizes = (n_in, hidden, hidden, n_out)
     if args.graph:
         net = Network.from_json(args.graph)
         what = str(args.graph)
         _check_training_inputs(net, args.graph)
+    elif classify:
+        net = Network(mlp(sizes, "sigmoid", "softmax_cross_entropy"))
+        what = f"network {'-'.join(map(str, sizes))} (σ, softmax cross-entropy)"
     else:
-        net = Network(seed_network(n_in, args.hidden, n_out))
-        what = f"seed network {n_in}-{args.hidden}-{args.hidden}-{n_out} (σ, Σ‖y−ŷ‖²)"
+        net = Network(mlp(sizes, "sigmoid", "sse"))
+        what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
     output = _output_node(net)
-    prog = net.compile(args.backend, args.dtype)
+    prog = net.compile(args.backend, args.dtype, devices=args.devices)
     print(
         f"graphbp train: {what} on {data.name} ({len(s.x_train)} train / {len(s.x_test)} test "
-        f"rows), {args.optimizer} lr={args.lr}, {args.epochs} epochs, batch {args.batch_size}, "
-        f"{prog.backend.name} {prog.dtype}"
+        f"rows), {args.optimizer} lr={hyper['lr']}, {hyper['epochs']} epochs, batch "
+        f"{args.batch_size}, {prog.backend.name} {prog.dtype}"
     )
     params, history = train(
         prog,
         prog.init(args.seed),
         {"x": s.x_train, "y": s.y_train},
-        lr=args.lr,
-        epochs=args.epochs,
+        lr=hyper["lr"],
+        epochs=hyper["epochs"],
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         seed=args.seed,
@@ -146,7 +187,8 @@ def _train(args: argparse.Namespace) -> int:
     def predict(x: Any) -> Any:
         return prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
 
-    metrics = _compare_with_baselines(s, predict(s.x_train), predict(s.x_test))
+    compare = _compare_classifiers if classify else _compare_with_baselines
+    metrics = compare(s, predict(s.x_train), predict(s.x_test))
     metrics["final_train_loss"] = history[-1]
     arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
     _write_outputs(args.out, arrays, history, metrics, net.to_dict())
@@ -181,6 +223,34 @@ def _compare_with_baselines(s: Any, fit_train: Any, fit_test: Any) -> dict[str, 
             f"{name:<24}{m['train_mse']:>11.4f}{m['test_mse']:>11.4f}{m['train_r2']:>10.4f}"
             f"{m['test_r2']:>10.4f}"
         )
+    return metrics
+
+
+def _compare_classifiers(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
+    """Print (and return) train/test accuracy of the network, the majority class and a
+    one-vs-rest least-squares linear classifier."""
+    import numpy as np
+
+    from graphbp.datasets import accuracy, least_squares
+
+    majority = np.eye(s.y_train.shape[1])[np.argmax(s.y_train.sum(axis=0))]
+    ls_train, ls_test = least_squares(s)
+    rows = {
+        "majority class": (
+            np.tile(majority, (len(s.y_train), 1)),
+            np.tile(majority, (len(s.y_test), 1)),
+        ),
+        "linear least squares": (ls_train, ls_test),
+        "graphbp network": (fit_train, fit_test),
+    }
+    print(f"{'':<24}{'train accuracy':>16}{'test accuracy':>15}")
+    metrics: dict[str, Any] = {}
+    for name, (p_train, p_test) in rows.items():
+        m = metrics[name] = {
+            "train_accuracy": accuracy(s.y_train, p_train),
+            "test_accuracy": accuracy(s.y_test, p_test),
+        }
+        print(f"{name:<24}{m['train_accuracy']:>16.4f}{m['test_accuracy']:>15.4f}")
     return metrics
 
 
@@ -268,7 +338,7 @@ def _check(args: argparse.Namespace) -> int:
             print(check_op(op, backend))
         print(check_network(net, backend))
     print(f"all gradients agree with float64 central differences on {', '.join(chosen)}")
-    if "jax" in installed:
+    if "jax" in chosen:
         for op in ops:
             print(check_op_autodiff(op))
         print(check_backends_agree(net, ("numpy", "jax")))
@@ -278,8 +348,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from graphbp.bench import run
+    from graphbp.testing import installed_backends
 
-    run(quick=args.quick)
+    one = args.backend or os.environ.get("GRAPHBP_BACKEND")
+    if one:
+        get_backend(one)  # an unknown or missing backend is a one-line error
+    run(quick=args.quick, backends=[one] if one else installed_backends())
     return 0
 
 

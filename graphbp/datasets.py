@@ -12,8 +12,11 @@ import numpy as np
 
 from graphbp.errors import GraphFileError
 
-EXAMPLES = {"diabetes": ("diabetes.csv", "target")}
-"""Embedded data sets (graphbp/data/, provenance in its README.md): file and target column."""
+EXAMPLES = {
+    "diabetes": ("diabetes.csv", "target", "regression"),
+    "digits": ("digits.csv", "label", "classification"),
+}
+"""Embedded data sets (graphbp/data/, provenance in its README.md): file, target, task."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,10 @@ class Split:
 
 
 def load_example(name: str = "diabetes") -> Dataset:
-    """Load an embedded data set by name."""
+    """Load an embedded data set by name (its task is ``EXAMPLES[name][2]``)."""
     if name not in EXAMPLES:
         raise GraphFileError(f"no embedded example {name!r}; choose one of {', '.join(EXAMPLES)}")
-    file, target = EXAMPLES[name]
+    file, target, _ = EXAMPLES[name]
     with resources.as_file(resources.files("graphbp") / "data" / file) as path:
         return load_csv(path, target, name=name)
 
@@ -94,11 +97,14 @@ def load_csv(path: str | Path, target: str = "target", name: str | None = None) 
     )
 
 
-def split(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
+def split(
+    data: Dataset, test_fraction: float = 0.2, seed: int = 0, classes: int | None = None
+) -> Split:
     """Shuffle with ``seed``, hold out ``test_fraction`` of rows, standardise x and y.
 
     Means and standard deviations come from the training rows only, so nothing about the
-    test rows leaks into training.
+    test rows leaks into training. With ``classes``, y holds labels 0..classes−1 and becomes
+    one-hot rows instead of being standardised.
     """
     n = len(data.x)
     order = np.random.default_rng(seed).permutation(n)
@@ -111,8 +117,25 @@ def split(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
         return (a[train] - mean) / std, (a[test] - mean) / std
 
     x_train, x_test = standardise(data.x)
-    y_train, y_test = standardise(data.y)
+    if classes is None:
+        y_train, y_test = standardise(data.y)
+    else:
+        y_train, y_test = one_hot(data.y[train], classes), one_hot(data.y[test], classes)
     return Split(x_train, y_train, x_test, y_test)
+
+
+def one_hot(labels: np.ndarray[Any, Any], classes: int) -> np.ndarray[Any, Any]:
+    """Rows of 0/1 with a 1 in each label's column (labels: integers 0..classes−1)."""
+    flat = labels.reshape(-1)
+    if not np.all((flat == np.round(flat)) & (flat >= 0) & (flat < classes)):
+        raise GraphFileError(f"class labels must be integers 0..{classes - 1}")
+    rows: np.ndarray[Any, Any] = np.eye(classes)[flat.astype(int)]
+    return rows
+
+
+def accuracy(one_hot_labels: np.ndarray[Any, Any], scores: np.ndarray[Any, Any]) -> float:
+    """The fraction of rows whose highest score is in the labelled class."""
+    return float(np.mean(np.argmax(scores, axis=1) == np.argmax(one_hot_labels, axis=1)))
 
 
 def r2_score(y: np.ndarray[Any, Any], pred: np.ndarray[Any, Any]) -> float:

@@ -139,7 +139,10 @@ def test_check_passes_on_the_builtins_and_fails_on_a_bad_graph_file(tmp_path: Pa
     run = graphbp("check", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "all gradients agree" in run.stdout
+    if "jax" in installed_backends():
+        assert "plugin vjps agree with jax.vjp; numpy and jax agree" in run.stdout
     gb.Network(gb.seed_network(2, 3)).to_json(tmp_path / "seed.json")
-    assert graphbp("check", "seed.json", cwd=tmp_path).returncode == 0
+    one = graphbp("check", "seed.json", "--backend", "numpy", cwd=tmp_path)
+    assert one.returncode == 0 and "on numpy" in one.stdout and "on jax" not in one.stdout
     bad = graphbp("check", "nothing.json", cwd=tmp_path)
     assert bad.returncode == 2 and "nothing.json: cannot read graph file" in bad.stderr
