@@ -52,33 +52,36 @@ def train(
     missing = [n for n in names if n not in params]
     if missing:
         raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
-    inputs, arrays, rows = _columns(prog, data)
-    current = prog.own({i: params[n] for i, n in enumerate(names)})
-    step = prog.train_step(opt, names, inputs)
-    state = opt.init(current)
-    rng = np.random.default_rng(seed)
-    history: list[float] = []
-    bar = tqdm(
-        range(epochs),
-        desc="train",
-        unit="epoch",
-        file=sys.stderr,
-        leave=False,
-        disable=progress is False,
-        delay=0 if progress else 1.0,
-    )
-    for epoch in bar:
-        order = rng.permutation(rows)
-        losses = []
-        for start in range(0, rows, batch_size):
-            current, state, loss = step(current, state, arrays, order[start : start + batch_size])
-            losses.append(loss)  # kept as arrays: no wait for the device inside an epoch
-        history.append(sum(float(v) for v in losses) / max(len(losses), 1))
-        bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
-        if callback is not None:
-            callback(epoch, history[-1], _by_name(names, current))
-    bar.close()
-    return _by_name(names, current), history
+    with prog.backend.precision(prog.dtype):  # JAX: the optimizer state in float64 too
+        inputs, arrays, rows = _columns(prog, data)
+        current = prog.own({i: params[n] for i, n in enumerate(names)})
+        step = prog.train_step(opt, names, inputs)
+        state = opt.init(current)
+        rng = np.random.default_rng(seed)
+        history: list[float] = []
+        bar = tqdm(
+            range(epochs),
+            desc="train",
+            unit="epoch",
+            file=sys.stderr,
+            leave=False,
+            disable=progress is False,
+            delay=0 if progress else 1.0,
+        )
+        for epoch in bar:
+            order = rng.permutation(rows)
+            losses = []
+            for start in range(0, rows, batch_size):
+                current, state, loss = step(
+                    current, state, arrays, order[start : start + batch_size]
+                )
+                losses.append(loss)  # kept as arrays: no wait for the device inside an epoch
+            history.append(sum(float(v) for v in losses) / max(len(losses), 1))
+            bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+            if callback is not None:
+                callback(epoch, history[-1], _by_name(names, current))
+        bar.close()
+        return _by_name(names, current), history
 
 
 def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Array]:

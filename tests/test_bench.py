@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import graphbp as gb
 from graphbp.bench import bench_chain, chain_graph, handwritten_step, seed_data
@@ -29,3 +30,20 @@ def test_chain_benchmark_graph_and_report() -> None:
     row = bench_chain(10, repeats=1)
     assert row["length"] == 10 and row["graphbp_us_per_op"] > 0 and row["numpy_us_per_op"] > 0
     assert row["first_call_s"] > 0
+
+
+def test_handwritten_jax_loss_is_the_seed_network_and_the_jax_bench_reports() -> None:
+    jax = pytest.importorskip("jax")
+    from graphbp.bench import _bench_seed_jax_size, seed_loss_jax
+
+    prog = gb.Network(gb.seed_network(6, 5, 2)).compile("jax")
+    data = seed_data(9, 6, 2)
+    params = prog.init(0)
+    loss, grads = prog.value_and_grad(params, data)
+    with jax.enable_x64(True):
+        hand_loss, hand_grads = jax.value_and_grad(seed_loss_jax)(params, data["x"], data["y"])
+    assert float(hand_loss) == pytest.approx(float(loss), rel=1e-13)
+    for k in params:
+        np.testing.assert_allclose(hand_grads[k], grads[k], rtol=1e-11, atol=1e-14)
+    row = _bench_seed_jax_size((4, 3, 5, 2), repeats=1)
+    assert row["ratio"] > 0 and row["graphbp_numpy_us"] > 0 and row["first_call_s"] > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,15 +13,19 @@ import numpy as np
 import pytest
 
 import graphbp as gb
+from graphbp.testing import installed_backends
 
 
-def graphbp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def graphbp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "graphbp.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -146,3 +151,49 @@ def test_check_passes_on_the_builtins_and_fails_on_a_bad_graph_file(tmp_path: Pa
     assert one.returncode == 0 and "on numpy" in one.stdout and "on jax" not in one.stdout
     bad = graphbp("check", "nothing.json", cwd=tmp_path)
     assert bad.returncode == 2 and "nothing.json: cannot read graph file" in bad.stderr
+
+
+needs_jax = pytest.mark.skipif("jax" not in installed_backends(), reason="jax is not installed")
+
+
+@needs_jax
+def test_train_on_jax_reaches_the_same_test_r2_as_numpy(tmp_path: Path) -> None:
+    r2 = {}
+    for backend in ("numpy", "jax"):
+        run = graphbp("train", "--backend", backend, "--out", backend, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert f"{backend} float64" in run.stdout
+        metrics = json.loads((tmp_path / backend / "metrics.json").read_text())
+        r2[backend] = metrics["graphbp network"]["test_r2"]
+    assert r2["jax"] == pytest.approx(r2["numpy"], abs=0.01)
+
+
+@needs_jax
+def test_graphbp_backend_variable_is_the_cli_default(tmp_path: Path) -> None:
+    env = {"GRAPHBP_BACKEND": "jax"}
+    run = graphbp("train", "--epochs", "2", cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "jax float64" in run.stdout
+    bad = graphbp("bench", "--quick", cwd=tmp_path, env={"GRAPHBP_BACKEND": "torch"})
+    assert bad.returncode == 2 and "backend 'torch' is not installed" in bad.stderr
+
+
+def test_digits_example_trains_a_softmax_classifier(tmp_path: Path) -> None:
+    run = graphbp("train", "--example", "digits", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "digits (1438 train / 359 test rows)" in run.stdout
+    assert "softmax cross-entropy" in run.stdout and "test accuracy" in run.stdout
+    metrics = json.loads((tmp_path / "graphbp-out" / "metrics.json").read_text())
+    assert metrics["graphbp network"]["test_accuracy"] >= 0.95
+    assert metrics["majority class"]["test_accuracy"] < 0.2
+    assert (
+        metrics["graphbp network"]["test_accuracy"]
+        > metrics["linear least squares"]["test_accuracy"]
+    )
+
+
+def test_devices_need_the_jax_backend(tmp_path: Path) -> None:
+    run = graphbp("train", "--backend", "numpy", "--devices", "2", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "numpy backend takes no option devices=2" in run.stderr
+    assert not (tmp_path / "graphbp-out").exists()

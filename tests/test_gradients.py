@@ -10,7 +10,13 @@ import pytest
 import graphbp as gb
 from graphbp.bench import handwritten_grads
 from graphbp.errors import GradientCheckError
-from graphbp.testing import check_network, check_op, installed_backends, random_inputs
+from graphbp.testing import (
+    check_network,
+    check_op,
+    check_op_autodiff,
+    installed_backends,
+    random_inputs,
+)
 
 BACKENDS = installed_backends()
 
@@ -24,6 +30,15 @@ def test_op_vjp_matches_central_differences(name: str, backend: str) -> None:
     report = check_op(name, backend)
     assert report.compared > 0
     assert report.max_rel_error < 1e-6
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_op_vjp_matches_jax_autodiff_of_its_forward(name: str) -> None:
+    """The second oracle: JAX differentiates the plugin's own forward (float64)."""
+    pytest.importorskip("jax")
+    report = check_op_autodiff(name)
+    assert report.compared > 0
+    assert report.max_rel_error < 1e-9
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

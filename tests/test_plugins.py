@@ -165,6 +165,30 @@ def test_missing_backend_says_how_to_install_it() -> None:
         gb.Network(gb.seed_network(2, 2)).compile("torch")
 
 
+def test_without_jax_the_jax_backend_says_how_to_install_it_and_numpy_still_works() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["jax"] = None  # as if jax were not installed
+        import graphbp as gb
+        net = gb.Network(gb.seed_network(2, 3))
+        print("backends:", gb.backends())
+        try:
+            net.compile("jax")
+        except gb.BackendNotInstalledError as exc:
+            print("error:", exc)
+        prog = net.compile("numpy")
+        print("numpy loss:", float(prog.loss(prog.init(0), {"x": [[1.0, 2.0]], "y": [[0.5]]})))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "backends: ['jax', 'numpy']" in run.stdout  # listed: the entry point is installed
+    assert "error: backend 'jax' cannot import its dependencies" in run.stdout
+    assert "pip install 'graphbp[jax]'" in run.stdout
+    assert "numpy loss: " in run.stdout
+
+
 def test_import_graphbp_imports_no_backend_or_op_module() -> None:
     run = subprocess.run(
         [
