@@ -346,3 +346,25 @@ def test_sharded_training_equals_single_device_training(tmp_path: Path) -> None:
                 want = np.asarray(value)
                 got = np.asarray(sharded[kind][name])
                 assert np.max(np.abs(got - want)) <= 1e-6 * max(1.0, np.max(np.abs(want)))
+
+
+def test_node_names_of_mixed_types_work_on_jax() -> None:
+    """JAX cannot sort dict keys like 0 and "q"; graphbp keeps them out of JAX's pytrees."""
+    g = nx.DiGraph(loss="L")
+    g.add_node(0, op="param", shape=(3,), init="normal")
+    g.add_node("q", op="param", shape=(3,), init="normal")
+    g.add_node("x", op="input", shape=(None, 3))
+    for node, op, operands in ((1, "mul", [0, "q"]), ("h", "mul", ["x", 1]), ("L", "sum", ["h"])):
+        g.add_node(node, op=op)
+        for i, a in enumerate(operands):
+            g.add_edge(a, node, arg=i)
+    net = gb.Network(g)
+    data = {"x": np.random.default_rng(6).standard_normal((4, 3))}
+    want = net.compile("numpy")
+    prog = net.compile("jax")
+    params = want.init(0)
+    _, grads = prog.value_and_grad(params, data)
+    for name, grad in want.value_and_grad(params, data)[1].items():
+        np.testing.assert_allclose(grads[name], grad, rtol=1e-13)
+    trained, _ = gb.train(prog, params, data, epochs=2, batch_size=2)
+    assert set(trained) == {0, "q"}

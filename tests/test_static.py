@@ -1,7 +1,8 @@
-"""Lint and types are part of the suite: ruff on everything, mypy --strict on graphbp/."""
+"""Lint and types are part of the suite: ruff on everything, mypy --strict on the packages."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -23,5 +24,9 @@ def test_ruff_lint_and_format() -> None:
 
 
 def test_mypy_strict() -> None:
-    result = _run("mypy", "--strict", "graphbp")
+    """The core, and the backends and built-in ops too (the JAX backend where jax is installed)."""
+    packages = ["graphbp", "backends/graphbp_numpy", "plugins/graphbp_ops"]
+    if importlib.util.find_spec("jax") is not None:
+        packages.append("backends/graphbp_jax")
+    result = _run("mypy", "--strict", *packages)
     assert result.returncode == 0, result.stdout

@@ -124,7 +124,7 @@ class JaxProgram(Program):
     ) -> tuple[Any, dict[Any, Any]]:
         """The loss and ∂loss/∂param for every parameter, by graphbp's backward traversal."""
         loss, grads = self._call(None, True, params, inputs)
-        return loss, {n: grads[n] for n in self.network.params}
+        return loss, dict(zip(self.network.params, grads, strict=True))
 
     def _call(
         self,
@@ -157,14 +157,15 @@ class JaxProgram(Program):
                 )
                 if not with_grad:
                     return tuple(result)
-                loss, grads = result
-                return loss, self._all_grads(grads, dict(zip(p_names, ps, strict=True)))
+                loss, grads = result  # returned by position: names need not sort as keys
+                return loss, tuple(self._all_grads(grads).values())
 
             self._functions[key] = plan, self._jit(fn)
         return self._functions[key]
 
-    def _all_grads(self, grads: dict[Any, Any], params: Mapping[Any, Any]) -> dict[Any, Any]:
-        """``grads`` plus zeros for parameters the loss does not depend on."""
+    def _all_grads(self, grads: dict[Any, Any]) -> dict[Any, Any]:
+        """``grads`` for every parameter, in network order: zeros where the loss does not
+        depend on it."""
         return {
             n: grads[n] if n in grads else jnp.zeros(self.network.shapes[n] or (), self.dtype)
             for n in self.network.params
@@ -188,7 +189,7 @@ class JaxProgram(Program):
         mesh = self.mesh
         if mesh is None:
             return tuple(ps), tuple(xs)
-        constrain = jax.lax.with_sharding_constraint
+        constrain: Callable[[Any, NamedSharding], Any] = jax.lax.with_sharding_constraint
         return (
             tuple(constrain(p, replicated(mesh)) for p in ps),
             tuple(constrain(x, batch_sharding(mesh, x)) for x in xs),
@@ -216,7 +217,7 @@ class JaxProgram(Program):
             ps, batch = place([current[i] for i in range(len(params))], [x[rows] for x in data])
             by_name = dict(zip(params, ps, strict=True))
             loss, grads = run(jnp, by_name, dict(zip(inputs, batch, strict=True)))
-            grads = self._all_grads(grads, by_name)
+            grads = self._all_grads(grads)
             current, state = optimizer.update(
                 current, {i: grads[n] for i, n in enumerate(params)}, state
             )
@@ -256,11 +257,11 @@ def make_mesh(devices: Any) -> Mesh | None:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """A whole copy on every device of ``mesh``."""
-    return NamedSharding(mesh, PartitionSpec())
+    return NamedSharding(mesh, PartitionSpec())  # type: ignore[no-untyped-call]
 
 
 def batch_sharding(mesh: Mesh, x: Any) -> NamedSharding:
     """Split axis 0 across every device of ``mesh``; replicate what does not divide evenly."""
     if x.ndim == 0 or x.shape[0] % mesh.size:
         return replicated(mesh)  # e.g. a last, short batch: still correct, just not parallel
-    return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))
+    return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))  # type: ignore[no-untyped-call]
