@@ -149,7 +149,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise GraphFileError(f"{args.out}: exists and is not a folder; choose another --out")
     example = "diabetes" if args.data else args.example
-    hyper: dict[str, Any] = {k: getattr(args, k) or v for k, v in EXAMPLE_DEFAULTS[example].items()}
+    hyper: dict[str, Any] = {
+        k: v if getattr(args, k) is None else getattr(args, k)
+        for k, v in EXAMPLE_DEFAULTS[example].items()
+    }
     data = load_csv(args.data, args.target) if args.data else load_example(example)
     classify = not args.data and EXAMPLES[example][2] == "classification"
     s = split(data, 0.2, args.seed, classes=int(data.y.max()) + 1 if classify else None)

@@ -51,11 +51,6 @@ class Rules(NamedTuple):
     vjp: Callable[[BackStep], Callable[..., Any]]
 
 
-def plugin_rules() -> Rules:
-    """The plugin's own forward and vjp, called as they are."""
-    return Rules(lambda step: step.op.forward, lambda back: back.op.vjp)
-
-
 class Compiled(NamedTuple):
     """A plan as a Python function ``run(xp, params, inputs)`` and its source.
 
@@ -68,10 +63,10 @@ class Compiled(NamedTuple):
 
 
 def compile_plan(
-    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool = False, rules: Rules | None = None
+    plan: Plan, feed: Feed, rules: Rules, with_grad: bool, check_finite: bool = False
 ) -> Compiled:
     """Write the plan's traversal as Python source, compile it and return the function."""
-    source, namespace = write_source(plan, feed, with_grad, check_finite, rules or plugin_rules())
+    source, namespace = write_source(plan, feed, rules, with_grad, check_finite)
     filename = f"<graphbp plan {next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # our own source: slots, not names
@@ -79,7 +74,7 @@ def compile_plan(
 
 
 def write_source(
-    plan: Plan, feed: Feed, with_grad: bool, check_finite: bool, rules: Rules
+    plan: Plan, feed: Feed, rules: Rules, with_grad: bool, check_finite: bool
 ) -> tuple[str, dict[str, Any]]:
     """The source of ``run(xp, params, inputs)`` for ``plan`` and the namespace it runs in.
 

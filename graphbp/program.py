@@ -100,7 +100,7 @@ class Program:
             rules = self._rules(with_grad)
             self._compiled[key] = (
                 plan,
-                compile_plan(plan, feed, with_grad, self.check_finite, rules),
+                compile_plan(plan, feed, rules, with_grad, self.check_finite),
             )
         return self._compiled[key]
 

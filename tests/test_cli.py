@@ -110,6 +110,7 @@ def test_train_options_and_a_user_csv_and_graph(tmp_path: Path) -> None:
             r"g.json: node 'L': unknown op 'sigmod'; did you mean 'sigmoid'",
         ),
         (["--optimizer", "sgd", "--lr", "-1"], {}, r"learning rate must be positive"),
+        (["--lr", "0"], {}, r"learning rate must be positive, got 0.0"),  # not the default
         (["--epochs", "abc"], {}, r"argument --epochs: invalid positive_int value: 'abc'"),
         (["--hidden", "0"], {}, r"argument --hidden: must be at least 1, got 0"),
         (["--out", "taken"], {"taken": ""}, r"taken: exists and is not a folder"),

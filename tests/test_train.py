@@ -92,6 +92,8 @@ def test_bad_training_arguments() -> None:
         gb.train(prog, p0, {"x": np.ones((4, 3))}, progress=False)
     with pytest.raises(InputError, match="same, non-zero number of rows"):
         gb.train(prog, p0, {"x": np.ones((4, 3)), "y": np.ones((5, 1))}, progress=False)
+    with pytest.raises(InputError, match=r"params has no value for parameter\(s\) \['b1'\]"):
+        gb.train(prog, {k: v for k, v in p0.items() if k != "b1"}, _data(), progress=False)
     with pytest.raises(InputError, match="unknown optimizer 'sgdd'"):
         gb.train(prog, p0, _data(), optimizer="sgdd", progress=False)
     with pytest.raises(InputError, match="learning rate must be positive"):
