@@ -142,26 +142,37 @@ class JaxProgram(Program):
     def _function(
         self, outputs: tuple[Hashable, ...] | None, with_grad: bool
     ) -> tuple[Plan, Callable[..., Any]]:
-        """The plan and its jitted ``fn(params, inputs)`` over tuples in plan order."""
+        """The plan and its jitted ``fn(params, inputs)`` (see ``_traced``)."""
         key = self._key(outputs, with_grad)
         if key not in self._functions:
-            plan, compiled = self._get(outputs, with_grad)
-            p_names = [n for n, _ in plan.params]
-            i_names = [n for n, _ in plan.inputs]
-            run, place = compiled.run, self._place
-
-            def fn(ps: tuple[Any, ...], xs: tuple[Any, ...]) -> Any:
-                ps, xs = place(ps, xs)
-                result = run(
-                    jnp, dict(zip(p_names, ps, strict=True)), dict(zip(i_names, xs, strict=True))
-                )
-                if not with_grad:
-                    return tuple(result)
-                loss, grads = result  # returned by position: names need not sort as keys
-                return loss, tuple(self._all_grads(grads).values())
-
+            plan, fn = self._traced(outputs, with_grad)
             self._functions[key] = plan, self._jit(fn)
         return self._functions[key]
+
+    def _traced(
+        self, outputs: tuple[Hashable, ...] | None, with_grad: bool
+    ) -> tuple[Plan, Callable[..., Any]]:
+        """The plan and ``fn(params, inputs)``, the engine's run over tuples in plan order.
+
+        With gradient, ``fn`` returns the loss and a tuple of every parameter's gradient in
+        network order: by position, because JAX cannot sort mixed-type names as dict keys.
+        """
+        plan, compiled = self._get(outputs, with_grad)
+        p_names = [n for n, _ in plan.params]
+        i_names = [n for n, _ in plan.inputs]
+        run, place = compiled.run, self._place
+
+        def fn(ps: Sequence[Any], xs: Sequence[Any]) -> Any:
+            ps, xs = place(ps, xs)
+            result = run(
+                jnp, dict(zip(p_names, ps, strict=True)), dict(zip(i_names, xs, strict=True))
+            )
+            if not with_grad:
+                return tuple(result)
+            loss, grads = result
+            return loss, tuple(self._all_grads(grads).values())
+
+        return plan, fn
 
     def _all_grads(self, grads: dict[Any, Any]) -> dict[Any, Any]:
         """``grads`` for every parameter, in network order: zeros where the loss does not
@@ -211,16 +222,15 @@ class JaxProgram(Program):
         """The whole step — batch gather, forward, backward traversal, update — as one jitted
         function; parameters and optimizer state are donated (updated without a copy).
         """
-        run, place = self._get(None, True)[1].run, self._place
+        plan, fn = self._traced(None, True)
+        param_at = {n: i for i, n in enumerate(params)}
+        input_at = {n: i for i, n in enumerate(inputs)}
 
         def step(current: Any, state: Any, data: Sequence[Any], rows: Any) -> Any:
-            ps, batch = place([current[i] for i in range(len(params))], [x[rows] for x in data])
-            by_name = dict(zip(params, ps, strict=True))
-            loss, grads = run(jnp, by_name, dict(zip(inputs, batch, strict=True)))
-            grads = self._all_grads(grads)
-            current, state = optimizer.update(
-                current, {i: grads[n] for i, n in enumerate(params)}, state
-            )
+            ps = [current[param_at[n]] for n, _ in plan.params]
+            loss, grads = fn(ps, [data[input_at[n]][rows] for n, _ in plan.inputs])
+            by_position = {param_at[n]: g for n, g in zip(self.network.params, grads, strict=True)}
+            current, state = optimizer.update(current, by_position, state)
             return current, state, loss
 
         jitted = self._jit(step, donate_argnums=(0, 1))
