@@ -14,13 +14,15 @@ def mlp(
 ) -> nx.DiGraph:
     """A fully connected network: the textbook seed for ``sizes=(n_in, h, h, n_out)``.
 
-    Layer k computes ``z_k = affine(h_{k-1}, W_k, b_k)`` and ``h_k = activation(z_k)``; the last
-    layer is linear and named ``yhat``; the loss node ``L = loss(yhat, y)``. Inputs are ``x``
-    and ``y`` with a batch axis of any size.
+    Hidden layer k is one node, ``h_k = dense(h_{k-1}, W_k, b_k)``, computing
+    ``activation(h_{k-1}·W_k + b_k)``; the last layer is linear, ``yhat = affine(h, W, b)``;
+    the loss node is ``L = loss(yhat, y)``. Inputs are ``x`` and ``y`` with a batch axis of any
+    size. One node per layer keeps the chain rule as the textbook writes it:
+    ∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1.
 
     Args:
         sizes: widths of the input, each hidden layer and the output.
-        activation: the op applied after every hidden layer.
+        activation: the one-operand op applied in every hidden layer.
         loss: the loss op comparing ``yhat`` with ``y`` (``sse``, ``mse``,
             ``softmax_cross_entropy``).
 
@@ -36,16 +38,16 @@ def mlp(
         w, b = f"W{k}", f"b{k}"
         g.add_node(w, op="param", shape=(sizes[k - 1], sizes[k]))
         g.add_node(b, op="param", shape=(sizes[k],))
-        z = f"z{k}" if k < layers else "yhat"
-        g.add_node(z, op="affine")
-        g.add_edge(prev, z, arg=0)
-        g.add_edge(w, z, arg=1)
-        g.add_edge(b, z, arg=2)
         if k < layers:
-            h = f"h{k}"
-            g.add_node(h, op=activation)
-            g.add_edge(z, h)
-            prev = h
+            node = f"h{k}"
+            g.add_node(node, op="dense", activation=activation)
+        else:
+            node = "yhat"
+            g.add_node(node, op="affine")
+        g.add_edge(prev, node, arg=0)
+        g.add_edge(w, node, arg=1)
+        g.add_edge(b, node, arg=2)
+        prev = node
     g.add_node("L", op=loss)
     g.add_edge("yhat", "L", arg=0)
     g.add_edge("y", "L", arg=1)

@@ -362,6 +362,8 @@ def _probe(
             f"shape mismatch at node {node!r} (op {op.name!r}): operands {operands} do not fit "
             f"({exc}); fix the shapes of those operands"
         ) from None
+    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
+        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
     except Exception as exc:
         raise PluginError(
             f"op {op.name!r} at node {node!r}: forward raised {type(exc).__name__}: {exc} on "

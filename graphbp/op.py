@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from graphbp.errors import PluginError
@@ -67,6 +67,14 @@ class Op:
         domain (log, div) or particular shapes (matmul) override it.
         """
         return [(tuple(rng.standard_normal((3, 4)) for _ in range(self.arity)), {})]
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """The label and local-derivative texts drawn for a node with these attributes.
+
+        The default is the class's ``label`` and ``local_grads``; an op whose attributes
+        change what it computes (``dense``'s activation) says so here.
+        """
+        return self.label, self.local_grads
 
     @property
     def arity(self) -> int:

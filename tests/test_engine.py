@@ -13,8 +13,12 @@ import graphbp as gb
 from graphbp.testing import check_op
 
 
-def _hand_built_seed(n_in: int, hidden: int, n_out: int) -> nx.DiGraph:
-    """The textbook network declared node by node, as a user would without the builder."""
+def _hand_built_seed(n_in: int, hidden: int, n_out: int, fused: bool = True) -> nx.DiGraph:
+    """The textbook network declared node by node, as a user would without the builder.
+
+    ``fused`` writes each hidden layer as one node, h = dense(x, W, b) = σ(x·W + b), as the
+    builder does; otherwise as two, z = affine(x, W, b) and h = sigmoid(z).
+    """
     g = nx.DiGraph()
     g.add_node("x", op="input", shape=(None, n_in))
     g.add_node("y", op="input", shape=(None, n_out))
@@ -23,15 +27,21 @@ def _hand_built_seed(n_in: int, hidden: int, n_out: int) -> nx.DiGraph:
     for k in (1, 2, 3):
         g.add_node(f"W{k}", op="param", shape=(sizes[k - 1], sizes[k]))
         g.add_node(f"b{k}", op="param", shape=(sizes[k],))
-        z = f"z{k}" if k < 3 else "yhat"
-        g.add_node(z, op="affine")
+        if k == 3:
+            z = "yhat"
+            g.add_node(z, op="affine")
+        elif fused:
+            z = f"h{k}"
+            g.add_node(z, op="dense", activation="sigmoid")
+        else:
+            z = f"z{k}"
+            g.add_node(z, op="affine")
+            g.add_node(f"h{k}", op="sigmoid")
+            g.add_edge(z, f"h{k}")
         g.add_edge(prev, z, arg=0)
         g.add_edge(f"W{k}", z, arg=1)
         g.add_edge(f"b{k}", z, arg=2)
-        if k < 3:
-            g.add_node(f"h{k}", op="sigmoid")
-            g.add_edge(z, f"h{k}")
-            prev = f"h{k}"
+        prev = f"h{k}"
     g.add_node("L", op="sse")
     g.add_edge("yhat", "L", arg=0)
     g.add_edge("y", "L", arg=1)
@@ -51,6 +61,24 @@ def test_builder_returns_the_hand_built_graph() -> None:
     la, ga = a.value_and_grad(a.init(1), data)
     lb, gbr = b.value_and_grad(b.init(1), data)
     assert la == lb and all(np.array_equal(ga[k], gbr[k]) for k in ga)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "softplus"])
+def test_a_dense_layer_equals_affine_then_its_activation(activation: str) -> None:
+    fused, split = _hand_built_seed(4, 6, 2), _hand_built_seed(4, 6, 2, fused=False)
+    for k in (1, 2):
+        fused.nodes[f"h{k}"]["activation"] = activation
+        split.nodes[f"h{k}"]["op"] = activation
+    a = gb.Network(fused, loss="L").compile()
+    b = gb.Network(split, loss="L").compile()
+    rng = np.random.default_rng(1)
+    data = {"x": rng.standard_normal((7, 4)), "y": rng.standard_normal((7, 2))}
+    params = a.init(2)
+    la, ga = a.value_and_grad(params, data)
+    lb, gbr = b.value_and_grad(params, data)
+    np.testing.assert_allclose(la, lb, rtol=1e-13)
+    for name in params:
+        np.testing.assert_allclose(ga[name], gbr[name], rtol=1e-12, atol=1e-14)
 
 
 def test_same_result_twice_and_arguments_untouched(seed_net: gb.Network) -> None:
@@ -84,10 +112,10 @@ def test_plan_is_pruned_to_the_loss_and_backward_to_parameter_paths() -> None:
     assert "unused" not in forward
     assert {"xs", "xsum"} <= set(forward)
     assert not {"xs", "xsum"} & set(backward)
-    assert backward == ["L2", "L", "yhat", "h2", "z2", "h1", "z1"]
-    z1 = plan.backward[-1]
-    assert z1.kwargs["needs"] == (False, True, True)  # ∂L/∂x is never computed
-    assert [position for position, _ in z1.targets] == [1, 2]
+    assert backward == ["L2", "L", "yhat", "h2", "h1"]
+    h1 = plan.backward[-1]
+    assert h1.kwargs["needs"] == (False, True, True)  # ∂L/∂x is never computed
+    assert [position for position, _ in h1.targets] == [1, 2]
 
 
 class _Counting(gb.Op):
@@ -152,7 +180,7 @@ def test_forward_values_are_freed_once_no_rule_needs_them(register: Any, param_c
 
 def test_values_a_rule_does_not_read_are_freed_after_the_forward_pass() -> None:
     """σ's rule reads only its output, so z1 goes as soon as h1 = σ(z1) is computed."""
-    prog = gb.Network(gb.seed_network(3, 4)).compile()
+    prog = gb.Network(_hand_built_seed(3, 4, 1, fused=False), loss="L").compile()
     plan = prog.plan(with_grad=True)
     h1 = next(s for s in plan.forward if s.node == "h1")
     assert plan.slots["z1"] in h1.free
@@ -244,8 +272,8 @@ def test_const_nodes_feed_values_from_the_graph() -> None:
 
 def test_source_spells_out_the_chain_rule_for_the_users_graph() -> None:
     source = gb.Network(gb.seed_network(3, 4)).compile().source()
-    assert source.count("c = B") == 6  # one vjp per interior node, each once
-    assert "# vjp of h1 = sigmoid(z1)" in source
+    assert source.count("c = B") == 4  # one vjp per interior node, each once
+    assert "# vjp of h1 = dense(x, W1, b1)" in source
     for param in ("W1", "b1", "W2", "b2", "W3", "b3"):
         assert source.count(f"# ∂L/∂{param}\n") == 1
     assert "x" not in [line.split("# ∂L/∂")[-1] for line in source.splitlines()]  # no ∂L/∂x

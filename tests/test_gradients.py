@@ -165,7 +165,7 @@ def test_checker_reports_the_failing_operand_element_and_both_values() -> None:
 def test_network_checker_names_the_parameter_whose_gradient_is_wrong(register) -> None:  # type: ignore[no-untyped-def]
     register(_WrongSigmoid)
     g = gb.seed_network(3, 4, 1)
-    nx.set_node_attributes(g, {"h2": "wrong_sigmoid"}, "op")
+    g.nodes["h2"]["activation"] = "wrong_sigmoid"
     with pytest.raises(GradientCheckError, match="parameter 'W1'"):
         check_network(gb.Network(g))
 

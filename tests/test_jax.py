@@ -234,7 +234,7 @@ def test_the_training_step_is_one_jitted_function_traced_once(
 
     register(CountingSigmoid)
     graph = gb.seed_network(5, 4, 2)
-    nx.set_node_attributes(graph, {"h1": "counting_sigmoid", "h2": "counting_sigmoid"}, "op")
+    nx.set_node_attributes(graph, dict.fromkeys(["h1", "h2"], "counting_sigmoid"), "activation")
     prog = gb.Network(graph).compile("jax")
     data = _data(seed_net, np.random.default_rng(5), batch=24)
     seen: list[int] = []

@@ -37,7 +37,7 @@ def test_register_use_and_check_a_new_op(register: Any) -> None:
     register(Cube)
     assert "cube" in gb.ops()
     g = gb.seed_network(3, 4)
-    g.nodes["h2"]["op"] = "cube"
+    g.nodes["h2"]["activation"] = "cube"  # h2 = cube(h1·W2 + b2)
     net = gb.Network(g)
     assert check_op("cube").max_rel_error < 1e-6
     assert check_network(net).max_rel_error < 1e-6

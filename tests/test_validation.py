@@ -122,7 +122,7 @@ def test_shape_mismatch_names_node_op_and_both_shapes() -> None:
     g = gb.seed_network(3, 4)
     g.nodes["W2"]["shape"] = (5, 4)
     with pytest.raises(
-        GraphError, match=r"node 'z2' \(op 'affine'\).*'h1' \(None, 4\), 'W2' \(5, 4\)"
+        GraphError, match=r"node 'h2' \(op 'dense'\).*'h1' \(None, 4\), 'W2' \(5, 4\)"
     ):
         gb.Network(g)
 

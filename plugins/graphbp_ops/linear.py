@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from graphbp import Op
-from graphbp.op import Example
+from graphbp.errors import GraphError
+from graphbp.op import Example, defines_vjp
+from graphbp.registry import get_op
 
 _ALL = (True, True, True)
 
@@ -73,3 +76,66 @@ class Affine(Op):
     def examples(self, rng: Any) -> list[Example]:
         shapes = [((3, 4), (4, 5), (5,)), ((3, 4), (4, 5), (3, 5)), ((2, 3, 4), (4, 5), (1, 5))]
         return [(tuple(rng.standard_normal(s) for s in case), {}) for case in shapes]
+
+
+def activation_op(name: str) -> Op:
+    """The one-operand op named ``name``, for use as a layer's activation."""
+    op = get_op(name)
+    if op.leaf or op.arity != 1 or not defines_vjp(op):
+        raise GraphError(
+            f"activation {name!r} must be an op with one operand and a vjp (such as sigmoid, "
+            "tanh, relu, softplus); use a separate node for anything else"
+        )
+    return op
+
+
+class Dense(Op):
+    """A layer ``f(x·W + b)``: an affine map and an elementwise activation op in one node.
+
+    The textbook writes a layer as one equation, h1 = σ(x·W1 + b1), and so does this node:
+    the chain rule through it is one factor, ∂h1/∂W1. ``activation`` names any one-operand op
+    (its forward and vjp are used, so a plugin activation works too).
+    """
+
+    name = "dense"
+    label = "f(x·W+b)"
+    local_grads = ("(f′⊙·)·Wᵀ", "xᵀ·(f′⊙·)", "f′⊙·")
+
+    def forward(self, xp: Any, x: Any, w: Any, b: Any, activation: str = "sigmoid") -> Any:
+        return activation_op(activation).forward(xp, x @ w + b)
+
+    def vjp(
+        self,
+        xp: Any,
+        g: Any,
+        out: Any,
+        x: Any,
+        w: Any,
+        b: Any,
+        activation: str = "sigmoid",
+        needs: tuple[bool, ...] = _ALL,
+    ) -> tuple[Any, Any, Any]:
+        f = activation_op(activation)
+        reads = f.vjp_reads
+        z = x @ w + b if reads is None or 0 in reads else None  # σ, tanh: from out alone
+        (gz,) = f.vjp(xp, g, out, z)
+        if x.ndim == 2:
+            return (gz @ w.T if needs[0] else None), (x.T @ gz if needs[1] else None), gz
+        gx, gw = matmul_vjp(xp, gz, x, w, needs)
+        return gx, gw, gz
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        f = get_op(str(attrs.get("activation", "sigmoid")))
+        slope = f.local_grads[0] if f.local_grads else f"{f.label}′"
+        return (
+            self.label.replace("f", f.label, 1),
+            tuple(text.replace("f′", slope) for text in self.local_grads),
+        )
+
+    def examples(self, rng: Any) -> list[Example]:
+        shapes = [((3, 4), (4, 5), (5,)), ((2, 3, 4), (4, 5), (1, 5))]
+        return [
+            (tuple(rng.standard_normal(s) for s in case), {"activation": act})
+            for case in shapes
+            for act in ("sigmoid", "tanh", "softplus")
+        ]
