@@ -4,8 +4,13 @@ A network is a NetworkX DAG of op nodes; each op is a plugin with a forward and 
 vector-Jacobian product; one generic traversal applies the chain rule.
 """
 
+from graphbp.builders import diamond_chain as diamond_chain
 from graphbp.builders import mlp as mlp
 from graphbp.builders import seed_network as seed_network
+from graphbp.chain import ChainRule as ChainRule
+from graphbp.chain import Cost as Cost
+from graphbp.chain import chain_rule as chain_rule
+from graphbp.chain import explain as explain
 from graphbp.errors import BackendNotInstalledError as BackendNotInstalledError
 from graphbp.errors import GradientCheckError as GradientCheckError
 from graphbp.errors import GraphbpError as GraphbpError
@@ -23,12 +28,16 @@ from graphbp.registry import get_backend as get_backend
 from graphbp.registry import get_op as get_op
 from graphbp.registry import ops as ops
 from graphbp.registry import register_op as register_op
+from graphbp.render import render as render
+from graphbp.render import write_diagram as write_diagram
 from graphbp.train import train as train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendNotInstalledError",
+    "ChainRule",
+    "Cost",
     "GradientCheckError",
     "GraphError",
     "GraphFileError",
@@ -40,12 +49,17 @@ __all__ = [
     "PluginError",
     "Program",
     "backends",
+    "chain_rule",
+    "diamond_chain",
+    "explain",
     "get_backend",
     "get_op",
     "mlp",
     "ops",
     "register_op",
+    "render",
     "seed_network",
     "sum_to",
     "train",
+    "write_diagram",
 ]

@@ -57,3 +57,28 @@ def mlp(
 def seed_network(n_in: int, hidden: int, n_out: int = 1) -> nx.DiGraph:
     """The textbook network: h1 = σ(x·W1+b1), h2 = σ(h1·W2+b2), ŷ = h2·W3+b3, L = Σ‖y−ŷ‖²."""
     return mlp((n_in, hidden, hidden, n_out), activation="sigmoid", loss="sse")
+
+
+def diamond_chain(k: int) -> nx.DiGraph:
+    """A parameter ``w`` through ``k`` diamonds: each value fans out to two ops that rejoin.
+
+    Diamond i computes ``a_i = tanh(v)``, ``b_i = sigmoid(v)``, ``v_i = a_i + b_i``; the
+    loss is ``L = sum(v_k)``. Paths from the loss to ``w`` number 2^k, while backprop
+    evaluates 4k + 1 local derivatives (the path-by-path count is (2k + 1)·2^k): the case that shows why reuse matters.
+    """
+    g = nx.DiGraph(loss="L")
+    g.add_node("w", op="param", shape=(3,), init="normal")
+    prev = "w"
+    for i in range(1, k + 1):
+        a, b, v = f"a{i}", f"b{i}", f"v{i}"
+        g.add_node(a, op="tanh")
+        g.add_node(b, op="sigmoid")
+        g.add_node(v, op="add")
+        g.add_edge(prev, a)
+        g.add_edge(prev, b)
+        g.add_edge(a, v, arg=0)
+        g.add_edge(b, v, arg=1)
+        prev = v
+    g.add_node("L", op="sum")
+    g.add_edge(prev, "L")
+    return g

@@ -1,4 +1,4 @@
-"""The command line: graphbp train | ops | check | bench."""
+"""The command line: graphbp train | render | explain | ops | check | bench."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from graphbp.chain import MAX_PATHS
 from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
 from graphbp.registry import get_backend
 
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("graphbp-out"),
-        help="folder for params.npz, history.csv, metrics.json, network.json",
+        help="folder for params.npz, history.csv, metrics.json, network.json and the "
+        "chain-rule diagrams chain_rule.svg and graph.html",
     )
     _backend_options(train)
     train.add_argument(
@@ -103,6 +105,46 @@ def _parser() -> argparse.ArgumentParser:
         help="jax: split each batch across this many devices (data parallel)",
     )
     train.set_defaults(run=_train)
+
+    render = sub.add_parser(
+        "render", help="draw a network and the chain-rule paths from the loss to a parameter"
+    )
+    render.add_argument(
+        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
+    )
+    render.add_argument("--wrt", help="highlight the paths from the loss down to this parameter")
+    render.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("graph.svg"),
+        help="the file to write; its extension picks the format: .dot .svg .png .pdf .html "
+        "(default: graph.svg)",
+    )
+    render.add_argument(
+        "--max-paths",
+        type=positive_int,
+        default=MAX_PATHS,
+        help=f"paths the formula lists (default {MAX_PATHS}; the rest are counted)",
+    )
+    render.add_argument(
+        "--scopes",
+        choices=("cluster", "collapse", "ignore"),
+        default="cluster",
+        help="nodes with a 'scope' attribute: one cluster per scope, one node per scope, or "
+        "drawn as unscoped (default: cluster)",
+    )
+    render.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR")
+    render.set_defaults(run=_render)
+
+    explain = sub.add_parser(
+        "explain", help="count what backprop's reuse saves against path-by-path expansion"
+    )
+    explain.add_argument(
+        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
+    )
+    explain.add_argument("--wrt", help="also write out the chain rule for this parameter")
+    explain.set_defaults(run=_explain)
 
     ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
     ops.set_defaults(run=_ops)
@@ -195,7 +237,32 @@ def _train(args: argparse.Namespace) -> int:
     metrics["final_train_loss"] = history[-1]
     arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
     _write_outputs(args.out, arrays, history, metrics, net.to_dict())
+    train_data = {"x": s.x_train, "y": s.y_train}
+    _write_diagrams(args.out, net, prog, params, train_data)
     return 0
+
+
+def _write_diagrams(out: Path, net: Any, prog: Any, params: Any, data: dict[str, Any]) -> None:
+    """The trained network's chain rule for its deepest parameter, with the final values and
+    gradients on the training data: chain_rule.svg, and graph.html to click through all."""
+    from graphbp.chain import explain
+    from graphbp.render import write_diagram
+
+    per_param = explain(net).per_param
+    if not per_param:
+        return
+    deepest = max(per_param, key=lambda p: per_param[p][1] / per_param[p][0])
+    to_numpy = prog.backend.to_numpy
+    values = {k: to_numpy(v) for k, v in prog.forward(params, data, net.order).items()}
+    grads = {k: to_numpy(v) for k, v in prog.value_and_grad(params, data)[1].items()}
+    written = []
+    for name, wrt in (("chain_rule.svg", deepest), ("graph.html", deepest)):
+        try:
+            written.append(write_diagram(net, out / name, wrt, values=values, grads=grads))
+        except GraphbpError as exc:  # no dot: training's outputs stand; say what is missing
+            print(f"graphbp train: warning: {exc}", file=sys.stderr)
+            return
+    print(f"wrote {', '.join(map(str, written))} (∂L/∂{deepest} with the final gradients)")
 
 
 def _compare_with_baselines(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
@@ -300,6 +367,39 @@ def _output_node(net: Any) -> Hashable:
     if output not in net.ops:
         raise GraphFileError(f"graph['output'] names {output!r}, which is not a node")
     return output
+
+
+# --------------------------------------------------------------------------- render, explain
+
+
+def _network(path: Path | None) -> Any:
+    """The network in ``path``, or the seed network at the size ``graphbp train`` uses."""
+    from graphbp import Network, seed_network
+
+    if path is not None:
+        return Network.from_json(path)
+    return Network(seed_network(10, EXAMPLE_DEFAULTS["diabetes"]["hidden"], 1))
+
+
+def _render(args: argparse.Namespace) -> int:
+    from graphbp.render import write_diagram
+
+    net = _network(args.graph)
+    options = {"max_paths": args.max_paths, "scopes": args.scopes, "rankdir": args.rankdir}
+    path = write_diagram(net, args.output, args.wrt, **options)
+    print(f"wrote {path}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from graphbp.chain import chain_rule, explain
+
+    net = _network(args.graph)
+    print(explain(net))
+    if args.wrt is not None:
+        rule = chain_rule(net, args.wrt)
+        print(f"\n{rule.text}\n{rule.latex}")
+    return 0
 
 
 # ------------------------------------------------------------------------------ ops, check

@@ -52,6 +52,8 @@ class Network:
         self._graph: nx.DiGraph = nx.freeze(graph.copy())
         self.loss: Hashable = _check_loss_named(self._graph, loss)
         self.order: list[Hashable] = _topological_order(self._graph)
+        self.index: dict[Hashable, int] = {n: i for i, n in enumerate(self.order)}
+        """Each node's position in ``order``."""
         self.ops: dict[Hashable, Op] = {n: _op_of(self._graph, n) for n in self.order}
         self.operands: dict[Hashable, tuple[Hashable, ...]] = {
             n: _operands(self._graph, n, self.ops[n]) for n in self.order

@@ -1,0 +1,370 @@
+"""The chain rule on a network's graph: the paths from the loss down to a parameter, their
+factors, the upstream gradients backprop reuses, and what that reuse saves.
+
+Everything here reads the validated graph only (no backend): paths run through values,
+operand by operand, never from weight to weight. Counts are exact, computed by dynamic
+programming over the DAG, even where listing every path would be impossible.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import itertools
+import math
+import re
+import unicodedata
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from graphbp.errors import GraphError, InputError, PluginError
+from graphbp.graph import Network
+from graphbp.op import defines_vjp, signature_of, sum_to
+
+MAX_PATHS = 16
+"""How many paths a formula lists by default; the rest are counted, not written out."""
+
+
+class Symbol(NamedTuple):
+    """A node name as plain text, Graphviz/HTML markup and LaTeX: ``W1`` is W₁, ``yhat`` ŷ."""
+
+    text: str
+    html: str
+    latex: str
+
+
+@functools.lru_cache(maxsize=4096)
+def symbol(node: Hashable) -> Symbol:
+    """How ``node`` is written in formulas: a trailing number becomes a subscript, ``hat`` a hat."""
+    name = node if isinstance(node, str) else repr(node)
+    match = re.fullmatch(r"([A-Za-z]+?)(hat)?_?(\d+)?", name)
+    if match is None:  # anything else is written as it is, escaped
+        return Symbol(name, html.escape(name), r"\mathrm{" + _latex_escape(name) + "}")
+    base, hat, index = match.groups()
+    text = base + ("\u0302" if hat and len(base) == 1 else "hat" if hat else "")
+    latex = base if len(base) == 1 else r"\mathrm{" + base + "}"
+    if hat:
+        latex = r"\hat{" + latex + "}" if len(base) == 1 else r"\mathrm{" + base + "hat}"
+    markup = html.escape(text)
+    if index:
+        text, markup, latex = text + index, f"{markup}<SUB>{index}</SUB>", f"{latex}_{{{index}}}"
+    return Symbol(unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", markup), latex)
+
+
+def _latex_escape(text: str) -> str:
+    return re.sub(r"([\\{}_^#$%&~])", r"\\\1", text)
+
+
+class Edge(NamedTuple):
+    """Value ``source`` entering node ``target`` as operand ``position``: one local derivative."""
+
+    source: Hashable
+    target: Hashable
+    position: int
+
+
+def edge_factor(net: Network, edge: Edge) -> Symbol:
+    """The local derivative ∂target/∂source as a symbol, marked with the operand position
+    when the source enters the node more than once (h·h)."""
+    top, bottom = symbol(edge.target), symbol(edge.source)
+    twice = net.operands[edge.target].count(edge.source) > 1
+    mark = f"[{edge.position}]" if twice else ""
+    return Symbol(
+        f"∂{top.text}/∂{bottom.text}{mark}",
+        f"∂{top.html}/∂{bottom.html}{html.escape(mark)}",
+        rf"\frac{{\partial {top.latex}}}{{\partial {bottom.latex}}}"
+        + (rf"_{{[{edge.position}]}}" if twice else ""),
+    )
+
+
+class Flow:
+    """Which values carry gradient to the loss, and how many paths lead through each.
+
+    Args:
+        net: the validated network.
+    """
+
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        loss = net.loss
+        above = {loss}
+        for node in reversed(net.order):  # ancestors of the loss, the loss included
+            if node in above:
+                above.update(net.operands[node])
+        carries = {n: net.ops[n].name == "param" for n in net.order}
+        for node in net.order:
+            carries[node] |= any(carries[a] for a in net.operands[node])
+        self.relevant = [n for n in net.order if n in above and carries[n]]
+        """Values on some path from a parameter up to the loss, in topological order."""
+        on = set(self.relevant)
+        self.consumers: dict[Hashable, list[Edge]] = {n: [] for n in self.relevant}
+        for node in self.relevant:
+            for position, source in enumerate(net.operands[node]):
+                if source in on:
+                    self.consumers[source].append(Edge(source, node, position))
+        self.edges = [e for n in self.relevant for e in self.consumers[n]]
+        """Every local derivative backprop evaluates: one per operand that needs a gradient."""
+        # paths[n]: paths from n up to the loss; lengths[n]: their lengths summed.
+        self.paths: dict[Hashable, int] = {}
+        self.lengths: dict[Hashable, int] = {}
+        for node in reversed(self.relevant):
+            out = self.consumers[node]
+            self.paths[node] = 1 if node == loss else sum(self.paths[e.target] for e in out)
+            self.lengths[node] = sum(self.lengths[e.target] + self.paths[e.target] for e in out)
+        # params_below[n]: the parameters whose gradient reuses ∂L/∂n.
+        self.params_below: dict[Hashable, frozenset[Hashable]] = {}
+        for node in self.relevant:
+            below = frozenset({node}) if net.ops[node].name == "param" else frozenset()
+            for source in net.operands[node]:
+                below |= self.params_below.get(source, frozenset())
+            self.params_below[node] = below
+        self.params = [n for n in self.relevant if net.ops[n].name == "param"]
+
+    def reuse(self) -> dict[Hashable, int]:
+        """Interior values (the loss excluded) whose ∂L/∂value serves several parameters."""
+        return {
+            n: len(self.params_below[n])
+            for n in self.relevant
+            if n != self.net.loss and not self.net.ops[n].leaf and len(self.params_below[n]) > 1
+        }
+
+    def path_edges(self, wrt: Hashable) -> set[Edge]:
+        """Every edge on some path from the loss down to ``wrt`` (exact, nothing listed)."""
+        reach = {wrt}
+        for node in self.relevant:  # topological: sources come first
+            if node in reach:
+                reach.update(e.target for e in self.consumers[node])
+        return {e for e in self.edges if e.source in reach}
+
+    def walk(self, wrt: Hashable) -> Iterator[tuple[Edge, ...]]:
+        """The paths from the loss down to ``wrt``, as edges from the loss downwards."""
+        reach = {e.target for e in self.path_edges(wrt)} | {wrt}
+        operands = {
+            n: [Edge(s, n, i) for i, s in enumerate(self.net.operands[n]) if s in reach]
+            for n in reach
+        }
+        stack: list[tuple[Hashable, tuple[Edge, ...]]] = [(self.net.loss, ())]
+        while stack:
+            node, path = stack.pop()
+            if node == wrt:
+                yield path
+                continue
+            for edge in reversed(operands[node]):
+                stack.append((edge.source, (*path, edge)))
+
+
+@dataclass(frozen=True)
+class Path:
+    """One product of local derivatives from the loss down to the parameter."""
+
+    edges: tuple[Edge, ...]
+    """From the loss downwards: ``edges[0].target`` is the loss, ``edges[-1].source`` wrt."""
+    factors: tuple[Symbol, ...]
+    contribution: Any = None
+    """This path's share of ∂L/∂wrt (an array), when values were given."""
+
+    @property
+    def nodes(self) -> tuple[Hashable, ...]:
+        """The values the path passes through, the loss first."""
+        return (self.edges[0].target, *(e.source for e in self.edges))
+
+
+@dataclass(frozen=True)
+class ChainRule:
+    """∂L/∂wrt written out by the chain rule: a sum over paths of products of factors."""
+
+    wrt: Hashable
+    loss: Hashable
+    paths: tuple[Path, ...]
+    """The listed paths (at most ``max_paths`` of them)."""
+    path_count: int
+    """How many paths there are in all (exact, even when not all are listed)."""
+    edges: frozenset[Edge]
+    """Every edge on some path (exact)."""
+    text: str
+    latex: str
+    html: str
+    """The formula in Graphviz/HTML markup (``<SUB>`` for indices)."""
+    gradient: Any = field(default=None)
+    """The sum of the paths' contributions: ∂L/∂wrt, when values were given and every path
+    is listed."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether every path is listed (so the contributions add up to the gradient)."""
+        return len(self.paths) == self.path_count
+
+    @property
+    def nodes(self) -> frozenset[Hashable]:
+        """Every value on some path, the loss and wrt included."""
+        return frozenset({self.wrt, *(e.target for e in self.edges)})
+
+
+def chain_rule(
+    net: Network,
+    wrt: Hashable,
+    values: Mapping[Hashable, Any] | None = None,
+    max_paths: int = MAX_PATHS,
+    flow: Flow | None = None,
+) -> ChainRule:
+    """∂L/∂wrt as the chain rule writes it for this graph.
+
+    Args:
+        net: the network.
+        wrt: a parameter node.
+        values: every node's forward value (``prog.forward(params, inputs, net.order)``);
+            with them each listed path gets its numeric contribution, computed by the
+            plugins' vjps in float64 NumPy.
+        max_paths: list at most this many paths; the formula says how many it leaves out.
+        flow: ``Flow(net)``, when it is already at hand (one per network serves every wrt).
+
+    Raises:
+        GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
+    """
+    flow = flow or Flow(net)
+    _check_wrt(net, flow, wrt)
+    edges = frozenset(flow.path_edges(wrt))
+    count = flow.paths[wrt]
+    listed = list(itertools.islice(flow.walk(wrt), max(max_paths, 1)))
+    paths = tuple(
+        Path(
+            path,
+            tuple(edge_factor(net, e) for e in path),
+            None if values is None else _contribution(net, path, values),
+        )
+        for path in listed
+    )
+    loss, param = symbol(net.loss), symbol(wrt)
+    rest = count - len(paths)
+    more = f" + … ({rest:,} more path{'s' if rest > 1 else ''})" if rest else ""
+    text = f"∂{loss.text}/∂{param.text} = " + " + ".join(
+        " · ".join(f.text for f in p.factors) for p in paths
+    )
+    markup = f"∂{loss.html}/∂{param.html} = " + " + ".join(
+        " · ".join(f.html for f in p.factors) for p in paths
+    )
+    latex = rf"\frac{{\partial {loss.latex}}}{{\partial {param.latex}}} = " + " + ".join(
+        r" \cdot ".join(f.latex for f in p.factors) for p in paths
+    )
+    gradient = None
+    if values is not None and not rest:
+        gradient = paths[0].contribution
+        for p in paths[1:]:
+            gradient = gradient + p.contribution
+    return ChainRule(
+        wrt,
+        net.loss,
+        paths,
+        count,
+        edges,
+        text + more,
+        latex + (rf" + \dots\ (\text{{{rest:,} more}})" if rest else ""),
+        markup + html.escape(more),
+        gradient,
+    )
+
+
+def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
+    params = ", ".join(map(repr, net.params)) or "none"
+    if wrt not in net.ops or net.ops[wrt].name != "param":
+        what = f"op {net.ops[wrt].name!r}" if wrt in net.ops else "not in the graph"
+        raise GraphError(
+            f"wrt={wrt!r} is not a parameter ({what}); the chain rule runs from the loss to a "
+            f"parameter: choose one of {params}"
+        )
+    if wrt not in flow.paths:
+        raise GraphError(
+            f"parameter {wrt!r} (op 'param') has no path to the loss {net.loss!r}, so "
+            f"∂L/∂{wrt} is zero; connect it or choose one of "
+            f"{', '.join(map(repr, flow.params)) or 'none'}"
+        )
+
+
+def _contribution(net: Network, path: tuple[Edge, ...], values: Mapping[Hashable, Any]) -> Any:
+    """One path's share of the gradient: ∂L/∂L = 1 pulled back through its edges only."""
+    import numpy as np
+
+    def value(node: Hashable) -> Any:
+        if node not in values:
+            raise InputError(
+                f"values has no value for node {node!r} (op {net.ops[node].name!r}), which "
+                "the path contributions read; pass values=prog.forward(params, inputs, "
+                "net.order)"
+            )
+        return np.asarray(values[node], dtype=np.float64)
+
+    g = np.ones(())
+    for edge in path:
+        node, op = edge.target, net.ops[edge.target]
+        if not defines_vjp(op):
+            raise PluginError(
+                f"op {op.name!r} at node {node!r} defines no vjp, so its path contributions "
+                f"cannot be computed; define vjp(...) in {type(op).__qualname__}"
+            )
+        operands = [value(a) for a in net.operands[node]]
+        kwargs = dict(net.attrs[node])
+        if signature_of(op).vjp_takes_needs:
+            kwargs["needs"] = tuple(i == edge.position for i in range(len(operands)))
+        with np.errstate(all="ignore"):
+            cotangent = op.vjp(np, g, value(node), *operands, **kwargs)[edge.position]
+        g = sum_to(np, np.asarray(cotangent), operands[edge.position].shape)
+    return g
+
+
+# ------------------------------------------------------------------------------- the cost
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What ∂L/∂(every parameter) costs with backprop's reuse and without it."""
+
+    nodes: int
+    params: int
+    backprop: int
+    """Local-derivative evaluations of reverse mode: one per edge below the loss."""
+    path_by_path: int
+    """Evaluations when each parameter's gradient expands every path on its own."""
+    paths: int
+    """Paths from the loss to all parameters together."""
+    per_param: dict[Hashable, tuple[int, int]]
+    """Each parameter's number of paths and their summed length."""
+    reuse: dict[Hashable, int]
+    """Values whose upstream gradient ∂L/∂value serves several parameters."""
+
+    def __str__(self) -> str:
+        ratio = self.path_by_path / self.backprop if self.backprop else math.nan
+        lines = [
+            f"{self.nodes} nodes, {self.params} parameters, {self.paths:,} paths from the "
+            "loss to the parameters",
+            f"  backprop (reverse mode, each ∂L/∂value computed once and reused): "
+            f"{self.backprop:,} local-derivative evaluations",
+            f"  path by path (every parameter's gradient expanded alone):       "
+            f"{self.path_by_path:,} local-derivative evaluations ({ratio:,.1f}×)",
+        ]
+        if self.reuse:
+            shared = ", ".join(
+                f"∂L/∂{symbol(n).text} by {k}"
+                for n, k in sorted(self.reuse.items(), key=lambda kv: -kv[1])
+            )
+            lines.append(f"  upstream gradients reused: {shared}")
+        width = max(len(symbol(p).text) for p in self.per_param) if self.per_param else 0
+        lines.append(f"  {'parameter':<{max(width, 9)}}  {'paths':>8}  {'factors':>9}")
+        for param, (paths, length) in self.per_param.items():
+            lines.append(f"  {symbol(param).text:<{max(width, 9)}}  {paths:>8,}  {length:>9,}")
+        return "\n".join(lines)
+
+
+def explain(net: Network, flow: Flow | None = None) -> Cost:
+    """Count what backprop computes for ``net`` against path-by-path expansion, exactly."""
+    flow = flow or Flow(net)
+    per_param = {p: (flow.paths[p], flow.lengths[p]) for p in flow.params}
+    return Cost(
+        nodes=len(net.order),
+        params=len(flow.params),
+        backprop=len(flow.edges),
+        path_by_path=sum(length for _, length in per_param.values()),
+        paths=sum(paths for paths, _ in per_param.values()),
+        per_param=per_param,
+        reuse=flow.reuse(),
+    )

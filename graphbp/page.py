@@ -1,0 +1,124 @@
+"""One self-contained HTML page: the network's SVG inline, and a click on any parameter
+highlights its chain-rule paths and shows its formula. No external files, no network."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+from graphbp.chain import MAX_PATHS, Flow, chain_rule, explain, symbol
+from graphbp.graph import Network
+from graphbp.render import Scopes, edge_id, node_id, render, run_dot, summary
+
+_STYLE = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
+header { padding: 0.6em 1em; border-bottom: 1px solid #ddd; }
+header h1 { font-size: 1.1em; margin: 0; }
+header p { margin: 0.2em 0 0; color: #555; }
+main { display: flex; gap: 1em; padding: 1em; align-items: flex-start; }
+#graph { flex: 3; overflow: auto; }
+#graph svg { max-width: 100%; height: auto; }
+aside { flex: 1; min-width: 18em; }
+#formula { font-size: 1.1em; line-height: 1.6; }
+#contributions { color: #444; font-size: 0.95em; }
+pre { font-size: 0.8em; white-space: pre-wrap; background: #f6f6f6; padding: 0.6em; }
+g.param { cursor: pointer; }
+g.hl :is(path, polygon, ellipse):first-of-type { stroke: #d62728; stroke-width: 3px; }
+g.edge.hl polygon:first-of-type { fill: #d62728; }
+g.edge.hl text { fill: #d62728; }
+g.wrt :is(path, polygon, ellipse):first-of-type { fill: #f8c9c4; }
+"""
+
+_SCRIPT = """
+const data = JSON.parse(document.getElementById("chain-data").textContent);
+function select(id) {
+  document.querySelectorAll(".hl, .wrt").forEach(e => e.classList.remove("hl", "wrt"));
+  const p = data.params[id];
+  for (const part of [...p.nodes, ...p.edges]) document.getElementById(part).classList.add("hl");
+  document.getElementById(id).classList.add("wrt");
+  document.getElementById("formula").innerHTML = p.formula;
+  document.getElementById("contributions").innerHTML = p.contributions;
+  document.getElementById("selected").textContent = p.name;
+}
+for (const id of Object.keys(data.params)) {
+  const node = document.getElementById(id);
+  node.classList.add("param");
+  node.addEventListener("click", () => select(id));
+}
+if (data.initial) select(data.initial);
+"""
+
+
+def page(
+    net: Network,
+    wrt: Hashable | None = None,
+    *,
+    values: Mapping[Hashable, Any] | None = None,
+    grads: Mapping[Hashable, Any] | None = None,
+    max_paths: int = MAX_PATHS,
+    scopes: Scopes = "cluster",
+    rankdir: str = "LR",
+) -> str:
+    """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
+
+    Raises:
+        GraphbpError: the ``dot`` executable is missing.
+        GraphError: ``wrt`` is not a parameter with a path to the loss.
+    """
+    if wrt is not None:
+        chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
+    if scopes == "collapse":
+        scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
+    drawing = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
+    svg = run_dot(drawing, ".svg", Path("graph.svg")).decode()
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inline
+    flow = Flow(net)
+    cost = explain(net, flow)
+    params: dict[str, Any] = {}
+    for param in cost.per_param:
+        rule = chain_rule(net, param, values, max_paths, flow)
+        lines = [f"path {k}: {summary(p.contribution)}" for k, p in enumerate(rule.paths, 1)]
+        if rule.gradient is not None:
+            lines.append(f"sum of the paths: {summary(rule.gradient)}")
+        if grads is not None and param in grads:
+            lines.append(f"backprop's ∂L/∂{symbol(param).html}: {summary(grads[param])}")
+        params[node_id(net, param)] = {
+            "name": symbol(param).text,
+            "formula": rule.html,
+            "contributions": "<br>".join(lines) if values is not None else "",
+            "nodes": sorted(node_id(net, n) for n in rule.nodes),
+            "edges": sorted(edge_id(net, e) for e in rule.edges),
+        }
+    data = {"params": params, "initial": node_id(net, wrt) if wrt is not None else None}
+    blob = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(title)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<header>
+<h1>{html.escape(title)}</h1>
+<p>Click a parameter to highlight every path from the loss down to it.</p>
+</header>
+<main>
+<div id="graph">{svg}</div>
+<aside>
+<h2>∂L/∂<span id="selected">·</span></h2>
+<div id="formula">No parameter selected.</div>
+<p id="contributions"></p>
+<h2>What backprop saves</h2>
+<pre id="cost">{html.escape(str(cost))}</pre>
+</aside>
+</main>
+<script id="chain-data" type="application/json">{blob}</script>
+<script>{_SCRIPT}</script>
+</body>
+</html>
+"""

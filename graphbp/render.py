@@ -1,0 +1,335 @@
+"""Graphviz drawings of a network: nodes, local derivatives on the edges, the chain-rule paths
+from the loss to a parameter, and the upstream gradients backprop reuses.
+
+``render`` builds a ``graphviz.Digraph`` (shown inline by Jupyter); ``write_diagram`` writes
+it as .dot, .svg, .png, .pdf or a self-contained interactive .html page.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from graphbp.chain import MAX_PATHS, ChainRule, Edge, Flow, chain_rule, symbol
+from graphbp.errors import GraphbpError, GraphFileError
+from graphbp.graph import Network
+from graphbp.io import write_atomic
+
+if TYPE_CHECKING:
+    import graphviz
+
+Scopes = Literal["cluster", "collapse", "ignore"]
+FORMATS = (".dot", ".gv", ".svg", ".png", ".pdf", ".html")
+INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
+
+HIGHLIGHT = "#d62728"
+_STYLE = {  # node attributes by kind
+    "input": {"shape": "ellipse", "style": "filled", "fillcolor": "#e3f2fd"},
+    "param": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
+    "const": {"shape": "ellipse", "style": "filled", "fillcolor": "#eeeeee"},
+    "op": {"shape": "box", "style": "filled", "fillcolor": "#ffffff"},
+    "loss": {"shape": "box", "style": "filled,bold", "fillcolor": "#fde2e1", "peripheries": "2"},
+}
+
+
+def node_id(net: Network, node: Hashable) -> str:
+    """The id of ``node`` in the drawing (and in its SVG): ``n`` and its topological index."""
+    return f"n{net.index[node]}"
+
+
+def edge_id(net: Network, edge: Edge) -> str:
+    """The id of one operand edge in the drawing: ``e<source>_<target>_<position>``."""
+    return f"e{net.index[edge.source]}_{net.index[edge.target]}_{edge.position}"
+
+
+def render(
+    net: Network,
+    wrt: Hashable | None = None,
+    *,
+    values: Mapping[Hashable, Any] | None = None,
+    grads: Mapping[Hashable, Any] | None = None,
+    max_paths: int = MAX_PATHS,
+    scopes: Scopes = "cluster",
+    rankdir: str = "LR",
+) -> graphviz.Digraph:
+    """Draw ``net``: every node, the local derivative on every edge, the reuse of ∂L/∂value.
+
+    Args:
+        net: the network.
+        wrt: a parameter: highlight every path from the loss down to it and caption the
+            chain-rule formula (a sum of products when there are several paths).
+        values: forward values by node (``prog.forward(params, inputs, net.order)``): each
+            node shows a summary, and with ``wrt`` each path its numeric contribution.
+        grads: gradients by node (``prog.value_and_grad(...)[1]``), summarised likewise.
+        max_paths: the formula lists at most this many paths and says how many it leaves out.
+        scopes: nodes with a ``scope`` attribute are drawn in one cluster per scope
+            (``"cluster"``), as one node per scope (``"collapse"``), or as if unscoped.
+        rankdir: Graphviz's direction, ``"LR"`` (inputs left, loss right) or ``"TB"``.
+
+    Raises:
+        GraphError: ``wrt`` is not a parameter with a path to the loss.
+    """
+    import graphviz
+
+    flow = Flow(net)
+    rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
+    dot = graphviz.Digraph(
+        name="graphbp",
+        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.3"},
+        node_attr={"fontname": "Helvetica", "fontsize": "12", "margin": "0.08,0.04"},
+        edge_attr={"fontname": "Helvetica", "fontsize": "10", "color": "#555555"},
+    )
+    groups = _groups(net, scopes)
+    on_path = rule.edges if rule else frozenset()
+    if scopes == "collapse":
+        _draw_collapsed(dot, net, groups, on_path, rule)
+    else:
+        _draw_nodes(dot, net, flow, groups, rule, values, grads)
+        _draw_edges(dot, net, flow, on_path)
+    if rule is not None:
+        dot.attr(label=_caption(rule, grads), labelloc="b", labeljust="l")
+    return dot
+
+
+def _groups(net: Network, scopes: Scopes) -> dict[str, list[Hashable]]:
+    """Nodes by scope (in topological order); unscoped nodes are in group ``""``."""
+    groups: dict[str, list[Hashable]] = {}
+    for node in net.order:
+        scope = net.graph.nodes[node].get("scope") if scopes != "ignore" else None
+        groups.setdefault("" if scope is None else str(scope), []).append(node)
+    return groups
+
+
+def _kind(net: Network, node: Hashable) -> str:
+    name = net.ops[node].name
+    return "loss" if node == net.loss else name if name in _STYLE else "op"
+
+
+def _draw_nodes(
+    dot: graphviz.Digraph,
+    net: Network,
+    flow: Flow,
+    groups: dict[str, list[Hashable]],
+    rule: ChainRule | None,
+    values: Mapping[Hashable, Any] | None,
+    grads: Mapping[Hashable, Any] | None,
+) -> None:
+    reuse = flow.reuse()
+
+    def draw(target: graphviz.Digraph, nodes: list[Hashable]) -> None:
+        for node in nodes:
+            attrs = dict(_STYLE[_kind(net, node)])
+            if rule is not None and node in rule.nodes:
+                attrs.update(color=HIGHLIGHT, penwidth="2.5")
+                if node == rule.wrt:
+                    attrs["fillcolor"] = "#f8c9c4"
+            label = _node_label(net, node, reuse.get(node), values, grads)
+            name = node_id(net, node)
+            target.node(name, label=f"<{label}>", id=name, tooltip=_plain(node), **attrs)
+
+    for k, (scope, nodes) in enumerate(groups.items()):
+        if not scope:
+            draw(dot, nodes)
+            continue
+        with dot.subgraph(name=f"cluster_{k}") as cluster:
+            cluster.attr(label=html.escape(scope), style="rounded,dashed", color="#888888")
+            draw(cluster, nodes)
+
+
+def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozenset[Edge]) -> None:
+    carries = set(flow.edges)
+    for node in net.order:
+        _, local = net.ops[node].describe(net.attrs[node])
+        for position, source in enumerate(net.operands[node]):
+            edge = Edge(source, node, position)
+            factor = f"∂{symbol(node).html}/∂{symbol(source).html}"
+            attrs: dict[str, str] = {}
+            if edge in on_path:
+                attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2.5")
+            elif edge not in carries:  # backprop never evaluates it: no gradient flows here
+                attrs.update(style="dashed", color="#aaaaaa", fontcolor="#888888")
+            dot.edge(
+                node_id(net, source),
+                node_id(net, node),
+                label=f"<{factor}<BR/>{markup(local[position])}>",
+                id=edge_id(net, edge),
+                **attrs,
+            )
+
+
+def _draw_collapsed(
+    dot: graphviz.Digraph,
+    net: Network,
+    groups: dict[str, list[Hashable]],
+    on_path: frozenset[Edge],
+    rule: ChainRule | None,
+) -> None:
+    """One node per scope; edges between scopes merged, highlighted if any is on a path."""
+    group_of: dict[Hashable, str] = {}
+    for scope, nodes in groups.items():
+        for node in nodes:
+            group_of[node] = f"s{len(group_of)}" if not scope else f"g:{scope}"
+    for scope, nodes in groups.items():
+        for node in nodes if not scope else nodes[:1]:
+            attrs = dict(_STYLE[_kind(net, node)] if not scope else _STYLE["op"])
+            if rule is not None and any(n in rule.nodes for n in (nodes if scope else [node])):
+                attrs.update(color=HIGHLIGHT, penwidth="2.5")
+            if scope:
+                text = f"<B>{html.escape(scope)}</B><BR/>{len(nodes)} nodes"
+            else:
+                op_label = net.ops[node].describe(net.attrs[node])[0]
+                text = f"<B>{symbol(node).html}</B><BR/>{markup(op_label)}"
+            gid = _safe_id(group_of[node])
+            dot.node(gid, label=f"<{text}>", id=gid, **attrs)
+    seen: dict[tuple[str, str], bool] = {}
+    for node in net.order:
+        for position, source in enumerate(net.operands[node]):
+            pair = (group_of[source], group_of[node])
+            if pair[0] != pair[1]:
+                hot = Edge(source, node, position) in on_path
+                seen[pair] = seen.get(pair, False) or hot
+    for (a, b), hot in seen.items():
+        attrs = {"color": HIGHLIGHT, "penwidth": "2.5"} if hot else {}
+        dot.edge(_safe_id(a), _safe_id(b), **attrs)
+
+
+def _safe_id(group: str) -> str:
+    return "g" + "".join(ch if ch.isalnum() else f"_{ord(ch):x}_" for ch in group)
+
+
+def _node_label(
+    net: Network,
+    node: Hashable,
+    reused_by: int | None,
+    values: Mapping[Hashable, Any] | None,
+    grads: Mapping[Hashable, Any] | None,
+) -> str:
+    """A node's HTML label: name, op label, shape; value, gradient and reuse when known."""
+    label, _ = net.ops[node].describe(net.attrs[node])
+    shape = net.shapes.get(node)
+    rows = [f"<B>{symbol(node).html}</B>", markup(label)]
+    if shape is not None:
+        dims = ", ".join("N" if d is None else str(d) for d in shape)
+        rows.append(f'<FONT POINT-SIZE="9" COLOR="#666666">({dims})</FONT>')
+    if values is not None and node in values:
+        rows.append(f'<FONT POINT-SIZE="9">value {summary(values[node])}</FONT>')
+    if grads is not None and node in grads:
+        rows.append(
+            f'<FONT POINT-SIZE="9">∂L/∂{symbol(node).html} {summary(grads[node])}</FONT>'
+        )
+    cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
+    if reused_by:
+        cells += (
+            f'<TR><TD BGCOLOR="#dbe9ff"><FONT POINT-SIZE="9">∂L/∂{symbol(node).html} reused '
+            f"by {reused_by} params</FONT></TD></TR>"
+        )
+    return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>'
+
+
+def summary(value: Any) -> str:
+    """A short, escaped summary of an array: the number if scalar, else shape and norm."""
+    import numpy as np
+
+    array = np.asarray(value, dtype=np.float64)
+    if array.size == 1:
+        return html.escape(f"{array.item():.4g}")
+    return html.escape(f"‖·‖={np.linalg.norm(array):.4g}")
+
+
+def markup(text: str) -> str:
+    """Plugin text as Graphviz HTML: escaped, with ᵀ and ² as superscripts."""
+    out = html.escape(text)
+    for plain, sup in (("ᵀ", "T"), ("²", "2"), ("³", "3")):
+        out = out.replace(plain, f"<SUP>{sup}</SUP>")
+    return out
+
+
+def _plain(node: Hashable) -> str:
+    return node if isinstance(node, str) else repr(node)
+
+
+def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
+    """The formula under the drawing; with values, each path's contribution and their sum."""
+    lines = [rule.html]
+    if not rule.complete:
+        lines.append(
+            f"{len(rule.paths)} of {rule.path_count:,} paths listed; every path is highlighted"
+        )
+    if rule.paths and rule.paths[0].contribution is not None:
+        for k, path in enumerate(rule.paths, start=1):
+            lines.append(f"path {k}: {summary(path.contribution)}")
+        if rule.gradient is not None:
+            total = f"sum of the paths: {summary(rule.gradient)}"
+            if grads is not None and rule.wrt in grads:
+                total += f" (backprop's ∂L/∂{symbol(rule.wrt).html}: {summary(grads[rule.wrt])})"
+            lines.append(total)
+    cells = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
+    return f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>>'
+
+
+# --------------------------------------------------------------------------------- files
+
+
+def write_diagram(
+    net: Network,
+    path: str | Path,
+    wrt: Hashable | None = None,
+    **options: Any,
+) -> Path:
+    """Draw ``net`` (see ``render``) into ``path``; the extension picks the format.
+
+    .dot/.gv is Graphviz source; .svg, .png and .pdf run the ``dot`` executable; .html is one
+    self-contained page with the SVG inline where clicking a parameter highlights its paths.
+    The file is written atomically.
+
+    Raises:
+        GraphbpError: ``dot`` is not installed (the .dot source is written beside ``path``
+            first), or the extension is not one of .dot .gv .svg .png .pdf .html.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise GraphFileError(
+            f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
+            f"{' '.join(FORMATS)}"
+        )
+    if suffix == ".html":
+        from graphbp.page import page
+
+        content = page(net, wrt, **options).encode()
+    else:
+        dot = render(net, wrt, **options)
+        content = dot.source.encode() if suffix in (".dot", ".gv") else run_dot(dot, suffix, path)
+    _write(path, content)
+    return path
+
+
+def run_dot(dot: graphviz.Digraph, suffix: str, path: Path) -> bytes:
+    """The drawing laid out by ``dot`` in the format ``suffix``; if ``dot`` is missing, the
+    source is written to ``path`` with .dot and a GraphbpError says how to install it."""
+    import graphviz
+
+    try:
+        data: bytes = dot.pipe(format=suffix.lstrip("."), quiet=True)
+    except graphviz.ExecutableNotFound:
+        source = path.with_suffix(".dot")
+        _write(source, dot.source.encode())
+        raise GraphbpError(
+            f"cannot write {path}: Graphviz's 'dot' executable is not on PATH; the graph's "
+            f"source is in {source}; {INSTALL_DOT}"
+        ) from None
+    except graphviz.CalledProcessError as exc:
+        raise GraphbpError(
+            f"cannot write {path}: dot failed ({exc.stderr!r:.300}); the source is in "
+            "render(...).source"
+        ) from None
+    return data
+
+
+def _write(path: Path, content: bytes) -> None:
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise GraphFileError(f"{path}: cannot write ({exc.strerror})") from exc
