@@ -63,8 +63,9 @@ def diamond_chain(k: int) -> nx.DiGraph:
     """A parameter ``w`` through ``k`` diamonds: each value fans out to two ops that rejoin.
 
     Diamond i computes ``a_i = tanh(v)``, ``b_i = sigmoid(v)``, ``v_i = a_i + b_i``; the
-    loss is ``L = sum(v_k)``. Paths from the loss to ``w`` number 2^k, while backprop
-    evaluates 4k + 1 local derivatives (the path-by-path count is (2k + 1)·2^k): the case that shows why reuse matters.
+    loss is ``L = sum(v_k)``. Paths from the loss to ``w`` number 2^k and expanding them one
+    by one costs (2k + 1)·2^k local derivatives, while backprop evaluates 4k + 1: the case
+    that shows why reuse matters.
     """
     g = nx.DiGraph(loss="L")
     g.add_node("w", op="param", shape=(3,), init="normal")

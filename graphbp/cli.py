@@ -378,7 +378,7 @@ def _network(path: Path | None) -> Any:
 
     if path is not None:
         return Network.from_json(path)
-    return Network(seed_network(10, EXAMPLE_DEFAULTS["diabetes"]["hidden"], 1))
+    return Network(seed_network(10, int(EXAMPLE_DEFAULTS["diabetes"]["hidden"]), 1))
 
 
 def _render(args: argparse.Namespace) -> int:

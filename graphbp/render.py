@@ -216,9 +216,7 @@ def _node_label(
     if values is not None and node in values:
         rows.append(f'<FONT POINT-SIZE="9">value {summary(values[node])}</FONT>')
     if grads is not None and node in grads:
-        rows.append(
-            f'<FONT POINT-SIZE="9">∂L/∂{symbol(node).html} {summary(grads[node])}</FONT>'
-        )
+        rows.append(f'<FONT POINT-SIZE="9">∂L/∂{symbol(node).html} {summary(grads[node])}</FONT>')
     cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
     if reused_by:
         cells += (

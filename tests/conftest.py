@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 import networkx as nx
@@ -65,3 +65,25 @@ def param_chain(
 def param_chain_fixture() -> Any:
     """The param_chain builder."""
     return param_chain
+
+
+def operand_multigraph(net: gb.Network) -> nx.MultiDiGraph:
+    """One edge per operand position (h·h gives two), keyed by the position."""
+    m = nx.MultiDiGraph()
+    m.add_nodes_from(net.order)
+    for source, target, data in net.graph.edges(data=True):
+        arg = data.get("arg", 0)
+        for position in arg if isinstance(arg, tuple) else (arg,):
+            m.add_edge(source, target, key=position)
+    return m
+
+
+def _nx_paths(net: gb.Network, wrt: Hashable) -> list[list[tuple[Any, Any, int]]]:
+    """Every path from wrt up to the loss, as networkx enumerates them (edges with keys)."""
+    return list(nx.all_simple_edge_paths(operand_multigraph(net), wrt, net.loss))
+
+
+@pytest.fixture(name="nx_paths", scope="session")
+def nx_paths_fixture() -> Any:
+    """nx_paths(net, wrt): the loss→wrt paths as networkx enumerates them."""
+    return _nx_paths

@@ -142,3 +142,26 @@ def test_random_dags_match_jax_grad_of_the_same_forward_in_jax_numpy(
         # because terms cancel (values stay below 1e3 and the loss is a tanh).
         np.testing.assert_allclose(grads[name], oracle[name], rtol=1e-9, atol=1e-12)
         assert grads[name].shape == oracle[name].shape
+
+
+@SETTINGS
+@given(net=random_networks(), seed=st.integers(0, 2**16))
+def test_random_dags_chain_rule_paths_match_networkx_and_sum_to_the_gradient(
+    net: gb.Network, seed: int, nx_paths: Any
+) -> None:
+    from graphbp.chain import Edge
+
+    params, inputs = moderate_example(net, seed)
+    prog = net.compile()
+    values = prog.forward(params, inputs, net.order)
+    _, grads = prog.value_and_grad(params, inputs)
+    for param in net.params:
+        paths = nx_paths(net, param)
+        if not paths:  # a parameter the loss does not depend on: named as such
+            with pytest.raises(gb.GraphError, match="no path to the loss"):
+                gb.chain_rule(net, param)
+            continue
+        rule = gb.chain_rule(net, param, values=values, max_paths=len(paths))
+        assert rule.edges == {Edge(a, b, k) for path in paths for a, b, k in path}
+        assert rule.path_count == len(paths) and rule.complete
+        np.testing.assert_allclose(rule.gradient, grads[param], rtol=1e-9, atol=1e-12)
