@@ -212,6 +212,7 @@ def _node_label(
     rows = [f"<B>{symbol(node).html}</B>", markup(label)]
     if shape is not None:
         dims = ", ".join("N" if d is None else str(d) for d in shape)
+        dims += "," if len(shape) == 1 else ""
         rows.append(f'<FONT POINT-SIZE="9" COLOR="#666666">({dims})</FONT>')
     if values is not None and node in values:
         rows.append(f'<FONT POINT-SIZE="9">value {summary(values[node])}</FONT>')

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,12 +34,10 @@ def test_default_train_beats_the_mean_and_reaches_r2_of_0_3(tmp_path: Path) -> N
     run = graphbp("train", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     out = tmp_path / "graphbp-out"
-    assert sorted(p.name for p in out.iterdir()) == [
-        "history.csv",
-        "metrics.json",
-        "network.json",
-        "params.npz",
-    ]
+    diagrams = ["chain_rule.svg", "graph.html"] if shutil.which("dot") else ["chain_rule.dot"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["history.csv", "metrics.json", "network.json", "params.npz", *diagrams]
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["graphbp network"]["test_r2"] >= 0.3
     assert metrics["mean predictor"]["test_r2"] < 0.01
@@ -49,6 +48,18 @@ def test_default_train_beats_the_mean_and_reaches_r2_of_0_3(tmp_path: Path) -> N
     history = (out / "history.csv").read_text().splitlines()
     assert history[0] == "epoch,loss" and len(history) == 151
     assert gb.Network.from_json(out / "network.json").params == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    if diagrams[0].endswith(".svg"):
+        assert "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1" in svg_text(out / diagrams[0])
+    else:
+        assert "∂L/∂W<SUB>1</SUB> = ∂L/∂ŷ" in (out / diagrams[0]).read_text()
+
+
+def svg_text(path: Path) -> str:
+    """The text an SVG shows, in document order (dot splits sub/superscripts apart)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    return "".join(e.text or "" for e in root.iter("{http://www.w3.org/2000/svg}text"))
 
 
 def test_train_options_and_a_user_csv_and_graph(tmp_path: Path) -> None:
@@ -198,3 +209,22 @@ def test_devices_need_the_jax_backend(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "numpy backend takes no option devices=2" in run.stderr
     assert not (tmp_path / "graphbp-out").exists()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="dot is not installed")
+def test_train_draws_the_trained_chain_rule_with_its_final_gradients(tmp_path: Path) -> None:
+    run = graphbp("train", "--epochs", "2", "--out", "o", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "wrote o/chain_rule.svg, o/graph.html (∂L/∂W1 with the final gradients)" in run.stdout
+    text = svg_text(tmp_path / "o" / "chain_rule.svg")
+    grads = re.findall(r"backprop's ∂L/∂W1: ‖·‖=([0-9.e+-]+)", text)
+    path = re.findall(r"path 1: ‖·‖=([0-9.e+-]+)", text)
+    assert len(grads) == 1 and path == grads and float(grads[0]) > 0  # one path: all of it
+
+
+def test_train_without_dot_keeps_its_outputs_and_says_what_is_missing(tmp_path: Path) -> None:
+    run = graphbp("train", "--epochs", "1", "--out", "o", cwd=tmp_path, env={"PATH": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert "'dot' executable is not on PATH" in run.stderr and "apt-get install" in run.stderr
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert names == ["chain_rule.dot", "history.csv", "metrics.json", "network.json", "params.npz"]

@@ -1,0 +1,253 @@
+"""Drawings: labels, local derivatives on edges, highlighted paths, formats and failures.
+
+Structure, not pixels: the SVG that Graphviz's dot lays out is parsed and its highlighted
+edges compared with the paths networkx finds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import graphbp as gb
+from graphbp.chain import Edge
+from graphbp.render import HIGHLIGHT, edge_id, node_id
+
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="Graphviz's dot executable is not installed (apt-get install graphviz)",
+)
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _trained_values(net: gb.Network) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    prog = net.compile()
+    rng = np.random.default_rng(0)
+    inputs = {n: rng.standard_normal((6, *net.shapes[n][1:])) for n in net.inputs}
+    params = prog.init(0)
+    return prog.forward(params, inputs, net.order), prog.value_and_grad(params, inputs)[1]
+
+
+def _svg_groups(svg: bytes, kind: str) -> dict[str, ET.Element]:
+    root = ET.fromstring(svg)
+    return {g.get("id", ""): g for g in root.iter(f"{SVG}g") if g.get("class") == kind}
+
+
+def _stroke(group: ET.Element) -> str | None:
+    outline = (f"{SVG}path", f"{SVG}polygon", f"{SVG}ellipse")
+    shape = next(e for e in group.iter() if e.tag in outline)
+    return shape.get("stroke")
+
+
+def test_nodes_show_name_op_label_shape_and_are_styled_by_kind() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    dot = gb.render(net)
+    lines = {node: _node_line(dot.source, node_id(net, node)) for node in net.order}
+    assert "<B>h<SUB>1</SUB></B>" in lines["h1"] and "σ(x·W+b)" in lines["h1"]
+    assert "(N, 4)" in lines["h1"] and "(3, 4)" in lines["W1"] and "(4,)" in lines["b1"]
+    fills = {n: re.search(r'fillcolor="([^"]+)"', line)[1] for n, line in lines.items()}  # type: ignore[index]
+    assert fills["x"] == fills["y"] != fills["W1"] == fills["b3"] != fills["h1"]
+    assert fills["L"] not in (fills["x"], fills["W1"], fills["h1"])
+    assert "value" not in dot.source  # no summaries without values
+
+
+def _node_line(source: str, name: str) -> str:
+    return next(line for line in source.splitlines() if line.strip().startswith(f"{name} ["))
+
+
+def test_values_and_gradients_are_summarised_on_their_nodes() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    values, grads = _trained_values(net)
+    source = gb.render(net, values=values, grads=grads).source
+    loss_line = _node_line(source, node_id(net, "L"))
+    assert f"value {float(values['L']):.4g}" in loss_line  # a scalar: its value
+    w1 = _node_line(source, node_id(net, "W1"))
+    assert f"value ‖·‖={np.linalg.norm(values['W1']):.4g}" in w1  # an array: its norm
+    assert f"∂L/∂W<SUB>1</SUB> ‖·‖={np.linalg.norm(grads['W1']):.4g}" in w1
+
+
+def test_edges_carry_the_plugins_local_derivatives_as_html() -> None:
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(3,))
+    g.add_node("z", op="sigmoid")
+    g.add_node("L", op="sum")
+    g.add_edge("p", "z")
+    g.add_edge("z", "L")
+    net = gb.Network(g)
+    source = gb.render(net).source
+    assert "label=<∂z/∂p<BR/>σ(z)(1−σ(z))>" in source
+    seed = gb.Network(gb.seed_network(3, 4, 1))
+    source = gb.render(seed).source
+    label = re.search(rf"{node_id(seed, 'h1')} -> {node_id(seed, 'h2')} \[[^\n]*", source)
+    assert label is not None
+    assert "∂h<SUB>2</SUB>/∂h<SUB>1</SUB><BR/>(σ(z)(1−σ(z))⊙·)·W<SUP>T</SUP>" in label[0]
+
+
+@needs_dot
+def test_user_text_is_escaped_and_dot_accepts_it() -> None:
+    name = '<b onload="x">&'
+    g = nx.DiGraph(loss="L")
+    g.add_node(name, op="param", shape=(2,), scope="<i>scope</i>")
+    g.add_node("L", op="sum")
+    g.add_edge(name, "L")
+    dot = gb.render(gb.Network(g), wrt=name)
+    assert "<B>&lt;b onload=&quot;x&quot;&gt;&amp;</B>" in dot.source
+    root = ET.fromstring(dot.pipe(format="svg"))  # well-formed, and no markup got through
+    tags = {e.tag.removeprefix(SVG) for e in root.iter()}
+    assert not tags & {"b", "i"}
+    texts = "".join(e.text or "" for e in root.iter(f"{SVG}text"))
+    assert name in texts and "<i>scope</i>" in texts
+
+
+@needs_dot
+@pytest.mark.parametrize("graph", ["seed", "fanout", "diamonds"])
+def test_highlighted_edges_in_the_svg_equal_the_networkx_paths(graph: str, nx_paths: Any) -> None:
+    from test_chain import NETWORKS
+
+    net = gb.Network(NETWORKS[graph]())
+    wrt = net.params[0]
+    svg = gb.render(net, wrt=wrt).pipe(format="svg")
+    edges = _svg_groups(svg, "edge")
+    hot = {eid for eid, group in edges.items() if _stroke(group) == HIGHLIGHT}
+    expected = {edge_id(net, Edge(a, b, k)) for p in nx_paths(net, wrt) for a, b, k in p}
+    assert hot == expected and expected
+    nodes = _svg_groups(svg, "node")
+    hot_nodes = {nid for nid, group in nodes.items() if _stroke(group) == HIGHLIGHT}
+    on_paths = {n for p in nx_paths(net, wrt) for e in p for n in e[:2]}
+    assert hot_nodes == {node_id(net, n) for n in on_paths}
+
+
+def test_the_caption_has_the_formula_and_with_values_each_paths_contribution() -> None:
+    net = gb.Network(gb.diamond_chain(2))
+    values, grads = _trained_values(net)
+    source = gb.render(net, wrt="w", values=values, grads=grads).source
+    rule = gb.chain_rule(net, "w", values=values)
+    assert rule.html in source and rule.path_count == 4
+    for k, path in enumerate(rule.paths, start=1):
+        assert f"path {k}: ‖·‖={np.linalg.norm(path.contribution):.4g}" in source
+    assert f"sum of the paths: ‖·‖={np.linalg.norm(grads['w']):.4g}" in source
+    capped = gb.render(gb.Network(gb.diamond_chain(12)), wrt="w", max_paths=3).source
+    assert "3 of 4,096 paths listed; every path is highlighted" in capped
+
+
+def test_reused_upstream_gradients_are_marked_with_their_count() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    source = gb.render(net).source
+    assert "∂L/∂ŷ reused by 6 params" in _node_line(source, node_id(net, "yhat"))
+    assert "reused by 4 params" in _node_line(source, node_id(net, "h2"))
+    assert "reused by 2 params" in _node_line(source, node_id(net, "h1"))
+    assert source.count("reused by") == 3
+
+
+def test_scopes_become_clusters_or_single_nodes() -> None:
+    g = gb.seed_network(3, 4, 1)
+    for k in (1, 2):
+        for n in (f"W{k}", f"b{k}", f"h{k}"):
+            g.nodes[n]["scope"] = f"layer {k}"
+    net = gb.Network(g)
+    clustered = gb.render(net, wrt="W1").source
+    assert clustered.count("subgraph cluster_") == 2 and 'label="layer 1"' in clustered
+    collapsed = gb.render(net, wrt="W1", scopes="collapse").source
+    node_lines = [ln for ln in collapsed.splitlines() if re.match(r"\s+\w+ \[label=", ln)]
+    assert len(node_lines) == len(net.order) - 6 + 2  # six scoped nodes become two
+    assert "<B>layer 1</B><BR/>3 nodes" in collapsed
+    hot = [ln for ln in collapsed.splitlines() if "->" in ln and HIGHLIGHT in ln]
+    assert len(hot) == 3  # layer 1 → layer 2 → ŷ → L
+
+
+def test_a_bad_wrt_names_it_and_lists_the_parameters() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    with pytest.raises(gb.GraphError, match=r"wrt='h1' is not a parameter \(op 'dense'\).*'b3'"):
+        gb.render(net, wrt="h1")
+
+
+@needs_dot
+def test_every_format_by_extension_written_atomically(tmp_path: Path) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    magic = {
+        ".dot": b"digraph",
+        ".svg": b"<?xml",
+        ".png": b"\x89PNG",
+        ".pdf": b"%PDF",
+        ".html": b"<!doctype html>",
+    }
+    for suffix, start in magic.items():
+        path = gb.write_diagram(net, tmp_path / f"seed{suffix}", wrt="W1")
+        assert path.read_bytes().startswith(start), suffix
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"seed{s}" for s in magic)
+    with pytest.raises(gb.GraphFileError, match=r"'\.txt'; use one of \.dot .*\.html"):
+        gb.write_diagram(net, tmp_path / "seed.txt")
+
+
+def test_without_dot_the_source_is_written_and_the_error_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a machine with no Graphviz
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    for suffix in (".svg", ".html"):
+        with pytest.raises(gb.GraphbpError) as info:
+            gb.write_diagram(net, tmp_path / f"out{suffix}", wrt="W1")
+        message = str(info.value)
+        assert "'dot' executable is not on PATH" in message
+        assert "apt-get install graphviz" in message and "brew install graphviz" in message
+        assert not (tmp_path / f"out{suffix}").exists()
+    assert (tmp_path / "out.dot").read_text().startswith("digraph")
+    assert "∂L/∂W<SUB>1</SUB>" in (tmp_path / "out.dot").read_text()
+
+
+@needs_dot
+def test_a_thousand_node_graph_renders_to_svg(tmp_path: Path) -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    assert len(net.order) >= 990
+    path = gb.write_diagram(net, tmp_path / "big.svg", wrt="W1")
+    nodes = _svg_groups(path.read_bytes(), "node")
+    assert len(nodes) == len(net.order)
+
+
+# -------------------------------------------------------------------------------- the CLI
+
+
+def _graphbp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graphbp.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+
+
+@needs_dot
+def test_cli_render_writes_the_highlighted_diagram(tmp_path: Path, nx_paths: Any) -> None:
+    net = gb.Network(gb.seed_network(2, 3, 1))
+    net.to_json(tmp_path / "seed.json")
+    run = _graphbp("render", "seed.json", "--wrt", "W1", "-o", "out.svg", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "wrote out.svg"
+    edges = _svg_groups((tmp_path / "out.svg").read_bytes(), "edge")
+    hot = {eid for eid, group in edges.items() if _stroke(group) == HIGHLIGHT}
+    assert hot == {edge_id(net, Edge(*e)) for p in nx_paths(net, "W1") for e in p}
+    bad = _graphbp("render", "seed.json", "--wrt", "x", "-o", "bad.svg", cwd=tmp_path)
+    assert bad.returncode == 2 and "choose one of 'W1', 'b1', 'W2'" in bad.stderr
+    assert not (tmp_path / "bad.svg").exists()
+
+
+def test_cli_explain_counts_the_diamond_chain(tmp_path: Path) -> None:
+    gb.Network(gb.diamond_chain(10)).to_json(tmp_path / "d.json")
+    run = _graphbp("explain", "d.json", "--wrt", "w", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "1,024 paths from the loss to the parameters" in run.stdout
+    assert "41 local-derivative evaluations" in run.stdout
+    assert "21,504 local-derivative evaluations (524.5×)" in run.stdout
+    assert "∂L/∂w = ∂L/∂v10 · ∂v10/∂a10 ·" in run.stdout
+    assert "(1,008 more paths)" in run.stdout
