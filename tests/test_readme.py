@@ -4,33 +4,86 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+import graphbp as gb
 from graphbp.registry import unregister_op
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_python_examples_run() -> None:
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples write files
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 5
     jax_installed = importlib.util.find_spec("jax") is not None
+    dot_installed = shutil.which("dot") is not None
     namespace: dict[str, Any] = {}
     try:
         for block in blocks:
             if "jax" in block and not jax_installed:
                 continue  # the JAX section's examples need the [jax] extra
+            if "write_diagram" in block and not dot_installed:
+                continue  # drawing an .html page needs Graphviz's dot
             exec(compile(block, str(README), "exec"), namespace)
     finally:
         unregister_op("cube")
     assert sorted(namespace["grads"]) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     assert np.isfinite(namespace["loss"])
+    if dot_installed:
+        assert namespace["rule"].text == "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1"
+        np.testing.assert_allclose(namespace["with_numbers"].gradient, namespace["grads"]["W1"])
+        assert (tmp_path / "seed.html").read_text().startswith("<!doctype html>")
     assert len(namespace["history"]) == 150
     assert namespace["history"][-1] < namespace["history"][0]
     if jax_installed:
         for name, grad in namespace["auto"].items():
             np.testing.assert_allclose(grad, namespace["grads"][name], rtol=1e-12, atol=1e-14)
         assert len(namespace["ensemble_losses"]) == 2 and len(namespace["sharded_history"]) == 2
+
+
+def test_the_diamond_table_is_what_explain_counts() -> None:
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|$", _text(), re.M)
+    assert len(rows) >= 6
+    for k, nodes, paths, by_path, backprop in rows:
+        net = gb.Network(gb.diamond_chain(int(k)))
+        cost = gb.explain(net)
+        assert int(nodes) == len(net.order)
+        assert (cost.paths, cost.path_by_path, cost.backprop) == tuple(
+            int(n.replace(",", "")) for n in (paths, by_path, backprop)
+        )
+
+
+def _text() -> str:
+    return README.read_text()
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_the_readme_figure_is_what_graphbp_render_draws_now(tmp_path: Path) -> None:
+    command = re.search(r"`graphbp render (--wrt W1 -o) seed_w1.svg`", _text())
+    assert command is not None and "](docs/seed_w1.svg)" in _text()
+    run = subprocess.run(
+        [sys.executable, "-m", "graphbp.cli", "render", *command[1].split(), "now.svg"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    committed, now = (
+        _drawing(p) for p in (README.parent / "docs/seed_w1.svg", tmp_path / "now.svg")
+    )
+    assert committed == now  # the same nodes, edges, texts and highlighting
+
+
+def _drawing(path: Path) -> list[tuple[str, str, str]]:
+    """Each element's tag, id and text, and every stroke colour: the SVG without coordinates."""
+    root = ET.parse(path).getroot()
+    return [(e.tag, e.get("id", ""), (e.text or "") + e.get("stroke", "")) for e in root.iter()]

@@ -78,14 +78,21 @@ class Affine(Op):
         return [(tuple(rng.standard_normal(s) for s in case), {}) for case in shapes]
 
 
+_ACTIVATIONS: dict[str, Op] = {}
+"""Activations already checked, by name (looked up on every layer call, so kept cheap)."""
+
+
 def activation_op(name: str) -> Op:
     """The one-operand op named ``name``, for use as a layer's activation."""
     op = get_op(name)
+    if _ACTIVATIONS.get(name) is op:
+        return op
     if op.leaf or op.arity != 1 or not defines_vjp(op):
         raise GraphError(
             f"activation {name!r} must be an op with one operand and a vjp (such as sigmoid, "
             "tanh, relu, softplus); use a separate node for anything else"
         )
+    _ACTIVATIONS[name] = op
     return op
 
 
