@@ -167,36 +167,30 @@ def _draw_collapsed(
     rule: ChainRule | None,
 ) -> None:
     """One node per scope; edges between scopes merged, highlighted if any is on a path."""
-    group_of: dict[Hashable, str] = {}
-    for scope, nodes in groups.items():
-        for node in nodes:
-            group_of[node] = f"s{len(group_of)}" if not scope else f"g:{scope}"
-    for scope, nodes in groups.items():
-        for node in nodes if not scope else nodes[:1]:
-            attrs = dict(_STYLE[_kind(net, node)] if not scope else _STYLE["op"])
-            if rule is not None and any(n in rule.nodes for n in (nodes if scope else [node])):
-                attrs.update(color=HIGHLIGHT, penwidth="2.5")
+    box_of: dict[Hashable, str] = {}  # node → the id of the box it is drawn in
+    for k, (scope, nodes) in enumerate(groups.items()):
+        boxes = [(f"scope{k}", nodes)] if scope else [(node_id(net, n), [n]) for n in nodes]
+        for box, members in boxes:
+            box_of.update(dict.fromkeys(members, box))
             if scope:
-                text = f"<B>{html.escape(scope)}</B><BR/>{len(nodes)} nodes"
+                attrs = dict(_STYLE["op"])
+                text = f"<B>{html.escape(scope)}</B><BR/>{len(members)} nodes"
             else:
+                (node,) = members
+                attrs = dict(_STYLE[_kind(net, node)])
                 op_label = net.ops[node].describe(net.attrs[node])[0]
                 text = f"<B>{symbol(node).html}</B><BR/>{markup(op_label)}"
-            gid = _safe_id(group_of[node])
-            dot.node(gid, label=f"<{text}>", id=gid, **attrs)
-    seen: dict[tuple[str, str], bool] = {}
+            if rule is not None and any(n in rule.nodes for n in members):
+                attrs.update(color=HIGHLIGHT, penwidth="2.5")
+            dot.node(box, label=f"<{text}>", id=box, **attrs)
+    hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
     for node in net.order:
         for position, source in enumerate(net.operands[node]):
-            pair = (group_of[source], group_of[node])
+            pair = (box_of[source], box_of[node])
             if pair[0] != pair[1]:
-                hot = Edge(source, node, position) in on_path
-                seen[pair] = seen.get(pair, False) or hot
-    for (a, b), hot in seen.items():
-        attrs = {"color": HIGHLIGHT, "penwidth": "2.5"} if hot else {}
-        dot.edge(_safe_id(a), _safe_id(b), **attrs)
-
-
-def _safe_id(group: str) -> str:
-    return "g" + "".join(ch if ch.isalnum() else f"_{ord(ch):x}_" for ch in group)
+                hot[pair] = hot.get(pair, False) or Edge(source, node, position) in on_path
+    for (a, b), on in hot.items():
+        dot.edge(a, b, **({"color": HIGHLIGHT, "penwidth": "2.5"} if on else {}))
 
 
 def _node_label(
