@@ -137,13 +137,12 @@ class Flow:
                 reach.update(e.target for e in self.consumers[node])
         return {e for e in self.edges if e.source in reach}
 
-    def walk(self, wrt: Hashable) -> Iterator[tuple[Edge, ...]]:
-        """The paths from the loss down to ``wrt``, as edges from the loss downwards."""
-        reach = {e.target for e in self.path_edges(wrt)} | {wrt}
-        operands = {
-            n: [Edge(s, n, i) for i, s in enumerate(self.net.operands[n]) if s in reach]
-            for n in reach
-        }
+    def walk(self, wrt: Hashable, edges: set[Edge]) -> Iterator[tuple[Edge, ...]]:
+        """The paths from the loss down to ``wrt`` along ``edges`` (``path_edges(wrt)``),
+        each as its edges from the loss downwards."""
+        operands: dict[Hashable, list[Edge]] = {}
+        for edge in sorted(edges, key=lambda e: e.position):
+            operands.setdefault(edge.target, []).append(edge)
         stack: list[tuple[Hashable, tuple[Edge, ...]]] = [(self.net.loss, ())]
         while stack:
             node, path = stack.pop()
@@ -224,9 +223,9 @@ def chain_rule(
     """
     flow = flow or Flow(net)
     _check_wrt(net, flow, wrt)
-    edges = frozenset(flow.path_edges(wrt))
+    edges = flow.path_edges(wrt)
     count = flow.paths[wrt]
-    listed = list(itertools.islice(flow.walk(wrt), max(max_paths, 1)))
+    listed = list(itertools.islice(flow.walk(wrt, edges), max(max_paths, 1)))
     paths = tuple(
         Path(
             path,
@@ -257,7 +256,7 @@ def chain_rule(
         net.loss,
         paths,
         count,
-        edges,
+        frozenset(edges),
         text + more,
         latex + (rf" + \dots\ (\text{{{rest:,} more}})" if rest else ""),
         markup + html.escape(more),
