@@ -256,9 +256,9 @@ def _write_diagrams(out: Path, net: Any, prog: Any, params: Any, data: dict[str,
     values = {k: to_numpy(v) for k, v in prog.forward(params, data, net.order).items()}
     grads = {k: to_numpy(v) for k, v in prog.value_and_grad(params, data)[1].items()}
     written = []
-    for name, wrt in (("chain_rule.svg", deepest), ("graph.html", deepest)):
+    for name in ("chain_rule.svg", "graph.html"):
         try:
-            written.append(write_diagram(net, out / name, wrt, values=values, grads=grads))
+            written.append(write_diagram(net, out / name, deepest, values=values, grads=grads))
         except GraphbpError as exc:  # no dot: training's outputs stand; say what is missing
             print(f"graphbp train: warning: {exc}", file=sys.stderr)
             return
