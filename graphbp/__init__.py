@@ -11,11 +11,13 @@ from graphbp.chain import ChainRule as ChainRule
 from graphbp.chain import Cost as Cost
 from graphbp.chain import chain_rule as chain_rule
 from graphbp.chain import explain as explain
+from graphbp.diagram import write_diagram as write_diagram
 from graphbp.errors import BackendNotInstalledError as BackendNotInstalledError
 from graphbp.errors import GradientCheckError as GradientCheckError
 from graphbp.errors import GraphbpError as GraphbpError
 from graphbp.errors import GraphError as GraphError
 from graphbp.errors import GraphFileError as GraphFileError
+from graphbp.errors import GraphvizError as GraphvizError
 from graphbp.errors import InputError as InputError
 from graphbp.errors import NonFiniteError as NonFiniteError
 from graphbp.errors import PluginError as PluginError
@@ -29,7 +31,6 @@ from graphbp.registry import get_op as get_op
 from graphbp.registry import ops as ops
 from graphbp.registry import register_op as register_op
 from graphbp.render import render as render
-from graphbp.render import write_diagram as write_diagram
 from graphbp.train import train as train
 
 __version__ = "0.1.0"
@@ -42,6 +43,7 @@ __all__ = [
     "GraphError",
     "GraphFileError",
     "GraphbpError",
+    "GraphvizError",
     "InputError",
     "Network",
     "NonFiniteError",

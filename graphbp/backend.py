@@ -1,32 +1,40 @@
-"""The backend contract: an array namespace plus conversions to and from NumPy."""
+"""The backend contract: an array namespace, conversions, and how a program's positional core
+is wrapped and its arrays placed. ``Program`` is written once; a backend supplies only these.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graphbp.errors import InputError
-from graphbp.op import defines_vjp
+from graphbp.op import Arrays
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from graphbp.graph import Network
-    from graphbp.op import Array, Op
-    from graphbp.program import Program
+    from graphbp.op import Array
 
 DTYPES = ("float32", "float64")
 
 
 class Backend:
-    """An array library the engine runs on; subclasses set ``name`` and ``xp``."""
+    """An array library the engine runs on; subclasses set ``name``, ``xp``, ``array_types``.
+
+    The defaults run eagerly, on one device, with no autodiff of its own (NumPy's case).
+    """
 
     name: ClassVar[str] = ""
+    array_types: ClassVar[tuple[type, ...]] = ()
+    """What counts as an array of this backend; the first is the concrete array type."""
     mutable: ClassVar[bool] = False
     """Whether arrays may be updated in place (NumPy) rather than replaced (JAX)."""
-    array_type: ClassVar[type | None] = None
-    """The concrete array type; inputs already of it (and of the dtype) skip conversion."""
+    traced: ClassVar[bool] = False
+    """Whether wrapped functions run by tracing, once per input shape (``jax.jit``): generated
+    traversal code would then buy nothing, so programs interpret the plan."""
+    differentiates: ClassVar[bool] = False
+    """Whether the backend differentiates a forward itself (``autodiff``, ``differentiable``)."""
 
     @property
     def xp(self) -> Any:
@@ -45,9 +53,11 @@ class Backend:
         """A backend array that is shared between runs and must never change."""
         return self.asarray(value, dtype)
 
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``fn`` compiled for repeated calls on arrays (JAX: ``jax.jit``; NumPy: ``fn``)."""
-        return fn
+    def arrays(self, dtype: str) -> Arrays:
+        """What plugins run with on this backend, and what their results must be."""
+        import numpy as np
+
+        return Arrays(self.xp, self.array_types, np.dtype(check_dtype(dtype)), self.name)
 
     def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
         """Copy a backend array to a NumPy array."""
@@ -55,27 +65,54 @@ class Backend:
 
         return np.asarray(value)
 
-    def vjp_of(self, op: Op) -> Callable[..., Any] | None:
-        """The derivative rule used for ``op``: its own vjp, or None if it defines none."""
-        return op.vjp if defines_vjp(op) else None
+    # ---------------------------------------------------------------- derivatives
 
-    def compile(
-        self, network: Network, dtype: str, check_finite: bool = False, **options: Any
-    ) -> Program:
-        """Build the runnable program for ``network`` on this backend.
+    def autodiff(self, forward: Callable[[Sequence[Array]], Array]) -> Callable[..., Any] | None:
+        """A vjp rule, called like ``Op.vjp``, derived from ``forward`` (operands → output) for
+        an op that defines none; None if the backend cannot differentiate by itself."""
+        return None
+
+    def differentiable(
+        self,
+        forward: Callable[[Sequence[Array]], Array],
+        vjp: Callable[[Array, Array, Sequence[Array]], Sequence[Array]],
+        dtype: str,
+    ) -> Callable[[Sequence[Array]], Array]:
+        """``forward`` as a function the backend's own differentiation differentiates with
+        ``vjp`` (g, out, operands → cotangents): JAX wraps it in ``jax.custom_vjp``."""
+        return forward
+
+    # ---------------------------------------------------------------- wrapping, placing
+
+    def layout(self, devices: Any) -> Any:
+        """How a program's arrays are spread over ``devices`` (None: the backend's default).
 
         Raises:
-            InputError: for an option this backend does not take (``devices`` is JAX's).
+            InputError: this backend runs on one device (NumPy).
         """
-        from graphbp.program import Program
-
-        if options:
-            given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        if devices is not None:
             raise InputError(
-                f"the {self.name} backend takes no option {given}; it runs on one CPU "
-                "(compile with backend='jax' to use several devices)"
+                f"the {self.name} backend takes no option devices={devices!r}; it runs on one "
+                "CPU (compile with backend='jax' to use several devices)"
             )
-        return Program(network, self, check_dtype(dtype), check_finite)
+        return None
+
+    def constrain(self, layout: Any, params: Sequence[Array], inputs: Sequence[Array]) -> Any:
+        """Inside a wrapped function: ``(params, inputs)`` laid out as ``layout`` says."""
+        return params, inputs
+
+    def place(self, layout: Any, values: dict[Any, Array]) -> dict[Any, Array]:
+        """``values`` moved where a program with ``layout`` computes."""
+        return values
+
+    def wrap(self, fn: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
+        """``fn`` compiled for repeated calls (JAX: ``jax.jit``, arguments ``donate`` donated).
+
+        Args:
+            fn: a function of arrays (and tuples or dicts of them).
+            donate: positions of arguments whose buffers ``fn`` may reuse for its results.
+        """
+        return fn
 
 
 def check_dtype(dtype: str) -> str:

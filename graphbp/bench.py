@@ -190,7 +190,7 @@ def _bench_seed_jax_size(size: tuple[int, int, int, int], repeats: int) -> dict[
     data = [owned[n] for n in inputs]
     rows = np.arange(batch)
     opt = SGD(lr)
-    step = prog.train_step(opt, names, inputs)
+    step = prog.train_step(opt)
     init = prog.init(0)
 
     def hand_update(params: dict[str, Any], x: Any, y: Any, rows: Any) -> Any:

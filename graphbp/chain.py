@@ -16,11 +16,14 @@ import re
 import unicodedata
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.errors import GraphError, InputError, PluginError
-from graphbp.graph import Network
-from graphbp.op import defines_vjp, signature_of, sum_to
+from graphbp.op import call_vjp, defines_vjp
+from graphbp.registry import get_backend
+
+if TYPE_CHECKING:
+    from graphbp.graph import Network
 
 MAX_PATHS = 16
 """How many paths a formula lists by default; the rest are counted, not written out."""
@@ -92,7 +95,7 @@ class Flow:
         for node in reversed(net.order):  # ancestors of the loss, the loss included
             if node in above:
                 above.update(net.operands[node])
-        carries = {n: net.ops[n].name == "param" for n in net.order}
+        carries = {n: net.kind[n] == "param" for n in net.order}
         for node in net.order:
             carries[node] |= any(carries[a] for a in net.operands[node])
         self.relevant = [n for n in net.order if n in above and carries[n]]
@@ -115,18 +118,18 @@ class Flow:
         # params_below[n]: the parameters whose gradient reuses ∂L/∂n.
         self.params_below: dict[Hashable, frozenset[Hashable]] = {}
         for node in self.relevant:
-            below = frozenset({node}) if net.ops[node].name == "param" else frozenset()
+            below = frozenset({node}) if net.kind[node] == "param" else frozenset()
             for source in net.operands[node]:
                 below |= self.params_below.get(source, frozenset())
             self.params_below[node] = below
-        self.params = [n for n in self.relevant if net.ops[n].name == "param"]
+        self.params = [n for n in self.relevant if net.kind[n] == "param"]
 
     def reuse(self) -> dict[Hashable, int]:
         """Interior values (the loss excluded) whose ∂L/∂value serves several parameters."""
         return {
             n: len(self.params_below[n])
             for n in self.relevant
-            if n != self.net.loss and not self.net.ops[n].leaf and len(self.params_below[n]) > 1
+            if n != self.net.loss and n in self.net.ops and len(self.params_below[n]) > 1
         }
 
     def path_edges(self, wrt: Hashable) -> set[Edge]:
@@ -266,8 +269,8 @@ def chain_rule(
 
 def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
     params = ", ".join(map(repr, net.params)) or "none"
-    if wrt not in net.ops or net.ops[wrt].name != "param":
-        what = f"op {net.ops[wrt].name!r}" if wrt in net.ops else "not in the graph"
+    if net.kind.get(wrt) != "param":
+        what = f"op {net.op_name(wrt)!r}" if wrt in net.kind else "not in the graph"
         raise GraphError(
             f"wrt={wrt!r} is not a parameter ({what}); the chain rule runs from the loss to a "
             f"parameter: choose one of {params}"
@@ -281,19 +284,22 @@ def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
 
 
 def _contribution(net: Network, path: tuple[Edge, ...], values: Mapping[Hashable, Any]) -> Any:
-    """One path's share of the gradient: ∂L/∂L = 1 pulled back through its edges only."""
+    """One path's share of the gradient: ∂L/∂L = 1 pulled back through its edges only, by
+    the plugins' own vjps (``call_vjp``) in float64 NumPy."""
     import numpy as np
+
+    arrays = get_backend("numpy").arrays("float64")
 
     def value(node: Hashable) -> Any:
         if node not in values:
             raise InputError(
-                f"values has no value for node {node!r} (op {net.ops[node].name!r}), which "
+                f"values has no value for node {node!r} (op {net.op_name(node)!r}), which "
                 "the path contributions read; pass values=prog.forward(params, inputs, "
                 "net.order)"
             )
         return np.asarray(values[node], dtype=np.float64)
 
-    g = np.ones(())
+    g: Any = np.ones(())
     for edge in path:
         node, op = edge.target, net.ops[edge.target]
         if not defines_vjp(op):
@@ -302,12 +308,20 @@ def _contribution(net: Network, path: tuple[Edge, ...], values: Mapping[Hashable
                 f"cannot be computed; define vjp(...) in {type(op).__qualname__}"
             )
         operands = [value(a) for a in net.operands[node]]
-        kwargs = dict(net.attrs[node])
-        if signature_of(op).vjp_takes_needs:
-            kwargs["needs"] = tuple(i == edge.position for i in range(len(operands)))
+        needs = tuple(i == edge.position for i in range(len(operands)))
         with np.errstate(all="ignore"):
-            cotangent = op.vjp(np, g, value(node), *operands, **kwargs)[edge.position]
-        g = sum_to(np, np.asarray(cotangent), operands[edge.position].shape)
+            cts = call_vjp(
+                op,
+                arrays,
+                g,
+                value(node),
+                operands,
+                net.attrs[node],
+                shapes=[x.shape for x in operands],
+                needs=needs,
+                node=node,
+            )
+        g = cts[edge.position]
     return g
 
 

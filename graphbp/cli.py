@@ -246,7 +246,7 @@ def _write_diagrams(out: Path, net: Any, prog: Any, params: Any, data: dict[str,
     """The trained network's chain rule for its deepest parameter, with the final values and
     gradients on the training data: chain_rule.svg, and graph.html to click through all."""
     from graphbp.chain import explain
-    from graphbp.render import write_diagram
+    from graphbp.diagram import write_diagram
 
     per_param = explain(net).per_param
     if not per_param:
@@ -382,7 +382,7 @@ def _network(path: Path | None) -> Any:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from graphbp.render import write_diagram
+    from graphbp.diagram import write_diagram
 
     net = _network(args.graph)
     options = {"max_paths": args.max_paths, "scopes": args.scopes, "rankdir": args.rankdir}
@@ -406,12 +406,15 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _ops(args: argparse.Namespace) -> int:
+    from graphbp.op import LEAVES
     from graphbp.registry import backend_provider, backends, load_all_ops, op_provider
 
     loaded = load_all_ops()
     print(f"{'op':<24}{'label':<14}{'local derivatives ∂out/∂operandᵢ':<40}package")
+    for leaf in LEAVES:
+        print(f"{leaf:<24}{leaf:<14}{'(leaf: a value entering the graph)':<40}graphbp (core)")
     for name, op in loaded.items():
-        grads = ", ".join(op.local_grads) if not op.leaf else "(leaf)"
+        grads = ", ".join(op.local_grads)
         print(f"{name:<24}{op.label:<14}{grads:<40}{op_provider(name)}")
     print()
     print(f"{'backend':<24}package")
@@ -435,7 +438,7 @@ def _check(args: argparse.Namespace) -> int:
     one = args.backend or os.environ.get("GRAPHBP_BACKEND")  # else: every installed backend
     chosen = [one] if one else installed
     net = Network.from_json(args.graph) if args.graph else Network(seed_network(3, 4, 2))
-    ops = [op for op in load_all_ops().values() if not op.leaf]
+    ops = list(load_all_ops().values())
     for backend in chosen:
         for op in ops:
             print(check_op(op, backend))

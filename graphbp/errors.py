@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GraphbpError(Exception):
     """Base class of every error graphbp raises on purpose."""
@@ -33,3 +35,14 @@ class NonFiniteError(GraphbpError):
 
 class GradientCheckError(GraphbpError, AssertionError):
     """An analytic gradient disagrees with finite differences or another oracle."""
+
+
+class GraphvizError(GraphbpError):
+    """Graphviz's dot is missing or failed; ``source`` is the DOT source it could not lay out."""
+
+    def __init__(self, message: str, source: str) -> None:
+        super().__init__(message)
+        self.source = source
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles with its source (args holds the message)
+        return type(self), (str(self), self.source)

@@ -11,14 +11,11 @@ import networkx as nx
 
 from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError
 from graphbp.io import write_atomic
-from graphbp.op import Op, signature_of
-from graphbp.registry import get_op
+from graphbp.op import LEAVES, Arrays, Op, Shape, call_forward, signature_of
+from graphbp.registry import get_backend, get_op
 
 if TYPE_CHECKING:
-    from graphbp.program import Program
-
-Shape = tuple[int | None, ...]
-"""A static shape; None marks an axis of any size (such as the batch)."""
+    from graphbp.program import Program, Traversal
 
 RESERVED = frozenset({"op", "shape", "scope"})
 """Node attributes the schema owns; every other one on an op node is passed to the op."""
@@ -27,6 +24,9 @@ LEAF_ATTRS = {
     "param": frozenset({"shape", "init"}),
     "const": frozenset({"value"}),
 }
+"""What each leaf kind may carry, besides ``scope``."""
+OP = "op"
+"""The kind of every node that is not a leaf: an op plugin computes it."""
 INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
 _PROBES = (2, 3)
 """Sizes substituted for None axes when shapes are inferred by running forward twice."""
@@ -54,21 +54,28 @@ class Network:
         self.order: list[Hashable] = _topological_order(self._graph)
         self.index: dict[Hashable, int] = {n: i for i, n in enumerate(self.order)}
         """Each node's position in ``order``."""
-        self.ops: dict[Hashable, Op] = {n: _op_of(self._graph, n) for n in self.order}
+        self.kind: dict[Hashable, str] = {n: _kind_of(self._graph, n) for n in self.order}
+        """Each node's kind: a leaf kind (``input``, ``param``, ``const``) or ``op``."""
+        self.ops: dict[Hashable, Op] = {
+            n: _op_of(self._graph, n) for n in self.order if self.kind[n] == OP
+        }
+        """The op plugin of each op node (leaves have none)."""
         self.operands: dict[Hashable, tuple[Hashable, ...]] = {
-            n: _operands(self._graph, n, self.ops[n]) for n in self.order
+            n: _operands(self._graph, n, self.ops.get(n)) for n in self.order
         }
         self.attrs: dict[Hashable, dict[str, Any]] = {
-            n: _attrs(self._graph, n, self.ops[n]) for n in self.order
+            n: _attrs(self._graph, n, self.kind[n], self.ops.get(n)) for n in self.order
         }
-        self.inputs = [n for n in self.order if self.ops[n].name == "input"]
-        self.params = [n for n in self.order if self.ops[n].name == "param"]
-        self.consts = [n for n in self.order if self.ops[n].name == "const"]
+        """Each node's attributes besides op, shape and scope: an op node's are passed to its
+        op as keyword arguments; a leaf's are its ``init`` or ``value``."""
+        self.inputs = [n for n in self.order if self.kind[n] == "input"]
+        self.params = [n for n in self.order if self.kind[n] == "param"]
+        self.consts = [n for n in self.order if self.kind[n] == "const"]
         self.shapes: dict[Hashable, Shape | None] = _infer_shapes(self)
         loss_shape = self.shapes[self.loss]
         if loss_shape is not None and loss_shape != ():
             raise GraphError(
-                f"loss node {self.loss!r} (op {self.ops[self.loss].name!r}) has shape "
+                f"loss node {self.loss!r} (op {self.op_name(self.loss)!r}) has shape "
                 f"{loss_shape}; a loss must be a scalar: reduce it with a sum, mean or sse node"
             )
 
@@ -77,12 +84,22 @@ class Network:
         """The (frozen) graph this network was built from."""
         return self._graph
 
+    @property
+    def leaves(self) -> list[Hashable]:
+        """Every input, param and const node, in topological order."""
+        return [n for n in self.order if self.kind[n] != OP]
+
+    def op_name(self, node: Hashable) -> str:
+        """The ``op`` attribute of ``node``: its op's name, or its leaf kind."""
+        return self.ops[node].name if node in self.ops else self.kind[node]
+
     def compile(
         self,
         backend: str | None = None,
         dtype: str = "float64",
         check_finite: bool = False,
         devices: Any = None,
+        traversal: Traversal | None = None,
     ) -> Program:
         """Plan the network for a backend; see ``Program``.
 
@@ -93,14 +110,15 @@ class Network:
             check_finite: name the first node whose value or gradient is NaN or Inf.
             devices: JAX only: a number of devices, a list of devices or a
                 ``jax.sharding.Mesh``; each batch is split across them (data parallel).
+            traversal: ``"generated"`` or ``"interpreted"``; default: chosen by backend and
+                size (see ``Program``).
         """
         import os
 
-        from graphbp.registry import get_backend
+        from graphbp.program import Program
 
         name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
-        options = {"devices": devices} if devices is not None else {}
-        return get_backend(name).compile(self, dtype, check_finite, **options)
+        return Program(self, get_backend(name), dtype, check_finite, devices, traversal)
 
     def __repr__(self) -> str:
         return (
@@ -201,27 +219,32 @@ def _topological_order(g: nx.DiGraph) -> list[Hashable]:
         ) from None
 
 
-def _op_of(g: nx.DiGraph, node: Hashable) -> Op:
+def _kind_of(g: nx.DiGraph, node: Hashable) -> str:
+    """The node's kind, from its ``op`` attribute: a leaf kind or ``op``."""
     name = g.nodes[node].get("op")
     if name is None:
         raise GraphError(
             f"node {node!r} has no 'op' attribute; give it one, e.g. "
             f"g.add_node({node!r}, op='input')"
         )
+    return name if isinstance(name, str) and name in LEAVES else OP
+
+
+def _op_of(g: nx.DiGraph, node: Hashable) -> Op:
     try:
-        return get_op(str(name))
+        return get_op(str(g.nodes[node]["op"]))
     except GraphbpError as exc:
         raise type(exc)(f"node {node!r}: {exc}") from exc
 
 
-def _operands(g: nx.DiGraph, node: Hashable, op: Op) -> tuple[Hashable, ...]:
+def _operands(g: nx.DiGraph, node: Hashable, op: Op | None) -> tuple[Hashable, ...]:
     """The node's operands in argument order, from the ``arg`` attribute of its in-edges."""
     edges = list(g.in_edges(node, data=True))
-    if op.leaf:
+    if op is None:
         if edges:
             raise GraphError(
-                f"node {node!r} (op {op.name!r}) is a leaf but has incoming edges from "
-                f"{[u for u, *_ in edges]}; leaves take no operands, so remove those edges"
+                f"node {node!r} (op {g.nodes[node]['op']!r}) is a leaf but has incoming edges "
+                f"from {[u for u, *_ in edges]}; leaves take no operands, so remove those edges"
             )
         return ()
     arity = signature_of(op).arity
@@ -256,42 +279,42 @@ def _operands(g: nx.DiGraph, node: Hashable, op: Op) -> tuple[Hashable, ...]:
     return tuple(slots[i] for i in range(arity))
 
 
-def _attrs(g: nx.DiGraph, node: Hashable, op: Op) -> dict[str, Any]:
-    """The node attributes passed to the op, checked against what its forward accepts."""
+def _attrs(g: nx.DiGraph, node: Hashable, kind: str, op: Op | None) -> dict[str, Any]:
+    """The node's attributes besides op, shape and scope, checked against what it takes."""
     given = {k: v for k, v in g.nodes[node].items() if k not in RESERVED}
-    if op.leaf:
-        allowed = LEAF_ATTRS.get(op.name, frozenset())
-        _check_leaf(node, op, g.nodes[node])
+    if op is None:
+        allowed = LEAF_ATTRS[kind]
+        _check_leaf(node, kind, g.nodes[node])
     else:
         sig = signature_of(op)
         allowed = sig.attrs if not sig.any_attrs else frozenset(given)
     unknown = sorted(set(given) - allowed)
     if unknown:
         raise GraphError(
-            f"node {node!r} (op {op.name!r}) has attribute(s) {unknown} that the op does not "
-            f"take; it accepts {sorted(allowed) or 'none'} (and {sorted(RESERVED)})"
+            f"node {node!r} (op {op.name if op else kind!r}) has attribute(s) {unknown} that "
+            f"it does not take; it accepts {sorted(allowed) or 'none'} (and {sorted(RESERVED)})"
         )
     return given
 
 
-def _check_leaf(node: Hashable, op: Op, data: Mapping[str, Any]) -> None:
+def _check_leaf(node: Hashable, kind: str, data: Mapping[str, Any]) -> None:
     shape = data.get("shape")
-    if op.name == "param" and shape is None:
+    if kind == "param" and shape is None:
         raise GraphError(
             f"param node {node!r} has no shape; give it one, e.g. shape=(8, 16), so it can "
             "be initialised"
         )
     if shape is not None:
         ok = isinstance(shape, tuple) and all(
-            (isinstance(d, int) and d >= 0) or (d is None and op.name == "input") for d in shape
+            (isinstance(d, int) and d >= 0) or (d is None and kind == "input") for d in shape
         )
         if not ok:
-            kind = "ints and None" if op.name == "input" else "non-negative ints"
+            what = "ints and None" if kind == "input" else "non-negative ints"
             raise GraphError(
-                f"node {node!r} (op {op.name!r}) has shape={shape!r}; a shape is a tuple of "
-                f"{kind}, e.g. (None, 8)"
+                f"node {node!r} (op {kind!r}) has shape={shape!r}; a shape is a tuple of "
+                f"{what}, e.g. (None, 8)"
             )
-    if op.name == "const":
+    if kind == "const":
         import numpy as np
 
         try:
@@ -306,7 +329,7 @@ def _check_leaf(node: Hashable, op: Op, data: Mapping[str, Any]) -> None:
                 "(a number, a nested list or an array)"
             ) from None
     init = data.get("init", "glorot")
-    if op.name == "param" and not (isinstance(init, int | float) or init in INITS):
+    if kind == "param" and not (isinstance(init, int | float) or init in INITS):
         raise GraphError(
             f"param node {node!r} has init={init!r}; use a number or one of {', '.join(INITS)}"
         )
@@ -320,14 +343,15 @@ def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
     """
     import numpy as np
 
+    arrays = get_backend("numpy").arrays("float64")
     probes: list[dict[Hashable, Any]] = [{} for _ in _PROBES]
     shapes: dict[Hashable, Shape | None] = {}
     for node in net.order:
-        op, data = net.ops[node], net.graph.nodes[node]
+        kind, data = net.kind[node], net.graph.nodes[node]
         for size, values in zip(_PROBES, probes, strict=True):
-            if op.name == "const":
+            if kind == "const":
                 values[node] = np.asarray(data["value"], dtype=np.float64)
-            elif op.leaf:
+            elif kind != OP:
                 shape = data.get("shape")
                 values[node] = (
                     None
@@ -337,27 +361,29 @@ def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
             else:
                 args = [values[a] for a in net.operands[node]]
                 known = all(v is not None for v in args)
-                values[node] = _probe(net, node, args, shapes, np) if known else None
+                values[node] = _probe(net, node, arrays, args, shapes) if known else None
         a, b = (values[node] for values in probes)
         shapes[node] = None if a is None else _merge_shapes(a.shape, b.shape)
         declared, inferred = data.get("shape"), shapes[node]
-        if op.leaf or declared is None or inferred is None:
+        if kind != OP or declared is None or inferred is None:
             continue
-        if not _shape_fits(inferred, declared):
+        if not _shapes_agree(inferred, declared):
             raise GraphError(
-                f"node {node!r} (op {op.name!r}) declares shape {declared} but its "
+                f"node {node!r} (op {net.op_name(node)!r}) declares shape {declared} but its "
                 f"operands give {inferred}; fix the declared shape or the operands"
             )
     return shapes
 
 
 def _probe(
-    net: Network, node: Hashable, args: list[Any], shapes: Mapping[Any, Shape | None], np: Any
+    net: Network, node: Hashable, arrays: Arrays, args: list[Any], shapes: Mapping[Any, Any]
 ) -> Any:
     op = net.ops[node]
     try:
-        with np.errstate(all="ignore"):
-            return np.asarray(op.forward(np, *args, **net.attrs[node]))
+        with arrays.xp.errstate(all="ignore"):
+            return call_forward(op, arrays, args, net.attrs[node], node=node)
+    except PluginError:  # the result breaks the contract: the plugin's fault, named
+        raise
     except (ValueError, TypeError, IndexError) as exc:
         operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
         raise GraphError(
@@ -379,12 +405,8 @@ def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
     return tuple(x if x == y else None for x, y in zip(a, b, strict=True))
 
 
-def _shape_fits(actual: Shape, declared: Shape) -> bool:
-    return len(actual) == len(declared) and all(
-        d is None or a is None or a == d for a, d in zip(actual, declared, strict=True)
+def _shapes_agree(inferred: Shape, declared: Shape) -> bool:
+    """Whether two static shapes can describe the same value (None axes match anything)."""
+    return len(inferred) == len(declared) and all(
+        d is None or a is None or a == d for a, d in zip(inferred, declared, strict=True)
     )
-
-
-def shape_matches(actual: tuple[int, ...], declared: Shape | None) -> bool:
-    """Whether a concrete shape fits a declared one (None matches any size)."""
-    return declared is None or _shape_fits(tuple(actual), declared)

@@ -1,10 +1,13 @@
-"""The op plugin contract: a forward function and its local derivative as a VJP."""
+"""The op plugin contract — a forward function and its local derivative as a VJP — and the
+only code that calls a plugin: ``call_forward`` and ``call_vjp``, which hold every result to
+the contract and name the op, the node and the operand when one breaks it.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 from graphbp.errors import PluginError
 
@@ -14,6 +17,13 @@ Array = Any
 Example = tuple[tuple[Any, ...], dict[str, Any]]
 """Operands (float64 NumPy arrays) and attributes on which an op's gradient is checked."""
 
+Shape = tuple[int | None, ...]
+"""A static shape; None marks an axis of any size (such as the batch)."""
+
+LEAVES = ("input", "param", "const")
+"""Node kinds that are values entering the graph, not ops: they belong to the core and no
+plugin can take their names."""
+
 
 class Op:
     """Base class of every op plugin.
@@ -21,6 +31,7 @@ class Op:
     A subclass sets ``name``, ``label`` and ``local_grads`` and defines ``forward`` and ``vjp``.
     ``xp`` is the backend's array namespace (numpy or jax.numpy); plugins never import it.
     Node attributes other than ``op``, ``shape`` and ``scope`` arrive as keyword arguments.
+    ``forward`` returns an array of the backend in the operands' dtype.
 
     ``vjp(xp, g, out, *operands, **attrs)`` gets ``g = ∂L/∂out`` and returns one cotangent
     per operand. It may return a cotangent of the broadcast (output) shape: the engine sums it
@@ -49,7 +60,6 @@ class Op:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     local_grads: ClassVar[tuple[str, ...]] = ()
-    leaf: ClassVar[bool] = False
     vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
@@ -89,9 +99,7 @@ class OpSignature:
     """What the engine needs to know about an op's methods, read once per op class."""
 
     def __init__(self, op: Op) -> None:
-        self.arity, self.attrs, self.any_attrs = (
-            (0, frozenset(), False) if op.leaf else _operands_and_attrs(op, op.forward)
-        )
+        self.arity, self.attrs, self.any_attrs = _operands_and_attrs(op, op.forward)
         self.vjp_takes_needs = "needs" in inspect.signature(op.vjp).parameters
 
 
@@ -146,7 +154,12 @@ def validate_op(op: Op) -> None:
         raise PluginError(
             f"op class {cls} needs a `name` that is an identifier, e.g. name = 'cube'"
         )
-    if not op.leaf and type(op).forward is Op.forward:
+    if op.name in LEAVES:
+        raise PluginError(
+            f"op class {cls} is named {op.name!r}, a leaf kind of the graph schema "
+            f"({', '.join(LEAVES)}); leaves belong to graphbp's core, so pick another name"
+        )
+    if type(op).forward is Op.forward:
         raise PluginError(f"op {op.name!r} ({cls}) does not define forward(self, xp, *operands)")
     sig = signature_of(op)
     reads = op.vjp_reads
@@ -160,7 +173,7 @@ def validate_op(op: Op) -> None:
             f"op {op.name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
             f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
         )
-    if not op.leaf and len(op.local_grads) != sig.arity:
+    if len(op.local_grads) != sig.arity:
         raise PluginError(
             f"op {op.name!r} ({cls}): local_grads has {len(op.local_grads)} entries but forward "
             f"takes {sig.arity} operands; give one text of ∂out/∂operandᵢ per operand"
@@ -189,3 +202,161 @@ def sum_to(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
         *(lead + i for i, (h, w) in enumerate(zip(tail, shape, strict=True)) if h != w),
     )
     return g.sum(axis=axes).reshape(shape)
+
+
+def shape_fits(actual: tuple[int, ...], declared: Shape | None) -> bool:
+    """Whether a concrete shape fits a declared one (None, or a None axis, matches any size)."""
+    return declared is None or (
+        len(actual) == len(declared)
+        and all(d is None or a == d for a, d in zip(actual, declared, strict=True))
+    )
+
+
+# ------------------------------------------------------------------ calling a plugin
+
+
+class Arrays(NamedTuple):
+    """Where a plugin runs: the namespace passed as ``xp``, and what its results must be."""
+
+    xp: Any
+    types: tuple[type, ...]
+    """The backend's array types (NumPy: ndarray and its scalars; JAX: jax.Array)."""
+    dtype: Any
+    """The program's dtype, a ``numpy.dtype``."""
+    backend: str
+
+
+def call_forward(
+    op: Op,
+    arrays: Arrays,
+    operands: Sequence[Array],
+    attrs: Mapping[str, Any],
+    *,
+    node: Hashable = None,
+    shape: Shape | None = None,
+) -> Array:
+    """``op.forward`` on ``operands``, its result checked: an array of the backend, of the
+    program's dtype and of a shape that fits ``shape``.
+
+    Raises:
+        PluginError: the result breaks the contract (the message names op, node and fix).
+    """
+    out = op.forward(arrays.xp, *operands, **attrs)
+    return check_output(op, arrays, node, out, shape)
+
+
+def call_vjp(
+    op: Op,
+    arrays: Arrays,
+    g: Array,
+    out: Array,
+    operands: Sequence[Array],
+    attrs: Mapping[str, Any],
+    *,
+    shapes: Sequence[tuple[int, ...]],
+    needs: Sequence[bool] | None = None,
+    node: Hashable = None,
+    rule: Callable[..., Any] | None = None,
+) -> tuple[Array | None, ...]:
+    """The cotangents ∂L/∂operandᵢ from ``g = ∂L/∂out``: the plugin's vjp (or ``rule``, the
+    backend's autodiff of an op without one), checked and summed back to each operand's shape.
+
+    Args:
+        op: the op.
+        arrays: the backend and dtype the cotangents must have.
+        g: ∂L/∂out.
+        out: the forward value, or None if the op's ``vjp_reads`` leaves it out.
+        operands: the operands' values (None for those ``vjp_reads`` leaves out).
+        attrs: the node's attributes.
+        shapes: each operand's shape, which its cotangent is summed back to.
+        needs: which operands need a cotangent (default all); passed to a vjp that takes it.
+        node: the node, for error messages.
+        rule: called in place of ``op.vjp``, with the same arguments.
+
+    Returns:
+        One cotangent per operand, None where ``needs`` is False.
+
+    Raises:
+        PluginError: wrong count, a missing, foreign, wrongly typed or shaped cotangent.
+    """
+    needs = tuple(needs) if needs is not None else (True,) * len(operands)
+    cts = (rule or op.vjp)(arrays.xp, g, out, *operands, **vjp_kwargs(op, attrs, needs))
+    check_count(op, node, cts, len(operands))
+    return tuple(
+        check_cotangent(op, arrays, node, i, ct, shape) if need else None
+        for i, (ct, shape, need) in enumerate(zip(cts, shapes, needs, strict=True))
+    )
+
+
+def vjp_reads_mask(op: Op, arity: int) -> tuple[bool, ...]:
+    """Whether ``op``'s vjp reads its output and each of its ``arity`` operands."""
+    reads = op.vjp_reads
+    return tuple(reads is None or r in reads for r in ("out", *range(arity)))
+
+
+def vjp_kwargs(op: Op, attrs: Mapping[str, Any], needs: tuple[bool, ...]) -> Mapping[str, Any]:
+    """The keyword arguments of ``op``'s vjp: the node's attributes, and ``needs`` if it
+    takes them."""
+    return {**attrs, "needs": needs} if signature_of(op).vjp_takes_needs else attrs
+
+
+def check_output(op: Op, arrays: Arrays, node: Hashable, out: Any, shape: Shape | None) -> Array:
+    """``out`` if it is a forward result the program can use, else a PluginError."""
+    where = f"{_where(op, node)}: forward returned"
+    if not isinstance(out, arrays.types):
+        raise PluginError(
+            f"{where} {type(out).__name__}; return an array of the {arrays.backend} backend "
+            f"computed with xp (e.g. xp.asarray(value, dtype=operand.dtype))"
+        )
+    array: Any = out
+    if array.dtype != arrays.dtype:
+        raise PluginError(
+            f"{where} a {array.dtype} array in a {arrays.dtype} program; compute in the "
+            "operands' dtype (plain Python numbers keep it, xp.asarray(..., x.dtype) sets it)"
+        )
+    if not shape_fits(tuple(array.shape), shape):
+        raise PluginError(
+            f"{where} shape {tuple(array.shape)}, but its shape was inferred as {shape} from "
+            "the same operand shapes; the output shape must depend on shapes only"
+        )
+    return array
+
+
+def check_count(op: Op, node: Hashable, cts: Any, arity: int) -> None:
+    """Raise PluginError unless ``cts`` is a tuple or list of ``arity`` cotangents."""
+    if isinstance(cts, tuple | list) and len(cts) == arity:
+        return
+    got = len(cts) if isinstance(cts, tuple | list) else type(cts).__name__
+    raise PluginError(
+        f"{_where(op, node)}: vjp returned {got} cotangent(s) but the op "
+        f"has {arity} operand(s); return a tuple with one cotangent per operand"
+    )
+
+
+def check_cotangent(
+    op: Op, arrays: Arrays, node: Hashable, position: int, ct: Any, shape: tuple[int, ...]
+) -> Array:
+    """A needed cotangent summed back to its operand's ``shape``, or a PluginError."""
+    where = f"{_where(op, node)}: vjp returned"
+    if not isinstance(ct, arrays.types):
+        raise PluginError(
+            f"{where} {type(ct).__name__} for operand {position}, which needs a gradient; "
+            f"return an array of the {arrays.backend} backend, computed with xp"
+        )
+    array: Any = ct
+    if array.dtype != arrays.dtype:
+        raise PluginError(
+            f"{where} a {array.dtype} cotangent for operand {position} in a {arrays.dtype} "
+            "program; compute it in the dtype of g"
+        )
+    try:
+        return sum_to(arrays.xp, array, tuple(shape))
+    except ValueError:
+        raise PluginError(
+            f"{where} a cotangent of shape {tuple(array.shape)} for operand {position}; return "
+            f"an array of the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
+        ) from None
+
+
+def _where(op: Op, node: Hashable) -> str:
+    return f"op {op.name!r}" if node is None else f"op {op.name!r} at node {node!r}"

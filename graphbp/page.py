@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Hashable, Mapping
-from pathlib import Path
 from typing import Any
 
 from graphbp.chain import MAX_PATHS, Flow, chain_rule, explain, symbol
@@ -65,7 +64,7 @@ def page(
     """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
 
     Raises:
-        GraphbpError: the ``dot`` executable is missing.
+        GraphvizError: ``dot`` is missing or failed; its ``source`` is the drawing's DOT source.
         GraphError: ``wrt`` is not a parameter with a path to the loss.
     """
     if wrt is not None:
@@ -73,7 +72,7 @@ def page(
     if scopes == "collapse":
         scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
     drawing = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
-    svg = run_dot(drawing, ".svg", Path("graph.svg")).decode()
+    svg = run_dot(drawing.source, "svg").decode()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inline
     flow = Flow(net)
     cost = explain(net, flow)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from graphbp.graph import Network
-from graphbp.op import Op, signature_of
+from graphbp.op import Op, Shape, vjp_reads_mask
+
+if TYPE_CHECKING:
+    from graphbp.graph import Network
 
 
 class Step(NamedTuple):
@@ -18,6 +20,8 @@ class Step(NamedTuple):
     out: int
     args: tuple[int, ...]
     attrs: dict[str, Any]
+    shape: Shape | None
+    """The output's static shape, as inferred when the network was built."""
     free: tuple[int, ...]
     """Slots whose values no later step reads once this step has run."""
 
@@ -29,8 +33,9 @@ class BackStep(NamedTuple):
     op: Op
     out: int
     args: tuple[int, ...]
-    kwargs: dict[str, Any]
-    """The node's attributes, plus ``needs`` for an op whose vjp takes it."""
+    attrs: dict[str, Any]
+    needs: tuple[bool, ...]
+    """Which operands need a cotangent: those on a path down to a parameter."""
     reads: tuple[bool, ...]
     """Whether the vjp reads the output and each operand (the rest are passed as None)."""
     targets: tuple[tuple[int, int], ...]
@@ -51,6 +56,11 @@ class Plan:
     backward: tuple[BackStep, ...]
     """Empty unless the plan differentiates its first output (the loss)."""
 
+    @property
+    def size(self) -> int:
+        """The number of slots."""
+        return len(self.slots)
+
 
 def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Plan:
     """Schedule ``net`` to compute ``outputs`` (and, with_grad, the gradient of the first).
@@ -65,12 +75,12 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
         needed |= _ancestors(net, node)
     order = [n for n in net.order if n in needed]
     slots = {n: i for i, n in enumerate(order)}
-    kinds = {n: net.ops[n].name for n in order}
+    kinds = net.kind
 
     on_param_path: dict[Hashable, bool] = {}
     for n in order:
         on_param_path[n] = kinds[n] == "param" or any(on_param_path[a] for a in net.operands[n])
-    interior = [n for n in order if not net.ops[n].leaf]
+    interior = [n for n in order if n in net.ops]
     back_nodes = [n for n in reversed(interior) if on_param_path[n]] if with_grad else []
 
     # The last step (forward steps first, then backward steps) that reads each value.
@@ -81,7 +91,7 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
     for j, n in enumerate(back_nodes, start=len(interior)):
         for a in vjp_reads(net, n):
             last_read[a] = j
-    keep = set(outputs) | {n for n in order if net.ops[n].leaf}
+    keep = set(outputs) | {n for n in order if n not in net.ops}
     frees: dict[int, list[int]] = {}
     for n, i in last_read.items():
         if n not in keep:
@@ -91,20 +101,26 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
         return tuple(slots[a] for a in net.operands[n])
 
     forward = tuple(
-        Step(n, net.ops[n], slots[n], operands(n), net.attrs[n], tuple(frees.get(i, ())))
+        Step(
+            n,
+            net.ops[n],
+            slots[n],
+            operands(n),
+            net.attrs[n],
+            net.shapes[n],
+            tuple(frees.get(i, ())),
+        )
         for i, n in enumerate(interior)
     )
     backward = []
     for j, n in enumerate(back_nodes, start=len(interior)):
-        op, args = net.ops[n], operands(n)
+        args = operands(n)
         needs = tuple(on_param_path[a] for a in net.operands[n])
-        takes_needs = signature_of(op).vjp_takes_needs
-        kwargs = {**net.attrs[n], "needs": needs} if takes_needs else net.attrs[n]
-        read = set(vjp_reads(net, n))
-        reads = (n in read, *(a in read for a in net.operands[n]))
+        reads = vjp_reads_mask(net.ops[n], len(args))
         targets = tuple((i, a) for i, a in enumerate(args) if needs[i])
         free = tuple(frees.get(j, ()))
-        backward.append(BackStep(n, op, slots[n], args, kwargs, reads, targets, free))
+        step = BackStep(n, net.ops[n], slots[n], args, net.attrs[n], needs, reads, targets, free)
+        backward.append(step)
     return Plan(
         outputs=tuple(slots[n] for n in outputs),
         slots=slots,

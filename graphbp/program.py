@@ -1,30 +1,45 @@
-"""Program: a network compiled for one backend and dtype — init it, run it, differentiate it."""
+"""Program: a network compiled for one backend and dtype — init it, run it, differentiate it.
+
+One implementation for every backend. At its heart is a positional core per plan,
+``core(params, inputs)`` over tuples in plan order, returning the outputs or the loss and every
+parameter's gradient. The name-keyed methods (``loss``, ``value_and_grad``, ``forward``) and
+``train_step`` are written once around it; a backend only wraps the core (JAX: jit, float64
+scope, donation, sharding) and places arrays.
+"""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal
 
-from graphbp.engine import Compiled, Feed, Rules, compile_plan
+from graphbp.backend import check_dtype
+from graphbp.codegen import generate, generate_feed
+from graphbp.engine import Rules, Run, interpret
 from graphbp.errors import InputError, PluginError
-from graphbp.graph import Network, shape_matches
-from graphbp.op import Array
-from graphbp.plan import BackStep, Plan, build_plan
+from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, vjp_reads_mask
+from graphbp.plan import BackStep, Plan, Step, build_plan
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
+    from graphbp.graph import Network
     from graphbp.optim import Optimizer
 
+Traversal = Literal["generated", "interpreted"]
 TrainStep = Callable[
     [dict[int, Array], Any, Sequence[Array], Any], tuple[dict[int, Array], Any, Array]
 ]
 """``step(params, state, data, rows) -> (params, state, loss)``: one minibatch update.
 
-Parameters and optimizer state are keyed by position in ``network.params``; ``data`` holds
-every row of each input in plan order and ``rows`` picks the minibatch.
+Parameters are keyed by position in ``network.params``; ``data`` holds every row of each input
+the loss needs, in the order of ``prog.plan(with_grad=True).inputs``; ``rows`` picks the batch.
 """
 PlanKey = tuple[tuple[Hashable, ...], bool]
+
+GENERATED_MAX_STEPS = 20_000
+"""Plans with more steps (forward plus backward) are interpreted, not compiled to Python:
+writing and compiling their source would cost more than a run (see the README, Speed)."""
 
 
 class Program:
@@ -35,37 +50,66 @@ class Program:
         backend: the backend to run on.
         dtype: ``"float64"`` or ``"float32"``.
         check_finite: raise NonFiniteError naming the first node whose value or gradient
-            is NaN or infinite (slower; off by default).
+            is NaN or infinite (slower: on JAX it runs eagerly, not jitted).
+        devices: a backend's devices to split each batch across (JAX: a count, a list of
+            devices or a ``jax.sharding.Mesh``); None for the default device.
+        traversal: ``"generated"`` (the plan written out as Python and compiled once) or
+            ``"interpreted"`` (a loop over the plan). Default: generated for plans of at most
+            ``GENERATED_MAX_STEPS`` steps on a backend that does not trace, else interpreted.
+
+    Raises:
+        InputError: an unsupported dtype, traversal or backend option.
+        PluginError: an op on the loss's path has no vjp and the backend cannot derive one.
     """
 
     def __init__(
-        self, network: Network, backend: Backend, dtype: str, check_finite: bool = False
+        self,
+        network: Network,
+        backend: Backend,
+        dtype: str = "float64",
+        check_finite: bool = False,
+        devices: Any = None,
+        traversal: Traversal | None = None,
     ) -> None:
         self.network = network
         self.backend = backend
-        self.dtype = dtype
+        self.dtype = check_dtype(dtype)
         self.check_finite = check_finite
         self.xp = backend.xp
-        self._plans: dict[PlanKey, Plan] = {}
-        self._compiled: dict[PlanKey, tuple[Plan, Compiled]] = {}
-        self._consts = {
-            n: backend.constant(network.graph.nodes[n]["value"], dtype) for n in network.consts
-        }
-        self._dtype = backend.asarray(0.0, dtype).dtype
-        for back in self.plan(with_grad=True).backward:
-            self._vjp_rule(back)  # fail now, not at the first gradient, if one is missing
-
-    def _vjp_rule(self, back: BackStep) -> Callable[..., Any]:
-        """The backend's derivative rule for a backward step, or an error naming the op."""
-        rule = self.backend.vjp_of(back.op)
-        if rule is None:
-            raise PluginError(
-                f"op {back.op.name!r} at node {back.node!r} defines no vjp, so the "
-                f"{self.backend.name} backend cannot differentiate the loss through it; define "
-                f"vjp(self, xp, g, out, *operands) in {type(back.op).__qualname__}, or compile "
-                "with backend='jax', which differentiates its forward itself"
+        self.layout = backend.layout(devices)
+        if traversal not in (None, "generated", "interpreted"):
+            raise InputError(f"traversal={traversal!r}; use 'generated' or 'interpreted'")
+        if traversal == "generated" and backend.traced:
+            raise InputError(
+                f"traversal='generated' on the {backend.name} backend, which traces: the "
+                "generated code would run only while tracing; use the default"
             )
-        return rule
+        self.traversal = traversal
+        self.arrays = backend.arrays(dtype)
+        with self.precision():
+            self._consts = {
+                n: backend.constant(network.attrs[n]["value"], dtype) for n in network.consts
+            }
+            self._one = backend.constant(1.0, dtype)
+        self._plans: dict[PlanKey, Plan] = {}
+        self._functions: dict[PlanKey, Callable[..., Any]] = {}
+        self._sources: dict[PlanKey, str] = {}
+        if not backend.differentiates:  # fail now, not at the first gradient
+            for back in self.plan(with_grad=True).backward:
+                if not defines_vjp(back.op):
+                    raise PluginError(
+                        f"op {back.op.name!r} at node {back.node!r} defines no vjp, so the "
+                        f"{backend.name} backend cannot differentiate the loss through it; "
+                        f"define vjp(self, xp, g, out, *operands) in "
+                        f"{type(back.op).__qualname__}, or compile with backend='jax', "
+                        "which differentiates its forward itself"
+                    )
+
+    def precision(self) -> AbstractContextManager[Any]:
+        """The context the program computes in (JAX's 64-bit mode for float64)."""
+        return self.backend.precision(self.dtype)
+
+    # ------------------------------------------------------------------------ plans
 
     def plan(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = False) -> Plan:
         """The plan computing ``outputs`` (default: the loss), and with_grad its gradient."""
@@ -75,38 +119,127 @@ class Program:
         return self._plans[key]
 
     def source(self, outputs: Iterable[Hashable] | None = None, with_grad: bool = True) -> str:
-        """The Python the plan was compiled to: the forward pass, then the chain rule."""
-        return self._get(outputs, with_grad)[1].source
+        """The plan written out as Python: the forward pass, then the chain rule."""
+        key = self._key(outputs, with_grad)
+        if key not in self._sources:
+            plan = self.plan(*key)
+            self._sources[key] = generate(plan, self.arrays, self._rules(plan, False), key[1])[1]
+        return self._sources[key]
 
     def _key(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> PlanKey:
         key = (tuple(outputs) if outputs is not None else (self.network.loss,), with_grad)
         for n in key[0]:
-            if n not in self.network.ops:
+            if n not in self.network.kind:
                 raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
         return key
 
-    def _get(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> tuple[Plan, Compiled]:
-        key = self._key(outputs, with_grad)
-        if key not in self._compiled:
-            plan = self.plan(*key)
-            feed = Feed(
-                self.backend.array_type,
-                self._dtype,
-                self.network.shapes,
-                self._admit,
-                self._consts,
-                self.backend.constant(1.0, self.dtype),
-            )
-            rules = self._rules(with_grad)
-            self._compiled[key] = (
-                plan,
-                compile_plan(plan, feed, rules, with_grad, self.check_finite),
-            )
-        return self._compiled[key]
+    def _generates(self, plan: Plan) -> bool:
+        if self.traversal is not None:
+            return self.traversal == "generated"
+        steps = len(plan.forward) + len(plan.backward)
+        return not self.backend.traced and steps <= GENERATED_MAX_STEPS
 
-    def _rules(self, with_grad: bool) -> Rules:
-        """The forward and vjp the engine calls for each step (the backend's choice)."""
-        return Rules(lambda step: step.op.forward, self._vjp_rule)
+    # ------------------------------------------------------------------------ the core
+
+    def _core(self, key: PlanKey) -> Run:
+        """The positional core of a plan: ``core(params, inputs)`` in plan order, returning
+        the outputs, or the loss and the gradient of every parameter in network order."""
+        plan, with_grad = self.plan(*key), key[1]
+        rules = self._rules(plan, not with_grad and self.backend.differentiates)
+        if self._generates(plan):
+            compiled = generate(plan, self.arrays, rules, with_grad)
+            self._sources[key] = compiled.source
+            run = compiled.run
+        else:
+            run = interpret(plan, rules, with_grad)
+        in_plan = {n: i for i, (n, _) in enumerate(plan.params)}
+        if with_grad and len(in_plan) != len(self.network.params):
+            run = self._with_zero_grads(run, [in_plan.get(n) for n in self.network.params])
+        if self.layout is None:
+            return run
+        layout, constrain = self.layout, self.backend.constrain
+
+        def placed(params: Sequence[Array], inputs: Sequence[Array]) -> Any:
+            return run(*constrain(layout, params, inputs))
+
+        return placed
+
+    def _with_zero_grads(self, run: Run, positions: list[int | None]) -> Run:
+        """``run`` with a zero gradient for each parameter the loss does not depend on."""
+        shapes = [self.network.shapes[n] for n in self.network.params]
+        xp, dtype = self.xp, self.dtype
+
+        def with_zeros(params: Sequence[Array], inputs: Sequence[Array]) -> Any:
+            loss, grads = run(params, inputs)
+            return loss, tuple(
+                xp.zeros(shape, dtype) if i is None else grads[i]
+                for i, shape in zip(positions, shapes, strict=True)
+            )
+
+        return with_zeros
+
+    def _rules(self, plan: Plan, differentiable: bool) -> Rules:
+        """What the traversal calls at each step: ``call_forward`` and ``call_vjp`` (JAX: each
+        forward ``differentiable`` with its plugin's rule, so ``jax.grad`` uses it too)."""
+        consts = [self._consts[n] for n, _ in plan.consts]
+        return Rules(
+            [self._forward_rule(step, differentiable) for step in plan.forward],
+            [self._vjp_rule(back) for back in plan.backward],
+            consts,
+            self._one,
+            self.xp,
+            self.check_finite,
+        )
+
+    def _forward_rule(self, step: Step, differentiable: bool) -> Callable[[Sequence[Any]], Any]:
+        op, arrays, attrs, node, shape = step.op, self.arrays, step.attrs, step.node, step.shape
+
+        def forward(operands: Sequence[Any]) -> Any:
+            return call_forward(op, arrays, operands, attrs, node=node, shape=shape)
+
+        if not differentiable or not defines_vjp(op):
+            return forward  # JAX differentiates an op without vjp by itself
+        reads = vjp_reads_mask(op, len(step.args))
+
+        def vjp(g: Any, out: Any, operands: Sequence[Any]) -> Sequence[Any]:
+            seen = [v if read else None for v, read in zip((out, *operands), reads, strict=True)]
+            shapes = [x.shape for x in operands]
+            return call_vjp(op, arrays, g, seen[0], seen[1:], attrs, shapes=shapes, node=node)
+
+        return self.backend.differentiable(forward, vjp, self.dtype)
+
+    def _vjp_rule(self, back: BackStep) -> Callable[..., Sequence[Any]]:
+        op, arrays, attrs, node, needs = back.op, self.arrays, back.attrs, back.node, back.needs
+
+        def forward(operands: Sequence[Any]) -> Any:
+            return call_forward(op, arrays, operands, attrs, node=node)
+
+        rule = None if defines_vjp(op) else self.backend.autodiff(forward)
+
+        def vjp(g: Any, out: Any, operands: Sequence[Any], shapes: Sequence[Any]) -> Any:
+            return call_vjp(
+                op,
+                arrays,
+                g,
+                out,
+                operands,
+                attrs,
+                shapes=shapes,
+                needs=needs,
+                node=node,
+                rule=rule,
+            )
+
+        return vjp
+
+    def _call(self, key: PlanKey, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Any:
+        """Run a plan's core, wrapped by the backend, on parameters and inputs by name."""
+        fn = self._functions.get(key)
+        if fn is None:
+            core = self._core(key)
+            fn = self._functions[key] = core if self.check_finite else self.backend.wrap(core)
+        with self.precision():
+            return fn(self._feed(key, "param")(params), self._feed(key, "input")(inputs))
 
     # ---------------------------------------------------------------- public entry points
 
@@ -120,28 +253,23 @@ class Program:
 
         params: dict[Any, Array] = {}
         for name in self.network.params:
-            data = self.network.graph.nodes[name]
-            shape = tuple(data["shape"])
+            shape = tuple(self.network.graph.nodes[name]["shape"])
             rng = np.random.default_rng([seed, zlib.crc32(str(name).encode())])
-            params[name] = self.backend.asarray(
-                initial_value(rng, shape, data.get("init")), self.dtype
-            )
+            init = self.network.attrs[name].get("init")
+            params[name] = self.backend.asarray(initial_value(rng, shape, init), self.dtype)
         return params
 
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
-        """The loss (a 0-d array) for ``params`` and ``inputs``."""
-        return self._get(None, False)[1].run(self.xp, params, inputs)[0]
+        """The loss (a 0-d array). On JAX a JAX function: jax.grad of it uses the plugins'
+        vjps."""
+        return self._call(self._key(None, False), params, inputs)[0]
 
     def value_and_grad(
         self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
-        loss, grads = self._get(None, True)[1].run(self.xp, params, inputs)
-        if len(grads) != len(self.network.params):
-            for name in self.network.params:  # parameters the loss does not depend on
-                if name not in grads:
-                    grads[name] = self.xp.zeros_like(params[name])
-        return loss, grads
+        loss, grads = self._call(self._key(None, True), params, inputs)
+        return loss, dict(zip(self.network.params, grads, strict=True))
 
     def forward(
         self,
@@ -150,40 +278,64 @@ class Program:
         outputs: Iterable[Hashable],
     ) -> dict[Any, Array]:
         """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
-        outputs = tuple(outputs)
-        values = self._get(outputs, False)[1].run(self.xp, params, inputs)
-        return dict(zip(outputs, values, strict=True))
+        key = self._key(outputs, False)
+        return dict(zip(key[0], self._call(key, params, inputs), strict=True))
 
     # ---------------------------------------------------------------------------- training
 
     def own(self, values: Mapping[Any, Any]) -> dict[Any, Array]:
         """Private copies of ``values`` as arrays of the program's dtype, where it computes."""
-        return {k: self.xp.array(v, dtype=self.dtype) for k, v in values.items()}
+        with self.precision():
+            copies = {k: self.xp.array(v, dtype=self.dtype, copy=True) for k, v in values.items()}
+        return self.backend.place(self.layout, copies)
 
-    def train_step(
-        self, optimizer: Optimizer, params: Sequence[Hashable], inputs: Sequence[Hashable]
-    ) -> TrainStep:
-        """One minibatch step: the loss and gradient on some rows of the data, then the update.
+    def train_step(self, optimizer: Optimizer) -> TrainStep:
+        """One minibatch step — the rows of the batch, loss and gradient, the update — as one
+        function the backend wraps (JAX: jitted, parameters and optimizer state donated).
 
         Args:
             optimizer: the update rule; applied in place on a mutable backend (NumPy).
-            params: the parameter names, by position.
-            inputs: the input names, by position in the step's ``data``.
         """
+        key = self._key(None, True)
+        plan, core = self.plan(*key), self._core(key)
+        position = {n: i for i, n in enumerate(self.network.params)}
+        take = [position[n] for n, _ in plan.params]
         update = optimizer.update_ if self.backend.mutable else optimizer.update
-        value_and_grad = self.value_and_grad
 
         def step(
             current: dict[int, Array], state: Any, data: Sequence[Array], rows: Any
         ) -> tuple[dict[int, Array], Any, Array]:
-            batch = {name: data[i][rows] for i, name in enumerate(inputs)}
-            loss, grads = value_and_grad({n: current[i] for i, n in enumerate(params)}, batch)
-            current, state = update(current, {i: grads[n] for i, n in enumerate(params)}, state)
+            params = tuple(current[i] for i in take)
+            loss, grads = core(params, tuple(x[rows] for x in data))
+            current, state = update(current, dict(enumerate(grads)), state)
             return current, state, loss
 
-        return step
+        wrapped = step if self.check_finite else self.backend.wrap(step, donate=(0, 1))
+
+        def run_step(current: Any, state: Any, data: Sequence[Array], rows: Any) -> Any:
+            with self.precision():
+                return wrapped(current, state, data, rows)
+
+        return run_step
 
     # ------------------------------------------------------------------------ leaf checks
+
+    def _feed(self, key: PlanKey, kind: str) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
+        """``take(given)`` for a plan's parameters or inputs: by position, each admitted."""
+        feeds: dict[tuple[PlanKey, str], Any] = self.__dict__.setdefault("_feeds", {})
+        if (key, kind) not in feeds:
+            plan = self.plan(*key)
+            leaves = plan.params if kind == "param" else plan.inputs
+            shapes = self.network.shapes
+
+            def admit(name: Hashable, value: Any, given: Mapping[Any, Any]) -> Any:
+                return self._admit(kind, name, value, given)
+
+            feeds[key, kind] = generate_feed(
+                [(n, shapes[n]) for n, _ in leaves], self.arrays, admit
+            )
+        take: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = feeds[key, kind]
+        return take
 
     def _admit(self, kind: str, name: Hashable, value: Any, given: Mapping[Any, Array]) -> Array:
         """``value`` as a backend array of the program's dtype, or an error naming the leaf."""
@@ -205,7 +357,7 @@ class Program:
                 f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
                 f"({exc}); pass a numeric array"
             ) from None
-        if not shape_matches(array.shape, self.network.shapes[name]):
+        if not shape_fits(tuple(array.shape), self.network.shapes[name]):
             raise InputError(
                 f"{kind} {name!r} (op {kind!r}) has shape {tuple(array.shape)} but the network "
                 f"declares {self.network.shapes[name]}; reshape it (None axes take any size)"

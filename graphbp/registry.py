@@ -9,7 +9,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from graphbp.errors import BackendNotInstalledError, GraphError, PluginError
-from graphbp.op import Op, validate_op
+from graphbp.op import LEAVES, Op, validate_op
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
@@ -23,24 +23,67 @@ _EXTRAS = {"jax": "pip install 'graphbp[jax]'"}
 _ops: dict[str, Op] = {}
 _op_providers: dict[str, str] = {}
 _backends: dict[str, Backend] = {}
+_OWN = "graphbp"
+"""graphbp's own distribution: its entry points win a clash with another package's."""
 
 
 @cache
 def _entry_points(group: str) -> dict[str, EntryPoint]:
-    """Entry points of ``group`` by name, listed without importing anything."""
-    return {ep.name: ep for ep in entry_points(group=group)}
+    """The entry point used for each name of ``group``, listed without importing anything.
+
+    Where several packages offer the same name, graphbp's own wins, else the first package
+    by name, the same one every time, and a warning names them all. Op entry points named
+    like a leaf kind (input, param, const) are ignored with a warning.
+    """
+    offers: dict[str, list[EntryPoint]] = {}
+    for ep in entry_points(group=group):
+        offers.setdefault(ep.name, []).append(ep)
+    chosen = {}
+    for name, eps in sorted(offers.items()):
+        if group == OPS_GROUP and name in LEAVES:
+            warnings.warn(
+                f"package {_provider(eps[0])} offers an op named {name!r}, a leaf kind of the "
+                "graph schema that belongs to graphbp's core; it is ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        eps.sort(key=lambda ep: (_provider(ep) != _OWN, _provider(ep), ep.value))
+        if len(eps) > 1:
+            warnings.warn(
+                f"{group} entry point {name!r} is offered by "
+                f"{', '.join(f'{_provider(ep)} ({ep.value})' for ep in eps)}; "
+                f"{_provider(eps[0])}'s is used (uninstall the others to silence this)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        chosen[name] = eps[0]
+    return chosen
 
 
 def _provider(ep: EntryPoint) -> str:
     return ep.dist.name if ep.dist is not None else ep.module
 
 
+def _instance(op: Op | type[Op]) -> Op:
+    """An op instance from a class or instance, checked against the plugin contract."""
+    instance = op() if isinstance(op, type) and issubclass(op, Op) else op
+    if not isinstance(instance, Op):
+        raise PluginError(f"{op!r} is not a graphbp.Op; subclass gb.Op and define forward, vjp")
+    validate_op(instance)
+    return instance
+
+
 def register_op(op: Op | type[Op], *, replace: bool = False) -> Op:
     """Register an op plugin so graphs can name it in their ``op`` attribute.
 
+    A name already taken — by an op registered or loaded before, or by an installed entry
+    point, loaded or not — is refused unless ``replace=True``, whatever the import order.
+    Registering the very class that already holds the name changes nothing.
+
     Args:
         op: an ``Op`` subclass or instance.
-        replace: allow replacing an op already registered under the same name.
+        replace: replace the op that holds the name (a built-in included).
 
     Returns:
         The registered op instance.
@@ -48,18 +91,28 @@ def register_op(op: Op | type[Op], *, replace: bool = False) -> Op:
     Raises:
         PluginError: the op breaks the plugin contract, or its name is taken.
     """
-    instance = op() if isinstance(op, type) and issubclass(op, Op) else op
-    if not isinstance(instance, Op):
-        raise PluginError(f"{op!r} is not a graphbp.Op; subclass gb.Op and define forward, vjp")
-    validate_op(instance)
-    existing = _ops.get(instance.name)
-    if existing is not None and type(existing) is not type(instance) and not replace:
+    instance = _instance(op)
+    name, cls = instance.name, type(instance)
+    holder = _ops.get(name)
+    ep = _entry_points(OPS_GROUP).get(name)
+    if holder is not None and type(holder) is cls:
+        return holder
+    if holder is None and ep is not None and ep.value == f"{cls.__module__}:{cls.__qualname__}":
+        return get_op(name)  # the entry point's own class: load it as usual
+    taken = (
+        f"{holder!r} (from {_op_providers[name]})"
+        if holder is not None
+        else f"the entry point {ep.value!r} of package {_provider(ep)}"
+        if ep is not None
+        else None
+    )
+    if taken is not None and not replace:
         raise PluginError(
-            f"op name {instance.name!r} is already registered by {existing!r}; "
-            "pick another name, or pass replace=True to register_op"
+            f"op name {name!r} is already registered by {taken}; pick another name, or pass "
+            "replace=True to register_op to use yours instead"
         )
-    _ops[instance.name] = instance
-    _op_providers[instance.name] = type(instance).__module__
+    _ops[name] = instance
+    _op_providers[name] = cls.__module__
     return instance
 
 
@@ -73,19 +126,23 @@ def get_op(name: str) -> Op:
     """The op registered under ``name``, loading its entry point on first use.
 
     Raises:
-        GraphError: no op has that name (the message lists close names).
+        GraphError: no op has that name (the message lists close names), or it is a leaf.
         PluginError: the entry point exists but its plugin is broken.
     """
     if name in _ops:
         return _ops[name]
+    if name in LEAVES:
+        raise GraphError(
+            f"{name!r} is a leaf kind of the graph schema, not an op; leaves "
+            f"({', '.join(LEAVES)}) are values entering the graph and have no plugin"
+        )
     ep = _entry_points(OPS_GROUP).get(name)
     if ep is None:
-        close = difflib.get_close_matches(name, ops(), n=3)
+        close = difflib.get_close_matches(name, [*LEAVES, *ops()], n=3)
         hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see `graphbp ops`"
         raise GraphError(f"unknown op {name!r}; {hint}, or register it with gb.register_op")
     try:
-        loaded = ep.load()
-        op = register_op(loaded)
+        op = _instance(ep.load())
     except PluginError as exc:
         raise PluginError(f"op plugin {ep.value!r} ({_provider(ep)}): {exc}") from exc
     except Exception as exc:
@@ -94,17 +151,18 @@ def get_op(name: str) -> Op:
             f"{type(exc).__name__}: {exc}; reinstall or fix that package"
         ) from exc
     if op.name != name:
-        unregister_op(op.name)
         raise PluginError(
             f"entry point {name!r} of package {_provider(ep)} loads an op named {op.name!r}; "
             "the entry point name must equal the op's name"
         )
+    _ops[name] = op
     _op_providers[name] = _provider(ep)
     return op
 
 
 def ops() -> list[str]:
-    """Names of every op available: registered ones and installed entry points."""
+    """Names of every op available: registered ones and installed entry points (the leaf
+    kinds input, param and const are not ops)."""
     return sorted(set(_ops) | set(_entry_points(OPS_GROUP)))
 
 

@@ -1,27 +1,24 @@
 """Graphviz drawings of a network: nodes, local derivatives on the edges, the chain-rule paths
 from the loss to a parameter, and the upstream gradients backprop reuses.
 
-``render`` builds a ``graphviz.Digraph`` (shown inline by Jupyter); ``write_diagram`` writes
-it as .dot, .svg, .png, .pdf or a self-contained interactive .html page.
+``render`` builds a ``graphviz.Digraph`` (shown inline by Jupyter); ``run_dot`` lays DOT source
+out as SVG, PNG or PDF bytes. Files are graphbp.diagram's (``write_diagram``).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Hashable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphbp.chain import MAX_PATHS, ChainRule, Edge, Flow, chain_rule, symbol
-from graphbp.errors import GraphbpError, GraphFileError
+from graphbp.errors import GraphvizError
 from graphbp.graph import Network
-from graphbp.io import write_atomic
 
 if TYPE_CHECKING:
     import graphviz
 
 Scopes = Literal["cluster", "collapse", "ignore"]
-FORMATS = (".dot", ".gv", ".svg", ".png", ".pdf", ".html")
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
 
 HIGHLIGHT = "#d62728"
@@ -103,8 +100,12 @@ def _groups(net: Network, scopes: Scopes) -> dict[str, list[Hashable]]:
 
 
 def _kind(net: Network, node: Hashable) -> str:
-    name = net.ops[node].name
-    return "loss" if node == net.loss else name if name in _STYLE else "op"
+    return "loss" if node == net.loss else net.kind[node]
+
+
+def _describe(net: Network, node: Hashable) -> tuple[str, tuple[str, ...]]:
+    """The label and local-derivative texts of a node: its op's, or its leaf kind."""
+    return net.ops[node].describe(net.attrs[node]) if node in net.ops else (net.kind[node], ())
 
 
 def _draw_nodes(
@@ -141,7 +142,7 @@ def _draw_nodes(
 def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozenset[Edge]) -> None:
     carries = set(flow.edges)
     for node in net.order:
-        _, local = net.ops[node].describe(net.attrs[node])
+        _, local = _describe(net, node)
         for position, source in enumerate(net.operands[node]):
             edge = Edge(source, node, position)
             factor = f"∂{symbol(node).html}/∂{symbol(source).html}"
@@ -178,7 +179,7 @@ def _draw_collapsed(
             else:
                 (node,) = members
                 attrs = dict(_STYLE[_kind(net, node)])
-                op_label = net.ops[node].describe(net.attrs[node])[0]
+                op_label = _describe(net, node)[0]
                 text = f"<B>{symbol(node).html}</B><BR/>{markup(op_label)}"
             if rule is not None and any(n in rule.nodes for n in members):
                 attrs.update(color=HIGHLIGHT, penwidth="2.5")
@@ -201,7 +202,7 @@ def _node_label(
     grads: Mapping[Hashable, Any] | None,
 ) -> str:
     """A node's HTML label: name, op label, shape; value, gradient and reuse when known."""
-    label, _ = net.ops[node].describe(net.attrs[node])
+    label, _ = _describe(net, node)
     shape = net.shapes.get(node)
     rows = [f"<B>{symbol(node).html}</B>", markup(label)]
     if shape is not None:
@@ -262,67 +263,30 @@ def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
     return f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>>'
 
 
-# --------------------------------------------------------------------------------- files
+# ------------------------------------------------------------------------------- layout
 
 
-def write_diagram(
-    net: Network,
-    path: str | Path,
-    wrt: Hashable | None = None,
-    **options: Any,
-) -> Path:
-    """Draw ``net`` (see ``render``) into ``path``; the extension picks the format.
+def run_dot(source: str, fmt: str) -> bytes:
+    """DOT ``source`` laid out by Graphviz's ``dot`` in the format ``fmt`` ("svg", "png", "pdf").
 
-    .dot/.gv is Graphviz source; .svg, .png and .pdf run the ``dot`` executable; .html is one
-    self-contained page with the SVG inline where clicking a parameter highlights its paths.
-    The file is written atomically.
+    Only renders: no file is read or written.
 
     Raises:
-        GraphbpError: ``dot`` is not installed (the .dot source is written beside ``path``
-            first), or the extension is not one of .dot .gv .svg .png .pdf .html.
+        GraphvizError: ``dot`` is not on PATH, or it failed; the error's ``source`` is ``source``.
+        ValueError: ``fmt`` is not a format Graphviz knows.
     """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise GraphFileError(
-            f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
-            f"{' '.join(FORMATS)}"
-        )
-    if suffix == ".html":
-        from graphbp.page import page
-
-        content = page(net, wrt, **options).encode()
-    else:
-        dot = render(net, wrt, **options)
-        content = dot.source.encode() if suffix in (".dot", ".gv") else run_dot(dot, suffix, path)
-    _write(path, content)
-    return path
-
-
-def run_dot(dot: graphviz.Digraph, suffix: str, path: Path) -> bytes:
-    """The drawing laid out by ``dot`` in the format ``suffix``; if ``dot`` is missing, the
-    source is written to ``path`` with .dot and a GraphbpError says how to install it."""
     import graphviz
 
     try:
-        data: bytes = dot.pipe(format=suffix.lstrip("."), quiet=True)
+        data: bytes = graphviz.pipe("dot", fmt, source.encode(), quiet=True)
     except graphviz.ExecutableNotFound:
-        source = path.with_suffix(".dot")
-        _write(source, dot.source.encode())
-        raise GraphbpError(
-            f"cannot write {path}: Graphviz's 'dot' executable is not on PATH; the graph's "
-            f"source is in {source}; {INSTALL_DOT}"
+        raise GraphvizError(
+            f"Graphviz's 'dot' executable is not on PATH; {INSTALL_DOT}", source
         ) from None
     except graphviz.CalledProcessError as exc:
-        raise GraphbpError(
-            f"cannot write {path}: dot failed ({exc.stderr!r:.300}); the source is in "
-            "render(...).source"
+        stderr = (exc.stderr or b"").decode(errors="replace").strip()
+        excerpt = stderr if len(stderr) <= 300 else f"{stderr[:300]}…"
+        raise GraphvizError(
+            f"Graphviz's dot failed (exit status {exc.returncode}): {excerpt!r}", source
         ) from None
     return data
-
-
-def _write(path: Path, content: bytes) -> None:
-    try:
-        write_atomic(path, content)
-    except OSError as exc:
-        raise GraphFileError(f"{path}: cannot write ({exc.strerror})") from exc

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphbp.backend import Backend
-from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError
-from graphbp.graph import Network
-from graphbp.op import Op, defines_vjp, signature_of, sum_to
+from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
+from graphbp.op import Op, call_forward, call_vjp, defines_vjp, vjp_reads_mask
 from graphbp.registry import backends, get_backend, get_op
+
+if TYPE_CHECKING:
+    from graphbp.backend import Backend
+    from graphbp.graph import Network
 
 STEP = 1e-4
 """Step of the five-point central difference: truncation error O(h⁴) ≈ 1e-16 in float64."""
@@ -82,6 +84,8 @@ def check_op(
 
     For each example, with a random cotangent ``g``: the vjp's cotangents must equal the
     gradient of ``⟨g, forward(operands)⟩`` element by element and along random directions.
+    The op is called as the engine calls it (``call_forward``, ``call_vjp``), so a result
+    that breaks the plugin contract fails the check too.
 
     Args:
         op: the op or its registered name.
@@ -96,86 +100,76 @@ def check_op(
     """
     op = get_op(op) if isinstance(op, str) else op
     be = get_backend(backend)
-    vjp = be.vjp_of(op)
-    if vjp is None:
+    if not defines_vjp(op) and not be.differentiates:
         raise GradientCheckError(
             f"op {op.name!r} defines no vjp, so the {backend} backend cannot differentiate it; "
             "define vjp(self, xp, g, out, *operands)"
         )
     with be.precision("float64"):
-        return _check_op(op, be, vjp, examples, seed, rtol, directions)
+        return _check_op(op, be, examples, seed, rtol, directions)
 
 
 def _check_op(
     op: Op,
     be: Backend,
-    vjp: Callable[..., Any],
     examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None,
     seed: int,
     rtol: float,
     directions: int,
 ) -> CheckReport:
     backend = be.name
-    xp = be.xp
     rng = np.random.default_rng(seed)
     report = CheckReport(f"op {op.name!r}", backend)
     for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
         xs = [np.asarray(x, dtype=np.float64) for x in operands]
-
-        def forward(*values: Any, attrs: dict[str, Any] = attrs) -> Any:
-            return op.forward(xp, *values, **attrs)
-
-        compiled = be.jit(forward)  # the difference quotients call it many times
-
-        def run(values: list[Any], compiled: Callable[..., Any] = compiled) -> Any:
-            return compiled(*values)
-
-        out = run(xs)
-        g = rng.standard_normal(np.shape(out))
-        arrays = [be.asarray(x, "float64") for x in xs]
-        reads = op.vjp_reads
-        try:
-            rule = be.jit(lambda *values, attrs=attrs: vjp(xp, *values, **attrs))
-            cts = rule(be.asarray(g, "float64"), *_as_engine_passes(op, out, arrays))
-        except (AttributeError, TypeError) as exc:
-            raise GradientCheckError(
-                f"op {op.name!r}: vjp failed ({type(exc).__name__}: {exc}); if it reads a "
-                f"forward value, list it in vjp_reads (now {reads!r})"
-            ) from exc
         where = f"op {op.name!r} on {backend}, example {k} (shapes {[x.shape for x in xs]}"
         where += f", attrs {attrs})" if attrs else ")"
-        if not isinstance(cts, tuple | list) or len(cts) != signature_of(op).arity:
+        forward, vjp = _op_rules(op, be, attrs, [x.shape for x in xs])
+        out = forward(*xs)  # compiled once: the difference quotients call it many times
+        g = rng.standard_normal(np.shape(out))
+        try:
+            cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
+        except (AttributeError, TypeError) as exc:
             raise GradientCheckError(
-                f"{where}: vjp returned {cts!r:.80}, not one cotangent per operand"
-            )
+                f"{where}: vjp failed ({type(exc).__name__}: {exc}); if it reads a forward "
+                f"value, list it in vjp_reads (now {op.vjp_reads!r})"
+            ) from exc
+        except PluginError as exc:
+            raise GradientCheckError(f"{where}: {exc}") from exc
 
-        def objective(values: list[Any], g: Any = g) -> float:
-            return float(np.sum(g * be.to_numpy(run(values))))
+        def objective(values: list[Any], g: Any = g, forward: Any = forward) -> float:
+            return float(np.sum(g * be.to_numpy(forward(*values))))
 
-        for i, (x, ct) in enumerate(zip(xs, cts, strict=True)):
-            if ct is None:
-                raise GradientCheckError(f"{where}: vjp returned None for operand {i}")
-            ct_np = be.to_numpy(ct)
-            try:
-                analytic = np.asarray(sum_to(np, ct_np, x.shape))
-            except ValueError:
-                raise GradientCheckError(
-                    f"{where}: operand {i} has shape {x.shape} but its cotangent has shape "
-                    f"{ct_np.shape}, which does not sum to it"
-                ) from None
+        for i, ct in enumerate(cts):
+            analytic = np.asarray(be.to_numpy(ct))
             worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where)
             report.worst[f"example {k} operand {i}"] = worst
             report.compared += analytic.size + directions
     return report
 
 
+def _op_rules(
+    op: Op, be: Backend, attrs: dict[str, Any], shapes: list[tuple[int, ...]]
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``forward(*operands)`` and ``vjp(g, out, *operands)`` of ``op`` on backend ``be``, as
+    the engine calls them (every operand needing a cotangent), compiled by the backend."""
+    arrays = be.arrays("float64")
+
+    def forward(operands: Any) -> Any:
+        return call_forward(op, arrays, operands, attrs)
+
+    rule = None if defines_vjp(op) else be.autodiff(forward)
+
+    def vjp(g: Any, out: Any, *operands: Any) -> Any:
+        return call_vjp(op, arrays, g, out, operands, attrs, shapes=shapes, rule=rule)
+
+    return be.wrap(lambda *operands: forward(operands)), be.wrap(vjp)
+
+
 def _as_engine_passes(op: Op, out: Any, operands: list[Any]) -> list[Any]:
     """``[out, *operands]`` with None for what the op says its vjp does not read."""
-    reads = op.vjp_reads
-    return [
-        v if reads is None or r in reads else None
-        for r, v in zip(("out", *range(len(operands))), (out, *operands), strict=True)
-    ]
+    reads = vjp_reads_mask(op, len(operands))
+    return [v if read else None for v, read in zip((out, *operands), reads, strict=True)]
 
 
 def _compare(
@@ -317,20 +311,17 @@ def check_op_autodiff(
     with be.precision("float64"):
         for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
             xs = [be.asarray(x, "float64") for x in operands]
+            forward, vjp = _op_rules(op, be, attrs, [tuple(x.shape) for x in xs])
 
-            def forward(*values: Any, attrs: dict[str, Any] = attrs) -> Any:
-                return op.forward(be.xp, *values, **attrs)
-
-            def both(g: Any, *values: Any, attrs: dict[str, Any] = attrs) -> Any:
+            def both(g: Any, *values: Any, forward: Any = forward, vjp: Any = vjp) -> Any:
                 out, pullback = jax.vjp(forward, *values)
-                passed = _as_engine_passes(op, out, list(values))
-                return op.vjp(be.xp, g, *passed, **attrs), pullback(g)
+                return vjp(g, *_as_engine_passes(op, out, list(values))), pullback(g)
 
             g = rng.standard_normal(np.shape(jax.eval_shape(forward, *xs)))
             cts, wants = jax.jit(both)(g, *xs)
             where = f"op {op.name!r}, example {k} (shapes {[tuple(x.shape) for x in xs]})"
             for i, (ct, want) in enumerate(zip(cts, wants, strict=True)):
-                got = sum_to(np, np.asarray(be.to_numpy(ct)), tuple(xs[i].shape))
+                got = np.asarray(be.to_numpy(ct))
                 report.worst[f"example {k} operand {i}"] = _close(
                     got, np.asarray(want), rtol, f"{where}, operand {i}: plugin vjp vs jax.vjp"
                 )

@@ -53,9 +53,9 @@ def train(
     if missing:
         raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
     with prog.backend.precision(prog.dtype):  # JAX: the optimizer state in float64 too
-        inputs, arrays, rows = _columns(prog, data)
+        arrays, rows = _columns(prog, data)
         current = prog.own({i: params[n] for i, n in enumerate(names)})
-        step = prog.train_step(opt, names, inputs)
+        step = prog.train_step(opt)
         state = opt.init(current)
         rng = np.random.default_rng(seed)
         history: list[float] = []
@@ -88,8 +88,9 @@ def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Ar
     return {n: values[i] for i, n in enumerate(names)}
 
 
-def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Hashable], list[Array], int]:
-    """The inputs the loss needs, their arrays where the program computes, and the row count."""
+def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Array], int]:
+    """The arrays of the inputs the loss needs, in the order of the program's training step
+    and where it computes, and their row count."""
     needed = [n for n, _ in prog.plan(with_grad=True).inputs]
     missing = [n for n in needed if n not in data]
     if missing:
@@ -98,4 +99,4 @@ def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Hashable], li
     rows = {n: (a.shape[0] if a.ndim else 0) for n, a in arrays.items()}
     if len(set(rows.values())) != 1 or 0 in rows.values():
         raise InputError(f"training arrays need the same, non-zero number of rows; got {rows}")
-    return needed, [arrays[n] for n in needed], next(iter(rows.values()))
+    return [arrays[n] for n in needed], next(iter(rows.values()))

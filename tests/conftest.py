@@ -1,8 +1,12 @@
-"""Shared fixtures: the seed network and a registry that forgets test ops afterwards."""
+"""Shared fixtures: the seed network, a registry that forgets test ops afterwards, and a guard
+that fails the run if a test leaves a file in the directory pytest was started from."""
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from collections.abc import Hashable, Iterator
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -13,6 +17,30 @@ import graphbp as gb
 from graphbp.registry import unregister_op
 
 pytest_plugins = ["pytester"]
+
+_NOT_OURS = (".git", ".venv", "venv*", "__pycache__", ".pytest_cache", ".mypy_cache")
+_NOT_OURS += (".ruff_cache", ".hypothesis", "*.egg-info", "build", "dist")
+
+
+def _files(root: Path) -> set[Path]:
+    """Every file under ``root``, skipping caches, virtual environments and build output."""
+    found: set[Path] = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, p) for p in _NOT_OURS)]
+        found.update(Path(folder, f).relative_to(root) for f in files)
+    return found
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_test_writes_into_the_working_directory(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests write under tmp_path: a new file where pytest was started from fails the run."""
+    root = request.config.invocation_params.dir
+    if not root.is_relative_to(request.config.rootpath):  # started from outside: the project
+        root = request.config.rootpath
+    before = _files(root)
+    yield
+    if new := sorted(map(str, _files(root) - before)):
+        pytest.fail(f"tests left files in {root} (write them under tmp_path): {', '.join(new)}")
 
 
 @pytest.fixture

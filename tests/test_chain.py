@@ -59,8 +59,8 @@ def test_the_seed_formula_has_the_four_textbook_factors_and_no_weight_to_weight(
     for param in net.params:
         for p in gb.chain_rule(net, param).paths:
             for e in p.edges:  # paths run through values, never from weight to weight
-                assert not (net.ops[e.source].name == net.ops[e.target].name == "param")
-            assert [n for n in p.nodes if net.ops[n].name == "param"] == [param]
+                assert not (net.kind[e.source] == net.kind[e.target] == "param")
+            assert [n for n in p.nodes if net.kind[n] == "param"] == [param]
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -109,7 +109,7 @@ def test_reuse_counts_equal_the_parameters_below_each_value() -> None:
         independent = {
             n: sum(nx.has_path(g, p, n) for p in net.params)
             for n in net.order
-            if not net.ops[n].leaf and n != net.loss and nx.has_path(g, n, net.loss)
+            if n in net.ops and n != net.loss and nx.has_path(g, n, net.loss)
         }
         assert Flow(net).reuse() == {n: k for n, k in independent.items() if k > 1}
 

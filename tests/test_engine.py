@@ -114,7 +114,7 @@ def test_plan_is_pruned_to_the_loss_and_backward_to_parameter_paths() -> None:
     assert not {"xs", "xsum"} & set(backward)
     assert backward == ["L2", "L", "yhat", "h2", "h1"]
     h1 = plan.backward[-1]
-    assert h1.kwargs["needs"] == (False, True, True)  # ∂L/∂x is never computed
+    assert h1.needs == (False, True, True)  # ∂L/∂x is never computed
     assert [position for position, _ in h1.targets] == [1, 2]
 
 

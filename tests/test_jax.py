@@ -248,8 +248,7 @@ def test_the_training_step_is_one_jitted_function_traced_once(
     )
     assert seen[0] > 0 and seen == [seen[0]] * 5  # 15 steps, one trace
 
-    names, inputs = prog.network.params, ["x", "y"]
-    step = prog.train_step(SGD(0.1), names, inputs)
+    step = prog.train_step(SGD(0.1))
     current = prog.own({i: v for i, v in enumerate(prog.init(0).values())})
     arrays = prog.own(data)
     new, _, loss = step(current, (), [arrays["x"], arrays["y"]], np.arange(8))

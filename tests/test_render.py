@@ -21,7 +21,7 @@ import pytest
 
 import graphbp as gb
 from graphbp.chain import Edge
-from graphbp.render import HIGHLIGHT, edge_id, node_id
+from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot
 
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None,
@@ -193,16 +193,49 @@ def test_without_dot_the_source_is_written_and_the_error_says_how_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a machine with no Graphviz
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # the source goes beside the file asked for, never here
+    out = tmp_path / "out"
     net = gb.Network(gb.seed_network(3, 4, 1))
     for suffix in (".svg", ".html"):
-        with pytest.raises(gb.GraphbpError) as info:
-            gb.write_diagram(net, tmp_path / f"out{suffix}", wrt="W1")
+        with pytest.raises(gb.GraphvizError) as info:
+            gb.write_diagram(net, out / f"out{suffix}", wrt="W1")
         message = str(info.value)
-        assert "'dot' executable is not on PATH" in message
-        assert "apt-get install graphviz" in message and "brew install graphviz" in message
-        assert not (tmp_path / f"out{suffix}").exists()
-    assert (tmp_path / "out.dot").read_text().startswith("digraph")
-    assert "∂L/∂W<SUB>1</SUB>" in (tmp_path / "out.dot").read_text()
+        assert message == (  # as the README shows it
+            f"cannot write {out / f'out{suffix}'}: Graphviz's 'dot' executable is not on PATH; "
+            f"the graph's source is in {out / 'out.dot'}; install Graphviz: apt-get install "
+            "graphviz (Debian/Ubuntu) or brew install graphviz"
+        )
+        assert sorted(p.name for p in out.iterdir()) == ["out.dot"], suffix
+        source = (out / "out.dot").read_text()
+        assert source == info.value.source and source.startswith("digraph"), suffix
+        assert ">W<SUB>1</SUB><" in source, suffix  # the node W1 (page draws no formula)
+        (out / "out.dot").unlink()
+    assert list(cwd.iterdir()) == []
+    with pytest.raises(gb.GraphvizError, match=r"cannot write .*nowhere\.svg"):
+        gb.write_diagram(net, "nowhere.svg", wrt="W1")  # a relative path: beside it is here
+    assert [p.name for p in cwd.iterdir()] == ["nowhere.dot"]
+    assert "∂L/∂W<SUB>1</SUB>" in (cwd / "nowhere.dot").read_text()  # with wrt's formula
+    assert gb.write_diagram(net, out / "asked.dot").read_text().startswith("digraph")  # no dot
+
+
+def test_run_dot_only_renders_and_without_dot_the_error_carries_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    source = gb.render(gb.Network(gb.seed_network(2, 3, 1)), wrt="W1").source
+    if shutil.which("dot") is not None:
+        assert run_dot(source, "svg").startswith(b"<?xml")
+        with pytest.raises(
+            gb.GraphvizError, match=r"dot failed \(exit status 1\): .*syntax error in line 1"
+        ):
+            run_dot("digraph { a -> }", "svg")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(gb.GraphvizError, match=r"'dot' executable is not on PATH; install") as info:
+        run_dot(source, "svg")
+    assert info.value.source == source
+    assert list(tmp_path.iterdir()) == []  # nothing written, wherever dot runs from
 
 
 @needs_dot

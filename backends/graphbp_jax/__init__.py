@@ -2,31 +2,37 @@
 
 Found through the ``graphbp.backends`` entry point and imported only when asked for, so
 ``import graphbp`` never imports jax. Needs the ``[jax]`` extra.
+
+It supplies what differs from NumPy, and only that: programs are wrapped in ``jax.jit`` (their
+traversal runs while JAX traces, once per input shape); float64 runs in JAX's 64-bit mode,
+scoped to graphbp's calls; ``differentiable`` wraps each op in ``jax.custom_vjp`` wired to the
+plugin's vjp, so ``jax.grad(prog.loss)`` uses the plugins' rules; an op without a vjp is
+differentiated by ``jax.vjp``; with ``devices``, inputs are split along their batch axis across
+a ``Mesh`` and parameters replicated, and XLA inserts the gradient all-reduce.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from graphbp.backend import Backend, check_dtype
-from graphbp.op import Op, defines_vjp
-
-if TYPE_CHECKING:
-    from graphbp.graph import Network
-    from graphbp.program import Program
+from graphbp.backend import Backend
+from graphbp.errors import InputError
 
 
 class JaxBackend(Backend):
     """Runs every op plugin with ``jax.numpy``; programs are jitted and may span devices."""
 
     name = "jax"
-    mutable = False
+    array_types = (jax.Array,)  # tracers included
+    traced = True
+    differentiates = True
 
     @property
     def xp(self) -> Any:
@@ -46,39 +52,97 @@ class JaxBackend(Backend):
         with self.precision(dtype):
             return jnp.asarray(value, dtype=dtype)
 
-    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``jax.jit(fn)``."""
-        return jax.jit(fn)
-
     def to_numpy(self, value: Any) -> np.ndarray[Any, Any]:
         """Copy a JAX array to the host."""
         return np.asarray(value)
 
-    def vjp_of(self, op: Op) -> Callable[..., Any]:
-        """The op's own vjp, or else JAX's autodiff of its forward."""
-        return op.vjp if defines_vjp(op) else autodiff_vjp(op)
+    def autodiff(self, forward: Callable[[Sequence[Any]], Any]) -> Callable[..., Any]:
+        """A vjp rule from ``jax.vjp`` of ``forward``, for an op that defines none."""
 
-    def compile(
+        def vjp(xp: Any, g: Any, out: Any, *operands: Any, **attrs: Any) -> Any:
+            _, pullback = jax.vjp(lambda *xs: forward(xs), *operands)
+            return pullback(g)
+
+        return vjp
+
+    def differentiable(
         self,
-        network: Network,
+        forward: Callable[[Sequence[Any]], Any],
+        vjp: Callable[[Any, Any, Sequence[Any]], Sequence[Any]],
         dtype: str,
-        check_finite: bool = False,
-        devices: Any = None,
-        **options: Any,
-    ) -> Program:
-        """A jitted program; ``devices`` (a count, devices or a Mesh) shards each batch."""
-        from graphbp_jax.program import JaxProgram
+    ) -> Callable[[Sequence[Any]], Any]:
+        """``forward`` as a ``jax.custom_vjp`` function whose rule is ``vjp``."""
+        precision = self.precision
 
-        if options:
-            super().compile(network, dtype, check_finite, **options)  # names the bad option
-        return JaxProgram(network, self, check_dtype(dtype), check_finite, devices)
+        @jax.custom_vjp
+        def apply(*operands: Any) -> Any:
+            return forward(operands)
+
+        def forward_saving(*operands: Any) -> tuple[Any, Any]:
+            out = forward(operands)
+            return out, (out, operands)
+
+        def backward(saved: Any, g: Any) -> tuple[Any, ...]:
+            out, operands = saved
+            with precision(dtype):  # JAX may transpose after graphbp's call has returned
+                return tuple(vjp(g, out, operands))
+
+        apply.defvjp(forward_saving, backward)
+        return lambda operands: apply(*operands)
+
+    def layout(self, devices: Any) -> Mesh | None:
+        """A one-axis ("batch") mesh over ``devices`` (a count or a list), or the Mesh given."""
+        return make_mesh(devices)
+
+    def constrain(self, layout: Any, params: Sequence[Any], inputs: Sequence[Any]) -> Any:
+        """Inside jit: parameters replicated, inputs split along axis 0 across the mesh."""
+        if layout is None:
+            return params, inputs
+        constrain: Callable[[Any, NamedSharding], Any] = jax.lax.with_sharding_constraint
+        return (
+            tuple(constrain(p, replicated(layout)) for p in params),
+            tuple(constrain(x, batch_sharding(layout, x)) for x in inputs),
+        )
+
+    def place(self, layout: Any, values: dict[Any, Any]) -> dict[Any, Any]:
+        """Copies replicated on every device of the mesh (as they are without one)."""
+        return values if layout is None else jax.device_put(values, replicated(layout))
+
+    def wrap(self, fn: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
+        """``jax.jit(fn, donate_argnums=donate)``."""
+        return jax.jit(fn, donate_argnums=donate)
 
 
-def autodiff_vjp(op: Op) -> Callable[..., Any]:
-    """A vjp for ``op`` derived by ``jax.vjp`` from its forward (for ops that define none)."""
+def make_mesh(devices: Any) -> Mesh | None:
+    """A one-axis ("batch") mesh over ``devices`` (a count or a list), or the Mesh given."""
+    if devices is None or isinstance(devices, Mesh):
+        return devices
+    available = jax.devices()
+    if isinstance(devices, int):
+        if not 1 <= devices <= len(available):
+            raise InputError(
+                f"devices={devices}, but JAX sees {len(available)} device(s) "
+                f"({available[0].platform}); ask for at most that many (on CPU, set "
+                "XLA_FLAGS=--xla_force_host_platform_device_count=N before jax is imported)"
+            )
+        chosen = available[:devices]
+    else:
+        chosen = list(devices)
+        if not chosen or not all(isinstance(d, jax.Device) for d in chosen):
+            raise InputError(
+                f"devices={devices!r}: pass a device count, a list of jax devices or a "
+                "jax.sharding.Mesh"
+            )
+    return Mesh(np.array(chosen), ("batch",))
 
-    def vjp(xp: Any, g: Any, out: Any, *operands: Any, **attrs: Any) -> Any:
-        _, pullback = jax.vjp(lambda *xs: op.forward(xp, *xs, **attrs), *operands)
-        return pullback(g)
 
-    return vjp
+def replicated(mesh: Mesh) -> NamedSharding:
+    """A whole copy on every device of ``mesh``."""
+    return NamedSharding(mesh, PartitionSpec())  # type: ignore[no-untyped-call]
+
+
+def batch_sharding(mesh: Mesh, x: Any) -> NamedSharding:
+    """Split axis 0 across every device of ``mesh``; replicate what does not divide evenly."""
+    if x.ndim == 0 or x.shape[0] % mesh.size:
+        return replicated(mesh)  # e.g. a last, short batch: still correct, just not parallel
+    return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))  # type: ignore[no-untyped-call]

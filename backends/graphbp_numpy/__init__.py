@@ -14,7 +14,7 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     mutable = True
-    array_type = np.ndarray
+    array_types = (np.ndarray, np.generic)  # np.float64(...) is what a 0-d ufunc returns
 
     @property
     def xp(self) -> Any:

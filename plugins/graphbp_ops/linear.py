@@ -87,7 +87,7 @@ def activation_op(name: str) -> Op:
     op = get_op(name)
     if _ACTIVATIONS.get(name) is op:
         return op
-    if op.leaf or op.arity != 1 or not defines_vjp(op):
+    if op.arity != 1 or not defines_vjp(op):
         raise GraphError(
             f"activation {name!r} must be an op with one operand and a vjp (such as sigmoid, "
             "tanh, relu, softplus); use a separate node for anything else"

@@ -1,0 +1,246 @@
+"""The traversal of one plan written out as straight-line Python, then compiled.
+
+``generate`` walks a plan exactly as ``engine.interpret`` does and writes down what it does:
+one line per op application, one per vjp, one per gradient contribution, a ``del`` wherever a
+value is no longer read. A run then costs the ops' own calls and little else, and
+``Program.source()`` shows the chain rule spelled out for the user's own graph. Node names
+appear only in comments; the code itself is made of slot numbers.
+
+The checks of ``call_forward`` and ``call_vjp`` are inlined as a fast path: a result that is
+already an array of the program's type, dtype and shape is used as it is; anything else goes
+to the very check functions those two call, so both traversals fail and succeed alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import linecache
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from keyword import iskeyword
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from graphbp.engine import Rules, Run, check_scalar, finite
+from graphbp.op import Arrays, Shape, check_cotangent, check_count, check_output, vjp_kwargs
+
+if TYPE_CHECKING:
+    from graphbp.plan import BackStep, Plan, Step
+
+_counter = itertools.count()
+
+
+class Compiled(NamedTuple):
+    """A plan as a Python function ``run(params, inputs)`` and its source."""
+
+    run: Run
+    source: str
+
+
+def generate(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> Compiled:
+    """Write the plan's traversal as Python source, compile it and return the function.
+
+    Forward steps call the plugin's ``forward`` and backward steps its ``vjp``; ``rules``
+    supplies the constants, ∂L/∂L and whether to check finiteness.
+    """
+    w = _Writer(plan, arrays, rules)
+    w.leaves()
+    w.forward()
+    if with_grad:
+        w.backward()
+    else:
+        w.emit(f"return ({''.join(f'v{s}, ' for s in plan.outputs)})")
+    source = "\n".join(w.lines) + "\n"
+    filename = f"<graphbp plan {next(_counter)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), w.ns)  # our own source: slots, not names
+    return Compiled(w.ns["run"], source)
+
+
+class _Writer:
+    """Accumulates the source lines of one plan's function and the names they refer to.
+
+    Variables: ``v7`` is the value in slot 7, ``g7`` is ∂L/∂(slot 7), ``s7`` its shape. ``F3``
+    and ``B3`` are the forward and vjp of forward step 3 and backward step 3.
+    """
+
+    def __init__(self, plan: Plan, arrays: Arrays, rules: Rules) -> None:
+        self.plan, self.check_finite = plan, rules.check_finite
+
+        def out(step: Step, value: Any) -> Any:
+            return check_output(step.op, arrays, step.node, value, step.shape)
+
+        def cotangent(step: BackStep, i: int, value: Any, shape: Any) -> Any:
+            return check_cotangent(step.op, arrays, step.node, i, value, shape)
+
+        def count(step: BackStep, cts: Any) -> None:
+            check_count(step.op, step.node, cts, len(step.args))
+
+        self.lines = ["def run(P, X):"]
+        self.ns: dict[str, Any] = {
+            "XP": arrays.xp,
+            "EXACT": _exact(arrays),
+            "DTYPE": arrays.dtype,
+            "SEQ": (tuple, list),
+            "ONE": rules.one,
+            "PLAN": plan,
+            "FWD": plan.forward,
+            "BWD": plan.backward,
+            "OUT": out,
+            "CT": cotangent,
+            "COUNT": count,
+            "SCALAR": check_scalar,
+            "FINITE": finite,
+        }
+        self.name = {s: _label(n) for n, s in plan.slots.items()}
+        self.shaped = {a for step in plan.backward for _, a in step.targets}
+        """Slots whose shape a cotangent may have to be summed back to."""
+        self.consts = rules.consts
+
+    def emit(self, code: str, comment: str = "") -> None:
+        self.lines.append(f"    {code}  # {comment}" if comment else f"    {code}")
+
+    def free(self, slots: tuple[int, ...]) -> None:
+        if slots:
+            self.emit("del " + ", ".join(f"v{s}" for s in slots))
+
+    def leaves(self) -> None:
+        """Parameters and inputs by position, as the Program admitted them; constants."""
+        for given, leaves in (("P", self.plan.params), ("X", self.plan.inputs)):
+            if leaves:
+                names = ", ".join(self.name[s] for _, s in leaves)
+                self.emit(f"{''.join(f'v{s}, ' for _, s in leaves)}= {given}", names)
+        for (_, s), value in zip(self.plan.consts, self.consts, strict=True):
+            self.ns[f"C{s}"] = value
+            self.emit(f"v{s} = C{s}", self.name[s])
+        for _, s in (*self.plan.inputs, *self.plan.params, *self.plan.consts):
+            if s in self.shaped:
+                self.emit(f"s{s} = v{s}.shape")
+
+    def forward(self) -> None:
+        """One line per op, in topological order, each result held to the contract."""
+        for k, step in enumerate(self.plan.forward):
+            self.ns[f"F{k}"] = step.op.forward
+            kwargs = _keywords(self.ns, f"K{k}", step.attrs)
+            operands = ", ".join(f"v{a}" for a in step.args)
+            v = f"v{step.out}"
+            self.emit(f"{v} = F{k}(XP, {operands}{kwargs})", _formula(step, self.name))
+            self.emit(
+                f"if {v}.__class__ not in EXACT or {v}.dtype is not DTYPE"
+                f"{_misfits(v, step.shape)}: {v} = OUT(FWD[{k}], {v})"
+            )
+            if step.out in self.shaped:
+                self.emit(f"s{step.out} = {v}.shape")
+            if self.check_finite:
+                self.emit(f"FINITE(XP, {v}, FWD[{k}], 'value')")
+            self.free(step.free)
+
+    def backward(self) -> None:
+        """The chain rule: one vjp per node, in reverse topological order.
+
+        Every gradient is complete before it is used: all consumers of a value come after it
+        in topological order, so they were visited first in reverse.
+        """
+        plan, name = self.plan, self.name
+        loss = plan.outputs[0]
+        self.emit(f"if getattr(v{loss}, 'shape', ()) != (): SCALAR(PLAN, v{loss})")
+        self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
+        known = {loss}
+        for k, back in enumerate(plan.backward):
+            self.ns[f"B{k}"] = back.op.vjp
+            kwargs = _keywords(self.ns, f"J{k}", vjp_kwargs(back.op, back.attrs, back.needs))
+            seen = ", ".join(
+                f"v{s}" if read else "None"
+                for s, read in zip((back.out, *back.args), back.reads, strict=True)
+            )
+            self.emit(
+                f"c = B{k}(XP, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
+            )
+            self.emit(
+                f"if c.__class__ not in SEQ or len(c) != {len(back.args)}: COUNT(BWD[{k}], c)"
+            )
+            self.emit(f"del g{back.out}")
+            for i, a in back.targets:
+                # A value with several consumers: their contributions add up (fan-out).
+                t, comment = ("t", "") if a in known else (f"g{a}", f"∂L/∂{name[a]}")
+                self.emit(f"{t} = c[{i}]", comment)
+                self.emit(
+                    f"if {t}.__class__ not in EXACT or {t}.dtype is not DTYPE or "
+                    f"{t}.shape != s{a}: {t} = CT(BWD[{k}], {i}, {t}, s{a})"
+                )
+                if self.check_finite:
+                    self.emit(f"FINITE(XP, {t}, BWD[{k}], 'gradient')")
+                if a in known:
+                    self.emit(f"g{a} = g{a} + t", f"∂L/∂{name[a]}, another path")
+                known.add(a)
+            self.free(back.free)
+        # Every parameter in the plan is an ancestor of the loss, so each has its gradient now.
+        self.emit(f"return v{loss}, ({''.join(f'g{s}, ' for _, s in plan.params)})")
+
+
+def _misfits(var: str, declared: Shape | None) -> str:
+    """Source of `` or <var's shape does not fit declared>`` (None axes take any size)."""
+    if declared is None:
+        return ""
+    if None not in declared:
+        static = tuple(int(d) for d in declared if d is not None)
+        return f" or {var}.shape != {static!r}"  # a tuple of ints: safe as source
+    fixed = "".join(
+        f" or {var}.shape[{i}] != {int(d)}" for i, d in enumerate(declared) if d is not None
+    )
+    return f" or {var}.ndim != {len(declared)}{fixed}"
+
+
+def _keywords(ns: dict[str, Any], prefix: str, kwargs: Any) -> str:
+    """The call's keyword arguments as source, their values put in the namespace.
+
+    Plain keywords are cheaper to pass than ``**dict``; a key that is not a plain identifier
+    (possible for an op taking ``**attrs``) goes through ``**`` and never into the source.
+    """
+    if not all(key.isidentifier() and not iskeyword(key) for key in kwargs):
+        ns[prefix] = kwargs
+        return f", **{prefix}"
+    code = ""
+    for i, (key, value) in enumerate(kwargs.items()):
+        ns[f"{prefix}_{i}"] = value
+        code += f", {key}={prefix}_{i}"
+    return code
+
+
+def _label(node: Hashable) -> str:
+    """A node name fit for a one-line comment."""
+    text = node if isinstance(node, str) else repr(node)
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _formula(step: Step | BackStep, name: dict[int, str]) -> str:
+    return f"{name[step.out]} = {step.op.name}({', '.join(name[a] for a in step.args)})"
+
+
+def generate_feed(
+    leaves: Sequence[tuple[Hashable, Shape | None]],
+    arrays: Arrays,
+    admit: Callable[[Hashable, Any, Mapping[Any, Any]], Any],
+) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
+    """``take(given)``: the values of ``leaves`` (name, declared shape) from the mapping
+    ``given``, in order; any value not already an array of the program's type, dtype and
+    shape goes through ``admit(name, value, given)``, which converts it or names the error."""
+    exact = _exact(arrays)
+    ns: dict[str, Any] = {"EXACT": exact, "DTYPE": arrays.dtype, "ADMIT": admit}
+    lines = ["def take(given):"]
+    for i, (name, shape) in enumerate(leaves):
+        ns[f"N{i}"] = name
+        lines.append(f"    a{i} = given.get(N{i})")
+        lines.append(
+            f"    if a{i}.__class__ not in EXACT or a{i}.dtype is not DTYPE"
+            f"{_misfits(f'a{i}', shape)}: a{i} = ADMIT(N{i}, a{i}, given)"
+        )
+    lines.append(f"    return ({''.join(f'a{i}, ' for i in range(len(leaves)))})")
+    exec(compile("\n".join(lines) + "\n", f"<graphbp feed {next(_counter)}>", "exec"), ns)
+    take: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = ns["take"]
+    return take
+
+
+def _exact(arrays: Arrays) -> tuple[type, ...]:
+    """Concrete classes whose instances are arrays of the backend: its array type and the
+    dtype's scalar type (NumPy returns ``np.float64`` for a 0-d result)."""
+    candidates = (arrays.types[0], arrays.dtype.type)
+    return tuple(t for t in candidates if issubclass(t, arrays.types))

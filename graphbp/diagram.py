@@ -1,0 +1,68 @@
+"""Diagram files: a network drawn into .dot, .gv, .svg, .png, .pdf or an interactive .html page.
+
+Without Graphviz's ``dot`` the drawing's DOT source is written beside the file asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+from graphbp.errors import GraphFileError, GraphvizError
+from graphbp.graph import Network
+from graphbp.io import write_atomic
+from graphbp.page import page
+from graphbp.render import INSTALL_DOT, render, run_dot
+
+FORMATS = (".dot", ".gv", ".svg", ".png", ".pdf", ".html")
+
+
+def write_diagram(
+    net: Network,
+    path: str | Path,
+    wrt: Hashable | None = None,
+    **options: Any,
+) -> Path:
+    """Draw ``net`` (see ``render``) into ``path``; the extension picks the format.
+
+    .dot/.gv is Graphviz source; .svg, .png and .pdf run the ``dot`` executable; .html is one
+    self-contained page with the SVG inline where clicking a parameter highlights its paths.
+    The file is written atomically.
+
+    Raises:
+        GraphvizError: ``dot`` is missing or failed; the drawing's source is written first to
+            ``path`` with the suffix .dot.
+        GraphFileError: the extension is not one of .dot .gv .svg .png .pdf .html, or a file
+            cannot be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise GraphFileError(
+            f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
+            f"{' '.join(FORMATS)}"
+        )
+    try:
+        if suffix == ".html":
+            content = page(net, wrt, **options).encode()
+        else:
+            source = render(net, wrt, **options).source
+            content = source.encode() if suffix in (".dot", ".gv") else run_dot(source, suffix[1:])
+    except GraphvizError as exc:
+        fallback = path.with_suffix(".dot")
+        _write(fallback, exc.source.encode())
+        reason = str(exc).removesuffix(f"; {INSTALL_DOT}")  # the fix goes last, as ever
+        fix = f"; {INSTALL_DOT}" if reason != str(exc) else ""
+        raise GraphvizError(
+            f"cannot write {path}: {reason}; the graph's source is in {fallback}{fix}", exc.source
+        ) from None
+    _write(path, content)
+    return path
+
+
+def _write(path: Path, content: bytes) -> None:
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise GraphFileError(f"{path}: cannot write ({exc.strerror})") from exc
