@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import linecache
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from keyword import iskeyword
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -59,7 +60,8 @@ class _Writer:
     """Accumulates the source lines of one plan's function and the names they refer to.
 
     Variables: ``v7`` is the value in slot 7, ``g7`` is ∂L/∂(slot 7), ``s7`` its shape. ``F3``
-    and ``B3`` are the forward and vjp of forward step 3 and backward step 3.
+    and ``B3`` are the forward and vjp of forward step 3 and backward step 3; ``O3`` and
+    ``N3`` the op and node of backward step 3.
     """
 
     def __init__(self, plan: Plan, arrays: Arrays, rules: Rules) -> None:
@@ -68,31 +70,30 @@ class _Writer:
         def out(step: Step, value: Any) -> Any:
             return check_output(step.op, arrays, step.node, value, step.shape)
 
-        def cotangent(step: BackStep, i: int, value: Any, shape: Any) -> Any:
-            return check_cotangent(step.op, arrays, step.node, i, value, shape)
-
         def count(step: BackStep, cts: Any) -> None:
             check_count(step.op, step.node, cts, len(step.args))
 
-        self.lines = ["def run(P, X):"]
+        # The names every line uses are bound once as locals, the fastest lookups there are.
+        self.lines = ["def run(P, X):", "    xp, exact, dtype, seq = LOCALS"]
         self.ns: dict[str, Any] = {
-            "XP": arrays.xp,
-            "EXACT": _exact(arrays),
-            "DTYPE": arrays.dtype,
-            "SEQ": (tuple, list),
+            "LOCALS": (arrays.xp, _exact(arrays), arrays.dtype, (tuple, list)),
             "ONE": rules.one,
             "PLAN": plan,
             "FWD": plan.forward,
             "BWD": plan.backward,
             "OUT": out,
-            "CT": cotangent,
+            "ARRAYS": arrays,
+            "CT": check_cotangent,  # the slow path: called as CT(op, ARRAYS, node, i, t, shape)
             "COUNT": count,
             "SCALAR": check_scalar,
             "FINITE": finite,
         }
         self.name = {s: _label(n) for n, s in plan.slots.items()}
-        self.shaped = {a for step in plan.backward for _, a in step.targets}
-        """Slots whose shape a cotangent may have to be summed back to."""
+        self.shape = {
+            a: _static(plan.shapes[a]) or f"s{a}" for step in plan.backward for _, a in step.targets
+        }
+        """For each slot whose shape a cotangent may have to be summed back to: its shape as
+        source, a literal where it is static, else a variable set when the value is."""
         self.consts = rules.consts
 
     def emit(self, code: str, comment: str = "") -> None:
@@ -112,7 +113,7 @@ class _Writer:
             self.ns[f"C{s}"] = value
             self.emit(f"v{s} = C{s}", self.name[s])
         for _, s in (*self.plan.inputs, *self.plan.params, *self.plan.consts):
-            if s in self.shaped:
+            if self.shape.get(s) == f"s{s}":
                 self.emit(f"s{s} = v{s}.shape")
 
     def forward(self) -> None:
@@ -122,15 +123,15 @@ class _Writer:
             kwargs = _keywords(self.ns, f"K{k}", step.attrs)
             operands = ", ".join(f"v{a}" for a in step.args)
             v = f"v{step.out}"
-            self.emit(f"{v} = F{k}(XP, {operands}{kwargs})", _formula(step, self.name))
+            self.emit(f"{v} = F{k}(xp, {operands}{kwargs})", _formula(step, self.name))
             self.emit(
-                f"if {v}.__class__ not in EXACT or {v}.dtype is not DTYPE"
+                f"if {v}.__class__ not in exact or {v}.dtype is not dtype"
                 f"{_misfits(v, step.shape)}: {v} = OUT(FWD[{k}], {v})"
             )
-            if step.out in self.shaped:
+            if self.shape.get(step.out) == f"s{step.out}":
                 self.emit(f"s{step.out} = {v}.shape")
             if self.check_finite:
-                self.emit(f"FINITE(XP, {v}, FWD[{k}], 'value')")
+                self.emit(f"FINITE(xp, {v}, FWD[{k}], 'value')")
             self.free(step.free)
 
     def backward(self) -> None:
@@ -145,17 +146,17 @@ class _Writer:
         self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
         known = {loss}
         for k, back in enumerate(plan.backward):
-            self.ns[f"B{k}"] = back.op.vjp
+            self.ns[f"B{k}"], self.ns[f"O{k}"], self.ns[f"N{k}"] = back.op.vjp, back.op, back.node
             kwargs = _keywords(self.ns, f"J{k}", vjp_kwargs(back.op, back.attrs, back.needs))
             seen = ", ".join(
                 f"v{s}" if read else "None"
                 for s, read in zip((back.out, *back.args), back.reads, strict=True)
             )
             self.emit(
-                f"c = B{k}(XP, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
+                f"c = B{k}(xp, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
             )
             self.emit(
-                f"if c.__class__ not in SEQ or len(c) != {len(back.args)}: COUNT(BWD[{k}], c)"
+                f"if c.__class__ not in seq or len(c) != {len(back.args)}: COUNT(BWD[{k}], c)"
             )
             self.emit(f"del g{back.out}")
             for i, a in back.targets:
@@ -163,11 +164,12 @@ class _Writer:
                 t, comment = ("t", "") if a in known else (f"g{a}", f"∂L/∂{name[a]}")
                 self.emit(f"{t} = c[{i}]", comment)
                 self.emit(
-                    f"if {t}.__class__ not in EXACT or {t}.dtype is not DTYPE or "
-                    f"{t}.shape != s{a}: {t} = CT(BWD[{k}], {i}, {t}, s{a})"
+                    f"if {t}.__class__ not in exact or {t}.dtype is not dtype or "
+                    f"{t}.shape != {self.shape[a]}: "
+                    f"{t} = CT(O{k}, ARRAYS, N{k}, {i}, {t}, {self.shape[a]})"
                 )
                 if self.check_finite:
-                    self.emit(f"FINITE(XP, {t}, BWD[{k}], 'gradient')")
+                    self.emit(f"FINITE(xp, {t}, BWD[{k}], 'gradient')")
                 if a in known:
                     self.emit(f"g{a} = g{a} + t", f"∂L/∂{name[a]}, another path")
                 known.add(a)
@@ -176,13 +178,19 @@ class _Writer:
         self.emit(f"return v{loss}, ({''.join(f'g{s}, ' for _, s in plan.params)})")
 
 
+def _static(shape: Shape | None) -> str:
+    """A fully known shape as source (a tuple of ints: safe), else the empty string."""
+    if shape is None or None in shape:
+        return ""
+    return repr(tuple(int(d) for d in shape if d is not None))
+
+
 def _misfits(var: str, declared: Shape | None) -> str:
     """Source of `` or <var's shape does not fit declared>`` (None axes take any size)."""
     if declared is None:
         return ""
     if None not in declared:
-        static = tuple(int(d) for d in declared if d is not None)
-        return f" or {var}.shape != {static!r}"  # a tuple of ints: safe as source
+        return f" or {var}.shape != {_static(declared)}"
     fixed = "".join(
         f" or {var}.shape[{i}] != {int(d)}" for i, d in enumerate(declared) if d is not None
     )
@@ -215,28 +223,48 @@ def _formula(step: Step | BackStep, name: dict[int, str]) -> str:
     return f"{name[step.out]} = {step.op.name}({', '.join(name[a] for a in step.args)})"
 
 
-def generate_feed(
-    leaves: Sequence[tuple[Hashable, Shape | None]],
+def generate_entry(
+    params: Sequence[tuple[Hashable, Shape | None]],
+    inputs: Sequence[tuple[Hashable, Shape | None]],
     arrays: Arrays,
-    admit: Callable[[Hashable, Any, Mapping[Any, Any]], Any],
-) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
-    """``take(given)``: the values of ``leaves`` (name, declared shape) from the mapping
-    ``given``, in order; any value not already an array of the program's type, dtype and
-    shape goes through ``admit(name, value, given)``, which converts it or names the error."""
-    exact = _exact(arrays)
-    ns: dict[str, Any] = {"EXACT": exact, "DTYPE": arrays.dtype, "ADMIT": admit}
-    lines = ["def take(given):"]
-    for i, (name, shape) in enumerate(leaves):
-        ns[f"N{i}"] = name
-        lines.append(f"    a{i} = given.get(N{i})")
-        lines.append(
-            f"    if a{i}.__class__ not in EXACT or a{i}.dtype is not DTYPE"
-            f"{_misfits(f'a{i}', shape)}: a{i} = ADMIT(N{i}, a{i}, given)"
-        )
-    lines.append(f"    return ({''.join(f'a{i}, ' for i in range(len(leaves)))})")
-    exec(compile("\n".join(lines) + "\n", f"<graphbp feed {next(_counter)}>", "exec"), ns)
-    take: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = ns["take"]
-    return take
+    admit: Callable[[str, Hashable, Any, Mapping[Any, Any]], Any],
+    core: Callable[..., Any],
+    precision: Callable[[], AbstractContextManager[Any]] | None,
+) -> Callable[[Mapping[Any, Any], Mapping[Any, Any]], Any]:
+    """``entry(params, inputs)``: the values of the leaves (name, declared shape) taken by
+    name from the two mappings, in order, then ``core(params, inputs)`` on the two tuples,
+    inside ``precision()`` if given. A value not already an array of the program's type,
+    dtype and shape goes through ``admit(kind, name, value, given)``, which converts it or
+    names the error."""
+    ns: dict[str, Any] = {
+        "EXACT": _exact(arrays),
+        "DTYPE": arrays.dtype,
+        "ADMIT": admit,
+        "CORE": core,
+        "PRECISION": precision,
+    }
+    lines = ["def entry(params, inputs):"]
+    taken = {}
+    for kind, given, leaves in (("param", "params", params), ("input", "inputs", inputs)):
+        names = []
+        for name, shape in leaves:
+            i = len(ns)
+            ns[f"N{i}"] = name
+            lines.append(f"    a{i} = {given}.get(N{i})")
+            lines.append(
+                f"    if a{i}.__class__ not in EXACT or a{i}.dtype is not DTYPE"
+                f"{_misfits(f'a{i}', shape)}: a{i} = ADMIT({kind!r}, N{i}, a{i}, {given})"
+            )
+            names.append(f"a{i}, ")
+        taken[kind] = f"({''.join(names)})"
+    call = f"return CORE({taken['param']}, {taken['input']})"
+    if precision is None:
+        lines.append(f"    {call}")
+    else:
+        lines += ["    with PRECISION():", f"        {call}"]
+    exec(compile("\n".join(lines) + "\n", f"<graphbp entry {next(_counter)}>", "exec"), ns)
+    entry: Callable[[Mapping[Any, Any], Mapping[Any, Any]], Any] = ns["entry"]
+    return entry
 
 
 def _exact(arrays: Arrays) -> tuple[type, ...]:

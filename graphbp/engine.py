@@ -26,10 +26,10 @@ the loss and a tuple of ∂loss/∂param for the plan's parameters."""
 class Rules(NamedTuple):
     """What the traversal calls at each step (built by the Program for its backend)."""
 
-    forward: Sequence[Callable[[Sequence[Array]], Array]]
-    """Per forward step: operands → the checked output."""
-    vjp: Sequence[Callable[[Array, Array, Sequence[Array], Sequence[Any]], Sequence[Any]]]
-    """Per backward step: (g, out, operands, operand shapes) → checked cotangents."""
+    forward: Callable[[Step, Sequence[Array]], Array]
+    """(step, operands) → the step's checked output."""
+    vjp: Callable[[BackStep, Array, Array, Sequence[Array], Sequence[Any]], Sequence[Any]]
+    """(step, g, out, operands, operand shapes) → the step's checked cotangents."""
     consts: Sequence[Array]
     """The values of the plan's const nodes, in plan order."""
     one: Array
@@ -49,8 +49,9 @@ def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:
         for (_, s), v in zip(plan.consts, rules.consts, strict=True):
             value[s] = v
         shape = [getattr(v, "shape", None) for v in value]
-        for step, forward in zip(plan.forward, rules.forward, strict=True):
-            value[step.out] = out = forward([value[a] for a in step.args])
+        forward, vjp = rules.forward, rules.vjp
+        for step in plan.forward:
+            value[step.out] = out = forward(step, [value[a] for a in step.args])
             shape[step.out] = out.shape
             if rules.check_finite:
                 finite(rules.xp, out, step, "value")
@@ -63,14 +64,14 @@ def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:
         check_scalar(plan, value[loss])
         grad: list[Any] = [None] * plan.size
         grad[loss] = rules.one  # ∂L/∂L = 1
-        for back, vjp in zip(plan.backward, rules.vjp, strict=True):
+        for back in plan.backward:
             # Every consumer of back.out came later in topological order, so it was visited
             # first here: ∂L/∂out is complete, computed once, and reused below.
             out, *operands = (
                 value[s] if read else None
                 for s, read in zip((back.out, *back.args), back.reads, strict=True)
             )
-            cts = vjp(grad[back.out], out, operands, [shape[a] for a in back.args])
+            cts = vjp(back, grad[back.out], out, operands, [shape[a] for a in back.args])
             grad[back.out] = None
             for i, a in back.targets:  # a value with several consumers sums their shares
                 if rules.check_finite:

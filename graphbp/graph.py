@@ -11,6 +11,7 @@ import networkx as nx
 
 from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError
 from graphbp.io import write_atomic
+from graphbp.memory import gc_paused
 from graphbp.op import LEAVES, Arrays, Op, Shape, call_forward, signature_of
 from graphbp.registry import get_backend, get_op
 
@@ -28,8 +29,6 @@ LEAF_ATTRS = {
 OP = "op"
 """The kind of every node that is not a leaf: an op plugin computes it."""
 INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
-_PROBES = (2, 3)
-"""Sizes substituted for None axes when shapes are inferred by running forward twice."""
 
 
 class Network:
@@ -43,6 +42,7 @@ class Network:
         GraphError: the graph breaks the schema; the message names the node, op and fix.
     """
 
+    @gc_paused()
     def __init__(self, graph: nx.DiGraph, loss: Hashable | None = None) -> None:
         if not isinstance(graph, nx.DiGraph):
             raise GraphError(
@@ -60,8 +60,9 @@ class Network:
             n: _op_of(self._graph, n) for n in self.order if self.kind[n] == OP
         }
         """The op plugin of each op node (leaves have none)."""
+        edges = _in_edges(self._graph)
         self.operands: dict[Hashable, tuple[Hashable, ...]] = {
-            n: _operands(self._graph, n, self.ops.get(n)) for n in self.order
+            n: _operands(n, self.ops.get(n), edges[n], self._graph) for n in self.order
         }
         self.attrs: dict[Hashable, dict[str, Any]] = {
             n: _attrs(self._graph, n, self.kind[n], self.ops.get(n)) for n in self.order
@@ -237,9 +238,18 @@ def _op_of(g: nx.DiGraph, node: Hashable) -> Op:
         raise type(exc)(f"node {node!r}: {exc}") from exc
 
 
-def _operands(g: nx.DiGraph, node: Hashable, op: Op | None) -> tuple[Hashable, ...]:
+def _in_edges(g: nx.DiGraph) -> dict[Hashable, list[tuple[Hashable, Any, dict[str, Any]]]]:
+    """Every node's incoming edges as (source, target, data), one per edge of a multigraph."""
+    edges: dict[Hashable, list[tuple[Hashable, Any, dict[str, Any]]]] = {n: [] for n in g}
+    for source, target, data in g.edges(data=True):
+        edges[target].append((source, target, data))
+    return edges
+
+
+def _operands(
+    node: Hashable, op: Op | None, edges: list[tuple[Hashable, Any, dict[str, Any]]], g: nx.DiGraph
+) -> tuple[Hashable, ...]:
     """The node's operands in argument order, from the ``arg`` attribute of its in-edges."""
-    edges = list(g.in_edges(node, data=True))
     if op is None:
         if edges:
             raise GraphError(
@@ -339,39 +349,46 @@ def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
     """Infer every node's static shape by running forward on probes; None if unknown.
 
     Inputs' None axes get two different probe sizes; an output axis that follows them is
-    None, one that does not is static. A forward that raises is a shape mismatch.
+    None, one that does not is static. A node none of whose operands depends on a None axis
+    is probed once. A forward that raises is a shape mismatch.
     """
     import numpy as np
 
     arrays = get_backend("numpy").arrays("float64")
-    probes: list[dict[Hashable, Any]] = [{} for _ in _PROBES]
+    probes: dict[Hashable, tuple[Any, Any]] = {}
     shapes: dict[Hashable, Shape | None] = {}
-    for node in net.order:
-        kind, data = net.kind[node], net.graph.nodes[node]
-        for size, values in zip(_PROBES, probes, strict=True):
+    with np.errstate(all="ignore"):
+        for node in net.order:
+            kind, data = net.kind[node], net.graph.nodes[node]
+            a: Any
+            b: Any
             if kind == "const":
-                values[node] = np.asarray(data["value"], dtype=np.float64)
+                a = b = np.asarray(data["value"], dtype=np.float64)
             elif kind != OP:
                 shape = data.get("shape")
-                values[node] = (
-                    None
-                    if shape is None
-                    else np.ones(tuple(size if d is None else d for d in shape))
+                a = b = (
+                    None if shape is None else np.ones(tuple(2 if d is None else d for d in shape))
                 )
+                if shape is not None and None in shape:
+                    b = np.ones(tuple(3 if d is None else d for d in shape))
             else:
-                args = [values[a] for a in net.operands[node]]
-                known = all(v is not None for v in args)
-                values[node] = _probe(net, node, arrays, args, shapes) if known else None
-        a, b = (values[node] for values in probes)
-        shapes[node] = None if a is None else _merge_shapes(a.shape, b.shape)
-        declared, inferred = data.get("shape"), shapes[node]
-        if kind != OP or declared is None or inferred is None:
-            continue
-        if not _shapes_agree(inferred, declared):
-            raise GraphError(
-                f"node {node!r} (op {net.op_name(node)!r}) declares shape {declared} but its "
-                f"operands give {inferred}; fix the declared shape or the operands"
-            )
+                pairs = [probes[x] for x in net.operands[node]]
+                if any(x is None for x, _ in pairs):
+                    a = b = None
+                else:
+                    a = _probe(net, node, arrays, [x for x, _ in pairs], shapes)
+                    same = all(x is y for x, y in pairs)
+                    b = a if same else _probe(net, node, arrays, [y for _, y in pairs], shapes)
+            probes[node] = a, b
+            shapes[node] = None if a is None else _merge_shapes(a.shape, b.shape)
+            declared, inferred = data.get("shape"), shapes[node]
+            if kind != OP or declared is None or inferred is None:
+                continue
+            if not _shapes_agree(inferred, declared):
+                raise GraphError(
+                    f"node {node!r} (op {net.op_name(node)!r}) declares shape {declared} but "
+                    f"its operands give {inferred}; fix the declared shape or the operands"
+                )
     return shapes
 
 
@@ -380,8 +397,7 @@ def _probe(
 ) -> Any:
     op = net.ops[node]
     try:
-        with arrays.xp.errstate(all="ignore"):
-            return call_forward(op, arrays, args, net.attrs[node], node=node)
+        return call_forward(op, arrays, args, net.attrs[node], node=node)
     except PluginError:  # the result breaks the contract: the plugin's fault, named
         raise
     except (ValueError, TypeError, IndexError) as exc:

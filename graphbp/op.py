@@ -101,6 +101,9 @@ class OpSignature:
     def __init__(self, op: Op) -> None:
         self.arity, self.attrs, self.any_attrs = _operands_and_attrs(op, op.forward)
         self.vjp_takes_needs = "needs" in inspect.signature(op.vjp).parameters
+        declared = op.vjp_reads
+        self.reads = tuple(declared is None or r in declared for r in ("out", *range(self.arity)))
+        """Whether the vjp reads the output and each operand (``vjp_reads``)."""
 
 
 _signatures: dict[type[Op], OpSignature] = {}
@@ -206,9 +209,10 @@ def sum_to(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
 
 def shape_fits(actual: tuple[int, ...], declared: Shape | None) -> bool:
     """Whether a concrete shape fits a declared one (None, or a None axis, matches any size)."""
-    return declared is None or (
-        len(actual) == len(declared)
-        and all(d is None or a == d for a, d in zip(actual, declared, strict=True))
+    if declared is None or actual == declared:
+        return True
+    return len(actual) == len(declared) and all(
+        d is None or a == d for a, d in zip(actual, declared, strict=True)
     )
 
 
@@ -288,12 +292,6 @@ def call_vjp(
     )
 
 
-def vjp_reads_mask(op: Op, arity: int) -> tuple[bool, ...]:
-    """Whether ``op``'s vjp reads its output and each of its ``arity`` operands."""
-    reads = op.vjp_reads
-    return tuple(reads is None or r in reads for r in ("out", *range(arity)))
-
-
 def vjp_kwargs(op: Op, attrs: Mapping[str, Any], needs: tuple[bool, ...]) -> Mapping[str, Any]:
     """The keyword arguments of ``op``'s vjp: the node's attributes, and ``needs`` if it
     takes them."""
@@ -302,24 +300,25 @@ def vjp_kwargs(op: Op, attrs: Mapping[str, Any], needs: tuple[bool, ...]) -> Map
 
 def check_output(op: Op, arrays: Arrays, node: Hashable, out: Any, shape: Shape | None) -> Array:
     """``out`` if it is a forward result the program can use, else a PluginError."""
-    where = f"{_where(op, node)}: forward returned"
-    if not isinstance(out, arrays.types):
-        raise PluginError(
-            f"{where} {type(out).__name__}; return an array of the {arrays.backend} backend "
-            f"computed with xp (e.g. xp.asarray(value, dtype=operand.dtype))"
-        )
     array: Any = out
-    if array.dtype != arrays.dtype:
-        raise PluginError(
-            f"{where} a {array.dtype} array in a {arrays.dtype} program; compute in the "
-            "operands' dtype (plain Python numbers keep it, xp.asarray(..., x.dtype) sets it)"
+    if not isinstance(out, arrays.types):
+        problem = (
+            f"{type(out).__name__}; return an array of the {arrays.backend} backend computed "
+            "with xp (e.g. xp.asarray(value, dtype=operand.dtype))"
         )
-    if not shape_fits(tuple(array.shape), shape):
-        raise PluginError(
-            f"{where} shape {tuple(array.shape)}, but its shape was inferred as {shape} from "
-            "the same operand shapes; the output shape must depend on shapes only"
+    elif array.dtype is not arrays.dtype and array.dtype != arrays.dtype:
+        problem = (
+            f"a {array.dtype} array in a {arrays.dtype} program; compute in the operands' "
+            "dtype (plain Python numbers keep it, xp.asarray(..., x.dtype) sets it)"
         )
-    return array
+    elif not shape_fits(tuple(array.shape), shape):
+        problem = (
+            f"shape {tuple(array.shape)}, but its shape was inferred as {shape} from the same "
+            "operand shapes; the output shape must depend on shapes only"
+        )
+    else:
+        return array
+    raise PluginError(f"{_where(op, node)}: forward returned {problem}")
 
 
 def check_count(op: Op, node: Hashable, cts: Any, arity: int) -> None:
@@ -337,25 +336,26 @@ def check_cotangent(
     op: Op, arrays: Arrays, node: Hashable, position: int, ct: Any, shape: tuple[int, ...]
 ) -> Array:
     """A needed cotangent summed back to its operand's ``shape``, or a PluginError."""
-    where = f"{_where(op, node)}: vjp returned"
-    if not isinstance(ct, arrays.types):
-        raise PluginError(
-            f"{where} {type(ct).__name__} for operand {position}, which needs a gradient; "
-            f"return an array of the {arrays.backend} backend, computed with xp"
-        )
     array: Any = ct
-    if array.dtype != arrays.dtype:
-        raise PluginError(
-            f"{where} a {array.dtype} cotangent for operand {position} in a {arrays.dtype} "
-            "program; compute it in the dtype of g"
+    if not isinstance(ct, arrays.types):
+        problem = (
+            f"{type(ct).__name__} for operand {position}, which needs a gradient; return an "
+            f"array of the {arrays.backend} backend, computed with xp"
         )
-    try:
-        return sum_to(arrays.xp, array, tuple(shape))
-    except ValueError:
-        raise PluginError(
-            f"{where} a cotangent of shape {tuple(array.shape)} for operand {position}; return "
-            f"an array of the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
-        ) from None
+    elif array.dtype is not arrays.dtype and array.dtype != arrays.dtype:
+        problem = (
+            f"a {array.dtype} cotangent for operand {position} in a {arrays.dtype} program; "
+            "compute it in the dtype of g"
+        )
+    else:
+        try:
+            return sum_to(arrays.xp, array, tuple(shape))
+        except ValueError:
+            problem = (
+                f"a cotangent of shape {tuple(array.shape)} for operand {position}; return an "
+                f"array of the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
+            )
+    raise PluginError(f"{_where(op, node)}: vjp returned {problem}")
 
 
 def _where(op: Op, node: Hashable) -> str:

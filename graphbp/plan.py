@@ -6,7 +6,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from graphbp.op import Op, Shape, vjp_reads_mask
+from graphbp.memory import gc_paused
+from graphbp.op import Op, Shape, signature_of
 
 if TYPE_CHECKING:
     from graphbp.graph import Network
@@ -55,6 +56,8 @@ class Plan:
     forward: tuple[Step, ...]
     backward: tuple[BackStep, ...]
     """Empty unless the plan differentiates its first output (the loss)."""
+    shapes: tuple[Shape | None, ...]
+    """The static shape of each slot's value, as inferred when the network was built."""
 
     @property
     def size(self) -> int:
@@ -62,6 +65,7 @@ class Plan:
         return len(self.slots)
 
 
+@gc_paused()
 def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Plan:
     """Schedule ``net`` to compute ``outputs`` (and, with_grad, the gradient of the first).
 
@@ -89,23 +93,22 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
         for a in net.operands[n]:
             last_read[a] = i
     for j, n in enumerate(back_nodes, start=len(interior)):
-        for a in vjp_reads(net, n):
-            last_read[a] = j
+        for a, read in zip((n, *net.operands[n]), signature_of(net.ops[n]).reads, strict=True):
+            if read:
+                last_read[a] = j
     keep = set(outputs) | {n for n in order if n not in net.ops}
     frees: dict[int, list[int]] = {}
     for n, i in last_read.items():
         if n not in keep:
             frees.setdefault(i, []).append(slots[n])
 
-    def operands(n: Hashable) -> tuple[int, ...]:
-        return tuple(slots[a] for a in net.operands[n])
-
+    args = {n: tuple(map(slots.__getitem__, net.operands[n])) for n in interior}
     forward = tuple(
         Step(
             n,
             net.ops[n],
             slots[n],
-            operands(n),
+            args[n],
             net.attrs[n],
             net.shapes[n],
             tuple(frees.get(i, ())),
@@ -114,12 +117,11 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
     )
     backward = []
     for j, n in enumerate(back_nodes, start=len(interior)):
-        args = operands(n)
         needs = tuple(on_param_path[a] for a in net.operands[n])
-        reads = vjp_reads_mask(net.ops[n], len(args))
-        targets = tuple((i, a) for i, a in enumerate(args) if needs[i])
+        reads = signature_of(net.ops[n]).reads
+        targets = tuple((i, a) for i, a in enumerate(args[n]) if needs[i])
         free = tuple(frees.get(j, ()))
-        step = BackStep(n, net.ops[n], slots[n], args, net.attrs[n], needs, reads, targets, free)
+        step = BackStep(n, net.ops[n], slots[n], args[n], net.attrs[n], needs, reads, targets, free)
         backward.append(step)
     return Plan(
         outputs=tuple(slots[n] for n in outputs),
@@ -129,15 +131,8 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
         consts=tuple((n, slots[n]) for n in order if kinds[n] == "const"),
         forward=forward,
         backward=tuple(backward),
+        shapes=tuple(net.shapes[n] for n in order),
     )
-
-
-def vjp_reads(net: Network, node: Hashable) -> list[Hashable]:
-    """The nodes whose forward values the vjp of ``node`` reads (see ``Op.vjp_reads``)."""
-    reads = net.ops[node].vjp_reads
-    if reads is None:
-        return [node, *net.operands[node]]
-    return [node if r == "out" else net.operands[node][int(r)] for r in reads]
 
 
 def _ancestors(net: Network, node: Hashable) -> set[Hashable]:

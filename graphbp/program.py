@@ -14,15 +14,14 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal
 
-from graphbp.backend import check_dtype
-from graphbp.codegen import generate, generate_feed
+from graphbp.backend import Backend, check_dtype
+from graphbp.codegen import generate, generate_entry
 from graphbp.engine import Rules, Run, interpret
 from graphbp.errors import InputError, PluginError
-from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, vjp_reads_mask
+from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, signature_of
 from graphbp.plan import BackStep, Plan, Step, build_plan
 
 if TYPE_CHECKING:
-    from graphbp.backend import Backend
     from graphbp.graph import Network
     from graphbp.optim import Optimizer
 
@@ -92,8 +91,9 @@ class Program:
             }
             self._one = backend.constant(1.0, dtype)
         self._plans: dict[PlanKey, Plan] = {}
-        self._functions: dict[PlanKey, Callable[..., Any]] = {}
+        self._entries: dict[PlanKey, Callable[..., Any]] = {}
         self._sources: dict[PlanKey, str] = {}
+        self._loss, self._grad = self._key(None, False), self._key(None, True)
         if not backend.differentiates:  # fail now, not at the first gradient
             for back in self.plan(with_grad=True).backward:
                 if not defines_vjp(back.op):
@@ -179,67 +179,73 @@ class Program:
         return with_zeros
 
     def _rules(self, plan: Plan, differentiable: bool) -> Rules:
-        """What the traversal calls at each step: ``call_forward`` and ``call_vjp`` (JAX: each
-        forward ``differentiable`` with its plugin's rule, so ``jax.grad`` uses it too)."""
-        consts = [self._consts[n] for n, _ in plan.consts]
-        return Rules(
-            [self._forward_rule(step, differentiable) for step in plan.forward],
-            [self._vjp_rule(back) for back in plan.backward],
-            consts,
-            self._one,
-            self.xp,
-            self.check_finite,
-        )
+        """What the traversal calls at each step: ``call_forward`` and ``call_vjp`` (JAX: with
+        ``differentiable``, each forward wrapped so that ``jax.grad`` uses its plugin's rule)."""
+        arrays, backend = self.arrays, self.backend
 
-    def _forward_rule(self, step: Step, differentiable: bool) -> Callable[[Sequence[Any]], Any]:
-        op, arrays, attrs, node, shape = step.op, self.arrays, step.attrs, step.node, step.shape
-
-        def forward(operands: Sequence[Any]) -> Any:
-            return call_forward(op, arrays, operands, attrs, node=node, shape=shape)
-
-        if not differentiable or not defines_vjp(op):
-            return forward  # JAX differentiates an op without vjp by itself
-        reads = vjp_reads_mask(op, len(step.args))
-
-        def vjp(g: Any, out: Any, operands: Sequence[Any]) -> Sequence[Any]:
-            seen = [v if read else None for v, read in zip((out, *operands), reads, strict=True)]
-            shapes = [x.shape for x in operands]
-            return call_vjp(op, arrays, g, seen[0], seen[1:], attrs, shapes=shapes, node=node)
-
-        return self.backend.differentiable(forward, vjp, self.dtype)
-
-    def _vjp_rule(self, back: BackStep) -> Callable[..., Sequence[Any]]:
-        op, arrays, attrs, node, needs = back.op, self.arrays, back.attrs, back.node, back.needs
-
-        def forward(operands: Sequence[Any]) -> Any:
-            return call_forward(op, arrays, operands, attrs, node=node)
-
-        rule = None if defines_vjp(op) else self.backend.autodiff(forward)
-
-        def vjp(g: Any, out: Any, operands: Sequence[Any], shapes: Sequence[Any]) -> Any:
-            return call_vjp(
-                op,
-                arrays,
-                g,
-                out,
-                operands,
-                attrs,
-                shapes=shapes,
-                needs=needs,
-                node=node,
-                rule=rule,
+        def forward(step: Step, operands: Sequence[Any]) -> Any:
+            return call_forward(
+                step.op, arrays, operands, step.attrs, node=step.node, shape=step.shape
             )
 
-        return vjp
+        def vjp(back: BackStep, g: Any, out: Any, operands: Any, shapes: Any) -> Any:
+            op, node = back.op, back.node
+            rule = None
+            if not defines_vjp(op):  # the backend's autodiff (NumPy refused this at init)
+                rule = backend.autodiff(lambda xs: call_forward(op, arrays, xs, back.attrs))
+            return call_vjp(
+                op, arrays, g, out, operands, back.attrs,
+                shapes=shapes, needs=back.needs, node=node, rule=rule,
+            )  # fmt: skip
 
-    def _call(self, key: PlanKey, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Any:
-        """Run a plan's core, wrapped by the backend, on parameters and inputs by name."""
-        fn = self._functions.get(key)
-        if fn is None:
+        consts = [self._consts[n] for n, _ in plan.consts]
+        run_forward = self._differentiable(forward) if differentiable else forward
+        return Rules(run_forward, vjp, consts, self._one, self.xp, self.check_finite)
+
+    def _differentiable(
+        self, forward: Callable[[Step, Sequence[Any]], Any]
+    ) -> Callable[[Step, Sequence[Any]], Any]:
+        """``forward`` with each op that has a vjp made ``differentiable`` by the backend with
+        its plugin's rule (wrapped once per step, when the step first runs)."""
+        arrays, wrapped = self.arrays, {}
+
+        def wrap(step: Step) -> Callable[[Sequence[Any]], Any]:
+            op, attrs, node = step.op, step.attrs, step.node
+            reads = signature_of(op).reads
+
+            def vjp(g: Any, out: Any, operands: Sequence[Any]) -> Sequence[Any]:
+                seen = [v if r else None for v, r in zip((out, *operands), reads, strict=True)]
+                shapes = [x.shape for x in operands]
+                return call_vjp(op, arrays, g, seen[0], seen[1:], attrs, shapes=shapes, node=node)
+
+            return self.backend.differentiable(lambda xs: forward(step, xs), vjp, self.dtype)
+
+        def differentiable(step: Step, operands: Sequence[Any]) -> Any:
+            if not defines_vjp(step.op):
+                return forward(step, operands)  # JAX differentiates it by itself
+            if step.out not in wrapped:
+                wrapped[step.out] = wrap(step)
+            return wrapped[step.out](operands)
+
+        return differentiable
+
+    def _entry(self, key: PlanKey) -> Callable[[Mapping[Any, Any], Mapping[Any, Any]], Any]:
+        """``entry(params, inputs)`` by name: the plan's leaves taken in plan order and
+        admitted, then its core as the backend wraps it, in the program's precision."""
+        entry = self._entries.get(key)
+        if entry is None:
             core = self._core(key)
-            fn = self._functions[key] = core if self.check_finite else self.backend.wrap(core)
-        with self.precision():
-            return fn(self._feed(key, "param")(params), self._feed(key, "input")(inputs))
+            plan, shapes = self.plan(*key), self.network.shapes
+            scoped = type(self.backend).precision is not Backend.precision
+            entry = self._entries[key] = generate_entry(
+                [(n, shapes[n]) for n, _ in plan.params],
+                [(n, shapes[n]) for n, _ in plan.inputs],
+                self.arrays,
+                self._admit,
+                core if self.check_finite else self.backend.wrap(core),
+                self.precision if scoped else None,
+            )
+        return entry
 
     # ---------------------------------------------------------------- public entry points
 
@@ -262,14 +268,14 @@ class Program:
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
         """The loss (a 0-d array). On JAX a JAX function: jax.grad of it uses the plugins'
         vjps."""
-        return self._call(self._key(None, False), params, inputs)[0]
+        return self._entry(self._loss)(params, inputs)[0]
 
     def value_and_grad(
         self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
-        loss, grads = self._call(self._key(None, True), params, inputs)
-        return loss, dict(zip(self.network.params, grads, strict=True))
+        loss, grads = self._entry(self._grad)(params, inputs)
+        return loss, dict(zip(self.network.params, grads, strict=False))  # one per param
 
     def forward(
         self,
@@ -279,7 +285,7 @@ class Program:
     ) -> dict[Any, Array]:
         """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
         key = self._key(outputs, False)
-        return dict(zip(key[0], self._call(key, params, inputs), strict=True))
+        return dict(zip(key[0], self._entry(key)(params, inputs), strict=True))
 
     # ---------------------------------------------------------------------------- training
 
@@ -296,8 +302,7 @@ class Program:
         Args:
             optimizer: the update rule; applied in place on a mutable backend (NumPy).
         """
-        key = self._key(None, True)
-        plan, core = self.plan(*key), self._core(key)
+        plan, core = self.plan(*self._grad), self._core(self._grad)
         position = {n: i for i, n in enumerate(self.network.params)}
         take = [position[n] for n, _ in plan.params]
         update = optimizer.update_ if self.backend.mutable else optimizer.update
@@ -319,23 +324,6 @@ class Program:
         return run_step
 
     # ------------------------------------------------------------------------ leaf checks
-
-    def _feed(self, key: PlanKey, kind: str) -> Callable[[Mapping[Any, Any]], tuple[Any, ...]]:
-        """``take(given)`` for a plan's parameters or inputs: by position, each admitted."""
-        feeds: dict[tuple[PlanKey, str], Any] = self.__dict__.setdefault("_feeds", {})
-        if (key, kind) not in feeds:
-            plan = self.plan(*key)
-            leaves = plan.params if kind == "param" else plan.inputs
-            shapes = self.network.shapes
-
-            def admit(name: Hashable, value: Any, given: Mapping[Any, Any]) -> Any:
-                return self._admit(kind, name, value, given)
-
-            feeds[key, kind] = generate_feed(
-                [(n, shapes[n]) for n, _ in leaves], self.arrays, admit
-            )
-        take: Callable[[Mapping[Any, Any]], tuple[Any, ...]] = feeds[key, kind]
-        return take
 
     def _admit(self, kind: str, name: Hashable, value: Any, given: Mapping[Any, Array]) -> Array:
         """``value`` as a backend array of the program's dtype, or an error naming the leaf."""

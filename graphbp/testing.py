@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
-from graphbp.op import Op, call_forward, call_vjp, defines_vjp, vjp_reads_mask
+from graphbp.op import Op, call_forward, call_vjp, defines_vjp, signature_of
 from graphbp.registry import backends, get_backend, get_op
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _op_rules(
 
 def _as_engine_passes(op: Op, out: Any, operands: list[Any]) -> list[Any]:
     """``[out, *operands]`` with None for what the op says its vjp does not read."""
-    reads = vjp_reads_mask(op, len(operands))
+    reads = signature_of(op).reads
     return [v if read else None for v, read in zip((out, *operands), reads, strict=True)]
 
 

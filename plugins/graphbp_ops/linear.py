@@ -13,10 +13,17 @@ from graphbp.registry import get_op
 _ALL = (True, True, True)
 
 
+def weight_grad(x: Any, g: Any) -> Any:
+    """xᵀ·g, the cotangent of W in x·W (2-D). With a single output column it is computed as
+    (gᵀ·x)ᵀ: XLA's CPU backend turns xᵀ·g into a slow reduction loop there (a whole jitted
+    training step measured 1.07–1.10× slower), while NumPy takes both alike."""
+    return (g.T @ x).T if g.shape[-1] == 1 else x.T @ g
+
+
 def matmul_vjp(xp: Any, g: Any, a: Any, b: Any, needs: tuple[bool, ...]) -> tuple[Any, Any]:
     """Cotangents of ``a @ b`` (NumPy matmul semantics, 1-D operands included)."""
     if a.ndim == 2 and b.ndim == 2:  # the common case, kept short
-        return (g @ b.T if needs[0] else None), (a.T @ g if needs[1] else None)
+        return (g @ b.T if needs[0] else None), (weight_grad(a, g) if needs[1] else None)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     g2 = xp.expand_dims(g, -1) if b.ndim == 1 else g
@@ -69,7 +76,7 @@ class Affine(Op):
         self, xp: Any, g: Any, out: Any, x: Any, w: Any, b: Any, needs: tuple[bool, ...] = _ALL
     ) -> tuple[Any, Any, Any]:
         if x.ndim == 2:  # the common case, one frame fewer
-            return (g @ w.T if needs[0] else None), (x.T @ g if needs[1] else None), g
+            return (g @ w.T if needs[0] else None), (weight_grad(x, g) if needs[1] else None), g
         gx, gw = matmul_vjp(xp, g, x, w, needs)
         return gx, gw, g
 
@@ -127,7 +134,8 @@ class Dense(Op):
         z = x @ w + b if reads is None or 0 in reads else None  # σ, tanh: from out alone
         (gz,) = f.vjp(xp, g, out, z)
         if x.ndim == 2:
-            return (gz @ w.T if needs[0] else None), (x.T @ gz if needs[1] else None), gz
+            gw = weight_grad(x, gz) if needs[1] else None
+            return (gz @ w.T if needs[0] else None), gw, gz
         gx, gw = matmul_vjp(xp, gz, x, w, needs)
         return gx, gw, gz
 
