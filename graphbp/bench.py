@@ -13,6 +13,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from graphbp.testing import handwritten_step
+
 SIZES = [(32, 8, 16, 1), (256, 64, 128, 1), (64, 784, 1024, 10)]
 """(batch, in, hidden, out) of the seed network."""
 CHAIN_OPS = ("tanh", "sigmoid")
@@ -47,35 +49,6 @@ def seed_data(batch: int, n_in: int, n_out: int, seed: int = 0) -> dict[str, Any
     """Random inputs for the seed network."""
     rng = np.random.default_rng(seed)
     return {"x": rng.standard_normal((batch, n_in)), "y": rng.standard_normal((batch, n_out))}
-
-
-def handwritten_grads(params: dict[str, Any], x: Any, y: Any) -> tuple[float, dict[str, Any]]:
-    """Loss and gradients of the seed network, backprop written out by hand in NumPy."""
-    w1, b1, w2, b2, w3, b3 = (params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
-    h1 = 1 / (1 + np.exp(-(x @ w1 + b1)))
-    h2 = 1 / (1 + np.exp(-(h1 @ w2 + b2)))
-    d = h2 @ w3 + b3 - y
-    loss = float(np.sum(d * d))
-    g = 2 * d  # ∂L/∂ŷ, computed once ...
-    dz2 = (g @ w3.T) * h2 * (1 - h2)  # ... and reused for W2, b2 and everything below
-    dz1 = (dz2 @ w2.T) * h1 * (1 - h1)
-    grads = {
-        "W3": h2.T @ g,
-        "b3": g.sum(0),
-        "W2": h1.T @ dz2,
-        "b2": dz2.sum(0),
-        "W1": x.T @ dz1,
-        "b1": dz1.sum(0),
-    }
-    return loss, grads
-
-
-def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float:
-    """One SGD step of the seed network by hand: the gradients above, then W -= lr·∇W."""
-    loss, grads = handwritten_grads(params, x, y)
-    for k, gk in grads.items():
-        params[k] -= lr * gk
-    return loss
 
 
 def chain_graph(length: int) -> nx.DiGraph:

@@ -1,9 +1,11 @@
-"""Gradient checking: plugin vjps and whole networks against float64 central differences.
+"""Gradient checking: plugin vjps and whole networks against float64 central differences,
+and the textbook oracle: the seed network's backprop written out by hand in NumPy.
 
 Example:
     >>> import graphbp.testing as gbt
     >>> gbt.check_op("sigmoid")                 # every example of the op, on numpy
     >>> gbt.check_network(net)                  # every parameter element of a network
+    >>> loss, grads = gbt.handwritten_grads(params, x, y)   # the seed network, by hand
 """
 
 from __future__ import annotations
@@ -402,3 +404,58 @@ def random_inputs(net: Network, rng: Any, batch: int = 4) -> dict[Hashable, Any]
             )
         inputs[name] = rng.standard_normal(tuple(batch if d is None else d for d in shape))
     return inputs
+
+
+# ------------------------------------------------------------------ the textbook oracle
+
+
+def handwritten_grads(params: Mapping[str, Any], x: Any, y: Any) -> tuple[float, dict[str, Any]]:
+    """Loss and gradients of the seed network, backprop written out by hand in NumPy.
+
+    The textbook oracle for ``graphbp.seed_network``: h1 = σ(x·W1 + b1), h2 = σ(h1·W2 + b2),
+    ŷ = h2·W3 + b3, L = Σᵢ ‖yᵢ − ŷᵢ‖², each gradient by its formula, owing nothing to graphbp's
+    plugins or traversal. The benchmark times it as its baseline.
+
+    Args:
+        params: NumPy arrays under the seed network's names W1, b1, W2, b2, W3, b3.
+        x: the inputs, one row per example.
+        y: the targets, one row per example.
+
+    Returns:
+        L and ∂L/∂p for each of the six parameters, by name.
+    """
+    w1, b1, w2, b2, w3, b3 = (params[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3"))
+    h1 = 1 / (1 + np.exp(-(x @ w1 + b1)))
+    h2 = 1 / (1 + np.exp(-(h1 @ w2 + b2)))
+    d = h2 @ w3 + b3 - y
+    loss = float(np.sum(d * d))
+    g = 2 * d  # ∂L/∂ŷ, computed once ...
+    dz2 = (g @ w3.T) * h2 * (1 - h2)  # ... and reused for W2, b2 and everything below
+    dz1 = (dz2 @ w2.T) * h1 * (1 - h1)
+    grads = {
+        "W3": h2.T @ g,
+        "b3": g.sum(0),
+        "W2": h1.T @ dz2,
+        "b2": dz2.sum(0),
+        "W1": x.T @ dz1,
+        "b1": dz1.sum(0),
+    }
+    return loss, grads
+
+
+def handwritten_step(params: dict[str, Any], x: Any, y: Any, lr: float) -> float:
+    """One SGD step of the seed network by hand: ``handwritten_grads``, then W ← W − lr·∇W.
+
+    Args:
+        params: as for ``handwritten_grads``; updated in place.
+        x: the inputs, one row per example.
+        y: the targets, one row per example.
+        lr: the learning rate.
+
+    Returns:
+        The loss before the step.
+    """
+    loss, grads = handwritten_grads(params, x, y)
+    for k, gk in grads.items():
+        params[k] -= lr * gk
+    return loss

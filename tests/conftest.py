@@ -12,6 +12,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import chain
 
 import graphbp as gb
 from graphbp.registry import unregister_op
@@ -77,21 +78,12 @@ def param_chain(
     param: str = "p",
 ) -> nx.DiGraph:
     """param → ops[0] → ops[1] → ... → L = sum, op nodes named by ``names`` or 0, 1, ...."""
-    g = nx.DiGraph(loss="L")
-    g.add_node(param, op="param", shape=shape, **({} if init is None else {"init": init}))
-    prev: Any = param
-    for node, op in zip(names or range(len(ops)), ops, strict=True):
-        g.add_node(node, op=op)
-        g.add_edge(prev, node)
-        prev = node
-    g.add_node("L", op="sum")
-    g.add_edge(prev, "L")
-    return g
+    return chain(ops, shape=shape, init=init, names=names, source=param)
 
 
 @pytest.fixture(name="param_chain")
 def param_chain_fixture() -> Any:
-    """The param_chain builder."""
+    """The param_chain builder (graphs.chain from a param)."""
     return param_chain
 
 

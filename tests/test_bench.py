@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import graphbp as gb
-from graphbp.bench import bench_chain, chain_graph, handwritten_step, seed_data
+from graphbp.bench import bench_chain, chain_graph, seed_data
 from graphbp.optim import SGD
+from graphbp.testing import handwritten_step
 
 
 def test_handwritten_step_equals_the_graphbp_step() -> None:

@@ -8,43 +8,10 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import NETWORKS, example_inputs
 
 import graphbp as gb
 from graphbp.chain import Edge, Flow
-
-
-def _fanout_graph() -> nx.DiGraph:
-    """A value used twice (fan-out), a parameter used in two places, h·h, broadcasting."""
-    g = nx.DiGraph(loss="L")
-    g.add_node("x", op="input", shape=(None, 3))
-    g.add_node("W", op="param", shape=(3, 3), init="normal")
-    g.add_node("s", op="param", shape=(1, 3), init="normal")
-    nodes = {
-        "z": ("matmul", ["x", "W"]),
-        "h": ("tanh", ["z"]),
-        "hs": ("mul", ["h", "s"]),  # s broadcasts over the batch
-        "r": ("add", ["hs", "h"]),  # h fans out
-        "q": ("mul", ["r", "r"]),  # r in both positions
-        "w2": ("square", ["W"]),  # W is used twice
-        "reg": ("sum", ["w2"]),
-        "data": ("mean", ["q"]),
-        "L": ("add", ["data", "reg"]),
-    }
-    for node, (op, operands) in nodes.items():
-        g.add_node(node, op=op)
-        if operands[0] == operands[-1] and len(operands) == 2:
-            g.add_edge(operands[0], node, arg=(0, 1))
-            continue
-        for i, a in enumerate(operands):
-            g.add_edge(a, node, arg=i)
-    return g
-
-
-NETWORKS = {
-    "seed": lambda: gb.seed_network(3, 4, 2),
-    "fanout": _fanout_graph,
-    "diamonds": lambda: gb.diamond_chain(4),
-}
 
 
 def test_the_seed_formula_has_the_four_textbook_factors_and_no_weight_to_weight() -> None:
@@ -83,7 +50,7 @@ def test_path_contributions_sum_to_the_gradient(name: str, backend: str) -> None
     net = gb.Network(NETWORKS[name]())
     prog = net.compile(backend)
     rng = np.random.default_rng(3)
-    inputs = {n: rng.standard_normal((4, *net.shapes[n][1:])) for n in net.inputs}
+    inputs = example_inputs(net, rng)
     params = prog.init(1)
     values = prog.forward(params, inputs, net.order)
     _, grads = prog.value_and_grad(params, inputs)
@@ -93,9 +60,9 @@ def test_path_contributions_sum_to_the_gradient(name: str, backend: str) -> None
         for path in rule.paths:
             assert path.contribution.shape == np.shape(grads[param])
         np.testing.assert_allclose(rule.gradient, grads[param], rtol=1e-9, atol=1e-12)
-    if name == "fanout":  # several paths, each a real share: no single path is the gradient
+    if name == "reuse":  # several paths, each a real share: no single path is the gradient
         rule = gb.chain_rule(net, "W", values=values)
-        assert rule.path_count == 5
+        assert rule.path_count == 4  # via h·h's two positions, via h·s, via x·W
         for path in rule.paths:
             assert not np.allclose(path.contribution, grads["W"])
 

@@ -8,48 +8,14 @@ from typing import Any, ClassVar
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import hand_built_seed
 
 import graphbp as gb
 from graphbp.testing import check_op
 
 
-def _hand_built_seed(n_in: int, hidden: int, n_out: int, fused: bool = True) -> nx.DiGraph:
-    """The textbook network declared node by node, as a user would without the builder.
-
-    ``fused`` writes each hidden layer as one node, h = dense(x, W, b) = σ(x·W + b), as the
-    builder does; otherwise as two, z = affine(x, W, b) and h = sigmoid(z).
-    """
-    g = nx.DiGraph()
-    g.add_node("x", op="input", shape=(None, n_in))
-    g.add_node("y", op="input", shape=(None, n_out))
-    sizes = [n_in, hidden, hidden, n_out]
-    prev = "x"
-    for k in (1, 2, 3):
-        g.add_node(f"W{k}", op="param", shape=(sizes[k - 1], sizes[k]))
-        g.add_node(f"b{k}", op="param", shape=(sizes[k],))
-        if k == 3:
-            z = "yhat"
-            g.add_node(z, op="affine")
-        elif fused:
-            z = f"h{k}"
-            g.add_node(z, op="dense", activation="sigmoid")
-        else:
-            z = f"z{k}"
-            g.add_node(z, op="affine")
-            g.add_node(f"h{k}", op="sigmoid")
-            g.add_edge(z, f"h{k}")
-        g.add_edge(prev, z, arg=0)
-        g.add_edge(f"W{k}", z, arg=1)
-        g.add_edge(f"b{k}", z, arg=2)
-        prev = f"h{k}"
-    g.add_node("L", op="sse")
-    g.add_edge("yhat", "L", arg=0)
-    g.add_edge("y", "L", arg=1)
-    return g
-
-
 def test_builder_returns_the_hand_built_graph() -> None:
-    built, by_hand = gb.seed_network(4, 6, 2), _hand_built_seed(4, 6, 2)
+    built, by_hand = gb.seed_network(4, 6, 2), hand_built_seed(4, 6, 2)
     assert nx.utils.graphs_equal(
         nx.DiGraph(built.edges(data=True)), nx.DiGraph(by_hand.edges(data=True))
     )
@@ -65,7 +31,7 @@ def test_builder_returns_the_hand_built_graph() -> None:
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "softplus"])
 def test_a_dense_layer_equals_affine_then_its_activation(activation: str) -> None:
-    fused, split = _hand_built_seed(4, 6, 2), _hand_built_seed(4, 6, 2, fused=False)
+    fused, split = hand_built_seed(4, 6, 2), hand_built_seed(4, 6, 2, fused=False)
     for k in (1, 2):
         fused.nodes[f"h{k}"]["activation"] = activation
         split.nodes[f"h{k}"]["op"] = activation
@@ -180,7 +146,7 @@ def test_forward_values_are_freed_once_no_rule_needs_them(register: Any, param_c
 
 def test_values_a_rule_does_not_read_are_freed_after_the_forward_pass() -> None:
     """σ's rule reads only its output, so z1 goes as soon as h1 = σ(z1) is computed."""
-    prog = gb.Network(_hand_built_seed(3, 4, 1, fused=False), loss="L").compile()
+    prog = gb.Network(hand_built_seed(3, 4, 1, fused=False), loss="L").compile()
     plan = prog.plan(with_grad=True)
     h1 = next(s for s in plan.forward if s.node == "h1")
     assert plan.slots["z1"] in h1.free

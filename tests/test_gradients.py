@@ -6,14 +6,15 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import reuse_graph
 
 import graphbp as gb
-from graphbp.bench import handwritten_grads
 from graphbp.errors import GradientCheckError
 from graphbp.testing import (
     check_network,
     check_op,
     check_op_autodiff,
+    handwritten_grads,
     installed_backends,
     random_inputs,
 )
@@ -52,7 +53,7 @@ def test_seed_network_gradients_match_to_1e_6(backend: str) -> None:
 
 def test_seed_gradient_matches_the_textbook_formulas(rng: np.random.Generator) -> None:
     """The traversal equals backprop written out by hand for h1=σ(xW1+b1), ... L=Σ‖y−ŷ‖²
-    (the benchmark's baseline, graphbp.bench.handwritten_grads)."""
+    (graphbp.testing.handwritten_grads, also the benchmark's baseline)."""
     prog = gb.Network(gb.seed_network(3, 5, 2)).compile()
     p = prog.init(seed=3)
     x, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 2))
@@ -64,37 +65,9 @@ def test_seed_gradient_matches_the_textbook_formulas(rng: np.random.Generator) -
         np.testing.assert_allclose(grads[name], value, rtol=1e-12, atol=1e-14)
 
 
-def _fan_out_graph() -> nx.DiGraph:
-    """x feeds two ops, h feeds one op twice (h·h) and another once: three kinds of reuse."""
-    g = nx.DiGraph(loss="L")
-    g.add_node("x", op="input", shape=(None, 3))
-    g.add_node("W", op="param", shape=(3, 3))
-    g.add_node("b", op="param", shape=(3,))
-    g.add_node("h", op="affine")
-    g.add_edge("x", "h", arg=0)
-    g.add_edge("W", "h", arg=1)
-    g.add_edge("b", "h", arg=2)
-    g.add_node("hh", op="mul")
-    g.add_edge("h", "hh", arg=(0, 1))  # one DiGraph edge, both operand positions
-    g.add_node("t", op="tanh")
-    g.add_edge("h", "t")
-    g.add_node("xW", op="matmul")  # W used a second time, by another op
-    g.add_edge("x", "xW", arg=0)
-    g.add_edge("W", "xW", arg=1)
-    g.add_node("s1", op="add")
-    g.add_edge("hh", "s1", arg=0)
-    g.add_edge("t", "s1", arg=1)
-    g.add_node("s2", op="sub")
-    g.add_edge("s1", "s2", arg=0)
-    g.add_edge("xW", "s2", arg=1)
-    g.add_node("L", op="sum")
-    g.add_edge("s2", "L")
-    return g
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fan_out_and_shared_parameters_sum_their_contributions(backend: str) -> None:
-    report = check_network(gb.Network(_fan_out_graph()), backend)
+    report = check_network(gb.Network(reuse_graph()), backend)
     assert report.max_rel_error < 1e-6
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import NETWORKS, example_inputs
 
 import graphbp as gb
 from graphbp.optim import SGD
@@ -23,52 +24,11 @@ jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 
 
-def _mixed_graph() -> nx.DiGraph:
-    """Fan-out, a parameter used twice, broadcasting and a softmax loss in one graph."""
-    g = nx.DiGraph(loss="L", output="yhat")
-    g.add_node("x", op="input", shape=(None, 5))
-    g.add_node("y", op="input", shape=(None, 3))
-    for name, shape in {"W1": (5, 4), "b1": (4,), "s": (1, 4), "W2": (4, 3), "b2": (3,)}.items():
-        g.add_node(name, op="param", shape=shape, init="normal")
-    nodes = {  # node: (op, operands)
-        "z1": ("affine", ["x", "W1", "b1"]),
-        "h1": ("tanh", ["z1"]),
-        "h1s": ("mul", ["h1", "s"]),  # s broadcasts over the batch
-        "r": ("add", ["h1s", "h1"]),  # h1 fans out
-        "yhat": ("affine", ["r", "W2", "b2"]),
-        "ce": ("softmax_cross_entropy", ["yhat", "y"]),
-        "w1sq": ("square", ["W1"]),  # W1 is used twice
-        "reg": ("sum", ["w1sq"]),
-        "L": ("add", ["ce", "reg"]),
-    }
-    for node, (op, operands) in nodes.items():
-        g.add_node(node, op=op)
-        for i, a in enumerate(operands):
-            g.add_edge(a, node, arg=i)
-    return g
-
-
-NETWORKS = {"seed": lambda: gb.seed_network(5, 4, 2), "mixed": _mixed_graph}
-
-
-def _data(net: gb.Network, rng: np.random.Generator, batch: int = 6) -> dict[str, Any]:
-    """Standard-normal x; y one-hot for a classifier, standard normal for a regression."""
-    x = rng.standard_normal((batch, net.shapes["x"][1]))  # type: ignore[index]
-    n_out = net.shapes["y"][1]  # type: ignore[index]
-    classifier = net.ops[net.loss].name != "sse"
-    y = (
-        np.eye(n_out)[rng.integers(0, n_out, batch)]
-        if classifier
-        else rng.standard_normal((batch, n_out))
-    )
-    return {"x": x, "y": y}
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("name", NETWORKS)
 def test_numpy_and_jax_compute_the_same_loss_and_gradients(name: str, dtype: str) -> None:
     net = gb.Network(NETWORKS[name]())
-    inputs = _data(net, np.random.default_rng(0))
+    inputs = example_inputs(net, np.random.default_rng(0), batch=6)
     report = check_backends_agree(net, ("numpy", "jax"), dtype=dtype, inputs=inputs)
     assert report.compared > 0
     assert report.max_rel_error <= (1e-10 if dtype == "float64" else 1e-5)
@@ -98,7 +58,7 @@ def test_backend_agreement_check_can_fail(register: Any, param_chain: Any) -> No
 def test_prog_loss_is_an_ordinary_jax_function(seed_net: gb.Network) -> None:
     prog = seed_net.compile("jax")
     params = prog.init(0)
-    data = _data(seed_net, np.random.default_rng(1))
+    data = example_inputs(seed_net, np.random.default_rng(1), batch=6)
     inputs = prog.own(data)  # float64 JAX arrays: JAX keeps them float64 across its own jit
     loss, grads = prog.value_and_grad(params, data)
 
@@ -184,7 +144,7 @@ def test_an_op_without_vjp_is_differentiated_by_jax_and_rejected_by_numpy(
 def test_float64_leaves_the_users_own_jax_code_in_float32(seed_net: gb.Network) -> None:
     prog = seed_net.compile("jax", "float64")
     params = prog.init(0)
-    data = _data(seed_net, np.random.default_rng(2))
+    data = example_inputs(seed_net, np.random.default_rng(2), batch=6)
     loss, grads = prog.value_and_grad(params, data)
     trained, _ = gb.train(prog, params, data, epochs=1, batch_size=3, progress=False)
     assert loss.dtype == np.float64 and grads["W1"].dtype == np.float64
@@ -196,13 +156,15 @@ def test_float64_leaves_the_users_own_jax_code_in_float32(seed_net: gb.Network) 
 
 def test_float32_programs_compute_in_float32(seed_net: gb.Network) -> None:
     prog = seed_net.compile("jax", "float32")
-    loss, grads = prog.value_and_grad(prog.init(0), _data(seed_net, np.random.default_rng(3)))
+    loss, grads = prog.value_and_grad(
+        prog.init(0), example_inputs(seed_net, np.random.default_rng(3), batch=6)
+    )
     assert loss.dtype == np.float32 and all(g.dtype == np.float32 for g in grads.values())
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_training_on_jax_equals_training_on_numpy(seed_net: gb.Network, optimizer: str) -> None:
-    data = _data(seed_net, np.random.default_rng(4), batch=20)
+    data = example_inputs(seed_net, np.random.default_rng(4), batch=20)
     runs = {}
     for backend in ("numpy", "jax"):
         prog = seed_net.compile(backend)
@@ -236,7 +198,7 @@ def test_the_training_step_is_one_jitted_function_traced_once(
     graph = gb.seed_network(5, 4, 2)
     nx.set_node_attributes(graph, dict.fromkeys(["h1", "h2"], "counting_sigmoid"), "activation")
     prog = gb.Network(graph).compile("jax")
-    data = _data(seed_net, np.random.default_rng(5), batch=24)
+    data = example_inputs(seed_net, np.random.default_rng(5), batch=24)
     seen: list[int] = []
     gb.train(
         prog,

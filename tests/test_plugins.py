@@ -254,3 +254,59 @@ def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(
     assert loss == 12.0
     np.testing.assert_array_equal(grads["w"], [6.0, 6.0])
     assert "my-scale" not in prog.source()
+
+
+CLASHES = """
+import sys, warnings
+sys.path[:0] = {paths!r}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import graphbp as gb
+    from graphbp.registry import op_provider
+    names = gb.ops()
+    providers = op_provider("cube"), op_provider("sigmoid")
+for w in caught:
+    print("warning:", w.message)
+print("used:", *providers)
+print("input listed:", "input" in names)
+"""
+
+
+def test_packages_offering_the_same_op_name_get_a_warning_and_always_the_same_choice(
+    tmp_path: Path,
+) -> None:
+    """Two packages offer cube: the first by name is used, whatever the order on sys.path;
+    one offers sigmoid too (graphbp's own is used) and input, a leaf (ignored)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _fake_distribution(
+        a, "graphbp-cube-b", "[graphbp.ops]\ncube = cube_b:Cube\n", {"cube_b": CUBE_SOURCE}
+    )
+    _fake_distribution(
+        b,
+        "graphbp-cube-a",
+        "[graphbp.ops]\ncube = cube_a:Cube\nsigmoid = cube_a:Cube\ninput = cube_a:Cube\n",
+        {"cube_a": CUBE_SOURCE},
+    )
+    outputs = []
+    for paths in ([str(a), str(b)], [str(b), str(a)]):
+        run = subprocess.run(
+            [sys.executable, "-c", CLASHES.format(paths=paths)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1]  # the same choice and the same words, in either order
+    out = outputs[0]
+    assert (
+        "warning: graphbp.ops entry point 'cube' is offered by graphbp-cube-a (cube_a:Cube), "
+        "graphbp-cube-b (cube_b:Cube); graphbp-cube-a's is used"
+    ) in out
+    assert (
+        "warning: graphbp.ops entry point 'sigmoid' is offered by graphbp "
+        "(graphbp_ops.elementwise:Sigmoid), graphbp-cube-a (cube_a:Cube); graphbp's is used"
+    ) in out
+    assert "package graphbp-cube-a offers an op named 'input', a leaf kind" in out
+    assert "used: graphbp-cube-a graphbp\n" in out
+    assert "input listed: False" in out

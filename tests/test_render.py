@@ -6,11 +6,8 @@ edges compared with the paths networkx finds.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import NETWORKS, example_inputs
+from helpers import graphbp
 
 import graphbp as gb
 from graphbp.chain import Edge
@@ -32,8 +31,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def _trained_values(net: gb.Network) -> tuple[dict[Any, Any], dict[Any, Any]]:
     prog = net.compile()
-    rng = np.random.default_rng(0)
-    inputs = {n: rng.standard_normal((6, *net.shapes[n][1:])) for n in net.inputs}
+    inputs = example_inputs(net, np.random.default_rng(0), batch=6)
     params = prog.init(0)
     return prog.forward(params, inputs, net.order), prog.value_and_grad(params, inputs)[1]
 
@@ -110,10 +108,8 @@ def test_user_text_is_escaped_and_dot_accepts_it() -> None:
 
 
 @needs_dot
-@pytest.mark.parametrize("graph", ["seed", "fanout", "diamonds"])
+@pytest.mark.parametrize("graph", NETWORKS)
 def test_highlighted_edges_in_the_svg_equal_the_networkx_paths(graph: str, nx_paths: Any) -> None:
-    from test_chain import NETWORKS
-
     net = gb.Network(NETWORKS[graph]())
     wrt = net.params[0]
     svg = gb.render(net, wrt=wrt).pipe(format="svg")
@@ -250,34 +246,24 @@ def test_a_thousand_node_graph_renders_to_svg(tmp_path: Path) -> None:
 # -------------------------------------------------------------------------------- the CLI
 
 
-def _graphbp(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "graphbp.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "100"},
-    )
-
-
 @needs_dot
 def test_cli_render_writes_the_highlighted_diagram(tmp_path: Path, nx_paths: Any) -> None:
     net = gb.Network(gb.seed_network(2, 3, 1))
     net.to_json(tmp_path / "seed.json")
-    run = _graphbp("render", "seed.json", "--wrt", "W1", "-o", "out.svg", cwd=tmp_path)
+    run = graphbp("render", "seed.json", "--wrt", "W1", "-o", "out.svg", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "wrote out.svg"
     edges = _svg_groups((tmp_path / "out.svg").read_bytes(), "edge")
     hot = {eid for eid, group in edges.items() if _stroke(group) == HIGHLIGHT}
     assert hot == {edge_id(net, Edge(*e)) for p in nx_paths(net, "W1") for e in p}
-    bad = _graphbp("render", "seed.json", "--wrt", "x", "-o", "bad.svg", cwd=tmp_path)
+    bad = graphbp("render", "seed.json", "--wrt", "x", "-o", "bad.svg", cwd=tmp_path)
     assert bad.returncode == 2 and "choose one of 'W1', 'b1', 'W2'" in bad.stderr
     assert not (tmp_path / "bad.svg").exists()
 
 
 def test_cli_explain_counts_the_diamond_chain(tmp_path: Path) -> None:
     gb.Network(gb.diamond_chain(10)).to_json(tmp_path / "d.json")
-    run = _graphbp("explain", "d.json", "--wrt", "w", cwd=tmp_path)
+    run = graphbp("explain", "d.json", "--wrt", "w", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "1,024 paths from the loss to the parameters" in run.stdout
     assert "41 local-derivative evaluations" in run.stdout

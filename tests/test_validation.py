@@ -7,23 +7,16 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from graphs import chain
 
 import graphbp as gb
 from graphbp.errors import GraphError, InputError, NonFiniteError, PluginError
 
 
 def _chain(*ops: str) -> nx.DiGraph:
-    """x → ops... → L (sum), one operand each."""
-    g = nx.DiGraph(loss="L")
-    g.add_node("x", op="input", shape=(None, 3))
-    prev = "x"
-    for i, op in enumerate(ops):
-        g.add_node(f"n{i}", op=op)
-        g.add_edge(prev, f"n{i}")
-        prev = f"n{i}"
-    g.add_node("L", op="sum")
-    g.add_edge(prev, "L")
-    return g
+    """x → n0 → n1 → ... → L = sum: an input of shape (None, 3) through ``ops``, one each."""
+    names = [f"n{i}" for i in range(len(ops))]
+    return chain(ops, kind="input", source="x", shape=(None, 3), names=names)
 
 
 def test_cycle_is_reported_as_its_path() -> None:

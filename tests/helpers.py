@@ -1,0 +1,31 @@
+"""What the tests share besides graphs: running the command line as a user would.
+
+Imported with ``from helpers import ...``, as pytest puts this folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def graphbp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``graphbp ARGS...`` in a subprocess from ``cwd``, its output captured as text.
+
+    Args:
+        args: the command line after ``graphbp``.
+        cwd: where it runs (and writes).
+        env: variables to set or override in this process's environment.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "graphbp.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
