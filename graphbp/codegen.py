@@ -142,7 +142,8 @@ class _Writer:
         """
         plan, name = self.plan, self.name
         loss = plan.outputs[0]
-        self.emit(f"if getattr(v{loss}, 'shape', ()) != (): SCALAR(PLAN, v{loss})")
+        if plan.shapes[loss] != ():  # a loss of unknown static shape is checked as it runs
+            self.emit(f"if getattr(v{loss}, 'shape', ()) != (): SCALAR(PLAN, v{loss})")
         self.emit(f"g{loss} = ONE", f"∂L/∂{name[loss]} = 1")
         known = {loss}
         for k, back in enumerate(plan.backward):
