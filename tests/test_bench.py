@@ -48,3 +48,22 @@ def test_handwritten_jax_loss_is_the_seed_network_and_the_jax_bench_reports() ->
         np.testing.assert_allclose(hand_grads[k], grads[k], rtol=1e-11, atol=1e-14)
     row = _bench_seed_jax_size((4, 3, 5, 2), repeats=1)
     assert row["ratio"] > 0 and row["graphbp_numpy_us"] > 0 and row["first_call_s"] > 0
+
+
+def test_the_jax_users_own_step_around_prog_loss_is_timed_against_the_hand_written_one() -> None:
+    pytest.importorskip("jax")
+    from graphbp.bench import bench_jax_composition
+
+    (row,) = bench_jax_composition(repeats=1, sizes=[(4, 3, 5, 2)])
+    assert row["size"] == (4, 3, 5, 2) and row["jax_us"] > 0 and row["users_us"] > 0
+    assert row["ratio"] == pytest.approx(row["users_us"] / row["jax_us"])
+
+
+def test_first_gradient_times_each_stage_of_a_chain() -> None:
+    from graphbp.bench import first_gradient
+
+    row = first_gradient(50)
+    assert row["length"] == 50
+    stages = row["network_s"] + row["compile_s"] + row["first_run_s"]
+    assert min(row["network_s"], row["compile_s"], row["first_run_s"]) > 0
+    assert row["total_s"] == pytest.approx(stages)
