@@ -93,6 +93,7 @@ class Program:
             }
             self._one = backend.constant(1.0, dtype)
         self._plans: dict[PlanKey, Plan] = {}
+        self._cores: dict[PlanKey, Run] = {}
         self._entries: dict[PlanKey, Callable[..., Any]] = {}
         self._sources: dict[PlanKey, str] = {}
         self._loss, self._grad = self._key(None, False), self._key(None, True)
@@ -145,7 +146,13 @@ class Program:
 
     def _core(self, key: PlanKey) -> Run:
         """The positional core of a plan: ``core(params, inputs)`` in plan order, returning
-        the outputs, or the loss and the gradient of every parameter in network order."""
+        the outputs, or the loss and the gradient of every parameter in network order. Built
+        once per plan: the entry points and the training step share it."""
+        if key not in self._cores:
+            self._cores[key] = self._build_core(key)
+        return self._cores[key]
+
+    def _build_core(self, key: PlanKey) -> Run:
         plan, with_grad = self.plan(*key), key[1]
         rules = self._rules(plan, not with_grad and self.backend.differentiates)
         if self._generates(plan):
@@ -238,6 +245,7 @@ class Program:
         if entry is None:
             core = self._core(key)
             plan, shapes = self.plan(*key), self.network.shapes
+            # A backend that keeps the default, do-nothing precision is not entered per call.
             scoped = type(self.backend).precision is not Backend.precision
             entry = self._entries[key] = generate_entry(
                 [(n, shapes[n]) for n, _ in plan.params],
