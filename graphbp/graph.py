@@ -85,11 +85,6 @@ class Network:
         """The (frozen) graph this network was built from."""
         return self._graph
 
-    @property
-    def leaves(self) -> list[Hashable]:
-        """Every input, param and const node, in topological order."""
-        return [n for n in self.order if self.kind[n] != OP]
-
     def op_name(self, node: Hashable) -> str:
         """The ``op`` attribute of ``node``: its op's name, or its leaf kind."""
         return self.ops[node].name if node in self.ops else self.kind[node]

@@ -99,13 +99,12 @@ def register_op(op: Op | type[Op], *, replace: bool = False) -> Op:
         return holder
     if holder is None and ep is not None and ep.value == f"{cls.__module__}:{cls.__qualname__}":
         return get_op(name)  # the entry point's own class: load it as usual
-    taken = (
-        f"{holder!r} (from {_op_providers[name]})"
-        if holder is not None
-        else f"the entry point {ep.value!r} of package {_provider(ep)}"
-        if ep is not None
-        else None
-    )
+    if holder is not None:
+        taken: str | None = f"{holder!r} (from {_op_providers[name]})"
+    elif ep is not None:
+        taken = f"the entry point {ep.value!r} of package {_provider(ep)}"
+    else:
+        taken = None
     if taken is not None and not replace:
         raise PluginError(
             f"op name {name!r} is already registered by {taken}; pick another name, or pass "
