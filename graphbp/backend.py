@@ -57,7 +57,12 @@ class Backend:
         """What plugins run with on this backend, and what their results must be."""
         import numpy as np
 
-        return Arrays(self.xp, self.array_types, np.dtype(check_dtype(dtype)), self.name)
+        dt = np.dtype(check_dtype(dtype))
+        return Arrays(self.xp, self.array_types, dt, self.name, self.is_array)
+
+    def is_array(self, value: Any) -> bool:
+        """Whether ``value`` is an array of this backend: an instance of ``array_types``."""
+        return isinstance(value, self.array_types)
 
     def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
         """Copy a backend array to a NumPy array."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import linecache
+import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from keyword import iskeyword
@@ -51,9 +52,12 @@ def generate(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> Compi
         w.emit(f"return ({''.join(f'v{s}, ' for s in plan.outputs)})")
     source = "\n".join(w.lines) + "\n"
     filename = f"<graphbp plan {next(_counter)}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), w.ns)  # our own source: slots, not names
-    return Compiled(w.ns["run"], source)
+    run = w.ns["run"]
+    # Tracebacks show the generated lines for as long as the function lives, and no longer.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    weakref.finalize(run, linecache.cache.pop, filename, None)
+    return Compiled(run, source)
 
 
 class _Writer:
@@ -83,7 +87,7 @@ class _Writer:
             "BWD": plan.backward,
             "OUT": out,
             "ARRAYS": arrays,
-            "CT": check_cotangent,  # the slow path: called as CT(op, ARRAYS, node, i, t, shape)
+            "CT": check_cotangent,  # the slow path: CT(op, ARRAYS, node, i, t, shape, g.ndim)
             "COUNT": count,
             "SCALAR": check_scalar,
             "FINITE": finite,
@@ -159,7 +163,6 @@ class _Writer:
             self.emit(
                 f"if c.__class__ not in seq or len(c) != {len(back.args)}: COUNT(BWD[{k}], c)"
             )
-            self.emit(f"del g{back.out}")
             for i, a in back.targets:
                 # A value with several consumers: their contributions add up (fan-out).
                 t, comment = ("t", "") if a in known else (f"g{a}", f"∂L/∂{name[a]}")
@@ -167,13 +170,14 @@ class _Writer:
                 self.emit(
                     f"if {t}.__class__ not in exact or {t}.dtype is not dtype or "
                     f"{t}.shape != {self.shape[a]}: "
-                    f"{t} = CT(O{k}, ARRAYS, N{k}, {i}, {t}, {self.shape[a]})"
+                    f"{t} = CT(O{k}, ARRAYS, N{k}, {i}, {t}, {self.shape[a]}, g{back.out}.ndim)"
                 )
                 if self.check_finite:
                     self.emit(f"FINITE(xp, {t}, BWD[{k}], 'gradient')")
                 if a in known:
                     self.emit(f"g{a} = g{a} + t", f"∂L/∂{name[a]}, another path")
                 known.add(a)
+            self.emit(f"del g{back.out}")
             self.free(back.free)
         # Every parameter in the plan is an ancestor of the loss, so each has its gradient now.
         self.emit(f"return v{loss}, ({''.join(f'g{s}, ' for _, s in plan.params)})")
@@ -215,8 +219,11 @@ def _keywords(ns: dict[str, Any], prefix: str, kwargs: Any) -> str:
 
 
 def _label(node: Hashable) -> str:
-    """A node name fit for a one-line comment."""
-    text = node if isinstance(node, str) else repr(node)
+    """A node name fit for a one-line comment (any name: its repr may even fail)."""
+    try:
+        text = node if isinstance(node, str) else repr(node)
+    except Exception:
+        text = f"<{type(node).__name__}>"
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 

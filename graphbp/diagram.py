@@ -50,15 +50,26 @@ def write_diagram(
             source = render(net, wrt, **options).source
             content = source.encode() if suffix in (".dot", ".gv") else run_dot(source, suffix[1:])
     except GraphvizError as exc:
-        fallback = path.with_suffix(".dot")
-        _write(fallback, exc.source.encode())
         reason = str(exc).removesuffix(f"; {INSTALL_DOT}")  # the fix goes last, as ever
         fix = f"; {INSTALL_DOT}" if reason != str(exc) else ""
         raise GraphvizError(
-            f"cannot write {path}: {reason}; the graph's source is in {fallback}{fix}", exc.source
+            f"cannot write {path}: {reason}; {_fallback(path, exc.source)}{fix}", exc.source
         ) from None
     _write(path, content)
     return path
+
+
+def _fallback(path: Path, source: str) -> str:
+    """Write the drawing's DOT source beside ``path`` and say where: ``name.dot``, or
+    ``name.svg.dot`` where a ``name.dot`` is there already (it may be the user's own)."""
+    fallback = path.with_suffix(".dot")
+    if fallback.exists():
+        fallback = path.with_name(path.name + ".dot")
+    try:
+        write_atomic(fallback, source.encode())
+    except OSError as exc:
+        return f"its DOT source could not be written to {fallback} either ({exc.strerror})"
+    return f"the graph's source is in {fallback}"
 
 
 def _write(path: Path, content: bytes) -> None:

@@ -228,6 +228,8 @@ class Arrays(NamedTuple):
     dtype: Any
     """The program's dtype, a ``numpy.dtype``."""
     backend: str
+    is_array: Callable[[Any], bool]
+    """Whether a value is an array of the backend (``Backend.is_array``)."""
 
 
 def call_forward(
@@ -283,12 +285,16 @@ def call_vjp(
     Raises:
         PluginError: wrong count, a missing, foreign, wrongly typed or shaped cotangent.
     """
-    needs = tuple(needs) if needs is not None else (True,) * len(operands)
-    cts = (rule or op.vjp)(arrays.xp, g, out, *operands, **vjp_kwargs(op, attrs, needs))
+    needs = (True,) * len(operands) if needs is None else tuple(needs)
+    vjp = op.vjp if rule is None else rule
+    cts = vjp(arrays.xp, g, out, *operands, **vjp_kwargs(op, attrs, needs))
     check_count(op, node, cts, len(operands))
+    out_ndim = g.ndim
     return tuple(
-        check_cotangent(op, arrays, node, i, ct, shape) if need else None
-        for i, (ct, shape, need) in enumerate(zip(cts, shapes, needs, strict=True))
+        [
+            check_cotangent(op, arrays, node, i, cts[i], shapes[i], out_ndim) if need else None
+            for i, need in enumerate(needs)
+        ]
     )
 
 
@@ -301,7 +307,13 @@ def vjp_kwargs(op: Op, attrs: Mapping[str, Any], needs: tuple[bool, ...]) -> Map
 def check_output(op: Op, arrays: Arrays, node: Hashable, out: Any, shape: Shape | None) -> Array:
     """``out`` if it is a forward result the program can use, else a PluginError."""
     array: Any = out
-    if not isinstance(out, arrays.types):
+    if (
+        out.__class__ is arrays.types[0]  # the common case, decided at once
+        and array.dtype is arrays.dtype
+        and (shape is None or array.shape == shape)
+    ):
+        return array
+    if not arrays.is_array(out):
         problem = (
             f"{type(out).__name__}; return an array of the {arrays.backend} backend computed "
             "with xp (e.g. xp.asarray(value, dtype=operand.dtype))"
@@ -333,28 +345,48 @@ def check_count(op: Op, node: Hashable, cts: Any, arity: int) -> None:
 
 
 def check_cotangent(
-    op: Op, arrays: Arrays, node: Hashable, position: int, ct: Any, shape: tuple[int, ...]
+    op: Op,
+    arrays: Arrays,
+    node: Hashable,
+    position: int,
+    ct: Any,
+    shape: tuple[int, ...],
+    out_ndim: int,
 ) -> Array:
-    """A needed cotangent summed back to its operand's ``shape``, or a PluginError."""
+    """A needed cotangent summed back to its operand's ``shape``, or a PluginError.
+
+    A cotangent has the operand's shape, or a shape the operand broadcasts to within the
+    output's ``out_ndim`` axes (an elementwise rule may return g's shape); never more axes.
+    """
     array: Any = ct
-    if not isinstance(ct, arrays.types):
+    exact = ct.__class__ is arrays.types[0] and array.dtype is arrays.dtype
+    if exact and array.shape == shape:
+        return array  # the common case, decided at once
+    if not exact and not arrays.is_array(ct):
         problem = (
             f"{type(ct).__name__} for operand {position}, which needs a gradient; return an "
             f"array of the {arrays.backend} backend, computed with xp"
         )
-    elif array.dtype is not arrays.dtype and array.dtype != arrays.dtype:
+    elif not exact and array.dtype != arrays.dtype:
         problem = (
             f"a {array.dtype} cotangent for operand {position} in a {arrays.dtype} program; "
             "compute it in the dtype of g"
         )
-    else:
+    else:  # of the backend and dtype: summed back over the axes the operand was broadcast
+        shape = tuple(shape)
         try:
-            return sum_to(arrays.xp, array, tuple(shape))
+            if array.ndim > max(out_ndim, len(shape)):
+                raise ValueError("more axes than the operand and the output")
+            summed = sum_to(arrays.xp, array, shape)
+            if summed.shape == shape:
+                return summed
         except ValueError:
-            problem = (
-                f"a cotangent of shape {tuple(array.shape)} for operand {position}; return an "
-                f"array of the operand's shape {tuple(shape)} (or a shape it broadcasts to)"
-            )
+            pass
+        problem = (
+            f"a cotangent of shape {tuple(array.shape)} for operand {position}; return an "
+            f"array of the operand's shape {tuple(shape)} (or the shape it broadcasts to in "
+            "the output)"
+        )
     raise PluginError(f"{_where(op, node)}: vjp returned {problem}")
 
 

@@ -315,13 +315,16 @@ class Program:
         plan, core = self.plan(*self._grad), self._core(self._grad)
         position = {n: i for i, n in enumerate(self.network.params)}
         take = [position[n] for n, _ in plan.params]
-        update = optimizer.update_ if self.backend.mutable else optimizer.update
+        in_place = self.backend.mutable
+        update = optimizer.update_ if in_place else optimizer.update
 
         def step(
             current: dict[int, Array], state: Any, data: Sequence[Array], rows: Any
         ) -> tuple[dict[int, Array], Any, Array]:
             params = tuple(current[i] for i in take)
             loss, grads = core(params, tuple(x[rows] for x in data))
+            if in_place:  # the loss may be a parameter's own array, which the update changes
+                loss = loss.copy()
             current, state = update(current, dict(enumerate(grads)), state)
             return current, state, loss
 

@@ -6,10 +6,10 @@ import difflib
 import warnings
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from graphbp.errors import BackendNotInstalledError, GraphError, PluginError
-from graphbp.op import LEAVES, Op, validate_op
+from graphbp.op import LEAVES, Arrays, Op, validate_op
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
@@ -180,6 +180,26 @@ def load_all_ops() -> dict[str, Op]:
         except PluginError as exc:
             warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
     return loaded
+
+
+_arrays: dict[tuple[Any, Any], Arrays] = {}
+
+
+def arrays_for(xp: Any, dtype: Any) -> Arrays:
+    """What a plugin's results must be where ``xp`` computes in ``dtype``: the ``Arrays`` of the
+    loaded backend whose namespace is ``xp``. For an op that calls another op through
+    call_forward and call_vjp, as ``dense`` calls its activation.
+
+    Raises:
+        PluginError: no loaded backend computes with ``xp``.
+    """
+    arrays = _arrays.get((xp, dtype))
+    if arrays is None:
+        backend = next((b for b in _backends.values() if b.xp is xp), None)
+        if backend is None:
+            raise PluginError(f"no loaded graphbp backend computes with {xp!r}")
+        arrays = _arrays[xp, dtype] = backend.arrays(str(dtype))
+    return arrays
 
 
 def backends() -> list[str]:

@@ -270,3 +270,18 @@ def test_cli_explain_counts_the_diamond_chain(tmp_path: Path) -> None:
     assert "21,504 local-derivative evaluations (524.5×)" in run.stdout
     assert "∂L/∂w = ∂L/∂v10 · ∂v10/∂a10 ·" in run.stdout
     assert "(1,008 more paths)" in run.stdout
+
+
+def test_the_dot_fallback_never_replaces_a_file_and_never_hides_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # a machine with no Graphviz
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    (tmp_path / "model.dot").write_text("the user's own")
+    with pytest.raises(gb.GraphvizError, match=r"source is in .*model\.svg\.dot"):
+        gb.write_diagram(net, tmp_path / "model.svg")
+    assert (tmp_path / "model.dot").read_text() == "the user's own"
+    assert (tmp_path / "model.svg.dot").read_text().startswith("digraph")
+    (tmp_path / "file").write_text("")  # a file where the folder would have to be
+    with pytest.raises(gb.GraphvizError, match=r"'dot' executable is not on PATH; its DOT sou"):
+        gb.write_diagram(net, tmp_path / "file" / "a.svg")

@@ -16,6 +16,11 @@ class NumpyBackend(Backend):
     mutable = True
     array_types = (np.ndarray, np.generic)  # np.float64(...) is what a 0-d ufunc returns
 
+    def is_array(self, value: Any) -> bool:
+        """An ndarray itself or a NumPy scalar; no subclass of ndarray (np.matrix, a masked
+        array), whose operations mean something else."""
+        return type(value) is np.ndarray or isinstance(value, np.generic)
+
     @property
     def xp(self) -> Any:
         """The numpy module."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphbp import Op
 from graphbp.errors import GraphError
-from graphbp.op import Example, defines_vjp
-from graphbp.registry import get_op
+from graphbp.op import Example, check_cotangent, check_count, defines_vjp, signature_of, vjp_kwargs
+from graphbp.registry import arrays_for, get_op
 
 _ALL = (True, True, True)
 
@@ -85,22 +85,34 @@ class Affine(Op):
         return [(tuple(rng.standard_normal(s) for s in case), {}) for case in shapes]
 
 
-_ACTIVATIONS: dict[str, Op] = {}
+class Activation(NamedTuple):
+    """A layer's activation op, and how its rule is called (read once per op)."""
+
+    op: Op
+    kwargs: Mapping[str, Any]
+    """``needs`` for a rule that takes it (∂L/∂z is always needed)."""
+    reads_out: bool
+    reads_z: bool
+
+
+_ACTIVATIONS: dict[str, Activation] = {}
 """Activations already checked, by name (looked up on every layer call, so kept cheap)."""
 
 
-def activation_op(name: str) -> Op:
+def _activation(name: str) -> Activation:
     """The one-operand op named ``name``, for use as a layer's activation."""
     op = get_op(name)
-    if _ACTIVATIONS.get(name) is op:
-        return op
+    known = _ACTIVATIONS.get(name)
+    if known is not None and known.op is op:
+        return known
     if op.arity != 1 or not defines_vjp(op):
         raise GraphError(
             f"activation {name!r} must be an op with one operand and a vjp (such as sigmoid, "
             "tanh, relu, softplus); use a separate node for anything else"
         )
-    _ACTIVATIONS[name] = op
-    return op
+    reads_out, reads_z = signature_of(op).reads
+    known = _ACTIVATIONS[name] = Activation(op, vjp_kwargs(op, {}, (True,)), reads_out, reads_z)
+    return known
 
 
 class Dense(Op):
@@ -108,7 +120,9 @@ class Dense(Op):
 
     The textbook writes a layer as one equation, h1 = σ(x·W1 + b1), and so does this node:
     the chain rule through it is one factor, ∂h1/∂W1. ``activation`` names any one-operand op
-    (its forward and vjp are used, so a plugin activation works too).
+    (its forward and vjp are used, so a plugin activation works too, held to the same contract:
+    its rule's cotangent is checked as call_vjp checks one, and its forward's result is dense's
+    own, which the engine checks).
     """
 
     name = "dense"
@@ -116,7 +130,8 @@ class Dense(Op):
     local_grads = ("(f′⊙·)·Wᵀ", "xᵀ·(f′⊙·)", "f′⊙·")
 
     def forward(self, xp: Any, x: Any, w: Any, b: Any, activation: str = "sigmoid") -> Any:
-        return activation_op(activation).forward(xp, x @ w + b)
+        # What the activation returns is dense's own result: the engine checks it as such.
+        return _activation(activation).op.forward(xp, x @ w + b)
 
     def vjp(
         self,
@@ -129,15 +144,20 @@ class Dense(Op):
         activation: str = "sigmoid",
         needs: tuple[bool, ...] = _ALL,
     ) -> tuple[Any, Any, Any]:
-        f = activation_op(activation)
-        reads = f.vjp_reads
-        z = x @ w + b if reads is None or 0 in reads else None  # σ, tanh: from out alone
-        (gz,) = f.vjp(xp, g, out, z)
-        if x.ndim == 2:
-            gw = weight_grad(x, gz) if needs[1] else None
-            return (gz @ w.T if needs[0] else None), gw, gz
-        gx, gw = matmul_vjp(xp, gz, x, w, needs)
-        return gx, gw, gz
+        f = _activation(activation)
+        z = x @ w + b if f.reads_z else None  # σ, tanh: their rules read out alone
+        cts = f.op.vjp(xp, g, out if f.reads_out else None, z, **f.kwargs)
+        try:
+            (gz,) = cts
+            if x.ndim == 2:
+                gw = weight_grad(x, gz) if needs[1] else None
+                return (gz @ w.T if needs[0] else None), gw, gz
+            gx, gw = matmul_vjp(xp, gz, x, w, needs)
+            return gx, gw, gz
+        except (TypeError, ValueError):  # the activation's rule broke the contract: name it
+            check_count(f.op, None, cts, 1)
+            check_cotangent(f.op, arrays_for(xp, g.dtype), None, 0, cts[0], out.shape, g.ndim)
+            raise
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         f = get_op(str(attrs.get("activation", "sigmoid")))
