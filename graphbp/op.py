@@ -373,15 +373,14 @@ def check_cotangent(
             "compute it in the dtype of g"
         )
     else:  # of the backend and dtype: summed back over the axes the operand was broadcast
-        shape = tuple(shape)
-        try:
-            if array.ndim > max(out_ndim, len(shape)):
-                raise ValueError("more axes than the operand and the output")
-            summed = sum_to(arrays.xp, array, shape)
-            if summed.shape == shape:
-                return summed
-        except ValueError:
-            pass
+        shape = shape if shape.__class__ is tuple else tuple(shape)
+        if array.ndim <= out_ndim or array.ndim <= len(shape):  # no axes beyond both
+            try:
+                summed = sum_to(arrays.xp, array, shape)
+                if exact or summed.shape == shape:  # an ndarray itself sums as sum_to says
+                    return summed
+            except ValueError:
+                pass
         problem = (
             f"a cotangent of shape {tuple(array.shape)} for operand {position}; return an "
             f"array of the operand's shape {tuple(shape)} (or the shape it broadcasts to in "
