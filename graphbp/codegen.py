@@ -38,7 +38,19 @@ class Compiled(NamedTuple):
 
 
 def generate(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> Compiled:
-    """Write the plan's traversal as Python source, compile it and return the function.
+    """Write the plan's traversal as Python source, compile it and return the function."""
+    source, ns = write(plan, arrays, rules, with_grad)
+    filename = f"<graphbp plan {next(_counter)}>"
+    exec(compile(source, filename, "exec"), ns)  # our own source: slots, not names
+    run = ns["run"]
+    # Tracebacks show the generated lines for as long as the function lives, and no longer.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    weakref.finalize(run, linecache.cache.pop, filename, None)
+    return Compiled(run, source)
+
+
+def write(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> tuple[str, dict[str, Any]]:
+    """The source of ``run(P, X)`` for ``plan`` and the namespace it runs in (not compiled).
 
     Forward steps call the plugin's ``forward`` and backward steps its ``vjp``; ``rules``
     supplies the constants, ∂L/∂L and whether to check finiteness.
@@ -50,14 +62,7 @@ def generate(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> Compi
         w.backward()
     else:
         w.emit(f"return ({''.join(f'v{s}, ' for s in plan.outputs)})")
-    source = "\n".join(w.lines) + "\n"
-    filename = f"<graphbp plan {next(_counter)}>"
-    exec(compile(source, filename, "exec"), w.ns)  # our own source: slots, not names
-    run = w.ns["run"]
-    # Tracebacks show the generated lines for as long as the function lives, and no longer.
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    weakref.finalize(run, linecache.cache.pop, filename, None)
-    return Compiled(run, source)
+    return "\n".join(w.lines) + "\n", w.ns
 
 
 class _Writer:

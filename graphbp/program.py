@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphbp.backend import Backend, check_dtype
-from graphbp.codegen import generate, generate_entry
+from graphbp.codegen import generate, generate_entry, write
 from graphbp.engine import Rules, Run, interpret
 from graphbp.errors import InputError, PluginError
 from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, signature_of
@@ -126,7 +126,7 @@ class Program:
         key = self._key(outputs, with_grad)
         if key not in self._sources:
             plan = self.plan(*key)
-            self._sources[key] = generate(plan, self.arrays, self._rules(plan, False), key[1])[1]
+            self._sources[key] = write(plan, self.arrays, self._rules(plan, False), key[1])[0]
         return self._sources[key]
 
     def _key(self, outputs: Iterable[Hashable] | None, with_grad: bool) -> PlanKey:
