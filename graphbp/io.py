@@ -1,10 +1,13 @@
-"""Atomic file output: a file is either written whole or not at all."""
+"""Files in and out: input read only from bounded regular files; output written atomically."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from graphbp.errors import GraphFileError
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -21,6 +24,43 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_regular_file(path: Path, *, what: str, limit: int) -> bytes:
+    """Read a whole regular file of at most ``limit`` bytes, never blocking on what is not one.
+
+    A FIFO, device or folder (``/dev/zero``, a named pipe) is refused before a byte is read,
+    so a hostile path can neither hang the reader nor make it allocate without bound.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the messages (e.g. ``"graph file"``).
+        limit: the largest size accepted, in bytes.
+
+    Raises:
+        GraphFileError: the file is missing, unreadable, not a regular file or too large.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise GraphFileError(f"{path}: cannot read {what} ({exc.strerror})") from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe or device"
+        raise GraphFileError(f"{path}: is {kind}, not a {what}; give the path of a file")
+    with os.fdopen(fd, "rb") as f:
+        if info.st_size > limit:
+            raise GraphFileError(
+                f"{path}: {info.st_size:,} bytes; a {what} may have at most {limit:,}"
+            )
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise GraphFileError(f"{path}: cannot read {what} ({exc.strerror})") from exc
+    if len(data) > limit:  # it grew while being read
+        raise GraphFileError(f"{path}: more than {limit:,} bytes; a {what} may have at most that")
+    return data
 
 
 def _umask() -> int:
