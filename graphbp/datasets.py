@@ -103,7 +103,7 @@ def _read_csv(
             f"{path}: is empty; a CSV file needs a header row naming the columns and at least "
             "one data row"
         )
-    reader = csv.reader(_lines(text))
+    reader = csv.reader(_lines(text), skipinitialspace=True)
     done = 0  # records (blank lines included) read so far: the index _line_of counts in
     row: list[str] = []
     try:
@@ -198,7 +198,7 @@ def _lines(text: str) -> Iterator[str]:
 
 def _line_of(text: str, record: int) -> int:
     """The line on which record number ``record`` (0: the first, blank lines included) starts."""
-    reader = csv.reader(_lines(text))
+    reader = csv.reader(_lines(text), skipinitialspace=True)
     for _ in itertools.islice(reader, record):
         pass
     return reader.line_num + 1
@@ -278,9 +278,9 @@ def _floats(
             continue
         if len(row) != n:
             hint = " (a trailing comma?)" if len(row) == n + 1 and not row[-1].strip() else ""
+            cells = f"{len(row)} cell{'s' * (len(row) != 1)}"
             raise GraphFileError(
-                f"{path}:{_line_of(text, first + k)}: {len(row)} cell{'s' * (len(row) != 1)} but the header has {n} "
-                f"columns{hint}"
+                f"{path}:{_line_of(text, first + k)}: {cells} but the header has {n} columns{hint}"
             )
         numbers = []
         for j, cell in enumerate(row):
@@ -357,8 +357,12 @@ def split(
     test, train = order[:n_test], order[n_test:]
 
     def standardise(a: np.ndarray[Any, Any], names: list[str]) -> tuple[Any, Any]:
-        with np.errstate(over="ignore", invalid="ignore"):
-            mean, std = a[train].mean(axis=0), a[train].std(axis=0)
+        # Mean and deviation of the rows divided by a power of two near the largest magnitude:
+        # no digit changes, and squares of large values cannot overflow.
+        scale = np.ldexp(1.0, np.frexp(np.abs(a[train]).max(axis=0))[1] - 1)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            scaled = a[train] / scale
+            mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
             std = np.where(std > 0, std, 1.0)
             fit, held_out = (a[train] - mean) / std, (a[test] - mean) / std
         for parts in (mean, std, fit, held_out):
@@ -366,9 +370,8 @@ def split(
             if bad.any():
                 column = names[int(np.argmax(bad))]
                 raise InputError(
-                    f"column {column!r} of {data.name!r} is too large to standardise in float64 "
-                    f"(largest magnitude {np.abs(a[:, int(np.argmax(bad))]).max():.3g}); "
-                    "rescale it"
+                    f"column {column!r} of {data.name!r} cannot be standardised in float64 (its "
+                    "values span more than float64's range); rescale it"
                 )
         return fit, held_out
 
