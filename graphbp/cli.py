@@ -67,7 +67,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         raise  # main() exits quietly
     except OSError as exc:  # the system refused (a full disk, standard output closed): not a bug
-        if os.environ.get("GRAPHBP_DEBUG"):
+        if _debug():
             raise
         where = f"{exc.filename}: " if exc.filename is not None else ""
         print(
@@ -77,7 +77,7 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return 1
     except Exception as exc:  # a bug, in graphbp or a plugin: one line, the traceback on request
-        if os.environ.get("GRAPHBP_DEBUG"):
+        if _debug():
             raise
         print(
             f"graphbp {args.command}: unexpected {type(exc).__name__}: {_one_line(exc, 300)} "
@@ -86,6 +86,11 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return 1
     return status
+
+
+def _debug() -> bool:
+    """Whether GRAPHBP_DEBUG asks for tracebacks (any value but empty or 0)."""
+    return os.environ.get("GRAPHBP_DEBUG", "").strip() not in ("", "0")
 
 
 def _discard_stdout() -> None:

@@ -227,12 +227,16 @@ def test_an_unexpected_exception_is_one_line_naming_it_and_how_to_see_the_traceb
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cli, "_ops", _bug)  # a fault injected where a command runs
-    monkeypatch.delenv("GRAPHBP_DEBUG", raising=False)
-    assert cli.main(["ops"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("graphbp ops: unexpected ZeroDivisionError: division by zero\\nsecond")
-    assert "set GRAPHBP_DEBUG=1 to see the traceback" in err
+    for debug in (None, "", "0"):
+        if debug is None:
+            monkeypatch.delenv("GRAPHBP_DEBUG", raising=False)
+        else:
+            monkeypatch.setenv("GRAPHBP_DEBUG", debug)
+        assert cli.main(["ops"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert err.startswith("graphbp ops: unexpected ZeroDivisionError: division by zero\\nsec")
+        assert "set GRAPHBP_DEBUG=1 to see the traceback" in err
 
 
 def test_graphbp_debug_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatch) -> None:

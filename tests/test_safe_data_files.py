@@ -284,6 +284,19 @@ def test_train_reads_a_csv_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> No
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
+def test_train_on_a_large_csv_shows_the_progress_of_reading_it(tmp_path: Path) -> None:
+    header = ",".join([*(f"c{i}" for i in range(39)), "target"]) + "\n"
+    rows = [",".join([f"{(i * j) % 7}.5" for j in range(40)]) + "\n" for i in range(16)]
+    block = "".join(rows)
+    (tmp_path / "big.csv").write_text(header + block * (PROGRESS_BYTES // len(block) + 1))
+    args = ["--data", "big.csv", "--epochs", "1", "--batch-size", "100000", "--out", "run"]
+    run = graphbp("train", *args, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "read big.csv" in run.stderr and "line/s" in run.stderr, run.stderr
+    small = graphbp("train", "--epochs", "1", "--out", "run2", cwd=tmp_path)
+    assert small.returncode == 0 and "read " not in small.stderr, small.stderr
+
+
 # -------------------------------------------------------------------------------- fuzzing
 
 
