@@ -109,11 +109,13 @@ def test_the_parser_takes_a_huge_or_infinite_lr_which_training_then_reports() ->
     assert learning_rate("0.003") == 0.003
 
 
-def test_bounds_are_inclusive(tmp_path: Path) -> None:
+def test_bounds_are_inclusive() -> None:
     parser = cli._parser()
     args = parser.parse_args(["train", "--seed", str(MAX_SEED), "--epochs", str(MAX_COUNT)])
     assert (args.seed, args.epochs) == (MAX_SEED, MAX_COUNT)
     assert parser.parse_args(["train", "--seed", "0"]).seed == 0
+    # a huge but representable width reaches the graph, whose validation names the node
+    assert parser.parse_args(["train", "--hidden", "100000000"]).hidden == 100_000_000
 
 
 # ------------------------------------------------------------------------------ broken pipes
