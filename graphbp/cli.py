@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from graphbp.chain import MAX_PATHS
-from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
+from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError, InputError
 from graphbp.registry import get_backend
 
 EXAMPLE_DEFAULTS = {
@@ -24,35 +24,164 @@ DEFAULTS = {"batch_size": 32, "optimizer": "sgd"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input, 1 for a failed check)."""
+    """Run the command line; returns the exit status.
+
+    Every failure is one line on stderr, never a traceback: 2 for bad input (a usage error or
+    any GraphbpError), 1 for a failed check or an unexpected error (``GRAPHBP_DEBUG=1`` shows
+    its traceback), 130 for Ctrl-C, and 141, quietly, when standard output is closed early
+    (``graphbp ops | head -1``), the status a shell shows for a tool that SIGPIPE ended.
+    """
+    status = 1
+    try:
+        try:
+            status = _main(argv)
+        except SystemExit as exc:  # argparse's --help and usage errors
+            status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+        sys.stdout.flush()  # a closed pipe or a full disk is noticed here, not at exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return 141
+    except OSError as exc:  # from the flush: _main reports everything else
+        _discard_stdout()
+        if status == 0:
+            print(f"graphbp: cannot write the output ({exc.strerror})", file=sys.stderr)
+        return 1
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _check_arguments(args)
         status: int = args.run(args)
     except GradientCheckError as exc:
-        print(f"graphbp {args.command}: check failed: {exc}", file=sys.stderr)
+        print(f"graphbp {args.command}: check failed: {_one_line(exc)}", file=sys.stderr)
         return 1
     except GraphbpError as exc:
-        print(f"graphbp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"graphbp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"graphbp {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise  # main() exits quietly
+    except OSError as exc:  # the system refused (a full disk, standard output closed): not a bug
+        if _debug():
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(
+            f"graphbp {args.command}: error: {_escape(where)}{exc.strerror or _one_line(exc)} "
+            "(set GRAPHBP_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # a bug, in graphbp or a plugin: one line, the traceback on request
+        if _debug():
+            raise
+        print(
+            f"graphbp {args.command}: unexpected {type(exc).__name__}: {_one_line(exc, 300)} "
+            "(set GRAPHBP_DEBUG=1 to see the traceback; please report it if it is a bug)",
+            file=sys.stderr,
+        )
+        return 1
     return status
+
+
+def _debug() -> bool:
+    """Whether GRAPHBP_DEBUG asks for tracebacks (any value but empty or 0)."""
+    return os.environ.get("GRAPHBP_DEBUG", "").strip() not in ("", "0")
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null, so the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _one_line(exc: BaseException, limit: int | None = None) -> str:
+    """The message of ``exc`` on one line: control characters (newlines, escapes that a
+    terminal would obey) shown escaped, and at most ``limit`` characters."""
+    text = _escape(str(exc))
+    return text if limit is None or len(text) <= limit else f"{text[:limit]}…"
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """What the options mean together: one line each, before any file is read."""
+    if args.command == "train":
+        if args.target is not None and args.data is None:
+            raise InputError(
+                f"--target {args.target!r} names a column of the --data CSV file, but no --data "
+                "was given (it would be ignored); add --data FILE or drop --target"
+            )
+        if args.target is None:
+            args.target = "target"
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with where to find help), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = _escape(message)
+        if len(message) > 300:  # a 4,000-digit --epochs, quoted back
+            message = f"{message[:300]}…"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+MAX_COUNT = 2**31 - 1
+"""The largest --epochs, --hidden, --batch-size and --devices (what a C int holds)."""
+MAX_SEED = 2**32 - 1
+"""Seeds are 0..MAX_SEED (NumPy seeds from unsigned 32-bit words)."""
+
+
+def _escape(text: str) -> str:
+    """``text`` with each control or format character (a newline, ESC, NUL) shown escaped."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
+
+
+def _number(text: str) -> str:
+    """A number as the user wrote it, abbreviated if it is long."""
+    text = text.strip()
+    return text if len(text) <= 30 else f"{text[:12]}…({len(text)} characters)"
+
+
 def positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 to :data:`MAX_COUNT`."""
     value = int(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {_number(text)}")
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_COUNT:,}, got {_number(text)}")
     return value
+
+
+def seed(text: str) -> int:
+    """An argparse type: a random seed, a whole number from 0 to :data:`MAX_SEED`."""
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED:,}, got {_number(text)}")
+    return value
+
+
+def learning_rate(text: str) -> float:
+    """An argparse type: a positive float (inf is taken, and training then says it diverged)."""
+    value = float(text)
+    if not value > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"learning rate must be positive, got {value}")
+    return value
+
+
+def backend_name(text: str) -> str:
+    """An argparse type: a non-empty backend name (whether it is installed is checked on use)."""
+    if not text.strip():
+        from graphbp.registry import backends
+
+        raise argparse.ArgumentTypeError(f"name a backend: {' or '.join(backends())}")
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--epochs", type=positive_int, help=f"passes over the data (defaults: {per_example})"
     )
-    train.add_argument("--lr", type=float, help="learning rate η")
+    train.add_argument("--lr", type=learning_rate, help="learning rate η")
     train.add_argument(
         "--hidden", type=positive_int, help="hidden width of the network (ignored with --graph)"
     )
@@ -83,11 +212,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--optimizer", choices=("sgd", "momentum", "adam"), default=DEFAULTS["optimizer"]
     )
-    train.add_argument("--seed", type=int, default=0, help="seeds the split, init and shuffling")
+    train.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help=f"seeds the split, init and shuffling: 0 to {MAX_SEED} (default 0)",
+    )
     train.add_argument(
         "--data", type=Path, help="a numeric CSV with a header row (regression; replaces --example)"
     )
-    train.add_argument("--target", default="target", help="the CSV column to predict")
+    train.add_argument("--target", help="the --data column to predict (default: target)")
     train.add_argument(
         "--graph", type=Path, help="a node-link JSON network with inputs 'x' and 'y'"
     )
@@ -155,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--backend",
+        type=backend_name,
         help="check one backend (default: $GRAPHBP_BACKEND, else every installed one); "
         "with jax, plugin vjps are also checked against jax.vjp and NumPy against JAX",
     )
@@ -163,7 +298,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time graphbp against hand-written NumPy and JAX")
     bench.add_argument("--quick", action="store_true", help="fewer repeats, smaller chain")
     bench.add_argument(
-        "--backend", help="bench one backend (default: $GRAPHBP_BACKEND, else every installed one)"
+        "--backend",
+        type=backend_name,
+        help="bench one backend (default: $GRAPHBP_BACKEND, else every installed one)",
     )
     bench.set_defaults(run=_bench)
     return parser
@@ -174,6 +311,7 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "--backend",
+        type=backend_name,
         default=None,
         help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy)",
     )

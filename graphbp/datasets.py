@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import itertools
+import math
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -10,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from graphbp.errors import GraphFileError
+from graphbp.errors import GraphFileError, InputError
+from graphbp.io import read_regular_file
 
 EXAMPLES = {
     "diabetes": ("diabetes.csv", "target", "regression"),
@@ -49,52 +55,277 @@ def load_example(name: str = "diabetes") -> Dataset:
         return load_csv(path, target, name=name)
 
 
-def load_csv(path: str | Path, target: str = "target", name: str | None = None) -> Dataset:
+def load_csv(
+    path: str | Path,
+    target: str = "target",
+    name: str | None = None,
+    *,
+    progress: bool | None = None,
+) -> Dataset:
     """Read a numeric CSV with a header row; ``target`` is predicted from the other columns.
 
+    The file is UTF-8 text (a byte-order mark is skipped; ``\\n`` or ``\\r\\n`` line endings),
+    comma-separated, at most :data:`MAX_CSV_BYTES` long, with a header row of distinct,
+    non-blank column names (surrounding spaces are stripped) and then rows of finite numbers.
+    Blank lines are skipped. Every value is a float64.
+
+    Args:
+        path: the CSV file; a FIFO, device or folder is refused without reading from it.
+        target: the column to predict.
+        name: the data set's name (default: the file's stem).
+        progress: show a tqdm bar on stderr while parsing (None: when the file has at least
+            :data:`PROGRESS_BYTES` bytes, or once parsing has lasted a second).
+
     Raises:
-        GraphFileError: naming the file (and line) of a missing file, a missing target column,
-            a ragged row or a non-numeric cell.
+        GraphFileError: naming the file, and the line and column where there is one: a file
+            that is missing, too large, not a regular file, binary (a NUL byte) or not UTF-8;
+            malformed CSV; an empty file or one with no data row; a blank or duplicate column
+            name; no column ``target`` (the columns are listed); a row with the wrong number of
+            cells; a cell that is not a number, or is NaN, infinite or beyond float64's range.
     """
     path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise GraphFileError(f"{path}: cannot read CSV ({reason})") from exc
-    if len(rows) < 2:
-        raise GraphFileError(f"{path}: needs a header row and at least one data row")
-    header = [h.strip() for h in rows[0]]
-    if target not in header:
+    features, x, y = _read_csv(path, target, progress)
+    return Dataset(name or path.stem, x, y, features, target)
+
+
+def _read_csv(
+    path: Path, target: str, progress: bool | None
+) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Parse ``path`` into feature names, x and y, checking each rule of :func:`load_csv`."""
+    from tqdm.auto import tqdm
+
+    data = read_regular_file(path, what="CSV file", limit=MAX_CSV_BYTES)
+    big = len(data) >= PROGRESS_BYTES
+    text = _decode(path, data)
+    del data  # the text alone is kept while parsing
+    if not text.strip():
         raise GraphFileError(
-            f"{path}: no target column {target!r}; the columns are {', '.join(header)} "
-            "(choose one with --target)"
+            f"{path}: is empty; a CSV file needs a header row naming the columns and at least "
+            "one data row"
         )
-    values = np.empty((len(rows) - 1, len(header)))
-    for i, row in enumerate(rows[1:]):
-        line = i + 2
-        if len(row) != len(header):
+    reader = csv.reader(_lines(text), skipinitialspace=True)
+    done = 0  # records (blank lines included) read so far: the index _line_of counts in
+    row: list[str] = []
+    try:
+        for row in reader:
+            done += 1
+            if row:
+                break
+    except csv.Error as exc:
+        raise _csv_error(path, reader.line_num, exc) from None
+    header = _check_header(path, reader.line_num, [cell.strip() for cell in row], target)
+    t = header.index(target)
+    x_chunks: list[np.ndarray[Any, Any]] = []
+    y_chunks: list[np.ndarray[Any, Any]] = []
+    with tqdm(
+        total=text.count("\n") + 1,
+        initial=reader.line_num,
+        desc=f"read {path.name}",
+        unit="line",
+        unit_scale=True,
+        file=sys.stderr,
+        leave=False,
+        disable=progress is False,
+        delay=0 if progress or (progress is None and big) else 1.0,
+    ) as bar:
+        while True:
+            try:
+                rows = list(itertools.islice(reader, _CHUNK_ROWS))
+            except csv.Error as exc:
+                raise _csv_error(path, reader.line_num, exc) from None
+            if not rows:
+                break
+            values = _floats(path, text, header, rows, done)
+            done += len(rows)
+            x_chunks.append(np.delete(values, t, axis=1))
+            y_chunks.append(values[:, t : t + 1].copy())
+            bar.update(reader.line_num - bar.n)
+    del text
+    if not any(len(c) for c in x_chunks):
+        raise GraphFileError(
+            f"{path}: has a header ({len(header)} columns) but no data rows; add rows of numbers"
+        )
+    features = header[:t] + header[t + 1 :]
+    return features, _stack(x_chunks, len(features)), _stack(y_chunks, 1)
+
+
+MAX_CSV_BYTES = 1 << 30
+"""The largest CSV file :func:`load_csv` reads: 1 GiB (parsing holds the text and its values)."""
+PROGRESS_BYTES = 10 << 20
+"""A CSV file of at least this many bytes (10 MiB) shows a progress bar while it is parsed."""
+_CHUNK_ROWS = 8192
+"""Rows that NumPy converts to floats at a time (and between progress-bar updates)."""
+_SHOWN = 20
+"""How many column names a message lists before it abbreviates."""
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """``data`` as text: UTF-8, its byte-order mark skipped; binary or other encodings refused."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise GraphFileError(
+            f"{path}: is UTF-16 or UTF-32 text (it starts with that byte-order mark); save it as "
+            'UTF-8 ("CSV UTF-8" in spreadsheet programs)'
+        )
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise GraphFileError(
+            f"{path}:{_line_at(data, nul)}: contains a NUL byte (binary data?); a CSV "
+            "file is UTF-8 text"
+        )
+    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return str(memoryview(data)[skip:], "utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        raise GraphFileError(
+            f"{path}:{_line_at(data, at)}: not UTF-8 text (byte 0x{data[at]:02x} at "
+            f'offset {at}); save the file as UTF-8 ("CSV UTF-8" in spreadsheet programs)'
+        ) from None
+
+
+def _line_at(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its ending (``\\n`` or ``\\r\\n``), one at a time."""
+    start, end_of_text = 0, len(text)
+    while start < end_of_text:
+        end = text.find("\n", start) + 1 or end_of_text
+        yield text[start:end]
+        start = end
+
+
+def _line_of(text: str, record: int) -> int:
+    """The line on which record number ``record`` (0: the first, blank lines included) starts."""
+    reader = csv.reader(_lines(text), skipinitialspace=True)
+    for _ in itertools.islice(reader, record):
+        pass
+    return reader.line_num + 1
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> GraphFileError:
+    reason = str(exc)
+    if "new-line character" in reason:
+        reason = "a carriage return (\\r) inside a line; use \\n or \\r\\n line endings"
+    elif "field larger than field limit" in reason:
+        reason = f"{reason}: no number is that long; is this a CSV file of numbers?"
+    return GraphFileError(f"{path}:{line}: not valid CSV ({reason})")
+
+
+def _excerpt(text: str, size: int = 40) -> str:
+    return repr(text if len(text) <= size else f"{text[:size]}…")
+
+
+def _check_header(path: Path, line: int, header: list[str], target: str) -> list[str]:
+    """``header`` if its names are non-blank and distinct and include ``target``."""
+    blank = [j + 1 for j, h in enumerate(header) if not h]
+    if blank:
+        hint = " (a trailing comma?)" if blank == [len(header)] and len(header) > 1 else ""
+        raise GraphFileError(
+            f"{path}:{line}: header column(s) {', '.join(map(str, blank[:_SHOWN]))} have no "
+            f"name{hint}; the first line must name every column"
+        )
+    where: dict[str, list[int]] = {}
+    for j, h in enumerate(header):
+        where.setdefault(h, []).append(j + 1)
+    duplicates = [f"{h!r} (columns {', '.join(map(str, c))})" for h, c in where.items() if c[1:]]
+    if duplicates:
+        raise GraphFileError(
+            f"{path}:{line}: duplicate column name(s) {'; '.join(duplicates[:_SHOWN])}; "
+            "column names must be distinct"
+        )
+    if target not in where:
+        shown = ", ".join(header[:_SHOWN])
+        if len(header) > _SHOWN:
+            shown += f", … ({len(header)} columns)"
+        hint = ""
+        if len(header) == 1 and (sep := next((s for s in ";\t|" if s in header[0]), None)):
+            hint = f"; the file seems to be separated by {sep!r}, but CSV means commas"
+        elif all(_is_number(h) for h in header):
+            hint = "; the first line looks like data, but it must be a header naming the columns"
+        raise GraphFileError(
+            f"{path}: no target column {target!r}; the columns are {shown} (choose one with "
+            f"--target){hint}"
+        )
+    if len(header) == 1:
+        raise GraphFileError(f"{path}: no feature columns besides the target {target!r}")
+    return header
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _floats(
+    path: Path, text: str, header: list[str], rows: list[list[str]], first: int
+) -> np.ndarray[Any, Any]:
+    """``rows`` (records ``first``... of ``text``; blank ones skipped) as finite float64s."""
+    n = len(header)
+    try:
+        values: np.ndarray[Any, Any] | None = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError):  # ragged, blank or non-numeric: found and named below
+        values = None
+    if values is not None and values.shape == (len(rows), n) and np.isfinite(values).all():
+        return values
+    good: list[list[float]] = []
+    for k, row in enumerate(rows):
+        if not row:
+            continue
+        if len(row) != n:
+            hint = " (a trailing comma?)" if len(row) == n + 1 and not row[-1].strip() else ""
+            cells = f"{len(row)} cell{'s' * (len(row) != 1)}"
             raise GraphFileError(
-                f"{path}:{line}: {len(row)} cells but the header has {len(header)} columns"
+                f"{path}:{_line_of(text, first + k)}: {cells} but the header has {n} columns{hint}"
             )
+        numbers = []
         for j, cell in enumerate(row):
             try:
-                values[i, j] = float(cell)
+                v = float(cell)
             except ValueError:
+                problem = (
+                    "is empty (a missing value?)"
+                    if not cell.strip()
+                    else f"has non-numeric cell {_excerpt(cell)}"
+                )
                 raise GraphFileError(
-                    f"{path}:{line}: column {header[j]!r} has non-numeric cell {cell!r}"
+                    f"{path}:{_line_of(text, first + k)}:{j + 1}: column {header[j]!r} "
+                    f"{problem}; every cell must be a number"
                 ) from None
-    if not np.isfinite(values).all():
-        i, j = np.argwhere(~np.isfinite(values))[0]
-        raise GraphFileError(f"{path}:{i + 2}: column {header[j]!r} is not finite")
-    t = header.index(target)
-    features = [h for k, h in enumerate(header) if k != t]
-    if not features:
-        raise GraphFileError(f"{path}: no feature columns besides the target {target!r}")
-    return Dataset(
-        name or path.stem, np.delete(values, t, axis=1), values[:, t : t + 1], features, target
-    )
+            if not math.isfinite(v):
+                raise GraphFileError(
+                    f"{path}:{_line_of(text, first + k)}:{j + 1}: column {header[j]!r} "
+                    f"{_non_finite(cell, v)}; graphbp trains on finite numbers only: fill in "
+                    "or drop the row"
+                )
+            numbers.append(v)
+        good.append(numbers)
+    return np.array(good, dtype=np.float64).reshape(len(good), n)
+
+
+def _non_finite(cell: str, value: float) -> str:
+    """Why ``cell``, read as ``value``, is not finite."""
+    if math.isnan(value):
+        return f"is {_excerpt(cell.strip())}, not a number (a missing value?)"
+    if cell.strip().lstrip("+-").lower() in ("inf", "infinity"):
+        return f"is {_excerpt(cell.strip())}, infinite"
+    return f"has {_excerpt(cell.strip())}, beyond float64's range (about ±1.8e308)"
+
+
+def _stack(chunks: list[np.ndarray[Any, Any]], columns: int) -> np.ndarray[Any, Any]:
+    """The chunks' rows in one array, each chunk released once copied (peak: one array)."""
+    out = np.empty((sum(len(c) for c in chunks), columns))
+    row = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        out[row : row + len(chunk)] = chunk
+        row += len(chunk)
+    return out
 
 
 def split(
@@ -103,22 +334,56 @@ def split(
     """Shuffle with ``seed``, hold out ``test_fraction`` of rows, standardise x and y.
 
     Means and standard deviations come from the training rows only, so nothing about the
-    test rows leaks into training. With ``classes``, y holds labels 0..classes−1 and becomes
-    one-hot rows instead of being standardised.
+    test rows leaks into training. A column that is constant on the training rows is only
+    centred (divided by 1, not by its standard deviation of 0). With ``classes``, y holds
+    labels 0..classes−1 and becomes one-hot rows instead of being standardised.
+
+    Raises:
+        InputError: ``test_fraction`` is not between 0 and 1; too few rows for at least one
+            test row and two training rows; a regression target that is constant on the
+            training rows (nothing to predict); a column too large to standardise in float64.
     """
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     n = len(data.x)
     order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, round(n * test_fraction)) if n > 1 else 0
+    n_test = max(1, round(n * test_fraction))
+    if n - n_test < 2:
+        raise InputError(
+            f"data set {data.name!r} has {n} row(s): a train/test split needs at least 1 test "
+            f"row and 2 training rows (to standardise with); holding out {test_fraction:g} of "
+            f"the rows leaves {max(n - n_test, 0)} for training; add rows"
+        )
     test, train = order[:n_test], order[n_test:]
 
-    def standardise(a: np.ndarray[Any, Any]) -> tuple[Any, Any]:
-        mean, std = a[train].mean(axis=0), a[train].std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        return (a[train] - mean) / std, (a[test] - mean) / std
+    def standardise(a: np.ndarray[Any, Any], names: list[str]) -> tuple[Any, Any]:
+        # Mean and deviation of the rows divided by a power of two near the largest magnitude:
+        # no digit changes, and squares of large values cannot overflow.
+        scale = np.ldexp(1.0, np.frexp(np.abs(a[train]).max(axis=0))[1] - 1)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            scaled = a[train] / scale
+            mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
+            std = np.where(std > 0, std, 1.0)
+            fit, held_out = (a[train] - mean) / std, (a[test] - mean) / std
+        for parts in (mean, std, fit, held_out):
+            bad = ~np.isfinite(parts).reshape(-1, a.shape[1]).all(axis=0)
+            if bad.any():
+                column = names[int(np.argmax(bad))]
+                raise InputError(
+                    f"column {column!r} of {data.name!r} cannot be standardised in float64 (its "
+                    "values span more than float64's range); rescale it"
+                )
+        return fit, held_out
 
-    x_train, x_test = standardise(data.x)
+    x_train, x_test = standardise(data.x, data.feature_names)
     if classes is None:
-        y_train, y_test = standardise(data.y)
+        if (data.y[train] == data.y[train][0]).all():
+            raise InputError(
+                f"the target {data.target_name!r} of {data.name!r} has the same value "
+                f"({float(data.y[train][0, 0]):g}) in all {len(train)} training rows: there is "
+                "nothing to predict"
+            )
+        y_train, y_test = standardise(data.y, [data.target_name])
     else:
         y_train, y_test = one_hot(data.y[train], classes), one_hot(data.y[test], classes)
     return Split(x_train, y_train, x_test, y_test)

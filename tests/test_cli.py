@@ -87,7 +87,7 @@ def test_train_options_and_a_user_csv_and_graph(tmp_path: Path) -> None:
         (
             ["--data", "d.csv"],
             {"d.csv": "a,target\n1,2\n3,x\n"},
-            r"d.csv:3: column 'target' has non-numeric cell 'x'",
+            r"d.csv:3:2: column 'target' has non-numeric cell 'x'",
         ),
         (
             ["--data", "d.csv", "--target", "y"],
