@@ -160,8 +160,8 @@ class Network:
         g = self._graph.copy()
         g.graph["loss"] = self.loss
         for _, attrs in g.nodes(data=True):
-            if "value" in attrs:
-                attrs["value"] = _jsonable(attrs["value"])
+            if hasattr(attrs.get("value"), "tolist"):  # an array (or NumPy scalar) as lists
+                attrs["value"] = attrs["value"].tolist()
         return dict(nx.node_link_data(g, edges="edges"))
 
     def to_json(self, path: str | Path) -> None:
@@ -658,6 +658,12 @@ def _const_array(node: Hashable, value: Any) -> Any:
         raise GraphError(
             f"const node {node!r} has value={_show(value)}; {fix} (not {problem})"
         ) from None
+    if 0 in array.shape[:-1] and array.shape.index(0) < array.ndim - 1:
+        raise GraphError(
+            f"const node {node!r} has a value of shape {array.shape}, which saves as the list "
+            f"{_show(array.tolist())} and would load back with another shape; a const with no "
+            "elements may have a zero-length axis only last"
+        )
     if not np.isfinite(array).all():
         raise GraphError(
             f"const node {node!r} has value={_show(value)}; {fix} (NaN and infinity are "
