@@ -63,12 +63,24 @@ MAX_DEPTH = 64
 class Network:
     """A validated network: the graph, its loss node, and what compile needs to plan a run.
 
+    Validation costs what the graph costs to describe: shapes are inferred from the ops'
+    shape rules, never by making arrays of the declared sizes.
+
+    What it holds the graph to, besides the schema: every node name follows ``NAME_RULE`` (a
+    str of 1 to 1000 characters without control or format characters or lone surrogates, or
+    an int of at most 64 bits, not bool), and so do scopes and attribute keys (as text);
+    every shape, declared or inferred, has at most ``MAX_RANK`` axes and ``MAX_ELEMENTS``
+    elements; a const's value is finite real numbers (a number, a rectangular nested list or
+    an int/float array) that agrees with its declared shape; ``graph["output"]``, if given,
+    names an op node.
+
     Args:
         graph: an ``nx.DiGraph`` (or ``nx.MultiDiGraph``) following the graph schema.
         loss: the loss node; defaults to ``graph.graph["loss"]``.
 
     Raises:
         GraphError: the graph breaks the schema; the message names the node, op and fix.
+        PluginError: an op's shape rule (or probed forward) breaks the plugin contract.
     """
 
     @gc_paused()
@@ -331,6 +343,9 @@ def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
         )
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _check_depth(data: Any) -> None:
     """Raise GraphError if lists and objects nest deeper than ``MAX_DEPTH``."""
     stack: list[tuple[Any, int]] = [(data, 1)]
@@ -341,10 +356,16 @@ def _check_depth(data: Any) -> None:
                 f"lists and objects nest more than {MAX_DEPTH} levels deep; node-link data "
                 "of a network nests a few levels (a const value one more per axis)"
             )
-        if isinstance(value, Mapping):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list | tuple):
-            stack.extend((v, depth + 1) for v in value)
+        kind = type(value)
+        if kind is str or kind is int or kind is float or value is None:
+            continue  # most values: decided without an isinstance of an ABC
+        if kind is dict or isinstance(value, Mapping):
+            values = value.values()
+        elif kind is list or isinstance(value, list | tuple):
+            values = value
+        else:
+            continue
+        stack.extend((v, depth + 1) for v in values if type(v) not in _SCALARS)
 
 
 def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:

@@ -368,3 +368,18 @@ def test_cli_output_node_falls_back_to_the_loss_operand_and_takes_int_names() ->
     g.add_edge("yhat", "L", arg=1)
     with pytest.raises(GraphError, match="the loss's first operand 'y' is a input node"):
         _output_node(gb.Network(g))
+
+
+def test_train_with_names_at_the_edge_of_the_rule_writes_every_file(tmp_path: Path) -> None:
+    """A 1000-character name, markup and emoji in a name, an int name: handled everywhere."""
+    long, odd = "W" * 1000, 'ünï <&> "q" {x} \\ 名 🙂'
+    path = _train_graph(tmp_path, {"W1": long, "W2": odd, "h1": -(2**63)})
+    out = tmp_path / "out"
+    done = graphbp("train", "--graph", str(path), "--epochs", "1", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    names = {"chain_rule.svg", "graph.html", "history.csv", "metrics.json", "network.json"}
+    assert names | {"params.npz"} == {p.name for p in out.iterdir()}
+    back = gb.Network.from_json(out / "network.json")
+    assert {long, odd, -(2**63)} <= set(back.graph)
+    with np.load(out / "params.npz") as saved:
+        assert len(saved.files) == 6
