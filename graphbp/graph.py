@@ -54,8 +54,9 @@ MAX_ELEMENTS = 2**34
 counts as 1): far above any real model, far below what would exhaust memory by accident."""
 MAX_RANK = 32
 """The most axes a value may have."""
-GRAPH_FILE_LIMIT = 64 * 2**20
-"""The largest graph file ``Network.from_json`` reads, in bytes."""
+GRAPH_FILE_LIMIT = 16 * 2**20
+"""The largest graph file ``Network.from_json`` reads, in bytes: some 180,000 nodes as
+``to_json`` writes a chain of them (parsed JSON takes up to about 30 times its size)."""
 MAX_DEPTH = 64
 """The deepest nesting of lists and objects accepted in node-link data."""
 
@@ -195,7 +196,6 @@ class Network:
                 raise GraphError(
                     f"expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
                 )
-            _check_depth(data)
             g = _node_link_graph(data)
         except GraphError as exc:
             raise GraphFileError(f"{source}: not NetworkX node-link data: {exc}") from None
@@ -346,15 +346,16 @@ def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def _check_depth(data: Any) -> None:
-    """Raise GraphError if lists and objects nest deeper than ``MAX_DEPTH``."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+def _check_depth(data: Any, depth: int, where: str) -> None:
+    """Raise GraphError if lists and objects in ``data`` (itself at ``depth`` in the document)
+    nest deeper than ``MAX_DEPTH``."""
+    stack: list[tuple[Any, int]] = [(data, depth)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise GraphError(
-                f"lists and objects nest more than {MAX_DEPTH} levels deep; node-link data "
-                "of a network nests a few levels (a const value one more per axis)"
+                f"{where}: lists and objects nest more than {MAX_DEPTH} levels deep; node-link "
+                "data of a network nests a few levels (a const value one more per axis)"
             )
         kind = type(value)
         if kind is str or kind is int or kind is float or value is None:
@@ -396,6 +397,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
             f'"{key}" is {_kind(edges)}; give a list of objects, each with a "source" and a '
             '"target" (and an "arg" for ops of several operands)'
         )
+    _check_depth(attrs, 2, '"graph"')
     g: nx.DiGraph = nx.MultiDiGraph() if multigraph else nx.DiGraph()
     g.graph.update(attrs)
     for i, item in enumerate(nodes):
@@ -411,6 +413,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
             raise GraphError(f"nodes[{i}] has id {_show(node)}, {problem}; {NAME_RULE}")
         if node in g:
             raise GraphError(f"nodes[{i}]: id {node!r} is given twice; node ids are unique")
+        _check_depth(item, 3, f"nodes[{i}]")
         g.add_node(node)
         g.nodes[node].update((k, v) for k, v in item.items() if k != "id")
         if isinstance(item.get("shape"), list):
@@ -431,6 +434,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
                 )
             ends.append(item[end])
         u, v = ends
+        _check_depth(item, 3, f"{key}[{i}]")
         extra = {k: w for k, w in item.items() if k not in ("source", "target", "key")}
         if isinstance(extra.get("arg"), list):
             extra["arg"] = tuple(extra["arg"])

@@ -78,7 +78,11 @@ BAD_TEXT: dict[str, tuple[str | bytes, str]] = {
     "nesting 100,000 deep": ('{"nodes": ' + _nested(100_000) + "}", "JSON nested too deeply"),
     "nesting past the limit": (
         '{"nodes": [], "graph": {"x": ' + _nested(MAX_DEPTH + 1) + "}}",
-        f"nest more than {MAX_DEPTH} levels deep",
+        f'"graph": lists and objects nest more than {MAX_DEPTH} levels deep',
+    ),
+    "node attribute nesting past the limit": (
+        _node(extra=json.loads(_nested(MAX_DEPTH - 2))),
+        f"nodes[7]: lists and objects nest more than {MAX_DEPTH} levels deep",
     ),
     "5,000-digit integer": ('{"nodes": [{"id": 1' + "0" * 5000 + "}]}", "JSON that cannot be read"),
     "top-level list": ("[1, 2]", "expected a JSON object with 'nodes' and 'edges', got a list"),

@@ -399,6 +399,12 @@ def test_mlp_builder_allocates_nothing() -> None:
     assert peak < 100_000
     with pytest.raises(GraphError, match=r"node 'W2' \(op 'param'\) declares a value of shape"):
         gb.Network(g)
+    for sizes in [(), (3,)]:
+        with pytest.raises(GraphError, match="mlp needs the input and output widths"):
+            gb.mlp(sizes)
+    for sizes in [(3, -1, 1), (3, True, 1), (3, 2.0, 1)]:
+        with pytest.raises(GraphError, match=r"node 'W1' \(op 'param'\) has shape="):
+            gb.Network(gb.mlp(sizes))
 
 
 # ------------------------------------------------------------------ shape-rule failures
