@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import networkx as nx
 
+from graphbp.errors import GraphError
+
 
 def mlp(
     sizes: Sequence[int],
@@ -27,8 +29,17 @@ def mlp(
             ``softmax_cross_entropy``).
 
     Returns:
-        The graph, with ``graph["loss"] = "L"`` and ``graph["output"] = "yhat"``.
+        The graph, with ``graph["loss"] = "L"`` and ``graph["output"] = "yhat"``. Building it
+        allocates no parameter: ``Network(graph)`` checks that every width can be held.
+
+    Raises:
+        GraphError: fewer than two widths.
     """
+    if len(sizes) < 2:
+        raise GraphError(
+            f"mlp needs the input and output widths at least, e.g. sizes=(10, 16, 1); got "
+            f"{list(sizes)}"
+        )
     g = nx.DiGraph(loss="L", output="yhat")
     g.add_node("x", op="input", shape=(None, sizes[0]))
     g.add_node("y", op="input", shape=(None, sizes[-1]))

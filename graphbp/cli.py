@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from graphbp.chain import MAX_PATHS
-from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError, InputError
+from graphbp.errors import (
+    GradientCheckError,
+    GraphbpError,
+    GraphError,
+    GraphFileError,
+    InputError,
+)
 from graphbp.registry import get_backend
 
 EXAMPLE_DEFAULTS = {
@@ -500,10 +506,27 @@ def _check_training_inputs(net: Any, path: Path) -> None:
 
 
 def _output_node(net: Any) -> Hashable:
-    """The prediction node: ``graph["output"]``, else the loss's first operand."""
-    output: Hashable = net.graph.graph.get("output") or net.operands[net.loss][0]
+    """The prediction node: ``graph["output"]``, else the loss's first operand.
+
+    ``Network()`` has checked that ``graph["output"]`` names an op node; here it must also
+    have the shape of the target ``y`` it is compared with.
+    """
+    from graphbp.graph import _shapes_agree
+
+    named = net.graph.graph.get("output")
+    output: Hashable = net.operands[net.loss][0] if named is None else named
     if output not in net.ops:
-        raise GraphFileError(f"graph['output'] names {output!r}, which is not a node")
+        raise GraphError(
+            f"the loss's first operand {output!r} is a {net.kind[output]} node, not a "
+            "prediction; set graph['output'] to the node that predicts the target 'y'"
+        )
+    have, want = net.shapes.get(output), net.shapes.get("y")
+    if have is not None and want is not None and not _shapes_agree(have, want):
+        raise GraphError(
+            f"the output node {output!r} (op {net.op_name(output)!r}) has shape {have} but the "
+            f"target 'y' has shape {want}; graphbp train compares them, so set graph['output'] "
+            "to the prediction node or fix its shape"
+        )
     return output
 
 

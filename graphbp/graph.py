@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
+import unicodedata
+import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,9 +14,17 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError
-from graphbp.io import write_atomic
+from graphbp.io import read_regular_file, write_atomic
 from graphbp.memory import gc_paused
-from graphbp.op import LEAVES, Arrays, Op, Shape, call_forward, signature_of
+from graphbp.op import (
+    LEAVES,
+    PROBE_LIMIT,
+    Op,
+    Shape,
+    call_forward,
+    defines_shape,
+    signature_of,
+)
 from graphbp.registry import get_backend, get_op
 
 if TYPE_CHECKING:
@@ -30,9 +42,38 @@ OP = "op"
 """The kind of every node that is not a leaf: an op plugin computes it."""
 INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
 
+MAX_NAME = 1000
+"""The longest node name, scope or attribute key, in characters."""
+NAME_RULE = (
+    "a node name is a str of 1 to 1000 characters with no control or format characters "
+    "(such as newline or NUL) and no lone surrogates, or an int (not bool) of at most 64 bits"
+)
+"""The node-name rule, as error messages state it."""
+MAX_ELEMENTS = 2**34
+"""The most elements any value of a network may have (declared or inferred; a None axis
+counts as 1): far above any real model, far below what would exhaust memory by accident."""
+MAX_RANK = 32
+"""The most axes a value may have."""
+GRAPH_FILE_LIMIT = 16 * 2**20
+"""The largest graph file ``Network.from_json`` reads, in bytes: some 180,000 nodes as
+``to_json`` writes a chain of them (parsed JSON takes up to about 30 times its size)."""
+MAX_DEPTH = 64
+"""The deepest nesting of lists and objects accepted in node-link data."""
+
 
 class Network:
     """A validated network: the graph, its loss node, and what compile needs to plan a run.
+
+    Validation costs what the graph costs to describe: shapes are inferred from the ops'
+    shape rules, never by making arrays of the declared sizes.
+
+    What it holds the graph to, besides the schema: every node name follows ``NAME_RULE`` (a
+    str of 1 to 1000 characters without control or format characters or lone surrogates, or
+    an int of at most 64 bits, not bool), and so do scopes and attribute keys (as text);
+    every shape, declared or inferred, has at most ``MAX_RANK`` axes and ``MAX_ELEMENTS``
+    elements; a const's value is finite real numbers (a number, a rectangular nested list or
+    an int/float array) that agrees with its declared shape; ``graph["output"]``, if given,
+    names an op node.
 
     Args:
         graph: an ``nx.DiGraph`` (or ``nx.MultiDiGraph``) following the graph schema.
@@ -40,6 +81,7 @@ class Network:
 
     Raises:
         GraphError: the graph breaks the schema; the message names the node, op and fix.
+        PluginError: an op's shape rule (or probed forward) breaks the plugin contract.
     """
 
     @gc_paused()
@@ -50,6 +92,7 @@ class Network:
                 "build it with nx.DiGraph()"
             )
         self._graph: nx.DiGraph = nx.freeze(graph.copy())
+        _check_names(self._graph)
         self.loss: Hashable = _check_loss_named(self._graph, loss)
         self.order: list[Hashable] = _topological_order(self._graph)
         self.index: dict[Hashable, int] = {n: i for i, n in enumerate(self.order)}
@@ -60,6 +103,7 @@ class Network:
             n: _op_of(self._graph, n) for n in self.order if self.kind[n] == OP
         }
         """The op plugin of each op node (leaves have none)."""
+        _check_output_named(self._graph, self.kind)
         edges = _in_edges(self._graph)
         self.operands: dict[Hashable, tuple[Hashable, ...]] = {
             n: _operands(n, self.ops.get(n), edges[n], self._graph) for n in self.order
@@ -129,8 +173,8 @@ class Network:
         g = self._graph.copy()
         g.graph["loss"] = self.loss
         for _, attrs in g.nodes(data=True):
-            if "value" in attrs:
-                attrs["value"] = _jsonable(attrs["value"])
+            if hasattr(attrs.get("value"), "tolist"):  # an array (or NumPy scalar) as lists
+                attrs["value"] = attrs["value"].tolist()
         return dict(nx.node_link_data(g, edges="edges"))
 
     def to_json(self, path: str | Path) -> None:
@@ -140,22 +184,21 @@ class Network:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Network:
-        """Build a network from node-link data (as written by ``to_dict``)."""
-        data = {"directed": True, "multigraph": False, **data}  # graphbp's defaults
+        """Build a network from node-link data (as written by ``to_dict``).
+
+        Raises:
+            GraphFileError: naming ``source``: the data is not node-link data of a valid
+                network (not an object, nodes or edges not lists of objects, an id that breaks
+                the node-name rule or is given twice, an edge to a missing node, ...).
+        """
         try:
-            g = nx.node_link_graph(data, edges="edges")
-        except (AttributeError, KeyError, TypeError, ValueError, nx.NetworkXError) as exc:
-            raise GraphFileError(
-                f"{source}: not NetworkX node-link data ({type(exc).__name__}: {exc}); "
-                "it needs 'nodes' (each with 'id' and 'op') and 'edges' (each with "
-                "'source' and 'target')"
-            ) from exc
-        for _, attrs in g.nodes(data=True):
-            if isinstance(attrs.get("shape"), list):
-                attrs["shape"] = tuple(attrs["shape"])
-        for *_, attrs in g.edges(data=True):
-            if isinstance(attrs.get("arg"), list):
-                attrs["arg"] = tuple(attrs["arg"])
+            if not isinstance(data, Mapping):
+                raise GraphError(
+                    f"expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
+                )
+            g = _node_link_graph(data)
+        except GraphError as exc:
+            raise GraphFileError(f"{source}: not NetworkX node-link data: {exc}") from None
         try:
             return cls(g)
         except GraphbpError as exc:
@@ -165,22 +208,42 @@ class Network:
     def from_json(cls, path: str | Path) -> Network:
         """Load a network from node-link JSON. Loading never executes code.
 
+        The file is read only if it is a regular file of at most ``GRAPH_FILE_LIMIT`` bytes
+        (a FIFO, device or folder is refused before a byte is read).
+
         Raises:
-            GraphFileError: the file is missing, not JSON, or not a valid network.
+            GraphFileError: naming the file (and the line and column where JSON gives one):
+                the file is missing, not a regular file, too large, not UTF-8, not JSON,
+                nested too deeply, or not a valid network.
         """
         path = Path(path)
+        raw = read_regular_file(path, what="graph file", limit=GRAPH_FILE_LIMIT)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise GraphFileError(f"{path}: cannot read graph file ({exc.strerror})") from exc
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - raw.rfind(b"\n", 0, exc.start)
+            raise GraphFileError(
+                f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); a graph "
+                "file is node-link JSON as Network.to_json writes it"
+            ) from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise GraphFileError(
                 f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
-            ) from exc
+            ) from None
+        except RecursionError:
+            raise GraphFileError(
+                f"{path}: JSON nested too deeply to read; a graph file nests at most "
+                f"{MAX_DEPTH} levels"
+            ) from None
+        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+            raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
         if not isinstance(data, dict):
-            raise GraphFileError(f"{path}: expected a JSON object with 'nodes' and 'edges'")
+            raise GraphFileError(
+                f"{path}: expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
+            )
         return cls.from_dict(data, source=str(path))
 
 
@@ -191,14 +254,221 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _kind(value: Any) -> str:
+    """What a JSON value is, for messages: 'a list', 'an int', ..."""
+    if value is None:
+        return "null"
+    names: dict[type, str] = {dict: "object", list: "list", str: "string"}
+    name = names.get(type(value), type(value).__name__)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _show(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to about ``width`` characters (and safe for huge ints)."""
+    try:
+        text = repr(value)
+    except Exception:  # an int beyond Python's digit limit for str(), a broken __repr__
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length():,} bits>"
+        return f"<{type(value).__qualname__} object>"
+    return text if len(text) <= width else f"{text[: width - 5]}…{text[-4:]}"
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` breaks the text rule of names, scopes and keys; None if it does not."""
+    if not 1 <= len(text) <= MAX_NAME:
+        return f"a str of {len(text):,} characters"
+    if text.isascii() and text.isprintable():
+        return None
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
+            what = "a lone surrogate" if "\ud800" <= ch <= "\udfff" else "a control character"
+            if unicodedata.category(ch) == "Cf":
+                what = "a format character"
+            return f"a str with {what} (U+{ord(ch):04X}) at position {i}"
+    return None
+
+
+def _name_problem(name: Any) -> str | None:
+    """Why ``name`` breaks the node-name rule (``NAME_RULE``); None if it does not."""
+    if isinstance(name, bool):
+        return "a bool"
+    if isinstance(name, int):
+        return None if -(2**63) <= name < 2**63 else "an int beyond 64 bits"
+    if isinstance(name, str):
+        return _text_problem(name)
+    return _kind(name)
+
+
+def _check_names(g: nx.DiGraph) -> None:
+    """Hold every node name, scope and attribute key to the node-name rule."""
+    for node, data in g.nodes(data=True):
+        problem = _name_problem(node)
+        if problem is not None:
+            raise GraphError(f"node {_show(node)} has a name that is {problem}; {NAME_RULE}")
+        for key in data:
+            problem = _text_problem(key) if isinstance(key, str) else _kind(key)
+            if problem is not None:
+                raise GraphError(
+                    f"node {node!r} has an attribute key {_show(key)} that is {problem}; "
+                    "attribute keys are str that follow the text rule of names: "
+                    f"{NAME_RULE.split(', or')[0]}"
+                )
+        scope = data.get("scope")
+        if scope is not None:
+            problem = _text_problem(scope) if isinstance(scope, str) else _kind(scope)
+            if problem is not None:
+                raise GraphError(
+                    f"node {node!r} has scope={_show(scope)}, {problem}; a scope is a str "
+                    f"that follows the text rule of names: {NAME_RULE.split(', or')[0]}"
+                )
+
+
+def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
+    """``graph["output"]``, if given, names an op node (the prediction)."""
+    output = g.graph.get("output")
+    if output is None:
+        return
+    problem = _name_problem(output)
+    if problem is not None or output not in g:
+        raise GraphError(
+            f"graph['output'] is {_show(output)}, which is not a node of the graph; name the "
+            "prediction node (the op node whose value is compared with the target), or leave "
+            "graph['output'] out"
+        )
+    if kind[output] != OP:
+        raise GraphError(
+            f"graph['output'] names {output!r}, a {kind[output]} node; the output is the "
+            "prediction, an op node computed from the inputs"
+        )
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _check_depth(data: Any, depth: int, where: str) -> None:
+    """Raise GraphError if lists and objects in ``data`` (itself at ``depth`` in the document)
+    nest deeper than ``MAX_DEPTH``."""
+    stack: list[tuple[Any, int]] = [(data, depth)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise GraphError(
+                f"{where}: lists and objects nest more than {MAX_DEPTH} levels deep; node-link "
+                "data of a network nests a few levels (a const value one more per axis)"
+            )
+        kind = type(value)
+        if kind is str or kind is int or kind is float or value is None:
+            continue  # most values: decided without an isinstance of an ABC
+        if kind is dict or isinstance(value, Mapping):
+            values = value.values()
+        elif kind is list or isinstance(value, list | tuple):
+            values = value
+        else:
+            continue
+        stack.extend((v, depth + 1) for v in values if type(v) not in _SCALARS)
+
+
+def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
+    """The graph described by node-link ``data``, each part checked as it is read."""
+    directed = data.get("directed", True)
+    if directed is not True:
+        raise GraphError(
+            f'"directed" is {_show(directed)}; a network is a directed graph: "directed": true'
+        )
+    multigraph = data.get("multigraph", False)
+    if not isinstance(multigraph, bool):
+        raise GraphError(f'"multigraph" is {_show(multigraph)}; give true or false')
+    attrs = data.get("graph", {})
+    if not isinstance(attrs, Mapping):
+        raise GraphError(
+            f'"graph" is {_kind(attrs)}; it holds the graph\'s attributes as an object, e.g. '
+            '{"loss": "L", "output": "yhat"}'
+        )
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        raise GraphError(
+            f'"nodes" is {_kind(nodes)}; give a list of objects, each with an "id" and an "op"'
+        )
+    key = "edges" if "edges" in data or "links" not in data else "links"
+    edges = data.get(key, [])
+    if not isinstance(edges, list):
+        raise GraphError(
+            f'"{key}" is {_kind(edges)}; give a list of objects, each with a "source" and a '
+            '"target" (and an "arg" for ops of several operands)'
+        )
+    _check_depth(attrs, 2, '"graph"')
+    g: nx.DiGraph = nx.MultiDiGraph() if multigraph else nx.DiGraph()
+    g.graph.update(attrs)
+    for i, item in enumerate(nodes):
+        if not isinstance(item, Mapping) or "id" not in item:
+            raise GraphError(
+                f"nodes[{i}] is {_kind(item)}"
+                f"{' without an id' if isinstance(item, Mapping) else ''}; each node is an "
+                'object with an "id" and an "op"'
+            )
+        node = item["id"]
+        problem = _name_problem(node)
+        if problem is not None:
+            raise GraphError(f"nodes[{i}] has id {_show(node)}, {problem}; {NAME_RULE}")
+        if node in g:
+            raise GraphError(f"nodes[{i}]: id {node!r} is given twice; node ids are unique")
+        _check_depth(item, 3, f"nodes[{i}]")
+        g.add_node(node)
+        g.nodes[node].update((k, v) for k, v in item.items() if k != "id")
+        if isinstance(item.get("shape"), list):
+            g.nodes[node]["shape"] = tuple(item["shape"])
+    for i, item in enumerate(edges):
+        if not isinstance(item, Mapping):
+            raise GraphError(
+                f'{key}[{i}] is {_kind(item)}; each edge is an object with a "source" and a '
+                '"target"'
+            )
+        ends = []
+        for end in ("source", "target"):
+            if end not in item:
+                raise GraphError(f'{key}[{i}] has no "{end}"; give the id of a node')
+            if _name_problem(item[end]) is not None or item[end] not in g:
+                raise GraphError(
+                    f"{key}[{i}] has {end} {_show(item[end])}, which is not the id of a node"
+                )
+            ends.append(item[end])
+        u, v = ends
+        _check_depth(item, 3, f"{key}[{i}]")
+        extra = {k: w for k, w in item.items() if k not in ("source", "target", "key")}
+        if isinstance(extra.get("arg"), list):
+            extra["arg"] = tuple(extra["arg"])
+        if multigraph:
+            k = item.get("key")
+            if k is not None and (_name_problem(k) is not None or g.has_edge(u, v, k)):
+                raise GraphError(
+                    f"{key}[{i}] ({u!r} → {v!r}) has key {_show(k)}; an edge key is a str or "
+                    "int, unique among the edges between the same two nodes"
+                )
+            k = g.add_edge(u, v, key=k)
+            g.edges[u, v, k].update(extra)
+        else:
+            if g.has_edge(u, v):
+                raise GraphError(
+                    f"{key}[{i}]: the edge {u!r} → {v!r} is given twice; a value used in "
+                    'several operand positions gets one edge with "arg": [0, 1], or set '
+                    '"multigraph": true'
+                )
+            g.add_edge(u, v)
+            g.edges[u, v].update(extra)
+    return g
+
+
 def _check_loss_named(g: nx.DiGraph, loss: Hashable | None) -> Hashable:
     loss = loss if loss is not None else g.graph.get("loss")
     if loss is None:
         raise GraphError("no loss node named; pass loss=... to Network or set graph['loss']")
-    if loss not in g:
+    if _name_problem(loss) is not None or loss not in g:
+        sinks = sorted(map(str, (n for n in g if g.out_degree(n) == 0)))
+        more = f" and {len(sinks) - 10:,} more" if len(sinks) > 10 else ""
         raise GraphError(
-            f"loss node {loss!r} is not in the graph; nodes with no consumers are "
-            f"{sorted(map(str, (n for n in g if g.out_degree(n) == 0)))}"
+            f"loss node {_show(loss)} is not in the graph; nodes with no consumers are "
+            f"{sinks[:10]}{more}"
         )
     return loss
 
@@ -223,7 +493,17 @@ def _kind_of(g: nx.DiGraph, node: Hashable) -> str:
             f"node {node!r} has no 'op' attribute; give it one, e.g. "
             f"g.add_node({node!r}, op='input')"
         )
-    return name if isinstance(name, str) and name in LEAVES else OP
+    if not isinstance(name, str):
+        raise GraphError(
+            f"node {node!r} has op={_show(name)}, {_kind(name)}; op is the name of an op "
+            f"(see `graphbp ops`) or a leaf kind ({', '.join(LEAVES)})"
+        )
+    if not name.isidentifier() or len(name) > 100:
+        raise GraphError(
+            f"node {node!r}: unknown op {_show(name)}; op names are identifiers (see `graphbp "
+            f"ops`), or a leaf kind ({', '.join(LEAVES)})"
+        )
+    return name if name in LEAVES else OP
 
 
 def _op_of(g: nx.DiGraph, node: Hashable) -> Op:
@@ -264,9 +544,9 @@ def _operands(
                 )
             positions = 0
         for pos in positions if isinstance(positions, tuple) else (positions,):
-            if not isinstance(pos, int) or not 0 <= pos < arity:
+            if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos < arity:
                 raise GraphError(
-                    f"edge {source!r} → {node!r} (op {op.name!r}) has arg={pos!r}; "
+                    f"edge {source!r} → {node!r} (op {op.name!r}) has arg={_show(pos)}; "
                     f"{op.name!r} takes operands 0..{arity - 1}"
                 )
             if pos in slots:
@@ -309,105 +589,255 @@ def _check_leaf(node: Hashable, kind: str, data: Mapping[str, Any]) -> None:
             f"param node {node!r} has no shape; give it one, e.g. shape=(8, 16), so it can "
             "be initialised"
         )
-    if shape is not None:
-        ok = isinstance(shape, tuple) and all(
-            (isinstance(d, int) and d >= 0) or (d is None and kind == "input") for d in shape
-        )
-        if not ok:
-            what = "ints and None" if kind == "input" else "non-negative ints"
-            raise GraphError(
-                f"node {node!r} (op {kind!r}) has shape={shape!r}; a shape is a tuple of "
-                f"{what}, e.g. (None, 8)"
-            )
-    if kind == "const":
-        import numpy as np
-
-        try:
-            np.asarray(data["value"], dtype=np.float64)
-        except KeyError:
-            raise GraphError(
-                f"const node {node!r} has no value; give it value=... (a number or list)"
-            ) from None
-        except (TypeError, ValueError):
-            raise GraphError(
-                f"const node {node!r} has value={data['value']!r:.60}; give it numbers "
-                "(a number, a nested list or an array)"
-            ) from None
+    if kind == "const" and "value" not in data:
+        raise GraphError(f"const node {node!r} has no value; give it value=... (a number or list)")
     init = data.get("init", "glorot")
-    if kind == "param" and not (isinstance(init, int | float) or init in INITS):
+    if kind == "param" and not (_is_number(init) or (isinstance(init, str) and init in INITS)):
         raise GraphError(
-            f"param node {node!r} has init={init!r}; use a number or one of {', '.join(INITS)}"
+            f"param node {node!r} has init={_show(init)}; use a number or one of {', '.join(INITS)}"
         )
 
 
-def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
-    """Infer every node's static shape by running forward on probes; None if unknown.
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool) that converts to a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
-    Inputs' None axes get two different probe sizes; an output axis that follows them is
-    None, one that does not is static. A node none of whose operands depends on a None axis
-    is probed once. A forward that raises is a shape mismatch.
+
+def _check_shape(node: Hashable, what: str, shape: Any, none_ok: bool) -> Shape:
+    """A declared ``shape`` as a tuple, or a GraphError naming the node and the rule.
+
+    A shape is a tuple (a list in JSON) of at most ``MAX_RANK`` non-negative ints (not bool),
+    None allowed where ``none_ok``, with at most ``MAX_ELEMENTS`` elements (None counts as 1).
+    """
+    dims = "non-negative ints and None" if none_ok else "non-negative ints"
+    ok = isinstance(shape, tuple) and all(
+        (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (d is None and none_ok)
+        for d in shape
+    )
+    if not ok:
+        raise GraphError(
+            f"node {node!r} ({what}) has shape={_show(shape)}; a shape is a tuple (a list in "
+            f"JSON) of {dims}, e.g. {'(None, 8)' if none_ok else '(8, 16)'}"
+        )
+    _check_size(node, what, shape, "declares")
+    return tuple(shape)
+
+
+def _check_size(node: Hashable, what: str, shape: Shape, verb: str) -> None:
+    """Raise GraphError if a value of ``shape`` has too many axes or elements to be held."""
+    if len(shape) > MAX_RANK:
+        raise GraphError(
+            f"node {node!r} ({what}) {verb} a value of {len(shape)} axes; graphbp holds at "
+            f"most {MAX_RANK}"
+        )
+    count = math.prod(1 if d is None else d for d in shape)
+    if count > MAX_ELEMENTS:
+        big = f"{count:,}" if count < 10**30 else f"about 2^{count.bit_length() - 1}"
+        raise GraphError(
+            f"node {node!r} ({what}) {verb} a value of shape {_show(shape)}: {big} elements, "
+            f"more than the {MAX_ELEMENTS:,} a value may have; make the shape smaller"
+        )
+
+
+def _const_array(node: Hashable, value: Any) -> Any:
+    """A const's value as a float64 NumPy array, or a GraphError naming the node.
+
+    The value is a real number (not a bool), a (nested, rectangular) list of them, or a NumPy
+    array of ints or floats; every element finite (a non-finite const would poison every value
+    computed from it, and graph files are JSON, which has no NaN or Infinity).
     """
     import numpy as np
 
-    arrays = get_backend("numpy").arrays("float64")
-    probes: dict[Hashable, tuple[Any, Any]] = {}
+    fix = (
+        "give it numbers: a finite number, a rectangular nested list of them or an array of "
+        "ints or floats"
+    )
+    bad = None
+    if isinstance(value, np.ndarray | np.generic):
+        if value.dtype.kind not in "iuf":
+            bad = f"an array of dtype {value.dtype}"
+    elif isinstance(value, list | tuple):
+        stack: list[Any] = [value]
+        while stack and bad is None:
+            item = stack.pop()
+            if isinstance(item, list | tuple):
+                stack.extend(item)
+            elif not _is_number(item) and not (
+                isinstance(item, np.ndarray) and item.dtype.kind in "iuf"
+            ):
+                bad = f"a list holding {_kind(item)} ({_show(item, 30)})"
+    elif not _is_number(value):
+        bad = _kind(value)
+    if bad is not None:
+        raise GraphError(f"const node {node!r} has value={_show(value)}; {fix} (not {bad})")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        problem = "a ragged list" if "inhomogeneous" in str(exc) else str(exc)
+        raise GraphError(
+            f"const node {node!r} has value={_show(value)}; {fix} (not {problem})"
+        ) from None
+    if 0 in array.shape[:-1] and array.shape.index(0) < array.ndim - 1:
+        raise GraphError(
+            f"const node {node!r} has a value of shape {array.shape}, which saves as the list "
+            f"{_show(array.tolist())} and would load back with another shape; a const with no "
+            "elements may have a zero-length axis only last"
+        )
+    if not np.isfinite(array).all():
+        raise GraphError(
+            f"const node {node!r} has value={_show(value)}; {fix} (NaN and infinity are "
+            "refused: feed a non-finite value as an input instead)"
+        )
+    return array
+
+
+def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
+    """Infer every node's static shape from shapes alone; None if unknown.
+
+    Each op's shape rule (``Op.shape``) maps operand shapes to the result's shape: no array
+    is made, so a graph that declares huge shapes costs what it takes to describe. Inputs'
+    None axes get two different sizes (2 and 3); an output axis that follows them is None, one
+    that does not is static. An op without a shape rule is probed instead (its forward run on
+    arrays of the operands' shapes), only up to ``PROBE_LIMIT`` elements per operand. Every
+    shape, declared or inferred, is held to ``MAX_RANK`` and ``MAX_ELEMENTS``.
+    """
+    concrete: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+    values: dict[Hashable, Any] = {}  # const values, for probes
     shapes: dict[Hashable, Shape | None] = {}
-    with np.errstate(all="ignore"):
-        for node in net.order:
-            kind, data = net.kind[node], net.graph.nodes[node]
-            a: Any
-            b: Any
-            if kind == "const":
-                a = b = np.asarray(data["value"], dtype=np.float64)
-            elif kind != OP:
-                shape = data.get("shape")
-                a = b = (
-                    None if shape is None else np.ones(tuple(2 if d is None else d for d in shape))
+    for node in net.order:
+        kind, data = net.kind[node], net.graph.nodes[node]
+        what = f"op {net.op_name(node)!r}"
+        declared = data.get("shape")
+        if declared is not None:
+            declared = _check_shape(node, what, declared, none_ok=kind != "param")
+        pair: tuple[tuple[int, ...], tuple[int, ...]] | None
+        if kind == "const":
+            values[node] = _const_array(node, data["value"])
+            pair = (values[node].shape, values[node].shape)
+        elif kind != OP:
+            pair = None
+            if declared is not None:
+                pair = (
+                    tuple(2 if d is None else d for d in declared),
+                    tuple(3 if d is None else d for d in declared),
                 )
-                if shape is not None and None in shape:
-                    b = np.ones(tuple(3 if d is None else d for d in shape))
+        else:
+            pairs = [concrete[x] for x in net.operands[node]]
+            if any(x is None for x in pairs):
+                pair = None
             else:
-                pairs = [probes[x] for x in net.operands[node]]
-                if any(x is None for x, _ in pairs):
-                    a = b = None
-                else:
-                    a = _probe(net, node, arrays, [x for x, _ in pairs], shapes)
-                    same = all(x is y for x, y in pairs)
-                    b = a if same else _probe(net, node, arrays, [y for _, y in pairs], shapes)
-            probes[node] = a, b
-            shapes[node] = None if a is None else _merge_shapes(a.shape, b.shape)
-            declared, inferred = data.get("shape"), shapes[node]
-            if kind != OP or declared is None or inferred is None:
-                continue
-            if not _shapes_agree(inferred, declared):
-                raise GraphError(
-                    f"node {node!r} (op {net.op_name(node)!r}) declares shape {declared} but "
-                    f"its operands give {inferred}; fix the declared shape or the operands"
-                )
+                firsts = [x[0] for x in pairs if x is not None]
+                seconds = [x[1] for x in pairs if x is not None]
+                a = _out_shape(net, node, firsts, values, shapes)
+                b = a if firsts == seconds else _out_shape(net, node, seconds, values, shapes)
+                pair = (a, b)
+        concrete[node] = pair
+        shapes[node] = None if pair is None else _merge_shapes(*pair)
+        inferred = shapes[node]
+        if inferred is not None and kind == OP:
+            _check_size(node, what, inferred, "computes")
+        agree = declared is None or inferred is None or _shapes_agree(inferred, declared)
+        if kind in (OP, "const") and not agree:
+            source = "its operands give" if kind == OP else "its value has"
+            raise GraphError(
+                f"node {node!r} ({what}) declares shape {declared} but {source} {inferred}; "
+                f"fix the declared shape or the {'operands' if kind == OP else 'value'}"
+            )
     return shapes
 
 
-def _probe(
-    net: Network, node: Hashable, arrays: Arrays, args: list[Any], shapes: Mapping[Any, Any]
-) -> Any:
+def _out_shape(
+    net: Network,
+    node: Hashable,
+    operands: list[tuple[int, ...]],
+    values: Mapping[Hashable, Any],
+    shapes: Mapping[Hashable, Shape | None],
+) -> tuple[int, ...]:
+    """The shape of ``node``'s result for operands of these concrete shapes."""
     op = net.ops[node]
+    if not defines_shape(op):
+        return _probe(net, node, operands, values, shapes)
     try:
-        return call_forward(op, arrays, args, net.attrs[node], node=node)
-    except PluginError:  # the result breaks the contract: the plugin's fault, named
+        out = op.shape(*operands, **net.attrs[node])
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _mismatch(net, node, exc, shapes) from None
+    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
+        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
+    except Exception as exc:
+        raise PluginError(
+            f"op {op.name!r} at node {node!r}: its shape rule raised {type(exc).__name__}: "
+            f"{exc} on operand shapes {operands}; fix {type(op).__qualname__}.shape"
+        ) from exc
+    ok = isinstance(out, tuple | list) and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 0 for d in out
+    )
+    if not ok:
+        raise PluginError(
+            f"op {op.name!r} at node {node!r}: its shape rule returned {_show(out)} for "
+            f"operand shapes {operands}; return a tuple of non-negative ints"
+        )
+    return tuple(int(d) for d in out)
+
+
+def _mismatch(
+    net: Network, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
+) -> GraphError:
+    operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
+    return GraphError(
+        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): operands {operands} do "
+        f"not fit ({exc}); fix the shapes of those operands"
+    )
+
+
+def _probe(
+    net: Network,
+    node: Hashable,
+    operands: list[tuple[int, ...]],
+    values: Mapping[Hashable, Any],
+    shapes: Mapping[Hashable, Shape | None],
+) -> tuple[int, ...]:
+    """The shape of forward's result on arrays of these shapes (an op with no shape rule)."""
+    import numpy as np
+
+    op = net.ops[node]
+    for name, shape in zip(net.operands[node], operands, strict=True):
+        if math.prod(shape) > PROBE_LIMIT:
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}): operand {name!r} has shape {shapes[name]}; "
+                f"op {op.name!r} has no shape rule, so its result's shape is found by running "
+                f"its forward, which graphbp does only on operands of at most {PROBE_LIMIT:,} "
+                f"elements; give {type(op).__qualname__} a method shape(self, *shapes, "
+                "**attrs) that returns the result's shape"
+            )
+    args = [
+        values[name] if name in values else np.ones(shape)
+        for name, shape in zip(net.operands[node], operands, strict=True)
+    ]
+    arrays = get_backend("numpy").arrays("float64")
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = call_forward(op, arrays, args, net.attrs[node], node=node)
+    except PluginError as exc:  # a run-time failure wrapped, or the result breaks the contract
+        if isinstance(exc.__cause__, ValueError | TypeError | IndexError):
+            raise _mismatch(net, node, exc.__cause__, shapes) from None
         raise
     except (ValueError, TypeError, IndexError) as exc:
-        operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
-        raise GraphError(
-            f"shape mismatch at node {node!r} (op {op.name!r}): operands {operands} do not fit "
-            f"({exc}); fix the shapes of those operands"
-        ) from None
+        raise _mismatch(net, node, exc, shapes) from None
     except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
         raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
     except Exception as exc:
         raise PluginError(
             f"op {op.name!r} at node {node!r}: forward raised {type(exc).__name__}: {exc} on "
-            f"operands of shapes {[a.shape for a in args]}; fix the plugin {type(op).__qualname__}"
+            f"operands of shapes {operands}; fix the plugin {type(op).__qualname__}"
         ) from exc
+    return tuple(out.shape)
 
 
 def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:

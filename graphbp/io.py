@@ -54,8 +54,10 @@ def read_regular_file(path: Path, *, what: str, limit: int) -> bytes:
             raise GraphFileError(
                 f"{path}: {info.st_size:,} bytes; a {what} may have at most {limit:,}"
             )
-        try:
-            data = f.read(limit + 1)
+        try:  # read what fstat says is there (a buffer of `limit` bytes would cost `limit`)
+            data = f.read(info.st_size + 1)
+            while len(data) <= limit and (more := f.read(min(2**20, limit + 1 - len(data)))):
+                data += more  # it grew since fstat
         except OSError as exc:
             raise GraphFileError(f"{path}: cannot read {what} ({exc.strerror})") from exc
     if len(data) > limit:  # it grew while being read

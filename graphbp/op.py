@@ -46,6 +46,16 @@ class Op:
     forward pass is done with them and passes None in their place. None (the default) means
     the vjp may read everything. The gradient checker holds ops to their declaration.
 
+    ``shape(*shapes, **attrs)`` (optional, but every built-in op has one) is the shape rule:
+    given each operand's shape as a tuple of ints and the node's attributes (the keyword
+    arguments forward takes), it returns the shape of forward's result, or raises
+    ``ValueError`` (or ``TypeError``) when the operands do not fit, exactly where forward
+    would. ``Network()`` infers every node's shape with it without allocating an array, so a
+    graph that declares huge shapes costs what it takes to describe. An op without one is
+    probed instead: its forward is run on arrays of the operands' shapes, but only while each
+    has at most ``PROBE_LIMIT`` elements; past that, ``Network()`` asks for a shape rule.
+    ``graphbp.testing.check_op`` holds the rule to forward's results.
+
     Example:
         >>> class Cube(Op):
         ...     name = "cube"
@@ -68,6 +78,14 @@ class Op:
 
     def vjp(self, xp: Any, g: Array, out: Array, *operands: Array, **attrs: Any) -> Any:
         """Map ∂L/∂out to one cotangent ∂L/∂operandᵢ per operand."""
+        raise NotImplementedError
+
+    def shape(self, *shapes: Any, **attrs: Any) -> tuple[int, ...]:
+        """The shape of forward's result for operands of these shapes (optional).
+
+        Raises:
+            ValueError: the operands (or attributes) do not fit, where forward would fail.
+        """
         raise NotImplementedError
 
     def examples(self, rng: Any) -> list[Example]:
@@ -148,6 +166,16 @@ def _operands_and_attrs(op: Op, forward: Callable[..., Any]) -> tuple[int, froze
 def defines_vjp(op: Op) -> bool:
     """Whether ``op`` has its own derivative rule (JAX can do without one; NumPy cannot)."""
     return type(op).vjp is not Op.vjp
+
+
+def defines_shape(op: Op) -> bool:
+    """Whether ``op`` has a shape rule (else shape inference probes its forward)."""
+    return type(op).shape is not Op.shape
+
+
+PROBE_LIMIT = 2**20
+"""The most elements an operand may have when shape inference probes the forward of an op
+that has no shape rule (a larger probe would cost what running the graph costs)."""
 
 
 def validate_op(op: Op) -> None:

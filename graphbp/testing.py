@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
-from graphbp.op import Op, call_forward, call_vjp, defines_vjp, signature_of
+from graphbp.op import Op, call_forward, call_vjp, defines_shape, defines_vjp, signature_of
 from graphbp.registry import backends, get_backend, get_op
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ def _check_op(
         where += f", attrs {attrs})" if attrs else ")"
         forward, vjp = _op_rules(op, be, attrs, [x.shape for x in xs])
         out = forward(*xs)  # compiled once: the difference quotients call it many times
+        _check_shape_rule(op, [x.shape for x in xs], attrs, tuple(np.shape(out)), where)
         g = rng.standard_normal(np.shape(out))
         try:
             cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
@@ -148,6 +149,26 @@ def _check_op(
             report.worst[f"example {k} operand {i}"] = worst
             report.compared += analytic.size + directions
     return report
+
+
+def _check_shape_rule(
+    op: Op, shapes: list[tuple[int, ...]], attrs: dict[str, Any], got: tuple[int, ...], where: str
+) -> None:
+    """Raise GradientCheckError unless the op's shape rule (if any) gives forward's shape."""
+    if not defines_shape(op):
+        return
+    try:
+        rule = op.shape(*shapes, **attrs)
+    except Exception as exc:
+        raise GradientCheckError(
+            f"{where}: the shape rule raised {type(exc).__name__}: {exc}, but forward "
+            f"returned shape {got}; fix {type(op).__qualname__}.shape"
+        ) from exc
+    if not isinstance(rule, tuple | list) or tuple(rule) != got:
+        raise GradientCheckError(
+            f"{where}: the shape rule gives {rule!r} but forward returned shape {got}; fix "
+            f"{type(op).__qualname__}.shape (Network() infers shapes with it)"
+        )
 
 
 def _op_rules(

@@ -7,9 +7,13 @@ from typing import Any
 from graphbp import Op
 from graphbp.op import Example
 from graphbp_ops._examples import BROADCAST_SHAPES, away_from_zero
+from graphbp_ops._shapes import broadcast
 
 
 class _Binary(Op):
+    def shape(self, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+        return broadcast(a, b)
+
     def examples(self, rng: Any) -> list[Example]:
         return [((rng.standard_normal(a), rng.standard_normal(b)), {}) for a, b in BROADCAST_SHAPES]
 
@@ -53,7 +57,7 @@ class Mul(_Binary):
         return g * b, g * a
 
 
-class Div(Op):
+class Div(_Binary):
     name = "div"
     label = "÷"
     local_grads = ("1/b", "−a/b²")
@@ -82,6 +86,9 @@ class Neg(Op):
     def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
         return (-g,)
 
+    def shape(self, x: tuple[int, ...]) -> tuple[int, ...]:
+        return x
+
 
 class Square(Op):
     name = "square"
@@ -94,3 +101,6 @@ class Square(Op):
 
     def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
         return (2 * g * x,)
+
+    def shape(self, x: tuple[int, ...]) -> tuple[int, ...]:
+        return x

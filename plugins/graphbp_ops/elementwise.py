@@ -9,7 +9,14 @@ from graphbp.op import Example
 from graphbp_ops._examples import away_from_zero
 
 
-class Exp(Op):
+class _Elementwise(Op):
+    """A one-operand op whose result has its operand's shape."""
+
+    def shape(self, x: tuple[int, ...]) -> tuple[int, ...]:
+        return x
+
+
+class Exp(_Elementwise):
     name = "exp"
     label = "exp"
     local_grads = ("exp(x)",)
@@ -22,7 +29,7 @@ class Exp(Op):
         return (g * out,)
 
 
-class Log(Op):
+class Log(_Elementwise):
     name = "log"
     label = "log"
     local_grads = ("1/x",)
@@ -38,7 +45,7 @@ class Log(Op):
         return [((0.5 + abs(rng.standard_normal((3, 4))),), {})]
 
 
-class Sigmoid(Op):
+class Sigmoid(_Elementwise):
     name = "sigmoid"
     label = "σ"
     local_grads = ("σ(z)(1−σ(z))",)
@@ -57,7 +64,7 @@ class Sigmoid(Op):
         return (g * out * (1 - out),)
 
 
-class Tanh(Op):
+class Tanh(_Elementwise):
     name = "tanh"
     label = "tanh"
     local_grads = ("1−tanh²(z)",)
@@ -70,7 +77,7 @@ class Tanh(Op):
         return (g * (1 - out * out),)
 
 
-class Relu(Op):
+class Relu(_Elementwise):
     name = "relu"
     label = "ReLU"
     local_grads = ("[z>0]",)
@@ -86,7 +93,7 @@ class Relu(Op):
         return [((away_from_zero(rng, (3, 4), margin=0.1),), {})]
 
 
-class Softplus(Op):
+class Softplus(_Elementwise):
     name = "softplus"
     label = "softplus"
     local_grads = ("σ(z)",)

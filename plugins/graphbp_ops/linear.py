@@ -7,8 +7,17 @@ from typing import Any, NamedTuple
 
 from graphbp import Op
 from graphbp.errors import GraphError
-from graphbp.op import Example, check_cotangent, check_count, defines_vjp, signature_of, vjp_kwargs
+from graphbp.op import (
+    Example,
+    check_cotangent,
+    check_count,
+    defines_shape,
+    defines_vjp,
+    signature_of,
+    vjp_kwargs,
+)
 from graphbp.registry import arrays_for, get_op
+from graphbp_ops._shapes import broadcast, matmul
 
 _ALL = (True, True, True)
 
@@ -52,6 +61,9 @@ class MatMul(Op):
     ) -> tuple[Any, Any]:
         return matmul_vjp(xp, g, a, b, needs)
 
+    def shape(self, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+        return matmul(a, b)
+
     def examples(self, rng: Any) -> list[Example]:
         shapes = [
             ((3, 4), (4, 5)),
@@ -80,6 +92,9 @@ class Affine(Op):
         gx, gw = matmul_vjp(xp, g, x, w, needs)
         return gx, gw, g
 
+    def shape(self, x: tuple[int, ...], w: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+        return broadcast(matmul(x, w), b)
+
     def examples(self, rng: Any) -> list[Example]:
         shapes = [((3, 4), (4, 5), (5,)), ((3, 4), (4, 5), (3, 5)), ((2, 3, 4), (4, 5), (1, 5))]
         return [(tuple(rng.standard_normal(s) for s in case), {}) for case in shapes]
@@ -101,6 +116,10 @@ _ACTIVATIONS: dict[str, Activation] = {}
 
 def _activation(name: str) -> Activation:
     """The one-operand op named ``name``, for use as a layer's activation."""
+    if not isinstance(name, str):
+        raise GraphError(
+            f"activation must be the name of an op (such as 'sigmoid'); got a {type(name).__name__}"
+        )
     op = get_op(name)
     known = _ACTIVATIONS.get(name)
     if known is not None and known.op is op:
@@ -158,6 +177,17 @@ class Dense(Op):
             check_count(f.op, None, cts, 1)
             check_cotangent(f.op, arrays_for(xp, g.dtype), None, 0, cts[0], out.shape, g.ndim)
             raise
+
+    def shape(
+        self,
+        x: tuple[int, ...],
+        w: tuple[int, ...],
+        b: tuple[int, ...],
+        activation: str = "sigmoid",
+    ) -> tuple[int, ...]:
+        z = broadcast(matmul(x, w), b)
+        f = _activation(activation).op
+        return f.shape(z) if defines_shape(f) else z  # an activation is elementwise
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         f = get_op(str(attrs.get("activation", "sigmoid")))

@@ -6,9 +6,18 @@ from typing import Any
 
 from graphbp import Op
 from graphbp.op import Example
+from graphbp_ops._shapes import broadcast
 
 _ALL = (True, True)
 """Default ``needs``: both cotangents (the target's is skipped when it needs no gradient)."""
+
+
+class _Loss(Op):
+    """A scalar function of two operands that broadcast together."""
+
+    def shape(self, pred: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+        broadcast(pred, target)
+        return ()
 
 
 def _pair(rng: Any) -> list[Example]:
@@ -18,7 +27,7 @@ def _pair(rng: Any) -> list[Example]:
     ]
 
 
-class SSE(Op):
+class SSE(_Loss):
     """Sum of squared errors, L = Σᵢ ‖yᵢ − ŷᵢ‖² (the textbook loss)."""
 
     name = "sse"
@@ -40,7 +49,7 @@ class SSE(Op):
         return _pair(rng)
 
 
-class MSE(Op):
+class MSE(_Loss):
     """Mean squared error over all elements."""
 
     name = "mse"
@@ -87,6 +96,20 @@ class SoftmaxCrossEntropy(Op):
         logp = log_softmax(xp, logits, axis)
         total = xp.sum(labels, axis=axis, keepdims=True)
         return scale * (xp.exp(logp) * total - labels), -scale * logp
+
+    def shape(
+        self, logits: tuple[int, ...], labels: tuple[int, ...], axis: int = -1
+    ) -> tuple[int, ...]:
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise TypeError(f"axis must be an int; got {type(axis).__name__}")
+        if not -len(logits) <= axis < len(logits):
+            raise ValueError(f"axis {axis} is out of bounds for logits of shape {logits}")
+        if logits[axis] == 0:
+            raise ValueError(
+                f"softmax over axis {axis} of logits of shape {logits}, which is empty"
+            )
+        broadcast(labels, logits)
+        return ()
 
     def examples(self, rng: Any) -> list[Example]:
         z = rng.standard_normal((4, 3))

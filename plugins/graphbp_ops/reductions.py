@@ -6,6 +6,7 @@ from typing import Any
 
 from graphbp import Op
 from graphbp.op import Example
+from graphbp_ops._shapes import reduce
 
 Axis = int | tuple[int, ...] | list[int] | None
 
@@ -48,6 +49,11 @@ class Sum(Op):
     ) -> tuple[Any]:
         return (_spread(xp, g, x, axis, keepdims),)
 
+    def shape(
+        self, x: tuple[int, ...], axis: Axis = None, keepdims: bool = False
+    ) -> tuple[int, ...]:
+        return reduce(x, axis, keepdims)
+
     def examples(self, rng: Any) -> list[Example]:
         return _examples(rng)
 
@@ -66,6 +72,11 @@ class Mean(Op):
     ) -> tuple[Any]:
         n = x.size // max(out.size, 1) if x.size else 1
         return (_spread(xp, g / n, x, axis, keepdims),)
+
+    def shape(
+        self, x: tuple[int, ...], axis: Axis = None, keepdims: bool = False
+    ) -> tuple[int, ...]:
+        return reduce(x, axis, keepdims)
 
     def examples(self, rng: Any) -> list[Example]:
         return _examples(rng)
