@@ -96,6 +96,7 @@ class Network:
         check_finite: bool = False,
         devices: Any = None,
         traversal: Traversal | None = None,
+        strict: bool = False,
     ) -> Program:
         """Plan the network for a backend; see ``Program``.
 
@@ -108,13 +109,18 @@ class Network:
                 ``jax.sharding.Mesh``; each batch is split across them (data parallel).
             traversal: ``"generated"`` or ``"interpreted"``; default: chosen by backend and
                 size (see ``Program``).
+            strict: hand op plugins read-only arrays (every value, ``out`` and ``g``), so a
+                forward or vjp that writes into one (``x *= 2``) raises a PluginError naming
+                its op and node instead of silently corrupting another branch's value or
+                gradient. For testing plugins: it costs a view per value and step (the
+                default is as fast as before). A no-op on JAX, whose arrays are immutable.
         """
         import os
 
         from graphbp.program import Program
 
         name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
-        return Program(self, get_backend(name), dtype, check_finite, devices, traversal)
+        return Program(self, get_backend(name), dtype, check_finite, devices, traversal, strict)
 
     def __repr__(self) -> str:
         return (
@@ -392,8 +398,14 @@ def _probe(
 ) -> Any:
     op = net.ops[node]
     try:
-        return call_forward(op, arrays, args, net.attrs[node], node=node)
-    except PluginError:  # the result breaks the contract: the plugin's fault, named
+        try:
+            return call_forward(op, arrays, args, net.attrs[node], node=node)
+        except PluginError as wrapped:  # a forward that raised comes wrapped: unwrap it
+            cause = wrapped.__cause__
+            if wrapped.method and isinstance(cause, ValueError | TypeError | IndexError):
+                raise cause from None
+            raise  # the result breaks the contract: the plugin's fault, named
+    except PluginError:
         raise
     except (ValueError, TypeError, IndexError) as exc:
         operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])

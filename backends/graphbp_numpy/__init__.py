@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,3 +36,30 @@ class NumpyBackend(Backend):
         array = np.array(value, dtype=dtype)
         array.flags.writeable = False
         return array
+
+    def read_only(self, value: Any) -> Any:
+        """A read-only view of an ndarray (the array itself and its owner's flags unchanged):
+        a plugin writing into it raises NumPy's "assignment destination is read-only"."""
+        if value.__class__ is np.ndarray and value.flags.writeable:
+            value = value.view()
+            value.flags.writeable = False
+        return value
+
+    def independent(self, values: Sequence[Any], others: Iterable[Any]) -> tuple[Any, ...]:
+        """Each of ``values`` a writable ndarray owning memory no other result and none of
+        ``others`` uses (copied where needed; fresh results, the usual case, cost a check).
+
+        Memory is compared by owner (an array's ``base``, or the array itself), which covers
+        views of one array; an ndarray of ``others`` counts with its owner.
+        """
+        owners = {id(x if x.base is None else x.base) for x in others if type(x) is np.ndarray}
+        out = []
+        for value in values:
+            if type(value) is not np.ndarray:  # a NumPy scalar: a 0-d array of its own
+                value = np.array(value)
+            owner = value if value.base is None else value.base
+            if not value.flags.writeable or id(owner) in owners:
+                value = owner = value.copy()
+            owners.add(id(owner))
+            out.append(value)
+        return tuple(out)
