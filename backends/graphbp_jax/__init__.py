@@ -26,12 +26,13 @@ from graphbp.backend import Backend
 from graphbp.errors import InputError, TransformError
 
 FORWARD_MODE = (
-    "{what}: JAX was asked for forward-mode derivatives (jax.jvp, jax.jacfwd, jax.hessian, "
-    "jax.linearize), but a graphbp program's derivative rules are its op plugins' vjps, "
-    "registered with jax.custom_vjp, and JAX applies those in reverse mode only. Use "
-    "jax.grad, jax.vjp or jax.jacrev: for a Hessian, jax.jacrev(jax.jacrev(prog.loss)); for "
-    "forward mode over the gradient (Hessian-vector products), differentiate "
-    "prog.value_and_grad, which calls the plugins' rules directly"
+    "{what}: JAX was asked to apply forward mode (jax.jvp, jax.jacfwd) to it, but its "
+    "derivative rules are the op plugins' vjps, registered with jax.custom_vjp, which JAX "
+    "applies in reverse mode only. Use jax.grad, jax.vjp or jax.jacrev; for second "
+    "derivatives, jax.jacrev(jax.jacrev(prog.loss)) or jax.hessian (forward mode over the "
+    "reverse-mode gradient, which differentiates the plugins' vjp code itself); for "
+    "Jacobian-vector products of the gradient, jax.jvp of prog.value_and_grad. In float64 "
+    "these need JAX's 64-bit mode on (jax.config.update('jax_enable_x64', True))"
 )
 
 

@@ -46,20 +46,22 @@ class NumpyBackend(Backend):
         return value
 
     def independent(self, values: Sequence[Any], others: Iterable[Any]) -> tuple[Any, ...]:
-        """Each of ``values`` a writable ndarray owning memory no other result and none of
-        ``others`` uses (copied where needed; fresh results, the usual case, cost a check).
+        """Each of ``values`` a writable ndarray sharing memory with no other result and
+        with none of ``others`` (copied where needed; fresh results, the usual case, cost a
+        check).
 
-        Memory is compared by owner (an array's ``base``, or the array itself), which covers
-        views of one array; an ndarray of ``others`` counts with its owner.
+        Memory is compared by owner: an array's ``base``, or the array itself. That covers
+        one result twice, views of one array and of ``others``, not two views of a third
+        array.
         """
-        owners = {id(x if x.base is None else x.base) for x in others if type(x) is np.ndarray}
+        taken = set(map(id, others))
         out = []
         for value in values:
-            if type(value) is not np.ndarray:  # a NumPy scalar: a 0-d array of its own
+            if value.__class__ is not np.ndarray:  # a NumPy scalar: a 0-d array of its own
                 value = np.array(value)
-            owner = value if value.base is None else value.base
-            if not value.flags.writeable or id(owner) in owners:
+            owner = value if (base := value.base) is None else base
+            if id(owner) in taken or id(value) in taken or not value.flags.writeable:
                 value = owner = value.copy()
-            owners.add(id(owner))
+            taken.add(id(owner))
             out.append(value)
         return tuple(out)
