@@ -76,7 +76,9 @@ def write(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> tuple[st
     else:
         w.emit(f"return ({''.join(f'v{s}, ' for s in plan.outputs)})")
     w.handler()
-    return "\n".join(w.lines) + "\n", w.ns
+    source = "\n".join(w.lines) + "\n"
+    w.lines = []  # the namespace keeps the writer (for RAISED), not its lines
+    return source, w.ns
 
 
 class _Writer:

@@ -12,7 +12,10 @@ from typing import Any, ClassVar
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_contracts import TRAVERSALS, _both, _outcome, _same
+from test_random_graphs import SETTINGS, moderate_example, random_networks
 
 import graphbp as gb
 from graphbp.testing import check_op
@@ -438,6 +441,19 @@ def test_strict_computes_what_the_default_computes(seed_net: gb.Network) -> None
         assert _same(strict, default)
     assert default[-1] is True
     assert all(v.flags.writeable for v in (*params.values(), *data.values()))
+
+
+@SETTINGS
+@given(net=random_networks(), seed=st.integers(0, 2**16))
+def test_strict_agrees_with_the_default_on_random_dags(net: gb.Network, seed: int) -> None:
+    """Every built-in op leaves its arguments alone: read-only views change no result."""
+    params, inputs = moderate_example(net, seed)
+    default = _both(net, lambda prog: prog.value_and_grad(params, inputs))
+    strict = [
+        _outcome(lambda t=t: net.compile(traversal=t, strict=True).value_and_grad(params, inputs))
+        for t in TRAVERSALS
+    ]
+    assert default[0] == "ok" and all(_same(s, default) for s in strict)
 
 
 def test_strict_is_a_no_op_on_jax(seed_net: gb.Network) -> None:
