@@ -624,6 +624,40 @@ def test_a_declared_keyword_is_not_matched_by_its_nfkc_lookalike(
     assert float(prog.loss(prog.init(0), {})) == 10.0
 
 
+def test_a_keyword_declared_with_nfkc_lookalikes_is_the_normalised_one(
+    register: Any, param_chain: Any
+) -> None:
+    """Python normalises identifiers in source: a plugin written ``def forward(..., ｘｙ=1)``
+    declares ``xy``. The node attribute ``ｘｙ`` is not it (refused), ``xy`` is."""
+    source = textwrap.dedent(
+        """
+        class Wide(gb.Op):
+            name = "wide"
+            label = "a·x"
+            local_grads = ("a",)
+
+            def forward(self, xp, x, *, \uff58\uff59=1.0):
+                return xy * x
+
+            def vjp(self, xp, g, out, x, *, \uff58\uff59=1.0):
+                return (xy * g,)
+        """
+    )
+    namespace: dict[str, Any] = {"gb": gb}
+    exec(source, namespace)  # the test's own source: the only way to spell the lookalike
+    register(namespace["Wide"])
+    assert gb.get_op("wide").arity == 1
+    g = param_chain(["wide"], shape=(2,), names=["w"])
+    g.nodes["w"]["ｘｙ"] = 5.0
+    with pytest.raises(gb.GraphError, match=re.escape("attribute(s) ['ｘｙ'] that it does not")):
+        gb.Network(g)
+    del g.nodes["w"]["ｘｙ"]
+    g.nodes["w"]["xy"] = 5.0
+    for traversal in TRAVERSALS:
+        prog = gb.Network(g).compile(traversal=traversal)
+        assert float(prog.loss(prog.init(0), {})) == 10.0
+
+
 def test_generated_source_never_holds_an_nfkc_key(register: Any, param_chain: Any) -> None:
     register(_Keys)
     g = param_chain(["keys"], shape=(2,), names=["k"])
