@@ -21,6 +21,7 @@ from graphbp.errors import GraphvizError as GraphvizError
 from graphbp.errors import InputError as InputError
 from graphbp.errors import NonFiniteError as NonFiniteError
 from graphbp.errors import PluginError as PluginError
+from graphbp.errors import TransformError as TransformError
 from graphbp.graph import Network as Network
 from graphbp.op import Op as Op
 from graphbp.op import sum_to as sum_to
@@ -50,6 +51,7 @@ __all__ = [
     "Op",
     "PluginError",
     "Program",
+    "TransformError",
     "backends",
     "chain_rule",
     "diamond_chain",

@@ -4,7 +4,7 @@ is wrapped and its arrays placed. ``Program`` is written once; a backend supplie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -63,6 +63,35 @@ class Backend:
     def is_array(self, value: Any) -> bool:
         """Whether ``value`` is an array of this backend: an instance of ``array_types``."""
         return isinstance(value, self.array_types)
+
+    def read_only(self, value: Array) -> Array:
+        """``value`` as plugins see it in a strict program: an array they cannot write into.
+
+        The default returns it as it is: arrays of a backend without in-place updates (JAX)
+        are immutable already.
+        """
+        return value
+
+    def independent(self, values: Sequence[Array], others: Iterable[Any]) -> tuple[Array, ...]:
+        """``values`` (results handed to the caller), each one an array of its own.
+
+        On a backend whose arrays can change in place, a result that is read-only, shares its
+        memory with another result or with one of ``others`` (the caller's own arrays) is
+        copied, so that changing one never changes another. The default (immutable arrays)
+        returns them as they are.
+        """
+        return tuple(values)
+
+    def demoted(self, value: Any, dtype: str) -> str | None:
+        """Why ``value`` cannot enter a ``dtype`` program without losing precision silently
+        (with the fix), or None if it can. Only a backend that may have demoted a value
+        before graphbp saw it (JAX without 64-bit mode) says anything."""
+        return None
+
+    def transform_error(self, exc: BaseException) -> Exception | None:
+        """The graphbp error explaining ``exc``, raised by the backend when a program was
+        transformed in a way its derivative rules do not support; None for anything else."""
+        return None
 
     def to_numpy(self, value: Array) -> np.ndarray[Any, Any]:
         """Copy a backend array to a NumPy array."""

@@ -8,13 +8,17 @@ appear only in comments; the code itself is made of slot numbers.
 
 The checks of ``call_forward`` and ``call_vjp`` are inlined as a fast path: a result that is
 already an array of the program's type, dtype and shape is used as it is; anything else goes
-to the very check functions those two call, so both traversals fail and succeed alike.
+to the very check functions those two call, so both traversals fail and succeed alike. So does
+a plugin that raises: the whole body sits in one ``try`` (free in Python 3.11 until something
+raises), whose handler finds the failing call by its line and raises what ``call_forward`` or
+``call_vjp`` would have raised there.
 """
 
 from __future__ import annotations
 
 import itertools
 import linecache
+import unicodedata
 import weakref
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -22,7 +26,16 @@ from keyword import iskeyword
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.engine import Rules, Run, check_scalar, finite
-from graphbp.op import Arrays, Shape, check_cotangent, check_count, check_output, vjp_kwargs
+from graphbp.errors import GraphbpError
+from graphbp.op import (
+    Arrays,
+    Shape,
+    check_cotangent,
+    check_count,
+    check_output,
+    plugin_raised,
+    vjp_kwargs,
+)
 
 if TYPE_CHECKING:
     from graphbp.plan import BackStep, Plan, Step
@@ -62,7 +75,10 @@ def write(plan: Plan, arrays: Arrays, rules: Rules, with_grad: bool) -> tuple[st
         w.backward()
     else:
         w.emit(f"return ({''.join(f'v{s}, ' for s in plan.outputs)})")
-    return "\n".join(w.lines) + "\n", w.ns
+    w.handler()
+    source = "\n".join(w.lines) + "\n"
+    w.lines = []  # the namespace keeps the writer (for RAISED), not its lines
+    return source, w.ns
 
 
 class _Writer:
@@ -70,7 +86,8 @@ class _Writer:
 
     Variables: ``v7`` is the value in slot 7, ``g7`` is ∂L/∂(slot 7), ``s7`` its shape. ``F3``
     and ``B3`` are the forward and vjp of forward step 3 and backward step 3; ``O3`` and
-    ``N3`` the op and node of backward step 3.
+    ``N3`` the op and node of backward step 3. ``SEAL`` (strict programs only) marks an
+    array read-only before a plugin sees it.
     """
 
     def __init__(self, plan: Plan, arrays: Arrays, rules: Rules) -> None:
@@ -83,7 +100,10 @@ class _Writer:
             check_count(step.op, step.node, cts, len(step.args))
 
         # The names every line uses are bound once as locals, the fastest lookups there are.
-        self.lines = ["def run(P, X):", "    xp, exact, dtype, seq = LOCALS"]
+        self.lines = ["def run(P, X):", "    xp, exact, dtype, seq = LOCALS", "    try:"]
+        self.calls: dict[int, tuple[str, int]] = {}
+        """Source line → ("forward" or "vjp", step index) of each line that calls a plugin."""
+        self.seal = rules.seal
         self.ns: dict[str, Any] = {
             "LOCALS": (arrays.xp, _exact(arrays), arrays.dtype, (tuple, list)),
             "ONE": rules.one,
@@ -96,7 +116,11 @@ class _Writer:
             "COUNT": count,
             "SCALAR": check_scalar,
             "FINITE": finite,
+            "RAISED": self.raised,
+            "GRAPHBP_ERROR": GraphbpError,
         }
+        if rules.seal is not None:
+            self.ns["SEAL"] = rules.seal
         self.name = {s: _label(n) for n, s in plan.slots.items()}
         self.shape = {
             a: _static(plan.shapes[a]) or f"s{a}" for step in plan.backward for _, a in step.targets
@@ -106,7 +130,47 @@ class _Writer:
         self.consts = rules.consts
 
     def emit(self, code: str, comment: str = "") -> None:
-        self.lines.append(f"    {code}  # {comment}" if comment else f"    {code}")
+        self.lines.append(f"        {code}  # {comment}" if comment else f"        {code}")
+
+    def call(self, kind: str, k: int, code: str, comment: str) -> None:
+        """Emit a line that calls a plugin, and remember which step it is."""
+        self.emit(code, comment)
+        self.calls[len(self.lines)] = (kind, k)  # line numbers count from 1: "def run" is 1
+
+    def handler(self) -> None:
+        """Close the body's ``try``: a plugin's own exception becomes the PluginError that
+        ``call_forward``/``call_vjp`` raise; graphbp's errors and the rest pass unchanged."""
+        self.lines += [
+            "    except GRAPHBP_ERROR:",
+            "        raise",
+            "    except Exception as exc:",
+            "        RAISED(exc)",
+            "        raise",
+        ]
+
+    def raised(self, exc: Exception) -> None:
+        """Raise the PluginError for ``exc`` if a plugin call raised it, else return.
+
+        The traceback's first entry is ``run``'s own frame, stopped at the failing line; its
+        locals hold the values that call was given.
+        """
+        tb = exc.__traceback__
+        call = None if tb is None else self.calls.get(tb.tb_lineno)
+        if tb is None or call is None:
+            return
+        kind, k = call
+        local = tb.tb_frame.f_locals
+        if kind == "forward":
+            step = self.plan.forward[k]
+            operands = [local.get(f"v{a}") for a in step.args]
+            raise plugin_raised(step.op, step.node, kind, exc, operands) from exc
+        back = self.plan.backward[k]
+        operands = [
+            local.get(f"v{a}") if read else None
+            for a, read in zip(back.args, back.reads[1:], strict=True)
+        ]
+        g = local.get(f"g{back.out}")
+        raise plugin_raised(back.op, back.node, kind, exc, operands, g) from exc
 
     def free(self, slots: tuple[int, ...]) -> None:
         if slots:
@@ -132,11 +196,15 @@ class _Writer:
             kwargs = _keywords(self.ns, f"K{k}", step.attrs)
             operands = ", ".join(f"v{a}" for a in step.args)
             v = f"v{step.out}"
-            self.emit(f"{v} = F{k}(xp, {operands}{kwargs})", _formula(step, self.name))
+            self.call(
+                "forward", k, f"{v} = F{k}(xp, {operands}{kwargs})", _formula(step, self.name)
+            )
             self.emit(
                 f"if {v}.__class__ not in exact or {v}.dtype is not dtype"
                 f"{_misfits(v, step.shape)}: {v} = OUT(FWD[{k}], {v})"
             )
+            if self.seal is not None:
+                self.emit(f"{v} = SEAL({v})")
             if self.shape.get(step.out) == f"s{step.out}":
                 self.emit(f"s{step.out} = {v}.shape")
             if self.check_finite:
@@ -162,8 +230,9 @@ class _Writer:
                 f"v{s}" if read else "None"
                 for s, read in zip((back.out, *back.args), back.reads, strict=True)
             )
-            self.emit(
-                f"c = B{k}(xp, g{back.out}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
+            g = f"g{back.out}" if self.seal is None else f"SEAL(g{back.out})"
+            self.call(
+                "vjp", k, f"c = B{k}(xp, {g}, {seen}{kwargs})", f"vjp of {_formula(back, name)}"
             )
             self.emit(
                 f"if c.__class__ not in seq or len(c) != {len(back.args)}: COUNT(BWD[{k}], c)"
@@ -211,9 +280,11 @@ def _keywords(ns: dict[str, Any], prefix: str, kwargs: Any) -> str:
     """The call's keyword arguments as source, their values put in the namespace.
 
     Plain keywords are cheaper to pass than ``**dict``; a key that is not a plain identifier
-    (possible for an op taking ``**attrs``) goes through ``**`` and never into the source.
+    (possible for an op taking ``**attrs``) goes through ``**`` and never into the source. So
+    does a key that NFKC normalisation would change: Python's parser normalises identifiers
+    in source (``ｘｙ`` would arrive as ``xy``), ``**`` passes the key as it is.
     """
-    if not all(key.isidentifier() and not iskeyword(key) for key in kwargs):
+    if not all(_plain_keyword(key) for key in kwargs):
         ns[prefix] = kwargs
         return f", **{prefix}"
     code = ""
@@ -221,6 +292,16 @@ def _keywords(ns: dict[str, Any], prefix: str, kwargs: Any) -> str:
         ns[f"{prefix}_{i}"] = value
         code += f", {key}={prefix}_{i}"
     return code
+
+
+def _plain_keyword(key: Any) -> bool:
+    """Whether ``key`` can be written into source as a keyword and arrive unchanged."""
+    return (
+        isinstance(key, str)
+        and key.isidentifier()
+        and not iskeyword(key)
+        and unicodedata.normalize("NFKC", key) == key
+    )
 
 
 def _label(node: Hashable) -> str:

@@ -36,6 +36,9 @@ class Rules(NamedTuple):
     """∂L/∂L, the seed of the backward pass."""
     xp: Any
     check_finite: bool = False
+    seal: Callable[[Array], Array] | None = None
+    """Strict programs: marks a value read-only before a plugin sees it. ``forward`` and
+    ``vjp`` above apply it themselves; the generated traversal applies it inline."""
 
 
 def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:

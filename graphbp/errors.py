@@ -18,7 +18,13 @@ class GraphFileError(GraphbpError):
 
 
 class PluginError(GraphbpError):
-    """An op or backend plugin is broken: bad definition, or a vjp that breaks the contract."""
+    """An op or backend plugin is broken: bad definition, or a vjp that breaks the contract.
+
+    When a plugin's forward or vjp raised, ``method`` says which (``"forward"``/``"vjp"``)
+    and ``__cause__`` is what it raised; otherwise ``method`` is None.
+    """
+
+    method: str | None = None
 
 
 class BackendNotInstalledError(GraphbpError):
@@ -31,6 +37,11 @@ class InputError(GraphbpError):
 
 class NonFiniteError(GraphbpError):
     """A value or gradient became NaN or infinite (raised only with check_finite)."""
+
+
+class TransformError(GraphbpError, TypeError):
+    """A JAX transformation the program's derivative rules do not support (forward mode:
+    ``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``); a TypeError, as JAX's own refusal is."""
 
 
 class GradientCheckError(GraphbpError, AssertionError):

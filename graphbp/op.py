@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from graphbp.errors import PluginError
+from graphbp.errors import GraphbpError, PluginError
 
 Array = Any
 """An array of the active backend (numpy.ndarray, jax.Array, ...)."""
@@ -273,9 +273,16 @@ def call_forward(
     program's dtype and of a shape that fits ``shape``.
 
     Raises:
-        PluginError: the result breaks the contract (the message names op, node and fix).
+        PluginError: the result breaks the contract, or forward raised (a bug in the plugin:
+            the original exception is chained as ``__cause__``); the message names op, node
+            and fix. A GraphbpError the plugin raises passes unchanged.
     """
-    out = op.forward(arrays.xp, *operands, **attrs)
+    try:
+        out = op.forward(arrays.xp, *operands, **attrs)
+    except GraphbpError:
+        raise
+    except Exception as exc:
+        raise plugin_raised(op, node, "forward", exc, operands) from exc
     return check_output(op, arrays, node, out, shape)
 
 
@@ -311,11 +318,17 @@ def call_vjp(
         One cotangent per operand, None where ``needs`` is False.
 
     Raises:
-        PluginError: wrong count, a missing, foreign, wrongly typed or shaped cotangent.
+        PluginError: wrong count, a missing, foreign, wrongly typed or shaped cotangent; or
+            the vjp raised (the original exception chained, as for ``call_forward``).
     """
     needs = (True,) * len(operands) if needs is None else tuple(needs)
     vjp = op.vjp if rule is None else rule
-    cts = vjp(arrays.xp, g, out, *operands, **vjp_kwargs(op, attrs, needs))
+    try:
+        cts = vjp(arrays.xp, g, out, *operands, **vjp_kwargs(op, attrs, needs))
+    except GraphbpError:
+        raise
+    except Exception as exc:
+        raise plugin_raised(op, node, "vjp", exc, operands, g) from exc
     check_count(op, node, cts, len(operands))
     out_ndim = g.ndim
     return tuple(
@@ -415,6 +428,61 @@ def check_cotangent(
             "the output)"
         )
     raise PluginError(f"{_where(op, node)}: vjp returned {problem}")
+
+
+WRITES = "read-only"
+"""What NumPy's error says when code writes into an array marked read-only."""
+
+
+def plugin_raised(
+    op: Op, node: Hashable, method: str, exc: Exception, operands: Sequence[Any], g: Any = None
+) -> PluginError:
+    """The PluginError for a plugin's ``method`` ("forward" or "vjp") that raised ``exc``.
+
+    It names the op, the node, the method, the exception and the shapes the plugin was called
+    with (None for a value the vjp does not read), and the fix. A write into a read-only
+    array (the engine's constants, or every value under ``compile(strict=True)``) is named
+    as such. Callers chain ``exc`` (``raise ... from exc``).
+    """
+    shapes = [_shape_of(x) for x in operands]
+    given = (
+        f"operands of shapes {shapes}"
+        if method == "forward"
+        else (f"g of shape {_shape_of(g)}, operands of shapes {shapes}")
+    )
+    cls = type(op)
+    plugin = f"{cls.__module__}.{cls.__qualname__}"
+    if isinstance(exc, ValueError) and WRITES in str(exc):
+        fix = (
+            f"the {method} wrote into an array it was given (an operand, out or g), which "
+            f"belongs to the engine and may feed other nodes; in {plugin}.{method}, return "
+            "a new array; never write into operands (no x *= ..., x[...] = ..., out=x)"
+        )
+    else:
+        fix = f"this is a bug in the plugin: fix {plugin}.{method}"
+    error = PluginError(
+        f"{_where(op, node)}: {method} raised {type(exc).__name__}: {_text(exc)} "
+        f"(called with {given}); {fix}"
+    )
+    error.method = method
+    return error
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    try:
+        return None if shape is None else tuple(shape)
+    except TypeError:
+        return None
+
+
+def _text(exc: BaseException) -> str:
+    """An exception's message on one line (whatever its ``__str__`` does)."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = f"<{type(exc).__name__}>"
+    return " ".join(text.split())[:500] or "(no message)"
 
 
 def _where(op: Op, node: Hashable) -> str:

@@ -57,6 +57,9 @@ class Program:
         traversal: ``"generated"`` (the plan written out as Python and compiled once) or
             ``"interpreted"`` (a loop over the plan). Default: generated for plans of at most
             ``GENERATED_MAX_STEPS`` steps on a backend that does not trace, else interpreted.
+        strict: hand plugins read-only arrays (values, ``out`` and ``g``), so that a forward
+            or vjp writing into one raises a PluginError naming its op and node. Costs a
+            view per value; a no-op on a backend whose arrays are immutable (JAX).
 
     Raises:
         InputError: an unsupported dtype, traversal or backend option.
@@ -71,6 +74,7 @@ class Program:
         check_finite: bool = False,
         devices: Any = None,
         traversal: Traversal | None = None,
+        strict: bool = False,
     ) -> None:
         self.network = network
         self.backend = backend
@@ -86,6 +90,8 @@ class Program:
                 "generated code would run only while tracing; use the default"
             )
         self.traversal = traversal
+        self.strict = strict
+        self._seal = backend.read_only if strict and backend.mutable else None
         self.arrays = backend.arrays(dtype)
         with self.precision():
             self._consts = {
@@ -161,6 +167,8 @@ class Program:
             run = compiled.run
         else:
             run = interpret(plan, rules, with_grad)
+        if self._seal is not None:
+            run = self._sealed(run)
         in_plan = {n: i for i, (n, _) in enumerate(plan.params)}
         if with_grad and len(in_plan) != len(self.network.params):
             run = self._with_zero_grads(run, [in_plan.get(n) for n in self.network.params])
@@ -172,6 +180,15 @@ class Program:
             return run(*constrain(layout, params, inputs))
 
         return placed
+
+    def _sealed(self, run: Run) -> Run:
+        """``run`` given read-only views of the parameters and inputs (strict programs)."""
+        seal = self.backend.read_only
+
+        def sealed(params: Sequence[Array], inputs: Sequence[Array]) -> Any:
+            return run(tuple(map(seal, params)), tuple(map(seal, inputs)))
+
+        return sealed
 
     def _with_zero_grads(self, run: Run, positions: list[int | None]) -> Run:
         """``run`` with a zero gradient for each parameter the loss does not depend on."""
@@ -190,7 +207,7 @@ class Program:
     def _rules(self, plan: Plan, differentiable: bool) -> Rules:
         """What the traversal calls at each step: ``call_forward`` and ``call_vjp`` (JAX: with
         ``differentiable``, each forward wrapped so that ``jax.grad`` uses its plugin's rule)."""
-        arrays, backend = self.arrays, self.backend
+        arrays, backend, seal = self.arrays, self.backend, self._seal
 
         def forward(step: Step, operands: Sequence[Any]) -> Any:
             return call_forward(
@@ -207,9 +224,18 @@ class Program:
                 shapes=shapes, needs=back.needs, node=node, rule=rule,
             )  # fmt: skip
 
+        if seal is not None:  # every value a plugin sees is read-only (leaves: ``_sealed``)
+            plain_forward, plain_vjp = forward, vjp
+
+            def forward(step: Step, operands: Sequence[Any]) -> Any:
+                return seal(plain_forward(step, operands))
+
+            def vjp(back: BackStep, g: Any, out: Any, operands: Any, shapes: Any) -> Any:
+                return plain_vjp(back, seal(g), out, operands, shapes)
+
         consts = [self._consts[n] for n, _ in plan.consts]
         run_forward = self._differentiable(forward) if differentiable else forward
-        return Rules(run_forward, vjp, consts, self._one, self.xp, self.check_finite)
+        return Rules(run_forward, vjp, consts, self._one, self.xp, self.check_finite, seal)
 
     def _differentiable(
         self, forward: Callable[[Step, Sequence[Any]], Any]
@@ -247,15 +273,32 @@ class Program:
             plan, shapes = self.plan(*key), self.network.shapes
             # A backend that keeps the default, do-nothing precision is not entered per call.
             scoped = type(self.backend).precision is not Backend.precision
+            wrapped = core if self.check_finite else self.backend.wrap(core)
             entry = self._entries[key] = generate_entry(
                 [(n, shapes[n]) for n, _ in plan.params],
                 [(n, shapes[n]) for n, _ in plan.inputs],
                 self.arrays,
                 self._admit,
-                core if self.check_finite else self.backend.wrap(core),
+                self._explained(wrapped) if self.backend.differentiates else wrapped,
                 self.precision if scoped else None,
             )
         return entry
+
+    def _explained(self, core: Callable[..., Any]) -> Callable[..., Any]:
+        """``core`` raising the backend's explanation (``Backend.transform_error``) when it
+        refuses a transformation of the program (JAX: forward mode through custom_vjp)."""
+        explain = self.backend.transform_error
+
+        def explained(params: Any, inputs: Any) -> Any:
+            try:
+                return core(params, inputs)
+            except TypeError as exc:
+                error = explain(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return explained
 
     # ---------------------------------------------------------------- public entry points
 
@@ -278,13 +321,20 @@ class Program:
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
         """The loss (a 0-d array). On JAX a JAX function: jax.grad of it uses the plugins'
         vjps."""
-        return self._entry(self._loss)(params, inputs)[0]
+        loss = self._entry(self._loss)(params, inputs)[0]
+        if self._seal is not None:  # strict: what the caller gets back is writable
+            (loss,) = _writable((loss,))
+        return loss
 
     def value_and_grad(
         self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]
     ) -> tuple[Array, dict[Any, Array]]:
         """The loss and ∂loss/∂param for every parameter (zeros where it does not matter)."""
         loss, grads = self._entry(self._grad)(params, inputs)
+        if self.backend.mutable:  # an array of its own each, which the caller may change
+            grads = self.backend.independent(grads, (*params.values(), *inputs.values()))
+            if self._seal is not None:
+                (loss,) = _writable((loss,))
         return loss, dict(zip(self.network.params, grads, strict=False))  # one per param
 
     def forward(
@@ -295,7 +345,10 @@ class Program:
     ) -> dict[Any, Array]:
         """Values of the nodes ``outputs`` (e.g. the prediction), needing only their inputs."""
         key = self._key(outputs, False)
-        return dict(zip(key[0], self._entry(key)(params, inputs), strict=True))
+        values = self._entry(key)(params, inputs)
+        if self._seal is not None:  # strict: what the caller gets back is writable
+            values = _writable(values)
+        return dict(zip(key[0], values, strict=True))
 
     # ---------------------------------------------------------------------------- training
 
@@ -346,6 +399,12 @@ class Program:
                 f"which has {sorted(map(str, given))}"
             )
         dtype = getattr(value, "dtype", None)
+        if (
+            dtype is not None
+            and dtype != self.dtype
+            and (why := self.backend.demoted(value, self.dtype))
+        ):
+            raise InputError(f"{kind} {name!r} (op {kind!r}) {why}")
         if dtype is not None and dtype != self.dtype and dtype.kind not in "fiub":
             raise InputError(
                 f"{kind} {name!r} (op {kind!r}) has dtype {dtype}; pass real numbers "
@@ -364,6 +423,11 @@ class Program:
                 f"declares {self.network.shapes[name]}; reshape it (None axes take any size)"
             )
         return array
+
+
+def _writable(values: Sequence[Any]) -> tuple[Any, ...]:
+    """NumPy ``values`` with each read-only array (a strict program's view) copied."""
+    return tuple(v if v.flags.writeable else v.copy() for v in values)
 
 
 def initial_value(rng: Any, shape: tuple[int, ...], init: Any) -> Any:

@@ -19,7 +19,9 @@ def gradcheck() -> Callable[..., list[Any]]:
     against ``jax.vjp`` of its forward where jax is installed.
 
     Call it with the op (or its name) and any keyword of ``graphbp.testing.check_op``;
-    it returns one report per check and fails the test with the first disagreement.
+    it returns one report per check and fails the test with the first disagreement. On
+    NumPy it also fails an op whose forward or vjp writes into an array it is given (an
+    operand, ``out`` or ``g``), naming the argument.
     """
     from graphbp.testing import check_op, check_op_autodiff, installed_backends
 

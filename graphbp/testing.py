@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
-from graphbp.op import Op, call_forward, call_vjp, defines_shape, defines_vjp, signature_of
+from graphbp.op import WRITES, Op, call_forward, call_vjp, defines_shape, defines_vjp, signature_of
 from graphbp.registry import backends, get_backend, get_op
 
 if TYPE_CHECKING:
@@ -87,7 +87,10 @@ def check_op(
     For each example, with a random cotangent ``g``: the vjp's cotangents must equal the
     gradient of ``⟨g, forward(operands)⟩`` element by element and along random directions.
     The op is called as the engine calls it (``call_forward``, ``call_vjp``), so a result
-    that breaks the plugin contract fails the check too.
+    that breaks the plugin contract fails the check too. On a backend whose arrays can change
+    in place (NumPy), the forward and the vjp must leave what they are given alone: each is
+    called on copies of its arguments, compared afterwards, and with each argument read-only
+    in turn; a write into an operand, ``out`` or ``g`` fails the check, naming the argument.
 
     Args:
         op: the op or its registered name.
@@ -127,17 +130,22 @@ def _check_op(
         where = f"op {op.name!r} on {backend}, example {k} (shapes {[x.shape for x in xs]}"
         where += f", attrs {attrs})" if attrs else ")"
         forward, vjp = _op_rules(op, be, attrs, [x.shape for x in xs])
-        out = forward(*xs)  # compiled once: the difference quotients call it many times
-        _check_shape_rule(op, [x.shape for x in xs], attrs, tuple(np.shape(out)), where)
-        g = rng.standard_normal(np.shape(out))
         try:
+            if be.mutable:  # before anything else: a write would skew every later call
+                _check_writes(op, be, attrs, xs, rng, where)
+            out = forward(*xs)  # compiled once: the difference quotients call it many times
+            _check_shape_rule(op, [x.shape for x in xs], attrs, tuple(np.shape(out)), where)
+            g = rng.standard_normal(np.shape(out))
             cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
-        except (AttributeError, TypeError) as exc:
-            raise GradientCheckError(
-                f"{where}: vjp failed ({type(exc).__name__}: {exc}); if it reads a forward "
-                f"value, list it in vjp_reads (now {op.vjp_reads!r})"
-            ) from exc
         except PluginError as exc:
+            cause = exc.__cause__
+            if getattr(exc, "method", None) == "vjp" and isinstance(
+                cause, AttributeError | TypeError
+            ):  # e.g. None * g: the rule reads a value its vjp_reads leaves out
+                raise GradientCheckError(
+                    f"{where}: vjp failed ({type(cause).__name__}: {cause}); if it reads a "
+                    f"forward value, list it in vjp_reads (now {op.vjp_reads!r})"
+                ) from exc
             raise GradientCheckError(f"{where}: {exc}") from exc
 
         def objective(values: list[Any], g: Any = g, forward: Any = forward) -> float:
@@ -187,6 +195,67 @@ def _op_rules(
         return call_vjp(op, arrays, g, out, operands, attrs, shapes=shapes, rule=rule)
 
     return be.wrap(lambda *operands: forward(operands)), be.wrap(vjp)
+
+
+NEVER_WRITE = "return a new array; never write into operands, out or g"
+
+
+def _check_writes(
+    op: Op, be: Backend, attrs: dict[str, Any], xs: list[Any], rng: Any, where: str
+) -> None:
+    """Fail if the op's forward or vjp writes into an array it is given.
+
+    Each is called on copies, which must be unchanged afterwards (a write that changes
+    values), then once per argument with that argument read-only (a write of any kind,
+    even one that restores the values or writes the same ones).
+    """
+    arrays = be.arrays("float64")
+    shapes = [x.shape for x in xs]
+
+    def forward(args: list[Any]) -> Any:
+        return call_forward(op, arrays, args, attrs)
+
+    def vjp(args: list[Any]) -> Any:
+        g, out, *operands = args
+        return call_vjp(op, arrays, g, out, operands, attrs, shapes=shapes)
+
+    copies = [x.copy() for x in xs]
+    out = forward(copies)
+    _unchanged("forward", xs, copies, [f"operand {i}" for i in range(len(xs))], where)
+    g = rng.standard_normal(np.shape(out))
+    given = [g, out, *_as_engine_passes(op, out, xs)[1:]]
+    names = ["g", "out", *(f"operand {i}" for i in range(len(xs)))]
+    copies = [None if v is None else np.array(v, copy=True) for v in given]
+    vjp(copies)
+    _unchanged("vjp", given, copies, names, where)
+    for rule, args, labels in ((forward, xs, names[2:]), (vjp, given, names)):
+        for i, label in enumerate(labels):
+            if args[i] is None:
+                continue
+            trial = [None if v is None else np.array(v, copy=True) for v in args]
+            trial[i] = be.read_only(trial[i])
+            try:
+                rule(trial)
+            except PluginError as exc:
+                if not isinstance(exc.__cause__, ValueError) or WRITES not in str(exc.__cause__):
+                    raise
+                kind = "forward" if rule is forward else "vjp"
+                raise GradientCheckError(
+                    f"{where}: {kind} writes into {label} (it raised "
+                    f'"{exc.__cause__}" when {label} was read-only); {NEVER_WRITE}'
+                ) from exc
+
+
+def _unchanged(
+    kind: str, before: list[Any], after: list[Any], names: list[str], where: str
+) -> None:
+    """Raise GradientCheckError naming the first argument whose copy a call changed."""
+    for name, was, now in zip(names, before, after, strict=True):
+        if was is not None and not np.array_equal(was, now, equal_nan=True):
+            raise GradientCheckError(
+                f"{where}: {kind} wrote into {name} (its values changed during the call); "
+                f"{NEVER_WRITE}"
+            )
 
 
 def _as_engine_passes(op: Op, out: Any, operands: list[Any]) -> list[Any]:

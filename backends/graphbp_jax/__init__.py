@@ -23,7 +23,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from graphbp.backend import Backend
-from graphbp.errors import InputError
+from graphbp.errors import InputError, TransformError
+
+FORWARD_MODE = (
+    "{what}: JAX was asked to apply forward mode (jax.jvp, jax.jacfwd) to it, but its "
+    "derivative rules are the op plugins' vjps, registered with jax.custom_vjp, which JAX "
+    "applies in reverse mode only. Use jax.grad, jax.vjp or jax.jacrev; for second "
+    "derivatives, jax.jacrev(jax.jacrev(prog.loss)) or jax.hessian (forward mode over the "
+    "reverse-mode gradient, which differentiates the plugins' vjp code itself); for "
+    "Jacobian-vector products of the gradient, jax.jvp of prog.value_and_grad. In float64 "
+    "these need JAX's 64-bit mode on (jax.config.update('jax_enable_x64', True))"
+)
 
 
 class JaxBackend(Backend):
@@ -55,6 +65,41 @@ class JaxBackend(Backend):
     def to_numpy(self, value: Any) -> np.ndarray[Any, Any]:
         """Copy a JAX array to the host."""
         return np.asarray(value)
+
+    def demoted(self, value: Any, dtype: str) -> str | None:
+        """Why a float32 JAX value (a tracer included) cannot enter a float64 program while
+        JAX's 64-bit mode is off, or None.
+
+        With 64-bit mode off, ``jax.grad``, ``jax.jit`` and ``jnp.asarray`` turn float64 NumPy
+        arrays into float32 before graphbp sees them: computing in float64 from there would
+        only hide the float32 rounding (a gradient off by ~1e-4 relative, returned as
+        float32). graphbp refuses instead. A float32 JAX value in 64-bit mode was asked for
+        explicitly, and is converted as NumPy float32 values are.
+        """
+        if (
+            dtype != "float64"
+            or not isinstance(value, jax.Array)
+            or not jnp.issubdtype(value.dtype, jnp.floating)
+            or value.dtype.itemsize >= 8
+            or jax.dtypes.canonicalize_dtype(np.float64) == np.float64  # 64-bit mode is on
+        ):
+            return None
+        return (
+            f"is a {value.dtype} JAX array or tracer, but the program computes in float64: "
+            "JAX's 64-bit mode is off, so JAX rounded its float64 values to float32 before "
+            "graphbp saw them (jax.grad, jax.jit and jnp.asarray do), and a float64 result "
+            "would carry float32 errors; enable 64-bit mode before creating arrays "
+            "(jax.config.update('jax_enable_x64', True), or call inside "
+            "`with jax.enable_x64(True):`), pass float64 arrays from prog.init or prog.own, "
+            "or compile with dtype='float32'"
+        )
+
+    def transform_error(self, exc: BaseException) -> Exception | None:
+        """A TransformError for JAX's refusal to apply forward mode to a custom_vjp rule."""
+        text = str(exc)
+        if isinstance(exc, TypeError) and "forward-mode" in text and "custom_vjp" in text:
+            return TransformError(FORWARD_MODE.format(what="this graphbp program"))
+        return None
 
     def autodiff(self, forward: Callable[[Sequence[Any]], Any]) -> Callable[..., Any]:
         """A vjp rule from ``jax.vjp`` of ``forward``, for an op that defines none."""

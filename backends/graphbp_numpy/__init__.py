@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,3 +36,32 @@ class NumpyBackend(Backend):
         array = np.array(value, dtype=dtype)
         array.flags.writeable = False
         return array
+
+    def read_only(self, value: Any) -> Any:
+        """A read-only view of an ndarray (the array itself and its owner's flags unchanged):
+        a plugin writing into it raises NumPy's "assignment destination is read-only"."""
+        if value.__class__ is np.ndarray and value.flags.writeable:
+            value = value.view()
+            value.flags.writeable = False
+        return value
+
+    def independent(self, values: Sequence[Any], others: Iterable[Any]) -> tuple[Any, ...]:
+        """Each of ``values`` a writable ndarray sharing memory with no other result and
+        with none of ``others`` (copied where needed; fresh results, the usual case, cost a
+        check).
+
+        Memory is compared by owner: an array's ``base``, or the array itself. That covers
+        one result twice, views of one array and of ``others``, not two views of a third
+        array.
+        """
+        taken = set(map(id, others))
+        out = []
+        for value in values:
+            if value.__class__ is not np.ndarray:  # a NumPy scalar: a 0-d array of its own
+                value = np.array(value)
+            owner = value if (base := value.base) is None else base
+            if id(owner) in taken or id(value) in taken or not value.flags.writeable:
+                value = owner = value.copy()
+            taken.add(id(owner))
+            out.append(value)
+        return tuple(out)
