@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp.chain import MAX_PATHS
 from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError, NonFiniteError
 from graphbp.registry import get_backend
+
+if TYPE_CHECKING:
+    from graphbp.outputs import OutputFolder
 
 EXAMPLE_DEFAULTS = {
     "diabetes": {"epochs": 150, "lr": 0.003, "hidden": 16},
@@ -207,16 +210,16 @@ def _train(args: argparse.Namespace) -> int:
 
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
-    with OutputFolder(args.out) as folder:
-        try:
+    folder = OutputFolder(args.out)
+    try:
+        with folder:
             return _train_into(args, folder)
-        except KeyboardInterrupt as exc:
-            where = "while writing" if folder.writing_started else "during training"
-            exc.add_note(f" {where}; {folder.state()}")
-            raise
+    except KeyboardInterrupt as exc:  # say what --out holds now, found on the disk
+        exc.add_note(f" {folder.phase}; {folder.state()}")
+        raise
 
 
-def _train_into(args: argparse.Namespace, folder: Any) -> int:
+def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     """Train as ``args`` say, then write the output set through ``folder``."""
     import numpy as np
 
@@ -248,6 +251,7 @@ def _train_into(args: argparse.Namespace, folder: Any) -> int:
     prog = net.compile(
         args.backend, args.dtype, check_finite=args.check_finite, devices=args.devices
     )
+    folder.phase = "during training"
     print(
         f"graphbp train: {what} on {data.name} ({len(s.x_train)} train / {len(s.x_test)} test "
         f"rows), {args.optimizer} lr={hyper['lr']}, {hyper['epochs']} epochs, batch "

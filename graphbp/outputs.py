@@ -73,6 +73,8 @@ class OutputFolder:
         self._new: Path | None = None
         self._new_id: tuple[int, int] | None = None
         self._shown_new: str | None = None
+        self.phase = "before training"
+        """What the run is doing, in words (the caller may set it; ``writing()`` does)."""
 
     # ------------------------------------------------------------------------ check, lock
 
@@ -235,7 +237,7 @@ class OutputFolder:
         if self._lock is None:
             raise GraphFileError(f"{self.out}: not locked; use the OutputFolder as a context")
         new = self.parent / f".{self.path.name}.graphbp-new-{secrets.token_hex(4)}"
-        self._shown_new = str(new)
+        self._shown_new, self.phase = str(new), "while writing"
         try:
             os.mkdir(new, 0o777)  # the umask applies, as for any folder the user makes
             self._new = new
@@ -300,11 +302,6 @@ class OutputFolder:
             return text
         return text.replace(self._shown_new, str(self.out))
 
-    @property
-    def writing_started(self) -> bool:
-        """Whether ``writing()`` has created the new folder (training is over)."""
-        return self._new_id is not None
-
     def holds_new_set(self) -> bool:
         """Whether ``out`` is now the folder this run wrote (it was swapped in)."""
         try:
@@ -317,7 +314,7 @@ class OutputFolder:
         """What ``out`` holds now, in words: for the message of an interrupted run."""
         if self.holds_new_set():
             return f"{self.out} holds the complete new outputs"
-        if self._existed:
+        if os.path.lexists(self.path):
             return f"{self.out} is unchanged"
         return f"{self.out} was not created"
 
