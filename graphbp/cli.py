@@ -280,17 +280,17 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
 
     with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
         fits = predict(s.x_train, "training"), predict(s.x_test, "test")
-    compare = _compare_classifiers if classify else _compare_with_baselines
-    metrics = compare(s, *fits)
-    metrics["final_train_loss"] = history[-1]
-    arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
-    train_data = {"x": s.x_train, "y": s.y_train}
-    try:
-        with folder.writing() as new:
-            written = _write_outputs(new, arrays, history, metrics, net.to_dict())
-            drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
-    except GraphFileError as exc:  # named by --out, not by the folder it was written in
-        raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
+        compare = _compare_classifiers if classify else _compare_with_baselines
+        metrics = compare(s, *fits)
+        metrics["final_train_loss"] = history[-1]
+        arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+        train_data = {"x": s.x_train, "y": s.y_train}
+        try:
+            with folder.writing() as new:
+                written = _write_outputs(new, arrays, history, metrics, net.to_dict())
+                drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
+        except GraphFileError as exc:  # named by --out, not by the folder it was written in
+            raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
     out = args.out  # swapped in: say what it now holds, by the name the user gave
     print(f"wrote {', '.join(str(out / n) for n in written)}")
     if warning:

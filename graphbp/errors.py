@@ -30,7 +30,7 @@ class InputError(GraphbpError):
 
 
 class NonFiniteError(GraphbpError):
-    """A value or gradient became NaN or infinite (raised only with check_finite)."""
+    """A value or gradient became NaN or infinite (check_finite), or training diverged."""
 
 
 class GradientCheckError(GraphbpError, AssertionError):

@@ -203,9 +203,7 @@ class OutputFolder:
             entries = sorted(os.scandir(self.path), key=lambda e: e.name)
         except OSError as exc:
             raise GraphFileError(f"{self.out}: cannot list ({exc.strerror})") from exc
-        foreign = [
-            e.name for e in entries if e.name not in self.names or e.is_dir(follow_symlinks=False)
-        ]
+        foreign = [e.name for e in entries if not self._ours(e)]
         if foreign:
             shown = ", ".join(repr(n) for n in foreign[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
@@ -223,6 +221,16 @@ class OutputFolder:
             raise GraphFileError(
                 f"{self.out}: is a mount point, which cannot be replaced; choose a folder in it"
             )
+
+    def _ours(self, entry: os.DirEntry[str]) -> bool:
+        """Whether an entry of ``out`` is an output file, or the temporary file of one that
+        an earlier graphbp left when killed while writing it in place (``.NAME.XXXX.tmp``)."""
+        if entry.is_dir(follow_symlinks=False):
+            return False
+        name = entry.name
+        if name.startswith(".") and name.endswith(".tmp"):
+            name = name[1:].rsplit(".", 2)[0]
+        return name in self.names
 
     # ------------------------------------------------------------------ write, swap in
 
