@@ -183,7 +183,9 @@ def test_kills_at_any_point_leave_the_old_set_or_the_new_set_never_a_mix(
             reference = now
         said = [line for line in error_lines(stderr) if "interrupted" in line]
         if sig == signal.SIGINT and said:
-            assert proc.returncode == 130, stderr
+            # 130; or death by SIGINT where CPython flagged the interrupt as unhandled because
+            # it first surfaced in code an import ran through PyRun_String (main caught it).
+            assert proc.returncode in (130, -signal.SIGINT), stderr
             assert len(said) == 1 and "Traceback" not in stderr, stderr
             if held == "old":
                 assert said[0].endswith(("; o is unchanged", "; nothing was written")), said
