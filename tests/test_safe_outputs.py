@@ -12,14 +12,13 @@ import json
 import math
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -223,12 +222,18 @@ def test_ctrl_c_during_training_says_out_is_unchanged_or_not_created(
 # ------------------------------------------------------------- failing writes, full disk
 
 
-def limit_file_size(limit: int) -> Callable[[], None]:
-    def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG
-
-    return limited
+def train_with(setup: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``graphbp train ARGS`` in a process that first runs ``setup`` (Python) and then
+    replaces itself with the CLI (no preexec_fn: forking the test process, which may hold
+    JAX's threads, is unsafe)."""
+    launch = f"import os, sys; {setup}; os.execv(sys.executable, sys.argv[1:])"
+    return subprocess.run(
+        [sys.executable, "-c", launch, *TRAIN, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("limit", [2_000, 12_000])  # the first file fails; the fifth does
@@ -237,14 +242,11 @@ def test_a_failing_write_is_one_line_exit_2_and_the_old_set_stays(
 ) -> None:
     shutil.copytree(old_set, tmp_path / "o")
     before = snapshot(tmp_path / "o")
-    run = subprocess.run(
-        [*TRAIN, "--epochs", "2", "--seed", "7", "--out", "o"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=limit_file_size(limit),
+    limited = (  # a write past the limit fails with EFBIG (SIGXFSZ, which would kill, ignored)
+        f"import resource, signal; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
+        "; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)"
     )
+    run = train_with(limited, ["--epochs", "2", "--seed", "7", "--out", "o"], tmp_path)
     assert run.returncode == 2, run.stderr
     lines = error_lines(run.stderr)
     assert len(lines) == 1, run.stderr
@@ -449,14 +451,7 @@ def test_files_and_the_out_folder_get_the_modes_the_umask_gives(tmp_path: Path, 
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert run.stdout.split() == [oct(0o666 & ~umask), oct(umask)], run.stderr
-    train = subprocess.run(
-        [*TRAIN, "--epochs", "1", "--out", "o"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=lambda: os.umask(umask) and None,  # the umask the user runs with
-    )
+    train = train_with(f"os.umask({umask})", ["--epochs", "1", "--out", "o"], tmp_path)
     assert train.returncode == 0, train.stderr
     assert (tmp_path / "o").stat().st_mode & 0o777 == 0o777 & ~umask
     for name in SET:
