@@ -432,8 +432,9 @@ def _strict_json(value: dict[str, Any], name: str) -> str:
         stack: list[tuple[str, Any]] = [("", value)]
         while stack:
             where, v = stack.pop()
-            if isinstance(v, dict):
-                stack.extend((f"{where}[{k!r}]", x) for k, x in reversed(v.items()))
+            if isinstance(v, dict | list):
+                items = v.items() if isinstance(v, dict) else enumerate(v)
+                stack.extend((f"{where}[{k!r}]", x) for k, x in reversed(list(items)))
             elif isinstance(v, float) and not math.isfinite(v):
                 raise NonFiniteError(
                     f"{name}: {where} is {v}; the run produced no finite value"

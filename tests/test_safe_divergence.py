@@ -215,3 +215,15 @@ def test_cli_nan_init_in_a_graph_file_is_one_line_naming_the_parameter(tmp_path:
     if run.returncode == 1:
         assert "parameter 'W2' holds NaN or Inf before training" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_non_finite_metric_is_named_not_written_as_a_nan_token() -> None:
+    from graphbp.cli import _strict_json
+
+    metrics = {"graphbp network": {"train_mse": 0.5, "test_mse": math.inf}, "n": [1.0, 2.0]}
+    with pytest.raises(
+        gb.NonFiniteError, match=r"metrics.json: \['graphbp network'\]\['test_mse'\] is inf"
+    ):
+        _strict_json(metrics, "metrics.json")
+    metrics["graphbp network"]["test_mse"] = 0.25
+    assert json.loads(_strict_json(metrics, "metrics.json")) == metrics
