@@ -200,8 +200,9 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _out_folder(text: str) -> Path:
+    """--out as a path; an empty one would be Path("."), the current folder."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+        raise argparse.ArgumentTypeError(f"must name a folder, got {text!r}")
     return Path(text)
 
 

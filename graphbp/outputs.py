@@ -123,7 +123,13 @@ class OutputFolder:
             )
         self._take_lock()
         try:
-            self._recover()
+            try:
+                self._recover()
+            except OSError as exc:
+                raise GraphFileError(
+                    f"{out}: cannot restore or remove what an interrupted run left beside it "
+                    f"({exc.strerror}); see the hidden .{self.path.name}.graphbp-* folders"
+                ) from exc
             self._check_contents()
         except BaseException:
             self.close()
@@ -279,7 +285,7 @@ class OutputFolder:
                     self._swap_by_renames(new)
         except OSError as exc:
             raise GraphFileError(
-                f"{self.out}: cannot put the new outputs in place ({exc.strerror}); it is unchanged"
+                f"{self.out}: cannot put the new outputs in place ({exc.strerror})"
             ) from exc
         with contextlib.suppress(OSError):  # done; this only hurries it to the disk
             _fsync(self.parent)
@@ -291,7 +297,10 @@ class OutputFolder:
         try:
             os.rename(new, self.path)
         except BaseException:
-            os.rename(old, self.path)
+            if os.path.lexists(self.path):  # interrupted just after the rename: it is done
+                self._new = old
+            else:
+                os.rename(old, self.path)
             raise
         self._new = old  # what _discard deletes: now the old set
 

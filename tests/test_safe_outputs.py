@@ -343,7 +343,8 @@ def test_a_second_run_into_the_same_out_fails_at_once_naming_the_first(tmp_path:
 @pytest.mark.parametrize(
     ("out", "setup", "message"),
     [
-        ("", None, r"argument --out: must name a folder, got an empty string"),
+        ("", None, r"argument --out: must name a folder, got ''"),
+        (" ", None, r"argument --out: must name a folder, got ' '"),
         ("taken", "file", r"taken: exists and is not a folder; choose another --out"),
         (
             "o",
