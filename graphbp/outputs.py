@@ -116,6 +116,16 @@ class OutputFolder:
                 f"{out}: cannot create its folder {self.parent} ({exc.strerror}); choose "
                 "another --out"
             ) from exc
+        try:
+            name_max = os.pathconf(self.parent, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            name_max = 255
+        spare = len(".graphbp-new-12345678") + 1  # the hidden folder's name is the longest
+        if len(os.fsencode(self.path.name)) + spare > name_max:
+            raise GraphFileError(
+                f"{out}: name too long; the outputs are first written beside it under a name "
+                f"{spare} bytes longer, so it may have at most {name_max - spare} bytes"
+            )
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise GraphFileError(
                 f"{out}: its folder {self.parent} is not writable, and the outputs are written "

@@ -356,6 +356,7 @@ def test_a_second_run_into_the_same_out_fails_at_once_naming_the_first(tmp_path:
         ("o", "folder named graph.html", r"o: holds 'graph.html', which graphbp train did not"),
         (".", None, r"\.: is the current folder or holds it; .* name a folder of its own"),
         ("sub/..", None, r"sub/\.\.: is the current folder or holds it"),
+        ("a" * 240, None, r"a{240}: name too long; .* it may have at most 233 bytes"),
     ],
 )
 def test_an_out_that_cannot_take_the_outputs_is_refused_before_training(
