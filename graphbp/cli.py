@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp.chain import MAX_PATHS
 from graphbp.errors import (
@@ -18,8 +19,12 @@ from graphbp.errors import (
     GraphError,
     GraphFileError,
     InputError,
+    NonFiniteError,
 )
 from graphbp.registry import get_backend
+
+if TYPE_CHECKING:
+    from graphbp.outputs import OutputFolder
 
 EXAMPLE_DEFAULTS = {
     "diabetes": {"epochs": 150, "lr": 0.003, "hidden": 16},
@@ -64,11 +69,16 @@ def _main(argv: Sequence[str] | None) -> int:
     except GradientCheckError as exc:
         print(f"graphbp {args.command}: check failed: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except NonFiniteError as exc:  # the input was valid; the run failed
+        print(f"graphbp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except GraphbpError as exc:
         print(f"graphbp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"graphbp {args.command}: interrupted; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        notes = getattr(exc, "__notes__", None)  # what the command had done, if it says
+        done = notes[-1] if notes else "; nothing was written"
+        print(f"graphbp {args.command}: interrupted{done}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         raise  # main() exits quietly
@@ -233,10 +243,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=_out_folder,
         default=Path("graphbp-out"),
         help="folder for params.npz, history.csv, metrics.json, network.json and the "
-        "chain-rule diagrams chain_rule.svg and graph.html",
+        "chain-rule diagrams chain_rule.svg and graph.html; written beside it and swapped in "
+        "whole when the run succeeds, so it holds the old or the new outputs, never a mix",
+    )
+    train.add_argument(
+        "--check-finite",
+        action="store_true",
+        help="test every node's value and gradient for NaN and Inf at every step (slower; "
+        "jax runs unjitted); without it a divergence is still stopped and its node named",
     )
     _backend_options(train)
     train.add_argument(
@@ -327,13 +344,35 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------ train
 
 
+def _out_folder(text: str) -> Path:
+    """--out as a path; an empty one would be Path("."), the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must name a folder, got {text!r}")
+    return Path(text)
+
+
 def _train(args: argparse.Namespace) -> int:
+    from graphbp.outputs import OutputFolder
+
+    # --out is checked and locked before anything else, so a run that cannot keep its
+    # outputs fails before it trains; the outputs are written beside it and swapped in whole.
+    folder = OutputFolder(args.out)
+    try:
+        with folder:
+            return _train_into(args, folder)
+    except KeyboardInterrupt as exc:  # say what --out holds now, found on the disk
+        exc.add_note(f" {folder.phase}; {folder.state()}")
+        raise
+
+
+def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
+    """Train as ``args`` say, then write the output set through ``folder``."""
+    import numpy as np
+
     from graphbp import Network, mlp
     from graphbp.datasets import EXAMPLES, load_csv, load_example, split
     from graphbp.train import train
 
-    if args.out.exists() and not args.out.is_dir():
-        raise GraphFileError(f"{args.out}: exists and is not a folder; choose another --out")
     example = "diabetes" if args.data else args.example
     hyper: dict[str, Any] = {
         k: v if getattr(args, k) is None else getattr(args, k)
@@ -355,7 +394,10 @@ def _train(args: argparse.Namespace) -> int:
         net = Network(mlp(sizes, "sigmoid", "sse"))
         what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
     output = _output_node(net)
-    prog = net.compile(args.backend, args.dtype, devices=args.devices)
+    prog = net.compile(
+        args.backend, args.dtype, check_finite=args.check_finite, devices=args.devices
+    )
+    folder.phase = "during training"
     print(
         f"graphbp train: {what} on {data.name} ({len(s.x_train)} train / {len(s.x_test)} test "
         f"rows), {args.optimizer} lr={hyper['lr']}, {hyper['epochs']} epochs, batch "
@@ -373,28 +415,53 @@ def _train(args: argparse.Namespace) -> int:
         progress=True,
     )
 
-    def predict(x: Any) -> Any:
-        return prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
+    def predict(x: Any, rows: str) -> Any:
+        y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
+        if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
+            raise NonFiniteError(
+                f"training ended, but the network's output {output!r} on the {rows} rows is "
+                "NaN or Inf; lower the learning rate (--lr) or rescale the data"
+            )
+        return y
 
-    compare = _compare_classifiers if classify else _compare_with_baselines
-    metrics = compare(s, predict(s.x_train), predict(s.x_test))
-    metrics["final_train_loss"] = history[-1]
-    arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
-    _write_outputs(args.out, arrays, history, metrics, net.to_dict())
-    train_data = {"x": s.x_train, "y": s.y_train}
-    _write_diagrams(args.out, net, prog, params, train_data)
+    with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
+        fits = predict(s.x_train, "training"), predict(s.x_test, "test")
+        compare = _compare_classifiers if classify else _compare_with_baselines
+        metrics = compare(s, *fits)
+        metrics["final_train_loss"] = history[-1]
+        arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+        train_data = {"x": s.x_train, "y": s.y_train}
+        try:
+            with folder.writing() as new:
+                written = _write_outputs(new, arrays, history, metrics, net.to_dict())
+                drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
+        except GraphFileError as exc:  # named by --out, not by the folder it was written in
+            raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
+    out = args.out  # swapped in: say what it now holds, by the name the user gave
+    print(f"wrote {', '.join(str(out / n) for n in written)}")
+    if warning:
+        print(f"graphbp train: warning: {folder.shown(warning)}", file=sys.stderr)
+    if drawn:
+        print(f"wrote {', '.join(str(out / n) for n in drawn)} ({shows})")
     return 0
 
 
-def _write_diagrams(out: Path, net: Any, prog: Any, params: Any, data: dict[str, Any]) -> None:
+def _write_diagrams(
+    out: Path, net: Any, prog: Any, params: Any, data: dict[str, Any]
+) -> tuple[list[str], str, str | None]:
     """The trained network's chain rule for its deepest parameter, with the final values and
-    gradients on the training data: chain_rule.svg, and graph.html to click through all."""
+    gradients on the training data: chain_rule.svg, and graph.html to click through all.
+
+    Returns:
+        What to report: the names of the files written, what they show, and a warning if
+        Graphviz failed (the other outputs stand; the DOT source is written instead).
+    """
     from graphbp.chain import explain
     from graphbp.diagram import write_diagram
 
     per_param = explain(net).per_param
     if not per_param:
-        return
+        return [], "", None
     deepest = max(per_param, key=lambda p: per_param[p][1] / per_param[p][0])
     to_numpy = prog.backend.to_numpy
     values = {k: to_numpy(v) for k, v in prog.forward(params, data, net.order).items()}
@@ -403,10 +470,11 @@ def _write_diagrams(out: Path, net: Any, prog: Any, params: Any, data: dict[str,
     for name in ("chain_rule.svg", "graph.html"):
         try:
             written.append(write_diagram(net, out / name, deepest, values=values, grads=grads))
+        except GraphFileError:  # a failing write fails the run: no partial output set
+            raise
         except GraphbpError as exc:  # no dot: training's outputs stand; say what is missing
-            print(f"graphbp train: warning: {exc}", file=sys.stderr)
-            return
-    print(f"wrote {', '.join(map(str, written))} (∂L/∂{deepest} with the final gradients)")
+            return [], "", str(exc)
+    return [p.name for p in written], f"∂L/∂{deepest} with the final gradients", None
 
 
 def _compare_with_baselines(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
@@ -474,8 +542,9 @@ def _write_outputs(
     history: list[float],
     metrics: dict[str, Any],
     network: dict[str, Any],
-) -> None:
-    """Write params.npz, history.csv, metrics.json and network.json, each atomically."""
+) -> list[str]:
+    """Write params.npz, history.csv, metrics.json (strict JSON) and network.json into
+    ``out``; returns their names."""
     import numpy as np
 
     from graphbp.io import write_atomic
@@ -486,7 +555,7 @@ def _write_outputs(
     outputs = {
         "params.npz": buffer.getvalue(),
         "history.csv": history_csv.encode(),
-        "metrics.json": json.dumps(metrics, indent=1).encode(),
+        "metrics.json": _strict_json(metrics, "metrics.json").encode(),
         "network.json": json.dumps(network, indent=1).encode(),
     }
     for name, content in outputs.items():
@@ -494,7 +563,29 @@ def _write_outputs(
             write_atomic(out / name, content)
         except OSError as exc:
             raise GraphFileError(f"{out / name}: cannot write ({exc.strerror})") from exc
-    print(f"wrote {', '.join(str(out / n) for n in outputs)}")
+    return list(outputs)
+
+
+def _strict_json(value: dict[str, Any], name: str) -> str:
+    """``value`` as JSON without the NaN and Infinity tokens strict parsers reject.
+
+    Raises:
+        NonFiniteError: naming the first entry that is NaN or infinite.
+    """
+    try:
+        return json.dumps(value, indent=1, allow_nan=False)
+    except ValueError:
+        stack: list[tuple[str, Any]] = [("", value)]
+        while stack:
+            where, v = stack.pop()
+            if isinstance(v, dict | list):
+                items = v.items() if isinstance(v, dict) else enumerate(v)
+                stack.extend((f"{where}[{k!r}]", x) for k, x in reversed(list(items)))
+            elif isinstance(v, float) and not math.isfinite(v):
+                raise NonFiniteError(
+                    f"{name}: {where} is {v}; the run produced no finite value"
+                ) from None
+        raise
 
 
 def _check_training_inputs(net: Any, path: Path) -> None:

@@ -36,7 +36,7 @@ class InputError(GraphbpError):
 
 
 class NonFiniteError(GraphbpError):
-    """A value or gradient became NaN or infinite (raised only with check_finite)."""
+    """A value or gradient became NaN or infinite (check_finite), or training diverged."""
 
 
 class TransformError(GraphbpError, TypeError):
