@@ -11,7 +11,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from graphbp.chain import MAX_PATHS
+from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
 from graphbp.errors import GradientCheckError, GraphbpError, GraphFileError
 from graphbp.registry import get_backend
 
@@ -52,6 +52,17 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def max_paths_int(text: str) -> int:
+    """--max-paths: an integer from 1 to MAX_PATHS_LIMIT (the rest are counted, not listed)."""
+    value = positive_int(text)
+    if value > MAX_PATHS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_PATHS_LIMIT:,} paths are listed (the rest are counted exactly), "
+            f"got {value}"
+        )
     return value
 
 
@@ -123,9 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.add_argument(
         "--max-paths",
-        type=positive_int,
+        type=max_paths_int,
         default=MAX_PATHS,
-        help=f"paths the formula lists (default {MAX_PATHS}; the rest are counted)",
+        help=f"paths the formula lists, 1 to {MAX_PATHS_LIMIT:,} (default {MAX_PATHS}; the "
+        "rest are counted)",
     )
     render.add_argument(
         "--scopes",

@@ -11,14 +11,26 @@ import html
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from graphbp.chain import MAX_PATHS, ChainRule, Edge, Flow, chain_rule, symbol
-from graphbp.errors import GraphvizError
+from graphbp.chain import (
+    MAX_PATHS,
+    ChainRule,
+    Edge,
+    Flow,
+    chain_rule,
+    check_max_paths,
+    count_text,
+    symbol,
+    visible,
+)
+from graphbp.errors import GraphvizError, InputError
 from graphbp.graph import Network
 
 if TYPE_CHECKING:
     import graphviz
 
 Scopes = Literal["cluster", "collapse", "ignore"]
+SCOPES = ("cluster", "collapse", "ignore")
+RANKDIRS = ("LR", "TB", "RL", "BT")
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
 
 HIGHLIGHT = "#d62728"
@@ -70,6 +82,7 @@ def render(
     """
     import graphviz
 
+    check_options(max_paths, scopes, rankdir)
     flow = Flow(net)
     rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
     dot = graphviz.Digraph(
@@ -86,8 +99,32 @@ def render(
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
         _draw_edges(dot, net, flow, on_path)
     if rule is not None:
-        dot.attr(label=_caption(rule, grads), labelloc="b", labeljust="l")
+        dot.attr(label=_label(_caption(rule, grads)), labelloc="b", labeljust="l")
     return dot
+
+
+def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
+    """Refuse drawing options outside their few values (they reach the DOT source).
+
+    Raises:
+        InputError: ``max_paths`` is not from 1 to 10,000, or ``scopes`` or ``rankdir``
+            is not one of its values.
+    """
+    check_max_paths(max_paths)
+    if scopes not in SCOPES:
+        raise InputError(f"scopes={scopes!r:.60}: choose one of {', '.join(SCOPES)}")
+    if rankdir not in RANKDIRS:
+        raise InputError(f"rankdir={rankdir!r:.60}: choose one of {', '.join(RANKDIRS)}")
+
+
+def _label(markup: str) -> str:
+    """Graphviz HTML markup as a DOT label: ``<markup>``, its backslashes doubled.
+
+    Every user text in ``markup`` is escaped already (``&<>"'`` as entities), so it can
+    neither end the label nor open a tag; Graphviz then expands ``\\N``, ``\\G``, ``\\l``
+    and the like even inside HTML labels, so each backslash is written as two and draws as one.
+    """
+    return f"<{markup.replace(chr(92), chr(92) * 2)}>"
 
 
 def _groups(net: Network, scopes: Scopes) -> dict[str, list[Hashable]]:
@@ -128,14 +165,14 @@ def _draw_nodes(
                     attrs["fillcolor"] = "#f8c9c4"
             label = _node_label(net, node, reuse.get(node), values, grads)
             name = node_id(net, node)
-            target.node(name, label=f"<{label}>", id=name, tooltip=_plain(node), **attrs)
+            target.node(name, label=_label(label), id=name, **attrs)
 
     for k, (scope, nodes) in enumerate(groups.items()):
         if not scope:
             draw(dot, nodes)
             continue
         with dot.subgraph(name=f"cluster_{k}") as cluster:
-            cluster.attr(label=html.escape(scope), style="rounded,dashed", color="#888888")
+            cluster.attr(label=_label(_text(scope)), style="rounded,dashed", color="#888888")
             draw(cluster, nodes)
 
 
@@ -154,7 +191,7 @@ def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozen
             dot.edge(
                 node_id(net, source),
                 node_id(net, node),
-                label=f"<{factor}<BR/>{markup(local[position])}>",
+                label=_label(f"{factor}<BR/>{markup(local[position])}"),
                 id=edge_id(net, edge),
                 **attrs,
             )
@@ -175,7 +212,7 @@ def _draw_collapsed(
             box_of.update(dict.fromkeys(members, box))
             if scope:
                 attrs = dict(_STYLE["op"])
-                text = f"<B>{html.escape(scope)}</B><BR/>{len(members)} nodes"
+                text = f"<B>{_text(scope)}</B><BR/>{len(members)} nodes"
             else:
                 (node,) = members
                 attrs = dict(_STYLE[_kind(net, node)])
@@ -183,7 +220,7 @@ def _draw_collapsed(
                 text = f"<B>{symbol(node).html}</B><BR/>{markup(op_label)}"
             if rule is not None and any(n in rule.nodes for n in members):
                 attrs.update(color=HIGHLIGHT, penwidth="2.5")
-            dot.node(box, label=f"<{text}>", id=box, **attrs)
+            dot.node(box, label=_label(text), id=box, **attrs)
     hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
     for node in net.order:
         for position, source in enumerate(net.operands[node]):
@@ -206,7 +243,7 @@ def _node_label(
     shape = net.shapes.get(node)
     rows = [f"<B>{symbol(node).html}</B>", markup(label)]
     if shape is not None:
-        dims = ", ".join("N" if d is None else str(d) for d in shape)
+        dims = ", ".join("N" if d is None else html.escape(str(d)) for d in shape)
         dims += "," if len(shape) == 1 else ""
         rows.append(f'<FONT POINT-SIZE="9" COLOR="#666666">({dims})</FONT>')
     if values is not None and node in values:
@@ -234,14 +271,15 @@ def summary(value: Any) -> str:
 
 def markup(text: str) -> str:
     """Plugin text as Graphviz HTML: escaped, with ᵀ and ² as superscripts."""
-    out = html.escape(text)
+    out = _text(text)
     for plain, sup in (("ᵀ", "T"), ("²", "2"), ("³", "3")):
         out = out.replace(plain, f"<SUP>{sup}</SUP>")
     return out
 
 
-def _plain(node: Hashable) -> str:
-    return node if isinstance(node, str) else repr(node)
+def _text(text: str) -> str:
+    """User or plugin text as Graphviz/HTML text: non-printables as escapes, then escaped."""
+    return html.escape(visible(text))
 
 
 def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
@@ -249,7 +287,8 @@ def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
     lines = [rule.html]
     if not rule.complete:
         lines.append(
-            f"{len(rule.paths)} of {rule.path_count:,} paths listed; every path is highlighted"
+            f"{len(rule.paths)} of {count_text(rule.path_count)} paths listed; every path is "
+            "highlighted"
         )
     if rule.paths and rule.paths[0].contribution is not None:
         for k, path in enumerate(rule.paths, start=1):
@@ -260,7 +299,7 @@ def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
                 total += f" (backprop's ∂L/∂{symbol(rule.wrt).html}: {summary(grads[rule.wrt])})"
             lines.append(total)
     cells = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
-    return f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>>'
+    return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>'
 
 
 # ------------------------------------------------------------------------------- layout
