@@ -70,10 +70,10 @@ def visible(text: str) -> str:
     )
 
 
-def count_text(n: int) -> str:
-    """An exact count with thousands separators, or ``≈1.23×10^4567`` beyond about 3,900
-    digits (Python refuses to write longer integers as decimal text)."""
-    if n.bit_length() <= _EXACT_BITS:
+def count_text(n: int, exact_bits: int = _EXACT_BITS) -> str:
+    """An exact count with thousands separators, or ``≈1.23×10^4567`` beyond ``exact_bits``
+    bits (by default about 3,900 digits: Python refuses to write longer integers as text)."""
+    if n.bit_length() <= exact_bits:
         return f"{n:,}"
     exponent = math.log10(n)
     whole = math.floor(exponent)

@@ -404,12 +404,13 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from graphbp.chain import chain_rule, explain
+    from graphbp.chain import Flow, chain_rule, explain
 
     net = _network(args.graph)
-    print(explain(net))
+    flow = Flow(net)  # one walk of the graph serves both
+    print(explain(net, flow))
     if args.wrt is not None:
-        rule = chain_rule(net, args.wrt)
+        rule = chain_rule(net, args.wrt, flow=flow)
         print(f"\n{rule.text}\n{rule.latex}")
     return 0
 

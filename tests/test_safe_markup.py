@@ -21,7 +21,7 @@ from helpers import graphbp
 
 import graphbp as gb
 from graphbp.chain import Edge, symbol, visible
-from graphbp.render import edge_id, markup, node_id
+from graphbp.render import DRAWN, edge_id, markup, node_id
 
 DOT = shutil.which("dot")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,6 +56,9 @@ HOSTILE: list[str] = [
     "שלום עולם",  # right-to-left script, legal
     "北京 🙂 e\u0301",  # non-BMP, combining accent
     "x" * 990,  # long (names are at most 1000 characters; the op gets " σ" added)
+    '"' * 998,  # the longest escapes: 6 bytes a character, three times in one label
+    "&" * 998,
+    "\\" * 998,  # each written twice in the DOT source
 ]
 
 
@@ -78,6 +81,13 @@ class Tags(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         (self.scripts if self._in_script else self.text).append(data)
+
+
+def shown(name: Hashable) -> list[str]:
+    """The texts a drawing must show of ``name``: all of it, or beyond ``DRAWN`` characters
+    its beginning and end (Graphviz reads at most 16,384 bytes of one label)."""
+    text = symbol(name).text
+    return [text] if len(text) <= DRAWN else [f"{text[: DRAWN - 25]}…", text[-20:]]
 
 
 def network(name: str) -> gb.Network:
@@ -147,7 +157,8 @@ def check_svg(svg: str, net: gb.Network, names: list[str], *, collapsed: bool = 
         assert len(edges) == len(operand_edges(net))
     text = "\n".join("".join(t.itertext()) for t in root.iter(f"{SVG_NS}text"))
     for name in names:
-        assert symbol(name).text in text, f"{name!r} is not drawn literally"
+        for part in shown(name):
+            assert part in text, f"{name!r} is not drawn literally"
 
 
 def check_page(page: str, net: gb.Network, names: list[str]) -> None:
@@ -179,7 +190,8 @@ def check_page(page: str, net: gb.Network, names: list[str]) -> None:
     assert "<" not in parser.scripts[0] and "\u2028" not in parser.scripts[0]
     text = "".join(parser.text)
     for name in names:
-        assert symbol(name).text in text
+        for part in shown(name):
+            assert part in text
 
 
 # ------------------------------------------------------------------------ the files
@@ -200,7 +212,7 @@ def test_a_hostile_name_is_drawn_as_text_in_dot_svg_and_html(name: str, tmp_path
     check_svg(text[text.index("<svg") :], net, [], collapsed=True)
     root = ET.fromstring(text[text.index("<svg") :])
     drawn = "".join("".join(t.itertext()) for t in root.iter(f"{SVG_NS}text"))
-    assert visible(name) in drawn  # the scope's box carries the scope's name
+    assert all(part in drawn for part in shown(name))  # the scope's box shows its name
     page = gb.write_diagram(net, tmp_path / "g.html", wrt=name).read_text()
     check_page(page, net, names)
 
@@ -219,7 +231,8 @@ def test_the_dot_source_holds_names_only_inside_escaped_html_labels(name: str) -
     """Without running dot: the name's characters that DOT or Graphviz's HTML would read
     (``< > & " \\``) never appear raw, and no attribute but graphbp's own is set."""
     source = gb.render(network(name), wrt=name, scopes="cluster").source
-    assert html.escape(visible(name)).replace("\\", "\\\\") in source
+    if len(name) <= DRAWN:
+        assert html.escape(visible(name)).replace("\\", "\\\\") in source
     if set('<>"') & set(name):  # (an escaped &amp; still holds the text '&amp;')
         assert name not in source
     keys = set(re.findall(r"[\s\[]([A-Za-z_]+)=", without_html_labels(source)))
@@ -388,3 +401,21 @@ def test_the_policy_is_enforced_a_script_put_into_the_page_does_not_run(
                     .replace("</body>", f"{evil}</body>"))  # fmt: skip
     browser.get(bare.as_uri())
     assert browser.execute_script("return window.pwned") in (1, 2, 3)
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ['"' * 998, "&" * 998, "\\" * 998], ids=["quotes", "amps", "bs"])
+def test_the_longest_escaped_names_with_values_and_gradients_still_draw(
+    name: str, tmp_path: Path
+) -> None:
+    """A node label shows its name three times (name, ∂L/∂name, reuse): still one label
+    Graphviz can read, for the names whose escapes are longest."""
+    net = network(name)
+    prog = net.compile()
+    params = prog.init(0)
+    values = prog.forward(params, {}, net.order)
+    _, grads = prog.value_and_grad(params, {})
+    options = {"wrt": name, "values": values, "grads": grads}
+    text = gb.write_diagram(net, tmp_path / "long.svg", **options).read_text()
+    check_svg(text[text.index("<svg") :], net, [name, f"{name} σ"])
+    check_page(gb.write_diagram(net, tmp_path / "long.html", **options).read_text(), net, [name])

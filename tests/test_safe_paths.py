@@ -4,6 +4,8 @@ max_paths bounded, and path counts exact far beyond what could be listed."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 from collections.abc import Callable
 from decimal import Decimal
@@ -176,3 +178,20 @@ def test_a_count_too_long_to_print_is_written_approximately() -> None:
     approx = f"≈{mantissa}×10^{int(exponent):,}"
     assert rule.text.endswith(f" + … ({approx} more paths)")
     assert f"{approx} paths" in str(gb.explain(net))
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_long_paths_and_many_paths_draw_with_a_bounded_caption(tmp_path: Path) -> None:
+    """Graphviz reads at most 16,384 bytes of one label: the caption elides the middle of
+    a long path and lists only the paths that fit, counting the rest."""
+    text = gb.write_diagram(sigmoid_chain(2000), tmp_path / "chain.svg", wrt="p").read_text()
+    assert "∂L/∂p = ∂L/∂1999 · " in text and "(1,990 more factors)" in text
+    net = gb.Network(gb.diamond_chain(14))
+    prog = net.compile()
+    values = prog.forward(prog.init(0), {}, net.order)
+    svg = gb.write_diagram(
+        net, tmp_path / "d.svg", wrt="w", values=values, max_paths=MAX_PATHS_LIMIT
+    ).read_text()
+    written = re.search(r"(\d[\d,]*) of 16,384 paths listed", svg)
+    assert written is not None and 1 <= int(written[1].replace(",", "")) < MAX_PATHS_LIMIT
+    assert svg.count("path 1: ") == 1 and "path 2: " in svg
