@@ -419,3 +419,29 @@ def test_the_longest_escaped_names_with_values_and_gradients_still_draw(
     text = gb.write_diagram(net, tmp_path / "long.svg", **options).read_text()
     check_svg(text[text.index("<svg") :], net, [name, f"{name} σ"])
     check_page(gb.write_diagram(net, tmp_path / "long.html", **options).read_text(), net, [name])
+
+
+INVISIBLE = ["a\u202eb", "tab\there", "nul\x00", "esc\x1b[31mred", "lone \udc80", "x\ny", "\u2028"]
+
+
+@needs_dot
+@pytest.mark.parametrize("name", INVISIBLE, ids=repr)
+def test_an_invisible_character_is_rejected_or_drawn_as_its_escape(
+    name: str, tmp_path: Path
+) -> None:
+    """Control and format characters (the name rule rejects them at Network(); if a graph
+    gets one past it, it is drawn as its escape, never raw)."""
+    try:
+        net = network(name)
+    except gb.GraphError as exc:
+        assert "name" in str(exc)
+        return
+    assert visible(name) != name
+    text = gb.write_diagram(net, tmp_path / "i.svg", wrt=name).read_text()
+    check_svg(text[text.index("<svg") :], net, [name])
+    page = gb.write_diagram(net, tmp_path / "i.html", wrt=name).read_text()
+    check_page(page, net, [name])
+    assert name not in text and name not in page
+    for c in set(name) - {"\n"}:  # (the files have line breaks of their own)
+        if not c.isprintable():
+            assert c not in text and c not in page
