@@ -140,11 +140,19 @@ class Flow:
             out = self.consumers[node]
             self.paths[node] = 1 if node == loss else sum(self.paths[e.target] for e in out)
             self.lengths[node] = sum(self.lengths[e.target] + self.paths[e.target] for e in out)
-        # params_below[n]: how many parameters' gradients reuse ∂L/∂n, counted with one bit
-        # per parameter; a node's mask is dropped once its last consumer has read it.
-        self.params_below: dict[Hashable, int] = {}
         self.params = [n for n in self.relevant if net.kind[n] == "param"]
-        bit = {p: k for k, p in enumerate(self.params)}  # 1 << k made only when it is needed
+
+    @functools.cached_property
+    def params_below(self) -> dict[Hashable, int]:
+        """How many parameters' gradients reuse ∂L/∂n, for each relevant value ``n``.
+
+        Counted with one bit per parameter, a value's mask dropped once its last consumer has
+        read it: O(values × parameters / 64) word operations, computed only when asked for
+        (``reuse``, ``explain``, drawings), never by ``chain_rule``.
+        """
+        net = self.net
+        below: dict[Hashable, int] = {}
+        bit = {p: k for k, p in enumerate(self.params)}  # 1 << k made only when needed
         left = {n: len(self.consumers[n]) for n in self.relevant}
         masks: dict[Hashable, int] = {}
         for node in self.relevant:
@@ -157,7 +165,8 @@ class Flow:
                         del masks[source]
             if left[node]:
                 masks[node] = mask
-            self.params_below[node] = mask.bit_count()
+            below[node] = mask.bit_count()
+        return below
 
     def reuse(self) -> dict[Hashable, int]:
         """Interior values (the loss excluded) whose ∂L/∂value serves several parameters."""
