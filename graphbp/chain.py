@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 MAX_PATHS = 16
 """How many paths a formula lists by default; the rest are counted, not written out."""
+MAX_PATHS_LIMIT = 10_000
+"""The most paths a formula may list (``max_paths``); counts stay exact beyond it."""
+_EXACT_BITS = 13_000
+"""Counts up to this many bits (about 3,900 digits) are written out in full."""
 
 
 class Symbol(NamedTuple):
@@ -40,7 +44,10 @@ class Symbol(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def symbol(node: Hashable) -> Symbol:
     """How ``node`` is written in formulas: a trailing number becomes a subscript, ``hat`` a hat."""
-    name = node if isinstance(node, str) else repr(node)
+    if isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > _EXACT_BITS:
+        name = count_text(node)  # too long for decimal text: ≈m×10^e
+    else:
+        name = visible(node if isinstance(node, str) else repr(node))
     match = re.fullmatch(r"([A-Za-z]+?)(hat)?_?(\d+)?", name)
     if match is None:  # anything else is written as it is, escaped
         return Symbol(name, html.escape(name), r"\mathrm{" + _latex_escape(name) + "}")
@@ -53,6 +60,27 @@ def symbol(node: Hashable) -> Symbol:
     if index:
         text, markup, latex = text + index, f"{markup}<SUB>{index}</SUB>", f"{latex}_{{{index}}}"
     return Symbol(unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", markup), latex)
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character (control, format, separator, lone
+    surrogate: newline, ESC, U+202E, ...) written as its escape (``\\x1b``, ``\\u202e``),
+    so a name can neither reorder, hide nor break the text it is drawn or printed in."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+def count_text(n: int, exact_bits: int = _EXACT_BITS) -> str:
+    """An exact count with thousands separators, or ``≈1.23×10^4567`` beyond ``exact_bits``
+    bits (by default about 3,900 digits: Python refuses to write longer integers as text)."""
+    if n.bit_length() <= exact_bits:
+        return f"{n:,}"
+    exponent = math.log10(n)
+    whole = math.floor(exponent)
+    return f"≈{10 ** (exponent - whole):.2f}×10^{whole:,}"
 
 
 def _latex_escape(text: str) -> str:
@@ -115,21 +143,40 @@ class Flow:
             out = self.consumers[node]
             self.paths[node] = 1 if node == loss else sum(self.paths[e.target] for e in out)
             self.lengths[node] = sum(self.lengths[e.target] + self.paths[e.target] for e in out)
-        # params_below[n]: the parameters whose gradient reuses ∂L/∂n.
-        self.params_below: dict[Hashable, frozenset[Hashable]] = {}
-        for node in self.relevant:
-            below = frozenset({node}) if net.kind[node] == "param" else frozenset()
-            for source in net.operands[node]:
-                below |= self.params_below.get(source, frozenset())
-            self.params_below[node] = below
         self.params = [n for n in self.relevant if net.kind[n] == "param"]
+
+    @functools.cached_property
+    def params_below(self) -> dict[Hashable, int]:
+        """How many parameters' gradients reuse ∂L/∂n, for each relevant value ``n``.
+
+        Counted with one bit per parameter, a value's mask dropped once its last consumer has
+        read it: O(values × parameters / 64) word operations, computed only when asked for
+        (``reuse``, ``explain``, drawings), never by ``chain_rule``.
+        """
+        net = self.net
+        below: dict[Hashable, int] = {}
+        bit = {p: k for k, p in enumerate(self.params)}  # 1 << k made only when needed
+        left = {n: len(self.consumers[n]) for n in self.relevant}
+        masks: dict[Hashable, int] = {}
+        for node in self.relevant:
+            mask = 1 << bit[node] if node in bit else 0
+            for source in net.operands[node]:
+                if source in left:  # a relevant operand: one of its consumer edges read
+                    mask |= masks[source]
+                    left[source] -= 1
+                    if not left[source]:
+                        del masks[source]
+            if left[node]:
+                masks[node] = mask
+            below[node] = mask.bit_count()
+        return below
 
     def reuse(self) -> dict[Hashable, int]:
         """Interior values (the loss excluded) whose ∂L/∂value serves several parameters."""
         return {
-            n: len(self.params_below[n])
+            n: self.params_below[n]
             for n in self.relevant
-            if n != self.net.loss and n in self.net.ops and len(self.params_below[n]) > 1
+            if n != self.net.loss and n in self.net.ops and self.params_below[n] > 1
         }
 
     def path_edges(self, wrt: Hashable) -> set[Edge]:
@@ -146,14 +193,21 @@ class Flow:
         operands: dict[Hashable, list[Edge]] = {}
         for edge in sorted(edges, key=lambda e: e.position):
             operands.setdefault(edge.target, []).append(edge)
-        stack: list[tuple[Hashable, tuple[Edge, ...]]] = [(self.net.loss, ())]
+        # Depth first, one shared list for the path: each step costs O(1) and each listed
+        # path O(its length) to copy out, never O(length²); no recursion, so any depth works.
+        path: list[Edge] = []
+        stack = [iter(operands[self.net.loss])]
         while stack:
-            node, path = stack.pop()
-            if node == wrt:
-                yield path
-                continue
-            for edge in reversed(operands[node]):
-                stack.append((edge.source, (*path, edge)))
+            step = next(stack[-1], None)
+            if step is None:  # every operand of this node tried: back up one edge
+                stack.pop()
+                if path:
+                    path.pop()
+            elif step.source == wrt:
+                yield (*path, step)
+            else:
+                path.append(step)
+                stack.append(iter(operands[step.source]))
 
 
 @dataclass(frozen=True)
@@ -197,9 +251,9 @@ class ChainRule:
         """Whether every path is listed (so the contributions add up to the gradient)."""
         return len(self.paths) == self.path_count
 
-    @property
+    @functools.cached_property
     def nodes(self) -> frozenset[Hashable]:
-        """Every value on some path, the loss and wrt included."""
+        """Every value on some path, the loss and wrt included (computed once)."""
         return frozenset({self.wrt, *(e.target for e in self.edges)})
 
 
@@ -224,11 +278,12 @@ def chain_rule(
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
     """
+    check_max_paths(max_paths)
     flow = flow or Flow(net)
     _check_wrt(net, flow, wrt)
     edges = flow.path_edges(wrt)
     count = flow.paths[wrt]
-    listed = list(itertools.islice(flow.walk(wrt, edges), max(max_paths, 1)))
+    listed = list(itertools.islice(flow.walk(wrt, edges), max_paths))
     paths = tuple(
         Path(
             path,
@@ -239,7 +294,7 @@ def chain_rule(
     )
     loss, param = symbol(net.loss), symbol(wrt)
     rest = count - len(paths)
-    more = f" + … ({rest:,} more path{'s' if rest > 1 else ''})" if rest else ""
+    more = f" + … ({count_text(rest)} more path{'s' if rest > 1 else ''})" if rest else ""
     text = f"∂{loss.text}/∂{param.text} = " + " + ".join(
         " · ".join(f.text for f in p.factors) for p in paths
     )
@@ -261,15 +316,37 @@ def chain_rule(
         count,
         frozenset(edges),
         text + more,
-        latex + (rf" + \dots\ (\text{{{rest:,} more}})" if rest else ""),
+        latex + (rf" + \dots\ (\text{{{count_text(rest)} more}})" if rest else ""),
         markup + html.escape(more),
         gradient,
     )
 
 
+def check_max_paths(max_paths: Any) -> None:
+    """Refuse a ``max_paths`` that is not an integer from 1 to ``MAX_PATHS_LIMIT``.
+
+    Raises:
+        InputError: it is not; the message states the range.
+    """
+    if (
+        isinstance(max_paths, bool)
+        or not isinstance(max_paths, int)
+        or not 1 <= max_paths <= MAX_PATHS_LIMIT
+    ):
+        shown = (
+            count_text(max_paths)
+            if isinstance(max_paths, int) and not isinstance(max_paths, bool)
+            else repr(max_paths)[:60]
+        )
+        raise InputError(
+            f"max_paths={shown}: list from 1 to {MAX_PATHS_LIMIT:,} paths (the rest "
+            "are counted exactly, not listed); pass a smaller max_paths"
+        )
+
+
 def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
-    params = ", ".join(map(repr, net.params)) or "none"
     if net.kind.get(wrt) != "param":
+        params = ", ".join(map(repr, net.params)) or "none"
         what = f"op {net.op_name(wrt)!r}" if wrt in net.kind else "not in the graph"
         raise GraphError(
             f"wrt={wrt!r} is not a parameter ({what}); the chain rule runs from the loss to a "
@@ -346,14 +423,19 @@ class Cost:
     """Values whose upstream gradient ∂L/∂value serves several parameters."""
 
     def __str__(self) -> str:
-        ratio = self.path_by_path / self.backprop if self.backprop else math.nan
+        if not self.backprop:
+            ratio = "nan×"
+        elif max(self.path_by_path, self.backprop).bit_length() < 1000:
+            ratio = f"{self.path_by_path / self.backprop:,.1f}×"
+        else:  # beyond a float: the ratio as a count
+            ratio = f"{count_text(self.path_by_path // self.backprop)}×"
         lines = [
-            f"{self.nodes} nodes, {self.params} parameters, {self.paths:,} paths from the "
-            "loss to the parameters",
+            f"{self.nodes} nodes, {self.params} parameters, {count_text(self.paths)} paths "
+            "from the loss to the parameters",
             f"  backprop (reverse mode, each ∂L/∂value computed once and reused): "
             f"{self.backprop:,} local-derivative evaluations",
             f"  path by path (every parameter's gradient expanded alone):       "
-            f"{self.path_by_path:,} local-derivative evaluations ({ratio:,.1f}×)",
+            f"{count_text(self.path_by_path)} local-derivative evaluations ({ratio})",
         ]
         if self.reuse:
             shared = ", ".join(
@@ -364,7 +446,10 @@ class Cost:
         width = max(len(symbol(p).text) for p in self.per_param) if self.per_param else 0
         lines.append(f"  {'parameter':<{max(width, 9)}}  {'paths':>8}  {'factors':>9}")
         for param, (paths, length) in self.per_param.items():
-            lines.append(f"  {symbol(param).text:<{max(width, 9)}}  {paths:>8,}  {length:>9,}")
+            lines.append(
+                f"  {symbol(param).text:<{max(width, 9)}}  {count_text(paths):>8}  "
+                f"{count_text(length):>9}"
+            )
         return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from graphbp.chain import MAX_PATHS
+from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
 from graphbp.errors import (
     GradientCheckError,
     GraphbpError,
@@ -200,6 +200,17 @@ def backend_name(text: str) -> str:
     return text
 
 
+def max_paths_int(text: str) -> int:
+    """--max-paths: an integer from 1 to MAX_PATHS_LIMIT (the rest are counted, not listed)."""
+    value = positive_int(text)
+    if value > MAX_PATHS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_PATHS_LIMIT:,} paths are listed (the rest are counted exactly), "
+            f"got {value}"
+        )
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphbp", description="Backpropagation on NetworkX graphs of op plugins."
@@ -280,9 +291,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.add_argument(
         "--max-paths",
-        type=positive_int,
+        type=max_paths_int,
         default=MAX_PATHS,
-        help=f"paths the formula lists (default {MAX_PATHS}; the rest are counted)",
+        help=f"paths the formula lists, 1 to {MAX_PATHS_LIMIT:,} (default {MAX_PATHS}; the "
+        "rest are counted)",
     )
     render.add_argument(
         "--scopes",
@@ -644,12 +656,13 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from graphbp.chain import chain_rule, explain
+    from graphbp.chain import Flow, chain_rule, explain
 
     net = _network(args.graph)
-    print(explain(net))
+    flow = Flow(net)  # one walk of the graph serves both
+    print(explain(net, flow))
     if args.wrt is not None:
-        rule = chain_rule(net, args.wrt)
+        rule = chain_rule(net, args.wrt, flow=flow)
         print(f"\n{rule.text}\n{rule.latex}")
     return 0
 

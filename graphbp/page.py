@@ -1,8 +1,15 @@
 """One self-contained HTML page: the network's SVG inline, and a click on any parameter
-highlights its chain-rule paths and shows its formula. No external files, no network."""
+highlights its chain-rule paths and shows its formula. No external files, no network.
+
+Nothing from the graph becomes markup or code: names reach the page as escaped text (in the
+SVG Graphviz drew from escaped labels, in a JSON block whose ``<``, ``>`` and ``&`` are
+``\\u`` escapes), ids are graphbp's own (``n3``, ``e0_3_1``), and a Content-Security-Policy
+lets only the page's own script and style run (by their SHA-256), nothing remote at all."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from collections.abc import Hashable, Mapping
@@ -10,7 +17,7 @@ from typing import Any
 
 from graphbp.chain import MAX_PATHS, Flow, chain_rule, explain, symbol
 from graphbp.graph import Network
-from graphbp.render import Scopes, edge_id, node_id, render, run_dot, summary
+from graphbp.render import Scopes, check_options, edge_id, node_id, render, run_dot, summary
 
 _STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
@@ -47,8 +54,32 @@ for (const id of Object.keys(data.params)) {
   node.classList.add("param");
   node.addEventListener("click", () => select(id));
 }
+for (const [id, name] of Object.entries(data.names)) {
+  const title = document.getElementById(id)?.querySelector(":scope > title");
+  if (title) title.textContent = name;  // the hover text: the node's name, as text
+}
 if (data.initial) select(data.initial);
 """
+
+
+def _sha256(text: str) -> str:
+    """A CSP source for inline ``text``: ``'sha256-…'`` of its UTF-8 bytes."""
+    return f"'sha256-{base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()}'"
+
+
+CSP = (
+    f"default-src 'none'; script-src {_sha256(_SCRIPT)}; style-src {_sha256(_STYLE)}; "
+    "base-uri 'none'; form-action 'none'"
+)
+"""The page's Content-Security-Policy: its own inline script and style, nothing else."""
+
+
+def json_for_script(data: Any) -> str:
+    """``data`` as JSON that is safe inside a ``<script>`` element: ``<``, ``>``, ``&``
+    and every non-ASCII character (U+2028/2029 too) as ``\\u`` escapes, so no text can
+    close the element (``</script>``) or open a comment (``<!--``)."""
+    text = json.dumps(data, ensure_ascii=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page(
@@ -67,6 +98,7 @@ def page(
         GraphvizError: ``dot`` is missing or failed; its ``source`` is the drawing's DOT source.
         GraphError: ``wrt`` is not a parameter with a path to the loss.
     """
+    check_options(max_paths, scopes, rankdir)
     if wrt is not None:
         chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
     if scopes == "collapse":
@@ -91,13 +123,18 @@ def page(
             "nodes": sorted(node_id(net, n) for n in rule.nodes),
             "edges": sorted(edge_id(net, e) for e in rule.edges),
         }
-    data = {"params": params, "initial": node_id(net, wrt) if wrt is not None else None}
-    blob = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    data = {
+        "params": params,
+        "names": {node_id(net, n): symbol(n).text for n in net.order},
+        "initial": node_id(net, wrt) if wrt is not None else None,
+    }
+    blob = json_for_script(data)
     title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
     return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>{html.escape(title)}</title>
 <style>{_STYLE}</style>
 </head>

@@ -7,18 +7,32 @@ out as SVG, PNG or PDF bytes. Files are graphbp.diagram's (``write_diagram``).
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from graphbp.chain import MAX_PATHS, ChainRule, Edge, Flow, chain_rule, symbol
-from graphbp.errors import GraphvizError
+from graphbp.chain import (
+    MAX_PATHS,
+    ChainRule,
+    Edge,
+    Flow,
+    Path,
+    chain_rule,
+    check_max_paths,
+    count_text,
+    symbol,
+    visible,
+)
+from graphbp.errors import GraphvizError, InputError
 from graphbp.graph import Network
 
 if TYPE_CHECKING:
     import graphviz
 
 Scopes = Literal["cluster", "collapse", "ignore"]
+SCOPES = ("cluster", "collapse", "ignore")
+RANKDIRS = ("LR", "TB", "RL", "BT")
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
 
 HIGHLIGHT = "#d62728"
@@ -70,6 +84,7 @@ def render(
     """
     import graphviz
 
+    check_options(max_paths, scopes, rankdir)
     flow = Flow(net)
     rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
     dot = graphviz.Digraph(
@@ -86,8 +101,32 @@ def render(
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
         _draw_edges(dot, net, flow, on_path)
     if rule is not None:
-        dot.attr(label=_caption(rule, grads), labelloc="b", labeljust="l")
+        dot.attr(label=_label(_caption(net, rule, grads)), labelloc="b", labeljust="l")
     return dot
+
+
+def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
+    """Refuse drawing options outside their few values (they reach the DOT source).
+
+    Raises:
+        InputError: ``max_paths`` is not from 1 to 10,000, or ``scopes`` or ``rankdir``
+            is not one of its values.
+    """
+    check_max_paths(max_paths)
+    if scopes not in SCOPES:
+        raise InputError(f"scopes={scopes!r:.60}: choose one of {', '.join(SCOPES)}")
+    if rankdir not in RANKDIRS:
+        raise InputError(f"rankdir={rankdir!r:.60}: choose one of {', '.join(RANKDIRS)}")
+
+
+def _label(markup: str) -> str:
+    """Graphviz HTML markup as a DOT label: ``<markup>``, its backslashes doubled.
+
+    Every user text in ``markup`` is escaped already (``&<>"'`` as entities), so it can
+    neither end the label nor open a tag; Graphviz then expands ``\\N``, ``\\G``, ``\\l``
+    and the like even inside HTML labels, so each backslash is written as two and draws as one.
+    """
+    return f"<{markup.replace(chr(92), chr(92) * 2)}>"
 
 
 def _groups(net: Network, scopes: Scopes) -> dict[str, list[Hashable]]:
@@ -128,14 +167,14 @@ def _draw_nodes(
                     attrs["fillcolor"] = "#f8c9c4"
             label = _node_label(net, node, reuse.get(node), values, grads)
             name = node_id(net, node)
-            target.node(name, label=f"<{label}>", id=name, tooltip=_plain(node), **attrs)
+            target.node(name, label=_label(label), id=name, **attrs)
 
     for k, (scope, nodes) in enumerate(groups.items()):
         if not scope:
             draw(dot, nodes)
             continue
         with dot.subgraph(name=f"cluster_{k}") as cluster:
-            cluster.attr(label=html.escape(scope), style="rounded,dashed", color="#888888")
+            cluster.attr(label=_label(_text(scope)), style="rounded,dashed", color="#888888")
             draw(cluster, nodes)
 
 
@@ -145,7 +184,7 @@ def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozen
         _, local = _describe(net, node)
         for position, source in enumerate(net.operands[node]):
             edge = Edge(source, node, position)
-            factor = f"∂{symbol(node).html}/∂{symbol(source).html}"
+            factor = f"∂{drawn(node)}/∂{drawn(source)}"
             attrs: dict[str, str] = {}
             if edge in on_path:
                 attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2.5")
@@ -154,7 +193,7 @@ def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozen
             dot.edge(
                 node_id(net, source),
                 node_id(net, node),
-                label=f"<{factor}<BR/>{markup(local[position])}>",
+                label=_label(f"{factor}<BR/>{markup(local[position])}"),
                 id=edge_id(net, edge),
                 **attrs,
             )
@@ -175,15 +214,15 @@ def _draw_collapsed(
             box_of.update(dict.fromkeys(members, box))
             if scope:
                 attrs = dict(_STYLE["op"])
-                text = f"<B>{html.escape(scope)}</B><BR/>{len(members)} nodes"
+                text = f"<B>{_text(scope)}</B><BR/>{len(members)} nodes"
             else:
                 (node,) = members
                 attrs = dict(_STYLE[_kind(net, node)])
                 op_label = _describe(net, node)[0]
-                text = f"<B>{symbol(node).html}</B><BR/>{markup(op_label)}"
+                text = f"<B>{drawn(node)}</B><BR/>{markup(op_label)}"
             if rule is not None and any(n in rule.nodes for n in members):
                 attrs.update(color=HIGHLIGHT, penwidth="2.5")
-            dot.node(box, label=f"<{text}>", id=box, **attrs)
+            dot.node(box, label=_label(text), id=box, **attrs)
     hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
     for node in net.order:
         for position, source in enumerate(net.operands[node]):
@@ -204,19 +243,19 @@ def _node_label(
     """A node's HTML label: name, op label, shape; value, gradient and reuse when known."""
     label, _ = _describe(net, node)
     shape = net.shapes.get(node)
-    rows = [f"<B>{symbol(node).html}</B>", markup(label)]
+    rows = [f"<B>{drawn(node)}</B>", markup(label)]
     if shape is not None:
-        dims = ", ".join("N" if d is None else str(d) for d in shape)
+        dims = ", ".join("N" if d is None else html.escape(str(d)) for d in shape)
         dims += "," if len(shape) == 1 else ""
         rows.append(f'<FONT POINT-SIZE="9" COLOR="#666666">({dims})</FONT>')
     if values is not None and node in values:
         rows.append(f'<FONT POINT-SIZE="9">value {summary(values[node])}</FONT>')
     if grads is not None and node in grads:
-        rows.append(f'<FONT POINT-SIZE="9">∂L/∂{symbol(node).html} {summary(grads[node])}</FONT>')
+        rows.append(f'<FONT POINT-SIZE="9">∂L/∂{drawn(node)} {summary(grads[node])}</FONT>')
     cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
     if reused_by:
         cells += (
-            f'<TR><TD BGCOLOR="#dbe9ff"><FONT POINT-SIZE="9">∂L/∂{symbol(node).html} reused '
+            f'<TR><TD BGCOLOR="#dbe9ff"><FONT POINT-SIZE="9">∂L/∂{drawn(node)} reused '
             f"by {reused_by} params</FONT></TD></TR>"
         )
     return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>'
@@ -232,35 +271,93 @@ def summary(value: Any) -> str:
     return html.escape(f"‖·‖={np.linalg.norm(array):.4g}")
 
 
+DRAWN = 60
+"""Names, scopes and plugin texts longer than this many characters are drawn shortened,
+their middle elided (Graphviz reads at most 16,384 bytes of one HTML label)."""
+CAPTION_BUDGET = 10_000
+"""Bytes of markup the caption's formula and path lines may take; the rest is counted."""
+_CAPTION_EXACT_BITS = 200
+"""Counts in the caption are exact up to about 60 digits, then ≈m×10^e."""
+FACTORS = 12
+"""A path with more factors is drawn as its first and last few, the middle counted."""
+
+
+def _short(text: str) -> str:
+    """``text`` (visible already) as escaped markup, its middle elided beyond ``DRAWN``."""
+    if len(text) <= DRAWN:
+        return html.escape(text)
+    return f"{html.escape(text[: DRAWN - 25])}…{html.escape(text[-20:])}"
+
+
+def drawn(node: Hashable) -> str:
+    """How a node's name is drawn: its symbol's markup (W<SUB>1</SUB>), or for a name
+    longer than ``DRAWN`` characters its escaped beginning and end around an ellipsis."""
+    sym = symbol(node)
+    return sym.html if len(sym.text) <= DRAWN else _short(sym.text)
+
+
 def markup(text: str) -> str:
     """Plugin text as Graphviz HTML: escaped, with ᵀ and ² as superscripts."""
-    out = html.escape(text)
+    out = _short(visible(text))
     for plain, sup in (("ᵀ", "T"), ("²", "2"), ("³", "3")):
         out = out.replace(plain, f"<SUP>{sup}</SUP>")
     return out
 
 
-def _plain(node: Hashable) -> str:
-    return node if isinstance(node, str) else repr(node)
+def _text(text: str) -> str:
+    """User text (a scope) as Graphviz/HTML text: non-printables as escapes, escaped, and
+    shortened beyond ``DRAWN`` characters."""
+    return _short(visible(text))
 
 
-def _caption(rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
-    """The formula under the drawing; with values, each path's contribution and their sum."""
-    lines = [rule.html]
-    if not rule.complete:
+def _factors(net: Network, path: Path) -> str:
+    """A path's product of local derivatives as markup (``ChainRule.html``'s, with long
+    names shortened); a path of more than ``FACTORS`` factors elided in the middle."""
+    edges = path.edges
+    shown = edges if len(edges) <= FACTORS else (*edges[: FACTORS - 4], *edges[-3:])
+    factors = [
+        f"∂{drawn(e.target)}/∂{drawn(e.source)}"
+        + (f"[{e.position}]" if net.operands[e.target].count(e.source) > 1 else "")
+        for e in shown
+    ]
+    if len(edges) > FACTORS:
+        factors[FACTORS - 4 : FACTORS - 4] = [f"… ({len(edges) - FACTORS + 1:,} more factors) …"]
+    return " · ".join(factors)
+
+
+def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
+    """The formula under the drawing; with values, each path's contribution and their sum.
+
+    Paths are written out while they fit ``CAPTION_BUDGET``; the rest are counted.
+    """
+    head = f"∂{drawn(rule.loss)}/∂{drawn(rule.wrt)} = "
+    budget = CAPTION_BUDGET - len(head.encode())
+    terms: list[str] = []
+    for path in rule.paths:
+        term = _factors(net, path)
+        cost = len(term.encode()) + term.count("\\") + 3  # backslashes are written twice
+        budget -= cost + (80 if path.contribution is not None else 0)
+        if budget < 0 and terms:
+            break
+        terms.append(term)
+    rest = rule.path_count - len(terms)
+    count = functools.partial(count_text, exact_bits=_CAPTION_EXACT_BITS)
+    more = f" + … ({count(rest)} more path{'s' if rest > 1 else ''})" if rest else ""
+    lines = [head + " + ".join(terms) + more]
+    if rest:
         lines.append(
-            f"{len(rule.paths)} of {rule.path_count:,} paths listed; every path is highlighted"
+            f"{len(terms):,} of {count(rule.path_count)} paths listed; every path is highlighted"
         )
     if rule.paths and rule.paths[0].contribution is not None:
-        for k, path in enumerate(rule.paths, start=1):
+        for k, path in enumerate(rule.paths[: len(terms)], start=1):
             lines.append(f"path {k}: {summary(path.contribution)}")
         if rule.gradient is not None:
             total = f"sum of the paths: {summary(rule.gradient)}"
             if grads is not None and rule.wrt in grads:
-                total += f" (backprop's ∂L/∂{symbol(rule.wrt).html}: {summary(grads[rule.wrt])})"
+                total += f" (backprop's ∂L/∂{drawn(rule.wrt)}: {summary(grads[rule.wrt])})"
             lines.append(total)
     cells = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
-    return f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>>'
+    return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>'
 
 
 # ------------------------------------------------------------------------------- layout
