@@ -202,11 +202,11 @@ def backend_name(text: str) -> str:
 
 def max_paths_int(text: str) -> int:
     """--max-paths: an integer from 1 to MAX_PATHS_LIMIT (the rest are counted, not listed)."""
-    value = positive_int(text)
-    if value > MAX_PATHS_LIMIT:
+    value = int(text)
+    if not 1 <= value <= MAX_PATHS_LIMIT:
         raise argparse.ArgumentTypeError(
-            f"at most {MAX_PATHS_LIMIT:,} paths are listed (the rest are counted exactly), "
-            f"got {value}"
+            f"lists from 1 to {MAX_PATHS_LIMIT:,} paths (the rest are counted exactly), "
+            f"got {_number(text)}"
         )
     return value
 
