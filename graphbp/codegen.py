@@ -26,7 +26,7 @@ from keyword import iskeyword
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.engine import Rules, Run, check_scalar, finite
-from graphbp.errors import GraphbpError
+from graphbp.errors import GraphbpError, InputError
 from graphbp.op import (
     Arrays,
     Shape,
@@ -336,8 +336,13 @@ def generate_entry(
         "ADMIT": admit,
         "CORE": core,
         "PRECISION": precision,
+        "MAPPINGS": _check_mappings,
     }
-    lines = ["def entry(params, inputs):"]
+    lines = [
+        "def entry(params, inputs):",
+        "    if params.__class__ is not dict or inputs.__class__ is not dict:",
+        "        MAPPINGS(params, inputs)",
+    ]
     taken = {}
     for kind, given, leaves in (("param", "params", params), ("input", "inputs", inputs)):
         names = []
@@ -359,6 +364,16 @@ def generate_entry(
     exec(compile("\n".join(lines) + "\n", f"<graphbp entry {next(_counter)}>", "exec"), ns)
     entry: Callable[[Mapping[Any, Any], Mapping[Any, Any]], Any] = ns["entry"]
     return entry
+
+
+def _check_mappings(params: Any, inputs: Any) -> None:
+    """Refuse arguments that are not mappings (a list of parameters, None) with the fix."""
+    for what, value in (("params", params), ("inputs", inputs)):
+        if not isinstance(value, Mapping):
+            raise InputError(
+                f"{what} is of type {type(value).__name__}; pass a dict from {what[:-1]} "
+                f"node name to array, as prog.init() returns the params"
+            )
 
 
 def _exact(arrays: Arrays) -> tuple[type, ...]:

@@ -579,10 +579,17 @@ def _attrs(g: nx.DiGraph, node: Hashable, kind: str, op: Op | None) -> dict[str,
     else:
         sig = signature_of(op)
         allowed = sig.attrs if not sig.any_attrs else frozenset(given)
+        clash = sorted(set(given) & sig.taken) if sig.any_attrs else []
+        if clash:
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}) has attribute(s) {clash}, named like the "
+                f"arguments graphbp passes the op itself ({', '.join(sorted(sig.taken))}); "
+                "rename them"
+            )
     unknown = sorted(set(given) - allowed)
     if unknown:
         raise GraphError(
-            f"node {node!r} (op {op.name if op else kind!r}) has attribute(s) {unknown} that "
+            f"node {node!r} (op {(op.name if op else kind)!r}) has attribute(s) {unknown} that "
             f"it does not take; it accepts {sorted(allowed) or 'none'} (and {sorted(RESERVED)})"
         )
     return given

@@ -119,6 +119,9 @@ class OpSignature:
     def __init__(self, op: Op) -> None:
         self.arity, self.attrs, self.any_attrs = _operands_and_attrs(op, op.forward)
         self.vjp_takes_needs = "needs" in inspect.signature(op.vjp).parameters
+        self.taken = _positional_names(op.forward) | _positional_names(op.vjp) | {"self", "needs"}
+        """Names taken by what the engine passes (``self``, ``xp``, ``g``, ``out``, the
+        operands, ``needs``): an attribute of an op taking ``**attrs`` may not use them."""
         declared = op.vjp_reads
         self.reads = tuple(declared is None or r in declared for r in ("out", *range(self.arity)))
         """Whether the vjp reads the output and each operand (``vjp_reads``)."""
@@ -161,6 +164,12 @@ def _operands_and_attrs(op: Op, forward: Callable[..., Any]) -> tuple[int, froze
         else:
             operands += 1
     return operands, frozenset(attrs), any_attrs
+
+
+def _positional_names(method: Callable[..., Any]) -> frozenset[str]:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    params = inspect.signature(method).parameters.values()
+    return frozenset(p.name for p in params if p.kind in kinds and p.default is p.empty)
 
 
 def defines_vjp(op: Op) -> bool:

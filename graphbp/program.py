@@ -9,6 +9,8 @@ scope, donation, sharding) and places arrays.
 
 from __future__ import annotations
 
+import math
+import os
 import zlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -310,12 +312,19 @@ class Program:
         """
         import numpy as np
 
+        shapes = {n: tuple(self.network.graph.nodes[n]["shape"]) for n in self.network.params}
+        _check_memory(shapes)
         params: dict[Any, Array] = {}
-        for name in self.network.params:
-            shape = tuple(self.network.graph.nodes[name]["shape"])
+        for name, shape in shapes.items():
             rng = np.random.default_rng([seed, zlib.crc32(str(name).encode())])
             init = self.network.attrs[name].get("init")
-            params[name] = self.backend.asarray(initial_value(rng, shape, init), self.dtype)
+            try:
+                value = initial_value(rng, shape, init)
+            except MemoryError:
+                raise InputError(
+                    f"param {name!r} of shape {shape} does not fit in memory; use smaller shapes"
+                ) from None
+            params[name] = self.backend.asarray(value, self.dtype)
         return params
 
     def loss(self, params: Mapping[Any, Array], inputs: Mapping[Any, Array]) -> Array:
@@ -428,6 +437,23 @@ class Program:
 def _writable(values: Sequence[Any]) -> tuple[Any, ...]:
     """NumPy ``values`` with each read-only array (a strict program's view) copied."""
     return tuple(v if v.flags.writeable else v.copy() for v in values)
+
+
+def _check_memory(shapes: Mapping[Hashable, tuple[int, ...]]) -> None:
+    """Refuse parameters whose float64 values need more than the machine's physical memory,
+    before any is allocated (an overcommitting kernel would grant it, then kill the process)."""
+    needed = 8 * sum(math.prod(shape) for shape in shapes.values())
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: MemoryError will say it
+        return
+    if memory > 0 and needed > memory:
+        largest = max(shapes, key=lambda n: math.prod(shapes[n]))
+        raise InputError(
+            f"the parameters need {needed / 2**30:,.1f} GiB (the largest, {largest!r}, has "
+            f"shape {shapes[largest]}), more than this machine's {memory / 2**30:,.1f} GiB; "
+            "use smaller shapes"
+        )
 
 
 def initial_value(rng: Any, shape: tuple[int, ...], init: Any) -> Any:

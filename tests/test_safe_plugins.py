@@ -664,3 +664,55 @@ def test_generated_source_never_holds_an_nfkc_key(register: Any, param_chain: An
     g.nodes["k"]["ｘｙ"] = 1.0
     source = gb.Network(g).compile().source()
     assert "ｘｙ" not in source and "**K0" in source
+
+
+# ------------------------------------------------- attributes named like the engine's arguments
+
+
+class _AnyAttrs(gb.Op):
+    """Identity taking any attributes: one named like an argument of its own would clash."""
+
+    name = "any_attrs"
+    label = "id"
+    local_grads = ("1",)
+
+    def forward(self, xp: Any, x: Any, **attrs: Any) -> Any:
+        return x * 1.0
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, **attrs: Any) -> Any:
+        return (g * 1.0,)
+
+
+@pytest.mark.parametrize("key", ["self", "xp", "x", "g", "out", "needs"])
+def test_an_attribute_named_like_an_argument_the_engine_passes_is_refused(
+    register: Any, key: str
+) -> None:
+    register(_AnyAttrs)
+    g = nx.DiGraph()
+    g.add_node("p", op="param", shape=(2,))
+    g.add_node("a", op="any_attrs", fine=2)
+    g.nodes["a"][key] = 1
+    g.add_node("L", op="sum")
+    g.add_edges_from([("p", "a"), ("a", "L")])
+    with pytest.raises(gb.GraphError, match=rf"node 'a' \(op 'any_attrs'\).*\['{key}'\].*rename"):
+        gb.Network(g, loss="L")
+    del g.nodes["a"][key]
+    prog = gb.Network(g, loss="L").compile()
+    assert float(prog.loss(prog.init(0), {})) == 0.0  # "fine" alone is passed through
+
+
+@pytest.mark.parametrize("traversal", TRAVERSALS)
+@pytest.mark.parametrize("bad", [None, 3, "W1", ["W1"]])
+def test_params_or_inputs_that_are_not_mappings_are_an_input_error(
+    seed_net: gb.Network, traversal: Any, bad: Any
+) -> None:
+    prog = seed_net.compile(traversal=traversal)
+    params = prog.init(0)
+    inputs = {"x": np.ones((2, 5)), "y": np.ones((2, 2))}
+    for call in (
+        lambda: prog.loss(bad, inputs),
+        lambda: prog.value_and_grad(params, bad),
+        lambda: prog.forward(bad, inputs, ["L"]),
+    ):
+        with pytest.raises(gb.InputError, match=r"(params|inputs) is of type \w+; pass a dict"):
+            call()

@@ -8,6 +8,8 @@ tracemalloc's peak in this process, RLIMIT_AS on a subprocess.
 from __future__ import annotations
 
 import json
+import math
+import os
 import resource
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphbp as gb
-from graphbp.errors import GradientCheckError, GraphError, GraphFileError, PluginError
+from graphbp.errors import GradientCheckError, GraphError, GraphFileError, InputError, PluginError
 from graphbp.graph import MAX_ELEMENTS, MAX_RANK
 from graphbp.op import PROBE_LIMIT, defines_shape
 from graphbp.registry import get_op
@@ -386,6 +388,30 @@ def test_cli_train_with_a_hidden_width_that_cannot_be_held(tmp_path: Path) -> No
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.splitlines()) == 1
     assert "node 'W2'" in done.stderr and "more than the" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_parameters_beyond_physical_memory_are_refused_before_any_is_made(
+    tmp_path: Path,
+) -> None:
+    """Within the shape bound but beyond this machine: one line, before an allocation that
+    an overcommitting kernel would grant and then kill the process for."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    width = math.isqrt(memory // 8) + 1  # W2 alone, width², in float64 exceeds the memory
+    if width**2 > MAX_ELEMENTS:
+        pytest.skip("this machine holds more than the largest shape graphbp accepts")
+    prog = gb.Network(gb.mlp((3, width, width, 1))).compile()
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match=r"the parameters need .* GiB \(the largest, 'W2'"):
+            prog.init(0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+    done = graphbp("train", "--hidden", str(width), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert "'W2'" in done.stderr and "use smaller shapes" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
