@@ -13,6 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from graphs import chain
+from helpers import CHROMEDRIVER, CHROMIUM
 
 import graphbp as gb
 from graphbp.registry import unregister_op
@@ -107,3 +108,28 @@ def _nx_paths(net: gb.Network, wrt: Hashable) -> list[list[tuple[Any, Any, int]]
 def nx_paths_fixture() -> Any:
     """nx_paths(net, wrt): the loss→wrt paths as networkx enumerates them."""
     return _nx_paths
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by chromedriver (nothing is downloaded)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",  # the machine has no internet: do not try
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1600,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -6,9 +6,15 @@ Imported with ``from helpers import ...``, as pytest puts this folder on sys.pat
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+"""Debian's headless browser and its driver, for the HTML page's tests (None if missing)."""
 
 
 def graphbp(
@@ -29,3 +35,9 @@ def graphbp(
         timeout=300,
         env={**os.environ, **(env or {})},
     )
+
+
+def highlighted(browser: Any) -> set[str]:
+    """The ids of the elements the HTML page currently highlights."""
+    ids = browser.execute_script("return [...document.querySelectorAll('.hl')].map(e => e.id)")
+    return set(ids)

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CHROMEDRIVER, CHROMIUM, highlighted
 
 import graphbp as gb
 from graphbp.chain import Edge
 from graphbp.render import edge_id, node_id
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = [
     pytest.mark.skipif(
         shutil.which("dot") is None,
@@ -27,35 +25,6 @@ pytestmark = [
         reason="no headless browser (apt-get install chromium chromium-driver)",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # CI runs as root
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",  # the machine has no internet: do not try
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def _highlighted(browser: Any) -> set[str]:
-    ids = browser.execute_script("return [...document.querySelectorAll('.hl')].map(e => e.id)")
-    return set(ids)
 
 
 def _expected(net: gb.Network, wrt: Any, nx_paths: Any) -> set[str]:
@@ -73,13 +42,13 @@ def test_clicking_a_parameter_highlights_its_paths_and_shows_its_formula(
     net = gb.Network(gb.seed_network(3, 4, 1))
     page = gb.write_diagram(net, tmp_path / "seed.html")
     browser.get(page.as_uri())
-    assert _highlighted(browser) == set()  # nothing selected yet
+    assert highlighted(browser) == set()  # nothing selected yet
     browser.find_element(By.ID, node_id(net, "W1")).click()
-    assert _highlighted(browser) == _expected(net, "W1", nx_paths)
+    assert highlighted(browser) == _expected(net, "W1", nx_paths)
     formula = browser.find_element(By.ID, "formula").text
     assert formula.replace("\n", "") == "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1"
     browser.find_element(By.ID, node_id(net, "b3")).click()  # another parameter: replaces it
-    assert _highlighted(browser) == _expected(net, "b3", nx_paths)
+    assert highlighted(browser) == _expected(net, "b3", nx_paths)
     assert browser.find_element(By.ID, "formula").text.startswith("∂L/∂b3 = ∂L/∂ŷ · ∂ŷ/∂b3")
     assert browser.get_log("browser") == []  # no script errors
 
@@ -96,7 +65,7 @@ def test_the_page_opens_on_wrt_with_contributions_and_several_paths(
     _, grads = prog.value_and_grad(params, {})
     page = gb.write_diagram(net, tmp_path / "d.html", wrt="w", values=values, grads=grads)
     browser.get(page.as_uri())
-    assert _highlighted(browser) == _expected(net, "w", nx_paths)
+    assert highlighted(browser) == _expected(net, "w", nx_paths)
     assert browser.find_element(By.ID, "formula").text.count(" + ") == 7  # 2³ paths
     contributions = browser.find_element(By.ID, "contributions").text
     assert len(re.findall(r"^path \d+: ", contributions, re.M)) == 8

@@ -10,22 +10,20 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import pytest
-from helpers import graphbp
+from helpers import CHROMEDRIVER, CHROMIUM, graphbp, highlighted
 
 import graphbp as gb
 from graphbp.chain import Edge, symbol, visible
 from graphbp.render import DRAWN, edge_id, markup, node_id
 
 DOT = shutil.which("dot")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 needs_dot = pytest.mark.skipif(DOT is None, reason="Graphviz's dot is not installed")
 needs_browser = pytest.mark.skipif(
     DOT is None or CHROMIUM is None or CHROMEDRIVER is None,
@@ -309,35 +307,6 @@ def test_drawing_options_reach_dot_only_from_their_few_values() -> None:
 # ------------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
-
-
-def _highlighted(browser: Any) -> set[str]:
-    ids = browser.execute_script("return [...document.querySelectorAll('.hl')].map(e => e.id)")
-    return set(ids)
-
-
 @needs_browser
 def test_clicking_and_hovering_hostile_nodes_runs_nothing_and_navigates_nowhere(
     browser: Any, tmp_path: Path, nx_paths: Any
@@ -364,7 +333,7 @@ def test_clicking_and_hovering_hostile_nodes_runs_nothing_and_navigates_nowhere(
             paths = nx_paths(net, node)
             expected = {edge_id(net, Edge(a, b, k)) for p in paths for a, b, k in p}
             expected |= {node_id(net, n) for p in paths for e in p for n in e[:2]}
-            assert _highlighted(browser) == expected
+            assert highlighted(browser) == expected
             assert browser.find_element(By.ID, "selected").text == symbol(node).text.strip()
             assert symbol(node).text.strip() in browser.find_element(By.ID, "formula").text
     assert browser.execute_script("return document.querySelectorAll('script').length") == 2
