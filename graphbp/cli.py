@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _discard_stdout()
         return 141
-    except OSError as exc:  # from the flush: _main reports everything else
+    except OSError as exc:
+        if exc.filename is not None or _debug():  # not the flush: _main let it through
+            raise
         _discard_stdout()
         if status == 0:
             print(f"graphbp: cannot write the output ({exc.strerror})", file=sys.stderr)
@@ -369,6 +371,9 @@ def _train(args: argparse.Namespace) -> int:
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
+    for option, path in (("--data", args.data), ("--graph", args.graph)):
+        if path is not None:
+            folder.check_input(path, option)
     try:
         with folder:
             return _train_into(args, folder)

@@ -439,8 +439,11 @@ def check_cotangent(
     raise PluginError(f"{_where(op, node)}: vjp returned {problem}")
 
 
-WRITES = "read-only"
-"""What NumPy's error says when code writes into an array marked read-only."""
+def is_write(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is NumPy refusing a write into a read-only array: the write itself
+    ("assignment destination is read-only"), or ``setflags(write=True)`` on it."""
+    text = str(exc) if isinstance(exc, ValueError) else ""
+    return "read-only" in text or "WRITEABLE flag" in text
 
 
 def plugin_raised(
@@ -461,7 +464,7 @@ def plugin_raised(
     )
     cls = type(op)
     plugin = f"{cls.__module__}.{cls.__qualname__}"
-    if isinstance(exc, ValueError) and WRITES in str(exc):
+    if is_write(exc):
         fix = (
             f"the {method} wrote into an array it was given (an operand, out or g), which "
             f"belongs to the engine and may feed other nodes; in {plugin}.{method}, return "

@@ -145,6 +145,18 @@ class OutputFolder:
             self.close()
             raise
 
+    def check_input(self, path: Path, option: str) -> None:
+        """Refuse an input file inside ``out``: the run replaces the folder, file and all.
+
+        Raises:
+            GraphFileError: naming the file, the option and ``out``.
+        """
+        if Path(os.path.realpath(path)).is_relative_to(self.path):
+            raise GraphFileError(
+                f"{path}: the {option} file lies inside --out {self.out}, which this run "
+                "replaces as a whole; move the file or choose another --out"
+            )
+
     def _take_lock(self) -> None:
         """Lock ``.NAME.lock`` beside the folder without waiting, and write our pid into it."""
         while True:
@@ -178,8 +190,16 @@ class OutputFolder:
             if same:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: let go of the lock and its file
+            with contextlib.suppress(OSError):
+                self._lock_path.unlink()
+            os.close(fd)
+            raise GraphFileError(
+                f"{self.out}: cannot write the lock file {self._lock_path} ({exc.strerror})"
+            ) from exc
         self._lock = fd
 
     def close(self) -> None:
@@ -208,7 +228,7 @@ class OutputFolder:
                 os.rename(old, self.path)
                 break
         for stale in self._leftovers("new") + self._leftovers("old"):
-            _remove_tree(stale)
+            self._clear(stale)
 
     def _check_contents(self) -> None:
         """Refuse an ``out`` holding what a swap would lose: files graphbp did not write."""
@@ -320,8 +340,33 @@ class OutputFolder:
             return
         if not os.path.lexists(self.path):  # interrupted between the fallback's renames
             self._recover()
-        _remove_tree(self._new)
+        self._clear(self._new)
         self._new = None
+
+    def _clear(self, folder: Path) -> None:
+        """Delete a hidden folder's output set; anything else in it — the user's, put into
+        ``out`` while the run trained, and swapped out with the old set — is moved back into
+        ``out``. What cannot be moved stays, with the folder, for the user to see."""
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            _remove_tree(folder)
+            return
+        kept = False
+        for entry in entries:
+            if self._ours(entry):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                continue
+            target = self.path / entry.name
+            try:
+                if os.path.lexists(target) or not self.path.is_dir():
+                    raise FileExistsError(entry.name)
+                os.rename(entry.path, target)
+            except OSError:
+                kept = True
+        if not kept:
+            _remove_tree(folder)
 
     def shown(self, text: str) -> str:
         """``text`` with the hidden folder's path replaced by ``out`` as the user named it."""

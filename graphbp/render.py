@@ -268,6 +268,9 @@ def summary(value: Any) -> str:
     array = np.asarray(value, dtype=np.float64)
     if array.size == 1:
         return html.escape(f"{array.item():.4g}")
+    largest = float(np.max(np.abs(array))) if array.size else 0.0
+    if 0 < largest < np.inf:  # scaled, so that values near 1e300 do not overflow the sum
+        return html.escape(f"‖·‖={largest * np.linalg.norm(array / largest):.4g}")
     return html.escape(f"‖·‖={np.linalg.norm(array):.4g}")
 
 

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
-from graphbp.op import WRITES, Op, call_forward, call_vjp, defines_shape, defines_vjp, signature_of
+from graphbp.op import (
+    Op,
+    call_forward,
+    call_vjp,
+    defines_shape,
+    defines_vjp,
+    is_write,
+    signature_of,
+)
 from graphbp.registry import backends, get_backend, get_op
 
 if TYPE_CHECKING:
@@ -237,7 +245,7 @@ def _check_writes(
             try:
                 rule(trial)
             except PluginError as exc:
-                if not isinstance(exc.__cause__, ValueError) or WRITES not in str(exc.__cause__):
+                if not is_write(exc.__cause__):
                     raise
                 kind = "forward" if rule is forward else "vjp"
                 raise GradientCheckError(

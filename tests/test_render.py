@@ -285,3 +285,11 @@ def test_the_dot_fallback_never_replaces_a_file_and_never_hides_why(
     (tmp_path / "file").write_text("")  # a file where the folder would have to be
     with pytest.raises(gb.GraphvizError, match=r"'dot' executable is not on PATH; its DOT sou"):
         gb.write_diagram(net, tmp_path / "file" / "a.svg")
+
+
+def test_a_norm_near_the_float64_limit_is_drawn_finite() -> None:
+    from graphbp.render import summary
+
+    assert summary(np.full(4, 1e300)) == "‖·‖=2e+300"  # the plain sum of squares overflows
+    assert summary(np.array([3.0, 4.0])) == "‖·‖=5"
+    assert summary(np.array([np.inf, 1.0])) == "‖·‖=inf"

@@ -308,6 +308,24 @@ def test_a_full_disk_is_one_line_exit_2_and_the_old_set_stays(
     assert (tmp_path / "left").read_text().split() == ["o"]
 
 
+@needs_mounts
+def test_a_disk_too_full_for_the_lock_is_one_line_naming_it(tmp_path: Path) -> None:
+    script = (
+        "mount -t tmpfs -o size=64k none disk && "
+        "(dd if=/dev/zero of=disk/fill bs=4k 2>/dev/null; true) && "
+        '"$PY" -m graphbp.cli train --backend numpy --epochs 2 --out disk/o '
+        "2> err; echo $? > status; ls -A disk > left"
+    )
+    (tmp_path / "disk").mkdir()
+    done = in_namespace(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "status").read_text().strip() == "2"
+    lines = error_lines((tmp_path / "err").read_text())
+    assert len(lines) == 1, lines
+    assert re.search(r"cannot write the lock file \S*disk/\.o\.lock \(No space left", lines[0])
+    assert (tmp_path / "left").read_text().split() == ["fill"]
+
+
 # ----------------------------------------------------------------- two runs, one --out
 
 
@@ -548,3 +566,65 @@ def test_an_out_outside_a_locked_folder_cannot_be_written(tmp_path: Path) -> Non
     with pytest.raises(GraphFileError, match="not locked"), OutputFolder(tmp_path / "o").writing():
         pass
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ what the user has is kept
+
+
+@pytest.mark.parametrize("exchange", ["renameat2", "two renames"])
+def test_files_put_into_out_while_a_run_trains_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: str
+) -> None:
+    """--out is checked before training; what the user adds to it afterwards is swapped out
+    with the old set, then moved back into the new one, never deleted."""
+    if exchange == "two renames":
+
+        def cannot(a: Path, b: Path) -> None:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+        monkeypatch.setattr(outputs, "_exchange", cannot)
+    (tmp_path / "o").mkdir()
+    write_set(tmp_path / "o", "old")
+    with OutputFolder(tmp_path / "o") as folder, folder.writing() as new:
+        write_set(new, "new")
+        (tmp_path / "o" / "thesis.txt").write_text("mine")  # added while it trained
+        (tmp_path / "o" / "mydata").mkdir()
+        (tmp_path / "o" / "mydata" / "x").write_text("precious")
+    assert (tmp_path / "o" / "history.csv").read_text() == "new"
+    assert (tmp_path / "o" / "thesis.txt").read_text() == "mine"
+    assert (tmp_path / "o" / "mydata" / "x").read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["o"]
+
+
+def test_the_users_files_in_a_killed_runs_leftover_are_moved_back(tmp_path: Path) -> None:
+    (tmp_path / "o").mkdir()
+    write_set(tmp_path / "o", "new")
+    stale = tmp_path / ".o.graphbp-new-0badcafe"  # a kill right after the exchange
+    stale.mkdir()
+    write_set(stale, "old")
+    (stale / "thesis.txt").write_text("mine")
+    with pytest.raises(GraphFileError, match="holds 'thesis.txt', which graphbp train did not"):
+        OutputFolder(tmp_path / "o").open()  # kept, and so the next run is refused
+    assert sorted(os.listdir(tmp_path)) == ["o"]
+    assert (tmp_path / "o" / "thesis.txt").read_text() == "mine"
+    assert (tmp_path / "o" / "history.csv").read_text() == "new"
+
+
+@pytest.mark.parametrize("option", ["--data", "--graph"])
+def test_an_input_file_inside_out_is_refused_before_training(
+    tmp_path: Path, old_set: Path, option: str
+) -> None:
+    shutil.copytree(old_set, tmp_path / "o")
+    if option == "--data":  # the user's data, named like an output
+        rows = "".join(f"{i},{i % 3},{i % 5}\n" for i in range(12))
+        (tmp_path / "o" / "history.csv").write_text("a,b,target\n" + rows)
+        given = "o/history.csv"
+    else:  # retraining the network a run wrote, into the same folder
+        given = "o/network.json"
+    before = snapshot(tmp_path / "o")
+    done = graphbp("train", option, given, "--epochs", "2", "--out", "o", cwd=tmp_path)
+    assert done.returncode == 2
+    lines = error_lines(done.stderr)
+    assert len(lines) == 1 and f"the {option} file lies inside --out o" in lines[0], lines
+    assert snapshot(tmp_path / "o") == before
+    assert sorted(os.listdir(tmp_path)) == ["o"]

@@ -39,10 +39,11 @@ class NumpyBackend(Backend):
 
     def read_only(self, value: Any) -> Any:
         """A read-only view of an ndarray (the array itself and its owner's flags unchanged):
-        a plugin writing into it raises NumPy's "assignment destination is read-only"."""
+        a plugin writing into it raises NumPy's "assignment destination is read-only". The
+        view is made by ``as_strided``, whose flag cannot be set back: a plain view of a
+        writable array could be made writable again with ``setflags(write=True)``."""
         if value.__class__ is np.ndarray and value.flags.writeable:
-            value = value.view()
-            value.flags.writeable = False
+            value = np.lib.stride_tricks.as_strided(value, writeable=False)
         return value
 
     def independent(self, values: Sequence[Any], others: Iterable[Any]) -> tuple[Any, ...]:
