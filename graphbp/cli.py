@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -42,13 +43,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     its traceback), 130 for Ctrl-C, and 141, quietly, when standard output is closed early
     (``graphbp ops | head -1``), the status a shell shows for a tool that SIGPIPE ended.
     """
+    for stream in (sys.stdout, sys.stderr):  # a legacy encoding: σ and ∂ shown escaped
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     status = 1
     try:
         try:
             status = _main(argv)
         except SystemExit as exc:  # argparse's --help and usage errors
             status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-        sys.stdout.flush()  # a closed pipe or a full disk is noticed here, not at exit
+        if sys.stdout is not None:  # None: started with standard output closed
+            sys.stdout.flush()  # a closed pipe or a full disk is noticed here, not at exit
     except BrokenPipeError:
         _discard_stdout()
         return 141
@@ -118,11 +123,16 @@ def _discard_stdout() -> None:
     os.close(devnull)
 
 
-def _one_line(exc: BaseException, limit: int | None = None) -> str:
+MAX_MESSAGE = 2000
+"""The most characters of an error message the command line prints (a message may quote a
+file's column names or attribute values, which a hostile file can make megabytes long)."""
+
+
+def _one_line(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
     """The message of ``exc`` on one line: control characters (newlines, escapes that a
     terminal would obey) shown escaped, and at most ``limit`` characters."""
     text = _escape(str(exc))
-    return text if limit is None or len(text) <= limit else f"{text[:limit]}…"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -403,7 +413,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     if args.graph:
         net = Network.from_json(args.graph)
         what = str(args.graph)
-        _check_training_inputs(net, args.graph)
+        net = _fit_to_data(net, args.graph, n_in, n_out)
     elif classify:
         net = Network(mlp(sizes, "sigmoid", "softmax_cross_entropy"))
         what = f"network {'-'.join(map(str, sizes))} (σ, softmax cross-entropy)"
@@ -605,12 +615,35 @@ def _strict_json(value: dict[str, Any], name: str) -> str:
         raise
 
 
-def _check_training_inputs(net: Any, path: Path) -> None:
+def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
+    """The network of a --graph file with its inputs given the data's widths, ``x`` as
+    (None, features) and ``y`` as (None, targets), and validated again with them, so that a
+    graph that does not fit the data fails here, naming the node, and not in training."""
+    from graphbp import Network
+    from graphbp.graph import _shapes_agree
+
     if set(net.inputs) != {"x", "y"}:
         raise GraphFileError(
             f"{path}: graphbp train feeds input nodes 'x' (features) and 'y' (target), but the "
             f"graph's inputs are {net.inputs}; rename them"
         )
+    graph = net.graph.copy()
+    for name, width, what in (("x", features, "feature"), ("y", targets, "target")):
+        declared, given = net.shapes[name], (None, width)
+        if declared is not None and not _shapes_agree(declared, given):
+            raise GraphFileError(
+                f"{path}: input {name!r} declares shape {declared}, but the data has {width} "
+                f"{what} column(s), so it is fed rows of shape (batch, {width}); fix the shape"
+            )
+        if declared is None:
+            graph.nodes[name]["shape"] = given
+    try:
+        return Network(graph)
+    except GraphbpError as exc:
+        raise GraphFileError(
+            f"{path}: with 'x' of {features} feature and 'y' of {targets} target column(s) "
+            f"from the data: {exc}"
+        ) from exc
 
 
 def _output_node(net: Any) -> Hashable:
@@ -622,6 +655,12 @@ def _output_node(net: Any) -> Hashable:
     from graphbp.graph import _shapes_agree
 
     named = net.graph.graph.get("output")
+    if named is None and net.loss not in net.ops:
+        raise GraphError(
+            f"the loss {net.loss!r} is a {net.kind[net.loss]} node, with no prediction to "
+            "compare; make the loss an op node whose first operand predicts 'y', or set "
+            "graph['output']"
+        )
     output: Hashable = net.operands[net.loss][0] if named is None else named
     if output not in net.ops:
         raise GraphError(

@@ -804,7 +804,7 @@ def _mismatch(
     operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
     return GraphError(
         f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): operands {operands} do "
-        f"not fit ({exc}); fix the shapes of those operands"
+        f"not fit ({exc}); fix the shapes of those operands or the node's attributes"
     )
 
 

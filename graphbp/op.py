@@ -464,7 +464,9 @@ def plugin_raised(
     )
     cls = type(op)
     plugin = f"{cls.__module__}.{cls.__qualname__}"
-    if is_write(exc):
+    if isinstance(exc, MemoryError):
+        fix = "the machine ran out of memory for its result; use smaller shapes or batches"
+    elif is_write(exc):
         fix = (
             f"the {method} wrote into an array it was given (an operand, out or g), which "
             f"belongs to the engine and may feed other nodes; in {plugin}.{method}, return "

@@ -4,11 +4,13 @@ is one line that says how to see the traceback."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import graphbp
@@ -246,3 +248,108 @@ def test_graphbp_debug_lets_the_traceback_through(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("GRAPHBP_DEBUG", "1")
     with pytest.raises(ZeroDivisionError, match="division by zero"):
         cli.main(["ops"])
+
+
+# ----------------------------------------------------- streams the shell may hand over
+
+
+def test_a_closed_standard_output_keeps_the_exit_status_and_prints_no_traceback(
+    tmp_path: Path,
+) -> None:
+    for args, status in ((["ops"], 0), (["check", "--backend", "nosuch"], 2)):
+        done = subprocess.run(  # the child starts with fd 1 closed
+            ["sh", "-c", f'"{sys.executable}" -m graphbp.cli {" ".join(args)} >&-'],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == status, done.stderr
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.splitlines()) == (0 if status == 0 else 1), done.stderr
+
+
+def test_a_legacy_output_encoding_gets_escapes_not_an_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "graphbp.cli", "ops"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "cp1252"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"\\u2202out/\\u2202operand" in done.stdout  # the ∂ cp1252 lacks, escaped
+
+
+def test_an_error_quoting_megabytes_of_a_file_is_one_bounded_line(tmp_path: Path) -> None:
+    names = [f"{'x' * 130_000}{i}" for i in range(20)]
+    (tmp_path / "wide.csv").write_text(",".join(names) + "\n" + ",".join("1" * 20) + "\n")
+    done = graphbp("train", "--data", "wide.csv", cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert len(line) < cli.MAX_MESSAGE + 200 and line.endswith(" characters)")
+
+
+# --------------------------------------------------- a --graph file that does not fit the data
+
+_AFFINE = {
+    "directed": True,
+    "graph": {"loss": "L"},
+    "nodes": [
+        {"id": "x", "op": "input", "shape": [None, 10]},
+        {"id": "y", "op": "input"},
+        {"id": "W", "op": "param", "shape": [10, 5]},
+        {"id": "b", "op": "param", "shape": [5]},
+        {"id": "yhat", "op": "affine"},
+        {"id": "L", "op": "sse"},
+    ],
+    "edges": [
+        {"source": "x", "target": "yhat", "arg": 0},
+        {"source": "W", "target": "yhat", "arg": 1},
+        {"source": "b", "target": "yhat", "arg": 2},
+        {"source": "yhat", "target": "L", "arg": 0},
+        {"source": "y", "target": "L", "arg": 1},
+    ],
+}
+
+
+def _variant(change: str) -> dict[str, Any]:
+    graph = json.loads(json.dumps(_AFFINE))
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    if change == "five outputs, y undeclared":
+        pass  # the prediction is (batch, 5); diabetes has one target column
+    elif change == "x declared 3 wide":
+        nodes["x"]["shape"], nodes["W"]["shape"], nodes["b"]["shape"] = [None, 3], [3, 1], [1]
+    elif change == "x undeclared, W 3 high":
+        del nodes["x"]["shape"]
+        nodes["W"]["shape"], nodes["b"]["shape"] = [3, 1], [1]
+    elif change == "the loss is a param":
+        graph["graph"]["loss"] = "W"
+        nodes["W"]["shape"] = []
+        graph["nodes"] = [n for n in graph["nodes"] if n["id"] not in ("b", "yhat", "L")]
+        graph["edges"] = []
+    return graph
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("five outputs, y undeclared", "output node 'yhat' (op 'affine') has shape (None, 5)"),
+        ("x declared 3 wide", "input 'x' declares shape (None, 3), but the data has 10 feature"),
+        (
+            "x undeclared, W 3 high",
+            "shape mismatch at node 'yhat' (op 'affine'): operands 'x' (None, 10)",
+        ),
+        ("the loss is a param", "the loss 'W' is a param node"),
+    ],
+)
+def test_a_graph_that_does_not_fit_the_data_fails_before_training(
+    tmp_path: Path, change: str, named: str
+) -> None:
+    (tmp_path / "g.json").write_text(json.dumps(_variant(change)))
+    done = graphbp("train", "--graph", "g.json", "--epochs", "1", "--out", "o", cwd=tmp_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert named in line and "Traceback" not in line
+    assert done.stdout == "" and "epoch/s" not in done.stderr  # no training started
+    assert sorted(os.listdir(tmp_path)) == ["g.json"]

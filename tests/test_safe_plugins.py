@@ -723,3 +723,17 @@ def test_params_or_inputs_that_are_not_mappings_are_an_input_error(
     ):
         with pytest.raises(gb.InputError, match=r"(params|inputs) is of type \w+; pass a dict"):
             call()
+
+
+def test_a_plugin_out_of_memory_is_not_called_a_bug(
+    probe_net: gb.Network, monkeypatch: Any
+) -> None:
+    def too_big(xp: Any, x: Any) -> Any:
+        raise MemoryError("Unable to allocate 119. GiB")
+
+    monkeypatch.setattr(_Probe, "forward_rule", staticmethod(too_big))
+    for traversal in TRAVERSALS:
+        prog = probe_net.compile(traversal=traversal)
+        with pytest.raises(gb.PluginError, match="ran out of memory .*use smaller shapes") as info:
+            prog.loss(prog.init(0), {})
+        assert "bug" not in str(info.value)
