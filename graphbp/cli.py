@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -576,8 +577,11 @@ def _write_outputs(
 
     from graphbp.io import write_atomic
 
-    buffer = io.BytesIO()
-    np.savez(buffer, **params)
+    buffer = io.BytesIO()  # np.savez(**params) would take a parameter named "file" as its own
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in params.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     history_csv = "epoch,loss\n" + "".join(f"{i + 1},{v!r}\n" for i, v in enumerate(history))
     outputs = {
         "params.npz": buffer.getvalue(),
@@ -652,6 +656,8 @@ def _output_node(net: Any) -> Hashable:
     ``Network()`` has checked that ``graph["output"]`` names an op node; here it must also
     have the shape of the target ``y`` it is compared with.
     """
+    import networkx as nx
+
     from graphbp.graph import _shapes_agree
 
     named = net.graph.graph.get("output")
@@ -666,6 +672,11 @@ def _output_node(net: Any) -> Hashable:
         raise GraphError(
             f"the loss's first operand {output!r} is a {net.kind[output]} node, not a "
             "prediction; set graph['output'] to the node that predicts the target 'y'"
+        )
+    if "x" not in nx.ancestors(net.graph, output):
+        raise GraphError(
+            f"the output node {output!r} (op {net.op_name(output)!r}) is not computed from the "
+            "features 'x', so it predicts nothing; set graph['output'] to the prediction node"
         )
     have, want = net.shapes.get(output), net.shapes.get("y")
     if have is not None and want is not None and not _shapes_agree(have, want):
@@ -689,12 +700,23 @@ def _network(path: Path | None) -> Any:
     return Network(seed_network(10, int(EXAMPLE_DEFAULTS["diabetes"]["hidden"]), 1))
 
 
+def _wrt(net: Any, text: str | None) -> Hashable:
+    """The parameter ``--wrt`` names: the str, or an int node name written in digits."""
+    if text is None or text in net.graph:
+        return text
+    try:
+        number = int(text)
+    except ValueError:
+        return text
+    return number if number in net.graph else text
+
+
 def _render(args: argparse.Namespace) -> int:
     from graphbp.diagram import write_diagram
 
     net = _network(args.graph)
     options = {"max_paths": args.max_paths, "scopes": args.scopes, "rankdir": args.rankdir}
-    path = write_diagram(net, args.output, args.wrt, **options)
+    path = write_diagram(net, args.output, _wrt(net, args.wrt), **options)
     print(f"wrote {path}")
     return 0
 
@@ -706,7 +728,7 @@ def _explain(args: argparse.Namespace) -> int:
     flow = Flow(net)  # one walk of the graph serves both
     print(explain(net, flow))
     if args.wrt is not None:
-        rule = chain_rule(net, args.wrt, flow=flow)
+        rule = chain_rule(net, _wrt(net, args.wrt), flow=flow)
         print(f"\n{rule.text}\n{rule.latex}")
     return 0
 

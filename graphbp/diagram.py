@@ -5,6 +5,7 @@ Without Graphviz's ``dot`` the drawing's DOT source is written beside the file a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,13 @@ def write_diagram(
 
 def _fallback(path: Path, source: str) -> str:
     """Write the drawing's DOT source beside ``path`` and say where: ``name.dot``, or
-    ``name.svg.dot`` where a ``name.dot`` is there already (it may be the user's own)."""
-    fallback = path.with_suffix(".dot")
-    if fallback.exists():
-        fallback = path.with_name(path.name + ".dot")
+    ``name.svg.dot`` where a ``name.dot`` is there already; never over an existing file (it
+    may be the user's own)."""
+    candidates = (path.with_suffix(".dot"), path.with_name(path.name + ".dot"))
+    free = [p for p in candidates if not os.path.lexists(p)]
+    if not free:
+        return f"its DOT source was not written: {' and '.join(map(str, candidates))} exist"
+    fallback = free[0]
     try:
         write_atomic(fallback, source.encode())
     except OSError as exc:

@@ -185,7 +185,13 @@ class Network:
 
     def to_json(self, path: str | Path) -> None:
         """Write the network as node-link JSON, atomically."""
-        text = json.dumps(self.to_dict(), indent=1, default=_jsonable)
+        try:
+            text = json.dumps(self.to_dict(), indent=1, default=_jsonable)
+        except (TypeError, ValueError, RecursionError) as exc:  # e.g. a graph attribute
+            raise GraphError(
+                f"cannot save the network as JSON ({exc}); graph, node and edge attributes "
+                "must be numbers, strings, lists or dicts of them"
+            ) from None
         write_atomic(Path(path), text.encode())
 
     @classmethod
@@ -307,11 +313,25 @@ def _name_problem(name: Any) -> str | None:
 
 
 def _check_names(g: nx.DiGraph) -> None:
-    """Hold every node name, scope and attribute key to the node-name rule."""
+    """Hold every node name, scope and attribute key to the node-name rule, and names to
+    distinct texts (the int 0 and the str "0" would be one key in params.npz, one label)."""
+    texts: dict[str, Hashable] = {}
     for node, data in g.nodes(data=True):
         problem = _name_problem(node)
         if problem is not None:
             raise GraphError(f"node {_show(node)} has a name that is {problem}; {NAME_RULE}")
+        text = str(node)
+        if text in texts:
+            raise GraphError(
+                f"nodes {texts[text]!r} and {node!r} have names that read alike; names are "
+                "saved and shown as text (params.npz, diagrams), so rename one"
+            )
+        texts[text] = node
+        if "id" in data:
+            raise GraphError(
+                f"node {node!r} has an attribute 'id', the key node-link JSON gives the node's "
+                "name, so it would not survive to_json; rename the attribute"
+            )
         for key in data:
             problem = _text_problem(key) if isinstance(key, str) else _kind(key)
             if problem is not None:
@@ -612,8 +632,16 @@ def _check_leaf(node: Hashable, kind: str, data: Mapping[str, Any]) -> None:
 
 
 def _is_number(value: Any) -> bool:
-    """Whether ``value`` is a real number (not a bool) that converts to a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """Whether ``value`` is a number JSON holds exactly: an int or a float (Python's or a
+    NumPy scalar of at most 64 bits) that converts to a float; not a bool, a Fraction or a
+    long double, which ``to_json`` could not write back."""
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, np.integer | np.floating) and value.dtype.itemsize > 8:
+        return False
+    if not isinstance(value, int | float | np.integer | np.floating):
         return False
     try:
         float(value)
@@ -673,7 +701,7 @@ def _const_array(node: Hashable, value: Any) -> Any:
     )
     bad = None
     if isinstance(value, np.ndarray | np.generic):
-        if value.dtype.kind not in "iuf":
+        if value.dtype.kind not in "iuf" or value.dtype.itemsize > 8:
             bad = f"an array of dtype {value.dtype}"
     elif isinstance(value, list | tuple):
         stack: list[Any] = [value]
@@ -682,7 +710,9 @@ def _const_array(node: Hashable, value: Any) -> Any:
             if isinstance(item, list | tuple):
                 stack.extend(item)
             elif not _is_number(item) and not (
-                isinstance(item, np.ndarray) and item.dtype.kind in "iuf"
+                isinstance(item, np.ndarray)
+                and item.dtype.kind in "iuf"
+                and item.dtype.itemsize <= 8
             ):
                 bad = f"a list holding {_kind(item)} ({_show(item, 30)})"
     elif not _is_number(value):

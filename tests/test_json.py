@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphbp as gb
-from graphbp.errors import GraphFileError
+from graphbp.errors import GraphError, GraphFileError
 
 
 def test_round_trip_keeps_graph_loss_and_results(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_to_json_is_atomic(tmp_path: Path) -> None:
     g.add_edge("c", "L")  # never validated: construction fails first
     net = gb.Network(gb.seed_network(2, 2))
     net._graph = nx.freeze(g)  # a graph json cannot encode
-    with pytest.raises(TypeError):
+    with pytest.raises(GraphError, match="cannot save the network as JSON"):
         net.to_json(path)
     assert path.read_text() == "previous"
     assert list(tmp_path.iterdir()) == [path]

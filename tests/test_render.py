@@ -282,6 +282,10 @@ def test_the_dot_fallback_never_replaces_a_file_and_never_hides_why(
         gb.write_diagram(net, tmp_path / "model.svg")
     assert (tmp_path / "model.dot").read_text() == "the user's own"
     assert (tmp_path / "model.svg.dot").read_text().startswith("digraph")
+    (tmp_path / "model.svg.dot").write_text("also the user's")
+    with pytest.raises(gb.GraphvizError, match=r"its DOT source was not written: .* exist"):
+        gb.write_diagram(net, tmp_path / "model.svg")
+    assert (tmp_path / "model.svg.dot").read_text() == "also the user's"
     (tmp_path / "file").write_text("")  # a file where the folder would have to be
     with pytest.raises(gb.GraphvizError, match=r"'dot' executable is not on PATH; its DOT sou"):
         gb.write_diagram(net, tmp_path / "file" / "a.svg")

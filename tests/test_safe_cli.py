@@ -323,6 +323,11 @@ def _variant(change: str) -> dict[str, Any]:
     elif change == "x undeclared, W 3 high":
         del nodes["x"]["shape"]
         nodes["W"]["shape"], nodes["b"]["shape"] = [3, 1], [1]
+    elif change == "the output computed from a param alone":
+        graph["nodes"] += [{"id": "P", "op": "param", "shape": [1, 1]}, {"id": "Q", "op": "neg"}]
+        graph["edges"] += [{"source": "P", "target": "Q", "arg": 0}]
+        graph["graph"]["output"] = "Q"
+        nodes["W"]["shape"], nodes["b"]["shape"] = [10, 1], [1]
     elif change == "the loss is a param":
         graph["graph"]["loss"] = "W"
         nodes["W"]["shape"] = []
@@ -341,6 +346,7 @@ def _variant(change: str) -> dict[str, Any]:
             "shape mismatch at node 'yhat' (op 'affine'): operands 'x' (None, 10)",
         ),
         ("the loss is a param", "the loss 'W' is a param node"),
+        ("the output computed from a param alone", "'Q' (op 'neg') is not computed from the"),
     ],
 )
 def test_a_graph_that_does_not_fit_the_data_fails_before_training(

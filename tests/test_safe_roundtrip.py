@@ -5,6 +5,7 @@ graph["output"]."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +384,72 @@ def test_train_with_names_at_the_edge_of_the_rule_writes_every_file(tmp_path: Pa
     assert {long, odd, -(2**63)} <= set(back.graph)
     with np.load(out / "params.npz") as saved:
         assert len(saved.files) == 6
+
+
+# ------------------------------------------- what Network() accepts, to_json can write back
+
+
+def _mul_by_const(value: Any) -> nx.DiGraph:
+    g = nx.DiGraph(loss="L")
+    g.add_node("W", op="param", shape=(2,))
+    g.add_node("c", op="const", value=value)
+    g.add_node("m", op="mul")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("W", "m", {"arg": 0}), ("c", "m", {"arg": 1}), ("m", "L")])
+    return g
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Fraction(1, 3), np.array([1.1, 2.2], dtype=np.longdouble), [Fraction(1, 2), 1.0]],
+    ids=["Fraction", "long double", "a list holding a Fraction"],
+)
+def test_a_const_json_cannot_hold_exactly_is_refused(value: Any) -> None:
+    with pytest.raises(GraphError, match="const node 'c' has value="):
+        gb.Network(_mul_by_const(value))
+
+
+@pytest.mark.parametrize("value", [np.float32(2), np.int64(3), [np.float16(1), 2]])
+def test_numpy_scalars_in_a_const_round_trip(value: Any, tmp_path: Path) -> None:
+    gb.Network(_mul_by_const(value)).to_json(tmp_path / "c.json")
+    back = gb.Network.from_json(tmp_path / "c.json").graph.nodes["c"]["value"]
+    np.testing.assert_array_equal(np.asarray(back, dtype=float), np.asarray(value, dtype=float))
+
+
+def test_a_graph_attribute_json_cannot_hold_is_a_graph_error_on_saving(tmp_path: Path) -> None:
+    g = _mul_by_const(1.0)
+    g.graph["note"] = {1, 2}
+    with pytest.raises(GraphError, match="cannot save the network as JSON .*set"):
+        gb.Network(g).to_json(tmp_path / "c.json")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_names_that_read_alike_are_refused() -> None:
+    g = nx.DiGraph(loss="L")
+    g.add_node(0, op="param", shape=(2,))
+    g.add_node("0", op="neg")
+    g.add_node("L", op="sum")
+    g.add_edges_from([(0, "0"), ("0", "L")])
+    with pytest.raises(GraphError, match="nodes 0 and '0' have names that read alike"):
+        gb.Network(g)
+
+
+def test_an_attribute_named_id_is_refused_as_node_link_json_would_drop_it() -> None:
+    g = _mul_by_const(1.0)
+    g.nodes["m"]["id"] = "zzz"
+    with pytest.raises(GraphError, match="node 'm' has an attribute 'id'"):
+        gb.Network(g)
+
+
+@pytest.mark.parametrize("name", ["file", "allow_pickle", 7])
+def test_every_parameter_name_is_saved_in_params_npz(tmp_path: Path, name: Any) -> None:
+    g = gb.seed_network(10, 4, 1)
+    g = nx.relabel_nodes(g, {"W1": name})
+    gb.Network(g).to_json(tmp_path / "g.json")
+    done = graphbp("train", "--graph", "g.json", "--epochs", "1", "--out", "o", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "o" / "params.npz") as saved:
+        assert sorted(saved.files) == sorted(["b1", "W2", "b2", "W3", "b3", str(name)])
+        assert saved[str(name)].shape == (10, 4)
+    wrt = graphbp("explain", "g.json", "--wrt", str(name), cwd=tmp_path)
+    assert wrt.returncode == 0, wrt.stderr  # an int name is chosen by its digits
