@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import html
-import itertools
 import math
 import re
 import unicodedata
@@ -29,6 +28,12 @@ MAX_PATHS = 16
 """How many paths a formula lists by default; the rest are counted, not written out."""
 MAX_PATHS_LIMIT = 10_000
 """The most paths a formula may list (``max_paths``); counts stay exact beyond it."""
+MAX_LISTED_FACTORS = 300_000
+"""The most factors a formula lists, summed over its listed paths, whatever ``max_paths``:
+listing stops at the first path that would pass it (or ``max_paths``), the rest are counted."""
+MAX_LISTED_CHARS = 40_000_000
+"""The most characters the listed factors may take in the text, markup and LaTeX formulas
+together (long node names), a second bound beside ``MAX_LISTED_FACTORS``."""
 _EXACT_BITS = 13_000
 """Counts up to this many bits (about 3,900 digits) are written out in full."""
 
@@ -180,12 +185,18 @@ class Flow:
         }
 
     def path_edges(self, wrt: Hashable) -> set[Edge]:
-        """Every edge on some path from the loss down to ``wrt`` (exact, nothing listed)."""
-        reach = {wrt}
-        for node in self.relevant:  # topological: sources come first
-            if node in reach:
-                reach.update(e.target for e in self.consumers[node])
-        return {e for e in self.edges if e.source in reach}
+        """Every edge on some path from the loss down to ``wrt`` (exact, nothing listed):
+        every edge above ``wrt``, as every relevant value leads to the loss. One search
+        upwards from ``wrt``, in time linear in the edges found, not in the graph."""
+        found: set[Edge] = set()
+        seen, todo = {wrt}, [wrt]
+        while todo:
+            for edge in self.consumers[todo.pop()]:
+                found.add(edge)
+                if edge.target not in seen:
+                    seen.add(edge.target)
+                    todo.append(edge.target)
+        return found
 
     def walk(self, wrt: Hashable, edges: set[Edge]) -> Iterator[tuple[Edge, ...]]:
         """The paths from the loss down to ``wrt`` along ``edges`` (``path_edges(wrt)``),
@@ -233,7 +244,8 @@ class ChainRule:
     wrt: Hashable
     loss: Hashable
     paths: tuple[Path, ...]
-    """The listed paths (at most ``max_paths`` of them)."""
+    """The listed paths: at most ``max_paths`` of them, of at most ``max_factors`` factors
+    in all (``MAX_LISTED_FACTORS`` by default); none if the first path alone is longer."""
     path_count: int
     """How many paths there are in all (exact, even when not all are listed)."""
     edges: frozenset[Edge]
@@ -251,6 +263,11 @@ class ChainRule:
         """Whether every path is listed (so the contributions add up to the gradient)."""
         return len(self.paths) == self.path_count
 
+    @property
+    def listed_factors(self) -> int:
+        """The factors of the listed paths, summed (at most ``max_factors``)."""
+        return sum(len(p.edges) for p in self.paths)
+
     @functools.cached_property
     def nodes(self) -> frozenset[Hashable]:
         """Every value on some path, the loss and wrt included (computed once)."""
@@ -263,6 +280,8 @@ def chain_rule(
     values: Mapping[Hashable, Any] | None = None,
     max_paths: int = MAX_PATHS,
     flow: Flow | None = None,
+    *,
+    max_factors: int = MAX_LISTED_FACTORS,
 ) -> ChainRule:
     """∂L/∂wrt as the chain rule writes it for this graph.
 
@@ -274,27 +293,63 @@ def chain_rule(
             plugins' vjps in float64 NumPy.
         max_paths: list at most this many paths; the formula says how many it leaves out.
         flow: ``Flow(net)``, when it is already at hand (one per network serves every wrt).
+        max_factors: list paths of at most this many factors in all, 0 to
+            ``MAX_LISTED_FACTORS`` (and at most ``MAX_LISTED_CHARS`` characters of formula):
+            paths are listed in order until the next would pass either bound or
+            ``max_paths``, so time and memory stay within the graph's size plus these bounds.
 
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
     """
     check_max_paths(max_paths)
+    if (
+        isinstance(max_factors, bool)
+        or not isinstance(max_factors, int)
+        or not 0 <= max_factors <= MAX_LISTED_FACTORS
+    ):
+        raise InputError(
+            f"max_factors={max_factors!r:.60}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
+        )
     flow = flow or Flow(net)
     _check_wrt(net, flow, wrt)
     edges = flow.path_edges(wrt)
     count = flow.paths[wrt]
-    listed = list(itertools.islice(flow.walk(wrt, edges), max_paths))
-    paths = tuple(
-        Path(
-            path,
-            tuple(edge_factor(net, e) for e in path),
-            None if values is None else _contribution(net, path, values),
+    factors: dict[Edge, tuple[Symbol, int]] = {}  # one symbol per edge, shared by its paths
+
+    def factor(edge: Edge) -> tuple[Symbol, int]:
+        if edge not in factors:
+            f = edge_factor(net, edge)
+            factors[edge] = f, len(f.text) + len(f.html) + len(f.latex) + 12  # + separators
+        return factors[edge]
+
+    listed: list[Path] = []
+    used = chars = 0
+    for path in flow.walk(wrt, edges):
+        if used + len(path) > max_factors:
+            break
+        chars += sum(factor(e)[1] for e in path)
+        if chars > MAX_LISTED_CHARS:
+            break
+        used += len(path)
+        listed.append(
+            Path(
+                path,
+                tuple(factor(e)[0] for e in path),
+                None if values is None else _contribution(net, path, values),
+            )
         )
-        for path in listed
-    )
+        if len(listed) == max_paths:
+            break
+    paths = tuple(listed)
     loss, param = symbol(net.loss), symbol(wrt)
     rest = count - len(paths)
-    more = f" + … ({count_text(rest)} more path{'s' if rest > 1 else ''})" if rest else ""
+    s = "s" if rest > 1 else ""  # the formula says how many paths it leaves out, exactly
+    if paths:
+        more = f" + … ({count_text(rest)} more path{s})" if rest else ""
+        latex_more = rf" + \dots\ (\text{{{count_text(rest)} more}})" if rest else ""
+    else:  # even the first path is longer than max_factors
+        more = f"… ({count_text(rest)} path{s}, too long to list)"
+        latex_more = rf"\dots\ (\text{{{count_text(rest)} path{s}, too long to list}})"
     text = f"∂{loss.text}/∂{param.text} = " + " + ".join(
         " · ".join(f.text for f in p.factors) for p in paths
     )
@@ -316,7 +371,7 @@ def chain_rule(
         count,
         frozenset(edges),
         text + more,
-        latex + (rf" + \dots\ (\text{{{count_text(rest)} more}})" if rest else ""),
+        latex + latex_more,
         markup + html.escape(more),
         gradient,
     )

@@ -15,9 +15,18 @@ import json
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-from graphbp.chain import MAX_PATHS, Flow, chain_rule, explain, symbol
+from graphbp.chain import (
+    MAX_LISTED_FACTORS,
+    MAX_PATHS,
+    Flow,
+    chain_rule,
+    count_text,
+    explain,
+    symbol,
+    visible,
+)
 from graphbp.graph import Network
-from graphbp.render import Scopes, check_options, edge_id, node_id, render, run_dot, summary
+from graphbp.render import Scopes, check_options, node_id, render, run_dot, summary
 
 _STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
@@ -40,10 +49,36 @@ g.wrt :is(path, polygon, ellipse):first-of-type { fill: #f8c9c4; }
 
 _SCRIPT = """
 const data = JSON.parse(document.getElementById("chain-data").textContent);
+const up = new Map(), down = new Map();  // node index -> [edge, ...] out of it, into it
+for (const edge of data.edges) {
+  const [source, target] = edge;
+  if (!up.has(source)) up.set(source, []);
+  if (!down.has(target)) down.set(target, []);
+  up.get(source).push(edge);
+  down.get(target).push(edge);
+}
+function reach(start, next, end) {  // the nodes reached from start along next's edges
+  const seen = new Set([start]), todo = [start];
+  while (todo.length) {
+    for (const edge of next.get(todo.pop()) || []) {
+      if (!seen.has(edge[end])) { seen.add(edge[end]); todo.push(edge[end]); }
+    }
+  }
+  return seen;
+}
+function onPaths(param) {  // ids of the nodes and edges on some path from param to the loss
+  const above = reach(param, up, 1), below = reach(data.loss, down, 0), ids = ["n" + param];
+  for (const [source, target, position] of data.edges) {
+    if (above.has(source) && below.has(target)) {
+      ids.push("n" + target, "e" + source + "_" + target + "_" + position);
+    }
+  }
+  return ids;
+}
 function select(id) {
   document.querySelectorAll(".hl, .wrt").forEach(e => e.classList.remove("hl", "wrt"));
   const p = data.params[id];
-  for (const part of [...p.nodes, ...p.edges]) document.getElementById(part).classList.add("hl");
+  for (const part of onPaths(p.index)) document.getElementById(part).classList.add("hl");
   document.getElementById(id).classList.add("wrt");
   document.getElementById("formula").innerHTML = p.formula;
   document.getElementById("contributions").innerHTML = p.contributions;
@@ -60,6 +95,12 @@ for (const [id, name] of Object.entries(data.names)) {
 }
 if (data.initial) select(data.initial);
 """
+
+PAGE_FACTORS = 20_000
+"""The most factors the page's formulas list, all parameters together (about 2 MB of page):
+the selected parameter's formula first, then the others' from the fewest factors up, until
+this budget (charged also with each formula's edges, which take time to find) is spent; each
+parameter left over gets a line saying how many paths and factors it has instead."""
 
 
 def _sha256(text: str) -> str:
@@ -80,6 +121,17 @@ def json_for_script(data: Any) -> str:
     close the element (``</script>``) or open a comment (``<!--``)."""
     text = json.dumps(data, ensure_ascii=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _unlisted(param: Hashable, flow: Flow) -> str:
+    """The page's line for a parameter whose formula does not fit its budget (markup)."""
+    paths, factors = flow.paths[param], flow.lengths[param]
+    name = visible(param if isinstance(param, str) else repr(param))
+    return html.escape(
+        f"∂{symbol(flow.net.loss).text}/∂{symbol(param).text}: {count_text(paths)} "
+        f"path{'s' if paths > 1 else ''} of {count_text(factors)} factors in all, too long "
+        f"to list on this page; graphbp explain GRAPH --wrt {name} writes it out"
+    )
 
 
 def page(
@@ -109,22 +161,39 @@ def page(
     flow = Flow(net)
     cost = explain(net, flow)
     params: dict[str, Any] = {}
-    for param in cost.per_param:
-        rule = chain_rule(net, param, values, max_paths, flow)
+    for param in cost.per_param:  # the page's order: topological
+        params[node_id(net, param)] = {
+            "name": symbol(param).text,
+            "index": net.index[param],
+            "formula": _unlisted(param, flow),
+            "contributions": "",
+        }
+    # Formulas within one page-wide budget, the cheapest first (wrt before all), so that a
+    # deep network's page stays linear in its size: the sum of every parameter's path
+    # lengths grows as depth², and so would the page if each formula were written out.
+    budget = PAGE_FACTORS
+    order = sorted(cost.per_param, key=lambda p: (p != wrt, cost.per_param[p][1]))
+    for param in order:
+        if budget <= 0:
+            break
+        rule = chain_rule(
+            net, param, values, max_paths, flow, max_factors=min(budget, MAX_LISTED_FACTORS)
+        )
+        budget -= max(rule.listed_factors, len(rule.edges))  # the edges cost time to find
+        if not rule.paths:
+            continue
         lines = [f"path {k}: {summary(p.contribution)}" for k, p in enumerate(rule.paths, 1)]
         if rule.gradient is not None:
             lines.append(f"sum of the paths: {summary(rule.gradient)}")
         if grads is not None and param in grads:
             lines.append(f"backprop's ∂L/∂{symbol(param).html}: {summary(grads[param])}")
-        params[node_id(net, param)] = {
-            "name": symbol(param).text,
-            "formula": rule.html,
-            "contributions": "<br>".join(lines) if values is not None else "",
-            "nodes": sorted(node_id(net, n) for n in rule.nodes),
-            "edges": sorted(edge_id(net, e) for e in rule.edges),
-        }
+        entry = params[node_id(net, param)]
+        entry["formula"] = rule.html
+        entry["contributions"] = "<br>".join(lines) if values is not None else ""
     data = {
         "params": params,
+        "loss": net.index[net.loss],
+        "edges": [[net.index[e.source], net.index[e.target], e.position] for e in flow.edges],
         "names": {node_id(net, n): symbol(n).text for n in net.order},
         "initial": node_id(net, wrt) if wrt is not None else None,
     }
