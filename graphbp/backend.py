@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from graphbp.errors import InputError
+from graphbp.errors import InputError, show
 from graphbp.op import Arrays
 
 if TYPE_CHECKING:
@@ -152,5 +152,5 @@ class Backend:
 def check_dtype(dtype: str) -> str:
     """Return ``dtype`` if graphbp supports it, else raise InputError naming the choices."""
     if dtype not in DTYPES:
-        raise InputError(f"dtype {dtype!r} is not supported; use one of {', '.join(DTYPES)}")
+        raise InputError(f"dtype {show(dtype)} is not supported; use one of {', '.join(DTYPES)}")
     return dtype

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from graphbp.errors import GraphError, InputError, PluginError
+from graphbp.errors import GraphError, InputError, PluginError, show, visible
 from graphbp.op import call_vjp, defines_vjp
 from graphbp.registry import get_backend
 
@@ -65,17 +65,6 @@ def symbol(node: Hashable) -> Symbol:
     if index:
         text, markup, latex = text + index, f"{markup}<SUB>{index}</SUB>", f"{latex}_{{{index}}}"
     return Symbol(unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", markup), latex)
-
-
-def visible(text: str) -> str:
-    """``text`` with every non-printable character (control, format, separator, lone
-    surrogate: newline, ESC, U+202E, ...) written as its escape (``\\x1b``, ``\\u202e``),
-    so a name can neither reorder, hide nor break the text it is drawn or printed in."""
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
-    )
 
 
 def count_text(n: int, exact_bits: int = _EXACT_BITS) -> str:
@@ -308,7 +297,7 @@ def chain_rule(
         or not 0 <= max_factors <= MAX_LISTED_FACTORS
     ):
         raise InputError(
-            f"max_factors={max_factors!r:.60}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
+            f"max_factors={show(max_factors)}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
         )
     flow = flow or Flow(net)
     _check_wrt(net, flow, wrt)
@@ -404,7 +393,7 @@ def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
         params = ", ".join(map(repr, net.params)) or "none"
         what = f"op {net.op_name(wrt)!r}" if wrt in net.kind else "not in the graph"
         raise GraphError(
-            f"wrt={wrt!r} is not a parameter ({what}); the chain rule runs from the loss to a "
+            f"wrt={show(wrt)} is not a parameter ({what}); the chain rule runs from the loss to a "
             f"parameter: choose one of {params}"
         )
     if wrt not in flow.paths:

@@ -20,8 +20,10 @@ from graphbp.errors import (
     GraphbpError,
     GraphError,
     GraphFileError,
+    GraphvizError,
     InputError,
     NonFiniteError,
+    visible,
 )
 from graphbp.registry import get_backend
 
@@ -40,9 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status.
 
     Every failure is one line on stderr, never a traceback: 2 for bad input (a usage error or
-    any GraphbpError), 1 for a failed check or an unexpected error (``GRAPHBP_DEBUG=1`` shows
-    its traceback), 130 for Ctrl-C, and 141, quietly, when standard output is closed early
-    (``graphbp ops | head -1``), the status a shell shows for a tool that SIGPIPE ended.
+    a GraphbpError), 1 for a failed check, a diverged run (NonFiniteError) or an unexpected
+    error (``GRAPHBP_DEBUG=1`` shows its traceback), 130 for Ctrl-C, and 141, quietly, when
+    standard output is closed early (``graphbp ops | head -1``), the status a shell shows for
+    a tool that SIGPIPE ended.
     """
     for stream in (sys.stdout, sys.stderr):  # a legacy encoding: σ and ∂ shown escaped
         with contextlib.suppress(AttributeError, ValueError):
@@ -95,7 +98,7 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         where = f"{exc.filename}: " if exc.filename is not None else ""
         print(
-            f"graphbp {args.command}: error: {_escape(where)}{exc.strerror or _one_line(exc)} "
+            f"graphbp {args.command}: error: {visible(where)}{exc.strerror or _one_line(exc)} "
             "(set GRAPHBP_DEBUG=1 to see the traceback)",
             file=sys.stderr,
         )
@@ -132,7 +135,7 @@ file's column names or attribute values, which a hostile file can make megabytes
 def _one_line(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
     """The message of ``exc`` on one line: control characters (newlines, escapes that a
     terminal would obey) shown escaped, and at most ``limit`` characters."""
-    text = _escape(str(exc))
+    text = visible(str(exc))
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
 
 
@@ -152,7 +155,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with where to find help), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        message = _escape(message)
+        message = visible(message)
         if len(message) > 300:  # a 4,000-digit --epochs, quoted back
             message = f"{message[:300]}…"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -162,14 +165,6 @@ MAX_COUNT = 2**31 - 1
 """The largest --epochs, --hidden, --batch-size and --devices (what a C int holds)."""
 MAX_SEED = 2**32 - 1
 """Seeds are 0..MAX_SEED (NumPy seeds from unsigned 32-bit words)."""
-
-
-def _escape(text: str) -> str:
-    """``text`` with each control or format character (a newline, ESC, NUL) shown escaped."""
-    return "".join(
-        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
 
 
 def _number(text: str) -> str:
@@ -500,7 +495,7 @@ def _write_diagrams(
             written.append(write_diagram(net, out / name, deepest, values=values, grads=grads))
         except GraphFileError:  # a failing write fails the run: no partial output set
             raise
-        except GraphbpError as exc:  # no dot: training's outputs stand; say what is missing
+        except GraphvizError as exc:  # no dot: training's outputs stand; say what is missing
             return [], "", str(exc)
     return [p.name for p in written], f"∂L/∂{deepest} with the final gradients", None
 
@@ -624,7 +619,7 @@ def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
     (None, features) and ``y`` as (None, targets), and validated again with them, so that a
     graph that does not fit the data fails here, naming the node, and not in training."""
     from graphbp import Network
-    from graphbp.graph import _shapes_agree
+    from graphbp.op import shapes_agree
 
     if set(net.inputs) != {"x", "y"}:
         raise GraphFileError(
@@ -634,7 +629,7 @@ def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
     graph = net.graph.copy()
     for name, width, what in (("x", features, "feature"), ("y", targets, "target")):
         declared, given = net.shapes[name], (None, width)
-        if declared is not None and not _shapes_agree(declared, given):
+        if declared is not None and not shapes_agree(declared, given):
             raise GraphFileError(
                 f"{path}: input {name!r} declares shape {declared}, but the data has {width} "
                 f"{what} column(s), so it is fed rows of shape (batch, {width}); fix the shape"
@@ -642,7 +637,9 @@ def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
         if declared is None:
             graph.nodes[name]["shape"] = given
     try:
-        return Network(graph)
+        fitted = Network(graph)
+        _output_node(fitted)  # the prediction, checked against y's shape
+        return fitted
     except GraphbpError as exc:
         raise GraphFileError(
             f"{path}: with 'x' of {features} feature and 'y' of {targets} target column(s) "
@@ -658,7 +655,7 @@ def _output_node(net: Any) -> Hashable:
     """
     import networkx as nx
 
-    from graphbp.graph import _shapes_agree
+    from graphbp.op import shapes_agree
 
     named = net.graph.graph.get("output")
     if named is None and net.loss not in net.ops:
@@ -679,7 +676,7 @@ def _output_node(net: Any) -> Hashable:
             "features 'x', so it predicts nothing; set graph['output'] to the prediction node"
         )
     have, want = net.shapes.get(output), net.shapes.get("y")
-    if have is not None and want is not None and not _shapes_agree(have, want):
+    if have is not None and want is not None and not shapes_agree(have, want):
         raise GraphError(
             f"the output node {output!r} (op {net.op_name(output)!r}) has shape {have} but the "
             f"target 'y' has shape {want}; graphbp train compares them, so set graph['output'] "

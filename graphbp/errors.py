@@ -1,4 +1,5 @@
-"""The error hierarchy: every message names the node, the op and the fix."""
+"""The error hierarchy (every message names the node, the op and the fix), and how messages
+show a caller's values."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ class GraphError(GraphbpError):
 
 
 class GraphFileError(GraphbpError):
-    """A graph or data file cannot be read: missing, malformed or inconsistent."""
+    """A file cannot be read (missing, malformed, inconsistent) or written (an output folder
+    that cannot take the outputs, a full disk)."""
 
 
 class PluginError(GraphbpError):
@@ -40,8 +42,9 @@ class NonFiniteError(GraphbpError):
 
 
 class TransformError(GraphbpError, TypeError):
-    """A JAX transformation the program's derivative rules do not support (forward mode:
-    ``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``); a TypeError, as JAX's own refusal is."""
+    """A JAX transformation the program's derivative rules do not support (forward mode
+    applied to the program itself: ``jax.jvp``, ``jax.jacfwd``); a TypeError, as JAX's own
+    refusal is."""
 
 
 class GradientCheckError(GraphbpError, AssertionError):
@@ -57,3 +60,28 @@ class GraphvizError(GraphbpError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickles with its source (args holds the message)
         return type(self), (str(self), self.source)
+
+
+def show(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a message, cut to about ``width`` characters; safe for any value
+    (an int too long for ``str()``, a broken ``__repr__``) and written visibly (see
+    ``visible``), so a caller's value can neither break nor flood the message."""
+    try:
+        text = repr(value)
+    except Exception:  # an int beyond Python's digit limit for str(), a broken __repr__
+        if isinstance(value, int):
+            return f"<an int of {value.bit_length():,} bits>"
+        return f"<{type(value).__qualname__} object>"
+    text = visible(text)
+    return text if len(text) <= width else f"{text[: width - 5]}…{text[-4:]}"
+
+
+def visible(text: str) -> str:
+    """``text`` with every non-printable character (control, format, separator, lone
+    surrogate: newline, ESC, U+202E, ...) written as its escape (``\\x1b``, ``\\u202e``),
+    so a name can neither reorder, hide nor break the text it is drawn or printed in."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError
+from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError, show
 from graphbp.io import read_regular_file, write_atomic
 from graphbp.memory import gc_paused
 from graphbp.op import (
@@ -23,6 +23,7 @@ from graphbp.op import (
     Shape,
     call_forward,
     defines_shape,
+    shapes_agree,
     signature_of,
 )
 from graphbp.registry import get_backend, get_op
@@ -275,17 +276,6 @@ def _kind(value: Any) -> str:
     return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
-def _show(value: Any, width: int = 60) -> str:
-    """``repr(value)``, cut to about ``width`` characters (and safe for huge ints)."""
-    try:
-        text = repr(value)
-    except Exception:  # an int beyond Python's digit limit for str(), a broken __repr__
-        if isinstance(value, int):
-            return f"<an int of {value.bit_length():,} bits>"
-        return f"<{type(value).__qualname__} object>"
-    return text if len(text) <= width else f"{text[: width - 5]}…{text[-4:]}"
-
-
 def _text_problem(text: str) -> str | None:
     """Why ``text`` breaks the text rule of names, scopes and keys; None if it does not."""
     if not 1 <= len(text) <= MAX_NAME:
@@ -319,7 +309,7 @@ def _check_names(g: nx.DiGraph) -> None:
     for node, data in g.nodes(data=True):
         problem = _name_problem(node)
         if problem is not None:
-            raise GraphError(f"node {_show(node)} has a name that is {problem}; {NAME_RULE}")
+            raise GraphError(f"node {show(node)} has a name that is {problem}; {NAME_RULE}")
         text = str(node)
         if text in texts:
             raise GraphError(
@@ -336,7 +326,7 @@ def _check_names(g: nx.DiGraph) -> None:
             problem = _text_problem(key) if isinstance(key, str) else _kind(key)
             if problem is not None:
                 raise GraphError(
-                    f"node {node!r} has an attribute key {_show(key)} that is {problem}; "
+                    f"node {node!r} has an attribute key {show(key)} that is {problem}; "
                     "attribute keys are str that follow the text rule of names: "
                     f"{NAME_RULE.split(', or')[0]}"
                 )
@@ -345,7 +335,7 @@ def _check_names(g: nx.DiGraph) -> None:
             problem = _text_problem(scope) if isinstance(scope, str) else _kind(scope)
             if problem is not None:
                 raise GraphError(
-                    f"node {node!r} has scope={_show(scope)}, {problem}; a scope is a str "
+                    f"node {node!r} has scope={show(scope)}, {problem}; a scope is a str "
                     f"that follows the text rule of names: {NAME_RULE.split(', or')[0]}"
                 )
 
@@ -358,7 +348,7 @@ def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
     problem = _name_problem(output)
     if problem is not None or output not in g:
         raise GraphError(
-            f"graph['output'] is {_show(output)}, which is not a node of the graph; name the "
+            f"graph['output'] is {show(output)}, which is not a node of the graph; name the "
             "prediction node (the op node whose value is compared with the target), or leave "
             "graph['output'] out"
         )
@@ -400,11 +390,11 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
     directed = data.get("directed", True)
     if directed is not True:
         raise GraphError(
-            f'"directed" is {_show(directed)}; a network is a directed graph: "directed": true'
+            f'"directed" is {show(directed)}; a network is a directed graph: "directed": true'
         )
     multigraph = data.get("multigraph", False)
     if not isinstance(multigraph, bool):
-        raise GraphError(f'"multigraph" is {_show(multigraph)}; give true or false')
+        raise GraphError(f'"multigraph" is {show(multigraph)}; give true or false')
     attrs = data.get("graph", {})
     if not isinstance(attrs, Mapping):
         raise GraphError(
@@ -436,7 +426,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
         node = item["id"]
         problem = _name_problem(node)
         if problem is not None:
-            raise GraphError(f"nodes[{i}] has id {_show(node)}, {problem}; {NAME_RULE}")
+            raise GraphError(f"nodes[{i}] has id {show(node)}, {problem}; {NAME_RULE}")
         if node in g:
             raise GraphError(f"nodes[{i}]: id {node!r} is given twice; node ids are unique")
         _check_depth(item, 3, f"nodes[{i}]")
@@ -456,7 +446,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
                 raise GraphError(f'{key}[{i}] has no "{end}"; give the id of a node')
             if _name_problem(item[end]) is not None or item[end] not in g:
                 raise GraphError(
-                    f"{key}[{i}] has {end} {_show(item[end])}, which is not the id of a node"
+                    f"{key}[{i}] has {end} {show(item[end])}, which is not the id of a node"
                 )
             ends.append(item[end])
         u, v = ends
@@ -468,7 +458,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
             k = item.get("key")
             if k is not None and (_name_problem(k) is not None or g.has_edge(u, v, k)):
                 raise GraphError(
-                    f"{key}[{i}] ({u!r} → {v!r}) has key {_show(k)}; an edge key is a str or "
+                    f"{key}[{i}] ({u!r} → {v!r}) has key {show(k)}; an edge key is a str or "
                     "int, unique among the edges between the same two nodes"
                 )
             k = g.add_edge(u, v, key=k)
@@ -493,7 +483,7 @@ def _check_loss_named(g: nx.DiGraph, loss: Hashable | None) -> Hashable:
         sinks = sorted(map(str, (n for n in g if g.out_degree(n) == 0)))
         more = f" and {len(sinks) - 10:,} more" if len(sinks) > 10 else ""
         raise GraphError(
-            f"loss node {_show(loss)} is not in the graph; nodes with no consumers are "
+            f"loss node {show(loss)} is not in the graph; nodes with no consumers are "
             f"{sinks[:10]}{more}"
         )
     return loss
@@ -521,12 +511,12 @@ def _kind_of(g: nx.DiGraph, node: Hashable) -> str:
         )
     if not isinstance(name, str):
         raise GraphError(
-            f"node {node!r} has op={_show(name)}, {_kind(name)}; op is the name of an op "
+            f"node {node!r} has op={show(name)}, {_kind(name)}; op is the name of an op "
             f"(see `graphbp ops`) or a leaf kind ({', '.join(LEAVES)})"
         )
     if not name.isidentifier() or len(name) > 100:
         raise GraphError(
-            f"node {node!r}: unknown op {_show(name)}; op names are identifiers (see `graphbp "
+            f"node {node!r}: unknown op {show(name)}; op names are identifiers (see `graphbp "
             f"ops`), or a leaf kind ({', '.join(LEAVES)})"
         )
     return name if name in LEAVES else OP
@@ -572,7 +562,7 @@ def _operands(
         for pos in positions if isinstance(positions, tuple) else (positions,):
             if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos < arity:
                 raise GraphError(
-                    f"edge {source!r} → {node!r} (op {op.name!r}) has arg={_show(pos)}; "
+                    f"edge {source!r} → {node!r} (op {op.name!r}) has arg={show(pos)}; "
                     f"{op.name!r} takes operands 0..{arity - 1}"
                 )
             if pos in slots:
@@ -627,7 +617,7 @@ def _check_leaf(node: Hashable, kind: str, data: Mapping[str, Any]) -> None:
     init = data.get("init", "glorot")
     if kind == "param" and not (_is_number(init) or (isinstance(init, str) and init in INITS)):
         raise GraphError(
-            f"param node {node!r} has init={_show(init)}; use a number or one of {', '.join(INITS)}"
+            f"param node {node!r} has init={show(init)}; use a number or one of {', '.join(INITS)}"
         )
 
 
@@ -663,7 +653,7 @@ def _check_shape(node: Hashable, what: str, shape: Any, none_ok: bool) -> Shape:
     )
     if not ok:
         raise GraphError(
-            f"node {node!r} ({what}) has shape={_show(shape)}; a shape is a tuple (a list in "
+            f"node {node!r} ({what}) has shape={show(shape)}; a shape is a tuple (a list in "
             f"JSON) of {dims}, e.g. {'(None, 8)' if none_ok else '(8, 16)'}"
         )
     _check_size(node, what, shape, "declares")
@@ -681,7 +671,7 @@ def _check_size(node: Hashable, what: str, shape: Shape, verb: str) -> None:
     if count > MAX_ELEMENTS:
         big = f"{count:,}" if count < 10**30 else f"about 2^{count.bit_length() - 1}"
         raise GraphError(
-            f"node {node!r} ({what}) {verb} a value of shape {_show(shape)}: {big} elements, "
+            f"node {node!r} ({what}) {verb} a value of shape {show(shape)}: {big} elements, "
             f"more than the {MAX_ELEMENTS:,} a value may have; make the shape smaller"
         )
 
@@ -714,27 +704,27 @@ def _const_array(node: Hashable, value: Any) -> Any:
                 and item.dtype.kind in "iuf"
                 and item.dtype.itemsize <= 8
             ):
-                bad = f"a list holding {_kind(item)} ({_show(item, 30)})"
+                bad = f"a list holding {_kind(item)} ({show(item, 30)})"
     elif not _is_number(value):
         bad = _kind(value)
     if bad is not None:
-        raise GraphError(f"const node {node!r} has value={_show(value)}; {fix} (not {bad})")
+        raise GraphError(f"const node {node!r} has value={show(value)}; {fix} (not {bad})")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
         problem = "a ragged list" if "inhomogeneous" in str(exc) else str(exc)
         raise GraphError(
-            f"const node {node!r} has value={_show(value)}; {fix} (not {problem})"
+            f"const node {node!r} has value={show(value)}; {fix} (not {problem})"
         ) from None
     if 0 in array.shape[:-1] and array.shape.index(0) < array.ndim - 1:
         raise GraphError(
             f"const node {node!r} has a value of shape {array.shape}, which saves as the list "
-            f"{_show(array.tolist())} and would load back with another shape; a const with no "
+            f"{show(array.tolist())} and would load back with another shape; a const with no "
             "elements may have a zero-length axis only last"
         )
     if not np.isfinite(array).all():
         raise GraphError(
-            f"const node {node!r} has value={_show(value)}; {fix} (NaN and infinity are "
+            f"const node {node!r} has value={show(value)}; {fix} (NaN and infinity are "
             "refused: feed a non-finite value as an input instead)"
         )
     return array
@@ -785,7 +775,7 @@ def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
         inferred = shapes[node]
         if inferred is not None and kind == OP:
             _check_size(node, what, inferred, "computes")
-        agree = declared is None or inferred is None or _shapes_agree(inferred, declared)
+        agree = declared is None or inferred is None or shapes_agree(inferred, declared)
         if kind in (OP, "const") and not agree:
             source = "its operands give" if kind == OP else "its value has"
             raise GraphError(
@@ -822,7 +812,7 @@ def _out_shape(
     )
     if not ok:
         raise PluginError(
-            f"op {op.name!r} at node {node!r}: its shape rule returned {_show(out)} for "
+            f"op {op.name!r} at node {node!r}: its shape rule returned {show(out)} for "
             f"operand shapes {operands}; return a tuple of non-negative ints"
         )
     return tuple(int(d) for d in out)
@@ -880,10 +870,3 @@ def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
     if len(a) != len(b):
         return tuple(None for _ in a)
     return tuple(x if x == y else None for x, y in zip(a, b, strict=True))
-
-
-def _shapes_agree(inferred: Shape, declared: Shape) -> bool:
-    """Whether two static shapes can describe the same value (None axes match anything)."""
-    return len(inferred) == len(declared) and all(
-        d is None or a is None or a == d for a, d in zip(inferred, declared, strict=True)
-    )

@@ -244,6 +244,13 @@ def sum_to(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
     return g.sum(axis=axes).reshape(shape)
 
 
+def shapes_agree(a: Shape, b: Shape) -> bool:
+    """Whether two static shapes can describe the same value (None axes match anything)."""
+    return len(a) == len(b) and all(
+        x is None or y is None or x == y for x, y in zip(a, b, strict=True)
+    )
+
+
 def shape_fits(actual: tuple[int, ...], declared: Shape | None) -> bool:
     """Whether a concrete shape fits a declared one (None, or a None axis, matches any size)."""
     if declared is None or actual == declared:

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import html
 import json
+import shlex
 from collections.abc import Hashable, Mapping
 from typing import Any
 
@@ -23,8 +24,8 @@ from graphbp.chain import (
     count_text,
     explain,
     symbol,
-    visible,
 )
+from graphbp.errors import visible
 from graphbp.graph import Network
 from graphbp.render import Scopes, check_options, node_id, render, run_dot, summary
 
@@ -126,7 +127,7 @@ def json_for_script(data: Any) -> str:
 def _unlisted(param: Hashable, flow: Flow) -> str:
     """The page's line for a parameter whose formula does not fit its budget (markup)."""
     paths, factors = flow.paths[param], flow.lengths[param]
-    name = visible(param if isinstance(param, str) else repr(param))
+    name = shlex.quote(visible(str(param)))  # a shell command: quoted, never run as written
     return html.escape(
         f"∂{symbol(flow.net.loss).text}/∂{symbol(param).text}: {count_text(paths)} "
         f"path{'s' if paths > 1 else ''} of {count_text(factors)} factors in all, too long "

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from graphbp.backend import Backend, check_dtype
 from graphbp.codegen import generate, generate_entry, write
 from graphbp.engine import Rules, Run, interpret
-from graphbp.errors import InputError, PluginError
+from graphbp.errors import InputError, PluginError, show
 from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, signature_of
 from graphbp.plan import BackStep, Plan, Step, build_plan
 
@@ -85,7 +85,7 @@ class Program:
         self.xp = backend.xp
         self.layout = backend.layout(devices)
         if traversal not in (None, "generated", "interpreted"):
-            raise InputError(f"traversal={traversal!r}; use 'generated' or 'interpreted'")
+            raise InputError(f"traversal={show(traversal)}; use 'generated' or 'interpreted'")
         if traversal == "generated" and backend.traced:
             raise InputError(
                 f"traversal='generated' on the {backend.name} backend, which traces: the "
@@ -141,7 +141,9 @@ class Program:
         key = (tuple(outputs) if outputs is not None else (self.network.loss,), with_grad)
         for n in key[0]:
             if n not in self.network.kind:
-                raise InputError(f"no node {n!r} in the network; nodes: {self.network.order}")
+                raise InputError(
+                    f"no node {show(n)} in the network; nodes: {show(self.network.order, 300)}"
+                )
         return key
 
     def _generates(self, plan: Plan) -> bool:

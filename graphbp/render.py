@@ -22,9 +22,8 @@ from graphbp.chain import (
     check_max_paths,
     count_text,
     symbol,
-    visible,
 )
-from graphbp.errors import GraphvizError, InputError
+from graphbp.errors import GraphvizError, InputError, show, visible
 from graphbp.graph import Network
 
 if TYPE_CHECKING:
@@ -114,9 +113,9 @@ def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
     """
     check_max_paths(max_paths)
     if scopes not in SCOPES:
-        raise InputError(f"scopes={scopes!r:.60}: choose one of {', '.join(SCOPES)}")
+        raise InputError(f"scopes={show(scopes)}: choose one of {', '.join(SCOPES)}")
     if rankdir not in RANKDIRS:
-        raise InputError(f"rankdir={rankdir!r:.60}: choose one of {', '.join(RANKDIRS)}")
+        raise InputError(f"rankdir={show(rankdir)}: choose one of {', '.join(RANKDIRS)}")
 
 
 def _label(markup: str) -> str:

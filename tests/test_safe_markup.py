@@ -20,7 +20,8 @@ import pytest
 from helpers import CHROMEDRIVER, CHROMIUM, graphbp, highlighted
 
 import graphbp as gb
-from graphbp.chain import Edge, symbol, visible
+from graphbp.chain import Edge, symbol
+from graphbp.errors import visible
 from graphbp.render import DRAWN, edge_id, markup, node_id
 
 DOT = shutil.which("dot")
