@@ -49,10 +49,7 @@ class Symbol(NamedTuple):
 @functools.lru_cache(maxsize=4096)
 def symbol(node: Hashable) -> Symbol:
     """How ``node`` is written in formulas: a trailing number becomes a subscript, ``hat`` a hat."""
-    if isinstance(node, int) and not isinstance(node, bool) and node.bit_length() > _EXACT_BITS:
-        name = count_text(node)  # too long for decimal text: ≈m×10^e
-    else:
-        name = visible(node if isinstance(node, str) else repr(node))
+    name = visible(node if isinstance(node, str) else repr(node))  # a str, or a 64-bit int
     match = re.fullmatch(r"([A-Za-z]+?)(hat)?_?(\d+)?", name)
     if match is None:  # anything else is written as it is, escaped
         return Symbol(name, html.escape(name), r"\mathrm{" + _latex_escape(name) + "}")

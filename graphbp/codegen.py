@@ -305,11 +305,8 @@ def _plain_keyword(key: Any) -> bool:
 
 
 def _label(node: Hashable) -> str:
-    """A node name fit for a one-line comment (any name: its repr may even fail)."""
-    try:
-        text = node if isinstance(node, str) else repr(node)
-    except Exception:
-        text = f"<{type(node).__name__}>"
+    """A node name (a str or a 64-bit int, by the name rule) fit for a one-line comment."""
+    text = node if isinstance(node, str) else repr(node)
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
