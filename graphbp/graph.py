@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import unicodedata
-import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graphbp.errors import GraphbpError, GraphError, GraphFileError, PluginError, show
+from graphbp.errors import GraphbpError, GraphError, GraphFileError, show
 from graphbp.io import read_regular_file, write_atomic
 from graphbp.memory import gc_paused
-from graphbp.op import (
-    LEAVES,
-    PROBE_LIMIT,
-    Op,
-    Shape,
-    call_forward,
-    defines_shape,
-    shapes_agree,
-    signature_of,
-)
+from graphbp.op import LEAVES, OP, Op, Shape, signature_of
 from graphbp.registry import get_backend, get_op
+from graphbp.shapes import infer_shapes
 
 if TYPE_CHECKING:
     from graphbp.program import Program, Traversal
@@ -39,8 +28,6 @@ LEAF_ATTRS = {
     "const": frozenset({"value"}),
 }
 """What each leaf kind may carry, besides ``scope``."""
-OP = "op"
-"""The kind of every node that is not a leaf: an op plugin computes it."""
 INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
 
 MAX_NAME = 1000
@@ -50,11 +37,6 @@ NAME_RULE = (
     "(such as newline or NUL) and no lone surrogates, or an int (not bool) of at most 64 bits"
 )
 """The node-name rule, as error messages state it."""
-MAX_ELEMENTS = 2**34
-"""The most elements any value of a network may have (declared or inferred; a None axis
-counts as 1): far above any real model, far below what would exhaust memory by accident."""
-MAX_RANK = 32
-"""The most axes a value may have."""
 GRAPH_FILE_LIMIT = 16 * 2**20
 """The largest graph file ``Network.from_json`` reads, in bytes: some 180,000 nodes as
 ``to_json`` writes a chain of them (parsed JSON takes up to about 30 times its size)."""
@@ -117,7 +99,9 @@ class Network:
         self.inputs = [n for n in self.order if self.kind[n] == "input"]
         self.params = [n for n in self.order if self.kind[n] == "param"]
         self.consts = [n for n in self.order if self.kind[n] == "const"]
-        self.shapes: dict[Hashable, Shape | None] = _infer_shapes(self)
+        self.shapes: dict[Hashable, Shape | None] = infer_shapes(
+            self, {n: _const_array(n, self._graph.nodes[n]["value"]) for n in self.consts}
+        )
         loss_shape = self.shapes[self.loss]
         if loss_shape is not None and loss_shape != ():
             raise GraphError(
@@ -640,42 +624,6 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def _check_shape(node: Hashable, what: str, shape: Any, none_ok: bool) -> Shape:
-    """A declared ``shape`` as a tuple, or a GraphError naming the node and the rule.
-
-    A shape is a tuple (a list in JSON) of at most ``MAX_RANK`` non-negative ints (not bool),
-    None allowed where ``none_ok``, with at most ``MAX_ELEMENTS`` elements (None counts as 1).
-    """
-    dims = "non-negative ints and None" if none_ok else "non-negative ints"
-    ok = isinstance(shape, tuple) and all(
-        (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (d is None and none_ok)
-        for d in shape
-    )
-    if not ok:
-        raise GraphError(
-            f"node {node!r} ({what}) has shape={show(shape)}; a shape is a tuple (a list in "
-            f"JSON) of {dims}, e.g. {'(None, 8)' if none_ok else '(8, 16)'}"
-        )
-    _check_size(node, what, shape, "declares")
-    return tuple(shape)
-
-
-def _check_size(node: Hashable, what: str, shape: Shape, verb: str) -> None:
-    """Raise GraphError if a value of ``shape`` has too many axes or elements to be held."""
-    if len(shape) > MAX_RANK:
-        raise GraphError(
-            f"node {node!r} ({what}) {verb} a value of {len(shape)} axes; graphbp holds at "
-            f"most {MAX_RANK}"
-        )
-    count = math.prod(1 if d is None else d for d in shape)
-    if count > MAX_ELEMENTS:
-        big = f"{count:,}" if count < 10**30 else f"about 2^{count.bit_length() - 1}"
-        raise GraphError(
-            f"node {node!r} ({what}) {verb} a value of shape {show(shape)}: {big} elements, "
-            f"more than the {MAX_ELEMENTS:,} a value may have; make the shape smaller"
-        )
-
-
 def _const_array(node: Hashable, value: Any) -> Any:
     """A const's value as a float64 NumPy array, or a GraphError naming the node.
 
@@ -728,145 +676,3 @@ def _const_array(node: Hashable, value: Any) -> Any:
             "refused: feed a non-finite value as an input instead)"
         )
     return array
-
-
-def _infer_shapes(net: Network) -> dict[Hashable, Shape | None]:
-    """Infer every node's static shape from shapes alone; None if unknown.
-
-    Each op's shape rule (``Op.shape``) maps operand shapes to the result's shape: no array
-    is made, so a graph that declares huge shapes costs what it takes to describe. Inputs'
-    None axes get two different sizes (2 and 3); an output axis that follows them is None, one
-    that does not is static. An op without a shape rule is probed instead (its forward run on
-    arrays of the operands' shapes), only up to ``PROBE_LIMIT`` elements per operand. Every
-    shape, declared or inferred, is held to ``MAX_RANK`` and ``MAX_ELEMENTS``.
-    """
-    concrete: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
-    values: dict[Hashable, Any] = {}  # const values, for probes
-    shapes: dict[Hashable, Shape | None] = {}
-    for node in net.order:
-        kind, data = net.kind[node], net.graph.nodes[node]
-        what = f"op {net.op_name(node)!r}"
-        declared = data.get("shape")
-        if declared is not None:
-            declared = _check_shape(node, what, declared, none_ok=kind != "param")
-        pair: tuple[tuple[int, ...], tuple[int, ...]] | None
-        if kind == "const":
-            values[node] = _const_array(node, data["value"])
-            pair = (values[node].shape, values[node].shape)
-        elif kind != OP:
-            pair = None
-            if declared is not None:
-                pair = (
-                    tuple(2 if d is None else d for d in declared),
-                    tuple(3 if d is None else d for d in declared),
-                )
-        else:
-            pairs = [concrete[x] for x in net.operands[node]]
-            if any(x is None for x in pairs):
-                pair = None
-            else:
-                firsts = [x[0] for x in pairs if x is not None]
-                seconds = [x[1] for x in pairs if x is not None]
-                a = _out_shape(net, node, firsts, values, shapes)
-                b = a if firsts == seconds else _out_shape(net, node, seconds, values, shapes)
-                pair = (a, b)
-        concrete[node] = pair
-        shapes[node] = None if pair is None else _merge_shapes(*pair)
-        inferred = shapes[node]
-        if inferred is not None and kind == OP:
-            _check_size(node, what, inferred, "computes")
-        agree = declared is None or inferred is None or shapes_agree(inferred, declared)
-        if kind in (OP, "const") and not agree:
-            source = "its operands give" if kind == OP else "its value has"
-            raise GraphError(
-                f"node {node!r} ({what}) declares shape {declared} but {source} {inferred}; "
-                f"fix the declared shape or the {'operands' if kind == OP else 'value'}"
-            )
-    return shapes
-
-
-def _out_shape(
-    net: Network,
-    node: Hashable,
-    operands: list[tuple[int, ...]],
-    values: Mapping[Hashable, Any],
-    shapes: Mapping[Hashable, Shape | None],
-) -> tuple[int, ...]:
-    """The shape of ``node``'s result for operands of these concrete shapes."""
-    op = net.ops[node]
-    if not defines_shape(op):
-        return _probe(net, node, operands, values, shapes)
-    try:
-        out = op.shape(*operands, **net.attrs[node])
-    except (ValueError, TypeError, IndexError) as exc:
-        raise _mismatch(net, node, exc, shapes) from None
-    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
-        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
-    except Exception as exc:
-        raise PluginError(
-            f"op {op.name!r} at node {node!r}: its shape rule raised {type(exc).__name__}: "
-            f"{exc} on operand shapes {operands}; fix {type(op).__qualname__}.shape"
-        ) from exc
-    ok = isinstance(out, tuple | list) and all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 0 for d in out
-    )
-    if not ok:
-        raise PluginError(
-            f"op {op.name!r} at node {node!r}: its shape rule returned {show(out)} for "
-            f"operand shapes {operands}; return a tuple of non-negative ints"
-        )
-    return tuple(int(d) for d in out)
-
-
-def _mismatch(
-    net: Network, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
-) -> GraphError:
-    operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
-    return GraphError(
-        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): operands {operands} do "
-        f"not fit ({exc}); fix the shapes of those operands or the node's attributes"
-    )
-
-
-def _probe(
-    net: Network,
-    node: Hashable,
-    operands: list[tuple[int, ...]],
-    values: Mapping[Hashable, Any],
-    shapes: Mapping[Hashable, Shape | None],
-) -> tuple[int, ...]:
-    """The shape of forward's result on arrays of these shapes (an op with no shape rule)."""
-    import numpy as np
-
-    op = net.ops[node]
-    for name, shape in zip(net.operands[node], operands, strict=True):
-        if math.prod(shape) > PROBE_LIMIT:
-            raise GraphError(
-                f"node {node!r} (op {op.name!r}): operand {name!r} has shape {shapes[name]}; "
-                f"op {op.name!r} has no shape rule, so its result's shape is found by running "
-                f"its forward, which graphbp does only on operands of at most {PROBE_LIMIT:,} "
-                f"elements; give {type(op).__qualname__} a method shape(self, *shapes, "
-                "**attrs) that returns the result's shape"
-            )
-    args = [
-        values[name] if name in values else np.ones(shape)
-        for name, shape in zip(net.operands[node], operands, strict=True)
-    ]
-    arrays = get_backend("numpy").arrays("float64")
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = call_forward(op, arrays, args, net.attrs[node], node=node)
-    except PluginError as exc:  # a run-time failure wrapped, or the result breaks the contract
-        if exc.method and isinstance(exc.__cause__, ValueError | TypeError | IndexError):
-            raise _mismatch(net, node, exc.__cause__, shapes) from None
-        raise
-    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
-        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
-    return tuple(out.shape)
-
-
-def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
-    if len(a) != len(b):
-        return tuple(None for _ in a)
-    return tuple(x if x == y else None for x, y in zip(a, b, strict=True))

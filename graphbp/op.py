@@ -23,6 +23,8 @@ Shape = tuple[int | None, ...]
 LEAVES = ("input", "param", "const")
 """Node kinds that are values entering the graph, not ops: they belong to the core and no
 plugin can take their names."""
+OP = "op"
+"""The kind of every node that is not a leaf: an op plugin computes it."""
 
 
 class Op:

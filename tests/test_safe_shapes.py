@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 
 import graphbp as gb
 from graphbp.errors import GradientCheckError, GraphError, GraphFileError, InputError, PluginError
-from graphbp.graph import MAX_ELEMENTS, MAX_RANK
 from graphbp.op import PROBE_LIMIT, defines_shape
 from graphbp.registry import get_op
+from graphbp.shapes import MAX_ELEMENTS, MAX_RANK
 from graphbp.testing import check_op
 
 BUILT_IN = sorted(gb.ops())

@@ -1,0 +1,199 @@
+"""Shape inference: every node's static shape from the ops' shape rules, never from arrays
+of the declared size, and the bounds every shape is held to."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from graphbp.errors import GraphbpError, GraphError, PluginError, show
+from graphbp.op import OP, PROBE_LIMIT, Shape, call_forward, defines_shape, shapes_agree
+from graphbp.registry import get_backend
+
+if TYPE_CHECKING:
+    from graphbp.graph import Network
+
+MAX_ELEMENTS = 2**34
+"""The most elements any value of a network may have (declared or inferred; a None axis
+counts as 1): far above any real model, far below what would exhaust memory by accident."""
+MAX_RANK = 32
+"""The most axes a value may have."""
+
+
+def check_shape(node: Hashable, what: str, shape: Any, none_ok: bool) -> Shape:
+    """A declared ``shape`` as a tuple, or a GraphError naming the node and the rule.
+
+    A shape is a tuple (a list in JSON) of at most ``MAX_RANK`` non-negative ints (not bool),
+    None allowed where ``none_ok``, with at most ``MAX_ELEMENTS`` elements (None counts as 1).
+    """
+    dims = "non-negative ints and None" if none_ok else "non-negative ints"
+    ok = isinstance(shape, tuple) and all(
+        (isinstance(d, int) and not isinstance(d, bool) and d >= 0) or (d is None and none_ok)
+        for d in shape
+    )
+    if not ok:
+        raise GraphError(
+            f"node {node!r} ({what}) has shape={show(shape)}; a shape is a tuple (a list in "
+            f"JSON) of {dims}, e.g. {'(None, 8)' if none_ok else '(8, 16)'}"
+        )
+    check_size(node, what, shape, "declares")
+    return tuple(shape)
+
+
+def check_size(node: Hashable, what: str, shape: Shape, verb: str) -> None:
+    """Raise GraphError if a value of ``shape`` has too many axes or elements to be held."""
+    if len(shape) > MAX_RANK:
+        raise GraphError(
+            f"node {node!r} ({what}) {verb} a value of {len(shape)} axes; graphbp holds at "
+            f"most {MAX_RANK}"
+        )
+    count = math.prod(1 if d is None else d for d in shape)
+    if count > MAX_ELEMENTS:
+        big = f"{count:,}" if count < 10**30 else f"about 2^{count.bit_length() - 1}"
+        raise GraphError(
+            f"node {node!r} ({what}) {verb} a value of shape {show(shape)}: {big} elements, "
+            f"more than the {MAX_ELEMENTS:,} a value may have; make the shape smaller"
+        )
+
+
+def infer_shapes(net: Network, values: Mapping[Hashable, Any]) -> dict[Hashable, Shape | None]:
+    """Infer every node's static shape from shapes alone; None if unknown.
+
+    Each op's shape rule (``Op.shape``) maps operand shapes to the result's shape: no array
+    is made, so a graph that declares huge shapes costs what it takes to describe. Inputs'
+    None axes get two different sizes (2 and 3); an output axis that follows them is None, one
+    that does not is static. An op without a shape rule is probed instead (its forward run on
+    arrays of the operands' shapes), only up to ``PROBE_LIMIT`` elements per operand. Every
+    shape, declared or inferred, is held to ``MAX_RANK`` and ``MAX_ELEMENTS``.
+    """
+    concrete: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+    shapes: dict[Hashable, Shape | None] = {}
+    for node in net.order:
+        kind, data = net.kind[node], net.graph.nodes[node]
+        what = f"op {net.op_name(node)!r}"
+        declared = data.get("shape")
+        if declared is not None:
+            declared = check_shape(node, what, declared, none_ok=kind != "param")
+        pair: tuple[tuple[int, ...], tuple[int, ...]] | None
+        if kind == "const":
+            pair = (values[node].shape, values[node].shape)
+        elif kind != OP:
+            pair = None
+            if declared is not None:
+                pair = (
+                    tuple(2 if d is None else d for d in declared),
+                    tuple(3 if d is None else d for d in declared),
+                )
+        else:
+            pairs = [concrete[x] for x in net.operands[node]]
+            if any(x is None for x in pairs):
+                pair = None
+            else:
+                firsts = [x[0] for x in pairs if x is not None]
+                seconds = [x[1] for x in pairs if x is not None]
+                a = _out_shape(net, node, firsts, values, shapes)
+                b = a if firsts == seconds else _out_shape(net, node, seconds, values, shapes)
+                pair = (a, b)
+        concrete[node] = pair
+        shapes[node] = None if pair is None else _merge_shapes(*pair)
+        inferred = shapes[node]
+        if inferred is not None and kind == OP:
+            check_size(node, what, inferred, "computes")
+        agree = declared is None or inferred is None or shapes_agree(inferred, declared)
+        if kind in (OP, "const") and not agree:
+            source = "its operands give" if kind == OP else "its value has"
+            raise GraphError(
+                f"node {node!r} ({what}) declares shape {declared} but {source} {inferred}; "
+                f"fix the declared shape or the {'operands' if kind == OP else 'value'}"
+            )
+    return shapes
+
+
+def _out_shape(
+    net: Network,
+    node: Hashable,
+    operands: list[tuple[int, ...]],
+    values: Mapping[Hashable, Any],
+    shapes: Mapping[Hashable, Shape | None],
+) -> tuple[int, ...]:
+    """The shape of ``node``'s result for operands of these concrete shapes."""
+    op = net.ops[node]
+    if not defines_shape(op):
+        return _probe(net, node, operands, values, shapes)
+    try:
+        out = op.shape(*operands, **net.attrs[node])
+    except (ValueError, TypeError, IndexError) as exc:
+        raise _mismatch(net, node, exc, shapes) from None
+    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
+        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
+    except Exception as exc:
+        raise PluginError(
+            f"op {op.name!r} at node {node!r}: its shape rule raised {type(exc).__name__}: "
+            f"{exc} on operand shapes {operands}; fix {type(op).__qualname__}.shape"
+        ) from exc
+    ok = isinstance(out, tuple | list) and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 0 for d in out
+    )
+    if not ok:
+        raise PluginError(
+            f"op {op.name!r} at node {node!r}: its shape rule returned {show(out)} for "
+            f"operand shapes {operands}; return a tuple of non-negative ints"
+        )
+    return tuple(int(d) for d in out)
+
+
+def _mismatch(
+    net: Network, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
+) -> GraphError:
+    operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
+    return GraphError(
+        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): operands {operands} do "
+        f"not fit ({exc}); fix the shapes of those operands or the node's attributes"
+    )
+
+
+def _probe(
+    net: Network,
+    node: Hashable,
+    operands: list[tuple[int, ...]],
+    values: Mapping[Hashable, Any],
+    shapes: Mapping[Hashable, Shape | None],
+) -> tuple[int, ...]:
+    """The shape of forward's result on arrays of these shapes (an op with no shape rule)."""
+    import numpy as np
+
+    op = net.ops[node]
+    for name, shape in zip(net.operands[node], operands, strict=True):
+        if math.prod(shape) > PROBE_LIMIT:
+            raise GraphError(
+                f"node {node!r} (op {op.name!r}): operand {name!r} has shape {shapes[name]}; "
+                f"op {op.name!r} has no shape rule, so its result's shape is found by running "
+                f"its forward, which graphbp does only on operands of at most {PROBE_LIMIT:,} "
+                f"elements; give {type(op).__qualname__} a method shape(self, *shapes, "
+                "**attrs) that returns the result's shape"
+            )
+    args = [
+        values[name] if name in values else np.ones(shape)
+        for name, shape in zip(net.operands[node], operands, strict=True)
+    ]
+    arrays = get_backend("numpy").arrays("float64")
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = call_forward(op, arrays, args, net.attrs[node], node=node)
+    except PluginError as exc:  # a run-time failure wrapped, or the result breaks the contract
+        if exc.method and isinstance(exc.__cause__, ValueError | TypeError | IndexError):
+            raise _mismatch(net, node, exc.__cause__, shapes) from None
+        raise
+    except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
+        raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
+    return tuple(out.shape)
+
+
+def _merge_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> Shape:
+    if len(a) != len(b):
+        return tuple(None for _ in a)
+    return tuple(x if x == y else None for x, y in zip(a, b, strict=True))
