@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
+import re
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +35,16 @@ Scopes = Literal["cluster", "collapse", "ignore"]
 SCOPES = ("cluster", "collapse", "ignore")
 RANKDIRS = ("LR", "TB", "RL", "BT")
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
+
+FONT = "Helvetica,Arial,sans-serif"
+"""Graphviz's font for every label. dot measures text with the font fontconfig finds for it
+(Liberation Sans on Linux), and a browser showing the SVG resolves ``Helvetica`` to Helvetica,
+Arial or Liberation Sans, which share their glyph widths: so text drawn in the browser takes
+the width dot gave it, where a font of other metrics (DejaVu Sans) would run into the next."""
+SIZES = {"graph": 14.0, "node": 12.0, "edge": 10.0}
+"""Font sizes, in points, of the caption and cluster labels, node labels and edge labels."""
+SCRIPT = 0.7
+"""Subscripts and superscripts are drawn at this fraction of the size of the text around them."""
 
 HIGHLIGHT = "#d62728"
 _STYLE = {  # node attributes by kind
@@ -88,9 +100,14 @@ def render(
     rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
     dot = graphviz.Digraph(
         name="graphbp",
-        graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "nodesep": "0.3"},
-        node_attr={"fontname": "Helvetica", "fontsize": "12", "margin": "0.08,0.04"},
-        edge_attr={"fontname": "Helvetica", "fontsize": "10", "color": "#555555"},
+        graph_attr={
+            "rankdir": rankdir,
+            "fontname": FONT,
+            "fontsize": f"{SIZES['graph']:g}",
+            "nodesep": "0.3",
+        },
+        node_attr={"fontname": FONT, "fontsize": f"{SIZES['node']:g}", "margin": "0.08,0.04"},
+        edge_attr={"fontname": FONT, "fontsize": f"{SIZES['edge']:g}", "color": "#555555"},
     )
     groups = _groups(net, scopes)
     on_path = rule.edges if rule else frozenset()
@@ -100,7 +117,8 @@ def render(
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
         _draw_edges(dot, net, flow, on_path)
     if rule is not None:
-        dot.attr(label=_label(_caption(net, rule, grads)), labelloc="b", labeljust="l")
+        caption = _label(_caption(net, rule, grads), "graph")
+        dot.attr(label=caption, labelloc="b", labeljust="l")
     return dot
 
 
@@ -118,14 +136,43 @@ def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
         raise InputError(f"rankdir={show(rankdir)}: choose one of {', '.join(RANKDIRS)}")
 
 
-def _label(markup: str) -> str:
-    """Graphviz HTML markup as a DOT label: ``<markup>``, its backslashes doubled.
+def _label(markup: str, kind: Literal["graph", "node", "edge"]) -> str:
+    """Graphviz HTML markup as a DOT label: ``<markup>``, its scripts smaller, its backslashes
+    doubled.
 
     Every user text in ``markup`` is escaped already (``&<>"'`` as entities), so it can
     neither end the label nor open a tag; Graphviz then expands ``\\N``, ``\\G``, ``\\l``
     and the like even inside HTML labels, so each backslash is written as two and draws as one.
     """
+    markup = scripts_smaller(markup, SIZES[kind])
     return f"<{markup.replace(chr(92), chr(92) * 2)}>"
+
+
+_TAGS = re.compile(r'<FONT(?: POINT-SIZE="([0-9.]+)")?[^>]*>|</FONT>|<(SUB|SUP)>|</(SUB|SUP)>')
+
+
+def scripts_smaller(markup: str, size: float) -> str:
+    """``markup`` (escaped Graphviz HTML) with every ``<SUB>`` and ``<SUP>`` drawn at
+    :data:`SCRIPT` times the size of the text around it (dot draws them at full size).
+
+    Args:
+        markup: the label; its ``FONT POINT-SIZE`` tags say where the size changes.
+        size: the size of the text outside any ``FONT`` tag, in points.
+    """
+    sizes, out, start = [size], [], 0
+    for match in _TAGS.finditer(markup):
+        tag, point_size, opening, closing = match[0], match[1], match[2], match[3]
+        if tag.startswith("<FONT"):
+            sizes.append(float(point_size) if point_size else sizes[-1])
+        elif tag == "</FONT>":
+            sizes.pop()
+        elif opening:
+            tag = f'{tag}<FONT POINT-SIZE="{round(sizes[-1] * SCRIPT, 1):g}">'
+        elif closing:
+            tag = f"</FONT>{tag}"
+        out.append(markup[start : match.start()] + tag)
+        start = match.end()
+    return "".join(out) + markup[start:]
 
 
 def _groups(net: Network, scopes: Scopes) -> dict[str, list[Hashable]]:
@@ -166,14 +213,15 @@ def _draw_nodes(
                     attrs["fillcolor"] = "#f8c9c4"
             label = _node_label(net, node, reuse.get(node), values, grads)
             name = node_id(net, node)
-            target.node(name, label=_label(label), id=name, **attrs)
+            target.node(name, label=_label(label, "node"), id=name, **attrs)
 
     for k, (scope, nodes) in enumerate(groups.items()):
         if not scope:
             draw(dot, nodes)
             continue
         with dot.subgraph(name=f"cluster_{k}") as cluster:
-            cluster.attr(label=_label(_text(scope)), style="rounded,dashed", color="#888888")
+            label = _label(_text(scope), "graph")
+            cluster.attr(label=label, style="rounded,dashed", color="#888888")
             draw(cluster, nodes)
 
 
@@ -192,7 +240,7 @@ def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozen
             dot.edge(
                 node_id(net, source),
                 node_id(net, node),
-                label=_label(f"{factor}<BR/>{markup(local[position])}"),
+                label=_label(_rows(factor, markup(local[position])), "edge"),
                 id=edge_id(net, edge),
                 **attrs,
             )
@@ -213,15 +261,15 @@ def _draw_collapsed(
             box_of.update(dict.fromkeys(members, box))
             if scope:
                 attrs = dict(_STYLE["op"])
-                text = f"<B>{_text(scope)}</B><BR/>{len(members)} nodes"
+                text = _rows(f"<B>{_text(scope)}</B>", f"{len(members)} nodes")
             else:
                 (node,) = members
                 attrs = dict(_STYLE[_kind(net, node)])
                 op_label = _describe(net, node)[0]
-                text = f"<B>{drawn(node)}</B><BR/>{markup(op_label)}"
+                text = _rows(f"<B>{drawn(node)}</B>", markup(op_label))
             if rule is not None and any(n in rule.nodes for n in members):
                 attrs.update(color=HIGHLIGHT, penwidth="2.5")
-            dot.node(box, label=_label(text), id=box, **attrs)
+            dot.node(box, label=_label(text, "node"), id=box, **attrs)
     hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
     for node in net.order:
         for position, source in enumerate(net.operands[node]):
@@ -251,13 +299,24 @@ def _node_label(
         rows.append(f'<FONT POINT-SIZE="9">value {summary(values[node])}</FONT>')
     if grads is not None and node in grads:
         rows.append(f'<FONT POINT-SIZE="9">∂L/∂{drawn(node)} {summary(grads[node])}</FONT>')
-    cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
-    if reused_by:
-        cells += (
-            f'<TR><TD BGCOLOR="#dbe9ff"><FONT POINT-SIZE="9">∂L/∂{drawn(node)} reused '
-            f"by {reused_by} params</FONT></TD></TR>"
-        )
-    return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">{cells}</TABLE>'
+    if not reused_by:
+        return _rows(*rows)
+    reuse = (
+        f'<TR><TD BGCOLOR="#dbe9ff"><FONT POINT-SIZE="9">∂L/∂{drawn(node)} reused '
+        f"by {reused_by} params</FONT></TD></TR>"
+    )
+    return _rows(*rows, extra=reuse)
+
+
+def _rows(*rows: str, extra: str = "") -> str:
+    """Lines of markup as the rows of a borderless table, then ``extra`` rows.
+
+    A table, not ``<BR/>``: dot spaces ``<BR/>`` lines by the font size alone, closer than a
+    browser's line boxes; rows get the height of their text, and padding for a subscript's
+    drop below the baseline.
+    """
+    cells = "".join(f"<TR><TD>{row}</TD></TR>" for row in rows) + extra
+    return f'<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>'
 
 
 def summary(value: Any) -> str:
@@ -359,7 +418,7 @@ def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None
                 total += f" (backprop's ∂L/∂{drawn(rule.wrt)}: {summary(grads[rule.wrt])})"
             lines.append(total)
     cells = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
-    return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">{cells}</TABLE>'
+    return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="3">{cells}</TABLE>'
 
 
 # ------------------------------------------------------------------------------- layout
@@ -388,4 +447,28 @@ def run_dot(source: str, fmt: str) -> bytes:
         raise GraphvizError(
             f"Graphviz's dot failed (exit status {exc.returncode}): {excerpt!r}", source
         ) from None
-    return data
+    return fit_text(data) if fmt == "svg" else data
+
+
+_SPAN = re.compile(rb'<text text-anchor="start" x="(-?[0-9.]+)" y="(-?[0-9.]+)"')
+
+
+def fit_text(svg: bytes) -> bytes:
+    """dot's SVG with every text span that another follows on its line held to the width dot
+    gave it (``textLength``), so that no browser draws it into the next.
+
+    dot writes a line of an HTML label as one ``<text>`` per font change (a subscript is one),
+    each placed at the width dot measured for the one before; it measures with glyph advances
+    rounded to whole pixels (Pango's default), so a span of 20 glyphs can come out 3 points
+    narrower than a browser draws it, even in the same font.
+    """
+    lines = svg.split(b"\n")
+    for k, (line, after) in enumerate(itertools.pairwise(lines)):
+        this, other = _SPAN.match(line), _SPAN.match(after)
+        if this is None or other is None or this[2] != other[2]:
+            continue
+        width = float(other[1]) - float(this[1])
+        if width > 0:
+            fit = f'<text textLength="{width:.2f}" lengthAdjust="spacingAndGlyphs" '
+            lines[k] = line.replace(b"<text ", fit.encode(), 1)
+    return b"\n".join(lines)
