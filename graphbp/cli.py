@@ -1,4 +1,7 @@
-"""The command line: graphbp train | render | explain | ops | check | bench."""
+"""The command line: graphbp train | render | explain | ops | check | bench.
+
+``graphbp --version`` prints the version; ``python -m graphbp`` runs the same command line.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import json
 import math
 import os
 import sys
+import unicodedata
 import zipfile
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from graphbp import __version__
 from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
 from graphbp.errors import (
     GradientCheckError,
@@ -151,8 +156,33 @@ def _check_arguments(args: argparse.Namespace) -> None:
             args.target = "target"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """--help that states every option's default and choices where its text does not."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.metavar is not None and not isinstance(action, argparse._SubParsersAction)
+        if action.choices is not None and hidden:  # else the {a,b,c} metavar lists them
+            text += f" (choices: {', '.join(str(c) for c in action.choices)})"
+        if shows_default(action) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether --help states ``action``'s default: it has one, and the option takes a value
+    (a flag's default is being off; a default of None means the option is not used)."""
+    takes_value = action.nargs != 0 and (bool(action.option_strings) or action.nargs == "?")
+    return takes_value and action.default not in (None, argparse.SUPPRESS)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (with where to find help), exit status 2."""
+    """argparse, but a usage error is one line (with where to find help), exit status 2, and
+    --help shows every option's default and choices."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         message = visible(message)
@@ -223,12 +253,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphbp", description="Backpropagation on NetworkX graphs of op plugins."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a network (default: the seed network on diabetes)")
-    per_example = "; ".join(
-        f"{k} {', '.join(f'{o} {v}' for o, v in d.items())}" for k, d in EXAMPLE_DEFAULTS.items()
-    )
+
+    def by_example(option: str) -> str:  # the default of a hyper-parameter, per example
+        return ", ".join(f"{k} {d[option]}" for k, d in EXAMPLE_DEFAULTS.items())
+
     train.add_argument(
         "--example",
         choices=tuple(EXAMPLE_DEFAULTS),
@@ -237,21 +269,35 @@ def _parser() -> argparse.ArgumentParser:
         "(10 classes, softmax cross-entropy)",
     )
     train.add_argument(
-        "--epochs", type=positive_int, help=f"passes over the data (defaults: {per_example})"
+        "--epochs",
+        type=positive_int,
+        help=f"passes over the data (default: {by_example('epochs')})",
     )
-    train.add_argument("--lr", type=learning_rate, help="learning rate η")
     train.add_argument(
-        "--hidden", type=positive_int, help="hidden width of the network (ignored with --graph)"
+        "--lr", type=learning_rate, help=f"learning rate η (default: {by_example('lr')})"
     )
-    train.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"])
     train.add_argument(
-        "--optimizer", choices=("sgd", "momentum", "adam"), default=DEFAULTS["optimizer"]
+        "--hidden",
+        type=positive_int,
+        help=f"hidden width of the network, ignored with --graph (default: {by_example('hidden')})",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULTS["batch_size"],
+        help="rows per training step (an epoch's last step takes the rows left over)",
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=("sgd", "momentum", "adam"),
+        default=DEFAULTS["optimizer"],
+        help="the update rule: plain SGD, SGD with momentum, or Adam",
     )
     train.add_argument(
         "--seed",
         type=seed,
         default=0,
-        help=f"seeds the split, init and shuffling: 0 to {MAX_SEED} (default 0)",
+        help=f"seeds the split, init and shuffling: 0 to {MAX_SEED}",
     )
     train.add_argument(
         "--data", type=Path, help="a numeric CSV with a header row (regression; replaces --example)"
@@ -278,7 +324,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--devices",
         type=positive_int,
-        help="jax: split each batch across this many devices (data parallel)",
+        help="jax: split each batch across this many devices, data parallel (default: one device)",
     )
     train.set_defaults(run=_train)
 
@@ -301,8 +347,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-paths",
         type=max_paths_int,
         default=MAX_PATHS,
-        help=f"paths the formula lists, 1 to {MAX_PATHS_LIMIT:,} (default {MAX_PATHS}; the "
-        "rest are counted)",
+        help=f"paths the formula lists, 1 to {MAX_PATHS_LIMIT:,} (the rest are counted)",
     )
     render.add_argument(
         "--scopes",
@@ -311,7 +356,12 @@ def _parser() -> argparse.ArgumentParser:
         help="nodes with a 'scope' attribute: one cluster per scope, one node per scope, or "
         "drawn as unscoped (default: cluster)",
     )
-    render.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR")
+    render.add_argument(
+        "--rankdir",
+        choices=("LR", "TB", "RL", "BT"),
+        default="LR",
+        help="the drawing's direction, from inputs to loss: left to right, top to bottom, ...",
+    )
     render.set_defaults(run=_render)
 
     explain = sub.add_parser(
@@ -358,7 +408,12 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy)",
     )
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument(
+        "--dtype",
+        default="float64",
+        choices=("float64", "float32"),
+        help="the floating-point type parameters and data are computed in",
+    )
 
 
 # ------------------------------------------------------------------------------------ train
@@ -738,17 +793,41 @@ def _ops(args: argparse.Namespace) -> int:
     from graphbp.registry import backend_provider, backends, load_all_ops, op_provider
 
     loaded = load_all_ops()
-    print(f"{'op':<24}{'label':<14}{'local derivatives ∂out/∂operandᵢ':<40}package")
-    for leaf in LEAVES:
-        print(f"{leaf:<24}{leaf:<14}{'(leaf: a value entering the graph)':<40}graphbp (core)")
-    for name, op in loaded.items():
-        grads = ", ".join(op.local_grads)
-        print(f"{name:<24}{op.label:<14}{grads:<40}{op_provider(name)}")
+    rows = [("op", "label", "local derivatives ∂out/∂operandᵢ", "package")]
+    rows += [
+        (leaf, leaf, "(leaf: a value entering the graph)", "graphbp (core)") for leaf in LEAVES
+    ]
+    rows += [
+        (name, op.label, ", ".join(op.local_grads), op_provider(name))
+        for name, op in loaded.items()
+    ]
+    print(table(rows))
     print()
-    print(f"{'backend':<24}package")
-    for name in backends():
-        print(f"{name:<24}{backend_provider(name)}")
+    print(table([("backend", "package"), *((b, backend_provider(b)) for b in backends())]))
     return 0
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` as columns two spaces apart, each as wide as its widest cell as a terminal
+    shows it (:func:`display_width`); control characters in a cell are shown escaped."""
+    cells = [[visible(str(cell)) for cell in row] for row in rows]
+    widths = [max(display_width(row[k]) for row in cells) for k in range(len(cells[0]))]
+    lines = []
+    for row in cells:
+        padded = [
+            cell + " " * (w - display_width(cell)) for cell, w in zip(row, widths, strict=True)
+        ]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def display_width(text: str) -> int:
+    """The columns a terminal gives ``text``: two for a wide East Asian character, none for
+    a combining mark (the hat of ŷ written as y and U+0302), one for anything else."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

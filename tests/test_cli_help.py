@@ -1,0 +1,140 @@
+"""A command line that explains itself: --version, ``python -m graphbp``, every option's help
+with its default and choices, and ``graphbp ops`` in columns that never run together."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import graphbp as gb
+from graphbp import cli
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(commands.choices)
+
+
+def test_every_option_of_every_command_has_help_its_default_and_its_choices() -> None:
+    parser = cli._parser()
+    commands = _subparsers(parser)
+    assert set(commands) >= {"train", "render", "explain", "ops", "check", "bench"}
+    checked = 0
+    for name, command in {"graphbp": parser, **commands}.items():
+        page = command.format_help()
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
+            option = action.option_strings[-1] if action.option_strings else action.dest
+            where = f"graphbp {name} {option}"
+            assert action.help and action.help.strip(), f"{where} has no help text"
+            shown = command._get_formatter()._expand_help(action)
+            assert "".join(shown.split()) in "".join(page.split()), where  # as wrapped
+            if cli.shows_default(action):
+                assert "default" in shown and str(action.default) in shown, (where, shown)
+                checked += 1
+            for choice in action.choices or ():
+                assert str(choice) in page, (where, choice)
+    assert checked >= 8  # --example, --batch-size, --optimizer, --seed, --out, --dtype, ...
+
+
+def test_defaults_are_stated_once_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "--help"]) == 0
+    page = " ".join(capsys.readouterr().out.split())
+    assert "--batch-size BATCH_SIZE rows per training step" in page and "(default: 32)" in page
+    assert "--epochs EPOCHS passes over the data (default: diabetes 150, digits 100)" in page
+    assert "(default: sgd)" in page and page.count("(default: diabetes)") == 1
+    assert "default: 0) (default" not in page
+
+
+def test_version_and_python_m_graphbp_behave_as_the_graphbp_command(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "graphbp"  # the installed entry point
+    cases = {
+        ("--version",): 0,
+        ("ops",): 0,
+        ("render", "--help"): 0,
+        ("train", "--epochs", "0"): 2,  # a usage error
+        ("explain", "missing.json"): 2,  # a GraphbpError
+        (): 2,  # no command
+    }
+    for args, status in cases.items():
+        runs = [
+            subprocess.run(
+                [*command, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120
+            )
+            for command in ([str(script)], [sys.executable, "-m", "graphbp"])
+        ]
+        assert [r.returncode for r in runs] == [status, status], (args, runs[1].stderr)
+        assert runs[0].stdout == runs[1].stdout and runs[0].stderr == runs[1].stderr, args
+    version = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert version.stdout == f"graphbp {gb.__version__}\n"
+
+
+def _columns(text: str) -> int:
+    """The terminal columns ``text`` takes, counted independently of graphbp."""
+    return sum(
+        0
+        if unicodedata.category(c) in ("Mn", "Me")
+        else 2
+        if unicodedata.east_asian_width(c) in "WF"
+        else 1
+        for c in text
+    )
+
+
+class _Verbose(gb.Op):
+    name = "a_plugin_op_whose_name_is_longer_than_any_builtin"
+    label = "ｓｃａｌｅｄ x·σ(x) with a long label"  # full-width letters take two columns each
+    local_grads = ("σ(x)·(1 + x·(1−σ(x))) ⊙ ŷ̂, a long local-derivative text\tand a tab",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return x
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g,)
+
+
+def test_ops_columns_never_run_together(register: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    register(_Verbose)
+    assert cli.main(["ops"]) == 0
+    ops_table, backends_table = capsys.readouterr().out.split("\n\n")
+    lines = ops_table.splitlines()
+    header = lines[0].split("  ")
+    header = [h.strip() for h in header if h.strip()]
+    assert header == ["op", "label", "local derivatives ∂out/∂operandᵢ", "package"]
+    starts = [_columns(lines[0][: lines[0].index(h)]) for h in header]
+    rows = {}
+    for line in lines:
+        cells = []
+        for k, start in enumerate(starts):  # each cell starts where its header does
+            end = starts[k + 1] if k + 1 < len(starts) else None
+            text = _cut(line, start, end)
+            if k:
+                assert _cut(line, start - 2, start) == "  ", line  # two spaces before it
+            cells.append(text.strip())
+        rows[cells[0]] = cells
+    verbose = rows[_Verbose.name]
+    assert verbose[1] == _Verbose.label
+    assert verbose[2] == "σ(x)·(1 + x·(1−σ(x))) ⊙ ŷ̂, a long local-derivative text\\tand a tab"
+    assert verbose[3] == __name__  # an op registered in code: its module
+    assert rows["sigmoid"][1:] == ["σ", "σ(z)(1−σ(z))", "graphbp"]
+    assert set(rows) >= {*gb.ops(), "input", "param", "const"}
+    backend_lines = backends_table.splitlines()
+    assert backend_lines[0].split() == ["backend", "package"]
+    assert {tuple(line.split()) for line in backend_lines[1:]} >= {("numpy", "graphbp")}
+
+
+def _cut(line: str, start: int, end: int | None) -> str:
+    """The characters of ``line`` from terminal column ``start`` to ``end``."""
+    out, column = [], 0
+    for c in line:
+        if column >= start and (end is None or column < end):
+            out.append(c)
+        column += _columns(c)
+    return "".join(out)
