@@ -1,13 +1,30 @@
-"""The wheel installs graphbp, graphbp_numpy, graphbp_ops and nothing else at the top level."""
+"""The wheel installs graphbp, graphbp_numpy, graphbp_ops and nothing else at the top level;
+it carries the license and graphbp's type information, and states graphbp.__version__."""
 
 from __future__ import annotations
 
+import email
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 from hatchling.builders.wheel import WheelBuilder
 
+import graphbp
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project built as a wheel, as pip would build it."""
+    out = tmp_path_factory.mktemp("wheel")
+    return Path(next(WheelBuilder(str(ROOT)).build(directory=str(out), versions=["standard"])))
 
 
 def test_wheel_has_no_top_level_backends_or_plugins(tmp_path: Path) -> None:
@@ -37,3 +54,89 @@ def test_ci_runs_the_readme_test_command() -> None:
         if "pytest" in line and line.strip().startswith("pip install")
     )
     assert command in ci
+
+
+def test_the_wheel_ships_the_license_and_py_typed_and_states_the_version(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert "graphbp/py.typed" in names
+    dist_info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
+    assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+    metadata = email.message_from_bytes(archive.read(f"{dist_info}/METADATA"))
+    assert metadata["Version"] == graphbp.__version__
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+
+
+def test_the_license_file_is_the_license_pyproject_declares() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n") and "WITHOUT WARRANTY OF ANY KIND" in text
+    assert "version" not in project and project["dynamic"] == ["version"]  # one source
+
+
+def test_the_version_is_one_everywhere() -> None:
+    from importlib.metadata import version
+
+    assert version("graphbp") == graphbp.__version__  # the installed metadata
+    for command in (["-m", "graphbp"], ["-m", "graphbp.cli"]):
+        run = subprocess.run(
+            [sys.executable, *command, "--version"], capture_output=True, text=True, check=True
+        )
+        assert run.stdout == f"graphbp {graphbp.__version__}\n"
+
+
+USER_CODE = """
+    import graphbp as gb
+
+
+    def saved(hidden: int) -> float:
+        cost: gb.Cost = gb.explain(gb.Network(gb.seed_network(10, hidden, 1)))
+        return cost.path_by_path / cost.backprop
+
+
+    names: list[str] = gb.ops()
+"""
+USER_MISTAKES = """
+    import graphbp as gb
+
+    cost = gb.explain(gb.Network(gb.seed_network(10, "16", 1)))
+    paths: str = cost.paths
+"""
+
+
+def test_mypy_strict_on_user_code_reads_the_installed_wheels_types(
+    wheel: Path, tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"  # graphbp from the wheel alone: no editable install, no source
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, wheel]
+    subprocess.run(install, check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    results = {}
+    for name, code in (("good.py", USER_CODE), ("mistakes.py", USER_MISTAKES)):
+        (tmp_path / name).write_text(textwrap.dedent(code))
+        mypy = [sys.executable, "-m", "mypy", "--strict", "--no-error-summary"]
+        mypy += ["--python-executable", str(python), "--cache-dir", str(tmp_path / "cache")]
+        results[name] = subprocess.run(
+            [*mypy, name],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k not in ("MYPYPATH", "PYTHONPATH")},
+        )
+    assert results["good.py"].returncode == 0, results["good.py"].stdout
+    mistakes = results["mistakes.py"]
+    assert mistakes.returncode == 1
+    assert 'Argument 2 to "seed_network" has incompatible type "str"; expected "int"' in (
+        mistakes.stdout
+    )
+    assert 'expression has type "int", variable has type "str"' in mistakes.stdout
+    assert "py.typed" not in mistakes.stdout and "import-untyped" not in mistakes.stdout
