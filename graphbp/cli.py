@@ -251,7 +251,9 @@ def max_paths_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="graphbp", description="Backpropagation on NetworkX graphs of op plugins."
+        prog="graphbp",
+        description="Backpropagation on NetworkX graphs of op plugins.",
+        epilog="graphbp COMMAND --help lists the command's options, each with its default.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

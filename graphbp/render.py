@@ -450,7 +450,9 @@ def run_dot(source: str, fmt: str) -> bytes:
     return fit_text(data) if fmt == "svg" else data
 
 
-_SPAN = re.compile(rb'<text text-anchor="start" x="(-?[0-9.]+)" y="(-?[0-9.]+)"')
+_SPAN = re.compile(  # the attributes in any order, as later Graphviz versions add xml:space
+    rb'<text (?=[^>]*\btext-anchor="start")(?=[^>]*\bx="(-?[0-9.]+)")(?=[^>]*\by="(-?[0-9.]+)")'
+)
 
 
 def fit_text(svg: bytes) -> bytes:

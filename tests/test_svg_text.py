@@ -136,3 +136,5 @@ def test_spans_followed_on_their_line_are_held_to_the_width_dot_gave_them() -> N
     assert lines[1].startswith(b'<text textLength="8.50" lengthAdjust="spacingAndGlyphs" ')
     assert lines[1].endswith(b'font-size="12.00">h</text>')
     assert lines[2:] == svg.split(b"\n")[2:]  # the last span of a line, another line, a label
+    later = svg.replace(b"<text ", b'<text xml:space="preserve" ')  # as Graphviz 3+ writes it
+    assert fit_text(later).split(b"\n")[1].startswith(b'<text textLength="8.50" ')
