@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import html
-import itertools
 import re
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -450,14 +449,16 @@ def run_dot(source: str, fmt: str) -> bytes:
     return fit_text(data) if fmt == "svg" else data
 
 
-_SPAN = re.compile(  # the attributes in any order, as later Graphviz versions add xml:space
+_SPAN = re.compile(  # the attributes in any order (later Graphviz versions add xml:space)
     rb'<text (?=[^>]*\btext-anchor="start")(?=[^>]*\bx="(-?[0-9.]+)")(?=[^>]*\by="(-?[0-9.]+)")'
 )
 
 
 def fit_text(svg: bytes) -> bytes:
-    """dot's SVG with every text span that another follows on its line held to the width dot
-    gave it (``textLength``), so that no browser draws it into the next.
+    """dot's SVG with its text held to dot's layout in any browser: every span's spaces kept
+    (``xml:space="preserve"``: a browser drops a span's leading space, as in `` reused``
+    after a subscript), and every span that another follows on its line drawn at the width dot
+    gave it (``textLength``), so that it cannot run into the next.
 
     dot writes a line of an HTML label as one ``<text>`` per font change (a subscript is one),
     each placed at the width dot measured for the one before; it measures with glyph advances
@@ -465,12 +466,14 @@ def fit_text(svg: bytes) -> bytes:
     narrower than a browser draws it, even in the same font.
     """
     lines = svg.split(b"\n")
-    for k, (line, after) in enumerate(itertools.pairwise(lines)):
-        this, other = _SPAN.match(line), _SPAN.match(after)
-        if this is None or other is None or this[2] != other[2]:
+    for k, line in enumerate(lines):
+        this = _SPAN.match(line)
+        if this is None:
             continue
-        width = float(other[1]) - float(this[1])
-        if width > 0:
-            fit = f'<text textLength="{width:.2f}" lengthAdjust="spacingAndGlyphs" '
-            lines[k] = line.replace(b"<text ", fit.encode(), 1)
+        other = _SPAN.match(lines[k + 1]) if k + 1 < len(lines) else None
+        fit = "" if b"xml:space=" in line else 'xml:space="preserve" '
+        if other is not None and this[2] == other[2] and float(other[1]) > float(this[1]):
+            fit += f'textLength="{float(other[1]) - float(this[1]):.2f}" '
+            fit += 'lengthAdjust="spacingAndGlyphs" '
+        lines[k] = line.replace(b"<text ", f"<text {fit}".encode(), 1)
     return b"\n".join(lines)
