@@ -42,16 +42,22 @@ def assert_same_graph(built: nx.DiGraph, by_hand: nx.DiGraph) -> None:
     assert nx.utils.graphs_equal(built, by_hand)
 
 
-def run(net: gb.Network, inputs: dict[str, Any], seed: int = 0) -> tuple[Any, dict[Any, Any]]:
-    prog = net.compile("numpy")
-    return prog.value_and_grad(prog.init(seed=seed), inputs)
+def run(net: gb.Network, inputs: dict[str, Any], backend: str = "numpy") -> tuple[Any, Any]:
+    prog = net.compile(backend)
+    loss, grads = prog.value_and_grad(prog.init(seed=0), inputs)
+    return np.asarray(loss), {name: np.asarray(grad) for name, grad in grads.items()}
 
 
 # ------------------------------------------------------------------ the textbook network
 
 
-@pytest.mark.parametrize("sizes", [(10, 16, 1), (3, 5, 2), (1, 1, 1)])
-def test_the_readme_example_is_the_seed_network(sizes: tuple[int, int, int]) -> None:
+@pytest.mark.parametrize(
+    ("sizes", "backend"),
+    [((10, 16, 1), "numpy"), ((10, 16, 1), "jax"), ((3, 5, 2), "numpy"), ((1, 1, 1), "numpy")],
+)
+def test_the_readme_example_is_the_seed_network(sizes: tuple[int, int, int], backend: str) -> None:
+    if backend == "jax":
+        pytest.importorskip("jax")
     built = textbook(*sizes)
     by_hand = gb.seed_network(*sizes)
     assert_same_graph(built.graph, by_hand)
@@ -59,8 +65,8 @@ def test_the_readme_example_is_the_seed_network(sizes: tuple[int, int, int]) -> 
     assert built.params == ["W1", "b1", "W2", "b2", "W3", "b3"]
     rng = np.random.default_rng(0)
     inputs = {"x": rng.standard_normal((7, sizes[0])), "y": rng.standard_normal((7, sizes[2]))}
-    loss, grads = run(built, inputs)
-    loss_by_hand, grads_by_hand = run(gb.Network(by_hand), inputs)
+    loss, grads = run(built, inputs, backend)
+    loss_by_hand, grads_by_hand = run(gb.Network(by_hand), inputs, backend)
     assert loss == loss_by_hand  # bit for bit: the same graph, planned the same way
     assert list(grads) == list(grads_by_hand)
     for name in grads:
