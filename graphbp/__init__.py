@@ -4,6 +4,8 @@ A network is a NetworkX DAG of op nodes; each op is a plugin with a forward and 
 vector-Jacobian product; one generic traversal applies the chain rule.
 """
 
+from graphbp.builder import Builder as Builder
+from graphbp.builder import Value as Value
 from graphbp.builders import diamond_chain as diamond_chain
 from graphbp.builders import mlp as mlp
 from graphbp.builders import seed_network as seed_network
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendNotInstalledError",
+    "Builder",
     "ChainRule",
     "Cost",
     "GradientCheckError",
@@ -52,6 +55,7 @@ __all__ = [
     "PluginError",
     "Program",
     "TransformError",
+    "Value",
     "backends",
     "chain_rule",
     "diamond_chain",

@@ -7,13 +7,15 @@ import math
 import numbers
 import warnings
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from graphbp.errors import GraphbpError, GraphError, PluginError, show
-from graphbp.op import OP, PROBE_LIMIT, Shape, call_forward, defines_shape, shapes_agree
+from graphbp.op import OP, PROBE_LIMIT, Op, Shape, call_forward, defines_shape, shapes_agree
 from graphbp.registry import get_backend
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from graphbp.graph import Network
 
 MAX_ELEMENTS = 2**34
@@ -59,6 +61,31 @@ def check_size(node: Hashable, what: str, shape: Shape, verb: str) -> None:
         )
 
 
+Pair = tuple[tuple[int, ...], tuple[int, ...]]
+"""A node's shape inferred twice, with every None axis of the inputs set to 2 and to 3."""
+
+
+class ShapeGraph(Protocol):
+    """What shape inference reads of a graph: a ``Network``, or a graph being built."""
+
+    @property
+    def graph(self) -> nx.DiGraph: ...
+
+    @property
+    def kind(self) -> Mapping[Hashable, str]: ...
+
+    @property
+    def ops(self) -> Mapping[Hashable, Op]: ...
+
+    @property
+    def operands(self) -> Mapping[Hashable, tuple[Hashable, ...]]: ...
+
+    @property
+    def attrs(self) -> Mapping[Hashable, Mapping[str, Any]]: ...
+
+    def op_name(self, node: Hashable) -> str: ...
+
+
 def infer_shapes(net: Network, values: Mapping[Hashable, Any]) -> dict[Hashable, Shape | None]:
     """Infer every node's static shape from shapes alone; None if unknown.
 
@@ -69,51 +96,69 @@ def infer_shapes(net: Network, values: Mapping[Hashable, Any]) -> dict[Hashable,
     arrays of the operands' shapes), only up to ``PROBE_LIMIT`` elements per operand. Every
     shape, declared or inferred, is held to ``MAX_RANK`` and ``MAX_ELEMENTS``.
     """
-    concrete: dict[Hashable, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+    concrete: dict[Hashable, Pair | None] = {}
     shapes: dict[Hashable, Shape | None] = {}
     for node in net.order:
-        kind, data = net.kind[node], net.graph.nodes[node]
-        what = f"op {net.op_name(node)!r}"
-        declared = data.get("shape")
-        if declared is not None:
-            declared = check_shape(node, what, declared, none_ok=kind != "param")
-        pair: tuple[tuple[int, ...], tuple[int, ...]] | None
-        if kind == "const":
-            pair = (values[node].shape, values[node].shape)
-        elif kind != OP:
-            pair = None
-            if declared is not None:
-                pair = (
-                    tuple(2 if d is None else d for d in declared),
-                    tuple(3 if d is None else d for d in declared),
-                )
-        else:
-            pairs = [concrete[x] for x in net.operands[node]]
-            if any(x is None for x in pairs):
-                pair = None
-            else:
-                firsts = [x[0] for x in pairs if x is not None]
-                seconds = [x[1] for x in pairs if x is not None]
-                a = _out_shape(net, node, firsts, values, shapes)
-                b = a if firsts == seconds else _out_shape(net, node, seconds, values, shapes)
-                pair = (a, b)
-        concrete[node] = pair
-        shapes[node] = None if pair is None else _merge_shapes(*pair)
-        inferred = shapes[node]
-        if inferred is not None and kind == OP:
-            check_size(node, what, inferred, "computes")
-        agree = declared is None or inferred is None or shapes_agree(inferred, declared)
-        if kind in (OP, "const") and not agree:
-            source = "its operands give" if kind == OP else "its value has"
-            raise GraphError(
-                f"node {node!r} ({what}) declares shape {declared} but {source} {inferred}; "
-                f"fix the declared shape or the {'operands' if kind == OP else 'value'}"
-            )
+        infer_node(net, node, values, concrete, shapes)
     return shapes
 
 
+def infer_node(
+    net: ShapeGraph,
+    node: Hashable,
+    values: Mapping[Hashable, Any],
+    concrete: dict[Hashable, Pair | None],
+    shapes: dict[Hashable, Shape | None],
+) -> None:
+    """Infer ``node``'s shape (see ``infer_shapes``) once its operands' are in ``concrete``
+    and ``shapes``, and add it to both.
+
+    Raises:
+        GraphError: a declared shape breaks the rules or disagrees with the inferred one, the
+            operands do not fit, or the result is too large to hold.
+        PluginError: the op's shape rule (or probed forward) breaks the plugin contract.
+    """
+    kind, data = net.kind[node], net.graph.nodes[node]
+    what = f"op {net.op_name(node)!r}"
+    declared = data.get("shape")
+    if declared is not None:
+        declared = check_shape(node, what, declared, none_ok=kind != "param")
+    pair: Pair | None
+    if kind == "const":
+        pair = (values[node].shape, values[node].shape)
+    elif kind != OP:
+        pair = None
+        if declared is not None:
+            pair = (
+                tuple(2 if d is None else d for d in declared),
+                tuple(3 if d is None else d for d in declared),
+            )
+    else:
+        pairs = [concrete[x] for x in net.operands[node]]
+        if any(x is None for x in pairs):
+            pair = None
+        else:
+            firsts = [x[0] for x in pairs if x is not None]
+            seconds = [x[1] for x in pairs if x is not None]
+            a = _out_shape(net, node, firsts, values, shapes)
+            b = a if firsts == seconds else _out_shape(net, node, seconds, values, shapes)
+            pair = (a, b)
+    concrete[node] = pair
+    shapes[node] = None if pair is None else _merge_shapes(*pair)
+    inferred = shapes[node]
+    if inferred is not None and kind == OP:
+        check_size(node, what, inferred, "computes")
+    agree = declared is None or inferred is None or shapes_agree(inferred, declared)
+    if kind in (OP, "const") and not agree:
+        source = "its operands give" if kind == OP else "its value has"
+        raise GraphError(
+            f"node {node!r} ({what}) declares shape {declared} but {source} {inferred}; "
+            f"fix the declared shape or the {'operands' if kind == OP else 'value'}"
+        )
+
+
 def _out_shape(
-    net: Network,
+    net: ShapeGraph,
     node: Hashable,
     operands: list[tuple[int, ...]],
     values: Mapping[Hashable, Any],
@@ -146,7 +191,7 @@ def _out_shape(
 
 
 def _mismatch(
-    net: Network, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
+    net: ShapeGraph, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
 ) -> GraphError:
     operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
     return GraphError(
@@ -156,7 +201,7 @@ def _mismatch(
 
 
 def _probe(
-    net: Network,
+    net: ShapeGraph,
     node: Hashable,
     operands: list[tuple[int, ...]],
     values: Mapping[Hashable, Any],

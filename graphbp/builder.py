@@ -1,0 +1,491 @@
+"""Builder: write a network as code (operators, layers, losses) and get the nx.DiGraph of the
+graph schema back, node for node what a hand-built one would hold."""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Hashable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import networkx as nx
+
+from graphbp.errors import GraphError, show
+from graphbp.graph import NAME_RULE, Network, _attrs, _const_array, _name_problem, _text_problem
+from graphbp.op import LEAVES, OP, Op, Shape, signature_of
+from graphbp.registry import get_op
+from graphbp.shapes import Pair, infer_node
+
+Name = str | int
+"""A node name: a str, or an int (see ``graphbp.graph.NAME_RULE``)."""
+
+LOSSES = ("sse", "mse", "softmax_cross_entropy")
+"""Loss ops whose first operand is the prediction (``graph["output"]`` of the network)."""
+
+_TRAILING_NUMBER = re.compile(r"[0-9]+\Z")
+
+
+class Value:
+    """A node of a graph being built: what ``Builder`` methods and operators return.
+
+    Operators make op nodes: ``a + b`` (add), ``a - b`` (sub), ``a * b`` (mul), ``a / b``
+    (div), ``a @ b`` (matmul), ``-a`` (neg) and ``a ** 2`` (square), with ``a`` as operand 0.
+    A Python number or NumPy array on either side becomes a const node. Values compare and
+    hash by identity.
+
+    Attributes:
+        name: the node's name in the graph.
+        op: the node's ``op``: an op name or a leaf kind (input, param, const).
+        shape: the inferred shape (None for an axis of any size), or None if unknown.
+    """
+
+    __slots__ = ("_builder", "name", "op", "shape")
+    __array_ufunc__ = None  # NumPy defers to the reflected operator: array + value works
+
+    def __init__(self, builder: Builder, name: Name, op: str, shape: Shape | None) -> None:
+        self._builder = builder
+        self.name = name
+        self.op = op
+        self.shape = shape
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, op={self.op!r}, shape={self.shape!r})"
+
+    def __add__(self, other: object) -> Value:
+        return self._builder.op("add", self, other)
+
+    def __radd__(self, other: object) -> Value:
+        return self._builder.op("add", other, self)
+
+    def __sub__(self, other: object) -> Value:
+        return self._builder.op("sub", self, other)
+
+    def __rsub__(self, other: object) -> Value:
+        return self._builder.op("sub", other, self)
+
+    def __mul__(self, other: object) -> Value:
+        return self._builder.op("mul", self, other)
+
+    def __rmul__(self, other: object) -> Value:
+        return self._builder.op("mul", other, self)
+
+    def __truediv__(self, other: object) -> Value:
+        return self._builder.op("div", self, other)
+
+    def __rtruediv__(self, other: object) -> Value:
+        return self._builder.op("div", other, self)
+
+    def __matmul__(self, other: object) -> Value:
+        return self._builder.op("matmul", self, other)
+
+    def __rmatmul__(self, other: object) -> Value:
+        return self._builder.op("matmul", other, self)
+
+    def __neg__(self) -> Value:
+        return self._builder.op("neg", self)
+
+    def __pow__(self, exponent: object) -> Value:
+        if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool) and exponent == 2:
+            return self._builder.op("square", self)
+        raise GraphError(
+            f"{self.name!r} ** {show(exponent)}: only ** 2 has an op (square); write other "
+            "powers as products (x * x * x), or register an op and call b.op(NAME, x)"
+        )
+
+    def __rpow__(self, base: object) -> Value:
+        raise GraphError(
+            f"{show(base)} ** {self.name!r}: no op raises to a value's power; for e ** x use "
+            "b.op('exp', x), or register an op and call b.op(NAME, x)"
+        )
+
+
+class _Draft:
+    """The graph being built, with what shape inference reads of it (see ``ShapeGraph``)."""
+
+    def __init__(self) -> None:
+        self.graph = nx.DiGraph()
+        self.kind: dict[Hashable, str] = {}
+        self.ops: dict[Hashable, Op] = {}
+        self.operands: dict[Hashable, tuple[Hashable, ...]] = {}
+        self.attrs: dict[Hashable, dict[str, Any]] = {}
+
+    def op_name(self, node: Hashable) -> str:
+        return self.ops[node].name if node in self.ops else self.kind[node]
+
+
+class Builder:
+    """Build a network as code; ``network(loss)`` returns it as a ``gb.Network``.
+
+    The textbook network, node for node the graph ``gb.seed_network(10, 16, 1)`` returns::
+
+        b = gb.Builder()
+        x, y = b.input("x", (None, 10)), b.input("y", (None, 1))
+        h1 = b.dense(x, 16, "sigmoid", name="h1")   # creates W1, b1
+        h2 = b.dense(h1, 16, "sigmoid", name="h2")  # W2, b2
+        yhat = b.dense(h2, 1, None, name="yhat")    # W3, b3
+        net = b.network(b.sse(yhat, y, name="L"))
+
+    Every method and operator adds a node at once and infers its shape with the ops' shape
+    rules, so a mistake (an unknown op or attribute, operands that do not fit) is an error on
+    the line that makes it, naming the node.
+
+    Names. A name given (``name=``) is used as is: it follows the node-name rule and is not
+    taken yet (names are unique in a graph; a clash is an error). An unnamed node is named
+    after its op and the first number from 1 whose name is free: ``add1``, ``matmul1``,
+    ``const1``, ``sse1``. Dense layers are numbered: a layer whose name ends in a number n
+    (``h1``, ``fc2``, ``layer0``) is layer n; any other layer (``yhat``, ``out``, or
+    unnamed) takes the number after the highest an earlier layer took (1 for the first). Layer
+    n creates the parameters ``Wn`` and ``bn``; an unnamed layer n is named ``hn``.
+    ``params=("W_out", "b_out")`` names a layer's parameters instead. Scopes do not change
+    names.
+
+    Scopes. Nodes made inside ``with b.scope("block1"):`` get the attribute
+    ``scope="block1"``, which ``gb.render`` draws as a cluster (or one box with
+    ``scopes="collapse"``); nested scopes join with ``/`` (``"enc/block1"``).
+    """
+
+    def __init__(self) -> None:
+        self._draft = _Draft()
+        self._concrete: dict[Hashable, Pair | None] = {}
+        self._shapes: dict[Hashable, Shape | None] = {}
+        self._values: dict[Hashable, Any] = {}
+        """Each const's value as a float64 array (what shape inference reads)."""
+        self._texts: dict[str, Hashable] = {}
+        """Every name by its text: the int 1 and the str "1" cannot both be names."""
+        self._next: dict[str, int] = {}
+        """Per op, a number below which every automatic name is taken."""
+        self._layers = 0
+        """The highest number a dense layer has taken."""
+        self._scopes: list[str] = []
+
+    # ------------------------------------------------------------------ leaves
+
+    def input(self, name: Name, shape: Sequence[int | None] | None = None) -> Value:
+        """An input node, fed at run time; ``shape`` may use None for an axis of any size
+        (``(None, 10)``: a batch of rows of 10). Without a shape, what is computed from it
+        has no known shape (and ``dense`` cannot read its width)."""
+        data = {} if shape is None else {"shape": _tuple(shape)}
+        return self._add(self._named(name), "input", (), data)
+
+    def param(self, name: Name, shape: Sequence[int], init: str | float | None = None) -> Value:
+        """A trainable parameter of ``shape``; ``init`` is one of glorot (the default for
+        matrices), zeros (for vectors), he, normal, uniform, ones, or a number."""
+        data: dict[str, Any] = {"shape": _tuple(shape)}
+        if init is not None:
+            data["init"] = init
+        return self._add(self._named(name), "param", (), data)
+
+    def const(self, value: Any, name: Name | None = None) -> Value:
+        """A constant: a finite number, a (nested, rectangular) list of them or a NumPy array
+        of ints or floats (copied: changing the array afterwards changes nothing)."""
+        import numpy as np
+
+        node = self._auto("const") if name is None else self._named(name)
+        stored = value  # a Python number, as the graph file will hold it
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            stored = _const_array(node, value)  # checked, as a float64 array (a copy)
+            if isinstance(value, np.ndarray):
+                stored = np.array(value)  # a copy in the array's own dtype
+        return self._add(node, "const", (), {"value": stored})
+
+    # ------------------------------------------------------------------ ops
+
+    def op(self, op: str, /, *operands: object, name: Name | None = None, **attrs: Any) -> Value:
+        """A node of the registered op ``op`` (a plugin's too): ``b.op("sum", h, axis=0)``.
+
+        Operands are Values of this builder, Python numbers or NumPy arrays (made const
+        nodes); ``attrs`` are the node's attributes, passed to the op as keyword arguments
+        (``shape=`` declares the result's shape, checked against the inferred one).
+
+        Raises:
+            GraphError: an unknown op (``gb.ops()`` lists them), a leaf kind, the wrong
+                number of operands, an operand that is none of the above, an attribute the
+                op does not take, operands whose shapes do not fit, or a name that is taken.
+        """
+        if not isinstance(op, str):
+            raise GraphError(
+                f"b.op({show(op)}): the first argument is an op's name, e.g. b.op('add', a, c)"
+            )
+        if op in LEAVES:
+            raise GraphError(
+                f"b.op({op!r}): {op!r} is a leaf kind, not an op; use b.{op}(...) to make one"
+            )
+        try:
+            plugin = get_op(op)
+        except GraphError as exc:
+            listing = "" if "graphbp ops" in str(exc) else " (`graphbp ops` lists every op)"
+            raise GraphError(f"b.op({op!r}, ...): {exc}{listing}") from None
+        arity = signature_of(plugin).arity
+        if len(operands) != arity:
+            raise GraphError(
+                f"b.op({op!r}, ...) got {len(operands)} operand(s); op {op!r} takes {arity}"
+            )
+        if "scope" in attrs or "op" in attrs:
+            raise GraphError(
+                f"b.op({op!r}, ...) got an attribute op= or scope=; the op is the first "
+                "argument, and the scope is set by `with b.scope(NAME):`"
+            )
+        node = self._auto(op) if name is None else self._named(name)
+        return self._add(node, op, operands, attrs)
+
+    def dense(
+        self,
+        x: object,
+        units: int,
+        activation: str | None = None,
+        *,
+        name: Name | None = None,
+        params: tuple[Name, Name] | None = None,
+    ) -> Value:
+        """A layer ``activation(x·W + b)`` with new parameters W (width of x by ``units``) and
+        b (``units``), as one node: op ``dense`` with attribute ``activation`` (any
+        one-operand op, a plugin too), or op ``affine`` (x·W + b) for ``activation=None``.
+
+        The width of ``x`` is the last axis of its inferred shape. Parameter names follow the
+        layer's number (see ``Builder``): the layer ``h1`` creates ``W1`` and ``b1``;
+        ``params=(w_name, b_name)`` names them instead.
+
+        Raises:
+            GraphError: the width of x is unknown, ``units`` is not a positive int, the
+                activation is not the name of a one-operand op, or a name is taken.
+        """
+        if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units < 1:
+            raise GraphError(f"dense: units={show(units)}; give the layer's width, an int ≥ 1")
+        units = int(units)
+        if activation is not None and not isinstance(activation, str):
+            raise GraphError(
+                f"dense: activation={show(activation)}; give an op's name (such as 'sigmoid', "
+                "'relu') or None for x·W + b"
+            )
+        renumber = "name the layer with a number of its own (layer n creates Wn and bn)"
+        if name is None:
+            number = self._layers + 1
+            layer: Name = self._free(
+                f"h{number}", f"dense layer {number}: its automatic name", "pass name="
+            )
+            suffix = str(number)
+        else:
+            layer = self._named(name)
+            found = _TRAILING_NUMBER.search(str(layer))
+            number = int(found.group()) if found else self._layers + 1
+            suffix = found.group() if found else str(number)
+        if params is None:
+            fix = f"{renumber} or pass params=(W_NAME, B_NAME)"
+            w_name = self._free(f"W{suffix}", f"dense layer {layer!r}: its weight", fix)
+            b_name = self._free(f"b{suffix}", f"dense layer {layer!r}: its bias", fix)
+        else:
+            if not isinstance(params, tuple | list) or len(params) != 2:
+                raise GraphError(
+                    f"dense layer {layer!r}: params={show(params)}; give the names of the "
+                    "weight and the bias, e.g. params=('W_out', 'b_out')"
+                )
+            w_name, b_name = self._named(params[0]), self._named(params[1])
+            if _text(w_name) in (_text(b_name), _text(layer)) or _text(b_name) == _text(layer):
+                raise GraphError(
+                    f"dense layer {layer!r}: params={show(params)} does not give the layer and "
+                    "its two parameters three different names; give each its own"
+                )
+        with self._undo_on_error():
+            (x_value,) = self._operands((x,))
+            width = x_value.shape[-1] if x_value.shape else None
+            if width is None:
+                raise GraphError(
+                    f"dense layer {layer!r}: the width of its input {x_value.name!r} is unknown "
+                    f"(shape {x_value.shape}); declare it, e.g. b.input({x_value.name!r}, "
+                    "(None, 10)), or make W and b with b.param and use b.op('dense', x, W, b)"
+                )
+            w = self._add(w_name, "param", (), {"shape": (width, units)})
+            b = self._add(b_name, "param", (), {"shape": (units,)})
+            if activation is None:
+                out = self._add(layer, "affine", (x_value, w, b), {})
+            else:
+                out = self._add(layer, "dense", (x_value, w, b), {"activation": activation})
+        self._layers = max(self._layers, number)
+        return out
+
+    def sse(self, pred: object, target: object, *, name: Name | None = None) -> Value:
+        """The loss Σ‖target − pred‖² (op ``sse``)."""
+        return self.op("sse", pred, target, name=name)
+
+    def mse(self, pred: object, target: object, *, name: Name | None = None) -> Value:
+        """The loss mean((target − pred)²) (op ``mse``)."""
+        return self.op("mse", pred, target, name=name)
+
+    def softmax_cross_entropy(
+        self, logits: object, labels: object, *, name: Name | None = None
+    ) -> Value:
+        """The loss −Σ_c labels_c·log softmax(logits)_c, averaged over the examples, with
+        one-hot (or probability) labels (op ``softmax_cross_entropy``)."""
+        return self.op("softmax_cross_entropy", logits, labels, name=name)
+
+    # ------------------------------------------------------------------ scopes, the network
+
+    @contextmanager
+    def scope(self, name: str) -> Iterator[str]:
+        """Give every node made inside ``with b.scope(name):`` the attribute ``scope``
+        (nested scopes join with ``/``); yields the full scope."""
+        problem = _text_problem(name) if isinstance(name, str) else f"not a str ({show(name)})"
+        if problem is not None:
+            raise GraphError(
+                f"b.scope({show(name)}): a scope is a str of 1 to 1000 characters with no "
+                f"control or format characters; this is {problem}"
+            )
+        self._scopes.append(name)
+        try:
+            yield "/".join(self._scopes)
+        finally:
+            self._scopes.pop()
+
+    def network(self, loss: Value, output: Value | None = None) -> Network:
+        """The network of ``loss`` and every node it is computed from, as a ``gb.Network``.
+
+        ``graph["loss"]`` names the loss; ``graph["output"]`` names ``output``, by default
+        the prediction (operand 0) of a loss of op sse, mse or softmax_cross_entropy. Nodes
+        the loss (and the output) do not depend on are left out. The builder can go on.
+
+        Raises:
+            GraphError: the loss or output is not a Value of this builder, or the network
+                breaks the schema (a loss that is not a scalar, ...).
+        """
+        draft = self._draft
+        top = self._own(loss, "loss").name
+        out: Hashable | None = None if output is None else self._own(output, "output").name
+        if (
+            out is None
+            and draft.op_name(top) in LOSSES
+            and draft.kind[draft.operands[top][0]] == OP
+        ):
+            out = draft.operands[top][0]
+        keep = {top, *nx.ancestors(draft.graph, top)}
+        attrs: dict[str, Any] = {"loss": top}
+        if out is not None:
+            keep |= {out, *nx.ancestors(draft.graph, out)}
+            attrs["output"] = out
+        g = nx.DiGraph(**attrs)
+        g.add_nodes_from((n, dict(d)) for n, d in draft.graph.nodes(data=True) if n in keep)
+        g.add_edges_from((u, v, dict(d)) for u, v, d in draft.graph.edges(data=True) if v in keep)
+        return Network(g)
+
+    # ------------------------------------------------------------------ internals
+
+    def _add(self, node: Name, op: str, operands: Sequence[object], data: dict[str, Any]) -> Value:
+        """Add ``node`` (its name already checked) with its in-edges, check its attributes and
+        infer its shape; on any error the builder is left as it was."""
+        draft = self._draft
+        with self._undo_on_error():
+            values = self._operands(operands)
+            data = {"op": op, **data}
+            if self._scopes:
+                data["scope"] = "/".join(self._scopes)
+            draft.graph.add_node(node, **data)
+            self._texts[_text(node)] = node
+            for i, value in enumerate(values):
+                if draft.graph.has_edge(value.name, node):
+                    arg = draft.graph.edges[value.name, node]["arg"]
+                    arg = (*arg, i) if isinstance(arg, tuple) else (arg, i)
+                    draft.graph.edges[value.name, node]["arg"] = arg
+                else:
+                    draft.graph.add_edge(value.name, node, arg=i)
+            kind = op if op in LEAVES else OP
+            plugin = None if kind != OP else get_op(op)
+            draft.kind[node] = kind
+            if plugin is not None:
+                draft.ops[node] = plugin
+            draft.operands[node] = tuple(v.name for v in values)
+            draft.attrs[node] = _attrs(draft.graph, node, kind, plugin)
+            if kind == "const":
+                self._values[node] = _const_array(node, data["value"])
+            infer_node(draft, node, self._values, self._concrete, self._shapes)
+        return Value(self, node, op, self._shapes[node])
+
+    @contextmanager
+    def _undo_on_error(self) -> Iterator[None]:
+        """Remove every node added inside the block if it raises (nested blocks undo once)."""
+        draft = self._draft
+        before = len(draft.graph)
+        try:
+            yield
+        except BaseException:
+            added = list(draft.graph)[before:]
+            draft.graph.remove_nodes_from(added)
+            for node in added:
+                for table in (draft.kind, draft.ops, draft.operands, draft.attrs, self._values):
+                    table.pop(node, None)
+                self._concrete.pop(node, None)
+                self._shapes.pop(node, None)
+                self._texts.pop(_text(node), None)
+            raise
+
+    def _operands(self, operands: Sequence[object]) -> list[Value]:
+        """Operands as Values of this builder: numbers and NumPy arrays become const nodes."""
+        import numpy as np
+
+        values = []
+        for i, operand in enumerate(operands):
+            if isinstance(operand, Value):
+                values.append(self._own(operand, f"operand {i}"))
+            elif isinstance(operand, int | float | np.ndarray | np.number) and not isinstance(
+                operand, bool
+            ):
+                values.append(self.const(operand))
+            else:
+                raise GraphError(
+                    f"operand {i} is {show(operand)}, a {type(operand).__name__}; an operand "
+                    "is a Value of this builder, a number or a NumPy array (b.const(LIST) "
+                    "makes a constant of a list)"
+                )
+        return values
+
+    def _own(self, value: object, what: str) -> Value:
+        """``value``, if it is a Value this builder made."""
+        if not isinstance(value, Value):
+            raise GraphError(f"the {what} is {show(value)}; give a Value this builder made")
+        if value._builder is not self:
+            raise GraphError(
+                f"the {what} {value.name!r} was made by another Builder; build the whole "
+                "network with one Builder (a Value belongs to the builder that made it)"
+            )
+        return value
+
+    def _named(self, name: object) -> Name:
+        """``name``, checked against the node-name rule and the names taken."""
+        problem = _name_problem(name)
+        if problem is not None or not isinstance(name, str | int):
+            raise GraphError(f"the name {show(name)} is {problem}; {NAME_RULE}")
+        return self._free(name, "the name")
+
+    def _free(
+        self, name: Name, what: str, fix: str = "choose another (names are unique in a graph)"
+    ) -> Name:
+        """``name`` if no node has it (or a name that reads alike); else a GraphError."""
+        taken = self._texts.get(_text(name))
+        if taken is None:
+            return name
+        same = "" if taken == name else f" (a name that reads alike, {taken!r})"
+        raise GraphError(
+            f"{what} {name!r} is taken by an earlier node{same} of op "
+            f"{self._draft.op_name(taken)!r}; {fix}"
+        )
+
+    def _auto(self, prefix: str) -> str:
+        """The first free name of ``prefix`` followed by a number from 1."""
+        k = self._next.get(prefix, 1)
+        while f"{prefix}{k}" in self._texts:
+            k += 1
+        self._next[prefix] = k  # every number below k is taken (a name is freed only by undo)
+        return f"{prefix}{k}"
+
+
+def _text(name: Hashable) -> str:
+    return str(name)
+
+
+def _tuple(shape: Any) -> Any:
+    """A shape given as a list (as JSON writes it) as the tuple the schema holds, NumPy ints
+    as ints; anything else is left for the shape check to refuse."""
+    if not isinstance(shape, list | tuple):
+        return shape
+    return tuple(
+        int(d) if isinstance(d, numbers.Integral) and not isinstance(d, bool) else d for d in shape
+    )
