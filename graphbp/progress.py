@@ -26,17 +26,25 @@ def progress_bar(iterable: Any = None, **options: Any) -> Any:
 
 
 def in_widget_kernel() -> bool:
-    """Whether this process is a Jupyter kernel whose front end can show ipywidgets: an
-    IPython kernel shell, not a Qt console or Spyder, with ipywidgets importable."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None or "ipykernel.zmqshell" not in sys.modules:
+    """Whether this process is a notebook kernel (``in_notebook_kernel``) whose front end
+    can show tqdm's widget: ipywidgets is importable."""
+    if not in_notebook_kernel():
         return False
-    shell = ipython.get_ipython()
-    kind = type(shell).__name__.lower()
-    if shell is None or "zmq" not in kind or "qt" in kind or "spyder" in kind:
-        return False
-    if any(key == "QT_API" or key.startswith("SPYDER") for key in os.environ):
-        return False  # Qt console and Spyder run a kernel but show no widgets
     from tqdm.notebook import IProgress  # None when ipywidgets is missing (tqdm would warn)
 
     return IProgress is not None
+
+
+def in_notebook_kernel() -> bool:
+    """Whether this process is a Jupyter kernel behind a notebook (JupyterLab, Notebook,
+    VS Code, Colab): an IPython kernel shell, not a Qt console or Spyder."""
+    ipython, zmqshell = sys.modules.get("IPython"), sys.modules.get("ipykernel.zmqshell")
+    if ipython is None or zmqshell is None:  # no kernel was ever started in this process
+        return False
+    shell = ipython.get_ipython()
+    if not isinstance(shell, zmqshell.ZMQInteractiveShell):  # Colab's shell is a subclass
+        return False
+    kind = type(shell).__name__.lower()  # Qt console and Spyder run a kernel, show no widgets
+    if "qt" in kind or "spyder" in kind:
+        return False
+    return not any(key == "QT_API" or key.startswith("SPYDER") for key in os.environ)

@@ -28,7 +28,7 @@ import graphbp as gb
 from graphbp.chain import DISPLAY_CHARS, DISPLAY_ROWS, symbol
 from graphbp.display import DISPLAY_NODES, markdown_text
 from graphbp.errors import show, visible
-from graphbp.progress import in_widget_kernel, progress_bar
+from graphbp.progress import in_notebook_kernel, in_widget_kernel, progress_bar
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "docs" / "textbook.ipynb"
@@ -338,7 +338,7 @@ def test_hostile_names_reach_formulas_tables_and_notes_only_as_text(
 def test_outside_a_kernel_the_bar_is_tqdm_s_plain_one() -> None:
     from tqdm.std import tqdm
 
-    assert not in_widget_kernel()
+    assert not in_notebook_kernel() and not in_widget_kernel()
     with progress_bar(range(2), disable=True) as bar:
         assert type(bar) is tqdm
 
@@ -352,7 +352,8 @@ def test_in_a_kernel_without_ipywidgets_training_shows_a_plain_bar_and_no_warnin
         import ipywidgets  # noqa: F401
     cells = [
         "import numpy as np\nimport graphbp as gb\n"
-        "from graphbp.progress import in_widget_kernel\nprint(in_widget_kernel())",
+        "from graphbp.progress import in_notebook_kernel, in_widget_kernel\n"
+        "print(in_notebook_kernel(), in_widget_kernel())",
         'net = gb.Network(gb.seed_network(3, 4, 1), loss="L")\n'
         'prog = net.compile("numpy")\nrng = np.random.default_rng(0)\n'
         'data = {"x": rng.standard_normal((8, 3)), "y": rng.standard_normal((8, 1))}\n'
@@ -365,7 +366,7 @@ def test_in_a_kernel_without_ipywidgets_training_shows_a_plain_bar_and_no_warnin
     first, trained, old = (
         [(o.get("name"), o.get("text", "")) for o in c.outputs] for c in nb.cells
     )
-    assert first == [("stdout", "False\n")]
+    assert first == [("stdout", "True False\n")]  # a notebook kernel, without ipywidgets
     err = "".join(text for name, text in trained if name == "stderr")
     assert ("stdout", "3\n") in trained
     assert re.search(r"train: +\d+%\|", err) and is_progress(err)  # the plain bar alone
