@@ -14,6 +14,9 @@ from graphbp.chain import Cost as Cost
 from graphbp.chain import chain_rule as chain_rule
 from graphbp.chain import explain as explain
 from graphbp.diagram import write_diagram as write_diagram
+
+# graphbp.display sets how Jupyter draws a Network (graphbp.graph cannot import it)
+from graphbp.display import network_bundle as _network_bundle  # noqa: F401
 from graphbp.errors import BackendNotInstalledError as BackendNotInstalledError
 from graphbp.errors import GradientCheckError as GradientCheckError
 from graphbp.errors import GraphbpError as GraphbpError

@@ -259,6 +259,15 @@ class ChainRule:
         """Every value on some path, the loss and wrt included (computed once)."""
         return frozenset({self.wrt, *(e.target for e in self.edges)})
 
+    def _repr_latex_(self) -> str | None:
+        """Jupyter's view: the formula (``latex``) typeset, or None (so the text is shown)
+        when it is longer than ``DISPLAY_CHARS`` characters, too long to typeset quickly."""
+        return None if len(self.latex) > DISPLAY_CHARS else rf"$\displaystyle {self.latex}$"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the formula (``text``), cut at ``DISPLAY_CHARS``."""
+        printer.text(_cut(self.text, "rule.text"))
+
 
 def chain_rule(
     net: Network,
@@ -463,20 +472,30 @@ class Cost:
     reuse: dict[Hashable, int]
     """Values whose upstream gradient ∂L/∂value serves several parameters."""
 
-    def __str__(self) -> str:
+    @property
+    def _ratio(self) -> str:
+        """How many times backprop's evaluations path-by-path expansion takes, as text."""
         if not self.backprop:
-            ratio = "nan×"
-        elif max(self.path_by_path, self.backprop).bit_length() < 1000:
-            ratio = f"{self.path_by_path / self.backprop:,.1f}×"
-        else:  # beyond a float: the ratio as a count
-            ratio = f"{count_text(self.path_by_path // self.backprop)}×"
-        lines = [
+            return "nan×"
+        if max(self.path_by_path, self.backprop).bit_length() < 1000:
+            return f"{self.path_by_path / self.backprop:,.1f}×"
+        return f"{count_text(self.path_by_path // self.backprop)}×"  # beyond a float: a count
+
+    @property
+    def _headline(self) -> str:
+        """The first line of the table: nodes, parameters, paths."""
+        return (
             f"{self.nodes} nodes, {self.params} parameters, {count_text(self.paths)} paths "
-            "from the loss to the parameters",
+            "from the loss to the parameters"
+        )
+
+    def __str__(self) -> str:
+        lines = [
+            self._headline,
             f"  backprop (reverse mode, each ∂L/∂value computed once and reused): "
             f"{self.backprop:,} local-derivative evaluations",
             f"  path by path (every parameter's gradient expanded alone):       "
-            f"{count_text(self.path_by_path)} local-derivative evaluations ({ratio})",
+            f"{count_text(self.path_by_path)} local-derivative evaluations ({self._ratio})",
         ]
         if self.reuse:
             shared = ", ".join(
@@ -492,6 +511,72 @@ class Cost:
                 f"{count_text(length):>9}"
             )
         return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's plain-text view: the table ``str`` gives."""
+        printer.text(_cut(str(self), "print(cost)"))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the table as HTML, every name escaped; at most ``DISPLAY_ROWS``
+        parameters and reused values (``print(cost)`` lists them all)."""
+        right = ' style="text-align:right"'
+        rows = [
+            f"<tr><td>{html.escape(what)}</td><td{right}>{count}</td><td{right}>{times}</td></tr>"
+            for what, count, times in (
+                (
+                    "backprop (reverse mode, each ∂L/∂value computed once and reused)",
+                    f"{self.backprop:,}",
+                    "1.0×" if self.backprop else "nan×",
+                ),
+                (
+                    "path by path (every parameter's gradient expanded alone)",
+                    count_text(self.path_by_path),
+                    self._ratio,
+                ),
+            )
+        ]
+        parts = [
+            f"<table><caption>{html.escape(self._headline)}</caption><thead><tr>"
+            f"<th>local-derivative evaluations</th><th{right}>count</th><th{right}>ratio</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        ]
+        if self.reuse:
+            ranked = sorted(self.reuse.items(), key=lambda kv: -kv[1])
+            shared = ", ".join(f"∂L/∂{symbol(n).html} by {k:,}" for n, k in ranked[:DISPLAY_ROWS])
+            parts.append(f"<p>upstream gradients reused: {shared}{_more(len(ranked))}</p>")
+        params = [
+            f"<tr><td>{symbol(p).html}</td><td{right}>{count_text(paths)}</td>"
+            f"<td{right}>{count_text(length)}</td></tr>"
+            for p, (paths, length) in list(self.per_param.items())[:DISPLAY_ROWS]
+        ]
+        parts.append(
+            f"<table><thead><tr><th>parameter</th><th{right}>paths</th><th{right}>factors</th>"
+            f"</tr></thead><tbody>{''.join(params)}</tbody></table>{_more(len(self.per_param))}"
+        )
+        return "\n".join(parts)
+
+
+DISPLAY_CHARS = 20_000
+"""Jupyter shows a formula or table of at most this many characters (typeset, for a
+formula); a longer one is cut, its end said to be printable."""
+DISPLAY_ROWS = 200
+"""Jupyter's table of a ``Cost`` lists at most this many parameters and reused values."""
+
+
+def _cut(text: str, whole: str) -> str:
+    """``text`` for a notebook: cut at ``DISPLAY_CHARS``, saying how to print all of it."""
+    if len(text) <= DISPLAY_CHARS:
+        return text
+    return f"{text[:DISPLAY_CHARS]}… ({len(text):,} characters; print({whole}) shows all)"
+
+
+def _more(count: int) -> str:
+    """The note after a list cut at ``DISPLAY_ROWS`` entries."""
+    return (
+        f"<p>… and {count - DISPLAY_ROWS:,} more (print(cost) lists all)</p>"
+        if count > DISPLAY_ROWS
+        else ""
+    )
 
 
 def explain(net: Network, flow: Flow | None = None) -> Cost:

@@ -92,7 +92,7 @@ def _read_csv(
     path: Path, target: str, progress: bool | None
 ) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Parse ``path`` into feature names, x and y, checking each rule of :func:`load_csv`."""
-    from tqdm.auto import tqdm
+    from graphbp.progress import progress_bar
 
     data = read_regular_file(path, what="CSV file", limit=MAX_CSV_BYTES)
     big = len(data) >= PROGRESS_BYTES
@@ -117,7 +117,7 @@ def _read_csv(
     t = header.index(target)
     x_chunks: list[np.ndarray[Any, Any]] = []
     y_chunks: list[np.ndarray[Any, Any]] = []
-    with tqdm(
+    with progress_bar(
         total=text.count("\n") + 1,
         initial=reader.line_num,
         desc=f"read {path.name}",

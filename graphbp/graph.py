@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
@@ -151,11 +151,21 @@ class Network:
         name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
         return Program(self, get_backend(name), dtype, check_finite, devices, traversal, strict)
 
+    _display: ClassVar[Callable[[Network], dict[str, str]] | None] = None
+    """How Jupyter shows a network (its diagram), set by graphbp.display: that module draws
+    with graphbp.render, which imports this one, so this one cannot import it."""
+
     def __repr__(self) -> str:
         return (
             f"<Network {len(self.order)} nodes, loss={self.loss!r}, "
-            f"params={self.params!r}, inputs={self.inputs!r}>"
+            f"params={_names(self.params)}, inputs={_names(self.inputs)}>"
         )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's view: the diagram as SVG, or a note saying how to draw it (no Graphviz,
+        or too large to lay out quickly); ``repr`` as plain text."""
+        draw = Network._display
+        return {"text/plain": repr(self)} if draw is None else draw(self)
 
     # ------------------------------------------------------------------ node-link JSON
 
@@ -242,6 +252,12 @@ class Network:
                 f"{path}: expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
             )
         return cls.from_dict(data, source=str(path))
+
+
+def _names(nodes: list[Hashable], shown: int = 8) -> str:
+    """A list of node names for a repr: the first ``shown`` (long ones cut), how many more."""
+    more = f", … {len(nodes) - shown:,} more" if len(nodes) > shown else ""
+    return f"[{', '.join(show(n) for n in nodes[:shown])}{more}]"
 
 
 def _jsonable(value: Any) -> Any:

@@ -59,7 +59,8 @@ def train(
         InputError: a parameter or a training array is missing or does not fit.
     """
     import numpy as np
-    from tqdm.auto import tqdm
+
+    from graphbp.progress import progress_bar
 
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
     if epochs < 0 or batch_size < 1:
@@ -82,7 +83,7 @@ def train(
         rng = np.random.default_rng(seed)
         history: list[float] = []
         every_step = prog.backend.mutable  # its loss is on the host: testing it is free
-        bar = tqdm(
+        bar = progress_bar(
             range(epochs),
             desc="train",
             unit="epoch",
