@@ -14,9 +14,17 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 import numpy as np
 
-from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
+from graphbp.errors import (
+    BackendNotInstalledError,
+    GradientCheckError,
+    InputError,
+    PluginError,
+    show,
+    visible,
+)
 from graphbp.op import (
     Op,
     call_forward,
@@ -26,11 +34,12 @@ from graphbp.op import (
     is_write,
     signature_of,
 )
-from graphbp.registry import backends, get_backend, get_op
+from graphbp.registry import backends, get_backend, get_op, ops
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
     from graphbp.graph import Network
+    from graphbp.program import Program
 
 STEP = 1e-4
 """Step of the five-point central difference: truncation error O(h⁴) ≈ 1e-16 in float64."""
@@ -147,8 +156,10 @@ def _check_op(
             cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
         except PluginError as exc:
             cause = exc.__cause__
-            if getattr(exc, "method", None) == "vjp" and isinstance(
-                cause, AttributeError | TypeError
+            if (
+                getattr(exc, "method", None) == "vjp"
+                and op.vjp_reads is not None
+                and isinstance(cause, AttributeError | TypeError)
             ):  # e.g. None * g: the rule reads a value its vjp_reads leaves out
                 raise GradientCheckError(
                     f"{where}: vjp failed ({type(cause).__name__}: {cause}); if it reads a "
@@ -282,12 +293,15 @@ def _compare(
     rtol: float,
     where: str,
     elementwise: bool = True,
+    wrt: str = "",
 ) -> float:
     """Compare ∂objective/∂xs[i] with central differences; return the worst relative error.
 
     Elementwise, each entry of the gradient is compared with a one-hot difference; along a
-    random direction v, ⟨gradient, v⟩ is compared with the directional difference.
+    random direction v, ⟨gradient, v⟩ is compared with the directional difference. ``wrt``
+    names the derivative in messages (default ``∂/∂operand i``).
     """
+    wrt = wrt or f"∂/∂operand {i}"
     worst = 0.0
     base = xs[i]
     # Round-off of the difference quotient: it does not shrink with the direction's length.
@@ -307,16 +321,19 @@ def _compare(
     for j in np.ndindex(base.shape) if elementwise else ():
         bump = np.zeros_like(base)
         bump[j] = 1.0
-        err = judge(
-            float(analytic[j]), _central(objective, xs, i, bump), f"∂/∂operand {i}{list(j)}"
-        )
+        err = judge(float(analytic[j]), _central(objective, xs, i, bump), f"{wrt}{index(j)}")
         worst = max(worst, err)
     for d in range(directions):
         v = rng.standard_normal(base.shape)
         numeric = _central(objective, xs, i, v)
-        err = judge(float(np.sum(analytic * v)), numeric, f"operand {i} along random direction {d}")
+        err = judge(float(np.sum(analytic * v)), numeric, f"{wrt} along random direction {d}")
         worst = max(worst, err)
     return worst
+
+
+def index(position: Any) -> str:
+    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``)."""
+    return f"[{', '.join(str(int(k)) for k in position)}]"
 
 
 def _central(objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any) -> float:
@@ -375,13 +392,64 @@ def check_network(
     report = CheckReport("network", backend)
     for i, name in enumerate(names):
         analytic = np.asarray(be.to_numpy(grads[name]), dtype=np.float64)
-        where = f"network on {backend}, parameter {name!r} (shape {xs[i].shape})"
+        where = f"network on {backend}, parameter {show(name)} (shape {xs[i].shape})"
         elementwise = analytic.size <= max_elements
-        report.worst[str(name)] = _compare(
-            objective, xs, i, analytic, rng, directions, rtol, where, elementwise
-        )
+        wrt = f"∂L/∂{visible(str(name))}"
+        try:
+            report.worst[str(name)] = _compare(
+                objective, xs, i, analytic, rng, directions, rtol, where, elementwise, wrt
+            )
+        except GradientCheckError as exc:
+            raise GradientCheckError(f"{exc}; {_wrong_rule(net, prog, params, inputs)}") from exc
         report.compared += directions + (analytic.size if elementwise else 0)
     return report
+
+
+def _wrong_rule(
+    net: Network, prog: Program, params: Mapping[Any, Any], inputs: Mapping[Any, Any]
+) -> str:
+    """Which op's rule makes a network's gradient wrong: each op node the loss depends on is
+    checked with ``check_op`` at its own operand values (in topological order), and the first
+    whose vjp disagrees with central differences of its forward is named."""
+    needed = nx.ancestors(net.graph, net.loss) | {net.loss}
+    nodes = [n for n in net.order if n in needed and n in net.ops]
+    computed = [n for n in net.order if n in needed and n in net.consts] + nodes
+    values: dict[Any, Any] = {**params, **inputs, **prog.forward(params, inputs, computed)}
+    for node in nodes:
+        op = net.ops[node]
+        operands = tuple(
+            np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]
+        )
+        try:
+            check_op(op, prog.backend.name, examples=[(operands, net.attrs[node])])
+        except GradientCheckError as exc:
+            culprit, how = op, f"the rule of op {op.name!r} at node {show(node)} is wrong there"
+            for key, inner in _ops_named_by(net.attrs[node]):  # dense's activation, say
+                try:
+                    check_op(inner, prog.backend.name)
+                except GradientCheckError:
+                    culprit = inner
+                    how = (
+                        f"the rule of op {inner.name!r}, the {visible(key)} of node "
+                        f"{show(node)} (op {op.name!r}), is wrong"
+                    )
+                    break
+            cls = type(culprit)
+            return (
+                f"{how} ({exc}); fix {cls.__module__}.{cls.__qualname__}.vjp and check it "
+                f"alone with `graphbp check --op {culprit.name}`"
+            )
+    return (
+        "every op's vjp agrees with central differences at its node's operand values, so "
+        "the difference comes from the network as a whole (a non-smooth point such as relu "
+        "at 0, or a loss too flat for float64 differences)"
+    )
+
+
+def _ops_named_by(attrs: Mapping[str, Any]) -> list[tuple[str, Op]]:
+    """The ops a node's attributes name (``activation="tanh"``), with the attribute's key."""
+    known = set(ops())
+    return [(k, get_op(v)) for k, v in attrs.items() if isinstance(v, str) and v in known]
 
 
 def check_op_autodiff(
@@ -445,6 +513,11 @@ def check_backends_agree(
     compared too. Errors are relative to each array's largest entry; the default allowance
     is 1e-10 in float64 and 1e-5 in float32.
 
+    This compares backends with each other, not gradients with the truth: every backend runs
+    the same plugin vjp, so a wrong rule gives the same wrong gradient everywhere and passes.
+    Only ``check_op`` (central differences), ``check_op_autodiff`` (``jax.vjp``) and
+    ``check_network`` can catch a wrong vjp.
+
     Raises:
         GradientCheckError: naming the backend, the parameter and the element.
     """
@@ -484,7 +557,7 @@ def _close(got: Any, want: Any, rtol: float, where: str) -> float:
     if not err <= rtol:
         j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
         raise GradientCheckError(
-            f"{where}: element {list(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
+            f"{where}: element {index(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
             f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
         )
     return err
