@@ -44,9 +44,10 @@ class Op:
 
     - ``label`` (default: ``name``): how a node is drawn. Either a function name (``"σ"``,
       ``"tanh"``), drawn applied to its operand (``σ(x·W+b)`` inside ``dense``), or an
-      expression in ``x`` (``"x·σ(x)"``, ``"x³"``), drawn with the operand in place of each
-      ``x`` (``(x·W+b)·σ(x·W+b)``); see ``apply_label``. A one-operand op writes its
-      ``local_grads`` in its operand ``x`` or ``z``; ``dense`` shows them in ``z = x·W+b``.
+      expression in its operand, written ``x`` or ``z`` (``"x·σ(x)"``, ``"x³"``), drawn with
+      the operand in its place (``(x·W+b)·σ(x·W+b)``); see ``apply_label``. A one-operand
+      op writes its ``local_grads`` in the same variable; ``dense`` shows them in
+      ``z = x·W+b``.
     - ``vjp(self, xp, g, out, *operands, **attrs)`` gets ``g = ∂L/∂out`` and returns one
       cotangent per operand. It may return a cotangent of the broadcast (output) shape: the
       engine sums it back to the operand's shape. A vjp that also takes ``needs`` (a tuple of
@@ -257,10 +258,10 @@ def validate_op(op: Op) -> None:
 def apply_label(label: str, operand: str) -> str:
     """How a one-operand op's ``label`` reads applied to ``operand`` (text such as ``x·W+b``).
 
-    A label that is an expression in ``x`` (an ``x`` not part of a word: ``x·σ(x)``, ``x³``,
-    ``max(x,0)``) gets the operand in place of each ``x``, in parentheses unless the ``x``
-    already stands alone between them; any other label is a function name, applied as
-    ``label(operand)``.
+    A label that is an expression in its operand, written ``x`` or ``z`` (an ``x`` or ``z``
+    not part of a word: ``x·σ(x)``, ``x³``, ``max(z,0)``), gets the operand in place of each,
+    in parentheses unless it already stands alone between them; any other label is a
+    function name (``σ``, ``exp``), applied as ``label(operand)``.
 
     Example:
         >>> apply_label("σ", "x·W+b"), apply_label("x·σ(x)", "x·W+b")
@@ -278,7 +279,7 @@ def apply_label(label: str, operand: str) -> str:
 
 
 def rename_variable(text: str, name: str) -> str:
-    """``text`` (an expression in ``x``) with each ``x`` that is not part of a word renamed."""
+    """``text`` (an expression in ``x`` or ``z``) with that variable renamed ``name``."""
     parts, start = [], 0
     for i in _variable_spots(text):
         parts += [text[start:i], name]
@@ -287,11 +288,12 @@ def rename_variable(text: str, name: str) -> str:
 
 
 def _variable_spots(text: str) -> list[int]:
-    """Positions of ``x`` as a variable: not next to a letter (``exp`` has none, ``x²`` one)."""
+    """Positions of the variable, ``x`` or ``z`` not next to a letter (``exp`` and ``zeta``
+    have none, ``x²`` has one)."""
     return [
         i
         for i, c in enumerate(text)
-        if c == "x"
+        if c in "xz"
         and not (i > 0 and text[i - 1].isalpha())
         and not (i + 1 < len(text) and text[i + 1].isalpha())
     ]

@@ -20,6 +20,7 @@ import numpy as np
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
+    GraphbpError,
     InputError,
     PluginError,
     show,
@@ -98,6 +99,7 @@ def check_op(
     seed: int = 0,
     rtol: float = 1e-6,
     directions: int = 3,
+    max_elements: int | None = None,
 ) -> CheckReport:
     """Check an op's vjp against central differences of its forward, in float64.
 
@@ -116,6 +118,8 @@ def check_op(
         seed: seeds the examples, cotangents and directions.
         rtol: the largest relative error allowed.
         directions: random directions checked per example, besides every element.
+        max_elements: operands larger than this are checked along directions only
+            (default: every element of every operand).
 
     Raises:
         GradientCheckError: naming the op, the example, the operand and the element.
@@ -128,7 +132,7 @@ def check_op(
             "define vjp(self, xp, g, out, *operands)"
         )
     with be.precision("float64"):
-        return _check_op(op, be, examples, seed, rtol, directions)
+        return _check_op(op, be, examples, seed, rtol, directions, max_elements)
 
 
 def _check_op(
@@ -138,6 +142,7 @@ def _check_op(
     seed: int,
     rtol: float,
     directions: int,
+    max_elements: int | None = None,
 ) -> CheckReport:
     backend = be.name
     rng = np.random.default_rng(seed)
@@ -172,9 +177,10 @@ def _check_op(
 
         for i, ct in enumerate(cts):
             analytic = np.asarray(be.to_numpy(ct))
-            worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where)
+            elementwise = max_elements is None or analytic.size <= max_elements
+            worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where, elementwise)
             report.worst[f"example {k} operand {i}"] = worst
-            report.compared += analytic.size + directions
+            report.compared += (analytic.size if elementwise else 0) + directions
     return report
 
 
@@ -400,13 +406,18 @@ def check_network(
                 objective, xs, i, analytic, rng, directions, rtol, where, elementwise, wrt
             )
         except GradientCheckError as exc:
-            raise GradientCheckError(f"{exc}; {_wrong_rule(net, prog, params, inputs)}") from exc
+            culprit = _wrong_rule(net, prog, params, inputs, max_elements)
+            raise GradientCheckError(f"{exc}; {culprit}") from exc
         report.compared += directions + (analytic.size if elementwise else 0)
     return report
 
 
 def _wrong_rule(
-    net: Network, prog: Program, params: Mapping[Any, Any], inputs: Mapping[Any, Any]
+    net: Network,
+    prog: Program,
+    params: Mapping[Any, Any],
+    inputs: Mapping[Any, Any],
+    max_elements: int,
 ) -> str:
     """Which op's rule makes a network's gradient wrong: each op node the loss depends on is
     checked with ``check_op`` at its own operand values (in topological order), and the first
@@ -414,36 +425,61 @@ def _wrong_rule(
     needed = nx.ancestors(net.graph, net.loss) | {net.loss}
     nodes = [n for n in net.order if n in needed and n in net.ops]
     computed = [n for n in net.order if n in needed and n in net.consts] + nodes
-    values: dict[Any, Any] = {**params, **inputs, **prog.forward(params, inputs, computed)}
+    try:
+        values: dict[Any, Any] = {**params, **inputs, **prog.forward(params, inputs, computed)}
+    except GraphbpError as exc:  # the message says what failed; this is only a hint
+        return f"no op was checked alone, as the forward pass failed ({exc})"
+    backend = prog.backend.name
+    doubtful = ""
     for node in nodes:
         op = net.ops[node]
         operands = tuple(
             np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]
         )
         try:
-            check_op(op, prog.backend.name, examples=[(operands, net.attrs[node])])
+            check_op(op, backend, examples=[(operands, net.attrs[node])], max_elements=max_elements)
+            continue
         except GradientCheckError as exc:
-            culprit, how = op, f"the rule of op {op.name!r} at node {show(node)} is wrong there"
-            for key, inner in _ops_named_by(net.attrs[node]):  # dense's activation, say
-                try:
-                    check_op(inner, prog.backend.name)
-                except GradientCheckError:
-                    culprit = inner
-                    how = (
-                        f"the rule of op {inner.name!r}, the {visible(key)} of node "
-                        f"{show(node)} (op {op.name!r}), is wrong"
-                    )
-                    break
-            cls = type(culprit)
+            there = str(exc)
+        culprit = _failing_alone(op, node, net.attrs[node], backend)
+        if culprit is not None:
+            wrong, how = culprit
+            cls = type(wrong)
             return (
-                f"{how} ({exc}); fix {cls.__module__}.{cls.__qualname__}.vjp and check it "
-                f"alone with `graphbp check --op {culprit.name}`"
+                f"{how} ({there}); fix {cls.__module__}.{cls.__qualname__}.vjp and check it "
+                f"alone with `graphbp check --op {wrong.name}`"
             )
-    return (
+        doubtful = doubtful or (
+            f"op {op.name!r} at node {show(node)} disagrees with central differences at the "
+            f"node's operand values ({there}), though it passes on its own examples: a "
+            "non-smooth point (relu at 0) or a rule wrong only for these operands"
+        )
+    return doubtful or (
         "every op's vjp agrees with central differences at its node's operand values, so "
         "the difference comes from the network as a whole (a non-smooth point such as relu "
         "at 0, or a loss too flat for float64 differences)"
     )
+
+
+def _failing_alone(
+    op: Op, node: Hashable, attrs: Mapping[str, Any], backend: str
+) -> tuple[Op, str] | None:
+    """The op to blame for a node whose check failed at its values, and how to say it: an op
+    its attributes name (dense's activation) or the op itself, whichever fails ``check_op``
+    on its own examples; None if both pass (the node's values are the problem)."""
+    for key, inner in _ops_named_by(attrs):
+        try:
+            check_op(inner, backend)
+        except GradientCheckError:
+            return inner, (
+                f"the rule of op {inner.name!r}, the {visible(key)} of node {show(node)} "
+                f"(op {op.name!r}), is wrong"
+            )
+    try:
+        check_op(op, backend)
+    except GradientCheckError:
+        return op, f"the rule of op {op.name!r} at node {show(node)} is wrong"
+    return None
 
 
 def _ops_named_by(attrs: Mapping[str, Any]) -> list[tuple[str, Op]]:

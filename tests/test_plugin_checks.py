@@ -113,6 +113,9 @@ def test_label_and_vjp_are_optional(register: Any) -> None:
         ("x³", "(x·W+b)³", "z³"),
         ("max(x,0)", "max(x·W+b,0)", "max(z,0)"),
         ("2x+1", "2(x·W+b)+1", "2z+1"),
+        ("z·σ(z)", "(x·W+b)·σ(x·W+b)", "z·σ(z)"),  # z names the operand too
+        ("zeta", "zeta(x·W+b)", "zeta"),
+        ("", "(x·W+b)", ""),
     ],
 )
 def test_a_label_is_a_function_name_or_an_expression_in_x(
@@ -286,7 +289,7 @@ def test_check_network_names_the_op_whose_rule_is_wrong(register: Any, backend: 
         rf"network on {backend}, parameter 'W' \(shape \(3, 2\)\): ∂L/∂W\[0, 0\]: analytic ",
         message,
     )
-    assert "; the rule of op 't_wrong_swish' at node 'h' is wrong there (" in message
+    assert "; the rule of op 't_wrong_swish' at node 'h' is wrong (op 't_wrong_swish' on" in message
     assert message.endswith(
         "fix test_plugin_checks.WrongSwish.vjp and check it alone with "
         "`graphbp check --op t_wrong_swish`"
@@ -302,6 +305,25 @@ def test_check_network_names_a_wrong_activation_inside_dense(register: Any) -> N
     message = str(info.value)
     assert "∂L/∂W1[0, 0]" in message
     assert "the rule of op 't_wrong_swish', the activation of node 'h1' (op 'dense')" in message
+
+
+def test_a_right_rule_at_a_non_smooth_point_is_not_blamed() -> None:
+    """relu at exactly 0: the differences see a kink, the rule is right everywhere else."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(3,), init=0.0)
+    g.add_node("r", op="relu")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("p", "r"), ("r", "L")])
+    with pytest.raises(GradientCheckError) as info:
+        check_network(gb.Network(g))
+    message = str(info.value)
+    assert message.startswith("network on numpy, parameter 'p' (shape (3,)): ∂L/∂p[0]: ")
+    assert "; op 'relu' at node 'r' disagrees with central differences at the node's" in message
+    assert message.endswith(
+        "though it passes on its own examples: a non-smooth point (relu at 0) or a rule wrong "
+        "only for these operands"
+    )
+    assert "fix " not in message
 
 
 def test_a_right_network_still_passes(register: Any) -> None:
