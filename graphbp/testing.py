@@ -327,7 +327,7 @@ def _compare(
     for j in np.ndindex(base.shape) if elementwise else ():
         bump = np.zeros_like(base)
         bump[j] = 1.0
-        err = judge(float(analytic[j]), _central(objective, xs, i, bump), f"{wrt}{index(j)}")
+        err = judge(float(analytic[j]), _central(objective, xs, i, bump), f"{wrt}{index_text(j)}")
         worst = max(worst, err)
     for d in range(directions):
         v = rng.standard_normal(base.shape)
@@ -337,7 +337,7 @@ def _compare(
     return worst
 
 
-def index(position: Any) -> str:
+def index_text(position: Any) -> str:
     """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``)."""
     return f"[{', '.join(str(int(k)) for k in position)}]"
 
@@ -593,7 +593,7 @@ def _close(got: Any, want: Any, rtol: float, where: str) -> float:
     if not err <= rtol:
         j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
         raise GradientCheckError(
-            f"{where}: element {index(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
+            f"{where}: element {index_text(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
             f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
         )
     return err
