@@ -30,33 +30,46 @@ OP = "op"
 class Op:
     """Base class of every op plugin.
 
-    A subclass sets ``name``, ``label`` and ``local_grads`` and defines ``forward`` and ``vjp``.
-    ``xp`` is the backend's array namespace (numpy or jax.numpy); plugins never import it.
-    Node attributes other than ``op``, ``shape`` and ``scope`` arrive as keyword arguments.
-    ``forward`` returns an array of the backend in the operands' dtype.
+    Required (``register_op`` and entry-point loading refuse an op without them):
 
-    ``vjp(xp, g, out, *operands, **attrs)`` gets ``g = ∂L/∂out`` and returns one cotangent
-    per operand. It may return a cotangent of the broadcast (output) shape: the engine sums it
-    back to the operand's shape. A vjp that also takes ``needs`` (a tuple of bools, one per
-    operand) may return None where ``needs`` is False, to skip work nobody uses.
+    - ``name``: an identifier, the ``op`` attribute graphs use (not a leaf kind).
+    - ``forward(self, xp, *operands, **attrs)``: the output, computed with ``xp``, the
+      backend's array namespace (numpy or jax.numpy), which plugins never import. Node
+      attributes other than ``op``, ``shape`` and ``scope`` arrive as keyword arguments.
+      It returns an array of the backend in the operands' dtype.
+    - ``local_grads``: one text of ∂out/∂operandᵢ per operand, drawn on the edges into the
+      node and listed by ``graphbp ops``.
 
-    An op without a vjp can still be used: JAX differentiates its forward itself; on NumPy
-    compiling a network that needs its gradient is an error naming it.
+    Optional:
 
-    ``vjp_reads`` optionally declares which forward values the vjp reads: operand positions
-    and/or ``"out"`` (σ's rule reads only ``out``). The engine frees the others as soon as the
-    forward pass is done with them and passes None in their place. None (the default) means
-    the vjp may read everything. The gradient checker holds ops to their declaration.
-
-    ``shape(*shapes, **attrs)`` (optional, but every built-in op has one) is the shape rule:
-    given each operand's shape as a tuple of ints and the node's attributes (the keyword
-    arguments forward takes), it returns the shape of forward's result, or raises
-    ``ValueError`` (or ``TypeError``) when the operands do not fit, exactly where forward
-    would. ``Network()`` infers every node's shape with it without allocating an array, so a
-    graph that declares huge shapes costs what it takes to describe. An op without one is
-    probed instead: its forward is run on arrays of the operands' shapes, but only while each
-    has at most ``PROBE_LIMIT`` elements; past that, ``Network()`` asks for a shape rule.
-    ``graphbp.testing.check_op`` holds the rule to forward's results.
+    - ``label`` (default: ``name``): how a node is drawn. Either a function name (``"σ"``,
+      ``"tanh"``), drawn applied to its operand (``σ(x·W+b)`` inside ``dense``), or an
+      expression in its operand, written ``x`` or ``z`` (``"x·σ(x)"``, ``"x³"``), drawn with
+      the operand in its place (``(x·W+b)·σ(x·W+b)``); see ``apply_label``. A one-operand
+      op writes its ``local_grads`` in the same variable; ``dense`` shows them in
+      ``z = x·W+b``.
+    - ``vjp(self, xp, g, out, *operands, **attrs)`` gets ``g = ∂L/∂out`` and returns one
+      cotangent per operand. It may return a cotangent of the broadcast (output) shape: the
+      engine sums it back to the operand's shape. A vjp that also takes ``needs`` (a tuple of
+      bools, one per operand) may return None where ``needs`` is False, to skip work nobody
+      uses. Without a vjp, JAX differentiates the forward itself; on NumPy compiling a network
+      that needs its gradient is an error naming the op.
+    - ``vjp_reads``: which forward values the vjp reads, operand positions and/or ``"out"``
+      (σ's rule reads only ``out``). The engine frees the others as soon as the forward pass
+      is done with them and passes None in their place. None (the default) means the vjp may
+      read everything. The gradient checker holds ops to their declaration.
+    - ``shape(*shapes, **attrs)`` (every built-in op has one): given each operand's shape as
+      a tuple of ints and the node's attributes, the shape of forward's result, or
+      ``ValueError`` (or ``TypeError``) when the operands do not fit, exactly where forward
+      would. ``Network()`` infers every node's shape with it without allocating an array. An
+      op without one is probed instead: its forward is run on arrays of the operands'
+      shapes, but only while each has at most ``PROBE_LIMIT`` elements; past that,
+      ``Network()`` asks for a shape rule. ``graphbp.testing.check_op`` holds the rule to
+      forward's results.
+    - ``examples(rng)``: operands on which the gradient checks run (default: standard
+      normal operands of shape (3, 4)).
+    - ``describe(attrs)``: the label and local-derivative texts for a node's attributes
+      (default: ``label`` and ``local_grads``).
 
     Example:
         >>> class Cube(Op):
@@ -101,10 +114,11 @@ class Op:
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         """The label and local-derivative texts drawn for a node with these attributes.
 
-        The default is the class's ``label`` and ``local_grads``; an op whose attributes
-        change what it computes (``dense``'s activation) says so here.
+        The default is the class's ``label`` (or its ``name`` if it has none) and
+        ``local_grads``; an op whose attributes change what it computes (``dense``'s
+        activation) says so here.
         """
-        return self.label, self.local_grads
+        return self.label or self.name, self.local_grads
 
     @property
     def arity(self) -> int:
@@ -215,11 +229,74 @@ def validate_op(op: Op) -> None:
             f"op {op.name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
             f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
         )
-    if len(op.local_grads) != sig.arity:
+    if not isinstance(op.label, str):
         raise PluginError(
-            f"op {op.name!r} ({cls}): local_grads has {len(op.local_grads)} entries but forward "
+            f"op {op.name!r} ({cls}): label is a {type(op.label).__name__}; set label to a "
+            "str, a function name such as 'σ' or an expression in x such as 'x·σ(x)'"
+        )
+    grads = op.local_grads
+    texts = ", ".join(f'"∂out/∂operand{i}"' for i in range(sig.arity))
+    example = f"local_grads = ({texts}{',' if sig.arity == 1 else ''})"
+    if not isinstance(grads, tuple | list) or not all(isinstance(t, str) for t in grads):
+        raise PluginError(
+            f"op {op.name!r} ({cls}): local_grads must be a tuple of str (one text of "
+            f"∂out/∂operandᵢ per operand), got {type(grads).__name__}; e.g. {example}"
+        )
+    if not grads and sig.arity:
+        raise PluginError(
+            f"op {op.name!r} ({cls}) has no local_grads, which every op needs: one text of "
+            f"∂out/∂operandᵢ per operand, drawn on the edges into its node; add e.g. {example} "
+            "to the class"
+        )
+    if len(grads) != sig.arity:
+        raise PluginError(
+            f"op {op.name!r} ({cls}): local_grads has {len(grads)} entries but forward "
             f"takes {sig.arity} operands; give one text of ∂out/∂operandᵢ per operand"
         )
+
+
+def apply_label(label: str, operand: str) -> str:
+    """How a one-operand op's ``label`` reads applied to ``operand`` (text such as ``x·W+b``).
+
+    A label that is an expression in its operand, written ``x`` or ``z`` (an ``x`` or ``z``
+    not part of a word: ``x·σ(x)``, ``x³``, ``max(z,0)``), gets the operand in place of each,
+    in parentheses unless it already stands alone between them; any other label is a
+    function name (``σ``, ``exp``), applied as ``label(operand)``.
+
+    Example:
+        >>> apply_label("σ", "x·W+b"), apply_label("x·σ(x)", "x·W+b")
+        ('σ(x·W+b)', '(x·W+b)·σ(x·W+b)')
+    """
+    spots = _variable_spots(label)
+    if not spots:
+        return f"{label}({operand})"
+    parts, start = [], 0
+    for i in spots:
+        alone = i > 0 and label[i - 1] in "(,[" and i + 1 < len(label) and label[i + 1] in "),]"
+        parts += [label[start:i], operand if alone else f"({operand})"]
+        start = i + 1
+    return "".join([*parts, label[start:]])
+
+
+def rename_variable(text: str, name: str) -> str:
+    """``text`` (an expression in ``x`` or ``z``) with that variable renamed ``name``."""
+    parts, start = [], 0
+    for i in _variable_spots(text):
+        parts += [text[start:i], name]
+        start = i + 1
+    return "".join([*parts, text[start:]])
+
+
+def _variable_spots(text: str) -> list[int]:
+    """Positions of the variable, ``x`` or ``z`` not next to a letter (``exp`` and ``zeta``
+    have none, ``x²`` has one)."""
+    return [
+        i
+        for i, c in enumerate(text)
+        if c in "xz"
+        and not (i > 0 and text[i - 1].isalpha())
+        and not (i + 1 < len(text) and text[i + 1].isalpha())
+    ]
 
 
 def sum_to(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:

@@ -3,14 +3,20 @@
 Example:
     def test_cube(gradcheck):
         gradcheck(Cube())          # checked on every installed backend
+        gradcheck("cube")          # or by name, as an installed entry point
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+_LIBRARIES = ("graphbp", "graphbp_numpy", "graphbp_jax", "numpy", "jax", "jaxlib")
+"""Packages whose frames are never the place to fix a plugin."""
 
 
 @pytest.fixture
@@ -22,15 +28,48 @@ def gradcheck() -> Callable[..., list[Any]]:
     it returns one report per check and fails the test with the first disagreement. On
     NumPy it also fails an op whose forward or vjp writes into an array it is given (an
     operand, ``out`` or ``g``), naming the argument.
+
+    A failure shows graphbp's message (op, backend, example, operand, element, both values)
+    and, when the plugin raised, the line of the plugin that raised, without graphbp's own
+    frames.
     """
+    from graphbp.errors import GraphbpError
     from graphbp.testing import check_op, check_op_autodiff, installed_backends
 
     def run(op: Any, **kwargs: Any) -> list[Any]:
+        __tracebackhide__ = True
         usable = installed_backends()
-        reports = [check_op(op, backend, **kwargs) for backend in usable]
-        if "jax" in usable:
-            keep = {k: v for k, v in kwargs.items() if k in ("examples", "seed")}
-            reports.append(check_op_autodiff(op, **keep))
-        return reports
+        try:
+            reports = [check_op(op, backend, **kwargs) for backend in usable]
+            if "jax" in usable:
+                keep = {k: v for k, v in kwargs.items() if k in ("examples", "seed")}
+                reports.append(check_op_autodiff(op, **keep))
+            return reports
+        except GraphbpError as exc:
+            failure = f"{type(exc).__name__}: {exc}{_raised_at(exc)}"
+        pytest.fail(failure, pytrace=False)  # outside the except: no chained traceback
 
     return run
+
+
+def _raised_at(exc: BaseException) -> str:
+    """Where the plugin code that raised under ``exc`` is: the innermost frame outside
+    graphbp, NumPy and JAX of the deepest exception chained under ``exc`` that has one
+    (empty when nothing a plugin ran raised)."""
+    chain: list[BaseException] = []
+    cause = exc.__cause__
+    while cause is not None and len(chain) < 20:
+        chain.append(cause)
+        cause = cause.__cause__
+    for cause in reversed(chain):  # JAX chains its own internal error under the plugin's
+        for frame in reversed(traceback.extract_tb(cause.__traceback__)):
+            if not _in_library(frame.filename):
+                return (
+                    f"\n  raised at {frame.filename}:{frame.lineno}, in {frame.name}: {frame.line}"
+                )
+    return ""
+
+
+def _in_library(filename: str) -> bool:
+    parts = Path(filename).parts
+    return any(name in parts for name in _LIBRARIES)

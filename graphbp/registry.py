@@ -137,8 +137,13 @@ def get_op(name: str) -> Op:
         )
     ep = _entry_points(OPS_GROUP).get(name)
     if ep is None:
-        close = difflib.get_close_matches(name, [*LEAVES, *ops()], n=3)
-        hint = f"did you mean {', '.join(map(repr, close))}?" if close else "see `graphbp ops`"
+        known = ops()
+        close = difflib.get_close_matches(name, [*LEAVES, *known], n=3)
+        hint = (
+            f"did you mean {', '.join(map(repr, close))}?"
+            if close
+            else f"the ops are {', '.join(known)}; install a package that provides it"
+        )
         raise GraphError(f"unknown op {name!r}; {hint}, or register it with gb.register_op")
     try:
         op = _instance(ep.load())

@@ -14,9 +14,18 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 import numpy as np
 
-from graphbp.errors import BackendNotInstalledError, GradientCheckError, InputError, PluginError
+from graphbp.errors import (
+    BackendNotInstalledError,
+    GradientCheckError,
+    GraphbpError,
+    InputError,
+    PluginError,
+    show,
+    visible,
+)
 from graphbp.op import (
     Op,
     call_forward,
@@ -26,11 +35,12 @@ from graphbp.op import (
     is_write,
     signature_of,
 )
-from graphbp.registry import backends, get_backend, get_op
+from graphbp.registry import backends, get_backend, get_op, ops
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
     from graphbp.graph import Network
+    from graphbp.program import Program
 
 STEP = 1e-4
 """Step of the five-point central difference: truncation error O(h⁴) ≈ 1e-16 in float64."""
@@ -89,6 +99,7 @@ def check_op(
     seed: int = 0,
     rtol: float = 1e-6,
     directions: int = 3,
+    max_elements: int | None = None,
 ) -> CheckReport:
     """Check an op's vjp against central differences of its forward, in float64.
 
@@ -107,6 +118,8 @@ def check_op(
         seed: seeds the examples, cotangents and directions.
         rtol: the largest relative error allowed.
         directions: random directions checked per example, besides every element.
+        max_elements: operands larger than this are checked along directions only
+            (default: every element of every operand).
 
     Raises:
         GradientCheckError: naming the op, the example, the operand and the element.
@@ -119,7 +132,7 @@ def check_op(
             "define vjp(self, xp, g, out, *operands)"
         )
     with be.precision("float64"):
-        return _check_op(op, be, examples, seed, rtol, directions)
+        return _check_op(op, be, examples, seed, rtol, directions, max_elements)
 
 
 def _check_op(
@@ -129,6 +142,7 @@ def _check_op(
     seed: int,
     rtol: float,
     directions: int,
+    max_elements: int | None = None,
 ) -> CheckReport:
     backend = be.name
     rng = np.random.default_rng(seed)
@@ -147,8 +161,10 @@ def _check_op(
             cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
         except PluginError as exc:
             cause = exc.__cause__
-            if getattr(exc, "method", None) == "vjp" and isinstance(
-                cause, AttributeError | TypeError
+            if (
+                getattr(exc, "method", None) == "vjp"
+                and op.vjp_reads is not None
+                and isinstance(cause, AttributeError | TypeError)
             ):  # e.g. None * g: the rule reads a value its vjp_reads leaves out
                 raise GradientCheckError(
                     f"{where}: vjp failed ({type(cause).__name__}: {cause}); if it reads a "
@@ -161,9 +177,10 @@ def _check_op(
 
         for i, ct in enumerate(cts):
             analytic = np.asarray(be.to_numpy(ct))
-            worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where)
+            elementwise = max_elements is None or analytic.size <= max_elements
+            worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where, elementwise)
             report.worst[f"example {k} operand {i}"] = worst
-            report.compared += analytic.size + directions
+            report.compared += (analytic.size if elementwise else 0) + directions
     return report
 
 
@@ -282,12 +299,15 @@ def _compare(
     rtol: float,
     where: str,
     elementwise: bool = True,
+    wrt: str = "",
 ) -> float:
     """Compare ∂objective/∂xs[i] with central differences; return the worst relative error.
 
     Elementwise, each entry of the gradient is compared with a one-hot difference; along a
-    random direction v, ⟨gradient, v⟩ is compared with the directional difference.
+    random direction v, ⟨gradient, v⟩ is compared with the directional difference. ``wrt``
+    names the derivative in messages (default ``∂/∂operand i``).
     """
+    wrt = wrt or f"∂/∂operand {i}"
     worst = 0.0
     base = xs[i]
     # Round-off of the difference quotient: it does not shrink with the direction's length.
@@ -307,16 +327,19 @@ def _compare(
     for j in np.ndindex(base.shape) if elementwise else ():
         bump = np.zeros_like(base)
         bump[j] = 1.0
-        err = judge(
-            float(analytic[j]), _central(objective, xs, i, bump), f"∂/∂operand {i}{list(j)}"
-        )
+        err = judge(float(analytic[j]), _central(objective, xs, i, bump), f"{wrt}{index_text(j)}")
         worst = max(worst, err)
     for d in range(directions):
         v = rng.standard_normal(base.shape)
         numeric = _central(objective, xs, i, v)
-        err = judge(float(np.sum(analytic * v)), numeric, f"operand {i} along random direction {d}")
+        err = judge(float(np.sum(analytic * v)), numeric, f"{wrt} along random direction {d}")
         worst = max(worst, err)
     return worst
+
+
+def index_text(position: Any) -> str:
+    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``)."""
+    return f"[{', '.join(str(int(k)) for k in position)}]"
 
 
 def _central(objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any) -> float:
@@ -375,13 +398,94 @@ def check_network(
     report = CheckReport("network", backend)
     for i, name in enumerate(names):
         analytic = np.asarray(be.to_numpy(grads[name]), dtype=np.float64)
-        where = f"network on {backend}, parameter {name!r} (shape {xs[i].shape})"
+        where = f"network on {backend}, parameter {show(name)} (shape {xs[i].shape})"
         elementwise = analytic.size <= max_elements
-        report.worst[str(name)] = _compare(
-            objective, xs, i, analytic, rng, directions, rtol, where, elementwise
-        )
+        wrt = f"∂L/∂{visible(str(name))}"
+        try:
+            report.worst[str(name)] = _compare(
+                objective, xs, i, analytic, rng, directions, rtol, where, elementwise, wrt
+            )
+        except GradientCheckError as exc:
+            culprit = _wrong_rule(net, prog, params, inputs, max_elements)
+            raise GradientCheckError(f"{exc}; {culprit}") from exc
         report.compared += directions + (analytic.size if elementwise else 0)
     return report
+
+
+def _wrong_rule(
+    net: Network,
+    prog: Program,
+    params: Mapping[Any, Any],
+    inputs: Mapping[Any, Any],
+    max_elements: int,
+) -> str:
+    """Which op's rule makes a network's gradient wrong: each op node the loss depends on is
+    checked with ``check_op`` at its own operand values (in topological order), and the first
+    whose vjp disagrees with central differences of its forward is named."""
+    needed = nx.ancestors(net.graph, net.loss) | {net.loss}
+    nodes = [n for n in net.order if n in needed and n in net.ops]
+    computed = [n for n in net.order if n in needed and n in net.consts] + nodes
+    try:
+        values: dict[Any, Any] = {**params, **inputs, **prog.forward(params, inputs, computed)}
+    except GraphbpError as exc:  # the message says what failed; this is only a hint
+        return f"no op was checked alone, as the forward pass failed ({exc})"
+    backend = prog.backend.name
+    doubtful = ""
+    for node in nodes:
+        op = net.ops[node]
+        operands = tuple(
+            np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]
+        )
+        try:
+            check_op(op, backend, examples=[(operands, net.attrs[node])], max_elements=max_elements)
+            continue
+        except GradientCheckError as exc:
+            there = str(exc)
+        culprit = _failing_alone(op, node, net.attrs[node], backend)
+        if culprit is not None:
+            wrong, how = culprit
+            cls = type(wrong)
+            return (
+                f"{how} ({there}); fix {cls.__module__}.{cls.__qualname__}.vjp and check it "
+                f"alone with `graphbp check --op {wrong.name}`"
+            )
+        doubtful = doubtful or (
+            f"op {op.name!r} at node {show(node)} disagrees with central differences at the "
+            f"node's operand values ({there}), though it passes on its own examples: a "
+            "non-smooth point (relu at 0) or a rule wrong only for these operands"
+        )
+    return doubtful or (
+        "every op's vjp agrees with central differences at its node's operand values, so "
+        "the difference comes from the network as a whole (a non-smooth point such as relu "
+        "at 0, or a loss too flat for float64 differences)"
+    )
+
+
+def _failing_alone(
+    op: Op, node: Hashable, attrs: Mapping[str, Any], backend: str
+) -> tuple[Op, str] | None:
+    """The op to blame for a node whose check failed at its values, and how to say it: an op
+    its attributes name (dense's activation) or the op itself, whichever fails ``check_op``
+    on its own examples; None if both pass (the node's values are the problem)."""
+    for key, inner in _ops_named_by(attrs):
+        try:
+            check_op(inner, backend)
+        except GradientCheckError:
+            return inner, (
+                f"the rule of op {inner.name!r}, the {visible(key)} of node {show(node)} "
+                f"(op {op.name!r}), is wrong"
+            )
+    try:
+        check_op(op, backend)
+    except GradientCheckError:
+        return op, f"the rule of op {op.name!r} at node {show(node)} is wrong"
+    return None
+
+
+def _ops_named_by(attrs: Mapping[str, Any]) -> list[tuple[str, Op]]:
+    """The ops a node's attributes name (``activation="tanh"``), with the attribute's key."""
+    known = set(ops())
+    return [(k, get_op(v)) for k, v in attrs.items() if isinstance(v, str) and v in known]
 
 
 def check_op_autodiff(
@@ -445,6 +549,11 @@ def check_backends_agree(
     compared too. Errors are relative to each array's largest entry; the default allowance
     is 1e-10 in float64 and 1e-5 in float32.
 
+    This compares backends with each other, not gradients with the truth: every backend runs
+    the same plugin vjp, so a wrong rule gives the same wrong gradient everywhere and passes.
+    Only ``check_op`` (central differences), ``check_op_autodiff`` (``jax.vjp``) and
+    ``check_network`` can catch a wrong vjp.
+
     Raises:
         GradientCheckError: naming the backend, the parameter and the element.
     """
@@ -484,7 +593,7 @@ def _close(got: Any, want: Any, rtol: float, where: str) -> float:
     if not err <= rtol:
         j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
         raise GradientCheckError(
-            f"{where}: element {list(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
+            f"{where}: element {index_text(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
             f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
         )
     return err

@@ -9,10 +9,12 @@ from graphbp import Op
 from graphbp.errors import GraphError
 from graphbp.op import (
     Example,
+    apply_label,
     check_cotangent,
     check_count,
     defines_shape,
     defines_vjp,
+    rename_variable,
     signature_of,
     vjp_kwargs,
 )
@@ -190,10 +192,12 @@ class Dense(Op):
         return f.shape(z) if defines_shape(f) else z  # an activation is elementwise
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-        f = get_op(str(attrs.get("activation", "sigmoid")))
-        slope = f.local_grads[0] if f.local_grads else f"{f.label}′"
+        """``σ(x·W+b)`` for a function name, ``(x·W+b)·σ(x·W+b)`` for a label ``x·σ(x)``; the
+        activation's derivative is written in z = x·W+b, the value it is applied to."""
+        label, grads = get_op(str(attrs.get("activation", "sigmoid"))).describe({})
+        slope = rename_variable(grads[0], "z") if grads else f"{label}′"
         return (
-            self.label.replace("f", f.label, 1),
+            apply_label(label, "x·W+b"),
             tuple(text.replace("f′", slope) for text in self.local_grads),
         )
 
