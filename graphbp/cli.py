@@ -806,7 +806,7 @@ def _ops(args: argparse.Namespace) -> int:
         (leaf, leaf, "(leaf: a value entering the graph)", "graphbp (core)") for leaf in LEAVES
     ]
     rows += [
-        (name, op.label, ", ".join(op.local_grads), op_provider(name))
+        (name, op.label or name, ", ".join(op.local_grads), op_provider(name))
         for name, op in loaded.items()
     ]
     print(table(rows))
