@@ -22,6 +22,7 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
+    show,
     visible,
 )
 from graphbp.registry import get_backend
@@ -521,7 +522,7 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     """A run that continues the model folder ``args.resume``; options that contradict it
     are refused, one line each."""
     from graphbp.datasets import load_csv, load_example, split
-    from graphbp.model import load, read_optimizer_state
+    from graphbp.model import Source, load, read_optimizer_state
 
     folder = args.resume
     model = load(folder, "numpy")
@@ -535,30 +536,33 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     if args.graph is not None:
         refuse("--graph", "a resumed run keeps the network of its network.json")
     if args.hidden is not None and args.hidden != saved.get("hidden"):
-        refuse("--hidden", f"the saved network has hidden width {saved.get('hidden')}")
+        hidden = saved.get("hidden")
+        has = "came from --graph" if hidden is None else f"has hidden width {show(hidden)}"
+        refuse("--hidden", f"the saved network {has}")
     src = about.source
     if "example" in given and args.example != src.example:
         refuse("--example", f"the model was trained on {src.example or src.csv!r}")
-    if args.data is not None and (
-        src.csv is None or os.path.realpath(args.data) != os.path.realpath(src.csv)
-    ):
-        refuse("--data", f"the model was trained on {src.example or src.csv!r}")
+    if args.data is not None and src.csv is None:
+        refuse("--data", f"the model was trained on the embedded example {src.example!r}")
     if "target" in given and args.target != about.target:
         refuse("--target", f"the model predicts {about.target!r}")
     if "seed" in given and args.seed != about.seed:
         refuse("--seed", f"the model's split and shuffling use seed {about.seed}")
     optimizer = saved.get("optimizer")
     if "optimizer" in given and args.optimizer != optimizer:
-        refuse("--optimizer", f"the saved optimizer state is {optimizer}'s")
+        refuse("--optimizer", f"the saved optimizer state is {show(optimizer)}'s")
     if optimizer not in ("sgd", "momentum", "adam"):
         raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
-    data = load_csv(src.csv, about.target) if src.csv else load_example(src.example or "")
+    csv = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
+    data = load_csv(csv, about.target) if csv else load_example(src.example or "")
     if data.sha256 != src.sha256 or len(data.x) != src.rows:
         raise InputError(
-            f"{src.csv or src.example}: the data changed since {folder} was trained on it "
-            f"({len(data.x)} rows, sha256 {data.sha256[:12]}… then: {src.rows} rows, "
+            f"{csv or src.example}: the data changed since {folder} was trained on it "
+            f"({len(data.x)} rows, sha256 {data.sha256[:12]}…; then: {src.rows} rows, "
             f"{src.sha256[:12]}…); train anew instead of resuming"
         )
+    if csv is not None:
+        src = Source(None, str(Path(os.path.abspath(csv))), src.sha256, src.rows)
     classes = about.classes
     s = split(
         data,
@@ -581,10 +585,13 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
         "seed": about.seed,
         "graph": saved.get("graph"),
     }
-    for key in ("lr", "batch_size"):
+    for key, kind in (("lr", int | float), ("batch_size", int)):
         value = hyper[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise GraphFileError(f"{folder / 'model.json'}: hyperparameter {key!r} is invalid")
+        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
+            raise GraphFileError(
+                f"{folder / 'model.json'}: hyperparameter {key!r} is {show(value)}, not a "
+                "positive number; train anew"
+            )
     state = read_optimizer_state(folder, optimizer, model.params)
     history = (model.history["train_loss"], model.history["test_loss"])
     if len(history[0]) != about.epochs:

@@ -101,7 +101,9 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
         missing = [n for n in shapes if n not in members]
         if missing or extra or len(members) != len(archive.namelist()):
             what = (
-                f"has no array {missing[0]!r}" if missing else f"has an extra member {show(extra)}"
+                f"has no array {show(missing[0])}"
+                if missing
+                else f"has an extra member {show(extra)}"
             )
             raise GraphFileError(f"{path}: {what}; it does not belong to this model's network")
         out: dict[str, Any] = {}
@@ -114,7 +116,7 @@ def _read_member(
     path: Path, archive: zipfile.ZipFile, member: str, name: str, want: tuple[int, ...]
 ) -> Any:
     """One array of an .npz, its header checked before its data is read."""
-    where = f"{path}: array {name!r}"
+    where = f"{path}: array {show(name)}"
     try:
         with archive.open(member) as f:
             version = np.lib.format.read_magic(f)
@@ -518,7 +520,7 @@ class Model:
         kind = f"classifier of {len(self.classes)} classes" if self.classes else "regression"
         return (
             f"<Model {self.task if not self.classes else kind}: {len(self.features)} features → "
-            f"{self.target!r}, {len(self.history['train_loss'])} epochs, "
+            f"{show(self.target)}, {len(self.history['train_loss'])} epochs, "
             f"{self.program.backend.name} {self.program.dtype}, from {str(self.path)!r}>"
         )
 
@@ -561,7 +563,7 @@ class Model:
         """
         if self.classes is None:
             raise InputError(
-                f"predict_proba needs a classifier; this model predicts {self.target!r} by "
+                f"predict_proba needs a classifier; this model predicts {show(self.target)} by "
                 "regression: use predict"
             )
         scores = self._scores(rows)
@@ -610,12 +612,12 @@ class Model:
         extra = [n for n in names if n not in self.features and n != self.target]
         if missing:
             raise InputError(
-                f"{what} has no column {missing[0]!r}; the model takes {_listed(self.features)}"
+                f"{what} has no column {show(missing[0])}; the model takes {_listed(self.features)}"
             )
         if extra:
             raise InputError(
-                f"{what} has column {extra[0]!r}, which the model was not trained on; it takes "
-                f"{_listed(self.features)} (and ignores the target {self.target!r})"
+                f"{what} has column {show(extra[0])}, which the model was not trained on; it takes "
+                f"{_listed(self.features)} (and ignores the target {show(self.target)})"
             )
         by_name = {str(k): v for k, v in columns.items()}
         values = []
@@ -623,10 +625,10 @@ class Model:
             try:
                 v = np.asarray(by_name[f], dtype=np.float64)
             except (TypeError, ValueError) as exc:
-                raise InputError(f"column {f!r} cannot be read as numbers ({exc})") from None
+                raise InputError(f"column {show(f)} cannot be read as numbers ({exc})") from None
             if v.ndim != 1:
                 raise InputError(
-                    f"column {f!r} must be 1-D (one value per row), got shape {v.shape}"
+                    f"column {show(f)} must be 1-D (one value per row), got shape {v.shape}"
                 )
             values.append(v)
         if len({len(v) for v in values}) != 1:
@@ -648,7 +650,7 @@ class Model:
 
 
 def _listed(names: Sequence[str], shown: int = 10) -> str:
-    text = ", ".join(repr(n) for n in names[:shown])
+    text = ", ".join(show(n) for n in names[:shown])
     return text if len(names) <= shown else f"{text}, … ({len(names)} columns)"
 
 
@@ -656,5 +658,5 @@ def _finite(x: np.ndarray[Any, Any], names: Sequence[str]) -> np.ndarray[Any, An
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"column {names[col]!r} holds NaN or Inf (row {row}); fill or drop it")
+        raise InputError(f"column {show(names[col])} holds NaN or Inf (row {row}); fill or drop it")
     return x

@@ -251,11 +251,18 @@ def test_resume_refuses_a_csv_that_changed(tmp_path: Path) -> None:
     model = gb.load(tmp_path / "model")
     assert model.description.source.csv == str(tmp_path / "d.csv")
     assert model.description.source.rows == 40
+    (tmp_path / "d.csv").rename(tmp_path / "moved.csv")  # the same rows, elsewhere: --data
     run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
+    assert run.returncode == 2 and "d.csv: cannot read CSV file" in run.stderr
+    run = graphbp(
+        "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
-    (tmp_path / "d.csv").write_text("\n".join(rows[:-1]) + "\n")
+    assert gb.load(tmp_path / "model").description.source.csv == str(tmp_path / "moved.csv")
+    (tmp_path / "moved.csv").write_text("\n".join(rows[:-1]) + "\n")  # a row less
     run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
     assert run.returncode == 2 and "the data changed since" in run.stderr
+    assert run.stderr.count("\n") == 1
 
 
 # ------------------------------------------------------------------- hostile model folders
@@ -391,3 +398,53 @@ def test_a_hostile_optimizer_state_stops_resume(regression: Path, tmp_path: Path
     run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
     assert run.returncode == 2 and "optimizer.npz" in run.stderr, run.stderr
     assert run.stderr.count("\n") == 1
+
+
+def test_graphbp_predict_writes_a_classifiers_labels(classifier: Path) -> None:
+    data = Path(gb.__file__).parent / "data" / "digits.csv"
+    run = graphbp("predict", str(classifier), str(data), cwd=classifier.parent)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "label" and {int(v) for v in lines[1:]} <= set(range(10))
+    assert "accuracy 0." in run.stderr or "accuracy 1." in run.stderr
+
+
+def test_gb_train_continued_with_initial_epoch_and_state_equals_one_run() -> None:
+    from graphbp.train import train_state
+
+    rng = np.random.default_rng(1)
+    data = {"x": rng.standard_normal((50, 10)), "y": rng.standard_normal((50, 1))}
+    prog = gb.Network(gb.seed_network(10, 3, 1)).compile("numpy")
+    options: dict[str, Any] = {"lr": 0.01, "batch_size": 8, "optimizer": "adam", "seed": 4}
+    whole = train_state(prog, prog.init(0), data, epochs=5, progress=False, **options)
+    first = train_state(prog, prog.init(0), data, epochs=3, progress=False, **options)
+    second = train_state(
+        prog,
+        first.params,
+        data,
+        epochs=2,
+        initial_epoch=3,
+        state=first.state,
+        progress=False,
+        **options,
+    )
+    assert first.history + second.history == whole.history
+    for name in whole.params:
+        assert np.array_equal(second.params[name], whole.params[name])
+    with pytest.raises(gb.InputError, match="optimizer state has 1 array"):
+        train_state(prog, first.params, data, epochs=1, state=[np.zeros(())], **options)
+
+
+def test_split_with_saved_statistics_standardises_as_before() -> None:
+    from graphbp.datasets import split
+
+    data = load_example("diabetes")
+    fresh = split(data, 0.2, seed=3)
+    again = split(data, 0.2, seed=3, stats=fresh.stats)
+    assert np.array_equal(fresh.x_test, again.x_test) and np.array_equal(
+        fresh.y_train, again.y_train
+    )
+    assert sorted([*fresh.train_rows, *fresh.test_rows]) == list(range(len(data.x)))
+    np.testing.assert_array_equal(
+        fresh.x_train, (data.x[fresh.train_rows] - fresh.stats.x_mean) / fresh.stats.x_std
+    )
