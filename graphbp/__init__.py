@@ -28,6 +28,8 @@ from graphbp.errors import NonFiniteError as NonFiniteError
 from graphbp.errors import PluginError as PluginError
 from graphbp.errors import TransformError as TransformError
 from graphbp.graph import Network as Network
+from graphbp.model import Model as Model
+from graphbp.model import load as load
 from graphbp.op import Op as Op
 from graphbp.op import sum_to as sum_to
 from graphbp.program import Program as Program
@@ -52,6 +54,7 @@ __all__ = [
     "GraphbpError",
     "GraphvizError",
     "InputError",
+    "Model",
     "Network",
     "NonFiniteError",
     "Op",
@@ -65,6 +68,7 @@ __all__ = [
     "explain",
     "get_backend",
     "get_op",
+    "load",
     "mlp",
     "ops",
     "register_op",

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
+import dataclasses
 import json
 import math
 import os
 import sys
 import unicodedata
-import zipfile
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -28,6 +27,7 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
+    show,
     visible,
 )
 from graphbp.registry import get_backend
@@ -249,6 +249,25 @@ def max_paths_int(text: str) -> int:
     return value
 
 
+class _Given(argparse.Action):
+    """Store the value and note the option in ``namespace.given``: a resumed run tells an
+    option the user gave from its default."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        given = getattr(namespace, "given", None)
+        if not isinstance(given, set):
+            given = set()
+            namespace.given = given
+        given.add(self.dest)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="graphbp",
@@ -258,13 +277,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    train = sub.add_parser("train", help="train a network (default: the seed network on diabetes)")
+    train = sub.add_parser(
+        "train",
+        help="train a network (default: the seed network on diabetes) into a model folder",
+    )
 
     def by_example(option: str) -> str:  # the default of a hyper-parameter, per example
         return ", ".join(f"{k} {d[option]}" for k, d in EXAMPLE_DEFAULTS.items())
 
     train.add_argument(
         "--example",
+        action=_Given,
         choices=tuple(EXAMPLE_DEFAULTS),
         default="diabetes",
         help="embedded data: diabetes (regression, σ network with Σ‖y−ŷ‖²) or digits "
@@ -273,10 +296,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--epochs",
         type=positive_int,
-        help=f"passes over the data (default: {by_example('epochs')})",
+        help="passes over the data; with --resume, how many more "
+        f"(default: {by_example('epochs')})",
     )
     train.add_argument(
-        "--lr", type=learning_rate, help=f"learning rate η (default: {by_example('lr')})"
+        "--lr",
+        type=learning_rate,
+        help=f"learning rate η (default: {by_example('lr')}; --resume: the saved one)",
     )
     train.add_argument(
         "--hidden",
@@ -285,18 +311,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--batch-size",
+        action=_Given,
         type=positive_int,
         default=DEFAULTS["batch_size"],
-        help="rows per training step (an epoch's last step takes the rows left over)",
+        help="rows per training step (an epoch's last step takes the rows left over; "
+        "--resume: the saved one)",
     )
     train.add_argument(
         "--optimizer",
+        action=_Given,
         choices=("sgd", "momentum", "adam"),
         default=DEFAULTS["optimizer"],
-        help="the update rule: plain SGD, SGD with momentum, or Adam",
+        help="the update rule: plain SGD, SGD with momentum, or Adam (--resume: the saved one)",
     )
     train.add_argument(
         "--seed",
+        action=_Given,
         type=seed,
         default=0,
         help=f"seeds the split, init and shuffling: 0 to {MAX_SEED}",
@@ -304,17 +334,29 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--data", type=Path, help="a numeric CSV with a header row (regression; replaces --example)"
     )
-    train.add_argument("--target", help="the --data column to predict (default: target)")
+    train.add_argument(
+        "--target", action=_Given, help="the --data column to predict (default: target)"
+    )
     train.add_argument(
         "--graph", type=Path, help="a node-link JSON network with inputs 'x' and 'y'"
     )
     train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue training the model folder DIR (a graphbp train --out) for --epochs more "
+        "epochs: same network, data, split and statistics, its parameters and optimizer state; "
+        "written back into DIR unless --out is given",
+    )
+    train.add_argument(
         "--out",
+        action=_Given,
         type=_out_folder,
         default=Path("graphbp-out"),
-        help="folder for params.npz, history.csv, metrics.json, network.json and the "
-        "chain-rule diagrams chain_rule.svg and graph.html; written beside it and swapped in "
-        "whole when the run succeeds, so it holds the old or the new outputs, never a mix",
+        help="the model folder: model.json, network.json, params.npz, optimizer.npz, "
+        "metrics.json, history.csv, loss.png, loss.svg and the chain-rule diagrams "
+        "chain_rule.svg and graph.html; written beside it and swapped in whole when the run "
+        "succeeds, so it holds the old or the new outputs, never a mix (default: graphbp-out)",
     )
     train.add_argument(
         "--check-finite",
@@ -329,6 +371,28 @@ def _parser() -> argparse.ArgumentParser:
         help="jax: split each batch across this many devices, data parallel (default: one device)",
     )
     train.set_defaults(run=_train)
+
+    predict = sub.add_parser(
+        "predict", help="predict the target of the rows of a CSV file with a trained model"
+    )
+    predict.add_argument("model", type=Path, metavar="DIR", help="a graphbp train --out folder")
+    predict.add_argument(
+        "data",
+        type=Path,
+        metavar="CSV",
+        help="rows to predict: a CSV file with a header naming the model's feature columns "
+        "(any order; the target column may be present, and then the score is printed)",
+    )
+    predict.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("-"),
+        help="the CSV file to write, one column named after the target (default: - for "
+        "standard output)",
+    )
+    _backend_options(predict)
+    predict.set_defaults(run=_predict)
 
     render = sub.add_parser(
         "render", help="draw a network and the chain-rule paths from the loss to a parameter"
@@ -437,6 +501,9 @@ def _out_folder(text: str) -> Path:
 def _train(args: argparse.Namespace) -> int:
     from graphbp.outputs import OutputFolder
 
+    given: set[str] = getattr(args, "given", set())
+    if args.resume is not None and "out" not in given:
+        args.out = args.resume  # continued in place, swapped in whole as any run
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
@@ -451,75 +518,248 @@ def _train(args: argparse.Namespace) -> int:
         raise
 
 
-def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
-    """Train as ``args`` say, then write the output set through ``folder``."""
-    import numpy as np
+@dataclasses.dataclass
+class _Run:
+    """What a run trains: the data, its split, the network and where it starts."""
 
+    data: Any
+    source: Any
+    split: Any
+    task: str
+    classes: list[int] | None
+    net: Any
+    what: str
+    hyper: dict[str, Any]
+    params: Any = None  # None: fresh, from the seed
+    state: Any = None  # the optimizer's saved state
+    history: tuple[list[float], list[float]] = ([], [])
+    epochs_done: int = 0
+
+
+def _new_run(args: argparse.Namespace) -> _Run:
+    """A run from scratch, as the options say."""
     from graphbp import Network, mlp
     from graphbp.datasets import EXAMPLES, load_csv, load_example, split
-    from graphbp.train import train
+    from graphbp.model import Source
 
     example = "diabetes" if args.data else args.example
     hyper: dict[str, Any] = {
         k: v if getattr(args, k) is None else getattr(args, k)
         for k, v in EXAMPLE_DEFAULTS[example].items()
     }
+    hyper.update(batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed, graph=None)
     data = load_csv(args.data, args.target) if args.data else load_example(example)
     classify = not args.data and EXAMPLES[example][2] == "classification"
-    s = split(data, 0.2, args.seed, classes=int(data.y.max()) + 1 if classify else None)
+    classes = list(range(int(data.y.max()) + 1)) if classify else None
+    s = split(data, 0.2, args.seed, classes=len(classes) if classes else None)
+    source = Source(
+        None if args.data else example,
+        str(Path(os.path.abspath(args.data))) if args.data else None,
+        data.sha256,
+        len(data.x),
+    )
     n_in, n_out, hidden = s.x_train.shape[1], s.y_train.shape[1], hyper["hidden"]
     sizes = (n_in, hidden, hidden, n_out)
     if args.graph:
         net = Network.from_json(args.graph)
         what = str(args.graph)
         net = _fit_to_data(net, args.graph, n_in, n_out)
+        hyper.update(hidden=None, graph=str(args.graph))
     elif classify:
         net = Network(mlp(sizes, "sigmoid", "softmax_cross_entropy"))
         what = f"network {'-'.join(map(str, sizes))} (σ, softmax cross-entropy)"
     else:
         net = Network(mlp(sizes, "sigmoid", "sse"))
         what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
+    task = "classification" if classify else "regression"
+    return _Run(data, source, s, task, classes, net, what, hyper)
+
+
+def _resumed_run(args: argparse.Namespace) -> _Run:
+    """A run that continues the model folder ``args.resume``; options that contradict it
+    are refused, one line each."""
+    from graphbp.datasets import load_csv, load_example, split
+    from graphbp.model import Source, load, read_optimizer_state
+
+    folder = args.resume
+    model = load(folder, "numpy")
+    about = model.description
+    given: set[str] = getattr(args, "given", set())
+    saved = about.hyperparameters
+
+    def refuse(option: str, why: str) -> NoReturn:
+        raise InputError(f"{option} conflicts with --resume {folder}: {why}; drop {option}")
+
+    if args.graph is not None:
+        refuse("--graph", "a resumed run keeps the network of its network.json")
+    if args.hidden is not None and args.hidden != saved.get("hidden"):
+        hidden = saved.get("hidden")
+        has = "came from --graph" if hidden is None else f"has hidden width {show(hidden)}"
+        refuse("--hidden", f"the saved network {has}")
+    src = about.source
+    if "example" in given and args.example != src.example:
+        refuse("--example", f"the model was trained on {src.example or src.csv!r}")
+    if args.data is not None and src.csv is None:
+        refuse("--data", f"the model was trained on the embedded example {src.example!r}")
+    if "target" in given and args.target != about.target:
+        refuse("--target", f"the model predicts {about.target!r}")
+    if "seed" in given and args.seed != about.seed:
+        refuse("--seed", f"the model's split and shuffling use seed {about.seed}")
+    optimizer = saved.get("optimizer")
+    if "optimizer" in given and args.optimizer != optimizer:
+        refuse("--optimizer", f"the saved optimizer state is {show(optimizer)}'s")
+    if optimizer not in ("sgd", "momentum", "adam"):
+        raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
+    csv = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
+    data = load_csv(csv, about.target) if csv else load_example(src.example or "")
+    if data.sha256 != src.sha256 or len(data.x) != src.rows:
+        raise InputError(
+            f"{csv or src.example}: the data changed since {folder} was trained on it "
+            f"({len(data.x)} rows, sha256 {data.sha256[:12]}…; then: {src.rows} rows, "
+            f"{src.sha256[:12]}…); train anew instead of resuming"
+        )
+    if csv is not None:
+        src = Source(None, str(Path(os.path.abspath(csv))), src.sha256, src.rows)
+    classes = about.classes
+    s = split(
+        data,
+        about.test_fraction,
+        about.seed,
+        classes=len(classes) if classes else None,
+        stats=about.stats,
+    )
+    if s.test_rows.tolist() != about.test_rows:
+        raise InputError(
+            f"{folder}: this NumPy splits the data differently from the saved held-out rows; "
+            "train anew instead of resuming"
+        )
+    hyper = {
+        "lr": args.lr if args.lr is not None else saved.get("lr"),
+        "epochs": args.epochs or EXAMPLE_DEFAULTS[src.example or "diabetes"]["epochs"],
+        "hidden": saved.get("hidden"),
+        "batch_size": args.batch_size if "batch_size" in given else saved.get("batch_size"),
+        "optimizer": optimizer,
+        "seed": about.seed,
+        "graph": saved.get("graph"),
+    }
+    for key, kind in (("lr", int | float), ("batch_size", int)):
+        value = hyper[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
+            raise GraphFileError(
+                f"{folder / 'model.json'}: hyperparameter {key!r} is {show(value)}, not a "
+                "positive number; train anew"
+            )
+    state = read_optimizer_state(folder, optimizer, model.params)
+    history = (model.history["train_loss"], model.history["test_loss"])
+    if len(history[0]) != about.epochs:
+        raise GraphFileError(
+            f"{folder / 'history.csv'}: has {len(history[0])} epochs but model.json says "
+            f"{about.epochs}; the files do not belong together"
+        )
+    what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
+    run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
+    run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
+    return run
+
+
+def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
+    """Train as ``args`` say, then write the model folder through ``folder``."""
+    import numpy as np
+
+    from graphbp.figures import loss_curve
+    from graphbp.model import LOSS_UNITS, description, history_csv, loss_per_row, npz_bytes
+    from graphbp.train import train_state
+
+    run = _resumed_run(args) if args.resume is not None else _new_run(args)
+    s, net, hyper, task = run.split, run.net, run.hyper, run.task
     output = _output_node(net)
     prog = net.compile(
         args.backend, args.dtype, check_finite=args.check_finite, devices=args.devices
     )
     folder.phase = "during training"
     print(
-        f"graphbp train: {what} on {data.name} ({len(s.x_train)} train / {len(s.x_test)} test "
-        f"rows), {args.optimizer} lr={hyper['lr']}, {hyper['epochs']} epochs, batch "
-        f"{args.batch_size}, {prog.backend.name} {prog.dtype}"
+        f"graphbp train: {run.what} on {run.data.name} ({len(s.x_train)} train / "
+        f"{len(s.x_test)} test rows), {hyper['optimizer']} lr={hyper['lr']}, "
+        f"{hyper['epochs']} epochs, batch {hyper['batch_size']}, {prog.backend.name} {prog.dtype}"
     )
-    params, history = train(
-        prog,
-        prog.init(args.seed),
-        {"x": s.x_train, "y": s.y_train},
-        lr=hyper["lr"],
-        epochs=hyper["epochs"],
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        seed=args.seed,
-        progress=True,
-    )
+    start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
 
-    def predict(x: Any, rows: str) -> Any:
+    def predict(params: Any, x: Any, rows: str, when: str) -> Any:
         y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
         if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
             raise NonFiniteError(
-                f"training ended, but the network's output {output!r} on the {rows} rows is "
-                "NaN or Inf; lower the learning rate (--lr) or rescale the data"
+                f"{when}, the network's output {output!r} on the {rows} rows is NaN or Inf; "
+                "lower the learning rate (--lr) or rescale the data"
             )
         return y
 
+    train_loss, test_loss = list(run.history[0]), list(run.history[1])
+
+    def evaluate(epoch: int, _: float, params: dict[Any, Any]) -> None:
+        when = f"after epoch {epoch + 1}"
+        with np.errstate(all="ignore"):
+            train_loss.append(
+                loss_per_row(task, predict(params, s.x_train, "training", when), s.y_train)
+            )
+            test_loss.append(loss_per_row(task, predict(params, s.x_test, "test", when), s.y_test))
+
+    done = train_state(
+        prog,
+        start,
+        {"x": s.x_train, "y": s.y_train},
+        lr=hyper["lr"],
+        epochs=hyper["epochs"],
+        batch_size=hyper["batch_size"],
+        optimizer=hyper["optimizer"],
+        seed=hyper["seed"],
+        progress=True,
+        callback=evaluate,
+        initial_epoch=run.epochs_done,
+        state=run.state,
+    )
+    params = done.params
+    unit = LOSS_UNITS[task]
     with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
-        fits = predict(s.x_train, "training"), predict(s.x_test, "test")
-        compare = _compare_classifiers if classify else _compare_with_baselines
+        when = "training ended, but"
+        fits = predict(params, s.x_train, "training", when), predict(params, s.x_test, "test", when)
+        compare = _compare_classifiers if task == "classification" else _compare_with_baselines
         metrics = compare(s, *fits)
-        metrics["final_train_loss"] = history[-1]
+        final = loss_per_row(task, fits[0], s.y_train), loss_per_row(task, fits[1], s.y_test)
+        print(f"loss: train {final[0]:.4f}, test {final[1]:.4f} ({unit})")
+        epochs = run.epochs_done + hyper["epochs"]
+        metrics.update(
+            loss_unit=unit, final_train_loss=final[0], final_test_loss=final[1], epochs=epochs
+        )
+        about = description(
+            task=task,
+            features=run.data.feature_names,
+            target=run.data.target_name,
+            classes=run.classes,
+            stats=s.stats,
+            source=run.source,
+            seed=hyper["seed"],
+            test_fraction=0.2,
+            test_rows=s.test_rows.tolist(),
+            output=output,
+            hyperparameters={k: v for k, v in hyper.items() if k != "epochs"},
+            backend=prog.backend.name,
+            dtype=prog.dtype,
+            epochs=epochs,
+        )
         arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+        outputs = {
+            "model.json": _strict_json(about, "model.json").encode(),
+            "network.json": json.dumps(net.to_dict(), indent=1).encode(),
+            "params.npz": npz_bytes(arrays),
+            "optimizer.npz": npz_bytes({str(k): v for k, v in enumerate(done.state)}),
+            "metrics.json": _strict_json(metrics, "metrics.json").encode(),
+            "history.csv": history_csv(train_loss, test_loss),
+            **loss_curve(train_loss, test_loss, unit),
+        }
         train_data = {"x": s.x_train, "y": s.y_train}
         try:
             with folder.writing() as new:
-                written = _write_outputs(new, arrays, history, metrics, net.to_dict())
+                written = _write_outputs(new, outputs)
                 drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
         except GraphFileError as exc:  # named by --out, not by the folder it was written in
             raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
@@ -622,31 +862,10 @@ def _compare_classifiers(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any
     return metrics
 
 
-def _write_outputs(
-    out: Path,
-    params: dict[str, Any],
-    history: list[float],
-    metrics: dict[str, Any],
-    network: dict[str, Any],
-) -> list[str]:
-    """Write params.npz, history.csv, metrics.json (strict JSON) and network.json into
-    ``out``; returns their names."""
-    import numpy as np
-
+def _write_outputs(out: Path, outputs: dict[str, bytes]) -> list[str]:
+    """Write each file of ``outputs`` into ``out``, atomically; returns their names."""
     from graphbp.io import write_atomic
 
-    buffer = io.BytesIO()  # np.savez(**params) would take a parameter named "file" as its own
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in params.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-    history_csv = "epoch,loss\n" + "".join(f"{i + 1},{v!r}\n" for i, v in enumerate(history))
-    outputs = {
-        "params.npz": buffer.getvalue(),
-        "history.csv": history_csv.encode(),
-        "metrics.json": _strict_json(metrics, "metrics.json").encode(),
-        "network.json": json.dumps(network, indent=1).encode(),
-    }
     for name, content in outputs.items():
         try:
             write_atomic(out / name, content)
@@ -746,6 +965,45 @@ def _output_node(net: Any) -> Hashable:
             "to the prediction node or fix its shape"
         )
     return output
+
+
+# ---------------------------------------------------------------------------------- predict
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Predict the rows of a CSV file with a model folder; write one column, the target's."""
+    import numpy as np
+
+    from graphbp.datasets import load_csv, r2_score
+    from graphbp.io import write_atomic
+    from graphbp.model import load
+
+    model = load(args.model, args.backend, args.dtype)
+    data = load_csv(args.data, model.target, target_required=False)
+    columns = dict(zip(data.feature_names, data.x.T, strict=True))
+    predicted = model.predict(model.columns_to_rows(columns, str(args.data)))
+    text = f"{model.target}\n" + "".join(f"{v!r}\n" for v in predicted.tolist())
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            write_atomic(args.output, text.encode())
+        except OSError as exc:
+            raise GraphFileError(f"{args.output}: cannot write ({exc.strerror})") from exc
+        print(f"wrote {args.output} ({len(predicted)} rows)", file=sys.stderr)
+    if data.y.shape[1]:  # the target is there: say how well the model does
+        y = data.y[:, 0]
+        if model.classes is not None:
+            score = f"accuracy {float(np.mean(predicted == y)):.4f}"
+        else:
+            mse = float(np.mean((predicted - y) ** 2))
+            score = f"R² {r2_score(y[:, None], predicted[:, None]):.4f}, MSE {mse:.6g}"
+        print(
+            f"graphbp predict: {score} on the {len(y)} rows of {args.data} (target "
+            f"{model.target!r} in its own units)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 # --------------------------------------------------------------------------- render, explain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import itertools
 import math
 import sys
@@ -27,23 +28,48 @@ EXAMPLES = {
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features (rows × columns) and a 2-D target, with their column names."""
+    """Features (rows × columns) and a 2-D target, with their column names.
+
+    ``sha256`` is the hex digest of the file's bytes (empty for data not read from a file);
+    a file read with an optional target that it lacks has a ``y`` of shape (rows, 0).
+    """
 
     name: str
     x: np.ndarray[Any, Any]
     y: np.ndarray[Any, Any]
     feature_names: list[str]
     target_name: str
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Standardisation:
+    """Per-column means and standard deviations: ``(v − mean) / std``, and back.
+
+    ``y_mean`` and ``y_std`` are None for a classifier (its target is one-hot, not scaled).
+    """
+
+    x_mean: np.ndarray[Any, Any]
+    x_std: np.ndarray[Any, Any]
+    y_mean: np.ndarray[Any, Any] | None = None
+    y_std: np.ndarray[Any, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Split:
-    """A seeded train/test split, standardised with statistics of the training rows only."""
+    """A seeded train/test split, standardised with statistics of the training rows only.
+
+    ``train_rows`` and ``test_rows`` are the data set's row indices of each part (in the
+    order the parts hold them); ``stats`` the standardisation applied.
+    """
 
     x_train: np.ndarray[Any, Any]
     y_train: np.ndarray[Any, Any]
     x_test: np.ndarray[Any, Any]
     y_test: np.ndarray[Any, Any]
+    train_rows: np.ndarray[Any, Any]
+    test_rows: np.ndarray[Any, Any]
+    stats: Standardisation
 
 
 def load_example(name: str = "diabetes") -> Dataset:
@@ -61,6 +87,7 @@ def load_csv(
     name: str | None = None,
     *,
     progress: bool | None = None,
+    target_required: bool = True,
 ) -> Dataset:
     """Read a numeric CSV with a header row; ``target`` is predicted from the other columns.
 
@@ -75,6 +102,8 @@ def load_csv(
         name: the data set's name (default: the file's stem).
         progress: show a tqdm bar on stderr while parsing (None: when the file has at least
             :data:`PROGRESS_BYTES` bytes, or once parsing has lasted a second).
+        target_required: False to accept a file without the ``target`` column (rows to
+            predict): every column is then a feature and ``y`` has no columns.
 
     Raises:
         GraphFileError: naming the file, and the line and column where there is one: a file
@@ -84,17 +113,19 @@ def load_csv(
             cells; a cell that is not a number, or is NaN, infinite or beyond float64's range.
     """
     path = Path(path)
-    features, x, y = _read_csv(path, target, progress)
-    return Dataset(name or path.stem, x, y, features, target)
+    features, x, y, digest = _read_csv(path, target, progress, target_required)
+    return Dataset(name or path.stem, x, y, features, target, digest)
 
 
 def _read_csv(
-    path: Path, target: str, progress: bool | None
-) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Parse ``path`` into feature names, x and y, checking each rule of :func:`load_csv`."""
+    path: Path, target: str, progress: bool | None, target_required: bool = True
+) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
+    """Parse ``path`` into feature names, x, y and the file's sha256, checking each rule of
+    :func:`load_csv`."""
     from graphbp.progress import progress_bar
 
     data = read_regular_file(path, what="CSV file", limit=MAX_CSV_BYTES)
+    digest = hashlib.sha256(data).hexdigest()
     big = len(data) >= PROGRESS_BYTES
     text = _decode(path, data)
     del data  # the text alone is kept while parsing
@@ -113,8 +144,10 @@ def _read_csv(
                 break
     except csv.Error as exc:
         raise _csv_error(path, reader.line_num, exc) from None
-    header = _check_header(path, reader.line_num, [cell.strip() for cell in row], target)
-    t = header.index(target)
+    header = [cell.strip() for cell in row]
+    optional = not target_required and target not in header
+    header = _check_header(path, reader.line_num, header, None if optional else target)
+    t = len(header) if optional else header.index(target)
     x_chunks: list[np.ndarray[Any, Any]] = []
     y_chunks: list[np.ndarray[Any, Any]] = []
     with progress_bar(
@@ -137,7 +170,7 @@ def _read_csv(
                 break
             values = _floats(path, text, header, rows, done)
             done += len(rows)
-            x_chunks.append(np.delete(values, t, axis=1))
+            x_chunks.append(values if optional else np.delete(values, t, axis=1))
             y_chunks.append(values[:, t : t + 1].copy())
             bar.update(reader.line_num - bar.n)
     del text
@@ -146,7 +179,7 @@ def _read_csv(
             f"{path}: has a header ({len(header)} columns) but no data rows; add rows of numbers"
         )
     features = header[:t] + header[t + 1 :]
-    return features, _stack(x_chunks, len(features)), _stack(y_chunks, 1)
+    return features, _stack(x_chunks, len(features)), _stack(y_chunks, 1 - optional), digest
 
 
 MAX_CSV_BYTES = 1 << 30
@@ -217,8 +250,8 @@ def _excerpt(text: str, size: int = 40) -> str:
     return repr(text if len(text) <= size else f"{text[:size]}…")
 
 
-def _check_header(path: Path, line: int, header: list[str], target: str) -> list[str]:
-    """``header`` if its names are non-blank and distinct and include ``target``."""
+def _check_header(path: Path, line: int, header: list[str], target: str | None) -> list[str]:
+    """``header`` if its names are non-blank and distinct and include ``target`` (if any)."""
     blank = [j + 1 for j, h in enumerate(header) if not h]
     if blank:
         hint = " (a trailing comma?)" if blank == [len(header)] and len(header) > 1 else ""
@@ -235,6 +268,8 @@ def _check_header(path: Path, line: int, header: list[str], target: str) -> list
             f"{path}:{line}: duplicate column name(s) {'; '.join(duplicates[:_SHOWN])}; "
             "column names must be distinct"
         )
+    if target is None:
+        return header
     if target not in where:
         shown = ", ".join(header[:_SHOWN])
         if len(header) > _SHOWN:
@@ -329,14 +364,19 @@ def _stack(chunks: list[np.ndarray[Any, Any]], columns: int) -> np.ndarray[Any, 
 
 
 def split(
-    data: Dataset, test_fraction: float = 0.2, seed: int = 0, classes: int | None = None
+    data: Dataset,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    classes: int | None = None,
+    stats: Standardisation | None = None,
 ) -> Split:
     """Shuffle with ``seed``, hold out ``test_fraction`` of rows, standardise x and y.
 
     Means and standard deviations come from the training rows only, so nothing about the
     test rows leaks into training. A column that is constant on the training rows is only
     centred (divided by 1, not by its standard deviation of 0). With ``classes``, y holds
-    labels 0..classes−1 and becomes one-hot rows instead of being standardised.
+    labels 0..classes−1 and becomes one-hot rows instead of being standardised. With
+    ``stats`` (a saved model's), those statistics are applied instead of being computed.
 
     Raises:
         InputError: ``test_fraction`` is not between 0 and 1; too few rows for at least one
@@ -356,14 +396,17 @@ def split(
         )
     test, train = order[:n_test], order[n_test:]
 
-    def standardise(a: np.ndarray[Any, Any], names: list[str]) -> tuple[Any, Any]:
-        # Mean and deviation of the rows divided by a power of two near the largest magnitude:
-        # no digit changes, and squares of large values cannot overflow.
-        scale = np.ldexp(1.0, np.frexp(np.abs(a[train]).max(axis=0))[1] - 1)
+    def standardise(a: np.ndarray[Any, Any], names: list[str], given: Any) -> tuple[Any, ...]:
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            scaled = a[train] / scale
-            mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
-            std = np.where(std > 0, std, 1.0)
+            if given is None:
+                # Mean and deviation of the rows divided by a power of two near the largest
+                # magnitude: no digit changes, and squares of large values cannot overflow.
+                scale = np.ldexp(1.0, np.frexp(np.abs(a[train]).max(axis=0))[1] - 1)
+                scaled = a[train] / scale
+                mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
+                std = np.where(std > 0, std, 1.0)
+            else:
+                mean, std = given
             fit, held_out = (a[train] - mean) / std, (a[test] - mean) / std
         for parts in (mean, std, fit, held_out):
             bad = ~np.isfinite(parts).reshape(-1, a.shape[1]).all(axis=0)
@@ -373,9 +416,11 @@ def split(
                     f"column {column!r} of {data.name!r} cannot be standardised in float64 (its "
                     "values span more than float64's range); rescale it"
                 )
-        return fit, held_out
+        return fit, held_out, mean, std
 
-    x_train, x_test = standardise(data.x, data.feature_names)
+    given_x = None if stats is None else (stats.x_mean, stats.x_std)
+    x_train, x_test, x_mean, x_std = standardise(data.x, data.feature_names, given_x)
+    y_mean = y_std = None
     if classes is None:
         if (data.y[train] == data.y[train][0]).all():
             raise InputError(
@@ -383,10 +428,12 @@ def split(
                 f"({float(data.y[train][0, 0]):g}) in all {len(train)} training rows: there is "
                 "nothing to predict"
             )
-        y_train, y_test = standardise(data.y, [data.target_name])
+        given_y = None if stats is None else (stats.y_mean, stats.y_std)
+        y_train, y_test, y_mean, y_std = standardise(data.y, [data.target_name], given_y)
     else:
         y_train, y_test = one_hot(data.y[train], classes), one_hot(data.y[test], classes)
-    return Split(x_train, y_train, x_test, y_test)
+    found = Standardisation(x_mean, x_std, y_mean, y_std)
+    return Split(x_train, y_train, x_test, y_test, train, test, found)
 
 
 def one_hot(labels: np.ndarray[Any, Any], classes: int) -> np.ndarray[Any, Any]:

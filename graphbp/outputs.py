@@ -34,7 +34,11 @@ from graphbp.errors import GraphFileError
 OUTPUT_NAMES = frozenset(
     {
         "params.npz",
+        "optimizer.npz",
+        "model.json",
         "history.csv",
+        "loss.png",
+        "loss.svg",
         "metrics.json",
         "network.json",
         "chain_rule.svg",

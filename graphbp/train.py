@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from graphbp.errors import InputError, NonFiniteError
@@ -33,8 +34,13 @@ def train(
     seed: int = 0,
     progress: bool | None = None,
     callback: Callable[[int, float, dict[Any, Array]], None] | None = None,
+    initial_epoch: int = 0,
 ) -> tuple[dict[Any, Array], list[float]]:
     """Train ``params`` by minibatch gradient descent on ``data``.
+
+    Epoch ``e`` visits the rows in the order seeded by ``(seed, e)``, so a run continued
+    with ``initial_epoch`` (and the optimizer state: see :func:`train_state`) repeats
+    exactly what one longer run does.
 
     Args:
         prog: the compiled network.
@@ -46,7 +52,10 @@ def train(
         optimizer: ``"sgd"``, ``"momentum"``, ``"adam"`` or an optimizer object.
         seed: seeds the shuffling.
         progress: show a tqdm bar (None: only if the run lasts more than a second).
-        callback: called after each epoch with (epoch, mean loss, params).
+        callback: called after each epoch with (epoch, mean loss, params); epochs count
+            from ``initial_epoch``.
+        initial_epoch: the number of epochs already run (Keras' name): the first epoch run
+            is this one, shuffled as it would have been in one long run.
 
     Returns:
         The trained parameters and, per epoch, the mean of its minibatch losses (all finite).
@@ -58,13 +67,69 @@ def train(
             learning rate to lower.
         InputError: a parameter or a training array is missing or does not fit.
     """
+    done = train_state(
+        prog,
+        params,
+        data,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        seed=seed,
+        progress=progress,
+        callback=callback,
+        initial_epoch=initial_epoch,
+    )
+    return done.params, done.history
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_state` returns: parameters, loss history and optimizer state.
+
+    ``state`` is the optimizer's state flattened to NumPy arrays (momentum's velocities,
+    Adam's step count and moments; none for SGD), in the order ``train_state`` takes it.
+    """
+
+    params: dict[Any, Array]
+    history: list[float]
+    state: list[Any]
+
+
+def train_state(
+    prog: Program,
+    params: Mapping[Any, Array],
+    data: Mapping[Any, Any],
+    *,
+    lr: float = 0.01,
+    epochs: int = 100,
+    batch_size: int = 32,
+    optimizer: str | Optimizer = "sgd",
+    seed: int = 0,
+    progress: bool | None = None,
+    callback: Callable[[int, float, dict[Any, Array]], None] | None = None,
+    initial_epoch: int = 0,
+    state: Sequence[Any] | None = None,
+) -> Trained:
+    """:func:`train`, starting from and returning the optimizer's state as well.
+
+    Args:
+        state: the ``state`` of an earlier :class:`Trained` (None: a fresh optimizer);
+            the other arguments are :func:`train`'s.
+
+    Raises:
+        InputError: as :func:`train`, or ``state`` does not fit the optimizer and parameters.
+    """
     import numpy as np
 
     from graphbp.progress import progress_bar
 
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
-    if epochs < 0 or batch_size < 1:
-        raise InputError(f"need epochs >= 0 and batch_size >= 1, got {epochs} and {batch_size}")
+    if epochs < 0 or batch_size < 1 or initial_epoch < 0:
+        raise InputError(
+            f"need epochs >= 0, batch_size >= 1 and initial_epoch >= 0, got {epochs}, "
+            f"{batch_size} and {initial_epoch}"
+        )
     names = prog.network.params
     missing = [n for n in names if n not in params]
     if missing:
@@ -79,12 +144,12 @@ def train(
                 "(its init in the graph, or the params passed to train)"
             )
         step = prog.train_step(opt)
-        state = opt.init(current)
-        rng = np.random.default_rng(seed)
+        fresh = opt.init(current)
+        opt_state = fresh if state is None else _restored(prog, fresh, state)
         history: list[float] = []
         every_step = prog.backend.mutable  # its loss is on the host: testing it is free
         bar = progress_bar(
-            range(epochs),
+            total=epochs,
             desc="train",
             unit="epoch",
             file=sys.stderr,
@@ -93,30 +158,86 @@ def train(
             delay=0 if progress else 1.0,
         )
         try:
-            for epoch in bar:
-                order = rng.permutation(rows)
+            last = initial_epoch + epochs
+            for epoch in range(initial_epoch, last):
+                order = np.random.default_rng([seed, epoch]).permutation(rows)
                 batches = [order[s : s + batch_size] for s in range(0, rows, batch_size)]
-                start = _copy(prog, current), _copy(prog, state)  # to replay a divergence
+                start = _copy(prog, current), _copy(prog, opt_state)  # to replay a divergence
                 losses = []
                 for batch, picked in enumerate(batches):
                     try:
-                        current, state, loss = step(current, state, arrays, picked)
+                        current, opt_state, loss = step(current, opt_state, arrays, picked)
                     except NonFiniteError as exc:  # prog.check_finite: it names the node
-                        where = _where(epoch, epochs, batch, len(batches))
+                        where = _where(epoch, last, batch, len(batches))
                         raise NonFiniteError(f"{where}: {exc}{_lr_hint(opt)}") from None
                     losses.append(loss)  # kept as arrays: no wait for the device in an epoch
                     if every_step and not math.isfinite(float(loss)):
-                        _diverged(prog, opt, start, arrays, batches, batch, (epoch, epochs))
+                        _diverged(prog, opt, start, arrays, batches, batch, (epoch, last))
                 values = [float(v) for v in losses]
                 if not all(map(math.isfinite, values)) or _first_non_finite(prog, names, current):
-                    _diverged(prog, opt, start, arrays, batches, len(batches) - 1, (epoch, epochs))
+                    _diverged(prog, opt, start, arrays, batches, len(batches) - 1, (epoch, last))
                 history.append(sum(values) / max(len(values), 1))
                 bar.set_postfix(loss=f"{history[-1]:.4g}", refresh=False)
+                bar.update(1)
                 if callback is not None:
                     callback(epoch, history[-1], _by_name(names, current))
         finally:
             bar.close()  # before any message: the error starts a clean line
-        return _by_name(names, current), history
+        saved = [prog.backend.to_numpy(v) for v in _leaves(opt_state)]
+        return Trained(_by_name(names, current), history, saved)
+
+
+def state_shapes(optimizer: Optimizer, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
+    """The shapes of the arrays of ``optimizer``'s state (as :class:`Trained` holds them)
+    for parameters of ``shapes``, in network order."""
+    import numpy as np
+
+    template = optimizer.init({i: np.zeros(s) for i, s in enumerate(shapes)})
+    return [np.shape(leaf) for leaf in _leaves(template)]
+
+
+def _leaves(tree: Any) -> list[Any]:
+    """The arrays and numbers of an optimizer state (dicts, tuples, lists), in order."""
+    if isinstance(tree, dict):
+        return [leaf for k in sorted(tree) for leaf in _leaves(tree[k])]
+    if isinstance(tree, tuple | list):
+        return [leaf for v in tree for leaf in _leaves(v)]
+    return [tree]
+
+
+def _restored(prog: Program, template: Any, leaves: Sequence[Any]) -> Any:
+    """``template`` (a fresh optimizer state) with its leaves replaced by ``leaves``.
+
+    Raises:
+        InputError: the number of leaves or a leaf's shape differs from the template's.
+    """
+    import numpy as np
+
+    want = _leaves(template)
+    if len(leaves) != len(want):
+        raise InputError(
+            f"the optimizer state has {len(leaves)} array(s) but this optimizer and network "
+            f"need {len(want)}; resume with the optimizer the state was saved with"
+        )
+    for k, (have, need) in enumerate(zip(leaves, want, strict=True)):
+        if np.shape(have) != np.shape(need):
+            raise InputError(
+                f"optimizer state array {k} has shape {np.shape(have)}, but the parameters "
+                f"need {np.shape(need)}; resume with the network the state was saved with"
+            )
+    it = iter(leaves)
+
+    def build(tree: Any) -> Any:
+        if isinstance(tree, dict):
+            return {k: build(tree[k]) for k in sorted(tree)}
+        if isinstance(tree, tuple | list):
+            return type(tree)(build(v) for v in tree)
+        value = next(it)
+        if isinstance(tree, int):
+            return int(value)
+        return prog.own({0: value})[0]
+
+    return build(template)
 
 
 def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Array]:

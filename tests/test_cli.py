@@ -21,8 +21,9 @@ def test_default_train_beats_the_mean_and_reaches_r2_of_0_3(tmp_path: Path) -> N
     assert run.returncode == 0, run.stderr
     out = tmp_path / "graphbp-out"
     diagrams = ["chain_rule.svg", "graph.html"] if shutil.which("dot") else ["chain_rule.dot"]
+    model = ["model.json", "network.json", "params.npz", "optimizer.npz", "metrics.json"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["history.csv", "metrics.json", "network.json", "params.npz", *diagrams]
+        [*model, "history.csv", "loss.png", "loss.svg", *diagrams]
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["graphbp network"]["test_r2"] >= 0.3
@@ -32,7 +33,7 @@ def test_default_train_beats_the_mean_and_reaches_r2_of_0_3(tmp_path: Path) -> N
     params = np.load(out / "params.npz")
     assert sorted(params.files) == ["W1", "W2", "W3", "b1", "b2", "b3"]
     history = (out / "history.csv").read_text().splitlines()
-    assert history[0] == "epoch,loss" and len(history) == 151
+    assert history[0] == "epoch,train_loss,test_loss" and len(history) == 151
     assert gb.Network.from_json(out / "network.json").params == ["W1", "b1", "W2", "b2", "W3", "b3"]
     if diagrams[0].endswith(".svg"):
         assert "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1" in svg_text(out / diagrams[0])
@@ -214,4 +215,5 @@ def test_train_without_dot_keeps_its_outputs_and_says_what_is_missing(tmp_path: 
     assert run.returncode == 0, run.stderr
     assert "'dot' executable is not on PATH" in run.stderr and "apt-get install" in run.stderr
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
-    assert names == ["chain_rule.dot", "history.csv", "metrics.json", "network.json", "params.npz"]
+    model = ["model.json", "network.json", "params.npz", "optimizer.npz", "metrics.json"]
+    assert names == sorted([*model, "chain_rule.dot", "history.csv", "loss.png", "loss.svg"])

@@ -33,7 +33,8 @@ from graphbp.outputs import OutputFolder
 HEADER = "graphbp train: seed network"  # printed once the checks passed, before training
 PARAMS = ["W1", "W2", "W3", "b1", "b2", "b3"]
 DIAGRAMS = ["chain_rule.svg", "graph.html"] if shutil.which("dot") else ["chain_rule.dot"]
-SET = sorted(["params.npz", "history.csv", "metrics.json", "network.json", *DIAGRAMS])
+MODEL = ["model.json", "network.json", "params.npz", "optimizer.npz", "metrics.json"]
+SET = sorted([*MODEL, "history.csv", "loss.png", "loss.svg", *DIAGRAMS])
 TRAIN = [sys.executable, "-m", "graphbp.cli", "train", "--backend", "numpy"]
 
 
@@ -55,7 +56,8 @@ def check_complete(files: dict[str, bytes], epochs: int) -> None:
     network = json.loads(files["network.json"], parse_constant=refuse)
     assert {n["id"] for n in network["nodes"]} >= set(PARAMS)
     rows = list(csv.reader(io.StringIO(files["history.csv"].decode())))
-    assert rows[0] == ["epoch", "loss"] and [int(r[0]) for r in rows[1:]] == [1, 2][:epochs]
+    assert rows[0] == ["epoch", "train_loss", "test_loss"]
+    assert [int(r[0]) for r in rows[1:]] == [1, 2][:epochs]
     assert metrics["final_train_loss"] == float(rows[-1][1])  # history and metrics: one run
     for name in DIAGRAMS:
         if name.endswith(".svg"):

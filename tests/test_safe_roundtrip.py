@@ -379,7 +379,9 @@ def test_train_with_names_at_the_edge_of_the_rule_writes_every_file(tmp_path: Pa
     done = graphbp("train", "--graph", str(path), "--epochs", "1", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     names = {"chain_rule.svg", "graph.html", "history.csv", "metrics.json", "network.json"}
+    names |= {"model.json", "optimizer.npz", "loss.png", "loss.svg"}
     assert names | {"params.npz"} == {p.name for p in out.iterdir()}
+    assert {long, odd} <= set(gb.load(out).params)  # the names survive the model folder too
     back = gb.Network.from_json(out / "network.json")
     assert {long, odd, -(2**63)} <= set(back.graph)
     with np.load(out / "params.npz") as saved:

@@ -1,0 +1,662 @@
+"""A trained network as a folder (what ``graphbp train`` writes), and ``load`` to use it again.
+
+The folder holds:
+
+- ``network.json``: the network (node-link JSON, as ``Network.to_json`` writes it);
+- ``params.npz``: one ``NAME.npy`` member per parameter (no pickles);
+- ``optimizer.npz``: the optimizer's state (members ``0``, ``1``, ...), for ``--resume``;
+- ``model.json``: what the model means: feature and target columns, task and class labels,
+  the standardisation statistics (of the training rows), where the data came from (embedded
+  example, or CSV path, sha256 and row count), split seed and held-out rows, the output
+  node, the hyperparameters, backend and dtype, graphbp version;
+- ``metrics.json``, ``history.csv`` (train and test loss per epoch), ``loss.png``/``loss.svg``.
+
+Every file is read as hostile: bounded in size, JSON strict and type-checked, arrays read
+without pickles and with their shapes checked against the network before they are allocated;
+a missing or malformed file is one GraphFileError naming it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graphbp.errors import GraphFileError, InputError, show
+from graphbp.io import read_regular_file
+
+if TYPE_CHECKING:
+    from graphbp.datasets import Standardisation
+    from graphbp.graph import Network
+    from graphbp.program import Program
+
+FORMAT = "graphbp-model"
+VERSION = 1
+"""model.json's ``format`` and ``version``; a reader refuses other values."""
+MODEL_JSON_LIMIT = 256 * 2**20
+"""The largest model.json read (it lists the held-out rows' indices)."""
+NPZ_LIMIT = 2**31
+"""The largest params.npz or optimizer.npz read."""
+TEXT_LIMIT = 256 * 2**20
+"""The largest metrics.json or history.csv read."""
+CHUNK_ROWS = 8192
+"""Rows predicted at a time (bounds the memory a large input needs)."""
+
+LOSS_UNITS = {
+    "regression": "mean squared error per row on the standardised target",
+    "classification": "mean cross-entropy per row, in nats, of the softmax of the output",
+}
+"""The one loss unit of a task: the console table, history.csv, metrics.json and loss.png."""
+
+
+def loss_per_row(task: str, pred: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> float:
+    """The loss in the task's unit (:data:`LOSS_UNITS`) of predictions ``pred`` for the
+    standardised or one-hot target ``y``."""
+    pred, y = np.asarray(pred, np.float64), np.asarray(y, np.float64)
+    if task == "classification":
+        shifted = pred - pred.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-np.sum(y * log_p) / len(y))
+    return float(np.sum((pred - y) ** 2) / len(y))
+
+
+# ---------------------------------------------------------------------------- arrays
+
+
+def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
+    """``arrays`` as an uncompressed .npz (one ``NAME.npy`` member each, no pickles)."""
+    buffer = io.BytesIO()  # np.savez(**arrays) would take a member named "file" as its own
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+    """The arrays of an .npz file with exactly the members ``shapes`` names, of those shapes.
+
+    Each member's header is read and checked (shape, a real dtype, no objects) before its
+    data is allocated; every value must be finite.
+
+    Raises:
+        GraphFileError: naming the file and the member: missing, truncated or malformed,
+            a member missing or extra, of another shape or dtype, or holding NaN or Inf.
+    """
+    data = read_regular_file(path, what=".npz file", limit=NPZ_LIMIT)
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise GraphFileError(f"{path}: not a readable .npz file ({exc}); train again") from None
+    with archive:
+        members = {n.removesuffix(".npy"): n for n in archive.namelist()}
+        extra = sorted(set(members) - set(shapes))
+        missing = [n for n in shapes if n not in members]
+        if missing or extra or len(members) != len(archive.namelist()):
+            what = (
+                f"has no array {show(missing[0])}"
+                if missing
+                else f"has an extra member {show(extra)}"
+            )
+            raise GraphFileError(f"{path}: {what}; it does not belong to this model's network")
+        out: dict[str, Any] = {}
+        for name, want in shapes.items():
+            out[name] = _read_member(path, archive, members[name], name, want)
+    return out
+
+
+def _read_member(
+    path: Path, archive: zipfile.ZipFile, member: str, name: str, want: tuple[int, ...]
+) -> Any:
+    """One array of an .npz, its header checked before its data is read."""
+    where = f"{path}: array {show(name)}"
+    try:
+        with archive.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            if tuple(shape) != tuple(want):
+                raise GraphFileError(
+                    f"{where} has shape {tuple(shape)} but the network needs {tuple(want)}; "
+                    "the file does not belong to this model's network"
+                )
+            if dtype.hasobject or dtype.kind not in "fiu":
+                raise GraphFileError(f"{where} has dtype {dtype}; expected real numbers")
+            count = math.prod(shape)
+            raw = f.read(count * dtype.itemsize + 1)
+            if len(raw) != count * dtype.itemsize:
+                raise GraphFileError(f"{where} is truncated or too long; train again")
+            array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    except GraphFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise GraphFileError(f"{where} cannot be read ({exc}); train again") from None
+    if not np.isfinite(array).all():
+        raise GraphFileError(f"{where} holds NaN or Inf; train again")
+    return array.astype(array.dtype.newbyteorder("="), copy=True)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where training data came from: an embedded example, or a CSV file."""
+
+    example: str | None
+    csv: str | None
+    sha256: str
+    rows: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``data`` entry of model.json."""
+        return {"example": self.example, "csv": self.csv, "sha256": self.sha256, "rows": self.rows}
+
+
+def history_csv(train: Sequence[float], test: Sequence[float]) -> bytes:
+    """history.csv: ``epoch,train_loss,test_loss``, one row per epoch, floats exact."""
+    rows = "".join(
+        f"{i + 1},{a!r},{b!r}\n" for i, (a, b) in enumerate(zip(train, test, strict=True))
+    )
+    return ("epoch,train_loss,test_loss\n" + rows).encode()
+
+
+def description(
+    *,
+    task: str,
+    features: Sequence[str],
+    target: str,
+    classes: Sequence[int] | None,
+    stats: Standardisation,
+    source: Source,
+    seed: int,
+    test_fraction: float,
+    test_rows: Sequence[int],
+    output: Hashable,
+    hyperparameters: Mapping[str, Any],
+    backend: str,
+    dtype: str,
+    epochs: int,
+) -> dict[str, Any]:
+    """model.json's content (see :func:`read_description` for what each entry means)."""
+    from importlib.metadata import version
+
+    def floats(a: Any) -> list[float] | None:
+        return None if a is None else [float(v) for v in np.asarray(a).reshape(-1)]
+
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "graphbp_version": version("graphbp"),
+        "task": task,
+        "features": list(features),
+        "target": target,
+        "classes": None if classes is None else [int(c) for c in classes],
+        "standardisation": {
+            "x_mean": floats(stats.x_mean),
+            "x_std": floats(stats.x_std),
+            "y_mean": floats(stats.y_mean),
+            "y_std": floats(stats.y_std),
+        },
+        "data": source.as_json(),
+        "split": {
+            "seed": seed,
+            "test_fraction": test_fraction,
+            "test_rows": [int(r) for r in test_rows],
+        },
+        "output": output,
+        "loss_unit": LOSS_UNITS[task],
+        "epochs": epochs,
+        "hyperparameters": dict(hyperparameters),
+        "trained_with": {"backend": backend, "dtype": dtype},
+    }
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _json(path: Path, limit: int) -> Any:
+    """A strict JSON file (no NaN or Infinity), bounded; errors name the file."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{token} is not a number JSON allows")
+
+    raw = read_regular_file(path, what="model file", limit=limit)
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+    except UnicodeDecodeError:
+        raise GraphFileError(f"{path}: not UTF-8 text; train again") from None
+    except json.JSONDecodeError as exc:
+        raise GraphFileError(
+            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
+
+
+class _Check:
+    """Typed access to a JSON object, each failure a GraphFileError naming file and key."""
+
+    def __init__(self, path: Path, data: Any, where: str = "") -> None:
+        self.path, self.data, self.where = path, data, where
+        if not isinstance(data, dict):
+            self.fail(where or "the file", f"is {type(data).__name__}, not an object")
+
+    def fail(self, key: str, problem: str) -> None:
+        raise GraphFileError(f"{self.path}: {key} {problem}; train again to rewrite the model")
+
+    def get(self, key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+        name = f"{self.where}{key!r}"
+        if key not in self.data:
+            if optional:
+                return None
+            self.fail(name, "is missing")
+        value = self.data[key]
+        if value is None and optional:
+            return None
+        bad_bool = isinstance(value, bool) and bool not in (
+            kind if isinstance(kind, tuple) else (kind,)
+        )
+        if bad_bool or not isinstance(value, kind):
+            self.fail(name, f"is {show(value, 30)}, not of the expected type")
+        return value
+
+    def floats(self, key: str, length: int, positive: bool = False) -> np.ndarray[Any, Any]:
+        values = self.get(key, list)
+        if len(values) != length or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            self.fail(f"{self.where}{key!r}", f"must be {length} finite number(s)")
+        array = np.array(values, dtype=np.float64)
+        if positive and not (array > 0).all():
+            self.fail(f"{self.where}{key!r}", "must be positive")
+        return array
+
+    def sub(self, key: str) -> _Check:
+        return _Check(self.path, self.get(key, dict), f"{self.where}{key!r}.")
+
+
+@dataclass(frozen=True)
+class Description:
+    """model.json, validated: what a model's columns, statistics and data mean."""
+
+    task: str
+    features: list[str]
+    target: str
+    classes: list[int] | None
+    stats: Standardisation
+    source: Source
+    seed: int
+    test_fraction: float
+    test_rows: list[int]
+    output: Hashable
+    hyperparameters: dict[str, Any]
+    backend: str
+    dtype: str
+    epochs: int
+    raw: dict[str, Any]
+
+
+def read_description(path: Path) -> Description:
+    """Read and validate model.json.
+
+    Raises:
+        GraphFileError: naming the file and entry: missing, not strict JSON, another format
+            or version, a wrong type, a non-finite or non-positive statistic, mismatched
+            lengths, duplicate column names.
+    """
+    from graphbp.datasets import Standardisation
+
+    c = _Check(path, _json(path, MODEL_JSON_LIMIT))
+    if c.get("format", str) != FORMAT or c.get("version", int) != VERSION:
+        c.fail("'format'/'version'", f"are not {FORMAT!r} version {VERSION}")
+    task = c.get("task", str)
+    if task not in LOSS_UNITS:
+        c.fail("'task'", f"is {show(task)}; expected regression or classification")
+    features = c.get("features", list)
+    target = c.get("target", str)
+    names = [*features, target]
+    if (
+        not features
+        or not all(isinstance(f, str) and f for f in features)
+        or len(set(names)) != len(names)
+    ):
+        c.fail("'features'", "must be distinct non-empty column names, the target not among them")
+    classes = c.get("classes", list, optional=True)
+    if task == "classification":
+        if not classes or not all(isinstance(k, int) and not isinstance(k, bool) for k in classes):
+            c.fail("'classes'", "must list the class labels (integers) of a classifier")
+        if len(set(classes)) != len(classes):
+            c.fail("'classes'", "has a label twice")
+    else:
+        classes = None
+    s = c.sub("standardisation")
+    n = len(features)
+    regression = task == "regression"
+    stats = Standardisation(
+        s.floats("x_mean", n),
+        s.floats("x_std", n, positive=True),
+        s.floats("y_mean", 1) if regression else None,
+        s.floats("y_std", 1, positive=True) if regression else None,
+    )
+    d = c.sub("data")
+    example, csv = d.get("example", str, optional=True), d.get("csv", str, optional=True)
+    if (example is None) == (csv is None):
+        c.fail("'data'", "must name either an embedded example or a CSV file")
+    rows = d.get("rows", int)
+    source = Source(example, csv, d.get("sha256", str), rows)
+    sp = c.sub("split")
+    seed = sp.get("seed", int)
+    fraction = sp.get("test_fraction", float)
+    test_rows = sp.get("test_rows", list)
+    if not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < rows for r in test_rows):
+        c.fail("'split'.'test_rows'", f"must be row indices from 0 to {rows - 1}")
+    output = c.get("output", (str, int))
+    hyper = c.get("hyperparameters", dict)
+    trained = c.sub("trained_with")
+    epochs = c.get("epochs", int)
+    if epochs < 0 or seed < 0 or not 0 < fraction < 1:
+        c.fail("'epochs'/'split'", "are out of range")
+    return Description(
+        task,
+        list(features),
+        target,
+        None if classes is None else list(classes),
+        stats,
+        source,
+        seed,
+        fraction,
+        list(test_rows),
+        output,
+        hyper,
+        trained.get("backend", str),
+        trained.get("dtype", str),
+        epochs,
+        c.data,
+    )
+
+
+def read_history(path: Path) -> tuple[list[float], list[float]]:
+    """history.csv's train and test loss per epoch.
+
+    Raises:
+        GraphFileError: naming the file and line: missing, not the expected header or rows.
+    """
+    raw = read_regular_file(path, what="model file", limit=TEXT_LIMIT)
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise GraphFileError(f"{path}: not UTF-8 text; train again") from None
+    if not lines or lines[0] != "epoch,train_loss,test_loss":
+        raise GraphFileError(f"{path}:1: expected the header epoch,train_loss,test_loss")
+    train: list[float] = []
+    test: list[float] = []
+    for number, line in enumerate(lines[1:], start=2):
+        cells = line.split(",")
+        try:
+            values = [float(v) for v in cells[1:]]
+            ok = len(cells) == 3 and int(cells[0]) == number - 1
+        except ValueError:
+            ok = False
+        if not ok or not all(map(math.isfinite, values)):
+            raise GraphFileError(f"{path}:{number}: expected epoch {number - 1} and two losses")
+        train.append(values[0])
+        test.append(values[1])
+    return train, test
+
+
+def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]) -> list[Any]:
+    """optimizer.npz's arrays, in the order ``train_state`` takes them.
+
+    Args:
+        folder: the model folder.
+        optimizer: the optimizer's name (its state's layout).
+        params: the model's parameters, in network order (their shapes fix the state's).
+    """
+    from graphbp.optim import make_optimizer
+    from graphbp.train import state_shapes
+
+    shapes = state_shapes(make_optimizer(optimizer, 1.0), [np.shape(p) for p in params.values()])
+    arrays = read_npz(folder / "optimizer.npz", {str(k): s for k, s in enumerate(shapes)})
+    return [arrays[str(k)] for k in range(len(shapes))]
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+def load(folder: str | Path, backend: str | None = None, dtype: str = "float64") -> Model:
+    """Load a model folder written by ``graphbp train``.
+
+    Args:
+        folder: the ``--out`` folder.
+        backend: the backend to compile for (default: ``$GRAPHBP_BACKEND`` or numpy).
+        dtype: ``"float64"`` or ``"float32"``.
+
+    Raises:
+        GraphFileError: a file is missing or malformed, naming it.
+    """
+    from graphbp.graph import Network
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GraphFileError(f"{folder}: is not a folder; give the --out folder of graphbp train")
+    about = read_description(folder / "model.json")
+    net = Network.from_json(folder / "network.json")
+    where = folder / "model.json"
+    if about.output not in net.ops or "x" not in net.inputs:
+        raise GraphFileError(
+            f"{where}: output {show(about.output)} is not an op node of network.json computed "
+            "from input 'x'; the files do not belong together"
+        )
+    width = (net.shapes.get("x") or (None, None))[-1]
+    if width != len(about.features):
+        raise GraphFileError(
+            f"{where}: lists {len(about.features)} feature(s) but network.json's input 'x' has "
+            f"{width} column(s); the files do not belong together"
+        )
+    outputs = 1 if about.classes is None else len(about.classes)
+    if (net.shapes.get(about.output) or (None, None))[-1] != outputs:
+        raise GraphFileError(
+            f"{where}: the output {show(about.output)} does not have {outputs} column(s) "
+            f"({'one per class' if about.classes else 'the target'}); the files do not belong "
+            "together"
+        )
+    shapes = {str(n): tuple(net.graph.nodes[n]["shape"]) for n in net.params}
+    arrays = read_npz(folder / "params.npz", shapes)
+    metrics = _json(folder / "metrics.json", TEXT_LIMIT)
+    if not isinstance(metrics, dict):
+        raise GraphFileError(f"{folder / 'metrics.json'}: is not a JSON object; train again")
+    history = read_history(folder / "history.csv")
+    prog = net.compile(backend, dtype)
+    params = {n: prog.backend.asarray(arrays[str(n)], dtype) for n in net.params}
+    return Model(folder, net, prog, params, about, metrics, history)
+
+
+class Model:
+    """A trained network with its columns and statistics: predicts from raw feature rows.
+
+    Attributes:
+        path: the folder it was loaded from.
+        network: the :class:`Network`; ``program``: it compiled; ``params``: its parameters.
+        features: the feature columns, in the order a 2-D input holds them.
+        target: the target column; ``classes``: a classifier's labels (None: regression).
+        task: ``"regression"`` or ``"classification"``.
+        stats: the training rows' standardisation statistics.
+        output: the node that predicts the (standardised) target.
+        metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``.
+        description: model.json, validated (where the data came from, the split, ...).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        network: Network,
+        program: Program,
+        params: dict[Any, Any],
+        about: Description,
+        metrics: dict[str, Any],
+        history: tuple[list[float], list[float]],
+    ) -> None:
+        self.path, self.network, self.program, self.params = path, network, program, params
+        self.description = about
+        self.features, self.target, self.classes = about.features, about.target, about.classes
+        self.task, self.stats, self.output = about.task, about.stats, about.output
+        self.metrics = metrics
+        self.history = {"train_loss": history[0], "test_loss": history[1]}
+
+    def __repr__(self) -> str:
+        kind = f"classifier of {len(self.classes)} classes" if self.classes else "regression"
+        return (
+            f"<Model {self.task if not self.classes else kind}: {len(self.features)} features → "
+            f"{show(self.target)}, {len(self.history['train_loss'])} epochs, "
+            f"{self.program.backend.name} {self.program.dtype}, from {str(self.path)!r}>"
+        )
+
+    def predict(self, rows: Any) -> np.ndarray[Any, Any]:
+        """Predictions for raw (unstandardised) feature rows.
+
+        Args:
+            rows: a 2-D array (rows × features, in :attr:`features` order); a mapping of
+                column name → 1-D values (any order; a pandas DataFrame works too); or the
+                path of a CSV file with a header (read as ``graphbp train`` reads one). A
+                column of the target may be present and is ignored; any other missing or
+                extra column is an error. A 1-D array is refused (as in scikit-learn): use
+                ``x.reshape(1, -1)`` for one row or ``x.reshape(-1, 1)`` for one feature.
+
+        Returns:
+            Regression: a 1-D float64 array, one prediction per row in the target's units.
+            Classification: a 1-D int64 array of class labels (the most probable class).
+
+        Raises:
+            InputError: a missing or extra column, a wrong shape, NaN or Inf in the rows.
+            GraphFileError: the CSV file cannot be read (naming the file and line).
+        """
+        scores = self._scores(rows)
+        if self.classes is not None:
+            labels: np.ndarray[Any, Any] = np.asarray(self.classes, dtype=np.int64)
+            picked: np.ndarray[Any, Any] = labels[np.argmax(scores, axis=1)]
+            return picked
+        mean, std = self.stats.y_mean, self.stats.y_std
+        if mean is None or std is None:  # read_description gives a regression both
+            raise GraphFileError(f"{self.path}: a regression model without the target's statistics")
+        values: np.ndarray[Any, Any] = (scores * std + mean)[:, 0]
+        return values
+
+    def predict_proba(self, rows: Any) -> np.ndarray[Any, Any]:
+        """A classifier's class probabilities (rows × classes, columns in :attr:`classes`
+        order) for raw feature rows; ``rows`` as in :meth:`predict`.
+
+        Raises:
+            InputError: the model is a regression, or as :meth:`predict`.
+        """
+        if self.classes is None:
+            raise InputError(
+                f"predict_proba needs a classifier; this model predicts {show(self.target)} by "
+                "regression: use predict"
+            )
+        scores = self._scores(rows)
+        e = np.exp(scores - scores.max(axis=1, keepdims=True))
+        proba: np.ndarray[Any, Any] = e / e.sum(axis=1, keepdims=True)
+        return proba
+
+    def feature_rows(self, rows: Any) -> np.ndarray[Any, Any]:
+        """``rows`` (as :meth:`predict` takes them) as a float64 array in column order."""
+        if isinstance(rows, str | Path):
+            from graphbp.datasets import load_csv
+
+            data = load_csv(rows, self.target, target_required=False)
+            return self.columns_to_rows(
+                dict(zip(data.feature_names, data.x.T, strict=True)), str(rows)
+            )
+        if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a pandas DataFrame
+            rows = {str(c): np.asarray(rows[c]) for c in rows.columns}
+        if isinstance(rows, Mapping):
+            return self.columns_to_rows(rows, "the mapping")
+        try:
+            x = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"rows cannot be read as numbers ({exc}); pass a 2-D array") from None
+        if x.ndim != 2:
+            one = (
+                "; one row: x.reshape(1, -1), one feature: x.reshape(-1, 1)" if x.ndim == 1 else ""
+            )
+            raise InputError(
+                f"rows must be 2-D (rows × {len(self.features)} features), got shape {x.shape}{one}"
+            )
+        if x.shape[1] != len(self.features):
+            raise InputError(
+                f"rows have {x.shape[1]} column(s) but the model takes {len(self.features)} "
+                f"features ({_listed(self.features)}), in that order"
+            )
+        return _finite(x, self.features)
+
+    def columns_to_rows(
+        self, columns: Mapping[Any, Any], what: str = "the mapping"
+    ) -> np.ndarray[Any, Any]:
+        """Named 1-D columns (the target's may be among them) as a 2-D array of the
+        feature columns in order; ``what`` names them in messages (e.g. the file)."""
+        names = [str(k) for k in columns]
+        missing = [f for f in self.features if f not in names]
+        extra = [n for n in names if n not in self.features and n != self.target]
+        if missing:
+            raise InputError(
+                f"{what} has no column {show(missing[0])}; the model takes {_listed(self.features)}"
+            )
+        if extra:
+            raise InputError(
+                f"{what} has column {show(extra[0])}, which the model was not trained on; it takes "
+                f"{_listed(self.features)} (and ignores the target {show(self.target)})"
+            )
+        by_name = {str(k): v for k, v in columns.items()}
+        values = []
+        for f in self.features:
+            try:
+                v = np.asarray(by_name[f], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"column {show(f)} cannot be read as numbers ({exc})") from None
+            if v.ndim != 1:
+                raise InputError(
+                    f"column {show(f)} must be 1-D (one value per row), got shape {v.shape}"
+                )
+            values.append(v)
+        if len({len(v) for v in values}) != 1:
+            lengths = {f: len(v) for f, v in zip(self.features, values, strict=True)}
+            raise InputError(f"columns of {what} differ in length: {show(lengths, 120)}")
+        return _finite(np.stack(values, axis=1), self.features)
+
+    def _scores(self, rows: Any) -> np.ndarray[Any, Any]:
+        """The output node's values (standardised target, or class scores) for raw rows."""
+        x = (self.feature_rows(rows) - self.stats.x_mean) / self.stats.x_std
+        prog, out = self.program, self.output
+        chunks = [np.empty((0, 1 if self.classes is None else len(self.classes)))]
+        with np.errstate(all="ignore"):
+            for start in range(0, len(x), CHUNK_ROWS):
+                part = prog.forward(self.params, {"x": x[start : start + CHUNK_ROWS]}, [out])
+                chunks.append(np.asarray(prog.backend.to_numpy(part[out]), dtype=np.float64))
+        scores: np.ndarray[Any, Any] = np.concatenate(chunks)
+        return scores
+
+
+def _listed(names: Sequence[str], shown: int = 10) -> str:
+    text = ", ".join(show(n) for n in names[:shown])
+    return text if len(names) <= shown else f"{text}, … ({len(names)} columns)"
+
+
+def _finite(x: np.ndarray[Any, Any], names: Sequence[str]) -> np.ndarray[Any, Any]:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InputError(f"column {show(names[col])} holds NaN or Inf (row {row}); fill or drop it")
+    return x

@@ -1,0 +1,450 @@
+"""A trained model folder: written by `graphbp train`, loaded by gb.load, used by predict,
+continued by --resume, and read as hostile input."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import graphbp
+
+import graphbp as gb
+from graphbp.datasets import load_example, r2_score
+from graphbp.testing import installed_backends
+
+DIABETES = ("train", "--epochs", "4", "--hidden", "4", "--optimizer", "adam")
+DIGITS = ("train", "--example", "digits", "--epochs", "2", "--hidden", "8")
+
+
+def train(cwd: Path, *args: str) -> Path:
+    run = graphbp(*args, "--out", "model", cwd=cwd)
+    assert run.returncode == 0, run.stderr
+    return cwd / "model"
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(tmp_path_factory.mktemp("diabetes"), *DIABETES)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(tmp_path_factory.mktemp("digits"), *DIGITS)
+
+
+def held_out(folder: Path, example: str) -> tuple[Any, Any, dict[str, Any]]:
+    """The raw (unstandardised) held-out rows of the model's split, and model.json."""
+    about = json.loads((folder / "model.json").read_text())
+    data = load_example(example)
+    rows = about["split"]["test_rows"]
+    return data.x[rows], data.y[rows, 0], about
+
+
+def test_a_saved_model_predicts_the_held_out_rows_with_the_r2_train_reported(
+    regression: Path,
+) -> None:
+    x, y, about = held_out(regression, "diabetes")
+    model = gb.load(regression)
+    predicted = model.predict(x)
+    assert predicted.shape == (len(x),) and predicted.dtype == np.float64
+    assert y.std() > 10  # original units (the standardised target's deviation is 1)
+    reported = model.metrics["graphbp network"]["test_r2"]
+    assert r2_score(y[:, None], predicted[:, None]) == pytest.approx(reported, abs=1e-12)
+    assert model.features == about["features"] and model.target == "target"
+    assert model.task == "regression" and model.classes is None
+    assert isinstance(model.network, gb.Network) and isinstance(model.program, gb.Program)
+    assert sorted(model.params) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert "4 epochs" in repr(model)
+
+
+def test_history_metrics_and_figure_share_one_loss_unit(regression: Path) -> None:
+    model = gb.load(regression)
+    metrics, history = model.metrics, model.history
+    unit = "mean squared error per row on the standardised target"
+    assert metrics["loss_unit"] == unit == model.description.raw["loss_unit"]
+    assert len(history["train_loss"]) == len(history["test_loss"]) == metrics["epochs"] == 4
+    assert history["train_loss"][-1] == metrics["final_train_loss"]
+    assert history["test_loss"][-1] == metrics["final_test_loss"]
+    assert metrics["final_train_loss"] == pytest.approx(metrics["graphbp network"]["train_mse"])
+    assert metrics["final_test_loss"] == pytest.approx(metrics["graphbp network"]["test_mse"])
+    assert (regression / "loss.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    svg = ET.parse(regression / "loss.svg").getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    lines = [
+        e for e in svg.iter("{http://www.w3.org/2000/svg}g") if e.get("id", "").startswith("line2d")
+    ]
+    assert len(lines) >= 2  # the train and the test curve (and the grid's lines)
+
+
+def test_rows_as_an_array_a_mapping_and_a_csv_file_agree(regression: Path, tmp_path: Path) -> None:
+    x, y, _ = held_out(regression, "diabetes")
+    model = gb.load(regression)
+    expected = model.predict(x)
+    names = model.features
+    mapping = {n: x[:, j] for j, n in reversed(list(enumerate(names)))}  # another order
+    assert np.array_equal(model.predict(mapping), expected)
+    assert np.array_equal(model.predict({**mapping, "target": y}), expected)  # target ignored
+    rows = [",".join(["target", *reversed(names)])]
+    rows += [
+        ",".join(map(repr, [t, *r[::-1].tolist()])) for t, r in zip(y.tolist(), x, strict=True)
+    ]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    assert np.array_equal(model.predict(tmp_path / "rows.csv"), expected)
+    assert np.array_equal(model.predict(str(tmp_path / "rows.csv")), expected)
+    assert model.predict(x[:0]).shape == (0,)
+
+
+@pytest.mark.parametrize("backend", installed_backends())
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_load_on_each_backend_and_dtype(regression: Path, backend: str, dtype: str) -> None:
+    x, _, _ = held_out(regression, "diabetes")
+    reference = gb.load(regression, "numpy").predict(x)
+    model = gb.load(regression, backend=backend, dtype=dtype)
+    assert model.program.backend.name == backend and model.program.dtype == dtype
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(model.predict(x), reference, rtol=rtol)
+
+
+def test_wrong_rows_are_one_line_errors_naming_the_column(regression: Path) -> None:
+    model = gb.load(regression)
+    x, _, _ = held_out(regression, "diabetes")
+    columns = {n: x[:, j] for j, n in enumerate(model.features)}
+    with pytest.raises(gb.InputError, match="no column 'bmi'"):
+        model.predict({k: v for k, v in columns.items() if k != "bmi"})
+    with pytest.raises(gb.InputError, match="column 'height', which the model was not trained"):
+        model.predict({**columns, "height": x[:, 0]})
+    with pytest.raises(gb.InputError, match=r"reshape\(1, -1\)"):
+        model.predict(x[0])
+    with pytest.raises(gb.InputError, match="9 column"):
+        model.predict(x[:, :9])
+    bad = x.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(gb.InputError, match="column 'bmi' holds NaN or Inf \\(row 3\\)"):
+        model.predict(bad)
+    with pytest.raises(gb.InputError, match="differ in length"):
+        model.predict({**columns, "bmi": x[:5, 2]})
+    with pytest.raises(gb.InputError, match="predict_proba needs a classifier"):
+        model.predict_proba(x)
+
+
+def test_a_classifier_gives_labels_and_probabilities(classifier: Path) -> None:
+    x, y, about = held_out(classifier, "digits")
+    model = gb.load(classifier)
+    assert model.classes == list(range(10)) == about["classes"]
+    labels = model.predict(x)
+    assert labels.dtype == np.int64 and labels.shape == (len(x),)
+    accuracy = float(np.mean(labels == y))
+    assert accuracy == pytest.approx(model.metrics["graphbp network"]["test_accuracy"], abs=1e-12)
+    proba = model.predict_proba(x)
+    assert proba.shape == (len(x), 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert np.array_equal(np.argmax(proba, axis=1), labels)
+    assert "cross-entropy" in model.metrics["loss_unit"]
+
+
+# ------------------------------------------------------------------------- graphbp predict
+
+
+def test_graphbp_predict_writes_the_target_column(regression: Path, tmp_path: Path) -> None:
+    x, _, _ = held_out(regression, "diabetes")
+    model = gb.load(regression)
+    names = model.features
+    rows = [",".join(names[::-1])] + [",".join(map(repr, r[::-1].tolist())) for r in x]
+    (tmp_path / "new.csv").write_text("\n".join(rows) + "\n")
+    run = graphbp("predict", str(regression), "new.csv", "-o", "p.csv", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "p.csv").read_text().splitlines()
+    assert lines[0] == "target" and len(lines) == len(x) + 1
+    np.testing.assert_array_equal([float(v) for v in lines[1:]], model.predict(x))
+    run = graphbp("predict", str(regression), "new.csv", cwd=tmp_path)  # default: stdout
+    assert run.returncode == 0 and run.stdout.splitlines() == lines
+    assert "R²" not in run.stderr  # no target column: nothing to score
+
+
+def test_graphbp_predict_scores_rows_that_hold_the_target(regression: Path) -> None:
+    data = Path(gb.__file__).parent / "data" / "diabetes.csv"
+    run = graphbp("predict", str(regression), str(data), cwd=regression.parent)
+    assert run.returncode == 0, run.stderr
+    assert len(run.stdout.splitlines()) == 443 and "R² 0." in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [("age,sex,bmi", "no column 'bp'"), ("x0,age,sex,bmi,bp,s1,s2,s3,s4,s5,s6", "column 'x0'")],
+)
+def test_graphbp_predict_refuses_a_missing_or_extra_column(
+    regression: Path, tmp_path: Path, header: str, named: str
+) -> None:
+    width = header.count(",") + 1
+    (tmp_path / "bad.csv").write_text(f"{header}\n" + ",".join(["1"] * width) + "\n")
+    run = graphbp("predict", str(regression), "bad.csv", "-o", "p.csv", cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and named in run.stderr and "bad.csv" in run.stderr
+    assert not (tmp_path / "p.csv").exists()
+
+
+# ------------------------------------------------------------------------------- --resume
+
+FILES = ("model.json", "params.npz", "optimizer.npz", "history.csv", "metrics.json")
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "backend"),
+    [("adam", "numpy"), ("momentum", "jax" if "jax" in installed_backends() else "numpy")],
+)
+def test_n_epochs_then_resume_m_equals_one_run_of_n_plus_m(
+    tmp_path: Path, optimizer: str, backend: str
+) -> None:
+    common = ("--hidden", "4", "--optimizer", optimizer, "--batch-size", "64")
+    common += ("--backend", backend)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    resumed = train(tmp_path / "a", "train", "--epochs", "3", *common)
+    run = graphbp(
+        "train", "--resume", "model", "--epochs", "2", "--backend", backend, cwd=tmp_path / "a"
+    )
+    assert run.returncode == 0, run.stderr
+    assert "epochs 4–5" in run.stdout and "batch 64" in run.stdout
+    whole = train(tmp_path / "b", "train", "--epochs", "5", *common)
+    for name in FILES:
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
+    assert len(gb.load(resumed).history["test_loss"]) == 5
+
+
+def test_resume_writes_elsewhere_with_out_and_refuses_conflicting_options(
+    regression: Path, tmp_path: Path
+) -> None:
+    before = {n: (regression / n).read_bytes() for n in FILES}
+    run = graphbp(
+        "train", "--resume", str(regression), "--epochs", "1", "--out", "more", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert gb.load(tmp_path / "more").metrics["epochs"] == 5
+    assert {n: (regression / n).read_bytes() for n in FILES} == before
+    for option in (
+        ("--hidden", "8"),
+        ("--example", "digits"),
+        ("--optimizer", "sgd"),
+        ("--seed", "1"),
+        ("--graph", "g.json"),
+        ("--data", "d.csv"),
+    ):
+        run = graphbp("train", "--resume", str(regression), *option, "--out", "x", cwd=tmp_path)
+        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+        assert f"{option[0]} conflicts with --resume" in run.stderr
+        assert not (tmp_path / "x").exists()
+
+
+def test_resume_refuses_a_csv_that_changed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2))
+    rows = ["a,b,target"] + [f"{a!r},{b!r},{a - 2 * b!r}" for a, b in x.tolist()]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    train(tmp_path, "train", "--data", "d.csv", "--epochs", "2", "--hidden", "3")
+    model = gb.load(tmp_path / "model")
+    assert model.description.source.csv == str(tmp_path / "d.csv")
+    assert model.description.source.rows == 40
+    (tmp_path / "d.csv").rename(tmp_path / "moved.csv")  # the same rows, elsewhere: --data
+    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
+    assert run.returncode == 2 and "d.csv: cannot read CSV file" in run.stderr
+    run = graphbp(
+        "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1", cwd=tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    assert gb.load(tmp_path / "model").description.source.csv == str(tmp_path / "moved.csv")
+    (tmp_path / "moved.csv").write_text("\n".join(rows[:-1]) + "\n")  # a row less
+    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
+    assert run.returncode == 2 and "the data changed since" in run.stderr
+    assert run.stderr.count("\n") == 1
+
+
+# ------------------------------------------------------------------- hostile model folders
+
+
+def _npz(arrays: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _edit_json(name: str, change: Any) -> Any:
+    def edit(folder: Path) -> None:
+        data = json.loads((folder / name).read_text())
+        change(data)
+        (folder / name).write_text(json.dumps(data))
+
+    return edit
+
+
+def _params(change: Any) -> Any:
+    def edit(folder: Path) -> None:
+        with np.load(folder / "params.npz") as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        change(arrays)
+        (folder / "params.npz").write_bytes(_npz(arrays))
+
+    return edit
+
+
+def _pickled(folder: Path) -> None:
+    with np.load(folder / "params.npz") as npz:
+        arrays: dict[str, Any] = {k: npz[k] for k in npz.files}
+    arrays["W1"] = np.full((10, 16), {"a": 1}, dtype=object)  # the shape fits: the dtype not
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # allow_pickle defaults to True when saving
+    (folder / "params.npz").write_bytes(buffer.getvalue())
+
+
+def _set(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
+    for key in path[:-1]:
+        data = data[key]
+    data[path[-1]] = value
+
+
+HOSTILE = {
+    "truncated npz": (
+        "params.npz",
+        lambda f: (f / "params.npz").write_bytes((f / "params.npz").read_bytes()[:300]),
+    ),
+    "wrong shape": ("params.npz", _params(lambda a: a.update(W1=np.zeros((10, 5))))),
+    "huge shape": ("params.npz", _params(lambda a: a.update(W1=np.zeros((0, 2**40))))),
+    "missing member": ("params.npz", _params(lambda a: a.pop("b3"))),
+    "extra member": ("params.npz", _params(lambda a: a.update(W9=np.zeros(2)))),
+    "NaN param": ("params.npz", _params(lambda a: a["b1"].__setitem__(0, np.nan))),
+    "pickled npz": ("params.npz", _pickled),
+    "not a zip": ("params.npz", lambda f: (f / "params.npz").write_text("hello")),
+    "bad JSON": ("model.json", lambda f: (f / "model.json").write_text("{")),
+    "NaN stats": (
+        "model.json",
+        lambda f: (f / "model.json").write_text(
+            (f / "model.json").read_text().replace('"x_std": [', '"x_std": [NaN, ', 1)
+        ),
+    ),
+    "zero std": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("standardisation", "y_std"), [0.0])),
+    ),
+    "stats length": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("standardisation", "x_mean"), [1.0])),
+    ),
+    "wrong type": ("model.json", _edit_json("model.json", lambda d: _set(d, ("features",), "age"))),
+    "bool for int": ("model.json", _edit_json("model.json", lambda d: _set(d, ("epochs",), True))),
+    "other format": ("model.json", _edit_json("model.json", lambda d: _set(d, ("version",), 99))),
+    "unknown output": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("output",), "W1")),
+    ),
+    "features vs network": (
+        "model.json",
+        _edit_json(
+            "model.json",
+            lambda d: d.update(
+                features=["a", "b"],
+                standardisation={"x_mean": [0, 0], "x_std": [1, 1], "y_mean": [0], "y_std": [1]},
+            ),
+        ),
+    ),
+    "row index": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("split", "test_rows"), [10**6])),
+    ),
+    "not an object": ("model.json", lambda f: (f / "model.json").write_text("[1]")),
+    "bad history": ("history.csv", lambda f: (f / "history.csv").write_text("epoch,loss\n1,2\n")),
+    "NaN history": (
+        "history.csv",
+        lambda f: (f / "history.csv").write_text("epoch,train_loss,test_loss\n1,nan,1\n"),
+    ),
+    "metrics list": ("metrics.json", lambda f: (f / "metrics.json").write_text("[]")),
+    "network JSON": ("network.json", lambda f: (f / "network.json").write_text("{}")),
+    **{
+        f"missing {n}": (n, lambda f, n=n: (f / n).unlink())
+        for n in ("model.json", "network.json", "params.npz", "history.csv", "metrics.json")
+    },
+    "folder for file": (
+        "params.npz",
+        lambda f: ((f / "params.npz").unlink(), (f / "params.npz").mkdir()),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_model_folder_is_one_error_naming_the_file(
+    regression: Path, tmp_path: Path, case: str
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    name, corrupt = HOSTILE[case]
+    corrupt(folder)
+    with pytest.raises(gb.GraphFileError) as caught:
+        gb.load(folder)
+    message = str(caught.value)
+    assert name in message and "\n" not in message
+
+
+def test_a_hostile_optimizer_state_stops_resume(regression: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    with zipfile.ZipFile(folder / "optimizer.npz") as z:
+        assert len(z.namelist()) == 1 + 2 * 6  # adam: the step count and two moments per param
+    (folder / "optimizer.npz").write_bytes(_npz({"0": np.zeros(())}))
+    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
+    assert run.returncode == 2 and "optimizer.npz" in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1
+
+
+def test_graphbp_predict_writes_a_classifiers_labels(classifier: Path) -> None:
+    data = Path(gb.__file__).parent / "data" / "digits.csv"
+    run = graphbp("predict", str(classifier), str(data), cwd=classifier.parent)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "label" and {int(v) for v in lines[1:]} <= set(range(10))
+    assert "accuracy 0." in run.stderr or "accuracy 1." in run.stderr
+
+
+def test_gb_train_continued_with_initial_epoch_and_state_equals_one_run() -> None:
+    from graphbp.train import train_state
+
+    rng = np.random.default_rng(1)
+    data = {"x": rng.standard_normal((50, 10)), "y": rng.standard_normal((50, 1))}
+    prog = gb.Network(gb.seed_network(10, 3, 1)).compile("numpy")
+    options: dict[str, Any] = {"lr": 0.01, "batch_size": 8, "optimizer": "adam", "seed": 4}
+    whole = train_state(prog, prog.init(0), data, epochs=5, progress=False, **options)
+    first = train_state(prog, prog.init(0), data, epochs=3, progress=False, **options)
+    second = train_state(
+        prog,
+        first.params,
+        data,
+        epochs=2,
+        initial_epoch=3,
+        state=first.state,
+        progress=False,
+        **options,
+    )
+    assert first.history + second.history == whole.history
+    for name in whole.params:
+        assert np.array_equal(second.params[name], whole.params[name])
+    with pytest.raises(gb.InputError, match="optimizer state has 1 array"):
+        train_state(prog, first.params, data, epochs=1, state=[np.zeros(())], **options)
+
+
+def test_split_with_saved_statistics_standardises_as_before() -> None:
+    from graphbp.datasets import split
+
+    data = load_example("diabetes")
+    fresh = split(data, 0.2, seed=3)
+    again = split(data, 0.2, seed=3, stats=fresh.stats)
+    assert np.array_equal(fresh.x_test, again.x_test) and np.array_equal(
+        fresh.y_train, again.y_train
+    )
+    assert sorted([*fresh.train_rows, *fresh.test_rows]) == list(range(len(data.x)))
+    np.testing.assert_array_equal(
+        fresh.x_train, (data.x[fresh.train_rows] - fresh.stats.x_mean) / fresh.stats.x_std
+    )
