@@ -50,8 +50,7 @@ def test_defaults_are_stated_once_in_the_help(capsys: pytest.CaptureFixture[str]
     assert "--batch-size BATCH_SIZE rows per training step" in page and "(default: 32)" in page
     assert (
         "--epochs EPOCHS passes over the data; with --resume, how many more "
-        "(default: diabetes 150, digits 100)"
-        in page
+        "(default: diabetes 150, digits 100)" in page
     )
     assert "(default: sgd)" in page and page.count("(default: diabetes)") == 1
     assert "default: 0) (default" not in page
