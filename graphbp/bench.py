@@ -353,7 +353,7 @@ def _run_jax(quick: bool, repeats: int) -> None:
     length = 500 if quick else 2000
     first = jax_chain_first_call(length)
     print(
-        f"  first call of a {length}-op chain on JAX (trace + XLA compile): graphbp "
+        f"  first call of a chain of {length} ops on JAX (trace + XLA compile): graphbp "
         f"{first['graphbp_s']:.2f} s, the same chain hand-written {first['hand_s']:.2f} s"
     )
     print()
@@ -377,7 +377,7 @@ def _run_numpy(quick: bool, repeats: int) -> None:
     print(f"  first call, which writes and compiles the plan: {chain['first_call_s']:.2f} s")
     first = first_gradient(20_000 if quick else 100_000)
     print(
-        f"First gradient of a {first['length']:,}-op chain (interpreted): Network "
+        f"First gradient of a chain of {first['length']:,} ops (interpreted): Network "
         f"{first['network_s']:.2f} s + compile {first['compile_s']:.2f} s + first "
         f"value_and_grad {first['first_run_s']:.2f} s = {first['total_s']:.2f} s"
     )

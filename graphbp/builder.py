@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import networkx as nx
 
-from graphbp.errors import GraphError, show
-from graphbp.graph import NAME_RULE, Network, _attrs, _const_array, _name_problem, _text_problem
+from graphbp.errors import GraphError, article, show
+from graphbp.graph import (
+    NAME_RULE,
+    Network,
+    _attrs,
+    _const_array,
+    _name_problem,
+    _text_problem,
+    name_key,
+    plain_attrs,
+)
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
 from graphbp.registry import get_op
 from graphbp.shapes import Pair, infer_node
@@ -31,8 +40,9 @@ class Value:
 
     Operators make op nodes: ``a + b`` (add), ``a - b`` (sub), ``a * b`` (mul), ``a / b``
     (div), ``a @ b`` (matmul), ``-a`` (neg) and ``a ** 2`` (square), with ``a`` as operand 0.
-    A Python number or NumPy array on either side becomes a const node. Values compare and
-    hash by identity.
+    A Python number or NumPy array (or an array of another library that converts to one,
+    such as a JAX array) on either side becomes a const node. Values compare and hash by
+    identity; their attributes are read-only.
 
     Attributes:
         name: the node's name in the graph.
@@ -40,14 +50,29 @@ class Value:
         shape: the inferred shape (None for an axis of any size), or None if unknown.
     """
 
-    __slots__ = ("_builder", "name", "op", "shape")
+    __slots__ = ("_builder", "_name", "_op", "_shape")
     __array_ufunc__ = None  # NumPy defers to the reflected operator: array + value works
 
     def __init__(self, builder: Builder, name: Name, op: str, shape: Shape | None) -> None:
         self._builder = builder
-        self.name = name
-        self.op = op
-        self.shape = shape
+        self._name = name
+        self._op = op
+        self._shape = shape
+
+    @property
+    def name(self) -> Name:
+        """The node's name in the graph."""
+        return self._name
+
+    @property
+    def op(self) -> str:
+        """The node's ``op``: an op name or a leaf kind (input, param, const)."""
+        return self._op
+
+    @property
+    def shape(self) -> Shape | None:
+        """The inferred shape (None for an axis of any size), or None if unknown."""
+        return self._shape
 
     def __repr__(self) -> str:
         return f"Value({self.name!r}, op={self.op!r}, shape={self.shape!r})"
@@ -85,8 +110,13 @@ class Value:
     def __neg__(self) -> Value:
         return self._builder.op("neg", self)
 
-    def __pow__(self, exponent: object) -> Value:
-        if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool) and exponent == 2:
+    def __pow__(self, exponent: object, modulo: object = None) -> Value:
+        if modulo is not None:
+            raise GraphError(
+                f"pow({self.name!r}, {show(exponent)}, {show(modulo)}): no op computes a power "
+                "modulo a number; drop the modulus (x ** 2 is op square)"
+            )
+        if _is_two(exponent):
             return self._builder.op("square", self)
         raise GraphError(
             f"{self.name!r} ** {show(exponent)}: only ** 2 has an op (square); write other "
@@ -98,6 +128,17 @@ class Value:
             f"{show(base)} ** {self.name!r}: no op raises to a value's power; for e ** x use "
             "b.op('exp', x), or register an op and call b.op(NAME, x)"
         )
+
+
+def _is_two(exponent: object) -> bool:
+    """Whether ``exponent`` is the number 2 (a NumPy scalar or 0-d array too), not a bool."""
+    import numpy as np
+
+    if isinstance(exponent, np.ndarray) and exponent.ndim == 0 and exponent.dtype.kind in "iuf":
+        exponent = exponent.item()
+    if isinstance(exponent, bool | np.bool_) or not isinstance(exponent, numbers.Real):
+        return False
+    return bool(exponent == 2)
 
 
 class _Draft:
@@ -126,19 +167,26 @@ class Builder:
         yhat = b.dense(h2, 1, None, name="yhat")    # W3, b3
         net = b.network(b.sse(yhat, y, name="L"))
 
-    Every method and operator adds a node at once and infers its shape with the ops' shape
-    rules, so a mistake (an unknown op or attribute, operands that do not fit) is an error on
-    the line that makes it, naming the node.
+    Every method and operator adds its nodes at once (one for most; ``dense`` adds three, the
+    layer and its W and b; a number or array operand adds a const node too) and infers their
+    shapes with the ops' shape rules, so a mistake (an unknown op or attribute, operands that
+    do not fit) is an error on the line that makes it, naming the node.
 
-    Names. A name given (``name=``) is used as is: it follows the node-name rule and is not
-    taken yet (names are unique in a graph; a clash is an error). An unnamed node is named
-    after its op and the first number from 1 whose name is free: ``add1``, ``matmul1``,
-    ``const1``, ``sse1``. Dense layers are numbered: a layer whose name ends in a number n
-    (``h1``, ``fc2``, ``layer0``) is layer n; any other layer (``yhat``, ``out``, or
-    unnamed) takes the number after the highest an earlier layer took (1 for the first). Layer
-    n creates the parameters ``Wn`` and ``bn``; an unnamed layer n is named ``hn``.
-    ``params=("W_out", "b_out")`` names a layer's parameters instead. Scopes do not change
-    names.
+    Names. A name given (``name=``) is used as is: it follows the node-name rule and no node
+    has it or a name that reads alike (see ``graphbp.graph.name_key``); a clash is an error.
+    An unnamed node is named after its op and the first number from 1 whose name is free:
+    ``add1``, ``matmul1``, ``const1``, ``sse1``.
+
+    Dense layers. A layer whose name ends in digits (``h1``, ``fc2``, ``h01``, the int 5)
+    names its parameters with those digits: ``W1``/``b1``, ``W2``/``b2``, ``W01``/``b01``,
+    ``W5``/``b5``, and is layer number int(digits). Any other named layer (``yhat``,
+    ``out``) takes the number after the highest an earlier layer took (1 for the first), so
+    name layers in order: ``yhat`` before ``h1`` takes W1 and b1 itself, and ``h1`` then
+    finds them taken. An unnamed layer takes the first number above the highest so far whose
+    ``hn``, ``Wn`` and ``bn`` are all free, and is named ``hn``. ``params=("W_out",
+    "b_out")`` names a layer's parameters instead. A layer and its parameters need three
+    different names (a layer named ``W1`` would be its own weight: an error). Scopes do not
+    change names.
 
     Scopes. Nodes made inside ``with b.scope("block1"):`` get the attribute
     ``scope="block1"``, which ``gb.render`` draws as a cluster (or one box with
@@ -152,7 +200,7 @@ class Builder:
         self._values: dict[Hashable, Any] = {}
         """Each const's value as a float64 array (what shape inference reads)."""
         self._texts: dict[str, Hashable] = {}
-        """Every name by its text: the int 1 and the str "1" cannot both be names."""
+        """Every name by the text it reads as (``name_key``): 1 and "1" cannot both be names."""
         self._next: dict[str, int] = {}
         """Per op, a number below which every automatic name is taken."""
         self._layers = 0
@@ -165,38 +213,43 @@ class Builder:
         """An input node, fed at run time; ``shape`` may use None for an axis of any size
         (``(None, 10)``: a batch of rows of 10). Without a shape, what is computed from it
         has no known shape (and ``dense`` cannot read its width)."""
-        data = {} if shape is None else {"shape": _tuple(shape)}
+        data = {} if shape is None else {"shape": shape}
         return self._add(self._named(name), "input", (), data)
 
     def param(self, name: Name, shape: Sequence[int], init: str | float | None = None) -> Value:
         """A trainable parameter of ``shape``; ``init`` is one of glorot (the default for
-        matrices), zeros (for vectors), he, normal, uniform, ones, or a number."""
-        data: dict[str, Any] = {"shape": _tuple(shape)}
+        matrices), zeros (for vectors), he, normal, uniform, ones, or a finite number."""
+        data: dict[str, Any] = {"shape": shape}
         if init is not None:
             data["init"] = init
         return self._add(self._named(name), "param", (), data)
 
     def const(self, value: Any, name: Name | None = None) -> Value:
-        """A constant: a finite number, a (nested, rectangular) list of them or a NumPy array
-        of ints or floats (copied: changing the array afterwards changes nothing)."""
-        import numpy as np
-
+        """A constant: a finite number, a (nested, rectangular) list of them or an array of
+        ints or floats: a NumPy array, or another library's that converts to one (a JAX
+        array), copied: changing the array afterwards changes nothing."""
         node = self._auto("const") if name is None else self._named(name)
-        stored = value  # a Python number, as the graph file will hold it
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            stored = _const_array(node, value)  # checked, as a float64 array (a copy)
-            if isinstance(value, np.ndarray):
-                stored = np.array(value)  # a copy in the array's own dtype
-        return self._add(node, "const", (), {"value": stored})
+        return self._const(node, value)
 
     # ------------------------------------------------------------------ ops
 
-    def op(self, op: str, /, *operands: object, name: Name | None = None, **attrs: Any) -> Value:
+    def op(
+        self,
+        op: str,
+        /,
+        *operands: object,
+        name: Name | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Value:
         """A node of the registered op ``op`` (a plugin's too): ``b.op("sum", h, axis=0)``.
 
-        Operands are Values of this builder, Python numbers or NumPy arrays (made const
-        nodes); ``attrs`` are the node's attributes, passed to the op as keyword arguments
-        (``shape=`` declares the result's shape, checked against the inferred one).
+        Operands are Values of this builder, numbers or arrays (made const nodes, see
+        ``const``); keyword arguments are the node's attributes, passed to the op as keyword
+        arguments (``shape=`` declares the result's shape, checked against the inferred one).
+        NumPy ints, floats and bools in them are stored as Python's, tuples as lists (as a
+        graph file gives them back). An attribute named ``name`` or ``attrs``, which are this
+        method's own keywords, goes in ``attrs={"name": ...}``.
 
         Raises:
             GraphError: an unknown op (``gb.ops()`` lists them), a leaf kind, the wrong
@@ -221,13 +274,26 @@ class Builder:
             raise GraphError(
                 f"b.op({op!r}, ...) got {len(operands)} operand(s); op {op!r} takes {arity}"
             )
-        if "scope" in attrs or "op" in attrs:
+        if attrs is not None and not isinstance(attrs, Mapping):
+            raise GraphError(
+                f"b.op({op!r}, ..., attrs={show(attrs)}): attrs is a dict of attributes, e.g. "
+                "attrs={'name': 'tag'}"
+            )
+        given = dict(attrs or {})
+        both = sorted(map(str, set(given) & set(kwargs)))
+        if both:
+            raise GraphError(
+                f"b.op({op!r}, ...) got the attribute(s) {both} both in attrs= and as keyword "
+                "arguments; give each once"
+            )
+        given.update(kwargs)
+        if "scope" in given or "op" in given:
             raise GraphError(
                 f"b.op({op!r}, ...) got an attribute op= or scope=; the op is the first "
                 "argument, and the scope is set by `with b.scope(NAME):`"
             )
         node = self._auto(op) if name is None else self._named(name)
-        return self._add(node, op, operands, attrs)
+        return self._add(node, op, operands, given)
 
     def dense(
         self,
@@ -243,12 +309,13 @@ class Builder:
         one-operand op, a plugin too), or op ``affine`` (x·W + b) for ``activation=None``.
 
         The width of ``x`` is the last axis of its inferred shape. Parameter names follow the
-        layer's number (see ``Builder``): the layer ``h1`` creates ``W1`` and ``b1``;
+        layer's name (see ``Builder``): the layer ``h1`` creates ``W1`` and ``b1``;
         ``params=(w_name, b_name)`` names them instead.
 
         Raises:
             GraphError: the width of x is unknown, ``units`` is not a positive int, the
-                activation is not the name of a one-operand op, or a name is taken.
+                activation is not the name of a one-operand op, or a name is taken (or is
+                the layer's own).
         """
         if not isinstance(units, numbers.Integral) or isinstance(units, bool) or units < 1:
             raise GraphError(f"dense: units={show(units)}; give the layer's width, an int ≥ 1")
@@ -258,12 +325,15 @@ class Builder:
                 f"dense: activation={show(activation)}; give an op's name (such as 'sigmoid', "
                 "'relu') or None for x·W + b"
             )
-        renumber = "name the layer with a number of its own (layer n creates Wn and bn)"
-        if name is None:
-            number = self._layers + 1
-            layer: Name = self._free(
-                f"h{number}", f"dense layer {number}: its automatic name", "pass name="
+        if params is not None and (not isinstance(params, tuple | list) or len(params) != 2):
+            layer_named = "" if name is None else f" layer {show(name)}"
+            raise GraphError(
+                f"dense{layer_named}: params={show(params)}; give the names of the weight and "
+                "the bias, e.g. params=('W_out', 'b_out')"
             )
+        if name is None:
+            number = self._free_layer_number(with_params=params is None)
+            layer: Name = f"h{number}"
             suffix = str(number)
         else:
             layer = self._named(name)
@@ -271,23 +341,31 @@ class Builder:
             number = int(found.group()) if found else self._layers + 1
             suffix = found.group() if found else str(number)
         if params is None:
-            fix = f"{renumber} or pass params=(W_NAME, B_NAME)"
-            w_name = self._free(f"W{suffix}", f"dense layer {layer!r}: its weight", fix)
-            b_name = self._free(f"b{suffix}", f"dense layer {layer!r}: its bias", fix)
+            w_name: Name = f"W{suffix}"
+            b_name: Name = f"b{suffix}"
+            for what, own in (("weight", w_name), ("bias", b_name)):
+                if name_key(own) == name_key(layer):
+                    raise GraphError(
+                        f"dense layer {layer!r}: its {what} would be named {own!r} too (a layer "
+                        "whose name ends in n creates Wn and bn); rename the layer, e.g. "
+                        f"'h{suffix}', or pass params=(W_NAME, B_NAME)"
+                    )
+            fix = (
+                "name the layer with a number of its own (a layer whose name ends in n creates "
+                "Wn and bn) or pass params=(W_NAME, B_NAME)"
+            )
+            self._free(w_name, f"dense layer {layer!r}: its weight", fix)
+            self._free(b_name, f"dense layer {layer!r}: its bias", fix)
         else:
-            if not isinstance(params, tuple | list) or len(params) != 2:
-                raise GraphError(
-                    f"dense layer {layer!r}: params={show(params)}; give the names of the "
-                    "weight and the bias, e.g. params=('W_out', 'b_out')"
-                )
             w_name, b_name = self._named(params[0]), self._named(params[1])
-            if _text(w_name) in (_text(b_name), _text(layer)) or _text(b_name) == _text(layer):
+            keys = {name_key(w_name), name_key(b_name), name_key(layer)}
+            if len(keys) != 3:
                 raise GraphError(
                     f"dense layer {layer!r}: params={show(params)} does not give the layer and "
                     "its two parameters three different names; give each its own"
                 )
         with self._undo_on_error():
-            (x_value,) = self._operands((x,))
+            (x_value,) = self._operands((x,), f"dense layer {layer!r}")
             width = x_value.shape[-1] if x_value.shape else None
             if width is None:
                 raise GraphError(
@@ -349,8 +427,8 @@ class Builder:
                 breaks the schema (a loss that is not a scalar, ...).
         """
         draft = self._draft
-        top = self._own(loss, "loss").name
-        out: Hashable | None = None if output is None else self._own(output, "output").name
+        top = self._own(loss, "the loss").name
+        out: Hashable | None = None if output is None else self._own(output, "the output").name
         if (
             out is None
             and draft.op_name(top) in LOSSES
@@ -373,13 +451,16 @@ class Builder:
         """Add ``node`` (its name already checked) with its in-edges, check its attributes and
         infer its shape; on any error the builder is left as it was."""
         draft = self._draft
+        if node in draft.graph:  # every caller checks names first; never overwrite a node
+            raise GraphError(f"the name {node!r} is taken by an earlier node; choose another")
         with self._undo_on_error():
-            values = self._operands(operands)
+            values = self._operands(operands, f"{node!r} (op {op!r})")
             data = {"op": op, **data}
             if self._scopes:
                 data["scope"] = "/".join(self._scopes)
+            plain_attrs(data)
             draft.graph.add_node(node, **data)
-            self._texts[_text(node)] = node
+            self._texts[name_key(node)] = node
             for i, value in enumerate(values):
                 if draft.graph.has_edge(value.name, node):
                     arg = draft.graph.edges[value.name, node]["arg"]
@@ -399,6 +480,24 @@ class Builder:
             infer_node(draft, node, self._values, self._concrete, self._shapes)
         return Value(self, node, op, self._shapes[node])
 
+    def _const(self, node: Name, value: Any, subject: str | None = None) -> Value:
+        """A const node ``node`` of ``value``, checked (``subject`` says what the value is in
+        a message, by default the const node)."""
+        import numpy as np
+
+        if not isinstance(value, np.ndarray | np.generic) and _converts_to_array(value):
+            with suppress(Exception):  # a broken or exotic __array__: refused below as it is
+                value = np.asarray(value)
+        array = _const_array(node, value, subject)  # checked, as a float64 array (a copy)
+        stored: Any = array  # as the graph file will hold it:
+        if type(value) in (int, float):
+            stored = value  # a Python number as given
+        elif isinstance(value, np.integer | np.floating):
+            stored = value.item()  # a NumPy scalar as the Python number
+        elif isinstance(value, np.ndarray):
+            stored = np.array(value)  # an array copied in its own dtype
+        return self._add(node, "const", (), {"value": stored})
+
     @contextmanager
     def _undo_on_error(self) -> Iterator[None]:
         """Remove every node added inside the block if it raises (nested blocks undo once)."""
@@ -414,37 +513,45 @@ class Builder:
                     table.pop(node, None)
                 self._concrete.pop(node, None)
                 self._shapes.pop(node, None)
-                self._texts.pop(_text(node), None)
+                self._texts.pop(name_key(node), None)
             raise
 
-    def _operands(self, operands: Sequence[object]) -> list[Value]:
-        """Operands as Values of this builder: numbers and NumPy arrays become const nodes."""
+    def _operands(self, operands: Sequence[object], where: str) -> list[Value]:
+        """Operands of ``where`` (the node or layer, for messages) as Values of this builder:
+        numbers and arrays become const nodes."""
         import numpy as np
 
         values = []
         for i, operand in enumerate(operands):
             if isinstance(operand, Value):
-                values.append(self._own(operand, f"operand {i}"))
-            elif isinstance(operand, int | float | np.ndarray | np.number) and not isinstance(
-                operand, bool
+                values.append(self._own(operand, f"operand {i} of {where}"))
+            elif isinstance(operand, numbers.Number | np.generic | np.ndarray) or (
+                _converts_to_array(operand)
             ):
-                values.append(self.const(operand))
+                subject = f"operand {i} of {where} is {show(operand)}"
+                values.append(self._const(self._auto("const"), operand, subject))
             else:
                 raise GraphError(
-                    f"operand {i} is {show(operand)}, a {type(operand).__name__}; an operand "
-                    "is a Value of this builder, a number or a NumPy array (b.const(LIST) "
-                    "makes a constant of a list)"
+                    f"operand {i} of {where} is {show(operand)}, "
+                    f"{article(type(operand).__name__)}; an operand is a Value of this builder, "
+                    "a number or an array (b.const(LIST) makes a constant of a list)"
                 )
         return values
 
     def _own(self, value: object, what: str) -> Value:
-        """``value``, if it is a Value this builder made."""
+        """``value``, if it is a Value of a node this builder made."""
         if not isinstance(value, Value):
-            raise GraphError(f"the {what} is {show(value)}; give a Value this builder made")
+            raise GraphError(f"{what} is {show(value)}; give a Value this builder made")
         if value._builder is not self:
             raise GraphError(
-                f"the {what} {value.name!r} was made by another Builder; build the whole "
+                f"{what}, {value.name!r}, was made by another Builder; build the whole "
                 "network with one Builder (a Value belongs to the builder that made it)"
+            )
+        data = self._draft.graph.nodes.get(value.name) if _hashable(value.name) else None
+        if data is None or data["op"] != value.op:
+            raise GraphError(
+                f"{what}, {show(value)}, is not a node of this builder; use the Values its "
+                "methods and operators return (gb.Value(...) makes no node)"
             )
         return value
 
@@ -453,39 +560,48 @@ class Builder:
         problem = _name_problem(name)
         if problem is not None or not isinstance(name, str | int):
             raise GraphError(f"the name {show(name)} is {problem}; {NAME_RULE}")
-        return self._free(name, "the name")
+        self._free(name, "the name")
+        return name
 
     def _free(
         self, name: Name, what: str, fix: str = "choose another (names are unique in a graph)"
-    ) -> Name:
-        """``name`` if no node has it (or a name that reads alike); else a GraphError."""
-        taken = self._texts.get(_text(name))
+    ) -> None:
+        """Raise a GraphError if a node has ``name`` (or a name that reads alike)."""
+        taken = self._texts.get(name_key(name))
         if taken is None:
-            return name
+            return
         same = "" if taken == name else f" (a name that reads alike, {taken!r})"
         raise GraphError(
             f"{what} {name!r} is taken by an earlier node{same} of op "
             f"{self._draft.op_name(taken)!r}; {fix}"
         )
 
+    def _free_layer_number(self, with_params: bool) -> int:
+        """The first number above the highest a layer took whose hn (and Wn, bn) are free."""
+        number = self._layers + 1
+        prefixes = ("h", "W", "b") if with_params else ("h",)
+        while any(name_key(f"{p}{number}") in self._texts for p in prefixes):
+            number += 1
+        return number
+
     def _auto(self, prefix: str) -> str:
         """The first free name of ``prefix`` followed by a number from 1."""
         k = self._next.get(prefix, 1)
-        while f"{prefix}{k}" in self._texts:
+        while name_key(f"{prefix}{k}") in self._texts:
             k += 1
         self._next[prefix] = k  # every number below k is taken (a name is freed only by undo)
         return f"{prefix}{k}"
 
 
-def _text(name: Hashable) -> str:
-    return str(name)
+def _converts_to_array(value: object) -> bool:
+    """Whether ``value`` is another library's array that NumPy converts (it has
+    ``__array__``, as JAX arrays do); Values do not."""
+    return hasattr(type(value), "__array__") and not isinstance(value, Value)
 
 
-def _tuple(shape: Any) -> Any:
-    """A shape given as a list (as JSON writes it) as the tuple the schema holds, NumPy ints
-    as ints; anything else is left for the shape check to refuse."""
-    if not isinstance(shape, list | tuple):
-        return shape
-    return tuple(
-        int(d) if isinstance(d, numbers.Integral) and not isinstance(d, bool) else d for d in shape
-    )
+def _hashable(value: object) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True

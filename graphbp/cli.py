@@ -27,6 +27,7 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
+    article,
     show,
     visible,
 )
@@ -942,14 +943,14 @@ def _output_node(net: Any) -> Hashable:
     named = net.graph.graph.get("output")
     if named is None and net.loss not in net.ops:
         raise GraphError(
-            f"the loss {net.loss!r} is a {net.kind[net.loss]} node, with no prediction to "
+            f"the loss {net.loss!r} is {article(net.kind[net.loss])} node, with no prediction to "
             "compare; make the loss an op node whose first operand predicts 'y', or set "
             "graph['output']"
         )
     output: Hashable = net.operands[net.loss][0] if named is None else named
     if output not in net.ops:
         raise GraphError(
-            f"the loss's first operand {output!r} is a {net.kind[output]} node, not a "
+            f"the loss's first operand {output!r} is {article(net.kind[output])} node, not a "
             "prediction; set graph['output'] to the node that predicts the target 'y'"
         )
     if "x" not in nx.ancestors(net.graph, output):

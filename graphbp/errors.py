@@ -76,6 +76,16 @@ def show(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else f"{text[: width - 5]}…{text[-4:]}"
 
 
+def article(word: str) -> str:
+    """``word`` after "a" or "an" as it is spoken: "an int", "a float", "an ndarray", "a
+    uint8", "an op node" (for type, dtype and kind names in messages)."""
+    low = word.lower()
+    vowel = low[:1] in ("a", "e", "i", "o") or low.startswith("nd")
+    if low[:1] == "u":
+        vowel = not low.startswith(("uint", "uni", "use", "usu", "utf"))
+    return f"an {word}" if vowel else f"a {word}"
+
+
 def visible(text: str) -> str:
     """``text`` with every non-printable character (control, format, separator, lone
     surrogate: newline, ESC, U+202E, ...) written as its escape (``\\x1b``, ``\\u202e``),

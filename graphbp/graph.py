@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
-from graphbp.errors import GraphbpError, GraphError, GraphFileError, show
+from graphbp.errors import GraphbpError, GraphError, GraphFileError, article, show
 from graphbp.io import read_regular_file, write_atomic
 from graphbp.memory import gc_paused
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
@@ -52,11 +53,17 @@ class Network:
 
     What it holds the graph to, besides the schema: every node name follows ``NAME_RULE`` (a
     str of 1 to 1000 characters without control or format characters or lone surrogates, or
-    an int of at most 64 bits, not bool), and so do scopes and attribute keys (as text);
+    an int of at most 64 bits, not bool), and so do scopes and attribute keys (as text); no
+    two names read alike (equal as text after Unicode NFKC normalisation: the int 5 and the
+    str "5", "é" composed and decomposed, "x" and the full-width "ｘ");
     every shape, declared or inferred, has at most ``MAX_RANK`` axes and ``MAX_ELEMENTS``
     elements; a const's value is finite real numbers (a number, a rectangular nested list or
     an int/float array) that agrees with its declared shape; ``graph["output"]``, if given,
     names an op node.
+
+    The network holds its own copy of the graph, attribute values made plain as JSON holds
+    them (``plain_attrs``): NumPy int, float and bool scalars as Python numbers, tuples as
+    lists (a shape stays a tuple), const arrays copied.
 
     Args:
         graph: an ``nx.DiGraph`` (or ``nx.MultiDiGraph``) following the graph schema.
@@ -74,7 +81,10 @@ class Network:
                 f"a network is an nx.DiGraph, got {type(graph).__name__}; "
                 "build it with nx.DiGraph()"
             )
-        self._graph: nx.DiGraph = nx.freeze(graph.copy())
+        copy = graph.copy()
+        for _, data in copy.nodes(data=True):
+            plain_attrs(data)
+        self._graph: nx.DiGraph = nx.freeze(copy)
         _check_names(self._graph)
         self.loss: Hashable = _check_loss_named(self._graph, loss)
         self.order: list[Hashable] = _topological_order(self._graph)
@@ -272,8 +282,7 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     names: dict[type, str] = {dict: "object", list: "list", str: "string"}
-    name = names.get(type(value), type(value).__name__)
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+    return article(names.get(type(value), type(value).__name__))
 
 
 def _text_problem(text: str) -> str | None:
@@ -302,6 +311,50 @@ def _name_problem(name: Any) -> str | None:
     return _kind(name)
 
 
+def name_key(name: Hashable) -> str:
+    """The text a node name reads as: ``str(name)`` in Unicode NFKC normal form. Two names
+    with one key read alike (the int 5 and the str "5"; "é" composed and decomposed; "x" and
+    the full-width "ｘ"), so a graph may not hold both. Look-alike letters of other scripts
+    (Cyrillic "х", Latin "x") are different text and are not caught."""
+    text = str(name)
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def plain_attrs(data: dict[str, Any]) -> None:
+    """Make a node's attribute values plain, in place, as JSON would give them back: NumPy
+    int, float and bool scalars (of at most 64 bits) as Python's, tuples as lists, nested
+    lists and dicts copied, arrays copied (a network shares no mutable value with the graph
+    it was made from); ``shape`` as a tuple. Anything else is left for validation."""
+    for key, value in data.items():
+        if value is None or type(value) in (str, int, float, bool):
+            continue
+        plain = _plain(value, key, 0)
+        if key == "shape" and isinstance(plain, list):
+            plain = tuple(plain)
+        data[key] = plain
+
+
+def _plain(value: Any, key: str, depth: int) -> Any:
+    import numpy as np
+
+    if type(value) in _SCALARS:
+        return value
+    if depth > MAX_DEPTH:
+        raise GraphError(
+            f"attribute {key!r} holds lists or dicts nested more than {MAX_DEPTH} levels deep; "
+            "a graph file could not hold it"
+        )
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf" and value.dtype.itemsize <= 8:
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_plain(v, key, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v, key, depth + 1) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return np.array(value)
+    return value
+
+
 def _check_names(g: nx.DiGraph) -> None:
     """Hold every node name, scope and attribute key to the node-name rule, and names to
     distinct texts (the int 0 and the str "0" would be one key in params.npz, one label)."""
@@ -310,11 +363,12 @@ def _check_names(g: nx.DiGraph) -> None:
         problem = _name_problem(node)
         if problem is not None:
             raise GraphError(f"node {show(node)} has a name that is {problem}; {NAME_RULE}")
-        text = str(node)
+        text = name_key(node)
         if text in texts:
             raise GraphError(
-                f"nodes {texts[text]!r} and {node!r} have names that read alike; names are "
-                "saved and shown as text (params.npz, diagrams), so rename one"
+                f"nodes {texts[text]!r} and {node!r} have names that read alike (equal as text "
+                "after Unicode NFKC normalisation); names are saved and shown as text "
+                "(params.npz, diagrams), so rename one"
             )
         texts[text] = node
         if "id" in data:
@@ -354,7 +408,7 @@ def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
         )
     if kind[output] != OP:
         raise GraphError(
-            f"graph['output'] names {output!r}, a {kind[output]} node; the output is the "
+            f"graph['output'] names {output!r}, {article(kind[output])} node; the output is the "
             "prediction, an op node computed from the inputs"
         )
 
@@ -615,9 +669,12 @@ def _check_leaf(node: Hashable, kind: str, data: Mapping[str, Any]) -> None:
     if kind == "const" and "value" not in data:
         raise GraphError(f"const node {node!r} has no value; give it value=... (a number or list)")
     init = data.get("init", "glorot")
-    if kind == "param" and not (_is_number(init) or (isinstance(init, str) and init in INITS)):
+    if kind == "param" and not (
+        (_is_number(init) and math.isfinite(init)) or (isinstance(init, str) and init in INITS)
+    ):
         raise GraphError(
-            f"param node {node!r} has init={show(init)}; use a number or one of {', '.join(INITS)}"
+            f"param node {node!r} has init={show(init)}; use a finite number or one of "
+            f"{', '.join(INITS)}"
         )
 
 
@@ -640,8 +697,9 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def _const_array(node: Hashable, value: Any) -> Any:
-    """A const's value as a float64 NumPy array, or a GraphError naming the node.
+def _const_array(node: Hashable, value: Any, subject: str | None = None) -> Any:
+    """A const's value as a float64 NumPy array, or a GraphError naming the node (or what
+    ``subject`` says, such as "operand 1 of 'add1' (op 'add') is VALUE").
 
     The value is a real number (not a bool), a (nested, rectangular) list of them, or a NumPy
     array of ints or floats; every element finite (a non-finite const would poison every value
@@ -649,6 +707,7 @@ def _const_array(node: Hashable, value: Any) -> Any:
     """
     import numpy as np
 
+    subject = subject or f"const node {node!r} has value={show(value)}"
     fix = (
         "give it numbers: a finite number, a rectangular nested list of them or an array of "
         "ints or floats"
@@ -656,7 +715,8 @@ def _const_array(node: Hashable, value: Any) -> Any:
     bad = None
     if isinstance(value, np.ndarray | np.generic):
         if value.dtype.kind not in "iuf" or value.dtype.itemsize > 8:
-            bad = f"an array of dtype {value.dtype}"
+            what = "a NumPy scalar" if isinstance(value, np.generic) else "an array"
+            bad = f"{what} of dtype {value.dtype}"
     elif isinstance(value, list | tuple):
         stack: list[Any] = [value]
         while stack and bad is None:
@@ -672,23 +732,21 @@ def _const_array(node: Hashable, value: Any) -> Any:
     elif not _is_number(value):
         bad = _kind(value)
     if bad is not None:
-        raise GraphError(f"const node {node!r} has value={show(value)}; {fix} (not {bad})")
+        raise GraphError(f"{subject}; {fix} (not {bad})")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
         problem = "a ragged list" if "inhomogeneous" in str(exc) else str(exc)
-        raise GraphError(
-            f"const node {node!r} has value={show(value)}; {fix} (not {problem})"
-        ) from None
+        raise GraphError(f"{subject}; {fix} (not {problem})") from None
     if 0 in array.shape[:-1] and array.shape.index(0) < array.ndim - 1:
         raise GraphError(
-            f"const node {node!r} has a value of shape {array.shape}, which saves as the list "
+            f"{subject}, of shape {array.shape}, which saves as the list "
             f"{show(array.tolist())} and would load back with another shape; a const with no "
             "elements may have a zero-length axis only last"
         )
     if not np.isfinite(array).all():
         raise GraphError(
-            f"const node {node!r} has value={show(value)}; {fix} (NaN and infinity are "
-            "refused: feed a non-finite value as an input instead)"
+            f"{subject}; {fix} (NaN and infinity are refused: feed a non-finite value as an "
+            "input instead)"
         )
     return array

@@ -7,7 +7,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from graphbp.errors import GraphFileError
+from graphbp.errors import GraphFileError, article
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -59,11 +59,11 @@ def read_regular_file(path: Path, *, what: str, limit: int) -> bytes:
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe or device"
-        raise GraphFileError(f"{path}: is {kind}, not a {what}; give the path of a file")
+        raise GraphFileError(f"{path}: is {kind}, not {article(what)}; give the path of a file")
     with os.fdopen(fd, "rb") as f:
         if info.st_size > limit:
             raise GraphFileError(
-                f"{path}: {info.st_size:,} bytes; a {what} may have at most {limit:,}"
+                f"{path}: {info.st_size:,} bytes; {article(what)} may have at most {limit:,}"
             )
         try:  # read what fstat says is there (a buffer of `limit` bytes would cost `limit`)
             data = f.read(info.st_size + 1)
@@ -72,5 +72,7 @@ def read_regular_file(path: Path, *, what: str, limit: int) -> bytes:
         except OSError as exc:
             raise GraphFileError(f"{path}: cannot read {what} ({exc.strerror})") from exc
     if len(data) > limit:  # it grew while being read
-        raise GraphFileError(f"{path}: more than {limit:,} bytes; a {what} may have at most that")
+        raise GraphFileError(
+            f"{path}: more than {limit:,} bytes; {article(what)} may have at most that"
+        )
     return data

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from graphbp.errors import GraphbpError, PluginError
+from graphbp.errors import GraphbpError, PluginError, article
 
 Array = Any
 """An array of the active backend (numpy.ndarray, jax.Array, ...)."""
@@ -231,7 +231,7 @@ def validate_op(op: Op) -> None:
         )
     if not isinstance(op.label, str):
         raise PluginError(
-            f"op {op.name!r} ({cls}): label is a {type(op.label).__name__}; set label to a "
+            f"op {op.name!r} ({cls}): label is {article(type(op.label).__name__)}; set label to a "
             "str, a function name such as 'σ' or an expression in x such as 'x·σ(x)'"
         )
     grads = op.local_grads
@@ -456,8 +456,9 @@ def check_output(op: Op, arrays: Arrays, node: Hashable, out: Any, shape: Shape 
         )
     elif array.dtype is not arrays.dtype and array.dtype != arrays.dtype:
         problem = (
-            f"a {array.dtype} array in a {arrays.dtype} program; compute in the operands' "
-            "dtype (plain Python numbers keep it, xp.asarray(..., x.dtype) sets it)"
+            f"{article(str(array.dtype))} array in {article(str(arrays.dtype))} program; "
+            "compute in the operands' dtype (plain Python numbers keep it, "
+            "xp.asarray(..., x.dtype) sets it)"
         )
     elif not shape_fits(tuple(array.shape), shape):
         problem = (
@@ -505,8 +506,8 @@ def check_cotangent(
         )
     elif not exact and array.dtype != arrays.dtype:
         problem = (
-            f"a {array.dtype} cotangent for operand {position} in a {arrays.dtype} program; "
-            "compute it in the dtype of g"
+            f"{article(str(array.dtype))} cotangent for operand {position} in "
+            f"{article(str(arrays.dtype))} program; compute it in the dtype of g"
         )
     else:  # of the backend and dtype: summed back over the axes the operand was broadcast
         shape = shape if shape.__class__ is tuple else tuple(shape)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from graphbp.backend import Backend, check_dtype
 from graphbp.codegen import generate, generate_entry, write
 from graphbp.engine import Rules, Run, interpret
-from graphbp.errors import InputError, PluginError, show
+from graphbp.errors import InputError, PluginError, article, show
 from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, signature_of
 from graphbp.plan import BackStep, Plan, Step, build_plan
 
@@ -425,7 +425,7 @@ class Program:
             array = self.backend.asarray(value, self.dtype)
         except (TypeError, ValueError) as exc:
             raise InputError(
-                f"{kind} {name!r} (op {kind!r}) cannot be converted to a {self.dtype} array "
+                f"{kind} {name!r} (op {kind!r}) cannot be converted to {article(self.dtype)} array "
                 f"({exc}); pass a numeric array"
             ) from None
         if not shape_fits(tuple(array.shape), self.network.shapes[name]):

@@ -171,7 +171,7 @@ def _out_shape(
     try:
         out = op.shape(*operands, **net.attrs[node])
     except (ValueError, TypeError, IndexError) as exc:
-        raise _mismatch(net, node, exc, shapes) from None
+        raise _mismatch(net, node, exc, shapes, operands) from None
     except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
         raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
     except Exception as exc:
@@ -191,12 +191,28 @@ def _out_shape(
 
 
 def _mismatch(
-    net: ShapeGraph, node: Hashable, exc: BaseException, shapes: Mapping[Hashable, Shape | None]
+    net: ShapeGraph,
+    node: Hashable,
+    exc: BaseException,
+    shapes: Mapping[Hashable, Shape | None],
+    concrete: list[tuple[int, ...]],
 ) -> GraphError:
-    operands = ", ".join(f"{name!r} {shapes[name]}" for name in net.operands[node])
+    """The error for operands that do not fit, in the operands' own shapes: the shape rule
+    saw each None axis as some size (2 or 3), which the message shows as None again."""
+    names = net.operands[node]
+    listed = ", ".join(f"{name!r} {shapes[name]}" for name in names)
+    subject = f"operands {listed} do" if len(names) > 1 else f"operand {listed} does"
+    text = str(exc)
+    made_up = [str(c) for c in concrete]
+    for name, shown in zip(names, made_up, strict=True):
+        shape = shapes[name]
+        if shape is not None and None in shape and made_up.count(shown) == 1:
+            text = text.replace(shown, str(shape))
+    if any(s is not None and None in s for s in (shapes[n] for n in names)):
+        text += "; None is an axis of any size, which must fit whatever size it has"
     return GraphError(
-        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): operands {operands} do "
-        f"not fit ({exc}); fix the shapes of those operands or the node's attributes"
+        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): {subject} not fit "
+        f"({text}); fix the shapes of those operands or the node's attributes"
     )
 
 
@@ -231,7 +247,7 @@ def _probe(
             out = call_forward(op, arrays, args, net.attrs[node], node=node)
     except PluginError as exc:  # a run-time failure wrapped, or the result breaks the contract
         if exc.method and isinstance(exc.__cause__, ValueError | TypeError | IndexError):
-            raise _mismatch(net, node, exc.__cause__, shapes) from None
+            raise _mismatch(net, node, exc.__cause__, shapes, operands) from None
         raise
     except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
         raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None

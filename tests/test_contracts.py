@@ -139,7 +139,7 @@ BAD_OUTPUTS = {
     "None": (lambda xp, x: None, "forward returned NoneType"),
     "a list": (lambda xp, x: [x], "forward returned list"),
     "a Python float": (lambda xp, x: float(x.sum()), "forward returned float"),
-    "ints": (lambda xp, x: x.astype(np.int64), "a int64 array in a float64 program"),
+    "ints": (lambda xp, x: x.astype(np.int64), "an int64 array in a float64 program"),
     "float32 in float64": (lambda xp, x: x.astype(np.float32), "a float32 array in a float64"),
     "another shape": (lambda xp, x: x[:1], r"shape \(1, 3\), but its shape was inferred as"),
     "a JAX array": (lambda xp, x: _jax_array(x), "forward returned ArrayImpl; return an array"),

@@ -140,7 +140,7 @@ BAD_TEXT: dict[str, tuple[str | bytes, str]] = {
     "activation is a list": (_node(activation=[["sigmoid"]] * 1000), "activation must be the name"),
     "scope is a number": (_node(scope=5), "node 'h2' has scope=5, an int"),
     "loss is a list": (_edit(graph={"loss": ["L"]}), "loss node ['L'] is not in the graph"),
-    "output is a leaf": (_edit(graph={"loss": "L", "output": "x"}), "names 'x', a input node"),
+    "output is a leaf": (_edit(graph={"loss": "L", "output": "x"}), "names 'x', an input node"),
 }
 
 

@@ -367,7 +367,7 @@ def test_cli_output_node_falls_back_to_the_loss_operand_and_takes_int_names() ->
     g.remove_edge("y", "L")
     g.add_edge("y", "L", arg=0)
     g.add_edge("yhat", "L", arg=1)
-    with pytest.raises(GraphError, match="the loss's first operand 'y' is a input node"):
+    with pytest.raises(GraphError, match="the loss's first operand 'y' is an input node"):
         _output_node(gb.Network(g))
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from graphbp import Op
-from graphbp.errors import GraphError
+from graphbp.errors import GraphError, article
 from graphbp.op import (
     Example,
     apply_label,
@@ -120,7 +120,8 @@ def _activation(name: str) -> Activation:
     """The one-operand op named ``name``, for use as a layer's activation."""
     if not isinstance(name, str):
         raise GraphError(
-            f"activation must be the name of an op (such as 'sigmoid'); got a {type(name).__name__}"
+            "activation must be the name of an op (such as 'sigmoid'); got "
+            f"{article(type(name).__name__)}"
         )
     op = get_op(name)
     known = _ACTIVATIONS.get(name)
