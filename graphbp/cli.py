@@ -292,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser, title="commands"
+        dest="command", required=True, parser_class=_Parser, title="commands"
     )
 
     train = sub.add_parser(
