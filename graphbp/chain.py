@@ -74,8 +74,29 @@ def count_text(n: int, exact_bits: int = _EXACT_BITS) -> str:
     return f"≈{10 ** (exponent - whole):.2f}×10^{whole:,}"
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``1 parameter``, ``1,024 paths``."""
+    return f"{count_text(n)} {noun}{'' if n == 1 else 's'}"
+
+
+LATEX_ESCAPES = {
+    **{c: "\\" + c for c in "{}_#$%&"},
+    "\\": r"{\backslash}",
+    "~": r"{\sim}",
+    "^": r"\hat{}",
+    " ": "\\ ",
+    **{c: "{" + c + "}" for c in "+-*/=<>,;:!|"},
+}
+r"""How a character of a name is written inside ``\mathrm{}`` so that MathJax, KaTeX and
+LaTeX draw it as itself: TeX's special characters escaped (a backslash as ``\backslash``: ``\\``
+is a line break), ``~`` and ``^`` as the math glyphs ``\sim`` and ``\hat{}`` (``\~`` and
+``\^`` are text accents, errors in math), a space as a control space (math drops spaces),
+and operators and punctuation braced, so that they get no operator spacing."""
+
+
 def _latex_escape(text: str) -> str:
-    return re.sub(r"([\\{}_^#$%&~])", r"\\\1", text)
+    """``text`` (printable: see ``visible``) as LaTeX math that draws exactly that text."""
+    return "".join(LATEX_ESCAPES.get(c, c) for c in text)
 
 
 class Edge(NamedTuple):
@@ -485,8 +506,9 @@ class Cost:
     def _headline(self) -> str:
         """The first line of the table: nodes, parameters, paths."""
         return (
-            f"{self.nodes} nodes, {self.params} parameters, {count_text(self.paths)} paths "
-            "from the loss to the parameters"
+            f"{counted(self.nodes, 'node')}, {counted(self.params, 'parameter')}, "
+            f"{counted(self.paths, 'path')} from the loss to the "
+            f"{'parameter' if self.params == 1 else 'parameters'}"
         )
 
     def __str__(self) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
 import sys
 import unicodedata
+import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from graphbp import __version__
 from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
 from graphbp.errors import (
+    BackendNotInstalledError,
     GradientCheckError,
     GraphbpError,
     GraphError,
@@ -27,6 +30,7 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
+    PluginError,
     article,
     show,
     visible,
@@ -79,10 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):  # no command: what the commands are
+        parser.print_help(sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         _check_arguments(args)
-        status: int = args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            status: int = args.run(args)
     except GradientCheckError as exc:
         print(f"graphbp {args.command}: check failed: {_one_line(exc)}", file=sys.stderr)
         return 1
@@ -119,6 +128,13 @@ def _main(argv: Sequence[str] | None) -> int:
         )
         return 1
     return status
+
+
+def _show_warning(command: str, message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A warning as the command line writes it: ``graphbp COMMAND: warning: ...``, one line
+    (not Python's file, line number and source line)."""
+    exc = message if isinstance(message, Warning) else Warning(message)
+    print(f"graphbp {command}: warning: {_one_line(exc)}", file=sys.stderr)
 
 
 def _debug() -> bool:
@@ -276,7 +292,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="graphbp COMMAND --help lists the command's options, each with its default.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, title="commands"
+    )
 
     train = sub.add_parser(
         "train",
@@ -333,13 +351,19 @@ def _parser() -> argparse.ArgumentParser:
         help=f"seeds the split, init and shuffling: 0 to {MAX_SEED}",
     )
     train.add_argument(
-        "--data", type=Path, help="a numeric CSV with a header row (regression; replaces --example)"
+        "--data",
+        type=Path,
+        help="a numeric CSV with a header row (regression; replaces --example) "
+        "(default: none, the --example data)",
     )
     train.add_argument(
         "--target", action=_Given, help="the --data column to predict (default: target)"
     )
     train.add_argument(
-        "--graph", type=Path, help="a node-link JSON network with inputs 'x' and 'y'"
+        "--graph",
+        type=Path,
+        help="a node-link JSON network with inputs 'x' and 'y' (default: the seed network, "
+        "two σ layers of --hidden units)",
     )
     train.add_argument(
         "--resume",
@@ -347,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="continue training the model folder DIR (a graphbp train --out) for --epochs more "
         "epochs: same network, data, split and statistics, its parameters and optimizer state; "
-        "written back into DIR unless --out is given",
+        "written back into DIR unless --out is given (default: none, a new model)",
     )
     train.add_argument(
         "--out",
@@ -401,7 +425,11 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
     )
-    render.add_argument("--wrt", help="highlight the paths from the loss down to this parameter")
+    render.add_argument(
+        "--wrt",
+        help="highlight the paths from the loss down to this parameter and caption their "
+        "chain rule (default: none, no path highlighted)",
+    )
     render.add_argument(
         "-o",
         "--output",
@@ -437,7 +465,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
     )
-    explain.add_argument("--wrt", help="also write out the chain rule for this parameter")
+    explain.add_argument(
+        "--wrt", help="also write out the chain rule for this parameter (default: none)"
+    )
     explain.set_defaults(run=_explain)
 
     ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
@@ -451,7 +481,7 @@ def _parser() -> argparse.ArgumentParser:
         "--op",
         metavar="NAME",
         help="check this op alone (on each backend checked, and against jax.vjp where jax is "
-        "installed), not every op and a network",
+        "installed) (default: none, every op and a network)",
     )
     check.add_argument(
         "--backend",
@@ -469,6 +499,9 @@ def _parser() -> argparse.ArgumentParser:
         help="bench one backend (default: $GRAPHBP_BACKEND, else every installed one)",
     )
     bench.set_defaults(run=_bench)
+    for action in sub._choices_actions:  # each command's help line heads its own --help
+        summary = action.help or ""
+        sub.choices[action.dest].description = f"{summary[:1].upper()}{summary[1:]}."
     return parser
 
 
@@ -1070,14 +1103,34 @@ def _ops(args: argparse.Namespace) -> int:
     ]
     print(table(rows))
     print()
-    print(table([("backend", "package"), *((b, backend_provider(b)) for b in backends())]))
+    backend_rows = [(b, backend_provider(b), _backend_status(b)) for b in backends()]
+    print(table([("backend", "package", "status"), *backend_rows], cell=MAX_STATUS))
     return 0
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
+def _backend_status(name: str) -> str:
+    """Whether backend ``name`` loads, and if not, why and how to install it."""
+    try:
+        get_backend(name)
+    except BackendNotInstalledError as exc:
+        return f"not installed: {_one_line(exc, MAX_STATUS)}"
+    except PluginError as exc:
+        return f"broken: {_one_line(exc, MAX_STATUS)}"
+    return "installed"
+
+
+MAX_CELL = 60
+"""Cells of ``graphbp ops`` wider than this many columns are cut, with an ellipsis (labels
+and local-derivative texts are a plugin's: any length)."""
+MAX_STATUS = 200
+"""A backend's status (why it does not load and how to install it) is cut beyond this."""
+
+
+def table(rows: Sequence[Sequence[str]], cell: int = MAX_CELL) -> str:
     """``rows`` as columns two spaces apart, each as wide as its widest cell as a terminal
-    shows it (:func:`display_width`); control characters in a cell are shown escaped."""
-    cells = [[visible(str(cell)) for cell in row] for row in rows]
+    shows it (:func:`display_width`); control characters in a cell are shown escaped, and
+    a cell wider than ``cell`` columns is cut there, with an ellipsis."""
+    cells = [[cut(visible(str(text)), cell) for text in row] for row in rows]
     widths = [max(display_width(row[k]) for row in cells) for k in range(len(cells[0]))]
     lines = []
     for row in cells:
@@ -1089,12 +1142,39 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def display_width(text: str) -> int:
-    """The columns a terminal gives ``text``: two for a wide East Asian character, none for
-    a combining mark (the hat of ŷ written as y and U+0302), one for anything else."""
-    return sum(
-        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
-        for c in text
-    )
+    """The columns a terminal gives ``text``: two for a wide East Asian character (and for
+    a character that U+FE0F asks to be drawn as an emoji); none for a mark drawn on the
+    character before it (the hat of ŷ written as y and U+0302, Thai vowel and tone marks:
+    categories Mn and Me), a format character (Cf: zero-width space and joiner, U+FE0F) or a
+    Hangul vowel or final consonant jamo, which joins the syllable before it; one for
+    anything else."""
+    width, last = 0, 0
+    for c in text:
+        w = _char_width(c)
+        if c == "\ufe0f" and last == 1:  # emoji presentation: ❤ is 1 column, ❤️ 2
+            w = 1
+        width += w
+        last = w if w else last
+    return width
+
+
+def _char_width(c: str) -> int:
+    if unicodedata.category(c) in ("Mn", "Me", "Cf") or "\u1160" <= c <= "\u11ff":
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def cut(text: str, columns: int) -> str:
+    """``text`` if it takes at most ``columns`` terminal columns, else its start and ``…``
+    in that many (the marks on its last character kept with it)."""
+    if display_width(text) <= columns:
+        return text
+    used = 0
+    for k, c in enumerate(text):
+        used += _char_width(c)
+        if used > columns - 1:
+            return text[:k] + "…"
+    return text  # not reached: the text is wider than ``columns``
 
 
 def _check(args: argparse.Namespace) -> int:

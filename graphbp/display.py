@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import string
 
-from graphbp.errors import GraphbpError, show, visible
+from graphbp.chain import counted
+from graphbp.errors import GraphbpError, GraphvizError, show, visible
 from graphbp.graph import Network
 from graphbp.render import render, run_dot
 
@@ -42,12 +43,14 @@ def network_bundle(net: Network) -> dict[str, str]:
                 "text/plain": plain,
                 "image/svg+xml": run_dot(render(net).source, "svg").decode(),
             }
-        except (GraphbpError, OSError) as exc:  # no dot, dot failed, a broken plugin label
+        except (GraphbpError, OSError) as exc:  # no dot, dot failed, a broken plugin
             reason = f"not drawn: {markdown_text(str(exc))}"
-            fix = "`gb.render(net).source` is its Graphviz source"
+            drawn = isinstance(exc, GraphvizError)  # else render failed: its message says why
+            fix = "`gb.render(net).source` is its Graphviz source" if drawn else ""
     summary = (
-        f"**graphbp network**: {nodes:,} nodes, {edges:,} edges, {len(net.params):,} "
-        f"parameters, loss {markdown_text(show(net.loss))}; {reason}; {fix}."
+        f"**graphbp network**: {counted(nodes, 'node')}, {counted(edges, 'edge')}, "
+        f"{counted(len(net.params), 'parameter')}, loss {markdown_text(show(net.loss))}; "
+        f"{reason}{'; ' + fix if fix else ''}."
     )
     return {"text/plain": plain, "text/markdown": summary}
 

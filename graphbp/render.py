@@ -1,8 +1,9 @@
 """Graphviz drawings of a network: nodes, local derivatives on the edges, the chain-rule paths
 from the loss to a parameter, and the upstream gradients backprop reuses.
 
-``render`` builds a ``graphviz.Digraph`` (shown inline by Jupyter); ``run_dot`` lays DOT source
-out as SVG, PNG or PDF bytes. Files are graphbp.diagram's (``write_diagram``).
+``render`` builds a ``graphviz.Digraph`` (shown inline by Jupyter, laid out by ``run_dot`` as
+the files are); ``run_dot`` lays DOT source out as SVG, PNG or PDF bytes. Files are
+graphbp.diagram's (``write_diagram``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from graphbp.chain import (
     count_text,
     symbol,
 )
-from graphbp.errors import GraphvizError, InputError, show, visible
+from graphbp.errors import GraphvizError, InputError, PluginError, show, visible
 from graphbp.graph import Network
 
 if TYPE_CHECKING:
@@ -89,15 +90,20 @@ def render(
             (``"cluster"``), as one node per scope (``"collapse"``), or as if unscoped.
         rankdir: Graphviz's direction, ``"LR"`` (inputs left, loss right) or ``"TB"``.
 
+    Returns:
+        A ``graphviz.Digraph``; Jupyter shows it as the SVG ``write_diagram`` writes
+        (laid out by ``run_dot``, its text held to dot's layout), or, without Graphviz's
+        ``dot``, as a line saying how to install it.
+
     Raises:
         GraphError: ``wrt`` is not a parameter with a path to the loss.
+        PluginError: an op's ``describe`` raised or returned something other than a label
+            and one local-derivative text per operand.
     """
-    import graphviz
-
     check_options(max_paths, scopes, rankdir)
     flow = Flow(net)
     rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
-    dot = graphviz.Digraph(
+    dot = _drawing_class()(
         name="graphbp",
         graph_attr={
             "rankdir": rankdir,
@@ -119,6 +125,39 @@ def render(
         caption = _label(_caption(net, rule, grads), "graph")
         dot.attr(label=caption, labelloc="b", labeljust="l")
     return dot
+
+
+@functools.cache
+def _drawing_class() -> type[graphviz.Digraph]:
+    """``graphviz.Digraph`` shown in Jupyter through ``run_dot`` (graphviz's own display pipes
+    dot's SVG as it is, which a browser draws with labels running into each other), made on
+    first use so that importing graphbp does not import graphviz."""
+    import graphviz
+
+    class Drawing(graphviz.Digraph):  # type: ignore[misc]  # graphviz has no type hints
+        """A graphbp drawing: a ``graphviz.Digraph`` that Jupyter shows as ``run_dot`` lays
+        it out."""
+
+        def _repr_mimebundle_(
+            self, include: Any = None, exclude: Any = None, **kwargs: Any
+        ) -> dict[str, Any]:
+            try:
+                bundle: dict[str, Any] = super()._repr_mimebundle_(include, exclude, **kwargs)
+            except GraphvizError as exc:
+                return {"text/plain": f"{exc} (.source is the drawing's Graphviz source)"}
+            return bundle
+
+        def _repr_image_svg_xml(self) -> str:
+            return run_dot(self.source, "svg").decode()
+
+        def _repr_image_png(self) -> bytes:
+            return run_dot(self.source, "png")
+
+        def _repr_image_jpeg(self) -> bytes:
+            return run_dot(self.source, "jpeg")
+
+    Drawing.__qualname__ = Drawing.__name__
+    return Drawing
 
 
 def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
@@ -188,8 +227,32 @@ def _kind(net: Network, node: Hashable) -> str:
 
 
 def _describe(net: Network, node: Hashable) -> tuple[str, tuple[str, ...]]:
-    """The label and local-derivative texts of a node: its op's, or its leaf kind."""
-    return net.ops[node].describe(net.attrs[node]) if node in net.ops else (net.kind[node], ())
+    """The label and local-derivative texts of a node: its op's, or its leaf kind.
+
+    Raises:
+        PluginError: the op's ``describe`` raised, or returned something other than a str
+            and a tuple of one str per operand.
+    """
+    if node not in net.ops:
+        return net.kind[node], ()
+    op = net.ops[node]
+    where = f"node {show(node)}: op {op.name!r} ({type(op).__module__}.{type(op).__qualname__})"
+    try:
+        label, local = op.describe(net.attrs[node])
+    except Exception as exc:  # a plugin's bug, in whatever form
+        raise PluginError(
+            f"{where}: describe() raised {type(exc).__name__}: {show(str(exc))[1:-1]}; fix the "
+            "op's describe (or its label and local_grads, which the default describe returns)"
+        ) from exc
+    arity = len(net.operands[node])
+    if not isinstance(label, str) or not (
+        isinstance(local, tuple) and len(local) == arity and all(isinstance(t, str) for t in local)
+    ):
+        raise PluginError(
+            f"{where}: describe() returned label {show(label)} and local derivatives "
+            f"{show(local)}; it must return a str and a tuple of {arity} str (one per operand)"
+        )
+    return label, local
 
 
 def _draw_nodes(

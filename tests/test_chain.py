@@ -141,5 +141,5 @@ def test_symbols_write_indices_as_subscripts_and_hats_as_hats() -> None:
 
     assert symbol("W1") == ("W1", "W<SUB>1</SUB>", "W_{1}")
     assert symbol("yhat") == ("ŷ", "ŷ", r"\hat{y}")
-    assert symbol("<b>&") == ("<b>&", "&lt;b&gt;&amp;", r"\mathrm{<b>\&}")
+    assert symbol("<b>&") == ("<b>&", "&lt;b&gt;&amp;", r"\mathrm{{<}b{>}\&}")
     assert symbol(7).text == "7"

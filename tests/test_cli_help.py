@@ -4,6 +4,8 @@ with its default and choices, and ``graphbp ops`` in columns that never run toge
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import subprocess
 import sys
 import unicodedata
@@ -14,6 +16,7 @@ import pytest
 
 import graphbp as gb
 from graphbp import cli
+from graphbp.errors import visible
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -39,9 +42,29 @@ def test_every_option_of_every_command_has_help_its_default_and_its_choices() ->
             if cli.shows_default(action):
                 assert "default" in shown and str(action.default) in shown, (where, shown)
                 checked += 1
+            elif action.nargs != 0 and (action.option_strings or action.nargs == "?"):
+                assert "(default: " in shown, (where, shown)  # what leaving it out does
             for choice in action.choices or ():
                 assert str(choice) in page, (where, choice)
     assert checked >= 8  # --example, --batch-size, --optimizer, --seed, --out, --dtype, ...
+
+
+def test_every_command_s_help_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for action in commands._choices_actions:
+        assert action.help
+        assert cli.main([action.dest, "--help"]) == 0
+        page = " ".join(capsys.readouterr().out.split())
+        assert " ".join(action.help.split())[1:] in page, action.dest  # below the usage line
+
+
+def test_graphbp_alone_shows_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("usage: graphbp ")
+    for name in ("train", "predict", "render", "explain", "ops", "check", "bench"):
+        assert re.search(rf"^ +{name} +\w", err, re.M), name  # each command, with its line
+    assert "required" not in err
 
 
 def test_defaults_are_stated_once_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,15 +103,18 @@ def test_version_and_python_m_graphbp_behave_as_the_graphbp_command(tmp_path: Pa
 
 
 def _columns(text: str) -> int:
-    """The terminal columns ``text`` takes, counted independently of graphbp."""
-    return sum(
-        0
-        if unicodedata.category(c) in ("Mn", "Me")
-        else 2
-        if unicodedata.east_asian_width(c) in "WF"
-        else 1
-        for c in text
-    )
+    """The terminal columns ``text`` takes, counted independently of graphbp (as wcwidth
+    does): marks and format characters none, Hangul medial and final jamo none, wide
+    characters two, an emoji asked for with U+FE0F two."""
+    width = 0
+    for k, c in enumerate(text):
+        if c == "\ufe0f":
+            width += k > 0 and unicodedata.east_asian_width(text[k - 1]) not in "WF"
+        elif unicodedata.category(c) in ("Mn", "Me", "Cf") or 0x1160 <= ord(c) <= 0x11FF:
+            pass
+        else:
+            width += 2 if unicodedata.east_asian_width(c) in "WF" else 1
+    return width
 
 
 class _Verbose(gb.Op):
@@ -124,13 +150,73 @@ def test_ops_columns_never_run_together(register: Any, capsys: pytest.CaptureFix
         rows[cells[0]] = cells
     verbose = rows[_Verbose.name]
     assert verbose[1] == _Verbose.label
-    assert verbose[2] == "σ(x)·(1 + x·(1−σ(x))) ⊙ ŷ̂, a long local-derivative text\\tand a tab"
+    shown = "σ(x)·(1 + x·(1−σ(x))) ⊙ ŷ̂, a long local-derivative text\\tand a tab"
+    assert verbose[2] == shown[: cli.MAX_CELL] + "…"  # 59 columns (ŷ and U+0302 take one) and …
     assert verbose[3] == __name__  # an op registered in code: its module
     assert rows["sigmoid"][1:] == ["σ", "σ(z)(1−σ(z))", "graphbp"]
     assert set(rows) >= {*gb.ops(), "input", "param", "const"}
     backend_lines = backends_table.splitlines()
-    assert backend_lines[0].split() == ["backend", "package"]
-    assert {tuple(line.split()) for line in backend_lines[1:]} >= {("numpy", "graphbp")}
+    assert backend_lines[0].split() == ["backend", "package", "status"]
+    assert {tuple(line.split()) for line in backend_lines[1:]} >= {
+        ("numpy", "graphbp", "installed")
+    }
+
+
+_LABELS = {  # text that a terminal draws narrower or wider than its length
+    "thai": "ที่นี่ดี",  # vowel and tone marks (Mn, combining class 0): 3 columns
+    "hangul": "\u1100\u1161\u11a8",  # one syllable as three jamo: 2 columns
+    "emoji": "\u263a\ufe0f\u2764\ufe0f",  # two emoji by U+FE0F: 4 columns
+    "joined": "a\u200bb\u2062c",  # zero-width space, invisible times: 3 columns
+    "long": "L" * 300,  # cut to MAX_CELL columns
+}
+
+
+@pytest.mark.parametrize("kind", list(_LABELS))
+def test_ops_columns_stay_aligned_for_any_label(
+    kind: str, register: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    label = _LABELS[kind]
+    op = type(f"Op_{kind}", (_Verbose,), {"name": f"z_label_{kind}", "label": label})
+    register(op)
+    assert cli.main(["ops"]) == 0
+    lines = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    sigmoid = next(line for line in lines if line.startswith("sigmoid "))
+    package = _columns(sigmoid[: sigmoid.index("graphbp")])  # where the last column starts
+    line = next(line for line in lines if line.startswith(op.name))
+    assert _columns(line[: line.index(__name__)]) == package, line
+    assert _columns(line) <= 4 * (cli.MAX_CELL + 2), line  # every cell cut to its bound
+    if kind == "long":
+        assert "L" * (cli.MAX_CELL - 1) + "…" in line and "L" * cli.MAX_CELL not in line
+    else:
+        assert visible(label) in line  # format characters shown as escapes
+
+
+def test_ops_warns_in_one_line_and_says_how_to_install_a_missing_backend(
+    tmp_path: Path,
+) -> None:
+    """A plugin that fails to import: one line ``graphbp ops: warning: ...`` (not Python's
+    file, line and source line); jax blocked from importing: its backend is marked."""
+    (tmp_path / "broken_ops.py").write_text("raise RuntimeError('no such luck')\n")
+    info = tmp_path / "broken_ops-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-ops\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[graphbp.ops]\nbroken = broken_ops:Broken\n")
+    code = "import sys; sys.modules['jax'] = None; from graphbp.cli import main; sys.exit(main())"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONWARNINGS": ""}
+    run = subprocess.run(
+        [sys.executable, "-c", code, "ops"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    (warning,) = run.stderr.splitlines()
+    assert warning.startswith("graphbp ops: warning: ") and "'broken'" in warning, warning
+    assert "broken-ops" in warning and "no such luck" in warning
+    jax = next(line for line in run.stdout.splitlines() if line.startswith("jax "))
+    assert "not installed" in jax and "pip install 'graphbp[jax]'" in jax, jax
 
 
 def _cut(line: str, start: int, end: int | None) -> str:

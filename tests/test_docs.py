@@ -1,5 +1,6 @@
 """The README is a user's page that links to the design and speed pages in docs/, and neither it
-nor they refer to a file outside the repository or to one that does not exist."""
+nor they refer to a file outside the repository, to one that does not exist, or to the issues
+the project was built in."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def _anchors(page: Path) -> set[str]:
 def test_every_link_is_to_a_file_of_the_repository_that_exists(page: Path) -> None:
     text = page.read_text()
     assert "DESIGN.md" not in text and "../shared" not in text and "/work/" not in text
+    history = re.findall(r"(?i)\b(?:issue \d+|\w+ issue\b|until issue|version before)", text)
+    assert history == [], f"{page.name} refers to the project's history: {history}"
     links = re.findall(r"\]\(([^)\s]+)\)", text)
     assert links or page.name != "README.md"
     for link in links:

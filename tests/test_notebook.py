@@ -102,6 +102,26 @@ def text_outputs(nb: Any) -> list[list[tuple[str, str]]]:
     return cells
 
 
+def drawn_text(nb: Any) -> list[list[tuple[str | None, ...]]]:
+    """Per diagram cell, every text of its SVG with the element it labels and how it is drawn
+    (size, script, the width ``fit_text`` holds it to): what must not change between the
+    stored notebook and a fresh run, whatever coordinates another Graphviz version gives."""
+    svg = "{http://www.w3.org/2000/svg}"
+    cells = []
+    for cell in tagged(nb, "diagram"):
+        found: list[tuple[str | None, ...]] = []
+        for out in cell.outputs:
+            if "image/svg+xml" not in out.get("data", {}):
+                continue
+            for group in ET.fromstring(out.data["image/svg+xml"].encode()).iter(f"{svg}g"):
+                for text in group.findall(f"{svg}text"):
+                    attrs = ("font-size", "baseline-shift", "lengthAdjust")
+                    held = "textLength" in text.attrib
+                    found.append((group.get("id"), text.text, *map(text.get, attrs), str(held)))
+        cells.append(found)
+    return cells
+
+
 def tagged(nb: Any, tag: str) -> list[Any]:
     return [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
 
@@ -111,10 +131,12 @@ def kinds(cell: Any) -> set[str]:
 
 
 def for_storage(nb: Any) -> Any:
-    """``nb`` without what depends on timing or memory: progress-bar stderr outputs removed,
-    memory addresses in reprs masked (as ``text_outputs`` compares them)."""
+    """``nb`` without what depends on timing or memory: progress-bar stderr outputs and
+    execution times removed, memory addresses in reprs masked (as ``text_outputs`` compares
+    them)."""
     for cell in nb.cells:
         if cell.cell_type == "code":
+            cell.metadata.pop("execution", None)  # when it ran: a diff on every run
             cell.outputs = [
                 out
                 for out in cell.outputs
@@ -171,6 +193,10 @@ def test_the_textbook_notebook_runs_and_its_stored_outputs_are_current(kernel_en
         for out in getattr(cell, "outputs", []):
             assert out.output_type != "stream" or out.name == "stdout"
     assert all("image/svg+xml" in kinds(c) for c in tagged(stored, "diagram"))
+    assert drawn_text(stored) == drawn_text(fresh), (
+        "docs/textbook.ipynb's stored diagrams are not what it draws now: run "
+        "python tests/test_notebook.py to store them"
+    )
 
 
 # ------------------------------------------------------------------------------ the reprs
@@ -231,6 +257,38 @@ def test_a_chain_rule_shows_as_its_formula() -> None:
     assert pretty(rule) == rule.text == "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1"
 
 
+_MATH_SAFE = re.compile(
+    r"\\[{}_#$%&]|\\ |\{\\backslash\}|\{\\sim\}|\\hat\{\}|\{[-+*/=<>,;:!|]\}"
+    r"|[^\\{}_^#$%&~ +*/=<>,;:!|\-]"
+)
+r"""What a name may become inside ``\mathrm{...}``: TeX's specials as escapes, a backslash as
+``{\backslash}``, ``~`` and ``^`` as the math glyphs ``{\sim}`` and ``\hat{}``, a space as a
+control space, operators and punctuation braced (no operator spacing); any other character
+as itself. MathJax, KaTeX and LaTeX draw each of these as the one character it stands for."""
+_MEANS = {r"{\backslash}": "\\", r"{\sim}": "~", r"\hat{}": "^", "\\ ": " "}
+
+
+@pytest.mark.parametrize(
+    "name", ["my weight", "a\\b", r"\frac{1}{2}", "x~y", "W^2", "p$q", "a_b", "%c", "w-1 + v=2"]
+)
+def test_a_name_in_a_formula_is_typeset_as_itself(name: str) -> None:
+    r"""``a\b`` is not a line break, ``\frac`` not a fraction, ``~`` and ``^`` not the text
+    accents that math mode refuses (MathJax draws them as red errors), a space not dropped."""
+    g = nx.DiGraph()
+    g.add_node(name, op="param", shape=())
+    g.add_node("L", op="square")
+    g.add_edge(name, "L")
+    latex = gb.chain_rule(gb.Network(g, loss="L"), name).latex
+    match = re.fullmatch(r"\\frac\{\\partial L\}\{\\partial \\mathrm\{(.*)\}\} = (.*)", latex)
+    assert match is not None, latex
+    inner = match[1]
+    assert match[2] == rf"\frac{{\partial L}}{{\partial \mathrm{{{inner}}}}}"
+    pieces = [m[0] for m in _MATH_SAFE.finditer(inner)]
+    assert "".join(pieces) == inner, inner  # nothing else: no \\, no \~, no bare space
+    shown = "".join(_MEANS.get(p, p[-2] if p.startswith("{") else p[-1]) for p in pieces)
+    assert shown == name  # and each piece stands for its own character, in order
+
+
 def test_a_formula_too_long_to_typeset_shows_as_text_cut_with_a_note() -> None:
     net = gb.Network(gb.diamond_chain(12))
     rule = gb.chain_rule(net, "w", max_paths=4096)
@@ -250,9 +308,10 @@ def test_a_cost_shows_as_its_table_with_the_cost_numbers() -> None:
         page = Tags()
         page.feed(cost._repr_html_())
         head, params = page.tables
+        noun = "parameters" if cost.params > 1 else "parameter"
         assert page.caption == (
-            f"{cost.nodes} nodes, {cost.params} parameters, {cost.paths:,} paths from the "
-            "loss to the parameters"
+            f"{cost.nodes} nodes, {cost.params} {noun}, {cost.paths:,} paths from the "
+            f"loss to the {noun}"
         )
         assert head[1][1:] == [f"{cost.backprop:,}", "1.0×"]
         assert head[2][1:] == [
@@ -266,6 +325,23 @@ def test_a_cost_shows_as_its_table_with_the_cost_numbers() -> None:
         ]
         assert pretty(cost) == str(cost)
     assert "∂L/∂ŷ by 6, ∂L/∂h2 by 4, ∂L/∂h1 by 2" in "".join(page_of_seed().text)
+
+
+def test_counts_of_one_are_singular() -> None:
+    g = nx.DiGraph()
+    g.add_node("w", op="param", shape=())
+    g.add_node("L", op="square")
+    g.add_edge("w", "L")
+    net = gb.Network(g, loss="L")
+    cost = gb.explain(net)
+    assert str(cost).startswith("2 nodes, 1 parameter, 1 path from the loss to the parameter\n")
+    page = Tags()
+    page.feed(cost._repr_html_())
+    assert page.caption == "2 nodes, 1 parameter, 1 path from the loss to the parameter"
+    seed = str(gb.explain(gb.Network(gb.seed_network(10, 16, 1), loss="L")))
+    assert seed.startswith("12 nodes, 6 parameters, 6 paths from the loss to the parameters")
+    note = gb.Network(gb.diamond_chain(DISPLAY_NODES))._repr_mimebundle_()["text/markdown"]
+    assert ", 1 parameter, loss " in note  # the note of a network too large to draw
 
 
 def test_a_cost_table_lists_at_most_its_row_limit() -> None:

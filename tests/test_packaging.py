@@ -1,5 +1,6 @@
-"""The wheel installs graphbp, graphbp_numpy, graphbp_ops and nothing else at the top level;
-it carries the license and graphbp's type information, and states graphbp.__version__."""
+"""The wheel installs graphbp, graphbp_numpy, graphbp_jax, graphbp_ops and nothing else at the
+top level; it carries the license and each package's type information (py.typed), and states
+graphbp.__version__."""
 
 from __future__ import annotations
 
@@ -59,7 +60,8 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_the_wheel_ships_the_license_and_py_typed_and_states_the_version(wheel: Path) -> None:
     archive = zipfile.ZipFile(wheel)
     names = archive.namelist()
-    assert "graphbp/py.typed" in names
+    for package in ("graphbp", "graphbp_numpy", "graphbp_jax", "graphbp_ops"):
+        assert f"{package}/py.typed" in names, package
     dist_info = next(n.split("/")[0] for n in names if n.split("/")[0].endswith(".dist-info"))
     assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
     metadata = email.message_from_bytes(archive.read(f"{dist_info}/METADATA"))
@@ -89,6 +91,9 @@ def test_the_version_is_one_everywhere() -> None:
 
 USER_CODE = """
     import graphbp as gb
+    from graphbp.backend import Backend
+    from graphbp_numpy import NumpyBackend
+    from graphbp_ops.elementwise import Sigmoid
 
 
     def saved(hidden: int) -> float:
@@ -97,12 +102,16 @@ USER_CODE = """
 
 
     names: list[str] = gb.ops()
+    label: str = Sigmoid.label
+    backend: Backend = NumpyBackend()
 """
 USER_MISTAKES = """
     import graphbp as gb
+    from graphbp_ops.elementwise import Sigmoid
 
     cost = gb.explain(gb.Network(gb.seed_network(10, "16", 1)))
     paths: str = cost.paths
+    shown: int = Sigmoid().describe({})[0]
 """
 
 
@@ -139,4 +148,5 @@ def test_mypy_strict_on_user_code_reads_the_installed_wheels_types(
         mistakes.stdout
     )
     assert 'expression has type "int", variable has type "str"' in mistakes.stdout
+    assert 'expression has type "str", variable has type "int"' in mistakes.stdout  # the op's
     assert "py.typed" not in mistakes.stdout and "import-untyped" not in mistakes.stdout

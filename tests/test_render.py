@@ -6,12 +6,14 @@ edges compared with the paths networkx finds.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import graphviz
 import networkx as nx
 import numpy as np
 import pytest
@@ -271,7 +273,7 @@ def test_cli_explain_counts_the_diamond_chain(tmp_path: Path) -> None:
     gb.Network(gb.diamond_chain(10)).to_json(tmp_path / "d.json")
     run = graphbp("explain", "d.json", "--wrt", "w", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "1,024 paths from the loss to the parameters" in run.stdout
+    assert "32 nodes, 1 parameter, 1,024 paths from the loss to the parameter\n" in run.stdout
     assert "41 local-derivative evaluations" in run.stdout
     assert "21,504 local-derivative evaluations (524.5×)" in run.stdout
     assert "∂L/∂w = ∂L/∂v10 · ∂v10/∂a10 ·" in run.stdout
@@ -303,3 +305,82 @@ def test_a_norm_near_the_float64_limit_is_drawn_finite() -> None:
     assert summary(np.full(4, 1e300)) == "‖·‖=2e+300"  # the plain sum of squares overflows
     assert summary(np.array([3.0, 4.0])) == "‖·‖=5"
     assert summary(np.array([np.inf, 1.0])) == "‖·‖=inf"
+
+
+class _Plain(gb.Op):
+    label = "f"
+    local_grads = ("1",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return x
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g,)
+
+
+def _describes(result: Any) -> Any:
+    def describe(self: gb.Op, attrs: Any) -> Any:
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return describe
+
+
+_BROKEN_DESCRIBES = {  # what a plugin's describe may do wrong, and how the message says it
+    "raises": (ZeroDivisionError("division by zero"), "describe() raised ZeroDivisionError"),
+    "label": ((None, ("1",)), "describe() returned label None"),
+    "grads": (("f", "1"), "a tuple of 1 str (one per operand)"),
+    "arity": (("f", ()), "a tuple of 1 str (one per operand)"),
+    "pair": ("f", "describe() raised ValueError"),  # not a pair: unpacking fails
+}
+
+
+@pytest.mark.parametrize("case", list(_BROKEN_DESCRIBES))
+def test_a_plugin_whose_describe_breaks_is_named_by_render_and_the_network_shows_a_note(
+    case: str, register: Any
+) -> None:
+    result, says = _BROKEN_DESCRIBES[case]
+    op = type("Broken", (_Plain,), {"name": f"broken_{case}", "describe": _describes(result)})
+    register(op)
+    g = nx.DiGraph()
+    g.add_node("p", op="param", shape=(2,))
+    g.add_node("q", op=op.name)
+    g.add_node("L", op="sum")
+    g.add_edges_from([("p", "q"), ("q", "L")])
+    net = gb.Network(g, loss="L")
+    for wrt in (None, "p"):
+        with pytest.raises(gb.PluginError) as info:
+            gb.render(net, wrt)
+        message = str(info.value)
+        assert "\n" not in message and says in message, message
+        assert message.startswith(f"node 'q': op {op.name!r} ({__name__}.Broken): ")
+    bundle = net._repr_mimebundle_()  # Jupyter: a note, never a traceback
+    assert set(bundle) == {"text/plain", "text/markdown"}
+    note = html.unescape(bundle["text/markdown"])
+    assert f"not drawn: node 'q': op {op.name!r}" in note and "gb.render" not in note
+    assert note.startswith("**graphbp network**: 3 nodes, 2 edges, 1 parameter, loss 'L';")
+
+
+@needs_dot
+def test_a_drawing_shows_in_jupyter_as_run_dot_lays_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    drawing = gb.render(net, "W1", values=_trained_values(net)[0])
+    assert isinstance(drawing, graphviz.Digraph)
+    shown, _ = DisplayFormatter().format(drawing)
+    assert shown["image/svg+xml"] == run_dot(drawing.source, "svg").decode()
+    assert 'textLength="' in shown["image/svg+xml"]  # fit_text's, which graphviz's pipe lacks
+    png = drawing._repr_mimebundle_(include=["image/png"])["image/png"]
+    assert png == run_dot(drawing.source, "png")
+    with drawing.subgraph(name="cluster_more") as more:  # graphviz's API is all there
+        more.node("extra")
+    assert type(more) is type(drawing) and "extra" in drawing.source
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot: a line saying how to install it
+    shown, _ = DisplayFormatter().format(drawing)
+    assert set(shown) == {"text/plain"}
+    assert "'dot' executable is not on PATH; install Graphviz" in shown["text/plain"]
+    assert ".source is the drawing's Graphviz source" in shown["text/plain"]

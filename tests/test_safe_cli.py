@@ -90,7 +90,6 @@ def test_bad_train_arguments_are_one_line_exit_2_and_nothing_written(
         (["check", "--backend", ""], ["graphbp check: error: argument --backend: name a backend"]),
         (["bench", "--backend", ""], ["graphbp bench: error: argument --backend: name a backend"]),
         (["nosuch"], ["graphbp: error: argument command: invalid choice: 'nosuch'"]),
-        ([], ["graphbp: error: the following arguments are required: command"]),
         (["explain", "missing.json"], ["graphbp explain: error: missing.json"]),
     ],
 )

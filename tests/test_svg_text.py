@@ -152,3 +152,44 @@ def test_spans_followed_on_their_line_are_held_to_the_width_dot_gave_them() -> N
     later = svg.replace(b"<text ", b'<text xml:space="preserve" ')  # as Graphviz 3+ writes it
     fit = b'<text textLength="8.50" lengthAdjust="spacingAndGlyphs" xml:space="preserve" '
     assert fit_text(later).split(b"\n")[1].startswith(fit)
+
+
+def _jupyter_drawing(tmp_path: Path) -> Path:
+    """``gb.render(...)`` as Jupyter shows it (IPython's display formatter), with numbers:
+    the notebook's own cell."""
+    from IPython.core.formatters import DisplayFormatter
+
+    net = gb.Network(gb.seed_network(10, 16, 1), loss="L")
+    prog = net.compile()
+    inputs = example_inputs(net, np.random.default_rng(0), batch=6)
+    params = prog.init(0)
+    values = prog.forward(params, inputs, net.order)
+    grads = prog.value_and_grad(params, inputs)[1]
+    shown, _ = DisplayFormatter().format(gb.render(net, "W1", values=values, grads=grads))
+    path = tmp_path / "shown.svg"
+    path.write_text(shown["image/svg+xml"], encoding="utf-8")
+    return path
+
+
+@needs_browser
+def test_a_drawing_shown_in_jupyter_is_held_to_dot_s_layout(browser: Any, tmp_path: Path) -> None:
+    assert _overlaps(_labels(browser, _jupyter_drawing(tmp_path))) == []
+
+
+@needs_browser
+def test_the_notebook_s_stored_diagrams_show_without_overlaps(browser: Any, tmp_path: Path) -> None:
+    import nbformat
+
+    stored = nbformat.read(README_FIGURE.parent / "textbook.ipynb", as_version=4)
+    svgs = [
+        out.data["image/svg+xml"]
+        for cell in stored.cells
+        if "diagram" in cell.get("metadata", {}).get("tags", [])
+        for out in cell.outputs
+        if "image/svg+xml" in out.get("data", {})
+    ]
+    assert len(svgs) == 3
+    for k, svg in enumerate(svgs):
+        path = tmp_path / f"cell{k}.svg"
+        path.write_text(svg, encoding="utf-8")
+        assert _overlaps(_labels(browser, path)) == [], k
