@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -217,6 +217,8 @@ def _op_examples(
                 f"op {op.name!r}: {source} raised {type(exc).__name__}: "
                 f"{visible(str(exc))[:300]}; fix {cls.__module__}.{cls.__qualname__}.examples"
             ) from exc
+    if isinstance(examples, Iterator):  # a generator of examples
+        examples = list(examples)
     if not isinstance(examples, list | tuple):
         raise refuse(f"returned {show(examples)}")
     if not examples:

@@ -209,6 +209,14 @@ def test_a_shape_rule_of_numpy_ints_is_written_as_a_user_writes_it() -> None:
     assert "np." not in str(info.value)
 
 
+def test_examples_may_be_yielded() -> None:
+    class Yielding(Ident):
+        def examples(self, rng: Any) -> Any:
+            yield (rng.standard_normal((2, 3)),), {}
+
+    assert check_op(Yielding()).compared == 6 + 3
+
+
 def test_required_attributes_without_examples_ask_for_examples() -> None:
     class Bare(gb.Op):
         name = "t_bare"
