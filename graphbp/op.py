@@ -6,10 +6,11 @@ the contract and name the op, the node and the operand when one breaks it.
 from __future__ import annotations
 
 import inspect
+import unicodedata
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from graphbp.errors import GraphbpError, PluginError, article
+from graphbp.errors import GraphbpError, PluginError, article, show
 
 Array = Any
 """An array of the active backend (numpy.ndarray, jax.Array, ...)."""
@@ -66,8 +67,9 @@ class Op:
       shapes, but only while each has at most ``PROBE_LIMIT`` elements; past that,
       ``Network()`` asks for a shape rule. ``graphbp.testing.check_op`` holds the rule to
       forward's results.
-    - ``examples(rng)``: operands on which the gradient checks run (default: standard
-      normal operands of shape (3, 4)).
+    - ``examples(rng)``: (operands, attrs) pairs on which the gradient checks run (default:
+      standard normal operands of shape (3, 4) and no attributes, so an op whose forward
+      requires an attribute must define it).
     - ``describe(attrs)``: the label and local-derivative texts for a node's attributes
       (default: ``label`` and ``local_grads``).
 
@@ -134,6 +136,12 @@ class OpSignature:
 
     def __init__(self, op: Op) -> None:
         self.arity, self.attrs, self.any_attrs = _operands_and_attrs(op, op.forward)
+        self.required_attrs = tuple(
+            p.name
+            for p in inspect.signature(op.forward).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+        )
+        """Attributes forward cannot do without (keyword-only, no default)."""
         self.vjp_takes_needs = "needs" in inspect.signature(op.vjp).parameters
         self.taken = _positional_names(op.forward) | _positional_names(op.vjp) | {"self", "needs"}
         """Names taken by what the engine passes (``self``, ``xp``, ``g``, ``out``, the
@@ -206,52 +214,107 @@ that has no shape rule (a larger probe would cost what running the graph costs).
 def validate_op(op: Op) -> None:
     """Raise PluginError unless ``op`` follows the plugin contract."""
     cls = type(op).__qualname__
-    if not op.name or not op.name.isidentifier():
+    name = op.name
+    if not isinstance(name, str) or not name.isidentifier():
+        got = "" if isinstance(name, str) and not name else f" (it is {show(name)})"
         raise PluginError(
-            f"op class {cls} needs a `name` that is an identifier, e.g. name = 'cube'"
+            f"op class {cls} needs a `name` that is an identifier, e.g. name = 'cube'{got}"
         )
-    if op.name in LEAVES:
+    if name in LEAVES:
         raise PluginError(
-            f"op class {cls} is named {op.name!r}, a leaf kind of the graph schema "
+            f"op class {cls} is named {name!r}, a leaf kind of the graph schema "
             f"({', '.join(LEAVES)}); leaves belong to graphbp's core, so pick another name"
         )
     if type(op).forward is Op.forward:
-        raise PluginError(f"op {op.name!r} ({cls}) does not define forward(self, xp, *operands)")
-    sig = signature_of(op)
+        raise PluginError(f"op {name!r} ({cls}) does not define forward(self, xp, *operands)")
+    for method in ("forward", "vjp"):
+        if not callable(getattr(op, method)):
+            raise PluginError(
+                f"op {name!r} ({cls}): {method} is {show(getattr(op, method))}, not a method; "
+                f"define def {method}(self, xp, ...) in the class"
+            )
     reads = op.vjp_reads
+    if reads is not None and not isinstance(reads, tuple | list):
+        raise PluginError(
+            f"op {name!r} ({cls}): vjp_reads is {show(reads)}; set it to a tuple of operand "
+            "positions and/or 'out', the forward values the vjp reads, e.g. vjp_reads = (0, 'out')"
+        )
+    sig = signature_of(op)
     if reads is not None and not defines_vjp(op):
         raise PluginError(
-            f"op {op.name!r} ({cls}) declares vjp_reads but defines no vjp; define "
+            f"op {name!r} ({cls}) declares vjp_reads but defines no vjp; define "
             "vjp(self, xp, g, out, *operands) or drop vjp_reads"
         )
-    if reads is not None and any(r != "out" and r not in range(sig.arity) for r in reads):
+    if reads is not None and not all(
+        r == "out" or (type(r) is int and 0 <= r < sig.arity) for r in reads
+    ):
         raise PluginError(
-            f"op {op.name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
+            f"op {name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
             f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
         )
-    if not isinstance(op.label, str):
-        raise PluginError(
-            f"op {op.name!r} ({cls}): label is {article(type(op.label).__name__)}; set label to a "
-            "str, a function name such as 'σ' or an expression in x such as 'x·σ(x)'"
-        )
+    if defines_vjp(op):
+        _check_vjp_arguments(op, sig.arity)
+    _check_label(op)
     grads = op.local_grads
     texts = ", ".join(f'"∂out/∂operand{i}"' for i in range(sig.arity))
     example = f"local_grads = ({texts}{',' if sig.arity == 1 else ''})"
-    if not isinstance(grads, tuple | list) or not all(isinstance(t, str) for t in grads):
+    if not isinstance(grads, tuple | list):
         raise PluginError(
-            f"op {op.name!r} ({cls}): local_grads must be a tuple of str (one text of "
+            f"op {name!r} ({cls}): local_grads must be a tuple of str (one text of "
             f"∂out/∂operandᵢ per operand), got {type(grads).__name__}; e.g. {example}"
         )
+    for k, text in enumerate(grads):
+        if not isinstance(text, str):
+            raise PluginError(
+                f"op {name!r} ({cls}): local_grads[{k}] is {show(text)}, not a str; write each "
+                f"∂out/∂operandᵢ as text, e.g. {example}"
+            )
     if not grads and sig.arity:
         raise PluginError(
-            f"op {op.name!r} ({cls}) has no local_grads, which every op needs: one text of "
+            f"op {name!r} ({cls}) has no local_grads, which every op needs: one text of "
             f"∂out/∂operandᵢ per operand, drawn on the edges into its node; add e.g. {example} "
             "to the class"
         )
     if len(grads) != sig.arity:
         raise PluginError(
-            f"op {op.name!r} ({cls}): local_grads has {len(grads)} entries but forward "
+            f"op {name!r} ({cls}): local_grads has {len(grads)} entries but forward "
             f"takes {sig.arity} operands; give one text of ∂out/∂operandᵢ per operand"
+        )
+
+
+def _check_vjp_arguments(op: Op, arity: int) -> None:
+    """Raise PluginError unless the vjp takes what the engine passes: xp, g, out, operands."""
+    params = inspect.signature(op.vjp).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p for p in params if p.kind in kinds]
+    required = [p for p in positional if p.default is p.empty]
+    passed = 3 + arity
+    takes_all = any(p.kind is p.VAR_POSITIONAL for p in params) or len(positional) >= passed
+    if takes_all and len(required) <= passed:
+        return
+    operands = ", ".join(f"operand{i}" for i in range(arity))
+    raise PluginError(
+        f"op {op.name!r} ({type(op).__qualname__}): vjp takes {len(positional)} positional "
+        f"argument(s) after self, but the engine passes {passed}: define "
+        f"vjp(self, xp, g, out, {operands}) (forward takes {arity} operand(s))"
+    )
+
+
+def _check_label(op: Op) -> None:
+    """Raise PluginError unless ``op.label`` is a str whose variable can take an operand."""
+    label = op.label
+    if not isinstance(label, str):
+        raise PluginError(
+            f"op {op.name!r} ({type(op).__qualname__}): label is {show(label)}, not a str; set "
+            "label to a function name such as 'σ' or an expression in x such as 'x·σ(x)'"
+        )
+    marked = [i for i, kind in _variable_spots(label) if kind == "x" and _mark_after(label, i)]
+    if marked:
+        raise PluginError(
+            f"op {op.name!r} ({type(op).__qualname__}): label {show(label)} puts a combining "
+            f"mark on its variable {label[marked[0]]!r}, which cannot be drawn over an operand "
+            "such as x·W+b; write it as a function name (e.g. 'mean') or with a modifier "
+            "letter after the variable (xᵀ, xᵢ)"
         )
 
 
@@ -261,7 +324,10 @@ def apply_label(label: str, operand: str) -> str:
     A label that is an expression in its operand, written ``x`` or ``z`` (an ``x`` or ``z``
     not part of a word: ``x·σ(x)``, ``x³``, ``max(z,0)``), gets the operand in place of each,
     in parentheses unless it already stands alone between them; any other label is a
-    function name (``σ``, ``exp``), applied as ``label(operand)``.
+    function name (``σ``, ``exp``), applied as ``label(operand)``. A modifier letter after the
+    variable (``xᵀ``, ``xᵢ``) applies to the whole parenthesised operand, ``(x·W+b)ᵀ``; a
+    superscript variable (``eˣ``) is written as a power, ``e^(x·W+b)``. (``validate_op``
+    refuses a combining mark on the variable, ``x̄``: it would land on the parenthesis.)
 
     Example:
         >>> apply_label("σ", "x·W+b"), apply_label("x·σ(x)", "x·W+b")
@@ -271,32 +337,55 @@ def apply_label(label: str, operand: str) -> str:
     if not spots:
         return f"{label}({operand})"
     parts, start = [], 0
-    for i in spots:
+    for i, kind in spots:
         alone = i > 0 and label[i - 1] in "(,[" and i + 1 < len(label) and label[i + 1] in "),]"
-        parts += [label[start:i], operand if alone else f"({operand})"]
+        written = operand if alone else f"({operand})"
+        parts += [label[start:i], written if kind == "x" else f"^{written}"]
         start = i + 1
     return "".join([*parts, label[start:]])
+
+
+_SUPERSCRIPT = {"x": "ˣ", "z": "ᶻ"}
+"""The variable written as an exponent (``eˣ``), by its plain letter."""
 
 
 def rename_variable(text: str, name: str) -> str:
     """``text`` (an expression in ``x`` or ``z``) with that variable renamed ``name``."""
     parts, start = [], 0
-    for i in _variable_spots(text):
-        parts += [text[start:i], name]
+    for i, kind in _variable_spots(text):
+        parts += [text[start:i], name if kind == "x" else _SUPERSCRIPT.get(name, f"^{name}")]
         start = i + 1
     return "".join([*parts, text[start:]])
 
 
-def _variable_spots(text: str) -> list[int]:
-    """Positions of the variable, ``x`` or ``z`` not next to a letter (``exp`` and ``zeta``
-    have none, ``x²`` has one)."""
-    return [
-        i
-        for i, c in enumerate(text)
-        if c in "xz"
-        and not (i > 0 and text[i - 1].isalpha())
-        and not (i + 1 < len(text) and text[i + 1].isalpha())
-    ]
+def _variable_spots(text: str) -> list[tuple[int, str]]:
+    """Positions of the variable, with ``"x"`` for one written plainly (``x`` or ``z`` not
+    next to a letter of a word: ``exp`` and ``zeta`` have none, ``x²`` and ``xᵀ`` have one)
+    and ``"^"`` for one written as an exponent (``ˣ`` or ``ᶻ`` alone: ``eˣ``)."""
+    spots = []
+    for i, c in enumerate(text):
+        before = text[i - 1] if i > 0 else ""
+        after = text[i + 1] if i + 1 < len(text) else ""
+        if c in "xz" and not _in_word(before) and not _in_word(after):
+            spots.append((i, "x"))
+        elif c in "ˣᶻ" and not _modifier(before) and not _modifier(after):
+            spots.append((i, "^"))
+    return spots
+
+
+def _modifier(c: str) -> bool:
+    """Whether ``c`` is a modifier letter (``ᵀ``, ``ᵢ``, ``ˣ``): a sub/superscript."""
+    return bool(c) and unicodedata.category(c) == "Lm"
+
+
+def _in_word(c: str) -> bool:
+    """Whether ``c`` is a letter that makes an adjacent x part of a word (not ``ᵀ``, ``ᵢ``)."""
+    return c.isalpha() and not _modifier(c)
+
+
+def _mark_after(text: str, i: int) -> bool:
+    """Whether a combining mark (``x̄``, ``ẋ``) follows position ``i``."""
+    return i + 1 < len(text) and unicodedata.category(text[i + 1]).startswith("M")
 
 
 def sum_to(xp: Any, g: Array, shape: tuple[int, ...]) -> Array:
@@ -541,8 +630,16 @@ def plugin_raised(
     It names the op, the node, the method, the exception and the shapes the plugin was called
     with (None for a value the vjp does not read), and the fix. A write into a read-only
     array (the engine's constants, or every value under ``compile(strict=True)``) is named
-    as such. Callers chain ``exc`` (``raise ... from exc``).
+    as such. When the op called another op's forward or vjp that raised (``dense`` its
+    activation), that op is the one named, with the shapes it was called with. Callers
+    chain ``exc`` (``raise ... from exc``).
     """
+    where = _where(op, node)
+    inner = _inner_raiser(op, exc)
+    if inner is not None:
+        caller = where
+        op, method, operands, g = inner
+        where = f"op {op.name!r} (called by {caller})"
     shapes = [_shape_of(x) for x in operands]
     given = (
         f"operands of shapes {shapes}"
@@ -562,11 +659,46 @@ def plugin_raised(
     else:
         fix = f"this is a bug in the plugin: fix {plugin}.{method}"
     error = PluginError(
-        f"{_where(op, node)}: {method} raised {type(exc).__name__}: {_text(exc)} "
-        f"(called with {given}); {fix}"
+        f"{where}: {method} raised {type(exc).__name__}: {_text(exc)} (called with {given}); {fix}"
     )
     error.method = method
     return error
+
+
+_BUILT_IN = ("graphbp", "graphbp_ops")
+"""The packages of graphbp's own ops."""
+
+
+def _inner_raiser(op: Op, exc: BaseException) -> tuple[Op, str, list[Any], Any] | None:
+    """The other op whose forward or vjp ``exc`` was raised in, called by ``op`` (``dense``
+    calls its activation's): that op, the method and the operands and g it was given; None
+    when it is ``op``'s own. The innermost plugin's method on the traceback is blamed, a
+    built-in op's only when no plugin's is there (a plugin that calls a built-in op is more
+    likely to have passed it something wrong than the built-in is to be wrong)."""
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Op) and tb.tb_frame.f_code.co_name in ("forward", "vjp"):
+            frames.append((owner, tb.tb_frame))
+        tb = tb.tb_next
+    plugins = [f for f in frames if type(f[0]).__module__.split(".")[0] not in _BUILT_IN]
+    if not frames:
+        return None
+    inner, frame = (plugins or frames)[-1]
+    if type(inner) is type(op):
+        return None
+    method = frame.f_code.co_name
+    names = frame.f_code.co_varnames[: frame.f_code.co_argcount]
+    start = 2 if method == "forward" else 4  # after self, xp (and g, out)
+    values = frame.f_locals
+    try:
+        arity = inner.arity
+    except Exception:  # an op whose signature cannot be read: shapes unknown
+        arity = 0
+    operands = [values.get(n) for n in names[start : start + arity]]
+    g = values.get(names[2]) if method == "vjp" and len(names) > 2 else None
+    return inner, method, operands, g
 
 
 def _shape_of(value: Any) -> tuple[int, ...] | None:

@@ -3,13 +3,16 @@
 Example:
     def test_cube(gradcheck):
         gradcheck(Cube())          # checked on every installed backend
-        gradcheck("cube")          # or by name, as an installed entry point
+        gradcheck("cube")          # or by name, as an installed entry point (or the class)
+        gradcheck(gb.Network(g))   # a network: every parameter's gradient (check_network)
 """
 
 from __future__ import annotations
 
+import importlib.util
 import traceback
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +25,32 @@ _LIBRARIES = ("graphbp", "graphbp_numpy", "graphbp_jax", "numpy", "jax", "jaxlib
 @pytest.fixture
 def gradcheck() -> Callable[..., list[Any]]:
     """Check an op's vjp against central differences on every installed backend, and
-    against ``jax.vjp`` of its forward where jax is installed.
+    against ``jax.vjp`` of its forward where jax is installed; or a whole network's gradients.
 
-    Call it with the op (or its name) and any keyword of ``graphbp.testing.check_op``;
-    it returns one report per check and fails the test with the first disagreement. On
-    NumPy it also fails an op whose forward or vjp writes into an array it is given (an
-    operand, ``out`` or ``g``), naming the argument.
+    Call it with the op (an instance, its class or its name) and any keyword of
+    ``graphbp.testing.check_op``, or with a ``gb.Network`` and any keyword of
+    ``graphbp.testing.check_network``; it returns one report per check and fails the test
+    with the first disagreement. On NumPy it also fails an op whose forward or vjp writes
+    into an array it is given (an operand, ``out`` or ``g``), naming the argument.
 
-    A failure shows graphbp's message (op, backend, example, operand, element, both values)
-    and, when the plugin raised, the line of the plugin that raised, without graphbp's own
-    frames.
+    A failure shows graphbp's message (op, backend, example, operand, element, both values;
+    for a network, the parameter and the op whose rule is wrong) and, when the plugin
+    raised, the line of the plugin that raised, without graphbp's own frames.
     """
     from graphbp.errors import GraphbpError
-    from graphbp.testing import check_op, check_op_autodiff, installed_backends
+    from graphbp.graph import Network
+    from graphbp.testing import check_network, check_op, check_op_autodiff, installed_backends
 
-    def run(op: Any, **kwargs: Any) -> list[Any]:
+    def run(subject: Any, **kwargs: Any) -> list[Any]:
         __tracebackhide__ = True
         usable = installed_backends()
         try:
-            reports = [check_op(op, backend, **kwargs) for backend in usable]
+            if isinstance(subject, Network):
+                return [check_network(subject, backend, **kwargs) for backend in usable]
+            reports = [check_op(subject, backend, **kwargs) for backend in usable]
             if "jax" in usable:
                 keep = {k: v for k, v in kwargs.items() if k in ("examples", "seed")}
-                reports.append(check_op_autodiff(op, **keep))
+                reports.append(check_op_autodiff(subject, **keep))
             return reports
         except GraphbpError as exc:
             failure = f"{type(exc).__name__}: {exc}{_raised_at(exc)}"
@@ -70,6 +77,26 @@ def _raised_at(exc: BaseException) -> str:
     return ""
 
 
+@cache
+def _library_folders() -> tuple[Path, ...]:
+    """The folders the installed libraries of ``_LIBRARIES`` live in (found without
+    importing them)."""
+    folders = []
+    for name in _LIBRARIES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+            folders.append(Path(folder).resolve())
+    return tuple(folders)
+
+
 def _in_library(filename: str) -> bool:
-    parts = Path(filename).parts
-    return any(name in parts for name in _LIBRARIES)
+    """Whether ``filename`` is a module of one of the libraries (by its real location: a
+    user's own folder named graphbp, numpy or jax is not one)."""
+    try:
+        path = Path(filename).resolve()
+    except (OSError, RuntimeError):
+        return False
+    return any(path.is_relative_to(folder) for folder in _library_folders())

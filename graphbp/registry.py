@@ -8,7 +8,13 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
-from graphbp.errors import BackendNotInstalledError, GraphError, PluginError
+from graphbp.errors import (
+    BackendNotInstalledError,
+    GraphbpError,
+    GraphError,
+    PluginError,
+    show,
+)
 from graphbp.op import LEAVES, Arrays, Op, validate_op
 
 if TYPE_CHECKING:
@@ -69,9 +75,23 @@ def _instance(op: Op | type[Op]) -> Op:
     """An op instance from a class or instance, checked against the plugin contract."""
     instance = op() if isinstance(op, type) and issubclass(op, Op) else op
     if not isinstance(instance, Op):
-        raise PluginError(f"{op!r} is not a graphbp.Op; subclass gb.Op and define forward, vjp")
+        raise PluginError(
+            f"{show(op)} is not a graphbp.Op; subclass gb.Op and define name, forward and "
+            "local_grads (vjp, label and the rest are optional)"
+        )
     validate_op(instance)
     return instance
+
+
+def as_op(op: Op | type[Op] | str) -> Op:
+    """The op meant by a registered name, an ``Op`` instance or an ``Op`` subclass
+    (instantiated, as ``register_op`` does), checked against the plugin contract.
+
+    Raises:
+        GraphError: no op has that name.
+        PluginError: the op breaks the plugin contract, or is not an Op at all.
+    """
+    return get_op(op) if isinstance(op, str) else _instance(op)
 
 
 def register_op(op: Op | type[Op], *, replace: bool = False) -> Op:
@@ -137,14 +157,7 @@ def get_op(name: str) -> Op:
         )
     ep = _entry_points(OPS_GROUP).get(name)
     if ep is None:
-        known = ops()
-        close = difflib.get_close_matches(name, [*LEAVES, *known], n=3)
-        hint = (
-            f"did you mean {', '.join(map(repr, close))}?"
-            if close
-            else f"the ops are {', '.join(known)}; install a package that provides it"
-        )
-        raise GraphError(f"unknown op {name!r}; {hint}, or register it with gb.register_op")
+        raise GraphError(f"unknown op {show(name)}; {_unknown_hint(name)}")
     try:
         op = _instance(ep.load())
     except PluginError as exc:
@@ -162,6 +175,25 @@ def get_op(name: str) -> Op:
     _ops[name] = op
     _op_providers[name] = _provider(ep)
     return op
+
+
+def _unknown_hint(name: str) -> str:
+    """What to do about an unknown op name: the close names of ops that load, else all of
+    them (an entry point whose plugin is broken is no op to suggest)."""
+    usable = []
+    for known in ops():
+        try:
+            get_op(known)
+        except GraphbpError:
+            continue
+        usable.append(known)
+    close = difflib.get_close_matches(name, [*LEAVES, *usable], n=3)
+    if close:
+        return f"did you mean {', '.join(map(repr, close))}? Else register it with gb.register_op"
+    return (
+        f"the ops are {', '.join(usable)}; install a package that provides it, or register it "
+        "with gb.register_op"
+    )
 
 
 def ops() -> list[str]:

@@ -10,7 +10,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+import math
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from graphbp.op import (
     is_write,
     signature_of,
 )
-from graphbp.registry import backends, get_backend, get_op, ops
+from graphbp.registry import as_op, backends, get_backend, get_op, ops
 
 if TYPE_CHECKING:
     from graphbp.backend import Backend
@@ -92,7 +93,7 @@ def installed_backends() -> list[str]:
 
 
 def check_op(
-    op: Op | str,
+    op: Op | type[Op] | str,
     backend: str = "numpy",
     *,
     examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
@@ -112,7 +113,7 @@ def check_op(
     in turn; a write into an operand, ``out`` or ``g`` fails the check, naming the argument.
 
     Args:
-        op: the op or its registered name.
+        op: the op, its class or its registered name.
         backend: the backend to run forward and vjp on.
         examples: (operands, attrs) pairs; default ``op.examples(rng)``.
         seed: seeds the examples, cotangents and directions.
@@ -123,8 +124,9 @@ def check_op(
 
     Raises:
         GradientCheckError: naming the op, the example, the operand and the element.
+        PluginError: the op breaks the plugin contract, or its examples are malformed.
     """
-    op = get_op(op) if isinstance(op, str) else op
+    op = as_op(op)
     be = get_backend(backend)
     if not defines_vjp(op) and not be.differentiates:
         raise GradientCheckError(
@@ -147,10 +149,9 @@ def _check_op(
     backend = be.name
     rng = np.random.default_rng(seed)
     report = CheckReport(f"op {op.name!r}", backend)
-    for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
-        xs = [np.asarray(x, dtype=np.float64) for x in operands]
+    for k, (xs, attrs) in enumerate(_op_examples(op, examples, rng)):
         where = f"op {op.name!r} on {backend}, example {k} (shapes {[x.shape for x in xs]}"
-        where += f", attrs {attrs})" if attrs else ")"
+        where += f", attrs {_attrs_text(attrs)})" if attrs else ")"
         forward, vjp = _op_rules(op, be, attrs, [x.shape for x in xs])
         try:
             if be.mutable:  # before anything else: a write would skew every later call
@@ -167,8 +168,8 @@ def _check_op(
                 and isinstance(cause, AttributeError | TypeError)
             ):  # e.g. None * g: the rule reads a value its vjp_reads leaves out
                 raise GradientCheckError(
-                    f"{where}: vjp failed ({type(cause).__name__}: {cause}); if it reads a "
-                    f"forward value, list it in vjp_reads (now {op.vjp_reads!r})"
+                    f"{where}: vjp failed ({type(cause).__name__}: {visible(str(cause))[:300]}); "
+                    f"if it reads a forward value, list it in vjp_reads (now {op.vjp_reads!r})"
                 ) from exc
             raise GradientCheckError(f"{where}: {exc}") from exc
 
@@ -184,6 +185,92 @@ def _check_op(
     return report
 
 
+def _op_examples(
+    op: Op, examples: Any, rng: Any
+) -> list[tuple[list[np.ndarray[Any, Any]], dict[str, Any]]]:
+    """The examples to check ``op`` on (``examples``, else ``op.examples(rng)``), each as
+    float64 operands and attributes, or a PluginError saying what is malformed and how to
+    write it."""
+    cls = type(op)
+    source = "the examples passed to the check" if examples else f"{cls.__qualname__}.examples()"
+    operands = ", ".join(f"x{i}" for i in range(op.arity)) + ("," if op.arity == 1 else "")
+    form = f"a list of (operands, attrs) pairs, e.g. [(({operands}), {{}})]"
+
+    def refuse(problem: str) -> PluginError:
+        return PluginError(f"op {op.name!r}: {source} {problem}; write them as {form}")
+
+    if not examples:
+        required = signature_of(op).required_attrs
+        if cls.examples is Op.examples and required:
+            raise PluginError(
+                f"op {op.name!r}: forward needs the attribute(s) {', '.join(required)}, which "
+                f"the default examples (no attributes) do not give; define "
+                f"{cls.__qualname__}.examples(self, rng) returning operands and attributes, "
+                f"e.g. [((rng.standard_normal((3, 4)),), {{{required[0]!r}: 2.0}})]"
+            )
+        try:
+            examples = op.examples(rng)
+        except GraphbpError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"op {op.name!r}: {source} raised {type(exc).__name__}: "
+                f"{visible(str(exc))[:300]}; fix {cls.__module__}.{cls.__qualname__}.examples"
+            ) from exc
+    if isinstance(examples, Iterator):  # a generator of examples
+        examples = list(examples)
+    if not isinstance(examples, list | tuple):
+        raise refuse(f"returned {show(examples)}")
+    if not examples:
+        raise refuse("returned no example")
+    checked = []
+    for k, example in enumerate(examples):
+        if not isinstance(example, tuple | list) or len(example) != 2:
+            raise refuse(f"gave example {k} as {show(example)}, not an (operands, attrs) pair")
+        operands_k, attrs = example
+        if not isinstance(operands_k, tuple | list) or len(operands_k) != op.arity:
+            raise refuse(
+                f"gave example {k} operands {show(operands_k)}, not a tuple of {op.arity} array(s)"
+            )
+        if not isinstance(attrs, Mapping) or not all(isinstance(a, str) for a in attrs):
+            raise refuse(f"gave example {k} attributes {show(attrs)}, not a dict by name")
+        missing = [a for a in signature_of(op).required_attrs if a not in attrs]
+        if missing:
+            raise refuse(f"gave example {k} no attribute {', '.join(missing)}, which forward needs")
+        try:
+            xs = [np.asarray(x, dtype=np.float64) for x in operands_k]
+        except (TypeError, ValueError) as exc:
+            raise refuse(
+                f"gave example {k} operands that are not float arrays ({visible(str(exc))[:200]})"
+            ) from exc
+        checked.append((xs, dict(attrs)))
+    return checked
+
+
+def _attrs_text(attrs: Mapping[str, Any]) -> str:
+    """A node's attributes for a message, on one line and bounded: NumPy scalars as numbers,
+    arrays by shape, anything else cut as ``show`` cuts it."""
+    items = [f"{show(k, 30)}: {_value_text(v)}" for k, v in list(attrs.items())[:8]]
+    more = ", …" if len(attrs) > 8 else ""
+    return "{" + ", ".join(items) + more + "}"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"<{value.dtype} array of shape {value.shape}>"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return show(value, 40)
+
+
+def _shape_text(shape: Any) -> str:
+    """A shape for a message, ``(3, 2)`` (never ``(np.int64(3), ...)``); anything else as
+    ``show`` writes it."""
+    if isinstance(shape, tuple | list) and all(isinstance(d, int | np.integer) for d in shape):
+        return str(tuple(int(d) for d in shape))
+    return show(shape)
+
+
 def _check_shape_rule(
     op: Op, shapes: list[tuple[int, ...]], attrs: dict[str, Any], got: tuple[int, ...], where: str
 ) -> None:
@@ -194,12 +281,13 @@ def _check_shape_rule(
         rule = op.shape(*shapes, **attrs)
     except Exception as exc:
         raise GradientCheckError(
-            f"{where}: the shape rule raised {type(exc).__name__}: {exc}, but forward "
-            f"returned shape {got}; fix {type(op).__qualname__}.shape"
+            f"{where}: the shape rule raised {type(exc).__name__}: {visible(str(exc))}, but "
+            f"forward returned shape {_shape_text(got)}; fix {type(op).__qualname__}.shape"
         ) from exc
     if not isinstance(rule, tuple | list) or tuple(rule) != got:
         raise GradientCheckError(
-            f"{where}: the shape rule gives {rule!r} but forward returned shape {got}; fix "
+            f"{where}: the shape rule gives {_shape_text(rule)} but forward returned shape "
+            f"{_shape_text(got)}; fix "
             f"{type(op).__qualname__}.shape (Network() infers shapes with it)"
         )
 
@@ -315,6 +403,13 @@ def _compare(
 
     def judge(analytic_value: float, numeric: float, what: str) -> float:
         ok, err = agreement(analytic_value, numeric, atol, rtol)
+        if not (math.isfinite(analytic_value) and math.isfinite(numeric)):
+            which = "the vjp" if not math.isfinite(analytic_value) else "forward"
+            raise GradientCheckError(
+                f"{where}: {what}: analytic {analytic_value:.10g} vs numeric {numeric:.10g}: "
+                f"{which} gave a value that is not finite, at an example where the op should "
+                "be smooth"
+            )
         if not ok:
             allowed = atol + rtol * max(abs(analytic_value), abs(numeric))
             raise GradientCheckError(
@@ -338,7 +433,10 @@ def _compare(
 
 
 def index_text(position: Any) -> str:
-    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``)."""
+    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``); empty
+    for the one value of a 0-d array."""
+    if not len(position):
+        return ""
     return f"[{', '.join(str(int(k)) for k in position)}]"
 
 
@@ -489,7 +587,7 @@ def _ops_named_by(attrs: Mapping[str, Any]) -> list[tuple[str, Op]]:
 
 
 def check_op_autodiff(
-    op: Op | str,
+    op: Op | type[Op] | str,
     *,
     examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
     seed: int = 0,
@@ -503,8 +601,9 @@ def check_op_autodiff(
     Raises:
         GradientCheckError: naming the op, the example, the operand and the element.
         BackendNotInstalledError: jax is not installed.
+        PluginError: the op breaks the plugin contract, or its examples are malformed.
     """
-    op = get_op(op) if isinstance(op, str) else op
+    op = as_op(op)
     be = get_backend("jax")
     report = CheckReport(f"op {op.name!r} vs jax.vjp", "jax")
     if not defines_vjp(op):
@@ -513,7 +612,7 @@ def check_op_autodiff(
 
     rng = np.random.default_rng(seed)
     with be.precision("float64"):
-        for k, (operands, attrs) in enumerate(examples or op.examples(rng)):
+        for k, (operands, attrs) in enumerate(_op_examples(op, examples, rng)):
             xs = [be.asarray(x, "float64") for x in operands]
             forward, vjp = _op_rules(op, be, attrs, [tuple(x.shape) for x in xs])
 
@@ -593,7 +692,8 @@ def _close(got: Any, want: Any, rtol: float, where: str) -> float:
     if not err <= rtol:
         j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
         raise GradientCheckError(
-            f"{where}: element {index_text(j)}: {float(got[j]):.12g} vs {float(want[j]):.12g}, a "
+            f"{where}: {f'element {index_text(j)}' if j else 'value'}: {float(got[j]):.12g} vs "
+            f"{float(want[j]):.12g}, a "
             f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
         )
     return err

@@ -70,9 +70,9 @@ def test_an_op_without_local_grads_is_refused_naming_it_and_the_fix() -> None:
     ("attrs", "expected"),
     [
         ({"local_grads": "3x²"}, "local_grads must be a tuple of str"),
-        ({"local_grads": (3,)}, "local_grads must be a tuple of str"),
+        ({"local_grads": (3,)}, "local_grads[0] is 3, not a str"),
         ({"local_grads": ("a", "b")}, "local_grads has 2 entries but forward takes 1"),
-        ({"local_grads": ("a",), "label": 3}, "label is an int; set label to a str"),
+        ({"local_grads": ("a",), "label": 3}, "label is 3, not a str; set label to a"),
         ({"local_grads": ("a",), "name": ""}, "needs a `name` that is an identifier"),
     ],
 )

@@ -52,6 +52,7 @@ def test_the_readme_shows_a_whole_package() -> None:
     assert '[project.entry-points."graphbp.ops"]\nswish = "graphbp_swish:Swish"' in pyproject
     assert "def test_swish_rule(gradcheck):" in files[f"{PACKAGE}/tests/test_swish.py"]
     assert [c[:2] for c in package_commands()] == [
+        ["pip", "install"],  # graphbp itself, which is not on PyPI: the user's clone
         ["pip", "install"],
         ["python", "-m"],
         ["graphbp", "ops"],
@@ -77,15 +78,17 @@ def test_the_readme_package_installs_and_checks_in_a_fresh_venv(tmp_path: Path) 
         (tmp_path / path).write_text(text)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    # graphbp from this checkout, not editable; --no-compile skips byte-compiling every
-    # dependency at install (half the time with matplotlib), as imports compile what they use
-    installed = _run(venv, ["pip", "install", "--quiet", "--no-compile", str(ROOT)], tmp_path)
-    assert installed.returncode == 0, installed.stderr
+    commands = package_commands()
+    # the README's first command installs graphbp from the user's clone: this checkout, not
+    # editable; --no-compile skips byte-compiling every dependency at install (half the time
+    # with matplotlib), as imports compile what they use
+    assert commands[0] == ["pip", "install", "path/to/graphbp"]
+    commands[0] = ["pip", "install", "--quiet", "--no-compile", str(ROOT)]
 
-    results = [_run(venv, command, tmp_path) for command in package_commands()]
-    for command, result in zip(package_commands(), results, strict=True):
+    results = [_run(venv, command, tmp_path) for command in commands]
+    for command, result in zip(commands, results, strict=True):
         assert result.returncode == 0, f"{shlex.join(command)}:\n{result.stdout}{result.stderr}"
-    _, tests, ops, check = results
+    _, _, tests, ops, check = results
     assert re.search(r"\b2 passed\b", tests.stdout), tests.stdout
     swish = next(line for line in ops.stdout.splitlines() if line.startswith("swish "))
     assert swish.split()[1:] == ["x·σ(x)", "σ(x)(1+x(1−σ(x)))", PACKAGE]

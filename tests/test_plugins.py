@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import fake_distribution, run_on_path
 
 import graphbp as gb
 from graphbp.testing import check_network, check_op
@@ -68,25 +69,8 @@ def test_attributes_reach_forward_and_vjp(register: Any, param_chain: Any) -> No
     np.testing.assert_array_equal(grads["w"], [12.0, 12.0])
 
 
-def _fake_distribution(root: Path, name: str, entry_points: str, modules: dict[str, str]) -> None:
-    """An installed distribution on disk: modules plus a .dist-info with entry_points.txt."""
-    info = root / f"{name.replace('-', '_')}-1.0.dist-info"  # the spec's normalised name
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    for module, source in modules.items():
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-
-
-def _run(code: str, path: Path) -> subprocess.CompletedProcess[str]:
-    env_code = f"import sys; sys.path.insert(0, {str(path)!r})\n" + textwrap.dedent(code)
-    return subprocess.run(
-        [sys.executable, "-c", env_code], capture_output=True, text=True, timeout=120
-    )
-
-
 def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> None:
-    _fake_distribution(
+    fake_distribution(
         tmp_path,
         "graphbp-cube",
         """
@@ -99,7 +83,7 @@ def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> No
             "broken_ops": "raise RuntimeError('this plugin is broken')\n",
         },
     )
-    run = _run(
+    run = run_on_path(
         """
         import sys, warnings
         import graphbp as gb
@@ -132,7 +116,7 @@ def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> No
 
 
 def test_entry_point_name_must_match_the_op_name(tmp_path: Path) -> None:
-    _fake_distribution(
+    fake_distribution(
         tmp_path,
         "graphbp-misnamed",
         "[graphbp.ops]\ncubed = m:Cube\n",
@@ -147,7 +131,7 @@ def test_entry_point_name_must_match_the_op_name(tmp_path: Path) -> None:
          """
         },
     )
-    run = _run(
+    run = run_on_path(
         """
         import graphbp as gb
         try:
@@ -278,10 +262,10 @@ def test_packages_offering_the_same_op_name_get_a_warning_and_always_the_same_ch
     """Two packages offer cube: the first by name is used, whatever the order on sys.path;
     one offers sigmoid too (graphbp's own is used) and input, a leaf (ignored)."""
     a, b = tmp_path / "a", tmp_path / "b"
-    _fake_distribution(
+    fake_distribution(
         a, "graphbp-cube-b", "[graphbp.ops]\ncube = cube_b:Cube\n", {"cube_b": CUBE_SOURCE}
     )
-    _fake_distribution(
+    fake_distribution(
         b,
         "graphbp-cube-a",
         "[graphbp.ops]\ncube = cube_a:Cube\nsigmoid = cube_a:Cube\ninput = cube_a:Cube\n",
