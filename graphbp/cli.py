@@ -406,15 +406,21 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="CSV",
         help="rows to predict: a CSV file with a header naming the model's feature columns "
-        "(any order; the target column may be present, and then the score is printed)",
+        "(any order; the target column may be present, with empty cells where it is unknown, "
+        "and then the score on the rows where it is known is printed)",
     )
     predict.add_argument(
         "-o",
         "--output",
-        type=Path,
-        default=Path("-"),
-        help="the CSV file to write, one column named after the target (default: - for "
-        "standard output)",
+        default="-",
+        help="the CSV file to write (replaced whole; not the input, not inside DIR), one "
+        "column named after the target (default: - for standard output)",
+    )
+    predict.add_argument(
+        "--proba",
+        action="store_true",
+        help="a classifier: also write each class's probability, one column per class "
+        "named proba_LABEL, after the predicted label",
     )
     _backend_options(predict)
     predict.set_defaults(run=_predict)
@@ -512,13 +518,14 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
         "--backend",
         type=backend_name,
         default=None,
-        help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy)",
+        help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy; predict and "
+        "--resume: else the model's, if installed)",
     )
     p.add_argument(
         "--dtype",
-        default="float64",
         choices=("float64", "float32"),
-        help="the floating-point type parameters and data are computed in",
+        help="the floating-point type parameters and data are computed in (default: float64; "
+        "predict and --resume: the model's)",
     )
 
 
@@ -568,6 +575,8 @@ class _Run:
     state: Any = None  # the optimizer's saved state
     history: tuple[list[float], list[float]] = ([], [])
     epochs_done: int = 0
+    backend: str | None = None  # None: as the options say
+    dtype: str | None = None
 
 
 def _new_run(args: argparse.Namespace) -> _Run:
@@ -612,11 +621,11 @@ def _new_run(args: argparse.Namespace) -> _Run:
 def _resumed_run(args: argparse.Namespace) -> _Run:
     """A run that continues the model folder ``args.resume``; options that contradict it
     are refused, one line each."""
-    from graphbp.datasets import load_csv, load_example, split
-    from graphbp.model import Source, load, read_optimizer_state
+    from graphbp.datasets import DataChangedError, load_csv, load_example, split
+    from graphbp.model import Source, load, read_optimizer_state, trained_with
 
     folder = args.resume
-    model = load(folder, "numpy")
+    model = load(folder, "numpy", "float64")
     about = model.description
     given: set[str] = getattr(args, "given", set())
     saved = about.hyperparameters
@@ -645,12 +654,22 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     if optimizer not in ("sgd", "momentum", "adam"):
         raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
     csv = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
-    data = load_csv(csv, about.target) if csv else load_example(src.example or "")
-    if data.sha256 != src.sha256 or len(data.x) != src.rows:
+    try:  # the bytes' sha256 is checked before they are parsed: a file that differs (any
+        # file a hostile model.json names) is never quoted in a message
+        data = (
+            load_csv(csv, about.target, sha256=src.sha256)
+            if csv
+            else load_example(src.example or "", sha256=src.sha256)
+        )
+    except DataChangedError as exc:
         raise InputError(
-            f"{csv or src.example}: the data changed since {folder} was trained on it "
-            f"({len(data.x)} rows, sha256 {data.sha256[:12]}…; then: {src.rows} rows, "
-            f"{src.sha256[:12]}…); train anew instead of resuming"
+            f"{exc.path}: the data changed since {folder} was trained on it (sha256 "
+            f"{exc.sha256[:12]}…; then: {exc.expected[:12]}…); train anew instead of resuming"
+        ) from None
+    if len(data.x) != src.rows:
+        raise GraphFileError(
+            f"{folder / 'model.json'}: says the data had {src.rows} rows, but its file has "
+            f"{len(data.x)}; the model folder was edited: train anew"
         )
     if csv is not None:
         src = Source(None, str(Path(os.path.abspath(csv))), src.sha256, src.rows)
@@ -662,11 +681,8 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
         classes=len(classes) if classes else None,
         stats=about.stats,
     )
-    if s.test_rows.tolist() != about.test_rows:
-        raise InputError(
-            f"{folder}: this NumPy splits the data differently from the saved held-out rows; "
-            "train anew instead of resuming"
-        )
+    if s.test_rows.tolist() != about.test_rows:  # about.test_rows checks their sha256
+        raise InputError(f"{folder}: the split differs from the saved one; train anew")
     hyper = {
         "lr": args.lr if args.lr is not None else saved.get("lr"),
         "epochs": args.epochs or EXAMPLE_DEFAULTS[src.example or "diabetes"]["epochs"],
@@ -684,15 +700,11 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
                 "positive number; train anew"
             )
     state = read_optimizer_state(folder, optimizer, model.params)
-    history = (model.history["train_loss"], model.history["test_loss"])
-    if len(history[0]) != about.epochs:
-        raise GraphFileError(
-            f"{folder / 'history.csv'}: has {len(history[0])} epochs but model.json says "
-            f"{about.epochs}; the files do not belong together"
-        )
+    history = (model.history["train_loss"], model.history["test_loss"])  # about.epochs each
     what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
     run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
+    run.backend, run.dtype = trained_with(about, args.backend, args.dtype)
     return run
 
 
@@ -701,14 +713,25 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     import numpy as np
 
     from graphbp.figures import loss_curve
-    from graphbp.model import LOSS_UNITS, description, history_csv, loss_per_row, npz_bytes
+    from graphbp.model import (
+        LOSS_UNITS,
+        MODEL_JSON_LIMIT,
+        description,
+        history_csv,
+        loss_per_row,
+        npz_bytes,
+    )
+    from graphbp.progress import progress_bar
     from graphbp.train import train_state
 
     run = _resumed_run(args) if args.resume is not None else _new_run(args)
     s, net, hyper, task = run.split, run.net, run.hyper, run.task
     output = _output_node(net)
     prog = net.compile(
-        args.backend, args.dtype, check_finite=args.check_finite, devices=args.devices
+        run.backend or args.backend,
+        run.dtype or args.dtype or "float64",
+        check_finite=args.check_finite,
+        devices=args.devices,
     )
     folder.phase = "during training"
     print(
@@ -728,6 +751,12 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         return y
 
     train_loss, test_loss = list(run.history[0]), list(run.history[1])
+    # The bar shows the loss in the unit of the table, history.csv and loss.png (per row, of
+    # the parameters after each epoch), not train_state's mean minibatch loss (of the loss
+    # node, which for Σ‖y−ŷ‖² grows with the batch size).
+    bar = progress_bar(
+        total=hyper["epochs"], desc="train", unit="epoch", file=sys.stderr, leave=False
+    )
 
     def evaluate(epoch: int, _: float, params: dict[Any, Any]) -> None:
         when = f"after epoch {epoch + 1}"
@@ -736,21 +765,28 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
                 loss_per_row(task, predict(params, s.x_train, "training", when), s.y_train)
             )
             test_loss.append(loss_per_row(task, predict(params, s.x_test, "test", when), s.y_test))
+        bar.set_postfix_str(
+            f"loss per row: train {train_loss[-1]:.4g}, test {test_loss[-1]:.4g}", refresh=False
+        )
+        bar.update(1)
 
-    done = train_state(
-        prog,
-        start,
-        {"x": s.x_train, "y": s.y_train},
-        lr=hyper["lr"],
-        epochs=hyper["epochs"],
-        batch_size=hyper["batch_size"],
-        optimizer=hyper["optimizer"],
-        seed=hyper["seed"],
-        progress=True,
-        callback=evaluate,
-        initial_epoch=run.epochs_done,
-        state=run.state,
-    )
+    try:
+        done = train_state(
+            prog,
+            start,
+            {"x": s.x_train, "y": s.y_train},
+            lr=hyper["lr"],
+            epochs=hyper["epochs"],
+            batch_size=hyper["batch_size"],
+            optimizer=hyper["optimizer"],
+            seed=hyper["seed"],
+            progress=False,
+            callback=evaluate,
+            initial_epoch=run.epochs_done,
+            state=run.state,
+        )
+    finally:
+        bar.close()  # before any message: the error starts a clean line
     params = done.params
     unit = LOSS_UNITS[task]
     with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
@@ -773,7 +809,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
             source=run.source,
             seed=hyper["seed"],
             test_fraction=0.2,
-            test_rows=s.test_rows.tolist(),
+            test_rows=s.test_rows,
             output=output,
             hyperparameters={k: v for k, v in hyper.items() if k != "epochs"},
             backend=prog.backend.name,
@@ -781,8 +817,15 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
             epochs=epochs,
         )
         arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
+        model_json = _strict_json(about, "model.json").encode()
+        if len(model_json) > MODEL_JSON_LIMIT:  # gb.load would refuse it
+            raise InputError(
+                f"model.json would have {len(model_json):,} bytes, more than the "
+                f"{MODEL_JSON_LIMIT:,} a model may have: the data has too many or too long "
+                "column names"
+            )
         outputs = {
-            "model.json": _strict_json(about, "model.json").encode(),
+            "model.json": model_json,
             "network.json": json.dumps(net.to_dict(), indent=1).encode(),
             "params.npz": npz_bytes(arrays),
             "optimizer.npz": npz_bytes({str(k): v for k, v in enumerate(done.state)}),
@@ -1005,39 +1048,102 @@ def _output_node(net: Any) -> Hashable:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """Predict the rows of a CSV file with a model folder; write one column, the target's."""
+    """Predict the rows of a CSV file with a model folder; write the target's column (and,
+    with --proba, a classifier's probabilities)."""
     import numpy as np
 
-    from graphbp.datasets import load_csv, r2_score
-    from graphbp.io import write_atomic
+    from graphbp.datasets import load_csv
     from graphbp.model import load
 
+    output = _prediction_file(args.output, args.data, args.model)
     model = load(args.model, args.backend, args.dtype)
+    if args.proba and model.classes is None:
+        raise InputError(
+            f"--proba needs a classifier; {args.model} predicts {model.target!r} by regression"
+        )
     data = load_csv(args.data, model.target, target_required=False)
     columns = dict(zip(data.feature_names, data.x.T, strict=True))
-    predicted = model.predict(model.columns_to_rows(columns, str(args.data)))
-    text = f"{model.target}\n" + "".join(f"{v!r}\n" for v in predicted.tolist())
-    if str(args.output) == "-":
+    rows = model.columns_to_rows(columns, str(args.data))
+    predicted = model.predict(rows)
+    header, table = [model.target], [[f"{v!r}" for v in predicted.tolist()]]
+    if args.proba and model.classes is not None:
+        header += [f"proba_{c}" for c in model.classes]
+        table += [[f"{v!r}" for v in p] for p in model.predict_proba(rows).T.tolist()]
+    text = ",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in zip(*table, strict=True))
+    if output is None:
         sys.stdout.write(text)
     else:
-        try:
-            write_atomic(args.output, text.encode())
-        except OSError as exc:
-            raise GraphFileError(f"{args.output}: cannot write ({exc.strerror})") from exc
+        _write_prediction(output, args.output, text.encode())
         print(f"wrote {args.output} ({len(predicted)} rows)", file=sys.stderr)
-    if data.y.shape[1]:  # the target is there: say how well the model does
-        y = data.y[:, 0]
-        if model.classes is not None:
-            score = f"accuracy {float(np.mean(predicted == y)):.4f}"
-        else:
-            mse = float(np.mean((predicted - y) ** 2))
-            score = f"R² {r2_score(y[:, None], predicted[:, None]):.4f}, MSE {mse:.6g}"
+    known = ~np.isnan(data.y[:, 0]) if data.y.shape[1] else np.zeros(len(data.y), bool)
+    if known.any():  # the target is there: say how well the model does where it is known
+        score = _score(model, data.y[known, 0], predicted[known])
+        some = "" if known.all() else f"{int(known.sum())} of "
         print(
-            f"graphbp predict: {score} on the {len(y)} rows of {args.data} (target "
-            f"{model.target!r} in its own units)",
+            f"graphbp predict: {score} on {some}the {len(known)} rows of {args.data} (target "
+            f"{model.target!r} in its own units{'' if known.all() else ', where it is given'})",
             file=sys.stderr,
         )
     return 0
+
+
+def _score(model: Any, y: Any, predicted: Any) -> str:
+    """Accuracy, or R² (defined on 2 rows or more, of targets not all equal) and MSE."""
+    import numpy as np
+
+    from graphbp.datasets import r2_score
+
+    if model.classes is not None:
+        return f"accuracy {float(np.mean(predicted == y)):.4f}"
+    with np.errstate(over="ignore", invalid="ignore"):  # far-off predictions: an MSE of inf
+        mse = float(np.mean((predicted - y) ** 2))
+        if len(y) < 2 or (y == y[0]).all():
+            return f"MSE {mse:.6g}, R² undefined (it needs 2 or more rows whose targets differ)"
+        return f"R² {r2_score(y[:, None], predicted[:, None]):.4f}, MSE {mse:.6g}"
+
+
+def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
+    """The file ``-o`` names (None: ``-``, standard output), checked before any work: it may
+    not exist as anything but a regular file (a symlink to one is followed), nor be the
+    input CSV, nor lie inside the model folder.
+
+    Raises:
+        InputError: naming the path and why.
+    """
+    if text == "-":
+        return None
+    if not text.strip():
+        raise InputError("-o names no file; give a file name, or - for standard output")
+    hop = os.path.abspath(text)
+    for _ in range(40):  # /dev/stdout, /proc/self/fd/1 (or a link to one) are not files
+        if Path(hop).is_relative_to("/dev") or Path(hop).is_relative_to("/proc"):
+            raise InputError(
+                f"-o {text}: is a device or a stream, not a regular file; use -o - for "
+                "standard output, or name a file"
+            )
+        if not os.path.islink(hop):
+            break
+        hop = os.path.abspath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
+    path = Path(os.path.realpath(text))
+    if os.path.lexists(path) and not path.is_file():
+        kind = "a folder" if path.is_dir() else "a pipe, device or socket"
+        raise InputError(
+            f"-o {text}: is {kind}, not a regular file; name a file, or - for standard output"
+        )
+    if path == Path(os.path.realpath(data)):
+        raise InputError(f"-o {text}: is the input CSV {data}; write the predictions elsewhere")
+    if path.is_relative_to(os.path.realpath(model)):
+        raise InputError(f"-o {text}: lies inside the model folder {model}; write elsewhere")
+    return path
+
+
+def _write_prediction(path: Path, shown: str, content: bytes) -> None:
+    from graphbp.io import write_atomic
+
+    try:
+        write_atomic(path, content)
+    except OSError as exc:
+        raise GraphFileError(f"{shown}: cannot write ({exc.strerror})") from exc
 
 
 # --------------------------------------------------------------------------- render, explain

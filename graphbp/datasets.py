@@ -72,13 +72,29 @@ class Split:
     stats: Standardisation
 
 
-def load_example(name: str = "diabetes") -> Dataset:
-    """Load an embedded data set by name (its task is ``EXAMPLES[name][2]``)."""
+class DataChangedError(InputError):
+    """A file's bytes are not those a saved model was trained on (its sha256 differs).
+
+    Attributes:
+        path: the file; ``sha256``: its digest; ``expected``: the digest it should have.
+    """
+
+    def __init__(self, path: Path, sha256: str, expected: str) -> None:
+        self.path, self.sha256, self.expected = path, sha256, expected
+        super().__init__(
+            f"{path}: not the data the model was trained on (sha256 {sha256[:12]}…, expected "
+            f"{expected[:12]}…); its content was not read"
+        )
+
+
+def load_example(name: str = "diabetes", sha256: str | None = None) -> Dataset:
+    """Load an embedded data set by name (its task is ``EXAMPLES[name][2]``); ``sha256``
+    as :func:`load_csv`'s."""
     if name not in EXAMPLES:
         raise GraphFileError(f"no embedded example {name!r}; choose one of {', '.join(EXAMPLES)}")
     file, target, _ = EXAMPLES[name]
     with resources.as_file(resources.files("graphbp") / "data" / file) as path:
-        return load_csv(path, target, name=name)
+        return load_csv(path, target, name=name, sha256=sha256)
 
 
 def load_csv(
@@ -88,6 +104,7 @@ def load_csv(
     *,
     progress: bool | None = None,
     target_required: bool = True,
+    sha256: str | None = None,
 ) -> Dataset:
     """Read a numeric CSV with a header row; ``target`` is predicted from the other columns.
 
@@ -102,8 +119,12 @@ def load_csv(
         name: the data set's name (default: the file's stem).
         progress: show a tqdm bar on stderr while parsing (None: when the file has at least
             :data:`PROGRESS_BYTES` bytes, or once parsing has lasted a second).
-        target_required: False to accept a file without the ``target`` column (rows to
-            predict): every column is then a feature and ``y`` has no columns.
+        target_required: False for rows to predict: the ``target`` column may be missing
+            (every column is then a feature and ``y`` has no columns), its cells may be empty
+            or NaN (NaN in ``y``: rows whose target is unknown), and the file may have a
+            header and no rows.
+        sha256: the hex digest the file's bytes must have (a saved model's data): checked
+            before the text is parsed, so a file that differs is never quoted in a message.
 
     Raises:
         GraphFileError: naming the file, and the line and column where there is one: a file
@@ -111,14 +132,19 @@ def load_csv(
             malformed CSV; an empty file or one with no data row; a blank or duplicate column
             name; no column ``target`` (the columns are listed); a row with the wrong number of
             cells; a cell that is not a number, or is NaN, infinite or beyond float64's range.
+        DataChangedError: the file's sha256 is not ``sha256``.
     """
     path = Path(path)
-    features, x, y, digest = _read_csv(path, target, progress, target_required)
+    features, x, y, digest = _read_csv(path, target, progress, target_required, sha256)
     return Dataset(name or path.stem, x, y, features, target, digest)
 
 
 def _read_csv(
-    path: Path, target: str, progress: bool | None, target_required: bool = True
+    path: Path,
+    target: str,
+    progress: bool | None,
+    target_required: bool = True,
+    sha256: str | None = None,
 ) -> tuple[list[str], np.ndarray[Any, Any], np.ndarray[Any, Any], str]:
     """Parse ``path`` into feature names, x, y and the file's sha256, checking each rule of
     :func:`load_csv`."""
@@ -126,6 +152,8 @@ def _read_csv(
 
     data = read_regular_file(path, what="CSV file", limit=MAX_CSV_BYTES)
     digest = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and digest != sha256:
+        raise DataChangedError(path, digest, sha256)
     big = len(data) >= PROGRESS_BYTES
     text = _decode(path, data)
     del data  # the text alone is kept while parsing
@@ -168,13 +196,15 @@ def _read_csv(
                 raise _csv_error(path, reader.line_num, exc) from None
             if not rows:
                 break
-            values = _floats(path, text, header, rows, done)
+            values = _floats(
+                path, text, header, rows, done, None if target_required or optional else t
+            )
             done += len(rows)
             x_chunks.append(values if optional else np.delete(values, t, axis=1))
             y_chunks.append(values[:, t : t + 1].copy())
             bar.update(reader.line_num - bar.n)
     del text
-    if not any(len(c) for c in x_chunks):
+    if target_required and not any(len(c) for c in x_chunks):
         raise GraphFileError(
             f"{path}: has a header ({len(header)} columns) but no data rows; add rows of numbers"
         )
@@ -297,16 +327,26 @@ def _is_number(text: str) -> bool:
 
 
 def _floats(
-    path: Path, text: str, header: list[str], rows: list[list[str]], first: int
+    path: Path,
+    text: str,
+    header: list[str],
+    rows: list[list[str]],
+    first: int,
+    unknown: int | None = None,
 ) -> np.ndarray[Any, Any]:
-    """``rows`` (records ``first``... of ``text``; blank ones skipped) as finite float64s."""
+    """``rows`` (records ``first``... of ``text``; blank ones skipped) as finite float64s;
+    column ``unknown`` (if any) may be empty or NaN (an unknown target), read as NaN."""
     n = len(header)
     try:
         values: np.ndarray[Any, Any] | None = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError):  # ragged, blank or non-numeric: found and named below
         values = None
-    if values is not None and values.shape == (len(rows), n) and np.isfinite(values).all():
-        return values
+    if values is not None and values.shape == (len(rows), n):
+        finite = np.isfinite(values)
+        if unknown is not None:
+            finite[:, unknown] |= np.isnan(values[:, unknown])
+        if finite.all():
+            return values
     good: list[list[float]] = []
     for k, row in enumerate(rows):
         if not row:
@@ -319,6 +359,9 @@ def _floats(
             )
         numbers = []
         for j, cell in enumerate(row):
+            if j == unknown and not cell.strip():
+                numbers.append(math.nan)
+                continue
             try:
                 v = float(cell)
             except ValueError:
@@ -331,7 +374,7 @@ def _floats(
                     f"{path}:{_line_of(text, first + k)}:{j + 1}: column {header[j]!r} "
                     f"{problem}; every cell must be a number"
                 ) from None
-            if not math.isfinite(v):
+            if not math.isfinite(v) and not (j == unknown and math.isnan(v)):
                 raise GraphFileError(
                     f"{path}:{_line_of(text, first + k)}:{j + 1}: column {header[j]!r} "
                     f"{_non_finite(cell, v)}; graphbp trains on finite numbers only: fill in "
@@ -386,15 +429,14 @@ def split(
     if not 0 < test_fraction < 1:
         raise InputError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     n = len(data.x)
-    order = np.random.default_rng(seed).permutation(n)
-    n_test = max(1, round(n * test_fraction))
+    test, train = held_out_rows(n, test_fraction, seed)
+    n_test = len(test)
     if n - n_test < 2:
         raise InputError(
             f"data set {data.name!r} has {n} row(s): a train/test split needs at least 1 test "
             f"row and 2 training rows (to standardise with); holding out {test_fraction:g} of "
             f"the rows leaves {max(n - n_test, 0)} for training; add rows"
         )
-    test, train = order[:n_test], order[n_test:]
 
     def standardise(a: np.ndarray[Any, Any], names: list[str], given: Any) -> tuple[Any, ...]:
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
@@ -404,11 +446,11 @@ def split(
                 scale = np.ldexp(1.0, np.frexp(np.abs(a[train]).max(axis=0))[1] - 1)
                 scaled = a[train] / scale
                 mean, std = scaled.mean(axis=0) * scale, scaled.std(axis=0) * scale
-                std = np.where(std > 0, std, 1.0)
+                std = np.where(std >= np.finfo(np.float64).tiny, std, 1.0)
             else:
                 mean, std = given
             fit, held_out = (a[train] - mean) / std, (a[test] - mean) / std
-        for parts in (mean, std, fit, held_out):
+        for parts in (usable_statistics(mean, std), fit, held_out):
             bad = ~np.isfinite(parts).reshape(-1, a.shape[1]).all(axis=0)
             if bad.any():
                 column = names[int(np.argmax(bad))]
@@ -434,6 +476,33 @@ def split(
         y_train, y_test = one_hot(data.y[train], classes), one_hot(data.y[test], classes)
     found = Standardisation(x_mean, x_std, y_mean, y_std)
     return Split(x_train, y_train, x_test, y_test, train, test, found)
+
+
+def held_out_rows(
+    rows: int, test_fraction: float, seed: int
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The row indices :func:`split` holds out and those it trains on, in split's order."""
+    order = np.random.default_rng(seed).permutation(rows)
+    n_test = max(1, round(rows * test_fraction))
+    return order[:n_test], order[n_test:]
+
+
+STD_SPAN = 2.0**20
+"""How many standard deviations from the mean a value may lie and still be representable:
+statistics with which ``mean ± STD_SPAN·std`` overflows float64 are not usable."""
+
+
+def usable_statistics(mean: Any, std: Any) -> np.ndarray[Any, Any]:
+    """Per column, ``mean ± STD_SPAN·std`` where the statistics are usable, else NaN:
+    finite means, standard deviations that are normal positive floats (not 0 or subnormal,
+    which would turn a value into Inf) and small enough that ``mean ± STD_SPAN·std`` is
+    finite (else any value far from the mean would turn into Inf when scaled back)."""
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = np.abs(mean) + STD_SPAN * std
+    ok = np.isfinite(span) & (std >= np.finfo(np.float64).tiny)
+    out: np.ndarray[Any, Any] = np.where(ok, span, np.nan)
+    return out
 
 
 def one_hot(labels: np.ndarray[Any, Any], classes: int) -> np.ndarray[Any, Any]:

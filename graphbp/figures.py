@@ -1,7 +1,9 @@
 """The loss curve of a training run, drawn with matplotlib (PNG and SVG bytes).
 
 Uses ``matplotlib.figure.Figure`` with the Agg and SVG canvases directly, never pyplot: no
-global state, no GUI backend, safe in threads and notebooks.
+GUI backend, safe in notebooks. The same losses draw the same bytes: the SVG's element ids
+are salted with a constant (``svg.hashsalt``, set only while drawing) and neither file
+records a date.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ def loss_curve(train: Sequence[float], test: Sequence[float], unit: str) -> dict
         test: the held-out rows' loss after each epoch.
         unit: what the loss is, for the y axis (e.g. "mean squared error per row ...").
     """
+    from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.backends.backend_svg import FigureCanvasSVG
     from matplotlib.figure import Figure
@@ -25,8 +28,9 @@ def loss_curve(train: Sequence[float], test: Sequence[float], unit: str) -> dict
     figure = Figure(figsize=(6.4, 4.0), layout="constrained")
     axes = figure.add_subplot()
     epochs = range(1, len(train) + 1)
-    axes.plot(epochs, train, label="train")
-    axes.plot(epochs, test, label="test (held out)")
+    marker = "o" if len(train) <= MARKED_EPOCHS else None  # one epoch: a point, not a line
+    axes.plot(epochs, train, label="train", marker=marker)
+    axes.plot(epochs, test, label="test (held out)", marker=marker)
     positive = all(v > 0 for v in (*train, *test))
     if positive and len(train) > 1 and max(*train, *test) > 10 * min(*train, *test):
         axes.set_yscale("log")
@@ -38,9 +42,14 @@ def loss_curve(train: Sequence[float], test: Sequence[float], unit: str) -> dict
     out = {}
     for name, canvas in (("loss.png", FigureCanvasAgg), ("loss.svg", FigureCanvasSVG)):
         buffer = io.BytesIO()
-        canvas(figure).print_figure(buffer, format=name[-3:], dpi=100, metadata=_metadata(name))
+        with rc_context({"svg.hashsalt": "graphbp"}):
+            canvas(figure).print_figure(buffer, format=name[-3:], dpi=100, metadata=_metadata(name))
         out[name] = buffer.getvalue()
     return out
+
+
+MARKED_EPOCHS = 30
+"""Up to this many epochs, each epoch's loss is also drawn as a dot."""
 
 
 def _metadata(name: str) -> dict[str, str | None]:

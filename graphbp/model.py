@@ -7,23 +7,28 @@ The folder holds:
 - ``optimizer.npz``: the optimizer's state (members ``0``, ``1``, ...), for ``--resume``;
 - ``model.json``: what the model means: feature and target columns, task and class labels,
   the standardisation statistics (of the training rows), where the data came from (embedded
-  example, or CSV path, sha256 and row count), split seed and held-out rows, the output
-  node, the hyperparameters, backend and dtype, graphbp version;
+  example, or CSV path, sha256 and row count), the split (seed, fraction held out, and the
+  held-out rows' count and sha256: the rows are recomputed from the seed, never listed), the
+  output node, the hyperparameters, backend and dtype, graphbp version;
 - ``metrics.json``, ``history.csv`` (train and test loss per epoch), ``loss.png``/``loss.svg``.
 
-Every file is read as hostile: bounded in size, JSON strict and type-checked, arrays read
-without pickles and with their shapes checked against the network before they are allocated;
-a missing or malformed file is one GraphFileError naming it.
+Every file is read as hostile: bounded in size, JSON strict (no NaN, no duplicate keys) and
+type-checked, arrays read without pickles from uncompressed members whose shapes and sizes are
+checked against the network before they are allocated; a missing or malformed file is one
+GraphFileError naming it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import numbers
 import zipfile
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +45,17 @@ if TYPE_CHECKING:
 FORMAT = "graphbp-model"
 VERSION = 1
 """model.json's ``format`` and ``version``; a reader refuses other values."""
-MODEL_JSON_LIMIT = 256 * 2**20
-"""The largest model.json read (it lists the held-out rows' indices)."""
+MODEL_JSON_LIMIT = 16 * 2**20
+"""The largest model.json read or written (its size is set by the column names; parsing
+the most it may hold takes a fraction of a second)."""
+MAX_ROWS = 2**28
+"""The most rows model.json may say the data had (a CSV file graphbp reads has fewer)."""
 NPZ_LIMIT = 2**31
 """The largest params.npz or optimizer.npz read."""
 TEXT_LIMIT = 256 * 2**20
 """The largest metrics.json or history.csv read."""
+HISTORY_LINE = 80
+"""The most bytes a line of history.csv takes (an epoch number and two float reprs)."""
 CHUNK_ROWS = 8192
 """Rows predicted at a time (bounds the memory a large input needs)."""
 
@@ -96,6 +106,12 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise GraphFileError(f"{path}: not a readable .npz file ({exc}); train again") from None
     with archive:
+        packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
+        if packed:  # its size on disk would not bound what reading it allocates
+            raise GraphFileError(
+                f"{path}: member {show(packed[0])} is compressed; graphbp writes and reads "
+                "uncompressed .npz files (np.savez, not np.savez_compressed)"
+            )
         members = {n.removesuffix(".npy"): n for n in archive.namelist()}
         extra = sorted(set(members) - set(shapes))
         missing = [n for n in shapes if n not in members]
@@ -134,6 +150,8 @@ def _read_member(
             if dtype.hasobject or dtype.kind not in "fiu":
                 raise GraphFileError(f"{where} has dtype {dtype}; expected real numbers")
             count = math.prod(shape)
+            if archive.getinfo(member).file_size != f.tell() + count * dtype.itemsize:
+                raise GraphFileError(f"{where} is truncated or too long; train again")
             raw = f.read(count * dtype.itemsize + 1)
             if len(raw) != count * dtype.itemsize:
                 raise GraphFileError(f"{where} is truncated or too long; train again")
@@ -182,7 +200,7 @@ def description(
     source: Source,
     seed: int,
     test_fraction: float,
-    test_rows: Sequence[int],
+    test_rows: np.ndarray[Any, Any],
     output: Hashable,
     hyperparameters: Mapping[str, Any],
     backend: str,
@@ -213,7 +231,8 @@ def description(
         "split": {
             "seed": seed,
             "test_fraction": test_fraction,
-            "test_rows": [int(r) for r in test_rows],
+            "test_rows": len(test_rows),
+            "test_rows_sha256": rows_digest(test_rows),
         },
         "output": output,
         "loss_unit": LOSS_UNITS[task],
@@ -223,18 +242,32 @@ def description(
     }
 
 
+def rows_digest(rows: Any) -> str:
+    """The sha256 of row indices as little-endian int64s: model.json's check that the
+    held-out rows recomputed from the seed are those the model was tested on."""
+    return hashlib.sha256(np.asarray(rows, dtype="<i8").tobytes()).hexdigest()
+
+
 # ---------------------------------------------------------------------------- reading
 
 
 def _json(path: Path, limit: int) -> Any:
-    """A strict JSON file (no NaN or Infinity), bounded; errors name the file."""
+    """A strict JSON file (no NaN or Infinity, no key twice in an object), bounded; errors
+    name the file."""
 
     def refuse(token: str) -> None:
         raise ValueError(f"{token} is not a number JSON allows")
 
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items):
+            twice = next(k for i, (k, _) in enumerate(items) if k in dict(items[:i]))
+            raise ValueError(f"key {show(twice, 40)} appears twice in an object")
+        return obj
+
     raw = read_regular_file(path, what="model file", limit=limit)
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+        return json.loads(raw.decode("utf-8"), parse_constant=refuse, object_pairs_hook=pairs)
     except UnicodeDecodeError:
         raise GraphFileError(f"{path}: not UTF-8 text; train again") from None
     except json.JSONDecodeError as exc:
@@ -272,17 +305,28 @@ class _Check:
             self.fail(name, f"is {show(value, 30)}, not of the expected type")
         return value
 
-    def floats(self, key: str, length: int, positive: bool = False) -> np.ndarray[Any, Any]:
+    def floats(self, key: str, length: int) -> np.ndarray[Any, Any]:
         values = self.get(key, list)
         if len(values) != length or not all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
             for v in values
         ):
             self.fail(f"{self.where}{key!r}", f"must be {length} finite number(s)")
-        array = np.array(values, dtype=np.float64)
-        if positive and not (array > 0).all():
-            self.fail(f"{self.where}{key!r}", "must be positive")
-        return array
+        return np.array(values, dtype=np.float64)
+
+    def statistics(self, mean: str, std: str, length: int) -> tuple[Any, Any]:
+        """A mean and a standard deviation per column, checked to be usable."""
+        from graphbp.datasets import STD_SPAN, usable_statistics
+
+        m, s = self.floats(mean, length), self.floats(std, length)
+        bad = np.isnan(usable_statistics(m, s))
+        if bad.any():
+            self.fail(
+                f"{self.where}{mean!r}/{std!r}",
+                f"are unusable in column {int(np.argmax(bad))} (a deviation must be a normal "
+                f"positive float, and mean ± {STD_SPAN:g} deviations must be finite)",
+            )
+        return m, s
 
     def sub(self, key: str) -> _Check:
         return _Check(self.path, self.get(key, dict), f"{self.where}{key!r}.")
@@ -300,13 +344,31 @@ class Description:
     source: Source
     seed: int
     test_fraction: float
-    test_rows: list[int]
+    test_rows_sha256: str
     output: Hashable
     hyperparameters: dict[str, Any]
     backend: str
     dtype: str
     epochs: int
     raw: dict[str, Any]
+
+    @cached_property
+    def test_rows(self) -> list[int]:
+        """The held-out rows' indices into the data (computed from the split's seed).
+
+        Raises:
+            GraphFileError: this NumPy shuffles differently from the one that trained the
+                model (their sha256 is not the saved one).
+        """
+        from graphbp.datasets import held_out_rows
+
+        rows = held_out_rows(self.source.rows, self.test_fraction, self.seed)[0]
+        if rows_digest(rows) != self.test_rows_sha256:
+            raise GraphFileError(
+                "model.json: the held-out rows this NumPy computes from the split's seed are "
+                "not those the model was tested on (their sha256 differs); train anew"
+            )
+        return [int(r) for r in rows]
 
 
 def read_description(path: Path) -> Description:
@@ -336,8 +398,11 @@ def read_description(path: Path) -> Description:
         c.fail("'features'", "must be distinct non-empty column names, the target not among them")
     classes = c.get("classes", list, optional=True)
     if task == "classification":
-        if not classes or not all(isinstance(k, int) and not isinstance(k, bool) for k in classes):
-            c.fail("'classes'", "must list the class labels (integers) of a classifier")
+        if not classes or not all(
+            isinstance(k, int) and not isinstance(k, bool) and -(2**63) <= k < 2**63
+            for k in classes
+        ):
+            c.fail("'classes'", "must list the class labels (64-bit integers) of a classifier")
         if len(set(classes)) != len(classes):
             c.fail("'classes'", "has a label twice")
     else:
@@ -345,30 +410,31 @@ def read_description(path: Path) -> Description:
     s = c.sub("standardisation")
     n = len(features)
     regression = task == "regression"
-    stats = Standardisation(
-        s.floats("x_mean", n),
-        s.floats("x_std", n, positive=True),
-        s.floats("y_mean", 1) if regression else None,
-        s.floats("y_std", 1, positive=True) if regression else None,
-    )
+    y_stats = s.statistics("y_mean", "y_std", 1) if regression else (None, None)
+    stats = Standardisation(*s.statistics("x_mean", "x_std", n), *y_stats)
     d = c.sub("data")
     example, csv = d.get("example", str, optional=True), d.get("csv", str, optional=True)
     if (example is None) == (csv is None):
         c.fail("'data'", "must name either an embedded example or a CSV file")
     rows = d.get("rows", int)
+    if not 3 <= rows <= MAX_ROWS:
+        c.fail("'data'.'rows'", f"must be from 3 to {MAX_ROWS}")
     source = Source(example, csv, d.get("sha256", str), rows)
     sp = c.sub("split")
     seed = sp.get("seed", int)
     fraction = sp.get("test_fraction", float)
-    test_rows = sp.get("test_rows", list)
-    if not all(isinstance(r, int) and not isinstance(r, bool) and 0 <= r < rows for r in test_rows):
-        c.fail("'split'.'test_rows'", f"must be row indices from 0 to {rows - 1}")
+    if seed < 0 or seed >= 2**32 or not 0 < fraction < 1:
+        c.fail("'split'", "has a seed or test_fraction out of range")
+    held_out = sp.get("test_rows", int)
+    if held_out != max(1, round(rows * fraction)):
+        c.fail("'split'.'test_rows'", f"is not the count of rows {fraction} of {rows} holds out")
+    rows_sha256 = sp.get("test_rows_sha256", str)
     output = c.get("output", (str, int))
     hyper = c.get("hyperparameters", dict)
     trained = c.sub("trained_with")
     epochs = c.get("epochs", int)
-    if epochs < 0 or seed < 0 or not 0 < fraction < 1:
-        c.fail("'epochs'/'split'", "are out of range")
+    if not 0 <= epochs < 2**63:
+        c.fail("'epochs'", "is out of range")
     return Description(
         task,
         list(features),
@@ -378,7 +444,7 @@ def read_description(path: Path) -> Description:
         source,
         seed,
         fraction,
-        list(test_rows),
+        rows_sha256,
         output,
         hyper,
         trained.get("backend", str),
@@ -388,13 +454,15 @@ def read_description(path: Path) -> Description:
     )
 
 
-def read_history(path: Path) -> tuple[list[float], list[float]]:
-    """history.csv's train and test loss per epoch.
+def read_history(path: Path, epochs: int) -> tuple[list[float], list[float]]:
+    """history.csv's train and test loss for each of the ``epochs`` epochs model.json counts.
 
     Raises:
-        GraphFileError: naming the file and line: missing, not the expected header or rows.
+        GraphFileError: naming the file and line: missing, larger than so many epochs need,
+            not the expected header or rows, or another number of epochs.
     """
-    raw = read_regular_file(path, what="model file", limit=TEXT_LIMIT)
+    limit = min(TEXT_LIMIT, 64 + HISTORY_LINE * epochs)
+    raw = read_regular_file(path, what="model file", limit=limit)
     try:
         lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError:
@@ -414,6 +482,11 @@ def read_history(path: Path) -> tuple[list[float], list[float]]:
             raise GraphFileError(f"{path}:{number}: expected epoch {number - 1} and two losses")
         train.append(values[0])
         test.append(values[1])
+    if len(train) != epochs:
+        raise GraphFileError(
+            f"{path}: has {len(train)} epochs but model.json says {epochs}; the files do not "
+            "belong together"
+        )
     return train, test
 
 
@@ -436,16 +509,19 @@ def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]
 # ---------------------------------------------------------------------------- the model
 
 
-def load(folder: str | Path, backend: str | None = None, dtype: str = "float64") -> Model:
+def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> Model:
     """Load a model folder written by ``graphbp train``.
 
     Args:
         folder: the ``--out`` folder.
-        backend: the backend to compile for (default: ``$GRAPHBP_BACKEND`` or numpy).
-        dtype: ``"float64"`` or ``"float32"``.
+        backend: the backend to compile for (default: ``$GRAPHBP_BACKEND`` if set, else the
+            one the model was trained with if it is installed, else numpy).
+        dtype: ``"float64"`` or ``"float32"``, or a NumPy dtype or type of those (default:
+            the one the model was trained with).
 
     Raises:
         GraphFileError: a file is missing or malformed, naming it.
+        InputError: ``dtype`` is not float64 or float32.
     """
     from graphbp.graph import Network
 
@@ -478,10 +554,37 @@ def load(folder: str | Path, backend: str | None = None, dtype: str = "float64")
     metrics = _json(folder / "metrics.json", TEXT_LIMIT)
     if not isinstance(metrics, dict):
         raise GraphFileError(f"{folder / 'metrics.json'}: is not a JSON object; train again")
-    history = read_history(folder / "history.csv")
+    history = read_history(folder / "history.csv", about.epochs)
+    backend, dtype = trained_with(about, backend, dtype)
     prog = net.compile(backend, dtype)
     params = {n: prog.backend.asarray(arrays[str(n)], dtype) for n in net.params}
     return Model(folder, net, prog, params, about, metrics, history)
+
+
+def trained_with(about: Description, backend: str | None, dtype: Any) -> tuple[str, str]:
+    """The backend and dtype to compile a saved model for: those asked for, else
+    ``$GRAPHBP_BACKEND`` and the saved ones (the saved backend only if it is installed)."""
+    import os
+
+    from graphbp.errors import BackendNotInstalledError
+    from graphbp.registry import get_backend
+
+    backend = backend or os.environ.get("GRAPHBP_BACKEND")
+    if backend is None:
+        backend = about.backend
+        try:
+            get_backend(backend)
+        except BackendNotInstalledError:  # trained elsewhere, e.g. with jax: numpy predicts too
+            backend = "numpy"
+    if dtype is None:
+        dtype = about.dtype if about.dtype in ("float64", "float32") else "float64"
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = ""
+    if name not in ("float64", "float32"):
+        raise InputError(f"dtype {show(dtype, 40)} is not float64 or float32; choose one of them")
+    return backend, name
 
 
 class Model:
@@ -528,8 +631,9 @@ class Model:
         """Predictions for raw (unstandardised) feature rows.
 
         Args:
-            rows: a 2-D array (rows × features, in :attr:`features` order); a mapping of
-                column name → 1-D values (any order; a pandas DataFrame works too); or the
+            rows: a 2-D array (rows × features, in :attr:`features` order) of bools, integers
+                or floats (a list of lists works too); a mapping of column name → 1-D values
+                (any order; a pandas DataFrame or a NumPy structured array works too); or the
                 path of a CSV file with a header (read as ``graphbp train`` reads one). A
                 column of the target may be present and is ignored; any other missing or
                 extra column is an error. A 1-D array is refused (as in scikit-learn): use
@@ -540,7 +644,9 @@ class Model:
             Classification: a 1-D int64 array of class labels (the most probable class).
 
         Raises:
-            InputError: a missing or extra column, a wrong shape, NaN or Inf in the rows.
+            InputError: a missing or extra column, a wrong shape; NaN, Inf or a masked value
+                in the rows, or values that are not real numbers (complex, dates, text); rows
+                so far from the training rows that the prediction is not finite.
             GraphFileError: the CSV file cannot be read (naming the file and line).
         """
         scores = self._scores(rows)
@@ -551,7 +657,15 @@ class Model:
         mean, std = self.stats.y_mean, self.stats.y_std
         if mean is None or std is None:  # read_description gives a regression both
             raise GraphFileError(f"{self.path}: a regression model without the target's statistics")
-        values: np.ndarray[Any, Any] = (scores * std + mean)[:, 0]
+        with np.errstate(all="ignore"):
+            values: np.ndarray[Any, Any] = (scores * std + mean)[:, 0]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InputError(
+                f"row {row}: the prediction of {show(self.target)} overflows float64 in the "
+                "target's units; the row lies far outside the rows the model was trained on"
+            )
         return values
 
     def predict_proba(self, rows: Any) -> np.ndarray[Any, Any]:
@@ -581,13 +695,12 @@ class Model:
                 dict(zip(data.feature_names, data.x.T, strict=True)), str(rows)
             )
         if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a pandas DataFrame
-            rows = {str(c): np.asarray(rows[c]) for c in rows.columns}
+            rows = {c: rows[c] for c in rows.columns}
+        elif isinstance(rows, np.ndarray) and rows.dtype.names:  # a structured array
+            rows = {n: rows[n] for n in rows.dtype.names}
         if isinstance(rows, Mapping):
             return self.columns_to_rows(rows, "the mapping")
-        try:
-            x = np.asarray(rows, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"rows cannot be read as numbers ({exc}); pass a 2-D array") from None
+        x = _real(rows, "rows")
         if x.ndim != 2:
             one = (
                 "; one row: x.reshape(1, -1), one feature: x.reshape(-1, 1)" if x.ndim == 1 else ""
@@ -608,6 +721,9 @@ class Model:
         """Named 1-D columns (the target's may be among them) as a 2-D array of the
         feature columns in order; ``what`` names them in messages (e.g. the file)."""
         names = [str(k) for k in columns]
+        if len(set(names)) != len(names):
+            twice = next(n for i, n in enumerate(names) if n in names[:i])
+            raise InputError(f"{what} names column {show(twice)} twice (keys are compared as text)")
         missing = [f for f in self.features if f not in names]
         extra = [n for n in names if n not in self.features and n != self.target]
         if missing:
@@ -622,10 +738,7 @@ class Model:
         by_name = {str(k): v for k, v in columns.items()}
         values = []
         for f in self.features:
-            try:
-                v = np.asarray(by_name[f], dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"column {show(f)} cannot be read as numbers ({exc})") from None
+            v = _real(by_name[f], f"column {show(f)}")
             if v.ndim != 1:
                 raise InputError(
                     f"column {show(f)} must be 1-D (one value per row), got shape {v.shape}"
@@ -638,7 +751,15 @@ class Model:
 
     def _scores(self, rows: Any) -> np.ndarray[Any, Any]:
         """The output node's values (standardised target, or class scores) for raw rows."""
-        x = (self.feature_rows(rows) - self.stats.x_mean) / self.stats.x_std
+        raw = self.feature_rows(rows)
+        with np.errstate(all="ignore"):
+            x = (raw - self.stats.x_mean) / self.stats.x_std
+        _finite(
+            x,
+            self.features,
+            "is too far from the training rows' mean to be standardised",
+            "check its units",
+        )
         prog, out = self.program, self.output
         chunks = [np.empty((0, 1 if self.classes is None else len(self.classes)))]
         with np.errstate(all="ignore"):
@@ -646,7 +767,58 @@ class Model:
                 part = prog.forward(self.params, {"x": x[start : start + CHUNK_ROWS]}, [out])
                 chunks.append(np.asarray(prog.backend.to_numpy(part[out]), dtype=np.float64))
         scores: np.ndarray[Any, Any] = np.concatenate(chunks)
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            far = int(np.argmax(np.abs(x[row])))
+            raise InputError(
+                f"row {row}: the network's output {show(self.output)} is NaN or Inf; the row lies "
+                f"far outside the rows the model was trained on (column {show(self.features[far])}"
+                f" is {x[row, far]:.3g} standard deviations from their mean)"
+            )
         return scores
+
+
+_KINDS = {
+    "c": "complex numbers",
+    "M": "dates (datetime64)",
+    "m": "durations (timedelta64)",
+    "U": "text",
+    "S": "bytes",
+    "V": "raw records",
+}
+
+
+def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
+    """``value`` as a float64 array, if it holds real numbers (bools, integers, floats, or
+    objects that are real numbers); complex numbers, dates, text or masked values are refused
+    rather than converted (a conversion would drop an imaginary part or a mask, or parse)."""
+    if np.ma.isMaskedArray(value):
+        mask = np.ma.getmaskarray(value)
+        if mask.any():
+            at = [int(i) for i in np.argwhere(mask)[0]]
+            raise InputError(f"{what}: a masked value at {at}; fill it (np.ma.filled) or drop it")
+        value = np.ma.getdata(value)
+    try:
+        a = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} cannot be read as an array ({show(str(exc), 80)})") from None
+    if a.dtype.kind == "O":
+        for v in a.flat:
+            if not isinstance(v, numbers.Real | np.bool_):
+                raise InputError(
+                    f"{what}: {show(v, 30)} (a {type(v).__name__}) is not a real number; "
+                    "fill in missing values and convert the values to numbers"
+                )
+    elif a.dtype.kind not in "biuf":
+        hint = ": pass x.real if the imaginary parts are 0" if a.dtype.kind == "c" else ""
+        raise InputError(
+            f"{what}: {_KINDS.get(a.dtype.kind, 'values')} (dtype {show(str(a.dtype), 40)}), "
+            f"not real numbers (bool, integer or float){hint}"
+        )
+    with np.errstate(all="ignore"):
+        out: np.ndarray[Any, Any] = a.astype(np.float64)
+    return out
 
 
 def _listed(names: Sequence[str], shown: int = 10) -> str:
@@ -654,9 +826,14 @@ def _listed(names: Sequence[str], shown: int = 10) -> str:
     return text if len(names) <= shown else f"{text}, … ({len(names)} columns)"
 
 
-def _finite(x: np.ndarray[Any, Any], names: Sequence[str]) -> np.ndarray[Any, Any]:
+def _finite(
+    x: np.ndarray[Any, Any],
+    names: Sequence[str],
+    problem: str = "holds NaN or Inf",
+    fix: str = "fill or drop it",
+) -> np.ndarray[Any, Any]:
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InputError(f"column {show(names[col])} holds NaN or Inf (row {row}); fill or drop it")
+        raise InputError(f"column {show(names[col])} {problem} (row {row}); {fix}")
     return x

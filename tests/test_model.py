@@ -43,7 +43,8 @@ def held_out(folder: Path, example: str) -> tuple[Any, Any, dict[str, Any]]:
     """The raw (unstandardised) held-out rows of the model's split, and model.json."""
     about = json.loads((folder / "model.json").read_text())
     data = load_example(example)
-    rows = about["split"]["test_rows"]
+    rows = gb.load(folder).description.test_rows
+    assert len(rows) == about["split"]["test_rows"]
     return data.x[rows], data.y[rows, 0], about
 
 
@@ -193,6 +194,7 @@ def test_graphbp_predict_refuses_a_missing_or_extra_column(
 # ------------------------------------------------------------------------------- --resume
 
 FILES = ("model.json", "params.npz", "optimizer.npz", "history.csv", "metrics.json")
+ALL_FILES = (*FILES, "network.json", "loss.png", "loss.svg", "chain_rule.svg", "graph.html")
 
 
 @pytest.mark.parametrize(
@@ -213,7 +215,8 @@ def test_n_epochs_then_resume_m_equals_one_run_of_n_plus_m(
     assert run.returncode == 0, run.stderr
     assert "epochs 4–5" in run.stdout and "batch 64" in run.stdout
     whole = train(tmp_path / "b", "train", "--epochs", "5", *common)
-    for name in FILES:
+    assert sorted(p.name for p in whole.iterdir()) == sorted(ALL_FILES)
+    for name in ALL_FILES:
         assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
     assert len(gb.load(resumed).history["test_loss"]) == 5
 
@@ -302,6 +305,14 @@ def _pickled(folder: Path) -> None:
     (folder / "params.npz").write_bytes(buffer.getvalue())
 
 
+def _compressed(path: Path) -> bytes:
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def _set(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
     for key in path[:-1]:
         data = data[key]
@@ -352,15 +363,42 @@ HOSTILE = {
             ),
         ),
     ),
-    "row index": (
+    "held-out count": (
         "model.json",
-        _edit_json("model.json", lambda d: _set(d, ("split", "test_rows"), [10**6])),
+        _edit_json("model.json", lambda d: _set(d, ("split", "test_rows"), 10**6)),
+    ),
+    "held-out list": (  # graphbp 0.x listed the rows; a list of any size is refused unread
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("split", "test_rows"), [0] * 1000)),
+    ),
+    "rows": ("model.json", _edit_json("model.json", lambda d: _set(d, ("data", "rows"), 10**12))),
+    "duplicate key": (
+        "model.json",
+        lambda f: (f / "model.json").write_text(
+            (f / "model.json").read_text().replace('"task":', '"task": "x", "task":', 1)
+        ),
+    ),
+    "subnormal std": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("standardisation", "x_std"), [5e-324] * 10)),
+    ),
+    "huge std": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("standardisation", "y_std"), [1e308])),
+    ),
+    "compressed npz": (  # 1 MB of zeros packs into 1 KB: its size would not bound the read
+        "params.npz",
+        lambda f: (f / "params.npz").write_bytes(_compressed(f / "params.npz")),
     ),
     "not an object": ("model.json", lambda f: (f / "model.json").write_text("[1]")),
     "bad history": ("history.csv", lambda f: (f / "history.csv").write_text("epoch,loss\n1,2\n")),
     "NaN history": (
         "history.csv",
         lambda f: (f / "history.csv").write_text("epoch,train_loss,test_loss\n1,nan,1\n"),
+    ),
+    "history longer than the epochs": (
+        "history.csv",
+        lambda f: (f / "history.csv").write_text((f / "history.csv").read_text() + "5,1.0,1.0\n"),
     ),
     "metrics list": ("metrics.json", lambda f: (f / "metrics.json").write_text("[]")),
     "network JSON": ("network.json", lambda f: (f / "network.json").write_text("{}")),
@@ -448,3 +486,211 @@ def test_split_with_saved_statistics_standardises_as_before() -> None:
     np.testing.assert_array_equal(
         fresh.x_train, (data.x[fresh.train_rows] - fresh.stats.x_mean) / fresh.stats.x_std
     )
+
+
+# ------------------------------------------------------------------------- review fixes
+
+DIABETES_CSV = Path(gb.__file__).parent / "data" / "diabetes.csv"
+
+
+def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``graphbp predict ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
+    import contextlib
+
+    from graphbp.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.chdir(tmp_path),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        status = main(["predict", *args])
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_predict_o_refuses_streams_devices_its_input_and_the_model_folder(
+    regression: Path, tmp_path: Path
+) -> None:
+    import os
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("".join(DIABETES_CSV.read_text().splitlines(keepends=True)[:4]))
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to_stdout").symlink_to("/dev/stdout")
+    model_file = regression / "params.npz"
+    before = model_file.read_bytes()
+    for target, why in [
+        ("fifo", "pipe, device or socket"),
+        ("to_stdout", "device or a stream"),  # (never /dev itself: a regression would replace it)
+        ("rows.csv", "is the input CSV"),
+        (str(model_file), "inside the model folder"),
+        (str(regression / "new.csv"), "inside the model folder"),
+    ]:
+        status, out, err = _predict(tmp_path, str(regression), "rows.csv", "-o", target)
+        assert status == 2 and why in err and err.count("\n") == 1, (target, err)
+        assert out == ""
+    assert model_file.read_bytes() == before and rows.read_text().startswith("age,")
+    assert (tmp_path / "to_stdout").is_symlink()
+    (tmp_path / "real.csv").write_text("old\n")  # a link to a file: the file is written
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    assert _predict(tmp_path, str(regression), "rows.csv", "-o", "link.csv")[0] == 0
+    assert (tmp_path / "link.csv").is_symlink()
+    assert (tmp_path / "real.csv").read_text().splitlines()[0] == "target"
+    status, out, _ = _predict(tmp_path, str(regression), "rows.csv", "-o", "./-")
+    assert status == 0 and out == "" and len((tmp_path / "-").read_text().splitlines()) == 4
+
+
+def test_predictions_that_overflow_are_one_error_and_no_numpy_warning(
+    regression: Path, tmp_path: Path
+) -> None:
+    model = gb.load(regression)
+    with pytest.raises(gb.InputError, match="row 0") as caught:
+        model.predict(np.full((1, 10), 1e308))
+    assert "\n" not in str(caught.value)
+    lines = DIABETES_CSV.read_text().splitlines()
+    (tmp_path / "big.csv").write_text(f"{lines[0]}\n{','.join(['1e308'] * 11)}\n")
+    status, out, err = _predict(tmp_path, str(regression), "big.csv")  # warnings are errors
+    assert status == 2 and "row 0" in err and err.count("\n") == 1 and out == ""
+
+
+def test_class_labels_beyond_int64_are_refused_at_load(classifier: Path, tmp_path: Path) -> None:
+    for labels in ([2**63, *range(1, 10)], [10**30, *range(1, 10)]):
+        folder = tmp_path / "model"
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(classifier, folder)
+        _edit_json("model.json", lambda d, labels=labels: _set(d, ("classes",), labels))(folder)
+        with pytest.raises(gb.GraphFileError, match="64-bit integers"):
+            gb.load(folder)
+
+
+@pytest.fixture(scope="module")
+def float32_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    cwd = tmp_path_factory.mktemp("float32")
+    run = graphbp(
+        *DIABETES, "--dtype", "float32", "--out", "model", cwd=cwd, env={"TQDM_MININTERVAL": "0"}
+    )
+    assert run.returncode == 0, run.stderr
+    return cwd / "model", run
+
+
+def test_the_progress_bar_shows_the_loss_per_row_of_the_table(float32_run: Any) -> None:
+    import re
+
+    folder, run = float32_run
+    shown = re.findall(r"loss per row: train ([0-9.e+-]+), test ([0-9.e+-]+)", run.stderr)
+    history = gb.load(folder).history
+    assert shown == [
+        (f"{a:.4g}", f"{b:.4g}")
+        for a, b in zip(history["train_loss"], history["test_loss"], strict=True)
+    ]
+    final = re.search(r"loss: train ([0-9.]+)", run.stdout)
+    assert final is not None and float(final.group(1)) == pytest.approx(
+        float(shown[-1][0]), abs=1e-3
+    )
+
+
+def test_load_and_resume_keep_the_saved_dtype(float32_run: Any, tmp_path: Path) -> None:
+    folder, _ = float32_run
+    assert gb.load(folder).program.dtype == "float32"
+    assert gb.load(folder, dtype=np.float32).program.dtype == "float32"
+    assert gb.load(folder, dtype=np.dtype("float64")).program.dtype == "float64"
+    with pytest.raises(gb.InputError, match="float64 or float32"):
+        gb.load(folder, dtype=np.int32)
+    run = graphbp("train", "--resume", str(folder), "--epochs", "1", "--out", "more", cwd=tmp_path)
+    assert run.returncode == 0 and "numpy float32" in run.stdout, run.stderr
+    assert gb.load(tmp_path / "more").description.dtype == "float32"
+
+
+def test_the_loss_figure_is_the_same_bytes_each_time_and_marks_few_epochs() -> None:
+    import re
+
+    from graphbp.figures import loss_curve
+
+    first, again = loss_curve([0.9, 0.5], [1.0, 0.6], "u"), loss_curve([0.9, 0.5], [1.0, 0.6], "u")
+    assert first == again
+    svg = loss_curve([0.9], [1.0], "u")["loss.svg"].decode()  # one epoch: one dot per curve
+    for colour in ("#1f77b4", "#ff7f0e"):  # train, test
+        assert re.search(rf'<g clip-path="[^"]*">\s*<use [^>]*fill: {colour}', svg), colour
+
+
+def test_predict_scores_only_the_rows_whose_target_is_given(
+    regression: Path, tmp_path: Path
+) -> None:
+    lines = DIABETES_CSV.read_text().splitlines()
+    header, rows = lines[0], [line.rsplit(",", 1)[0] for line in lines[1:4]]
+    csv = [header, f"{rows[0]},", f"{rows[1]},nan", f"{rows[2]},{lines[3].rsplit(',', 1)[1]}"]
+    (tmp_path / "rows.csv").write_text("\n".join(csv) + "\n")
+    model = gb.load(regression)
+    status, out, err = _predict(tmp_path, str(regression), "rows.csv")
+    assert status == 0, err
+    assert [float(v) for v in out.splitlines()[1:]] == model.predict(tmp_path / "rows.csv").tolist()
+    assert "R² undefined" in err and "on 1 of the 3 rows" in err and "where it is given" in err
+    (tmp_path / "header.csv").write_text(header + "\n")  # no rows: no predictions, as for x[:0]
+    assert model.predict(tmp_path / "header.csv").shape == (0,)
+    status, out, err = _predict(tmp_path, str(regression), "header.csv")
+    assert (status, out, err) == (0, "target\n", "")
+
+
+def test_predict_takes_real_numbers_only(regression: Path) -> None:
+    model = gb.load(regression)
+    x, _, _ = held_out(regression, "diabetes")
+    x = x[:3]
+    expected = model.predict(x)
+    refused = {
+        "complex numbers": x + 1j,
+        "dates": np.zeros((3, 10), "datetime64[s]"),
+        "durations": np.zeros((3, 10), "timedelta64[s]"),
+        "text": x.astype(str),
+        "masked value at": np.ma.masked_array(x, mask=np.eye(3, 10) > 0),
+        "not a real number": np.array([[None] * 10] * 3, dtype=object),
+    }
+    for what, rows in refused.items():
+        with pytest.raises(gb.InputError, match=what) as caught:
+            model.predict(rows)
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 200
+    records = np.rec.fromarrays(list(x.T[::-1]), names=model.features[::-1])
+    assert np.array_equal(model.predict(records), expected)  # named columns, any order
+    assert np.array_equal(model.predict(x.astype(object)), expected)
+    with pytest.raises(gb.InputError, match="text"):
+        model.predict({n: x[:, j].astype(str) for j, n in enumerate(model.features)})
+
+
+def test_resume_checks_the_data_before_reading_it(regression: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    (tmp_path / "passwords.txt").write_text("user,target\nadmin:hunter2,1\n")
+
+    def point_at_the_secret(d: dict[str, Any]) -> None:
+        d["data"].update(example=None, csv=str(tmp_path / "passwords.txt"))
+
+    _edit_json("model.json", point_at_the_secret)(folder)
+    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
+    assert run.returncode == 2 and "the data changed since" in run.stderr, run.stderr
+    assert "hunter2" not in run.stderr and "admin" not in run.stderr
+
+
+def test_the_held_out_rows_are_recomputed_and_checked(regression: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    _edit_json("model.json", lambda d: _set(d, ("split", "test_rows_sha256"), "0" * 64))(folder)
+    model = gb.load(folder)  # predicting needs no split
+    with pytest.raises(gb.GraphFileError, match="held-out rows"):
+        _ = model.description.test_rows
+
+
+def test_predict_proba_writes_the_probabilities_of_each_class(
+    classifier: Path, regression: Path, tmp_path: Path
+) -> None:
+    digits = Path(gb.__file__).parent / "data" / "digits.csv"
+    (tmp_path / "rows.csv").write_text("".join(digits.read_text().splitlines(True)[:6]))
+    status, out, err = _predict(tmp_path, str(classifier), "rows.csv", "--proba")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "label," + ",".join(f"proba_{c}" for c in range(10))
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    model = gb.load(classifier)
+    assert np.array_equal(table[:, 0], model.predict(tmp_path / "rows.csv"))
+    assert np.array_equal(table[:, 1:], model.predict_proba(tmp_path / "rows.csv"))
+    status, _, err = _predict(tmp_path, str(regression), str(DIABETES_CSV), "--proba")
+    assert status == 2 and "--proba needs a classifier" in err
