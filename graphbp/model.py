@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphbp.errors import GraphFileError, InputError, show
+from graphbp.errors import GraphFileError, InputError, article, show
 from graphbp.io import read_regular_file
 
 if TYPE_CHECKING:
@@ -807,7 +807,7 @@ def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
         for v in a.flat:
             if not isinstance(v, numbers.Real | np.bool_):
                 raise InputError(
-                    f"{what}: {show(v, 30)} (a {type(v).__name__}) is not a real number; "
+                    f"{what}: {show(v, 30)} ({article(type(v).__name__)}) is not a real number; "
                     "fill in missing values and convert the values to numbers"
                 )
     elif a.dtype.kind not in "biuf":
