@@ -87,3 +87,13 @@ def _drawing(path: Path) -> list[tuple[str, str, str]]:
     """Each element's tag, id and text, and every stroke colour: the SVG without coordinates."""
     root = ET.parse(path).getroot()
     return [(e.tag, e.get("id", ""), (e.text or "") + e.get("stroke", "")) for e in root.iter()]
+
+
+def test_the_jax_sections_r2_is_the_quick_starts() -> None:
+    """The JAX section quotes the test R² the Quick start's transcript shows for NumPy."""
+    quick = re.search(r"^graphbp network +[\d.]+ +[\d.]+ +[\d.]+ +([\d.]+)$", _text(), re.M)
+    jax = re.search(
+        r"`graphbp train --backend jax` reaches the same test R²\s+\(([\d.]+)\)", _text()
+    )
+    assert quick is not None and jax is not None
+    assert jax[1] == quick[1]
