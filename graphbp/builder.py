@@ -77,6 +77,13 @@ class Value:
     def __repr__(self) -> str:
         return f"Value({self.name!r}, op={self.op!r}, shape={self.shape!r})"
 
+    def __bool__(self) -> bool:
+        raise GraphError(
+            f"value {show(self.name)} (op {self.op!r}) is a node of the graph being built, with "
+            "no value yet, so it is neither true nor false; a branch (if, and, or, while) on it "
+            "cannot become part of the graph: compute both sides and combine them with ops"
+        )
+
     def __add__(self, other: object) -> Value:
         return self._builder.op("add", self, other)
 

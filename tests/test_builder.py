@@ -1033,3 +1033,11 @@ def test_jax_arrays_are_operands_and_consts() -> None:
     values = [d["value"] for _, d in net.graph.nodes(data=True) if d["op"] == "const"]
     assert all(type(v) is np.ndarray for v in values)
     assert net.compile("numpy").loss({}, {"x": np.zeros((2, 3))}) == 2 * 3.0
+
+
+@pytest.mark.parametrize("use", [bool, lambda v: v and 1, lambda v: 1 if v else 0, lambda v: not v])
+def test_a_value_has_no_truth_value(use: Callable[[Any], Any]) -> None:
+    b = gb.Builder()
+    x = b.input("x", (None, 3))
+    with pytest.raises(GraphError, match=r"value 'x' \(op 'input'\) .* neither true nor false"):
+        use(x)
