@@ -14,13 +14,14 @@ import networkx as nx
 from graphbp.errors import GraphError, article, show
 from graphbp.graph import (
     NAME_RULE,
+    TEXT_RULE,
     Network,
-    _attrs,
-    _const_array,
-    _name_problem,
-    _text_problem,
+    checked_attrs,
+    const_array,
     name_key,
+    name_problem,
     plain_attrs,
+    text_problem,
 )
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
 from graphbp.registry import get_op
@@ -410,12 +411,9 @@ class Builder:
     def scope(self, name: str) -> Iterator[str]:
         """Give every node made inside ``with b.scope(name):`` the attribute ``scope``
         (nested scopes join with ``/``); yields the full scope."""
-        problem = _text_problem(name) if isinstance(name, str) else f"not a str ({show(name)})"
+        problem = text_problem(name) if isinstance(name, str) else f"not a str ({show(name)})"
         if problem is not None:
-            raise GraphError(
-                f"b.scope({show(name)}): a scope is a str of 1 to 1000 characters with no "
-                f"control or format characters; this is {problem}"
-            )
+            raise GraphError(f"b.scope({show(name)}): a scope is {TEXT_RULE}; this is {problem}")
         self._scopes.append(name)
         try:
             yield "/".join(self._scopes)
@@ -481,9 +479,9 @@ class Builder:
             if plugin is not None:
                 draft.ops[node] = plugin
             draft.operands[node] = tuple(v.name for v in values)
-            draft.attrs[node] = _attrs(draft.graph, node, kind, plugin)
+            draft.attrs[node] = checked_attrs(draft.graph, node, kind, plugin)
             if kind == "const":
-                self._values[node] = _const_array(node, data["value"])
+                self._values[node] = const_array(node, data["value"])
             infer_node(draft, node, self._values, self._concrete, self._shapes)
         return Value(self, node, op, self._shapes[node])
 
@@ -495,7 +493,7 @@ class Builder:
         if not isinstance(value, np.ndarray | np.generic) and _converts_to_array(value):
             with suppress(Exception):  # a broken or exotic __array__: refused below as it is
                 value = np.asarray(value)
-        array = _const_array(node, value, subject)  # checked, as a float64 array (a copy)
+        array = const_array(node, value, subject)  # checked, as a float64 array (a copy)
         stored: Any = array  # as the graph file will hold it:
         if type(value) in (int, float):
             stored = value  # a Python number as given
@@ -564,7 +562,7 @@ class Builder:
 
     def _named(self, name: object) -> Name:
         """``name``, checked against the node-name rule and the names taken."""
-        problem = _name_problem(name)
+        problem = name_problem(name)
         if problem is not None or not isinstance(name, str | int):
             raise GraphError(f"the name {show(name)} is {problem}; {NAME_RULE}")
         self._free(name, "the name")

@@ -32,6 +32,7 @@ from graphbp.errors import (
     NonFiniteError,
     PluginError,
     article,
+    exc_text,
     show,
     visible,
 )
@@ -155,10 +156,8 @@ file's column names or attribute values, which a hostile file can make megabytes
 
 
 def _one_line(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
-    """The message of ``exc`` on one line: control characters (newlines, escapes that a
-    terminal would obey) shown escaped, and at most ``limit`` characters."""
-    text = visible(str(exc))
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+    """The message of ``exc`` on one line, at most ``limit`` characters (``exc_text``)."""
+    return exc_text(exc, limit)
 
 
 def _check_arguments(args: argparse.Namespace) -> None:

@@ -95,3 +95,26 @@ def visible(text: str) -> str:
     return "".join(
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
     )
+
+
+def exc_text(exc: BaseException, limit: int = 500) -> str:
+    """The message of ``exc`` to put into another message: written visibly (see
+    ``visible``), so on one line; at most ``limit`` characters (then ``… (N characters)``);
+    ``(no message)`` when empty. Safe for any exception, even a plugin's whose ``__str__``
+    raises."""
+    try:
+        text = str(exc)
+    except Exception:  # a plugin's broken __str__, an int too long for str()
+        text = f"<{type(exc).__name__} whose message cannot be read>"
+    shown = visible(text[: limit + 1])
+    if len(text) <= limit and len(shown) <= limit:
+        return shown or "(no message)"
+    return f"{shown[:limit]}… ({len(text):,} characters)"
+
+
+def index_text(position: Any) -> str:
+    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``); empty
+    for the one value of a 0-d array."""
+    if not len(position):
+        return ""
+    return f"[{', '.join(str(int(k)) for k in position)}]"

@@ -33,10 +33,12 @@ INITS = ("glorot", "he", "normal", "uniform", "zeros", "ones")
 
 MAX_NAME = 1000
 """The longest node name, scope or attribute key, in characters."""
-NAME_RULE = (
-    "a node name is a str of 1 to 1000 characters with no control or format characters "
-    "(such as newline or NUL) and no lone surrogates, or an int (not bool) of at most 64 bits"
+TEXT_RULE = (
+    f"a str of 1 to {MAX_NAME} characters with no control or format characters (such as "
+    "newline or NUL) and no lone surrogates"
 )
+"""The rule of node names that are text, scopes and attribute keys, as messages state it."""
+NAME_RULE = f"a node name is {TEXT_RULE}, or an int (not bool) of at most 64 bits"
 """The node-name rule, as error messages state it."""
 GRAPH_FILE_LIMIT = 16 * 2**20
 """The largest graph file ``Network.from_json`` reads, in bytes: some 180,000 nodes as
@@ -102,7 +104,7 @@ class Network:
             n: _operands(n, self.ops.get(n), edges[n], self._graph) for n in self.order
         }
         self.attrs: dict[Hashable, dict[str, Any]] = {
-            n: _attrs(self._graph, n, self.kind[n], self.ops.get(n)) for n in self.order
+            n: checked_attrs(self._graph, n, self.kind[n], self.ops.get(n)) for n in self.order
         }
         """Each node's attributes besides op, shape and scope: an op node's are passed to its
         op as keyword arguments; a leaf's are its ``init`` or ``value``."""
@@ -110,7 +112,7 @@ class Network:
         self.params = [n for n in self.order if self.kind[n] == "param"]
         self.consts = [n for n in self.order if self.kind[n] == "const"]
         self.shapes: dict[Hashable, Shape | None] = infer_shapes(
-            self, {n: _const_array(n, self._graph.nodes[n]["value"]) for n in self.consts}
+            self, {n: const_array(n, self._graph.nodes[n]["value"]) for n in self.consts}
         )
         loss_shape = self.shapes[self.loss]
         if loss_shape is not None and loss_shape != ():
@@ -285,8 +287,9 @@ def _kind(value: Any) -> str:
     return article(names.get(type(value), type(value).__name__))
 
 
-def _text_problem(text: str) -> str | None:
-    """Why ``text`` breaks the text rule of names, scopes and keys; None if it does not."""
+def text_problem(text: str) -> str | None:
+    """Why ``text`` breaks ``TEXT_RULE``, the rule of text names, scopes and attribute keys
+    (as "a str of 1,001 characters"); None if it does not."""
     if not 1 <= len(text) <= MAX_NAME:
         return f"a str of {len(text):,} characters"
     if text.isascii() and text.isprintable():
@@ -300,14 +303,15 @@ def _text_problem(text: str) -> str | None:
     return None
 
 
-def _name_problem(name: Any) -> str | None:
-    """Why ``name`` breaks the node-name rule (``NAME_RULE``); None if it does not."""
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` breaks the node-name rule, ``NAME_RULE`` (as "a bool", "a list"); None
+    if it does not."""
     if isinstance(name, bool):
         return "a bool"
     if isinstance(name, int):
         return None if -(2**63) <= name < 2**63 else "an int beyond 64 bits"
     if isinstance(name, str):
-        return _text_problem(name)
+        return text_problem(name)
     return _kind(name)
 
 
@@ -360,7 +364,7 @@ def _check_names(g: nx.DiGraph) -> None:
     distinct texts (the int 0 and the str "0" would be one key in params.npz, one label)."""
     texts: dict[str, Hashable] = {}
     for node, data in g.nodes(data=True):
-        problem = _name_problem(node)
+        problem = name_problem(node)
         if problem is not None:
             raise GraphError(f"node {show(node)} has a name that is {problem}; {NAME_RULE}")
         text = name_key(node)
@@ -377,20 +381,19 @@ def _check_names(g: nx.DiGraph) -> None:
                 "name, so it would not survive to_json; rename the attribute"
             )
         for key in data:
-            problem = _text_problem(key) if isinstance(key, str) else _kind(key)
+            problem = text_problem(key) if isinstance(key, str) else _kind(key)
             if problem is not None:
                 raise GraphError(
                     f"node {node!r} has an attribute key {show(key)} that is {problem}; "
-                    "attribute keys are str that follow the text rule of names: "
-                    f"{NAME_RULE.split(', or')[0]}"
+                    f"an attribute key is {TEXT_RULE}, as a text node name is"
                 )
         scope = data.get("scope")
         if scope is not None:
-            problem = _text_problem(scope) if isinstance(scope, str) else _kind(scope)
+            problem = text_problem(scope) if isinstance(scope, str) else _kind(scope)
             if problem is not None:
                 raise GraphError(
-                    f"node {node!r} has scope={show(scope)}, {problem}; a scope is a str "
-                    f"that follows the text rule of names: {NAME_RULE.split(', or')[0]}"
+                    f"node {node!r} has scope={show(scope)}, {problem}; a scope is {TEXT_RULE}, "
+                    "as a text node name is"
                 )
 
 
@@ -399,7 +402,7 @@ def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:
     output = g.graph.get("output")
     if output is None:
         return
-    problem = _name_problem(output)
+    problem = name_problem(output)
     if problem is not None or output not in g:
         raise GraphError(
             f"graph['output'] is {show(output)}, which is not a node of the graph; name the "
@@ -478,7 +481,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
                 'object with an "id" and an "op"'
             )
         node = item["id"]
-        problem = _name_problem(node)
+        problem = name_problem(node)
         if problem is not None:
             raise GraphError(f"nodes[{i}] has id {show(node)}, {problem}; {NAME_RULE}")
         if node in g:
@@ -498,7 +501,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
         for end in ("source", "target"):
             if end not in item:
                 raise GraphError(f'{key}[{i}] has no "{end}"; give the id of a node')
-            if _name_problem(item[end]) is not None or item[end] not in g:
+            if name_problem(item[end]) is not None or item[end] not in g:
                 raise GraphError(
                     f"{key}[{i}] has {end} {show(item[end])}, which is not the id of a node"
                 )
@@ -510,7 +513,7 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
             extra["arg"] = tuple(extra["arg"])
         if multigraph:
             k = item.get("key")
-            if k is not None and (_name_problem(k) is not None or g.has_edge(u, v, k)):
+            if k is not None and (name_problem(k) is not None or g.has_edge(u, v, k)):
                 raise GraphError(
                     f"{key}[{i}] ({u!r} → {v!r}) has key {show(k)}; an edge key is a str or "
                     "int, unique among the edges between the same two nodes"
@@ -533,7 +536,7 @@ def _check_loss_named(g: nx.DiGraph, loss: Hashable | None) -> Hashable:
     loss = loss if loss is not None else g.graph.get("loss")
     if loss is None:
         raise GraphError("no loss node named; pass loss=... to Network or set graph['loss']")
-    if _name_problem(loss) is not None or loss not in g:
+    if name_problem(loss) is not None or loss not in g:
         sinks = sorted(map(str, (n for n in g if g.out_degree(n) == 0)))
         more = f" and {len(sinks) - 10:,} more" if len(sinks) > 10 else ""
         raise GraphError(
@@ -634,8 +637,14 @@ def _operands(
     return tuple(slots[i] for i in range(arity))
 
 
-def _attrs(g: nx.DiGraph, node: Hashable, kind: str, op: Op | None) -> dict[str, Any]:
-    """The node's attributes besides op, shape and scope, checked against what it takes."""
+def checked_attrs(g: nx.DiGraph, node: Hashable, kind: str, op: Op | None) -> dict[str, Any]:
+    """The attributes of ``node`` in ``g`` that go to its op (all but op, shape and scope),
+    checked against what the op (``op``) or the leaf kind (``kind``) takes.
+
+    Raises:
+        GraphError: a leaf lacks what its kind needs, or the node has an attribute its op
+            does not take (or one named like an argument graphbp passes the op itself).
+    """
     given = {k: v for k, v in g.nodes[node].items() if k not in RESERVED}
     if op is None:
         allowed = LEAF_ATTRS[kind]
@@ -697,7 +706,7 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-def _const_array(node: Hashable, value: Any, subject: str | None = None) -> Any:
+def const_array(node: Hashable, value: Any, subject: str | None = None) -> Any:
     """A const's value as a float64 NumPy array, or a GraphError naming the node (or what
     ``subject`` says, such as "operand 1 of 'add1' (op 'add') is VALUE").
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphbp.errors import GraphFileError, InputError, article, show
+from graphbp.errors import GraphFileError, InputError, article, exc_text, index_text, show
 from graphbp.io import read_regular_file
 
 if TYPE_CHECKING:
@@ -796,13 +796,13 @@ def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
     if np.ma.isMaskedArray(value):
         mask = np.ma.getmaskarray(value)
         if mask.any():
-            at = [int(i) for i in np.argwhere(mask)[0]]
+            at = index_text(np.argwhere(mask)[0]) or "()"  # () indexes a 0-d array
             raise InputError(f"{what}: a masked value at {at}; fill it (np.ma.filled) or drop it")
         value = np.ma.getdata(value)
     try:
         a = np.asarray(value)
     except (TypeError, ValueError) as exc:
-        raise InputError(f"{what} cannot be read as an array ({show(str(exc), 80)})") from None
+        raise InputError(f"{what} cannot be read as an array ({exc_text(exc)})") from None
     if a.dtype.kind == "O":
         for v in a.flat:
             if not isinstance(v, numbers.Real | np.bool_):

@@ -10,7 +10,8 @@ import unicodedata
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from graphbp.errors import GraphbpError, PluginError, article, show
+from graphbp.errors import GraphbpError, PluginError, article, exc_text, show
+from graphbp.frames import in_library
 
 Array = Any
 """An array of the active backend (numpy.ndarray, jax.Array, ...)."""
@@ -659,22 +660,20 @@ def plugin_raised(
     else:
         fix = f"this is a bug in the plugin: fix {plugin}.{method}"
     error = PluginError(
-        f"{where}: {method} raised {type(exc).__name__}: {_text(exc)} (called with {given}); {fix}"
+        f"{where}: {method} raised {type(exc).__name__}: {exc_text(exc)} "
+        f"(called with {given}); {fix}"
     )
     error.method = method
     return error
-
-
-_BUILT_IN = ("graphbp", "graphbp_ops")
-"""The packages of graphbp's own ops."""
 
 
 def _inner_raiser(op: Op, exc: BaseException) -> tuple[Op, str, list[Any], Any] | None:
     """The other op whose forward or vjp ``exc`` was raised in, called by ``op`` (``dense``
     calls its activation's): that op, the method and the operands and g it was given; None
     when it is ``op``'s own. The innermost plugin's method on the traceback is blamed, a
-    built-in op's only when no plugin's is there (a plugin that calls a built-in op is more
-    likely to have passed it something wrong than the built-in is to be wrong)."""
+    built-in op's (one whose code is graphbp's, ``graphbp.frames.in_library``) only when no
+    plugin's is there (a plugin that calls a built-in op is more likely to have passed it
+    something wrong than the built-in is to be wrong)."""
     frames = []
     tb = exc.__traceback__
     while tb is not None:
@@ -682,7 +681,7 @@ def _inner_raiser(op: Op, exc: BaseException) -> tuple[Op, str, list[Any], Any] 
         if isinstance(owner, Op) and tb.tb_frame.f_code.co_name in ("forward", "vjp"):
             frames.append((owner, tb.tb_frame))
         tb = tb.tb_next
-    plugins = [f for f in frames if type(f[0]).__module__.split(".")[0] not in _BUILT_IN]
+    plugins = [f for f in frames if not in_library(f[1].f_code.co_filename)]
     if not frames:
         return None
     inner, frame = (plugins or frames)[-1]
@@ -707,15 +706,6 @@ def _shape_of(value: Any) -> tuple[int, ...] | None:
         return None if shape is None else tuple(shape)
     except TypeError:
         return None
-
-
-def _text(exc: BaseException) -> str:
-    """An exception's message on one line (whatever its ``__str__`` does)."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = f"<{type(exc).__name__}>"
-    return " ".join(text.split())[:500] or "(no message)"
 
 
 def _where(op: Op, node: Hashable) -> str:

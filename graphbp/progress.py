@@ -5,10 +5,39 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
-def progress_bar(iterable: Any = None, **options: Any) -> Any:
+class ProgressBar(Protocol):
+    """What graphbp uses of a tqdm bar (tqdm itself has no type hints)."""
+
+    n: float
+    """The steps done so far."""
+
+    def update(self, n: float | None = 1) -> bool | None:
+        """Move the bar ``n`` steps on."""
+
+    def set_postfix(
+        self,
+        ordered_dict: Mapping[str, Any] | None = None,
+        refresh: bool | None = True,
+        **kwargs: Any,
+    ) -> None:
+        """Show ``key=value`` pairs after the bar."""
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        """Show ``s`` after the bar."""
+
+    def close(self) -> None:
+        """Clear (or leave) the bar and stop drawing it."""
+
+    def __enter__(self) -> ProgressBar: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def progress_bar(iterable: Any = None, **options: Any) -> ProgressBar:
     """A ``tqdm`` bar over ``iterable``, taking tqdm's options (``file``, ``delay``, ...).
 
     Inside a Jupyter kernel with ipywidgets installed it is ``tqdm.notebook``'s widget; in
@@ -19,10 +48,12 @@ def progress_bar(iterable: Any = None, **options: Any) -> Any:
     if in_widget_kernel():
         from tqdm.notebook import tqdm as notebook_bar
 
-        return notebook_bar(iterable, **options)
+        bar: ProgressBar = notebook_bar(iterable, **options)
+        return bar
     from tqdm.std import tqdm as text_bar
 
-    return text_bar(iterable, **options)
+    bar = text_bar(iterable, **options)
+    return bar
 
 
 def in_widget_kernel() -> bool:

@@ -9,17 +9,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import traceback
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_LIBRARIES = ("graphbp", "graphbp_numpy", "graphbp_jax", "numpy", "jax", "jaxlib")
-"""Packages whose frames are never the place to fix a plugin."""
+from graphbp.frames import in_library
 
 
 @pytest.fixture
@@ -61,8 +57,8 @@ def gradcheck() -> Callable[..., list[Any]]:
 
 def _raised_at(exc: BaseException) -> str:
     """Where the plugin code that raised under ``exc`` is: the innermost frame outside
-    graphbp, NumPy and JAX of the deepest exception chained under ``exc`` that has one
-    (empty when nothing a plugin ran raised)."""
+    graphbp, its ops, NumPy and JAX (``graphbp.frames.in_library``) of the deepest
+    exception chained under ``exc`` that has one (empty when nothing a plugin ran raised)."""
     chain: list[BaseException] = []
     cause = exc.__cause__
     while cause is not None and len(chain) < 20:
@@ -70,33 +66,8 @@ def _raised_at(exc: BaseException) -> str:
         cause = cause.__cause__
     for cause in reversed(chain):  # JAX chains its own internal error under the plugin's
         for frame in reversed(traceback.extract_tb(cause.__traceback__)):
-            if not _in_library(frame.filename):
+            if not in_library(frame.filename):
                 return (
                     f"\n  raised at {frame.filename}:{frame.lineno}, in {frame.name}: {frame.line}"
                 )
     return ""
-
-
-@cache
-def _library_folders() -> tuple[Path, ...]:
-    """The folders the installed libraries of ``_LIBRARIES`` live in (found without
-    importing them)."""
-    folders = []
-    for name in _LIBRARIES:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            continue
-        for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-            folders.append(Path(folder).resolve())
-    return tuple(folders)
-
-
-def _in_library(filename: str) -> bool:
-    """Whether ``filename`` is a module of one of the libraries (by its real location: a
-    user's own folder named graphbp, numpy or jax is not one)."""
-    try:
-        path = Path(filename).resolve()
-    except (OSError, RuntimeError):
-        return False
-    return any(path.is_relative_to(folder) for folder in _library_folders())

@@ -25,7 +25,7 @@ from graphbp.chain import (
     count_text,
     symbol,
 )
-from graphbp.errors import GraphvizError, InputError, PluginError, show, visible
+from graphbp.errors import GraphvizError, InputError, PluginError, exc_text, show, visible
 from graphbp.graph import Network
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _describe(net: Network, node: Hashable) -> tuple[str, tuple[str, ...]]:
         label, local = op.describe(net.attrs[node])
     except Exception as exc:  # a plugin's bug, in whatever form
         raise PluginError(
-            f"{where}: describe() raised {type(exc).__name__}: {show(str(exc))[1:-1]}; fix the "
+            f"{where}: describe() raised {type(exc).__name__}: {exc_text(exc)}; fix the "
             "op's describe (or its label and local_grads, which the default describe returns)"
         ) from exc
     arity = len(net.operands[node])

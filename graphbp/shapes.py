@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from graphbp.errors import GraphbpError, GraphError, PluginError, show
+from graphbp.errors import GraphbpError, GraphError, PluginError, exc_text, show
 from graphbp.op import OP, PROBE_LIMIT, Op, Shape, call_forward, defines_shape, shapes_agree
 from graphbp.registry import get_backend
 
@@ -168,16 +169,21 @@ def _out_shape(
     op = net.ops[node]
     if not defines_shape(op):
         return _probe(net, node, operands, values, shapes)
+    attrs = net.attrs[node]
+
+    def rule(given: list[tuple[int, ...]]) -> Any:
+        return op.shape(*given, **attrs)
+
     try:
-        out = op.shape(*operands, **net.attrs[node])
+        out = rule(operands)
     except (ValueError, TypeError, IndexError) as exc:
-        raise _mismatch(net, node, exc, shapes, operands) from None
+        raise _mismatch(net, node, exc, shapes, operands, rule) from None
     except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
         raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None
     except Exception as exc:
         raise PluginError(
             f"op {op.name!r} at node {node!r}: its shape rule raised {type(exc).__name__}: "
-            f"{exc} on operand shapes {operands}; fix {type(op).__qualname__}.shape"
+            f"{exc_text(exc)} on operand shapes {operands}; fix {type(op).__qualname__}.shape"
         ) from exc
     ok = isinstance(out, tuple | list) and all(
         isinstance(d, numbers.Integral) and not isinstance(d, bool) and int(d) >= 0 for d in out
@@ -190,30 +196,68 @@ def _out_shape(
     return tuple(int(d) for d in out)
 
 
+Rule = Callable[[list[tuple[int, ...]]], Any]
+"""An op's shape rule (or its probed forward) on operands of concrete shapes; it raises
+where the operands (or the node's attributes) do not fit."""
+
+
 def _mismatch(
     net: ShapeGraph,
     node: Hashable,
     exc: BaseException,
     shapes: Mapping[Hashable, Shape | None],
     concrete: list[tuple[int, ...]],
+    rule: Rule,
 ) -> GraphError:
-    """The error for operands that do not fit, in the operands' own shapes: the shape rule
-    saw each None axis as some size (2 or 3), which the message shows as None again."""
-    names = net.operands[node]
+    """The error for a node whose op refused its operands, ``exc``: a shape mismatch, in the
+    operands' own shapes (the rule saw each None axis as some size, 2 or 3, which the message
+    shows as None again), with a word on None axes when another size of them would fit; or,
+    when only the value of an attribute the message names is at fault (a TypeError), that
+    attribute."""
+    op, attrs, names = net.ops[node], net.attrs[node], net.operands[node]
     listed = ", ".join(f"{name!r} {shapes[name]}" for name in names)
     subject = f"operands {listed} do" if len(names) > 1 else f"operand {listed} does"
-    text = str(exc)
+    text = exc_text(exc)
     made_up = [str(c) for c in concrete]
     for name, shown in zip(names, made_up, strict=True):
         shape = shapes[name]
         if shape is not None and None in shape and made_up.count(shown) == 1:
             text = text.replace(shown, str(shape))
-    if any(s is not None and None in s for s in (shapes[n] for n in names)):
+    if _none_axes_fit(rule, [shapes[name] for name in names], concrete):
         text += "; None is an axis of any size, which must fit whatever size it has"
+    else:
+        words = set(re.findall(r"\w+", text))
+        named = [key for key in attrs if key in words]
+        if isinstance(exc, TypeError) and named:
+            given = ", ".join(f"{key}={show(attrs[key], 40)}" for key in named)
+            return GraphError(
+                f"node {node!r} (op {op.name!r}) has attribute {given}, which the op refuses "
+                f"({text}); fix the attribute"
+            )
     return GraphError(
-        f"shape mismatch at node {node!r} (op {net.ops[node].name!r}): {subject} not fit "
+        f"shape mismatch at node {node!r} (op {op.name!r}): {subject} not fit "
         f"({text}); fix the shapes of those operands or the node's attributes"
     )
+
+
+def _none_axes_fit(
+    rule: Rule, declared: list[Shape | None], concrete: list[tuple[int, ...]]
+) -> bool:
+    """Whether the operands would fit with their None axes of another size: one of the sizes
+    the operands have (or 1) for every None axis."""
+    if not any(shape is not None and None in shape for shape in declared):
+        return False
+    for size in sorted({1, *(d for shape in concrete for d in shape)})[:16]:
+        trial = [
+            concrete[i] if shape is None else tuple(size if d is None else d for d in shape)
+            for i, shape in enumerate(declared)
+        ]
+        try:
+            rule(trial)
+        except Exception:  # the rule refuses this size too (or fails otherwise): not a fit
+            continue
+        return True
+    return False
 
 
 def _probe(
@@ -236,18 +280,24 @@ def _probe(
                 f"elements; give {type(op).__qualname__} a method shape(self, *shapes, "
                 "**attrs) that returns the result's shape"
             )
-    args = [
-        values[name] if name in values else np.ones(shape)
-        for name, shape in zip(net.operands[node], operands, strict=True)
-    ]
     arrays = get_backend("numpy").arrays("float64")
-    try:
+
+    def forward(given: list[tuple[int, ...]]) -> Any:
+        if any(math.prod(shape) > PROBE_LIMIT for shape in given):
+            raise ValueError("too large to probe")
+        args = [
+            values[name] if name in values else np.ones(shape)
+            for name, shape in zip(net.operands[node], given, strict=True)
+        ]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = call_forward(op, arrays, args, net.attrs[node], node=node)
+            return call_forward(op, arrays, args, net.attrs[node], node=node)
+
+    try:
+        out = forward(operands)
     except PluginError as exc:  # a run-time failure wrapped, or the result breaks the contract
         if exc.method and isinstance(exc.__cause__, ValueError | TypeError | IndexError):
-            raise _mismatch(net, node, exc.__cause__, shapes, operands) from None
+            raise _mismatch(net, node, exc.__cause__, shapes, operands, forward) from None
         raise
     except GraphbpError as exc:  # an attribute the op rejects, e.g. an unknown activation
         raise GraphError(f"node {node!r} (op {op.name!r}): {exc}") from None

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,13 @@ from graphbp.errors import (
     GraphbpError,
     InputError,
     PluginError,
+    exc_text,
+    index_text,
     show,
     visible,
 )
 from graphbp.op import (
+    Example,
     Op,
     call_forward,
     call_vjp,
@@ -96,7 +99,7 @@ def check_op(
     op: Op | type[Op] | str,
     backend: str = "numpy",
     *,
-    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+    examples: Iterable[Example] | None = None,
     seed: int = 0,
     rtol: float = 1e-6,
     directions: int = 3,
@@ -140,7 +143,7 @@ def check_op(
 def _check_op(
     op: Op,
     be: Backend,
-    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None,
+    examples: Iterable[Example] | None,
     seed: int,
     rtol: float,
     directions: int,
@@ -168,7 +171,7 @@ def _check_op(
                 and isinstance(cause, AttributeError | TypeError)
             ):  # e.g. None * g: the rule reads a value its vjp_reads leaves out
                 raise GradientCheckError(
-                    f"{where}: vjp failed ({type(cause).__name__}: {visible(str(cause))[:300]}); "
+                    f"{where}: vjp failed ({type(cause).__name__}: {exc_text(cause)}); "
                     f"if it reads a forward value, list it in vjp_reads (now {op.vjp_reads!r})"
                 ) from exc
             raise GradientCheckError(f"{where}: {exc}") from exc
@@ -186,7 +189,7 @@ def _check_op(
 
 
 def _op_examples(
-    op: Op, examples: Any, rng: Any
+    op: Op, examples: Iterable[Example] | None, rng: np.random.Generator
 ) -> list[tuple[list[np.ndarray[Any, Any]], dict[str, Any]]]:
     """The examples to check ``op`` on (``examples``, else ``op.examples(rng)``), each as
     float64 operands and attributes, or a PluginError saying what is malformed and how to
@@ -215,10 +218,10 @@ def _op_examples(
         except Exception as exc:
             raise PluginError(
                 f"op {op.name!r}: {source} raised {type(exc).__name__}: "
-                f"{visible(str(exc))[:300]}; fix {cls.__module__}.{cls.__qualname__}.examples"
+                f"{exc_text(exc)}; fix {cls.__module__}.{cls.__qualname__}.examples"
             ) from exc
-    if isinstance(examples, Iterator):  # a generator of examples
-        examples = list(examples)
+    if isinstance(examples, Iterable) and not isinstance(examples, str | bytes | Mapping):
+        examples = list(examples)  # a generator of examples, a deque, ...
     if not isinstance(examples, list | tuple):
         raise refuse(f"returned {show(examples)}")
     if not examples:
@@ -241,7 +244,7 @@ def _op_examples(
             xs = [np.asarray(x, dtype=np.float64) for x in operands_k]
         except (TypeError, ValueError) as exc:
             raise refuse(
-                f"gave example {k} operands that are not float arrays ({visible(str(exc))[:200]})"
+                f"gave example {k} operands that are not float arrays ({exc_text(exc)})"
             ) from exc
         checked.append((xs, dict(attrs)))
     return checked
@@ -281,7 +284,7 @@ def _check_shape_rule(
         rule = op.shape(*shapes, **attrs)
     except Exception as exc:
         raise GradientCheckError(
-            f"{where}: the shape rule raised {type(exc).__name__}: {visible(str(exc))}, but "
+            f"{where}: the shape rule raised {type(exc).__name__}: {exc_text(exc)}, but "
             f"forward returned shape {_shape_text(got)}; fix {type(op).__qualname__}.shape"
         ) from exc
     if not isinstance(rule, tuple | list) or tuple(rule) != got:
@@ -314,7 +317,7 @@ NEVER_WRITE = "return a new array; never write into operands, out or g"
 
 
 def _check_writes(
-    op: Op, be: Backend, attrs: dict[str, Any], xs: list[Any], rng: Any, where: str
+    op: Op, be: Backend, attrs: dict[str, Any], xs: list[Any], rng: np.random.Generator, where: str
 ) -> None:
     """Fail if the op's forward or vjp writes into an array it is given.
 
@@ -355,7 +358,7 @@ def _check_writes(
                 kind = "forward" if rule is forward else "vjp"
                 raise GradientCheckError(
                     f"{where}: {kind} writes into {label} (it raised "
-                    f'"{exc.__cause__}" when {label} was read-only); {NEVER_WRITE}'
+                    f'"{exc_text(exc.__cause__ or exc)}" when {label} was read-only); {NEVER_WRITE}'
                 ) from exc
 
 
@@ -382,7 +385,7 @@ def _compare(
     xs: list[Any],
     i: int,
     analytic: Any,
-    rng: Any,
+    rng: np.random.Generator,
     directions: int,
     rtol: float,
     where: str,
@@ -430,14 +433,6 @@ def _compare(
         err = judge(float(np.sum(analytic * v)), numeric, f"{wrt} along random direction {d}")
         worst = max(worst, err)
     return worst
-
-
-def index_text(position: Any) -> str:
-    """An array index as a user writes it, ``[0, 2]`` (never ``[np.int64(0), ...]``); empty
-    for the one value of a 0-d array."""
-    if not len(position):
-        return ""
-    return f"[{', '.join(str(int(k)) for k in position)}]"
 
 
 def _central(objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any) -> float:
@@ -589,7 +584,7 @@ def _ops_named_by(attrs: Mapping[str, Any]) -> list[tuple[str, Op]]:
 def check_op_autodiff(
     op: Op | type[Op] | str,
     *,
-    examples: list[tuple[tuple[Any, ...], dict[str, Any]]] | None = None,
+    examples: Iterable[Example] | None = None,
     seed: int = 0,
     rtol: float = 1e-9,
 ) -> CheckReport:

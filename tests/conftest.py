@@ -1,5 +1,6 @@
-"""Shared fixtures: the seed network, a registry that forgets test ops afterwards, and a guard
-that fails the run if a test leaves a file in the directory pytest was started from."""
+"""Shared fixtures: the seed network, a registry that forgets test ops afterwards, one pytest
+run of a plugin author's gradcheck tests, and a guard that fails the run if a test leaves a
+file in the directory pytest was started from."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from graphs import chain
-from helpers import CHROMEDRIVER, CHROMIUM
+from helpers import CHROMEDRIVER, CHROMIUM, GRADCHECK_TESTS, PytestRun, run_pytest
 
 import graphbp as gb
 from graphbp.registry import unregister_op
@@ -43,6 +44,13 @@ def _no_test_writes_into_the_working_directory(request: pytest.FixtureRequest) -
     yield
     if new := sorted(map(str, _files(root) - before)):
         pytest.fail(f"tests left files in {root} (write them under tmp_path): {', '.join(new)}")
+
+
+@pytest.fixture(scope="session")
+def gradcheck_run(tmp_path_factory: pytest.TempPathFactory) -> PytestRun:
+    """One pytest subprocess over a plugin author's test files (``GRADCHECK_TESTS``), shared
+    by the tests of the ``gradcheck`` fixture's output (a run costs seconds)."""
+    return run_pytest(tmp_path_factory.mktemp("gradcheck"), GRADCHECK_TESTS)
 
 
 @pytest.fixture

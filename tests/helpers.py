@@ -6,10 +6,12 @@ Imported with ``from helpers import ...``, as pytest puts this folder on sys.pat
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,111 @@ def run_on_path(code: str, path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", env_code], capture_output=True, text=True, timeout=120
     )
+
+
+USER_OPS = Path(__file__).with_name("user_ops.py")
+"""The plugin ops the tests share (tests/user_ops.py), to copy where a subprocess imports it."""
+
+GRADCHECK_TESTS = {
+    "test_fixture.py": """
+        from user_ops import Cube
+
+        class WrongCube(Cube):
+            def vjp(self, xp, g, out, x):
+                return (2 * g * x**2,)
+
+        class Crashing(Cube):
+            def vjp(self, xp, g, out, x):
+                return (g * x.no_such_method(),)  # the plugin's own bug
+
+        def test_good(gradcheck):
+            from graphbp.testing import installed_backends
+            reports = gradcheck(Cube())
+            oracle = ["jax"] if "jax" in installed_backends() else []  # and jax.vjp
+            assert [r.backend for r in reports] == installed_backends() + oracle
+            assert all(r.compared > 0 for r in reports)
+
+        def test_wrong_rule(gradcheck):
+            gradcheck(WrongCube())
+
+        def test_raising_rule(gradcheck):
+            gradcheck(Crashing())
+    """,
+    "tests/test_network.py": """
+        import graphbp as gb
+        from user_ops import WrongSwish
+
+        gb.register_op(WrongSwish)
+
+        def test_network(gradcheck):
+            g = gb.seed_network(3, 4, 1)
+            g.nodes["h1"]["activation"] = "t_wrong_swish"
+            gradcheck(gb.Network(g))
+    """,
+    # A user's clone of their plugin may sit in a folder named graphbp (or numpy): its frames
+    # are still the user's.
+    "graphbp/test_raising.py": """
+        from user_ops import Cube
+
+        class Raising(Cube):
+            def vjp(self, xp, g, out, x):
+                return (g / undefined_name,)
+
+        def test_raising(gradcheck):
+            gradcheck(Raising())
+    """,
+}
+"""A plugin author's test files using the ``gradcheck`` fixture, by path; run once, in one
+pytest subprocess, by the ``gradcheck_run`` fixture (every test name is unique)."""
+
+
+@dataclass
+class PytestRun:
+    """What a pytest subprocess printed, read test by test."""
+
+    root: Path
+    out: str
+
+    def outcome(self, test: str) -> str:
+        """``"passed"``, ``"failed"``, ... of the test function named ``test``."""
+        found = re.search(rf"^([A-Z]+) \S+::{re.escape(test)}\b", self.out, re.MULTILINE)
+        assert found, self.out
+        return found[1].lower()
+
+    def report(self, test: str) -> str:
+        """The failure report of the test function named ``test`` (from its ``___ test ___``
+        header to the next header)."""
+        lines = self.out.splitlines()
+        start = lines.index(next(x for x in lines if re.fullmatch(rf"_+ {test} _+", x)))
+        heads = (
+            i for i in range(start + 1, len(lines)) if re.fullmatch(r"[_=]+ .+ [_=]+", lines[i])
+        )
+        return "\n".join(lines[start : next(heads, len(lines))])
+
+
+def run_pytest(root: Path, files: dict[str, str]) -> PytestRun:
+    """Write ``files`` (path: source) and ``user_ops.py`` under ``root`` and run pytest
+    there, in a subprocess with its own configuration, as a plugin author would."""
+    (root / USER_OPS.name).write_text(USER_OPS.read_text())
+    for path, source in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(textwrap.dedent(source))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "--color=no"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    return PytestRun(root, done.stdout + done.stderr)
+
+
+def assert_only_plugin_frames(report: str) -> None:
+    """A failure report of the gradcheck fixture shows graphbp's message and the plugin's
+    line, never graphbp's frames, a chained traceback or NumPy reprs, in a few lines."""
+    for frame in ("testing.py", "pytest_plugin.py", "op.py", "_check_op", "check_network("):
+        assert frame not in report, report
+    assert "During handling" not in report and "np.int64" not in report, report
+    assert len(report.splitlines()) < 40, report

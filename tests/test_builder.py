@@ -877,21 +877,43 @@ def test_operator_errors_name_the_op_and_the_operand(call: Any, match: str) -> N
 
 
 @pytest.mark.parametrize(
-    ("call", "shown"),
+    ("call", "shown", "hint"),
     [
-        (lambda x: x + np.ones((2, 3)), "shapes (None, 3) and (2, 3) do not broadcast"),
-        (lambda x: x + np.ones((5, 1)), "shapes (None, 3) and (5, 1) do not broadcast"),
-        (lambda x: x @ np.ones((4, 2)), "matmul of shapes (None, 3) and (4, 2): inner sizes 3"),
+        (lambda x: x + np.ones((2, 3)), "shapes (None, 3) and (2, 3) do not broadcast", True),
+        (lambda x: x + np.ones((5, 1)), "shapes (None, 3) and (5, 1) do not broadcast", True),
+        (lambda x: np.ones((2, 7)) @ x, "matmul of shapes (2, 7) and (None, 3): inner", True),
+        (lambda x: x + np.ones(4), "shapes (None, 3) and (4,) do not broadcast", False),
+        (
+            lambda x: x @ np.ones((4, 2)),
+            "matmul of shapes (None, 3) and (4, 2): inner sizes 3",
+            False,
+        ),
     ],
 )
-def test_shape_errors_show_none_axes_as_none(call: Any, shown: str) -> None:
+def test_shape_errors_show_none_axes_as_none(call: Any, shown: str, hint: bool) -> None:
+    """The word on None axes comes only where another size of them would fit."""
     b = gb.Builder()
     x = b.input("x", (None, 3))
     with pytest.raises(GraphError) as info:
         call(x)
     text = str(info.value)
-    assert shown in text and "None is an axis of any size" in text, text
+    assert shown in text and ("None is an axis of any size" in text) is hint, text
     assert "(2, 3) and" not in text and "(3, 3)" not in text, text
+
+
+def test_an_attribute_the_op_refuses_is_named_not_a_shape_mismatch() -> None:
+    b = gb.Builder()
+    x = b.input("x", (None, 3))
+    with pytest.raises(GraphError) as info:
+        b.op("sum", x * x, axis=np.array(1))
+    text = str(info.value)
+    assert text.startswith(
+        "node 'sum1' (op 'sum') has attribute axis=array(1), which the op refuses (axis must "
+        "be None, an int or a list of ints; got ndarray); fix the attribute"
+    ), text
+    assert "mismatch" not in text and "None is an axis" not in text, text
+    with pytest.raises(GraphError, match=r"node 'sum1' \(op 'sum'\) has attribute keepdims="):
+        b.op("sum", x, keepdims="yes")
 
 
 def test_a_single_operand_that_does_not_fit_reads_in_the_singular() -> None:

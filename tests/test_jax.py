@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from graphs import NETWORKS, example_inputs
+from user_ops import Cube
 
 import graphbp as gb
 from graphbp.optim import SGD
@@ -90,13 +91,11 @@ def test_prog_loss_is_an_ordinary_jax_function(seed_net: gb.Network) -> None:
         np.testing.assert_allclose(summed, grads[name], rtol=1e-12, atol=1e-14)
 
 
-class _Cube(gb.Op):
-    name = "cube3"
-    label = "x³"
-    local_grads = ("3x²",)
+class _Cube(Cube):
+    """The README's Cube without its rule: JAX differentiates its forward."""
 
-    def forward(self, xp: Any, x: Any) -> Any:
-        return x**3
+    name = "cube3"
+    vjp = gb.Op.vjp
 
 
 class _ScaledCube(_Cube):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
-import textwrap
 from typing import Any
 
 import networkx as nx
 import pytest
+from helpers import PytestRun, assert_only_plugin_frames
+from user_ops import Swish, WrongSwish
 
 import graphbp as gb
 from graphbp.cli import main
@@ -20,31 +21,6 @@ from graphbp.op import apply_label, rename_variable
 from graphbp.testing import check_network, check_op, check_op_autodiff
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
-
-
-class Swish(gb.Op):
-    name = "t_swish"
-    label = "x·σ(x)"
-    local_grads = ("σ(x)(1+x(1−σ(x)))",)
-
-    def forward(self, xp: Any, x: Any) -> Any:
-        return x * (0.5 + 0.5 * xp.tanh(0.5 * x))
-
-    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
-        s = 0.5 + 0.5 * xp.tanh(0.5 * x)
-        return (g * (s + out * (1 - s)),)
-
-    def shape(self, x: tuple[int, ...]) -> tuple[int, ...]:
-        return x
-
-
-class WrongSwish(Swish):
-    """Swish whose rule forgets the x·σ(1−σ) term: a plausible bug."""
-
-    name = "t_wrong_swish"
-
-    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
-        return (g * (0.5 + 0.5 * xp.tanh(0.5 * x)),)
 
 
 # ------------------------------------------------------------------ required attributes
@@ -161,7 +137,7 @@ def test_check_one_op(capsys: pytest.CaptureFixture[str], register: Any) -> None
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("op 't_swish' on numpy: ")
     assert ("op 't_swish' vs jax.vjp on jax: " in out[1]) is HAS_JAX
-    assert out[-1].startswith("op 't_swish' (test_plugin_checks): its vjp agrees with float64")
+    assert out[-1].startswith("op 't_swish' (user_ops): its vjp agrees with float64")
     assert not any("network" in line for line in out)  # the op alone
 
 
@@ -202,57 +178,33 @@ def test_check_op_and_a_graph_together_is_an_error(capsys: pytest.CaptureFixture
 
 # ------------------------------------------------------------------ the gradcheck fixture
 
-_FIXTURE_TESTS = """
-import graphbp as gb
-
-class Cube(gb.Op):
-    name = "cube"
-    label = "x³"
-    local_grads = ("3x²",)
-    def forward(self, xp, x):
-        return x**3
-    def vjp(self, xp, g, out, x):
-        return (2 * g * x**2,)
-
-class Crashing(Cube):
-    def vjp(self, xp, g, out, x):
-        return (g * x.no_such_method(),)  # the plugin's own bug
-
-def test_wrong_rule(gradcheck):
-    gradcheck(Cube())
-
-def test_raising_rule(gradcheck):
-    gradcheck(Crashing())
-"""
-
 
 def test_a_failing_gradcheck_shows_graphbps_message_not_its_frames(
-    pytester: pytest.Pytester,
+    gradcheck_run: PytestRun,
 ) -> None:
-    pytester.makepyfile(test_ops=textwrap.dedent(_FIXTURE_TESTS))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=2)
-    out = result.stdout.str()
+    """test_wrong_rule and test_raising_rule of helpers.GRADCHECK_TESTS."""
     shapes = re.escape("(shapes [(3, 4)]): ")
-    source = (pytester.path / "test_ops.py").read_text().splitlines()
+    source = (gradcheck_run.root / "test_fixture.py").read_text().splitlines()
     line = 1 + next(i for i, text in enumerate(source) if "no_such_method" in text)
-    result.stdout.re_match_lines(
+    wrong, raising = (gradcheck_run.report(t) for t in ("test_wrong_rule", "test_raising_rule"))
+    pytest.LineMatcher(wrong.splitlines()).re_match_lines(
         [
-            "_+ test_wrong_rule _+$",
             rf"GradientCheckError: op 'cube' on \w+, example 0 {shapes}"
             + re.escape("∂/∂operand 0[0, 0]: analytic ")
             + ".* vs numeric .* differ by ",
-            "_+ test_raising_rule _+$",
-            rf"GradientCheckError: op 'cube' on \w+, example 0 {shapes}op 'cube': vjp raised "
-            "AttributeError: .*no_such_method.*; this is a bug in the plugin: fix "
-            r"test_ops\.Crashing\.vjp$",
-            rf"  raised at .*/test_ops\.py:{line}, in vjp: return \(g \* x\.no_such_method\(\),\)",
         ]
     )
-    for frame in ("testing.py", "pytest_plugin.py", "op.py", "_check_op", "During handling"):
-        assert frame not in out
-    assert "np.int64" not in out
-    assert len(out.splitlines()) < 40
+    pytest.LineMatcher(raising.splitlines()).re_match_lines(
+        [
+            rf"GradientCheckError: op 'cube' on \w+, example 0 {shapes}op 'cube': vjp raised "
+            "AttributeError: .*no_such_method.*; this is a bug in the plugin: fix "
+            r"test_fixture\.Crashing\.vjp$",
+            rf"  raised at .*/test_fixture\.py:{line}, in vjp: "
+            r"return \(g \* x\.no_such_method\(\),\)",
+        ]
+    )
+    for report in (wrong, raising):
+        assert_only_plugin_frames(report)
 
 
 # ------------------------------------------------------------------ naming the wrong rule
@@ -292,8 +244,7 @@ def test_check_network_names_the_op_whose_rule_is_wrong(register: Any, backend: 
     )
     assert "; the rule of op 't_wrong_swish' at node 'h' is wrong (op 't_wrong_swish' on" in message
     assert message.endswith(
-        "fix test_plugin_checks.WrongSwish.vjp and check it alone with "
-        "`graphbp check --op t_wrong_swish`"
+        "fix user_ops.WrongSwish.vjp and check it alone with `graphbp check --op t_wrong_swish`"
     )
     assert "operand 0[" not in message.split(";")[0]  # the parameter is named, not an operand
     assert "np.int64" not in message and "\n" not in message

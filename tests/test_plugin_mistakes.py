@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from helpers import fake_distribution, run_on_path
+from helpers import PytestRun, assert_only_plugin_frames, fake_distribution, run_on_path
 
 import graphbp as gb
 from graphbp.cli import main
@@ -88,8 +87,15 @@ def test_an_activation_that_raises_is_named_not_dense(
     assert info.value.method == method
 
 
-def test_a_plugin_that_passes_a_built_in_op_wrong_operands_is_named_not_the_built_in() -> None:
+@pytest.mark.parametrize("module", [__name__, "graphbp_ops.posing"])
+def test_a_plugin_that_passes_a_built_in_op_wrong_operands_is_named_not_the_built_in(
+    module: str,
+) -> None:
+    """The plugin is told from the built-in op by where its code is, not by the module its
+    class names (which can say anything, even graphbp_ops)."""
+
     class SelfProduct(Ident):
+        __module__ = module
         name = "t_self_product"
 
         def forward(self, xp: Any, x: Any) -> Any:
@@ -100,10 +106,33 @@ def test_a_plugin_that_passes_a_built_in_op_wrong_operands_is_named_not_the_buil
     message = str(info.value)
     assert "op 't_self_product': forward raised ValueError: " in message
     assert message.endswith(
-        "fix test_plugin_mistakes.test_a_plugin_that_passes_a_built_in_op_wrong_operands_is_"
+        f"fix {module}.test_a_plugin_that_passes_a_built_in_op_wrong_operands_is_"
         "named_not_the_built_in.<locals>.SelfProduct.forward"
     )
     assert "called by" not in message and "MatMul" not in message
+
+
+def test_a_plugins_exception_is_quoted_on_one_bounded_line_even_if_it_cannot_be_printed() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("broken __str__")
+
+    for exc, says in [
+        (Unprintable(), "raised Unprintable: <Unprintable whose message cannot be read>; fix"),
+        (ValueError("many\nlines\x1b" * 9999), "raised ValueError: many\\nlines\\x1bmany"),
+        (ValueError(), "raised ValueError: (no message); fix"),
+    ]:
+
+        class Failing(Ident):
+            name = "t_failing"
+
+            def examples(self, rng: Any, exc: Exception = exc) -> Any:
+                raise exc
+
+        with pytest.raises(PluginError) as info:
+            check_op(Failing())
+        message = str(info.value)
+        assert says in message and "\n" not in message and len(message) < 1000, message
 
 
 def test_a_vjp_that_cannot_take_what_the_engine_passes_is_refused() -> None:
@@ -424,72 +453,30 @@ def test_a_sub_or_superscript_keeps_the_variable(label: str, applied: str, renam
 
 # ------------------------------------------------------------------ the gradcheck fixture
 
-_PLUGIN_TESTS = """
-import graphbp as gb
 
-class WrongSwish(gb.Op):
-    name = "wrong_swish"
-    label = "x·σ(x)"
-    local_grads = ("σ(x)(1+x(1−σ(x)))",)
-    def forward(self, xp, x):
-        return x * (0.5 + 0.5 * xp.tanh(0.5 * x))
-    def vjp(self, xp, g, out, x):
-        return (g * (0.5 + 0.5 * xp.tanh(0.5 * x)),)  # forgets x·σ(1−σ)
-
-class Cube(gb.Op):
-    name = "cube"
-    local_grads = ("3x²",)
-    def forward(self, xp, x):
-        return x**3
-    def vjp(self, xp, g, out, x):
-        return (g / undefined_name,)
-
-gb.register_op(WrongSwish)
-
-def test_network(gradcheck):
-    g = gb.seed_network(3, 4, 1)
-    g.nodes["h1"]["activation"] = "wrong_swish"
-    gradcheck(gb.Network(g))
-
-def test_raising(gradcheck):
-    gradcheck(Cube())
-"""
-
-
-def _run_in(pytester: pytest.Pytester, folder: str, test: str) -> pytest.RunResult:
-    """Run one test of ``_PLUGIN_TESTS`` from a file in ``folder``, failing."""
-    (pytester.mkdir(folder) / "test_ops.py").write_text(textwrap.dedent(_PLUGIN_TESTS))
-    result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"{folder}/test_ops.py::{test}"
-    )
-    result.assert_outcomes(failed=1)
-    out = result.stdout.str()
-    for frame in ("testing.py", "pytest_plugin.py", "op.py", "check_network(", "During handling"):
-        assert frame not in out
-    assert len(out.splitlines()) < 40
-    return result
-
-
-def test_gradcheck_fails_cleanly_on_a_network(pytester: pytest.Pytester) -> None:
-    _run_in(pytester, "tests", "test_network").stdout.re_match_lines(
+def test_gradcheck_fails_cleanly_on_a_network(gradcheck_run: PytestRun) -> None:
+    """test_network of helpers.GRADCHECK_TESTS."""
+    report = gradcheck_run.report("test_network")
+    assert_only_plugin_frames(report)
+    pytest.LineMatcher(report.splitlines()).re_match_lines(
         [
-            "_+ test_network _+$",
             r"GradientCheckError: network on \w+, parameter 'W1' \(shape \(3, 4\)\): "
-            r"∂L/∂W1\[0, 0\]: analytic .*; the rule of op 'wrong_swish', the activation of node "
-            r"'h1' \(op 'dense'\), is wrong .*; fix test_ops\.WrongSwish\.vjp and check it alone "
-            "with `graphbp check --op wrong_swish`$",
+            r"∂L/∂W1\[0, 0\]: analytic .*; the rule of op 't_wrong_swish', the activation of "
+            r"node 'h1' \(op 'dense'\), is wrong .*; fix user_ops\.WrongSwish\.vjp and check it "
+            "alone with `graphbp check --op t_wrong_swish`$",
         ]
     )
 
 
-def test_the_plugins_line_is_shown_from_a_folder_named_graphbp(pytester: pytest.Pytester) -> None:
-    """A user's clone of their plugin may sit in a folder named graphbp (or numpy): its
-    frames are still the user's."""
-    _run_in(pytester, "graphbp", "test_raising").stdout.re_match_lines(
+def test_the_plugins_line_is_shown_from_a_folder_named_graphbp(gradcheck_run: PytestRun) -> None:
+    """test_raising of helpers.GRADCHECK_TESTS, in a folder named graphbp: a user's clone of
+    their plugin may sit in one (or in one named numpy); its frames are still the user's."""
+    report = gradcheck_run.report("test_raising")
+    assert_only_plugin_frames(report)
+    pytest.LineMatcher(report.splitlines()).re_match_lines(
         [
-            "_+ test_raising _+$",
             r"GradientCheckError: op 'cube' on \w+, example 0 .*NameError: name 'undefined_name' "
-            r"is not defined .*fix test_ops\.Cube\.vjp$",
-            r"  raised at .*/graphbp/test_ops\.py:\d+, in vjp: return \(g / undefined_name,\)$",
+            r"is not defined .*fix test_raising\.Raising\.vjp$",
+            r"  raised at .*/graphbp/test_raising\.py:\d+, in vjp: return \(g / undefined_name,\)$",
         ]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,28 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import fake_distribution, run_on_path
+from helpers import USER_OPS, PytestRun, fake_distribution, run_on_path
+from user_ops import Cube
 
 import graphbp as gb
 from graphbp.testing import check_network, check_op
-
-CUBE_SOURCE = """
-import graphbp as gb
-
-class Cube(gb.Op):
-    name = "cube"
-    label = "x³"
-    local_grads = ("3x²",)
-    def forward(self, xp, x):
-        return x**3
-    def vjp(self, xp, g, out, x):
-        return (3 * g * x**2,)
-"""
-"""The README's example plugin, as the source of a module."""
-
-_module: dict[str, Any] = {}
-exec(CUBE_SOURCE, _module)
-Cube = _module["Cube"]
 
 
 def test_register_use_and_check_a_new_op(register: Any) -> None:
@@ -79,7 +63,7 @@ def test_ops_from_another_package_are_found_by_entry_point(tmp_path: Path) -> No
         broken = broken_ops:Broken
         """,
         {
-            "cube_ops": CUBE_SOURCE,
+            "cube_ops": USER_OPS.read_text(),
             "broken_ops": "raise RuntimeError('this plugin is broken')\n",
         },
     )
@@ -188,30 +172,15 @@ def test_import_graphbp_imports_no_backend_or_op_module() -> None:
     assert run.stdout.strip() == "[]", run.stdout + run.stderr
 
 
-def test_pytest_fixture_checks_a_users_op_on_every_backend(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        CUBE_SOURCE
-        + textwrap.dedent(
-            """
-        class WrongCube(Cube):
-            def vjp(self, xp, g, out, x):
-                return (2 * g * x**2,)
-
-        def test_good(gradcheck):
-            from graphbp.testing import installed_backends
-            reports = gradcheck(Cube())
-            oracle = ["jax"] if "jax" in installed_backends() else []  # and jax.vjp
-            assert [r.backend for r in reports] == installed_backends() + oracle
-            assert all(r.compared > 0 for r in reports)
-
-        def test_bad(gradcheck):
-            gradcheck(WrongCube())
-        """
-        )
+def test_pytest_fixture_checks_a_users_op_on_every_backend(gradcheck_run: PytestRun) -> None:
+    """test_good and test_wrong_rule of helpers.GRADCHECK_TESTS: the README's Cube passes on
+    every installed backend (and against jax.vjp), a wrong rule fails."""
+    assert gradcheck_run.outcome("test_good") == "passed"
+    assert gradcheck_run.outcome("test_wrong_rule") == "failed"
+    assert re.search(
+        r"GradientCheckError: op 'cube' on \w+, example 0.*analytic",
+        gradcheck_run.report("test_wrong_rule"),
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*GradientCheckError: op 'cube' on *, example 0*analytic*"])
 
 
 def test_attributes_that_are_not_identifiers_reach_an_op_taking_kwargs(
@@ -263,13 +232,13 @@ def test_packages_offering_the_same_op_name_get_a_warning_and_always_the_same_ch
     one offers sigmoid too (graphbp's own is used) and input, a leaf (ignored)."""
     a, b = tmp_path / "a", tmp_path / "b"
     fake_distribution(
-        a, "graphbp-cube-b", "[graphbp.ops]\ncube = cube_b:Cube\n", {"cube_b": CUBE_SOURCE}
+        a, "graphbp-cube-b", "[graphbp.ops]\ncube = cube_b:Cube\n", {"cube_b": USER_OPS.read_text()}
     )
     fake_distribution(
         b,
         "graphbp-cube-a",
         "[graphbp.ops]\ncube = cube_a:Cube\nsigmoid = cube_a:Cube\ninput = cube_a:Cube\n",
-        {"cube_a": CUBE_SOURCE},
+        {"cube_a": USER_OPS.read_text()},
     )
     outputs = []
     for paths in ([str(a), str(b)], [str(b), str(a)]):

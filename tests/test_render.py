@@ -327,8 +327,15 @@ def _describes(result: Any) -> Any:
     return describe
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("a plugin's broken __str__")
+
+
 _BROKEN_DESCRIBES = {  # what a plugin's describe may do wrong, and how the message says it
     "raises": (ZeroDivisionError("division by zero"), "describe() raised ZeroDivisionError"),
+    "unprintable": (_Unprintable(), "raised _Unprintable: <_Unprintable whose message cannot be"),
+    "long": (ValueError("line\n" * 9999), "raised ValueError: line\\nline\\n"),
     "label": ((None, ("1",)), "describe() returned label None"),
     "grads": (("f", "1"), "a tuple of 1 str (one per operand)"),
     "arity": (("f", ()), "a tuple of 1 str (one per operand)"),
