@@ -221,7 +221,8 @@ def _mismatch(
     made_up = [str(c) for c in concrete]
     for name, shown in zip(names, made_up, strict=True):
         shape = shapes[name]
-        if shape is not None and None in shape and made_up.count(shown) == 1:
+        alike = {str(shapes[n]) for n, m in zip(names, made_up, strict=True) if m == shown}
+        if shape is not None and None in shape and len(alike) == 1:  # one shape shows so
             text = text.replace(shown, str(shape))
     if _none_axes_fit(rule, [shapes[name] for name in names], concrete):
         text += "; None is an axis of any size, which must fit whatever size it has"

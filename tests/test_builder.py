@@ -881,11 +881,12 @@ def test_operator_errors_name_the_op_and_the_operand(call: Any, match: str) -> N
     [
         (lambda x: x + np.ones((2, 3)), "shapes (None, 3) and (2, 3) do not broadcast", True),
         (lambda x: x + np.ones((5, 1)), "shapes (None, 3) and (5, 1) do not broadcast", True),
-        (lambda x: np.ones((2, 7)) @ x, "matmul of shapes (2, 7) and (None, 3): inner", True),
+        (lambda x: np.ones((2, 7)) @ x, "matmul of shapes (2, 7) and (None, 3): the first", True),
         (lambda x: x + np.ones(4), "shapes (None, 3) and (4,) do not broadcast", False),
         (
             lambda x: x @ np.ones((4, 2)),
-            "matmul of shapes (None, 3) and (4, 2): inner sizes 3",
+            "matmul of shapes (None, 3) and (4, 2): the first's last axis and the second's "
+            "second-to-last axis differ in size",
             False,
         ),
     ],
@@ -1063,3 +1064,23 @@ def test_a_value_has_no_truth_value(use: Callable[[Any], Any]) -> None:
     x = b.input("x", (None, 3))
     with pytest.raises(GraphError, match=r"value 'x' \(op 'input'\) .* neither true nor false"):
         use(x)
+
+
+@pytest.mark.parametrize(
+    ("make", "shown"),
+    [
+        (lambda x, z: x @ x, "matmul of shapes (None, 3) and (None, 3)"),
+        (lambda x, z: x @ z, "matmul of shapes (None, 3) and (None, 4)"),
+        (lambda x, z: np.ones(3) @ x, "matmul of shapes (3,) and (None, 3)"),
+    ],
+)
+def test_matmul_mismatches_show_none_axes_and_no_made_up_size(
+    make: Callable[[Any, Any], Any], shown: str
+) -> None:
+    b = gb.Builder()
+    x, z = b.input("x", (None, 3)), b.input("z", (None, 4))
+    with pytest.raises(GraphError) as info:
+        make(x, z)
+    message = str(info.value)
+    assert shown in message and "differ in size" in message
+    assert "(2, " not in message and "(3, 3)" not in message and " 2 " not in message

@@ -34,7 +34,11 @@ def matmul(a: Shape, b: Shape) -> Shape:
     a2 = (1, *a) if len(a) == 1 else a
     b2 = (*b, 1) if len(b) == 1 else b
     if a2[-1] != b2[-2]:
-        raise ValueError(f"matmul of shapes {a} and {b}: inner sizes {a2[-1]} and {b2[-2]} differ")
+        raise ValueError(
+            f"matmul of shapes {a} and {b}: the first's {'only' if len(a) == 1 else 'last'} "
+            "axis and the second's "
+            f"{'only' if len(b) == 1 else 'second-to-last'} axis differ in size"
+        )
     batch = broadcast(a2[:-2], b2[:-2])
     return (*batch, *a2[-2:-1][: len(a) - 1], *b2[-1:][: len(b) - 1])
 
