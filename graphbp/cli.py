@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import dataclasses
 import functools
+import io
 import json
 import math
 import os
@@ -414,7 +416,9 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         default="-",
         help="the CSV file to write (replaced whole; not the input, not inside DIR), one "
-        "column named after the target (default: - for standard output)",
+        "column named after the target (quoted as CSV needs; a name that a spreadsheet would "
+        "take for a formula, starting with = + - or @, gets a leading ') (default: - for "
+        "standard output)",
     )
     predict.add_argument(
         "--proba",
@@ -653,12 +657,12 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
         refuse("--optimizer", f"the saved optimizer state is {show(optimizer)}'s")
     if optimizer not in ("sgd", "momentum", "adam"):
         raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
-    csv = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
+    csv_path = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
     try:  # the bytes' sha256 is checked before they are parsed: a file that differs (any
         # file a hostile model.json names) is never quoted in a message
         data = (
-            load_csv(csv, about.target, sha256=src.sha256)
-            if csv
+            load_csv(csv_path, about.target, sha256=src.sha256)
+            if csv_path
             else load_example(src.example or "", sha256=src.sha256)
         )
     except DataChangedError as exc:
@@ -671,8 +675,8 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
             f"{folder / 'model.json'}: says the data had {src.rows} rows, but its file has "
             f"{len(data.x)}; the model folder was edited: train anew"
         )
-    if csv is not None:
-        src = Source(None, str(Path(os.path.abspath(csv))), src.sha256, src.rows)
+    if csv_path is not None:
+        src = Source(None, str(Path(os.path.abspath(csv_path))), src.sha256, src.rows)
     classes = about.classes
     s = split(
         data,
@@ -1065,11 +1069,15 @@ def _predict(args: argparse.Namespace) -> int:
     columns = dict(zip(data.feature_names, data.x.T, strict=True))
     rows = model.columns_to_rows(columns, str(args.data))
     predicted = model.predict(rows)
-    header, table = [model.target], [[f"{v!r}" for v in predicted.tolist()]]
+    header, table = [spreadsheet_safe(model.target)], [[f"{v!r}" for v in predicted.tolist()]]
     if args.proba and model.classes is not None:
         header += [f"proba_{c}" for c in model.classes]
         table += [[f"{v!r}" for v in p] for p in model.predict_proba(rows).T.tolist()]
-    text = ",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in zip(*table, strict=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")  # quotes a name holding , " or a newline
+    writer.writerow(header)
+    writer.writerows(zip(*table, strict=True))
+    text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)
     else:
@@ -1085,6 +1093,16 @@ def _predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is a formula to a spreadsheet (CSV injection)."""
+
+
+def spreadsheet_safe(name: str) -> str:
+    """A column name for a CSV header that a spreadsheet shows as text: one that starts as a
+    formula would (``=HYPERLINK(...)``, ``-x``) gets a leading apostrophe, as OWASP advises."""
+    return f"'{name}" if name.startswith(FORMULA_START) else name
 
 
 def _score(model: Any, y: Any, predicted: Any) -> str:

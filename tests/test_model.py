@@ -493,8 +493,8 @@ def test_split_with_saved_statistics_standardises_as_before() -> None:
 DIABETES_CSV = Path(gb.__file__).parent / "data" / "diabetes.csv"
 
 
-def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    """``graphbp predict ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
+def _cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``graphbp ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
     import contextlib
 
     from graphbp.cli import main
@@ -505,8 +505,13 @@ def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):
-        status = main(["predict", *args])
+        status = main(list(args))
     return status, out.getvalue(), err.getvalue()
+
+
+def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``graphbp predict ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
+    return _cli(tmp_path, "predict", *args)
 
 
 def test_predict_o_refuses_streams_devices_its_input_and_the_model_folder(
@@ -694,3 +699,41 @@ def test_predict_proba_writes_the_probabilities_of_each_class(
     assert np.array_equal(table[:, 1:], model.predict_proba(tmp_path / "rows.csv"))
     status, _, err = _predict(tmp_path, str(regression), str(DIABETES_CSV), "--proba")
     assert status == 2 and "--proba needs a classifier" in err
+
+
+# ---------------------------------------------------------------- second review pass
+
+
+def _small_csv(path: Path, target: str = "target", rows: int = 30) -> Path:
+    """A CSV of two features and a ``target`` column (quoted as CSV needs) of ``rows`` rows."""
+    import csv
+
+    x = np.random.default_rng(0).standard_normal((rows, 2))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["a", "b", target])
+        writer.writerows([a, b, a - 2 * b] for a, b in x.tolist())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("target", "header"),
+    [("t,arg\nline", "t,arg\nline"), ("=HYPERLINK(1)", "'=HYPERLINK(1)"), ("-y", "'-y")],
+)
+def test_predict_quotes_the_header_and_neutralises_a_formula(
+    tmp_path: Path, target: str, header: str
+) -> None:
+    import csv
+
+    _small_csv(tmp_path / "d.csv", target)
+    options = ("--epochs", "1", "--hidden", "2", "--out", "m")
+    status, _, err = _cli(tmp_path, "train", "--data", "d.csv", f"--target={target}", *options)
+    assert status == 0, err
+    status, _, err = _predict(tmp_path, "m", "d.csv", "-o", "p.csv")
+    assert status == 0, err
+    with (tmp_path / "p.csv").open(newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == [header] and len(table) == 31
+    assert np.array_equal(
+        [float(r[0]) for r in table[1:]], gb.load(tmp_path / "m").predict(tmp_path / "d.csv")
+    )
