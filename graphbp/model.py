@@ -53,7 +53,9 @@ MAX_ROWS = 2**28
 NPZ_LIMIT = 2**31
 """The largest params.npz or optimizer.npz read."""
 TEXT_LIMIT = 256 * 2**20
-"""The largest metrics.json or history.csv read."""
+"""The largest history.csv read."""
+METRICS_LIMIT = 64 * 2**10
+"""The largest metrics.json read (it holds a few dozen numbers: about 1 KB)."""
 HISTORY_LINE = 80
 """The most bytes a line of history.csv takes (an epoch number and two float reprs)."""
 CHUNK_ROWS = 8192
@@ -551,14 +553,13 @@ def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> M
         )
     shapes = {str(n): tuple(net.graph.nodes[n]["shape"]) for n in net.params}
     arrays = read_npz(folder / "params.npz", shapes)
-    metrics = _json(folder / "metrics.json", TEXT_LIMIT)
+    metrics = _json(folder / "metrics.json", METRICS_LIMIT)
     if not isinstance(metrics, dict):
         raise GraphFileError(f"{folder / 'metrics.json'}: is not a JSON object; train again")
-    history = read_history(folder / "history.csv", about.epochs)
     backend, dtype = trained_with(about, backend, dtype)
     prog = net.compile(backend, dtype)
     params = {n: prog.backend.asarray(arrays[str(n)], dtype) for n in net.params}
-    return Model(folder, net, prog, params, about, metrics, history)
+    return Model(folder, net, prog, params, about, metrics)
 
 
 def trained_with(about: Description, backend: str | None, dtype: Any) -> tuple[str, str]:
@@ -598,7 +599,8 @@ class Model:
         task: ``"regression"`` or ``"classification"``.
         stats: the training rows' standardisation statistics.
         output: the node that predicts the (standardised) target.
-        metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``.
+        metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``
+            (history.csv, read when first asked for: predicting never reads it).
         description: model.json, validated (where the data came from, the split, ...).
     """
 
@@ -610,20 +612,28 @@ class Model:
         params: dict[Any, Any],
         about: Description,
         metrics: dict[str, Any],
-        history: tuple[list[float], list[float]],
     ) -> None:
         self.path, self.network, self.program, self.params = path, network, program, params
         self.description = about
         self.features, self.target, self.classes = about.features, about.target, about.classes
         self.task, self.stats, self.output = about.task, about.stats, about.output
         self.metrics = metrics
-        self.history = {"train_loss": history[0], "test_loss": history[1]}
+
+    @cached_property
+    def history(self) -> dict[str, list[float]]:
+        """The train and test loss per epoch, from history.csv (read on first use).
+
+        Raises:
+            GraphFileError: history.csv is missing or malformed, naming it.
+        """
+        train, test = read_history(self.path / "history.csv", self.description.epochs)
+        return {"train_loss": train, "test_loss": test}
 
     def __repr__(self) -> str:
         kind = f"classifier of {len(self.classes)} classes" if self.classes else "regression"
         return (
             f"<Model {self.task if not self.classes else kind}: {len(self.features)} features → "
-            f"{show(self.target)}, {len(self.history['train_loss'])} epochs, "
+            f"{show(self.target)}, {self.description.epochs} epochs, "
             f"{self.program.backend.name} {self.program.dtype}, from {str(self.path)!r}>"
         )
 

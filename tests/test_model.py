@@ -422,7 +422,7 @@ def test_a_hostile_model_folder_is_one_error_naming_the_file(
     name, corrupt = HOSTILE[case]
     corrupt(folder)
     with pytest.raises(gb.GraphFileError) as caught:
-        gb.load(folder)
+        _ = gb.load(folder).history  # history.csv is read on first use
     message = str(caught.value)
     assert name in message and "\n" not in message
 
@@ -737,3 +737,19 @@ def test_predict_quotes_the_header_and_neutralises_a_formula(
     assert np.array_equal(
         [float(r[0]) for r in table[1:]], gb.load(tmp_path / "m").predict(tmp_path / "d.csv")
     )
+
+
+def test_predicting_reads_neither_a_long_history_nor_large_metrics(
+    regression: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    (folder / "history.csv").write_text("epoch,train_loss,test_loss\n" + "x\n" * 100)
+    model = gb.load(folder)  # history.csv is read when asked for, not to predict
+    assert model.predict(np.zeros((1, 10))).shape == (1,)
+    with pytest.raises(gb.GraphFileError, match="history.csv:2"):
+        _ = model.history
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "pad": "x" * 100_000}))
+    with pytest.raises(gb.GraphFileError, match=r"metrics\.json: 100,\d+ bytes"):
+        gb.load(folder)
