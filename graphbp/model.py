@@ -710,7 +710,7 @@ class Model:
             rows = {n: rows[n] for n in rows.dtype.names}
         if isinstance(rows, Mapping):
             return self.columns_to_rows(rows, "the mapping")
-        x = _real(rows, "rows")
+        x = _real(rows, "rows", self.features)
         if x.ndim != 2:
             one = (
                 "; one row: x.reshape(1, -1), one feature: x.reshape(-1, 1)" if x.ndim == 1 else ""
@@ -799,10 +799,11 @@ _KINDS = {
 }
 
 
-def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
+def _real(value: Any, what: str, names: Sequence[str] | None = None) -> np.ndarray[Any, Any]:
     """``value`` as a float64 array, if it holds real numbers (bools, integers, floats, or
-    objects that are real numbers); complex numbers, dates, text or masked values are refused
-    rather than converted (a conversion would drop an imaginary part or a mask, or parse)."""
+    objects that are real numbers) within float64's range; complex numbers, dates, text or
+    masked values are refused rather than converted (a conversion would drop an imaginary
+    part or a mask, or parse). ``names``: the columns of a 2-D ``value``, for messages."""
     if np.ma.isMaskedArray(value):
         mask = np.ma.getmaskarray(value)
         if mask.any():
@@ -827,8 +828,37 @@ def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
             f"not real numbers (bool, integer or float){hint}"
         )
     with np.errstate(all="ignore"):
-        out: np.ndarray[Any, Any] = a.astype(np.float64)
+        try:
+            out: np.ndarray[Any, Any] = a.astype(np.float64)
+        except OverflowError:  # an int beyond float64's range, among objects
+            out = np.array([_float_or_inf(v) for v in a.flat]).reshape(a.shape)
+        beyond = np.isinf(out)
+        if beyond.any() and a.dtype.kind in "fO":  # inf because it was too large for float64?
+            beyond &= np.array([not _is_inf(v) for v in a.flat]).reshape(a.shape)
+    if beyond.any():
+        at = [int(i) for i in np.argwhere(beyond)[0]]
+        where = f"{what}, row {at[0]}" if len(at) == 1 else f"{what} at {at}"
+        if names is not None and len(at) == 2:
+            where = f"column {show(names[at[1]])}, row {at[0]}"
+        raise InputError(
+            f"{where}: {show(a[tuple(at)], 30)} is beyond float64's range (±1.8e308); rescale it"
+        )
     return out
+
+
+def _float_or_inf(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf
+
+
+def _is_inf(v: Any) -> bool:
+    """Whether ``v`` is itself infinite (not merely too large for float64)."""
+    try:
+        return bool(np.isinf(v))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _listed(names: Sequence[str], shown: int = 10) -> str:

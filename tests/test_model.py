@@ -753,3 +753,20 @@ def test_predicting_reads_neither_a_long_history_nor_large_metrics(
     (folder / "metrics.json").write_text(json.dumps({**metrics, "pad": "x" * 100_000}))
     with pytest.raises(gb.GraphFileError, match=r"metrics\.json: 100,\d+ bytes"):
         gb.load(folder)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[10**400] * 10],  # an int float64 cannot hold: OverflowError before
+        np.full((1, 10), np.longdouble("1e400")),  # finite, but not as a float64
+    ],
+)
+def test_values_beyond_float64_are_named_not_called_nan(regression: Path, rows: Any) -> None:
+    model = gb.load(regression)
+    with pytest.raises(gb.InputError, match=r"column 'age', row 0: .* beyond float64's range"):
+        model.predict(rows)
+    columns: dict[str, Any] = {f: [1.0, 2.0] for f in model.features}
+    columns["bmi"] = np.array([1, -(10**400)], dtype=object)
+    with pytest.raises(gb.InputError, match=r"column 'bmi', row 1: .* beyond float64's range"):
+        model.predict(columns)
