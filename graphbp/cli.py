@@ -549,6 +549,15 @@ def _train(args: argparse.Namespace) -> int:
     given: set[str] = getattr(args, "given", set())
     if args.resume is not None and "out" not in given:
         args.out = args.resume  # continued in place, swapped in whole as any run
+    if args.resume is not None:
+        inside = Path(os.path.realpath(args.out))
+        if inside != Path(os.path.realpath(args.resume)) and inside.is_relative_to(
+            os.path.realpath(args.resume)
+        ):
+            raise InputError(
+                f"--out {args.out} lies inside the --resume folder {args.resume}, which could "
+                "then not be resumed in place again; choose an --out outside it"
+            )
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
@@ -666,10 +675,22 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
             else load_example(src.example or "", sha256=src.sha256)
         )
     except DataChangedError as exc:
+        if csv_path is None:  # an embedded example does not change: model.json was edited
+            raise GraphFileError(
+                f"{folder / 'model.json'}: names the example {show(src.example)}, but its sha256 "
+                "describes other data; the model folder was edited: train anew"
+            ) from None
         raise InputError(
             f"{exc.path}: the data changed since {folder} was trained on it (sha256 "
             f"{exc.sha256[:12]}…; then: {exc.expected[:12]}…); train anew instead of resuming"
         ) from None
+    except GraphFileError as exc:
+        if args.data is not None or csv_path is None or os.path.lexists(csv_path):
+            raise
+        raise InputError(
+            f"{csv_path}: the CSV file {folder} was trained on is not there; if it moved, give "
+            "--data NEW_PATH (the same file, moved)"
+        ) from exc
     if len(data.x) != src.rows:
         raise GraphFileError(
             f"{folder / 'model.json'}: says the data had {src.rows} rows, but its file has "

@@ -256,7 +256,12 @@ def test_resume_refuses_a_csv_that_changed(tmp_path: Path) -> None:
     assert model.description.source.rows == 40
     (tmp_path / "d.csv").rename(tmp_path / "moved.csv")  # the same rows, elsewhere: --data
     run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
-    assert run.returncode == 2 and "d.csv: cannot read CSV file" in run.stderr
+    assert (
+        run.returncode == 2
+        and "d.csv: the CSV file model was trained on is not there; "
+        "if it moved, give --data NEW_PATH"
+        in run.stderr
+    )
     run = graphbp(
         "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1", cwd=tmp_path
     )
@@ -770,3 +775,21 @@ def test_values_beyond_float64_are_named_not_called_nan(regression: Path, rows: 
     columns["bmi"] = np.array([1, -(10**400)], dtype=object)
     with pytest.raises(gb.InputError, match=r"column 'bmi', row 1: .* beyond float64's range"):
         model.predict(columns)
+
+
+def test_resume_refuses_an_out_inside_its_folder(regression: Path, tmp_path: Path) -> None:
+    shutil.copytree(regression, tmp_path / "model")
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--out", "model/sub")
+    assert status == 2 and "lies inside the --resume folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "model" / "sub").exists()
+
+
+def test_resume_says_an_edited_example_name_is_an_edited_model_json(
+    regression: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    _edit_json("model.json", lambda d: _set(d, ("data", "example"), "digits"))(folder)
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2 and "model.json: names the example 'digits', but its sha256" in err
+    assert "changed since" not in err
