@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp import __version__
-from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
+from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT, counted
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
@@ -762,7 +762,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     print(
         f"graphbp train: {run.what} on {run.data.name} ({len(s.x_train)} train / "
         f"{len(s.x_test)} test rows), {hyper['optimizer']} lr={hyper['lr']}, "
-        f"{hyper['epochs']} epochs, batch {hyper['batch_size']}, {prog.backend.name} {prog.dtype}"
+        f"{counted(hyper['epochs'], 'epoch')}, batch {hyper['batch_size']}, "
+        f"{prog.backend.name} {prog.dtype}"
     )
     start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
 
@@ -1103,13 +1104,14 @@ def _predict(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         _write_prediction(output, args.output, text.encode())
-        print(f"wrote {args.output} ({len(predicted)} rows)", file=sys.stderr)
+        print(f"wrote {args.output} ({counted(len(predicted), 'row')})", file=sys.stderr)
     known = ~np.isnan(data.y[:, 0]) if data.y.shape[1] else np.zeros(len(data.y), bool)
     if known.any():  # the target is there: say how well the model does where it is known
         score = _score(model, data.y[known, 0], predicted[known])
         some = "" if known.all() else f"{int(known.sum())} of "
+        rows = "the row" if len(known) == 1 else f"the {len(known)} rows"
         print(
-            f"graphbp predict: {score} on {some}the {len(known)} rows of {args.data} (target "
+            f"graphbp predict: {score} on {some}{rows} of {args.data} (target "
             f"{model.target!r} in its own units{'' if known.all() else ', where it is given'})",
             file=sys.stderr,
         )
@@ -1153,17 +1155,22 @@ def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
         return None
     if not text.strip():
         raise InputError("-o names no file; give a file name, or - for standard output")
+    path = Path(os.path.realpath(text))
     hop = os.path.abspath(text)
-    for _ in range(40):  # /dev/stdout, /proc/self/fd/1 (or a link to one) are not files
-        if Path(hop).is_relative_to("/dev") or Path(hop).is_relative_to("/proc"):
-            raise InputError(
-                f"-o {text}: is a device or a stream, not a regular file; use -o - for "
-                "standard output, or name a file"
-            )
+    # /dev/stdout, /proc/self/fd/1, a link to one, a path through a link to /proc/self/fd:
+    # each link on the way, then the path's folder with every link in it resolved
+    for _ in range(40):
+        if _streams(hop):
+            break
         if not os.path.islink(hop):
+            hop = os.path.realpath(os.path.dirname(os.path.abspath(text)))
             break
         hop = os.path.abspath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
-    path = Path(os.path.realpath(text))
+    if _streams(hop):
+        raise InputError(
+            f"-o {text}: is a device or a stream, not a regular file; use -o - for "
+            "standard output, or name a file"
+        )
     if os.path.lexists(path) and not path.is_file():
         kind = "a folder" if path.is_dir() else "a pipe, device or socket"
         raise InputError(
@@ -1174,6 +1181,11 @@ def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
     if path.is_relative_to(os.path.realpath(model)):
         raise InputError(f"-o {text}: lies inside the model folder {model}; write elsewhere")
     return path
+
+
+def _streams(path: str) -> bool:
+    """Whether ``path`` lies in /dev or /proc, where names are devices and streams."""
+    return Path(path).is_relative_to("/dev") or Path(path).is_relative_to("/proc")
 
 
 def _write_prediction(path: Path, shown: str, content: bytes) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -288,7 +288,7 @@ class _Check:
         if not isinstance(data, dict):
             self.fail(where or "the file", f"is {type(data).__name__}, not an object")
 
-    def fail(self, key: str, problem: str) -> None:
+    def fail(self, key: str, problem: str) -> NoReturn:
         raise GraphFileError(f"{self.path}: {key} {problem}; train again to rewrite the model")
 
     def get(self, key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
@@ -391,6 +391,8 @@ def read_description(path: Path) -> Description:
         c.fail("'task'", f"is {show(task)}; expected regression or classification")
     features = c.get("features", list)
     target = c.get("target", str)
+    if not target:
+        c.fail("'target'", "is empty; it names the column the model predicts")
     names = [*features, target]
     if (
         not features
@@ -407,8 +409,8 @@ def read_description(path: Path) -> Description:
             c.fail("'classes'", "must list the class labels (64-bit integers) of a classifier")
         if len(set(classes)) != len(classes):
             c.fail("'classes'", "has a label twice")
-    else:
-        classes = None
+    elif classes is not None:
+        c.fail("'classes'", "is given, but a regression has no classes (null)")
     s = c.sub("standardisation")
     n = len(features)
     regression = task == "regression"

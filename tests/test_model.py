@@ -793,3 +793,32 @@ def test_resume_says_an_edited_example_name_is_an_edited_model_json(
     status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
     assert status == 2 and "model.json: names the example 'digits', but its sha256" in err
     assert "changed since" not in err
+
+
+def test_predict_o_refuses_a_stream_reached_through_a_linked_folder(
+    regression: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "p").symlink_to("/proc/self/fd")
+    status, out, err = _predict(tmp_path, str(regression), str(DIABETES_CSV), "-o", "p/1")
+    assert status == 2 and "-o p/1: is a device or a stream" in err and out == "", err
+
+
+def test_model_json_with_an_empty_target_or_a_regressions_classes_is_refused(
+    regression: Path, tmp_path: Path
+) -> None:
+    for key, value, why in [("target", "", "'target' is empty"), ("classes", [0, 1], "no classes")]:
+        folder = tmp_path / key
+        shutil.copytree(regression, folder)
+        _edit_json("model.json", lambda d, k=key, v=value: _set(d, (k,), v))(folder)
+        with pytest.raises(gb.GraphFileError, match=why):
+            gb.load(folder)
+
+
+def test_one_epoch_and_one_row_are_singular(regression: Path, tmp_path: Path) -> None:
+    lines = DIABETES_CSV.read_text().splitlines()
+    (tmp_path / "one.csv").write_text(f"{lines[0]}\n{lines[1]}\n")
+    status, _, err = _predict(tmp_path, str(regression), "one.csv", "-o", "p.csv")
+    assert status == 0 and "(1 row)" in err and "on the row of one.csv" in err, err
+    _small_csv(tmp_path / "d.csv")
+    status, out, err = _cli(tmp_path, "train", "--data", "d.csv", "--epochs", "1", "--hidden", "2")
+    assert status == 0 and ", 1 epoch, batch" in out, err
