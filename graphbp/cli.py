@@ -1109,9 +1109,9 @@ def _predict(args: argparse.Namespace) -> int:
     if known.any():  # the target is there: say how well the model does where it is known
         score = _score(model, data.y[known, 0], predicted[known])
         some = "" if known.all() else f"{int(known.sum())} of "
-        rows = "the row" if len(known) == 1 else f"the {len(known)} rows"
+        which = "the row" if len(known) == 1 else f"the {len(known)} rows"
         print(
-            f"graphbp predict: {score} on {some}{rows} of {args.data} (target "
+            f"graphbp predict: {score} on {some}{which} of {args.data} (target "
             f"{model.target!r} in its own units{'' if known.all() else ', where it is given'})",
             file=sys.stderr,
         )
