@@ -20,6 +20,7 @@ from graphbp.graph import (
     _name_problem,
     _text_problem,
     name_key,
+    output_node,
     plain_attrs,
 )
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
@@ -28,9 +29,6 @@ from graphbp.shapes import Pair, infer_node
 
 Name = str | int
 """A node name: a str, or an int (see ``graphbp.graph.NAME_RULE``)."""
-
-LOSSES = ("sse", "mse", "softmax_cross_entropy")
-"""Loss ops whose first operand is the prediction (``graph["output"]`` of the network)."""
 
 _TRAILING_NUMBER = re.compile(r"[0-9]+\Z")
 
@@ -428,13 +426,8 @@ class Builder:
         """
         draft = self._draft
         top = self._own(loss, "the loss").name
-        out: Hashable | None = None if output is None else self._own(output, "the output").name
-        if (
-            out is None
-            and draft.op_name(top) in LOSSES
-            and draft.kind[draft.operands[top][0]] == OP
-        ):
-            out = draft.operands[top][0]
+        named = None if output is None else self._own(output, "the output").name
+        out = output_node(named, draft.op_name(top), draft.operands[top], draft.kind)
         keep = {top, *nx.ancestors(draft.graph, top)}
         attrs: dict[str, Any] = {"loss": top}
         if out is not None:

@@ -27,13 +27,11 @@ from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
     GraphbpError,
-    GraphError,
     GraphFileError,
     GraphvizError,
     InputError,
     NonFiniteError,
     PluginError,
-    article,
     show,
     visible,
 )
@@ -590,6 +588,7 @@ class _Run:
     epochs_done: int = 0
     backend: str | None = None  # None: as the options say
     dtype: str | None = None
+    output: Hashable | None = None  # None: the network's (a resumed run: the saved one)
 
 
 def _new_run(args: argparse.Namespace) -> _Run:
@@ -730,6 +729,7 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
     run.backend, run.dtype = trained_with(about, args.backend, args.dtype)
+    run.output = about.output
     return run
 
 
@@ -745,13 +745,14 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         history_csv,
         loss_per_row,
         npz_bytes,
+        prediction,
     )
     from graphbp.progress import progress_bar
     from graphbp.train import train_state
 
     run = _resumed_run(args) if args.resume is not None else _new_run(args)
     s, net, hyper, task = run.split, run.net, run.hyper, run.task
-    output = _output_node(net)
+    output = prediction(net, run.output)
     prog = net.compile(
         run.backend or args.backend,
         run.dtype or args.dtype or "float64",
@@ -1004,6 +1005,7 @@ def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
     (None, features) and ``y`` as (None, targets), and validated again with them, so that a
     graph that does not fit the data fails here, naming the node, and not in training."""
     from graphbp import Network
+    from graphbp.model import prediction
     from graphbp.op import shapes_agree
 
     if set(net.inputs) != {"x", "y"}:
@@ -1023,51 +1025,13 @@ def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
             graph.nodes[name]["shape"] = given
     try:
         fitted = Network(graph)
-        _output_node(fitted)  # the prediction, checked against y's shape
+        prediction(fitted)  # the output node, checked against y's shape
         return fitted
     except GraphbpError as exc:
         raise GraphFileError(
             f"{path}: with 'x' of {features} feature and 'y' of {targets} target column(s) "
             f"from the data: {exc}"
         ) from exc
-
-
-def _output_node(net: Any) -> Hashable:
-    """The prediction node: ``graph["output"]``, else the loss's first operand.
-
-    ``Network()`` has checked that ``graph["output"]`` names an op node; here it must also
-    have the shape of the target ``y`` it is compared with.
-    """
-    import networkx as nx
-
-    from graphbp.op import shapes_agree
-
-    named = net.graph.graph.get("output")
-    if named is None and net.loss not in net.ops:
-        raise GraphError(
-            f"the loss {net.loss!r} is {article(net.kind[net.loss])} node, with no prediction to "
-            "compare; make the loss an op node whose first operand predicts 'y', or set "
-            "graph['output']"
-        )
-    output: Hashable = net.operands[net.loss][0] if named is None else named
-    if output not in net.ops:
-        raise GraphError(
-            f"the loss's first operand {output!r} is {article(net.kind[output])} node, not a "
-            "prediction; set graph['output'] to the node that predicts the target 'y'"
-        )
-    if "x" not in nx.ancestors(net.graph, output):
-        raise GraphError(
-            f"the output node {output!r} (op {net.op_name(output)!r}) is not computed from the "
-            "features 'x', so it predicts nothing; set graph['output'] to the prediction node"
-        )
-    have, want = net.shapes.get(output), net.shapes.get("y")
-    if have is not None and want is not None and not shapes_agree(have, want):
-        raise GraphError(
-            f"the output node {output!r} (op {net.op_name(output)!r}) has shape {have} but the "
-            f"target 'y' has shape {want}; graphbp train compares them, so set graph['output'] "
-            "to the prediction node or fix its shape"
-        )
-    return output
 
 
 # ---------------------------------------------------------------------------------- predict

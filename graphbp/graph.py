@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -123,6 +123,16 @@ class Network:
     def graph(self) -> nx.DiGraph:
         """The (frozen) graph this network was built from."""
         return self._graph
+
+    @property
+    def output(self) -> Hashable | None:
+        """The prediction node (whose value is compared with the target): ``graph["output"]``
+        if set, else the first operand of a loss of op sse, mse or softmax_cross_entropy
+        (:data:`LOSSES`) when that is an op node; None if neither names one."""
+        loss = self.loss
+        return output_node(
+            self._graph.graph.get("output"), self.op_name(loss), self.operands[loss], self.kind
+        )
 
     def op_name(self, node: Hashable) -> str:
         """The ``op`` attribute of ``node``: its op's name, or its leaf kind."""
@@ -392,6 +402,32 @@ def _check_names(g: nx.DiGraph) -> None:
                     f"node {node!r} has scope={show(scope)}, {problem}; a scope is a str "
                     f"that follows the text rule of names: {NAME_RULE.split(', or')[0]}"
                 )
+
+
+LOSSES = ("sse", "mse", "softmax_cross_entropy")
+"""Loss ops whose first operand is the prediction (the network's default output)."""
+
+
+def output_node(
+    named: Hashable | None,
+    loss_op: str,
+    operands: Sequence[Hashable],
+    kind: Mapping[Hashable, str],
+) -> Hashable | None:
+    """The one rule for a network's prediction node: ``named`` (``graph["output"]``) if
+    given, else the loss's first operand if the loss's op is in :data:`LOSSES` and that
+    operand is an op node; else None.
+
+    Args:
+        named: ``graph["output"]``, or None.
+        loss_op: the loss node's op name; ``operands``: the loss node's operands.
+        kind: each node's kind (``op`` or a leaf kind).
+    """
+    if named is not None:
+        return named
+    if loss_op in LOSSES and operands and kind[operands[0]] == OP:
+        return operands[0]
+    return None
 
 
 def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
-from graphbp.errors import GraphFileError, InputError, article, show
+from graphbp.errors import GraphError, GraphFileError, InputError, article, show
 from graphbp.io import read_regular_file
 
 if TYPE_CHECKING:
@@ -77,6 +77,60 @@ def loss_per_row(task: str, pred: np.ndarray[Any, Any], y: np.ndarray[Any, Any])
         log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         return float(-np.sum(y * log_p) / len(y))
     return float(np.sum((pred - y) ** 2) / len(y))
+
+
+# ---------------------------------------------------------------------------- the output
+
+
+def prediction(net: Network, output: Hashable | None = None) -> Hashable:
+    """The node that predicts the target, as graphbp train and :func:`load` use it:
+    ``output`` (default: :attr:`Network.output`), an op node computed from the features
+    ``x`` and not from the target ``y``, of ``y``'s shape where both are known.
+
+    Raises:
+        GraphError: naming the node and the fix (set ``graph["output"]``, or ``output=`` of
+            ``Builder.network``).
+    """
+    import networkx as nx
+
+    from graphbp.graph import LOSSES
+    from graphbp.op import OP, shapes_agree
+
+    fix = "set graph['output'] (b.network(loss, output=...)) to the node that predicts 'y'"
+    loss = net.loss
+    output = net.output if output is None else output
+    if output is None:
+        kind = net.op_name(loss)
+        if net.kind[loss] != OP:
+            raise GraphError(
+                f"the loss {show(loss)} is {article(kind)} node, with no prediction to compare; "
+                f"make the loss an op node whose first operand predicts 'y', or {fix}"
+            )
+        first = net.operands[loss][0] if net.operands[loss] else None
+        why = (
+            f"its first operand {show(first)} is {article(net.kind[first])} node, not a prediction"
+            if kind in LOSSES and first is not None
+            else f"its op {kind!r} is not one of {', '.join(LOSSES)}, whose first operand is "
+            "the prediction"
+        )
+        raise GraphError(f"no output node: the loss {show(loss)} names none ({why}); {fix}")
+    if output not in net.kind or net.kind[output] != OP:
+        raise GraphError(f"the output {show(output)} is not an op node of the network; {fix}")
+    what = f"the output node {show(output)} (op {net.op_name(output)!r})"
+    before = nx.ancestors(net.graph, output)
+    if "x" not in before:
+        raise GraphError(
+            f"{what} is not computed from the features 'x', so it predicts nothing; {fix}"
+        )
+    if "y" in before:
+        raise GraphError(f"{what} is computed from the target 'y', so it cannot predict it; {fix}")
+    have, want = net.shapes.get(output), net.shapes.get("y")
+    if have is not None and want is not None and not shapes_agree(have, want):
+        raise GraphError(
+            f"{what} has shape {have} but the target 'y' has shape {want}; graphbp train "
+            f"compares them, so fix its shape or {fix}"
+        )
+    return output
 
 
 # ---------------------------------------------------------------------------- arrays
@@ -535,11 +589,13 @@ def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> M
     about = read_description(folder / "model.json")
     net = Network.from_json(folder / "network.json")
     where = folder / "model.json"
-    if about.output not in net.ops or "x" not in net.inputs:
+    try:
+        prediction(net, about.output)
+    except GraphError as exc:
         raise GraphFileError(
-            f"{where}: output {show(about.output)} is not an op node of network.json computed "
-            "from input 'x'; the files do not belong together"
-        )
+            f"{where}: output {show(about.output)} does not predict with network.json ({exc}); "
+            "the files do not belong together"
+        ) from None
     width = (net.shapes.get("x") or (None, None))[-1]
     if width != len(about.features):
         raise GraphFileError(

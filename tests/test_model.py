@@ -822,3 +822,25 @@ def test_one_epoch_and_one_row_are_singular(regression: Path, tmp_path: Path) ->
     _small_csv(tmp_path / "d.csv")
     status, out, err = _cli(tmp_path, "train", "--data", "d.csv", "--epochs", "1", "--hidden", "2")
     assert status == 0 and ", 1 epoch, batch" in out, err
+
+
+def test_an_output_computed_from_y_is_refused_before_training(tmp_path: Path) -> None:
+    b = gb.Builder()
+    x, y = b.input("x", (None, 10)), b.input("y", (None, 1))
+    o = b.dense(x, 1, None, name="o")
+    squared = (o - y) ** 2
+    for net, why in [
+        (b.network(b.op("sum", squared)), "op 'sum' is not one of sse, mse"),
+        (b.network(b.op("sum", squared), output=squared), "is computed from the target 'y'"),
+    ]:
+        net.to_json(tmp_path / "g.json")
+        status, out, err = _cli(tmp_path, "train", "--graph", "g.json", "--epochs", "1")
+        assert status == 2 and why in err and "output=" in err and err.count("\n") == 1, err
+        assert out == "" and not (tmp_path / "graphbp-out").exists()
+    net = b.network(b.op("sum", squared), output=o)  # the prediction named: it trains
+    net.to_json(tmp_path / "g.json")
+    assert _cli(tmp_path, "train", "--graph", "g.json", "--epochs", "1", "--out", "m")[0] == 0
+    assert gb.load(tmp_path / "m").output == "o" == gb.Network.from_json(tmp_path / "g.json").output
+    _edit_json("model.json", lambda d: _set(d, ("output",), squared.name))(tmp_path / "m")
+    with pytest.raises(gb.GraphFileError, match="computed from the target 'y'"):
+        gb.load(tmp_path / "m")

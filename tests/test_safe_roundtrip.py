@@ -353,22 +353,22 @@ def test_train_checks_the_output_node(tmp_path: Path) -> None:
 
 
 def test_cli_output_node_falls_back_to_the_loss_operand_and_takes_int_names() -> None:
-    from graphbp.cli import _output_node
+    from graphbp.model import prediction
 
     g = gb.seed_network(3, 4, 1)
     del g.graph["output"]
-    assert _output_node(gb.Network(g)) == "yhat"
+    assert prediction(gb.Network(g)) == "yhat" == gb.Network(g).output
     g = nx.relabel_nodes(gb.seed_network(3, 4, 1), {"yhat": 0})
     g.graph["output"] = 0  # falsy, yet named
-    assert _output_node(gb.Network(g)) == 0
+    assert prediction(gb.Network(g)) == 0
     g = gb.seed_network(3, 4, 1)
     del g.graph["output"]
     g.remove_edge("yhat", "L")
     g.remove_edge("y", "L")
     g.add_edge("y", "L", arg=0)
     g.add_edge("yhat", "L", arg=1)
-    with pytest.raises(GraphError, match="the loss's first operand 'y' is an input node"):
-        _output_node(gb.Network(g))
+    with pytest.raises(GraphError, match="its first operand 'y' is an input node"):
+        prediction(gb.Network(g))
 
 
 def test_train_with_names_at_the_edge_of_the_rule_writes_every_file(tmp_path: Path) -> None:
