@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import functools
 import io
-import json
 import math
 import os
 import sys
@@ -853,7 +852,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
             )
         outputs = {
             "model.json": model_json,
-            "network.json": json.dumps(net.to_dict(), indent=1).encode(),
+            "network.json": net.to_json_bytes(),
             "params.npz": npz_bytes(arrays),
             "optimizer.npz": npz_bytes({str(k): v for k, v in enumerate(done.state)}),
             "metrics.json": _strict_json(metrics, "metrics.json").encode(),
@@ -968,36 +967,25 @@ def _compare_classifiers(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any
 
 def _write_outputs(out: Path, outputs: dict[str, bytes]) -> list[str]:
     """Write each file of ``outputs`` into ``out``, atomically; returns their names."""
-    from graphbp.io import write_atomic
+    from graphbp.io import write_file
 
     for name, content in outputs.items():
-        try:
-            write_atomic(out / name, content)
-        except OSError as exc:
-            raise GraphFileError(f"{out / name}: cannot write ({exc.strerror})") from exc
+        write_file(out / name, content)
     return list(outputs)
 
 
 def _strict_json(value: dict[str, Any], name: str) -> str:
-    """``value`` as JSON without the NaN and Infinity tokens strict parsers reject.
+    """``value`` as strict JSON (:func:`graphbp.io.dumps_strict`).
 
     Raises:
         NonFiniteError: naming the first entry that is NaN or infinite.
     """
+    from graphbp.io import dumps_strict
+
     try:
-        return json.dumps(value, indent=1, allow_nan=False)
-    except ValueError:
-        stack: list[tuple[str, Any]] = [("", value)]
-        while stack:
-            where, v = stack.pop()
-            if isinstance(v, dict | list):
-                items = v.items() if isinstance(v, dict) else enumerate(v)
-                stack.extend((f"{where}[{k!r}]", x) for k, x in reversed(list(items)))
-            elif isinstance(v, float) and not math.isfinite(v):
-                raise NonFiniteError(
-                    f"{name}: {where} is {v}; the run produced no finite value"
-                ) from None
-        raise
+        return dumps_strict(value)
+    except ValueError as exc:
+        raise NonFiniteError(f"{name}: {exc}; the run produced no finite value") from None
 
 
 def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
@@ -1043,6 +1031,7 @@ def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from graphbp.datasets import load_csv
+    from graphbp.io import write_file
     from graphbp.model import load
 
     output = _prediction_file(args.output, args.data, args.model)
@@ -1067,7 +1056,7 @@ def _predict(args: argparse.Namespace) -> int:
     if output is None:
         sys.stdout.write(text)
     else:
-        _write_prediction(output, args.output, text.encode())
+        write_file(output, text.encode(), args.output)
         print(f"wrote {args.output} ({counted(len(predicted), 'row')})", file=sys.stderr)
     known = ~np.isnan(data.y[:, 0]) if data.y.shape[1] else np.zeros(len(data.y), bool)
     if known.any():  # the target is there: say how well the model does where it is known
@@ -1150,15 +1139,6 @@ def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
 def _streams(path: str) -> bool:
     """Whether ``path`` lies in /dev or /proc, where names are devices and streams."""
     return Path(path).is_relative_to("/dev") or Path(path).is_relative_to("/proc")
-
-
-def _write_prediction(path: Path, shown: str, content: bytes) -> None:
-    from graphbp.io import write_atomic
-
-    try:
-        write_atomic(path, content)
-    except OSError as exc:
-        raise GraphFileError(f"{shown}: cannot write ({exc.strerror})") from exc
 
 
 # --------------------------------------------------------------------------- render, explain

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import numbers
 import zipfile
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 
 from graphbp.errors import GraphError, GraphFileError, InputError, article, show
-from graphbp.io import read_regular_file
+from graphbp.io import read_json, read_regular_file
 
 if TYPE_CHECKING:
     from graphbp.datasets import Standardisation
@@ -308,30 +307,8 @@ def rows_digest(rows: Any) -> str:
 
 
 def _json(path: Path, limit: int) -> Any:
-    """A strict JSON file (no NaN or Infinity, no key twice in an object), bounded; errors
-    name the file."""
-
-    def refuse(token: str) -> None:
-        raise ValueError(f"{token} is not a number JSON allows")
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(items)
-        if len(obj) != len(items):
-            twice = next(k for i, (k, _) in enumerate(items) if k in dict(items[:i]))
-            raise ValueError(f"key {show(twice, 40)} appears twice in an object")
-        return obj
-
-    raw = read_regular_file(path, what="model file", limit=limit)
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse, object_pairs_hook=pairs)
-    except UnicodeDecodeError:
-        raise GraphFileError(f"{path}: not UTF-8 text; train again") from None
-    except json.JSONDecodeError as exc:
-        raise GraphFileError(
-            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
+    """A strict JSON file of the model folder, bounded (:func:`graphbp.io.read_json`)."""
+    return read_json(path, what="model file", limit=limit, fix="train again")
 
 
 class _Check:

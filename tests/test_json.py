@@ -120,3 +120,18 @@ def test_a_const_array_comes_back_as_the_list_of_its_numbers(tmp_path: Path) -> 
     )
     x = {"x": np.array([[3.0, 4.0]])}
     assert back.compile().loss({}, x) == net.compile().loss({}, x) == 11.0
+
+
+def test_graph_files_are_strict_json_as_model_files_are(tmp_path: Path) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    net.to_json(tmp_path / "n.json")
+    text = (tmp_path / "n.json").read_text()
+    assert (tmp_path / "n.json").read_bytes() == net.to_json_bytes()
+    (tmp_path / "n.json").write_text(text.replace('"loss":', '"loss": "W1", "loss":', 1))
+    with pytest.raises(GraphFileError, match="key 'loss' appears twice in an object"):
+        gb.Network.from_json(tmp_path / "n.json")
+    g = gb.seed_network(3, 4, 1)
+    g.graph["note"] = float("nan")
+    with pytest.raises(GraphError, match=r"\['graph'\]\['note'\] is nan"):
+        gb.Network(g).to_json(tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()
