@@ -11,7 +11,6 @@ import csv
 import dataclasses
 import functools
 import io
-import math
 import os
 import sys
 import unicodedata
@@ -34,6 +33,7 @@ from graphbp.errors import (
     show,
     visible,
 )
+from graphbp.optim import OPTIMIZERS
 from graphbp.registry import get_backend
 
 if TYPE_CHECKING:
@@ -338,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--optimizer",
         action=_Given,
-        choices=("sgd", "momentum", "adam"),
+        choices=tuple(OPTIMIZERS),
         default=DEFAULTS["optimizer"],
         help="the update rule: plain SGD, SGD with momentum, or Adam (--resume: the saved one)",
     )
@@ -588,12 +588,13 @@ class _Run:
     backend: str | None = None  # None: as the options say
     dtype: str | None = None
     output: Hashable | None = None  # None: the network's (a resumed run: the saved one)
+    test_fraction: float = 0.0  # the fraction of rows held out (set by _new_run, _resumed_run)
 
 
 def _new_run(args: argparse.Namespace) -> _Run:
     """A run from scratch, as the options say."""
     from graphbp import Network, mlp
-    from graphbp.datasets import EXAMPLES, load_csv, load_example, split
+    from graphbp.datasets import EXAMPLES, TEST_FRACTION, load_csv, load_example, split
     from graphbp.model import Source
 
     example = "diabetes" if args.data else args.example
@@ -605,7 +606,7 @@ def _new_run(args: argparse.Namespace) -> _Run:
     data = load_csv(args.data, args.target) if args.data else load_example(example)
     classify = not args.data and EXAMPLES[example][2] == "classification"
     classes = list(range(int(data.y.max()) + 1)) if classify else None
-    s = split(data, 0.2, args.seed, classes=len(classes) if classes else None)
+    s = split(data, TEST_FRACTION, args.seed, classes=len(classes) if classes else None)
     source = Source(
         None if args.data else example,
         str(Path(os.path.abspath(args.data))) if args.data else None,
@@ -626,7 +627,7 @@ def _new_run(args: argparse.Namespace) -> _Run:
         net = Network(mlp(sizes, "sigmoid", "sse"))
         what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
     task = "classification" if classify else "regression"
-    return _Run(data, source, s, task, classes, net, what, hyper)
+    return _Run(data, source, s, task, classes, net, what, hyper, test_fraction=TEST_FRACTION)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Run:
@@ -659,11 +660,9 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
         refuse("--target", f"the model predicts {about.target!r}")
     if "seed" in given and args.seed != about.seed:
         refuse("--seed", f"the model's split and shuffling use seed {about.seed}")
-    optimizer = saved.get("optimizer")
+    optimizer: str = saved["optimizer"]  # read_description checked it
     if "optimizer" in given and args.optimizer != optimizer:
         refuse("--optimizer", f"the saved optimizer state is {show(optimizer)}'s")
-    if optimizer not in ("sgd", "momentum", "adam"):
-        raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
     csv_path = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
     try:  # the bytes' sha256 is checked before they are parsed: a file that differs (any
         # file a hostile model.json names) is never quoted in a message
@@ -706,29 +705,22 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     )
     if s.test_rows.tolist() != about.test_rows:  # about.test_rows checks their sha256
         raise InputError(f"{folder}: the split differs from the saved one; train anew")
-    hyper = {
-        "lr": args.lr if args.lr is not None else saved.get("lr"),
+    hyper: dict[str, Any] = {
+        "lr": args.lr if args.lr is not None else saved["lr"],
         "epochs": args.epochs or EXAMPLE_DEFAULTS[src.example or "diabetes"]["epochs"],
         "hidden": saved.get("hidden"),
-        "batch_size": args.batch_size if "batch_size" in given else saved.get("batch_size"),
+        "batch_size": args.batch_size if "batch_size" in given else saved["batch_size"],
         "optimizer": optimizer,
         "seed": about.seed,
         "graph": saved.get("graph"),
     }
-    for key, kind in (("lr", int | float), ("batch_size", int)):
-        value = hyper[key]
-        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
-            raise GraphFileError(
-                f"{folder / 'model.json'}: hyperparameter {key!r} is {show(value)}, not a "
-                "positive number; train anew"
-            )
     state = read_optimizer_state(folder, optimizer, model.params)
     history = (model.history["train_loss"], model.history["test_loss"])  # about.epochs each
     what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
     run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
     run.backend, run.dtype = trained_with(about, args.backend, args.dtype)
-    run.output = about.output
+    run.output, run.test_fraction = about.output, about.test_fraction
     return run
 
 
@@ -834,7 +826,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
             stats=s.stats,
             source=run.source,
             seed=hyper["seed"],
-            test_fraction=0.2,
+            test_fraction=run.test_fraction,
             test_rows=s.test_rows,
             output=output,
             hyperparameters={k: v for k, v in hyper.items() if k != "epochs"},
@@ -1030,7 +1022,6 @@ def _predict(args: argparse.Namespace) -> int:
     with --proba, a classifier's probabilities)."""
     import numpy as np
 
-    from graphbp.datasets import load_csv
     from graphbp.io import write_file
     from graphbp.model import load
 
@@ -1040,9 +1031,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise InputError(
             f"--proba needs a classifier; {args.model} predicts {model.target!r} by regression"
         )
-    data = load_csv(args.data, model.target, target_required=False)
-    columns = dict(zip(data.feature_names, data.x.T, strict=True))
-    rows = model.columns_to_rows(columns, str(args.data))
+    rows, target = model.csv_rows(args.data)
     predicted = model.predict(rows)
     header, table = [spreadsheet_safe(model.target)], [[f"{v!r}" for v in predicted.tolist()]]
     if args.proba and model.classes is not None:
@@ -1058,9 +1047,9 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         write_file(output, text.encode(), args.output)
         print(f"wrote {args.output} ({counted(len(predicted), 'row')})", file=sys.stderr)
-    known = ~np.isnan(data.y[:, 0]) if data.y.shape[1] else np.zeros(len(data.y), bool)
-    if known.any():  # the target is there: say how well the model does where it is known
-        score = _score(model, data.y[known, 0], predicted[known])
+    known = np.zeros(len(rows), bool) if target is None else ~np.isnan(target)
+    if target is not None and known.any():  # say how well the model does where it is known
+        score = _score(model, target[known], predicted[known])
         some = "" if known.all() else f"{int(known.sum())} of "
         which = "the row" if len(known) == 1 else f"the {len(known)} rows"
         print(

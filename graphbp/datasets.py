@@ -72,6 +72,10 @@ class Split:
     stats: Standardisation
 
 
+TEST_FRACTION = 0.2
+"""The fraction of rows graphbp train holds out for testing (``split``'s default)."""
+
+
 class DataChangedError(InputError):
     """A file's bytes are not those a saved model was trained on (its sha256 differs).
 
@@ -408,7 +412,7 @@ def _stack(chunks: list[np.ndarray[Any, Any]], columns: int) -> np.ndarray[Any, 
 
 def split(
     data: Dataset,
-    test_fraction: float = 0.2,
+    test_fraction: float = TEST_FRACTION,
     seed: int = 0,
     classes: int | None = None,
     stats: Standardisation | None = None,

@@ -35,6 +35,7 @@ import numpy as np
 
 from graphbp.errors import GraphError, GraphFileError, InputError, article, show
 from graphbp.io import read_json, read_regular_file
+from graphbp.optim import OPTIMIZERS
 
 if TYPE_CHECKING:
     from graphbp.datasets import Standardisation
@@ -383,7 +384,6 @@ class Description:
     backend: str
     dtype: str
     epochs: int
-    raw: dict[str, Any]
 
     @cached_property
     def test_rows(self) -> list[int]:
@@ -466,6 +466,13 @@ def read_description(path: Path) -> Description:
     rows_sha256 = sp.get("test_rows_sha256", str)
     output = c.get("output", (str, int))
     hyper = c.get("hyperparameters", dict)
+    h = c.sub("hyperparameters")
+    if h.get("optimizer", str) not in OPTIMIZERS:
+        h.fail("'hyperparameters'.'optimizer'", f"is not one of {', '.join(OPTIMIZERS)}")
+    if not 0 < h.get("lr", (int, float)) < math.inf:
+        h.fail("'hyperparameters'.'lr'", "is not a positive number")
+    if not 1 <= h.get("batch_size", int) < 2**63:
+        h.fail("'hyperparameters'.'batch_size'", "is not a positive whole number")
     trained = c.sub("trained_with")
     epochs = c.get("epochs", int)
     if not 0 <= epochs < 2**63:
@@ -485,7 +492,6 @@ def read_description(path: Path) -> Description:
         trained.get("backend", str),
         trained.get("dtype", str),
         epochs,
-        c.data,
     )
 
 
@@ -630,10 +636,7 @@ class Model:
         path: the folder it was loaded from.
         network: the :class:`Network`; ``program``: it compiled; ``params``: its parameters.
         features: the feature columns, in the order a 2-D input holds them.
-        target: the target column; ``classes``: a classifier's labels (None: regression).
-        task: ``"regression"`` or ``"classification"``.
-        stats: the training rows' standardisation statistics.
-        output: the node that predicts the (standardised) target.
+        features, target, classes, task, stats, output: model.json's (properties).
         metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``
             (history.csv, read when first asked for: predicting never reads it).
         description: model.json, validated (where the data came from, the split, ...).
@@ -650,9 +653,37 @@ class Model:
     ) -> None:
         self.path, self.network, self.program, self.params = path, network, program, params
         self.description = about
-        self.features, self.target, self.classes = about.features, about.target, about.classes
-        self.task, self.stats, self.output = about.task, about.stats, about.output
         self.metrics = metrics
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns, in the order a 2-D input holds them."""
+        return self.description.features
+
+    @property
+    def target(self) -> str:
+        """The target column."""
+        return self.description.target
+
+    @property
+    def classes(self) -> list[int] | None:
+        """A classifier's labels (None: a regression)."""
+        return self.description.classes
+
+    @property
+    def task(self) -> str:
+        """``"regression"`` or ``"classification"``."""
+        return self.description.task
+
+    @property
+    def stats(self) -> Standardisation:
+        """The training rows' standardisation statistics."""
+        return self.description.stats
+
+    @property
+    def output(self) -> Hashable:
+        """The node that predicts the (standardised) target."""
+        return self.description.output
 
     @cached_property
     def history(self) -> dict[str, list[float]]:
@@ -699,11 +730,8 @@ class Model:
             labels: np.ndarray[Any, Any] = np.asarray(self.classes, dtype=np.int64)
             picked: np.ndarray[Any, Any] = labels[np.argmax(scores, axis=1)]
             return picked
-        mean, std = self.stats.y_mean, self.stats.y_std
-        if mean is None or std is None:  # read_description gives a regression both
-            raise GraphFileError(f"{self.path}: a regression model without the target's statistics")
-        with np.errstate(all="ignore"):
-            values: np.ndarray[Any, Any] = (scores * std + mean)[:, 0]
+        with np.errstate(all="ignore"):  # read_description gives a regression y_mean, y_std
+            values: np.ndarray[Any, Any] = (scores * self.stats.y_std + self.stats.y_mean)[:, 0]
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argmax(bad))
@@ -733,12 +761,7 @@ class Model:
     def feature_rows(self, rows: Any) -> np.ndarray[Any, Any]:
         """``rows`` (as :meth:`predict` takes them) as a float64 array in column order."""
         if isinstance(rows, str | Path):
-            from graphbp.datasets import load_csv
-
-            data = load_csv(rows, self.target, target_required=False)
-            return self.columns_to_rows(
-                dict(zip(data.feature_names, data.x.T, strict=True)), str(rows)
-            )
+            return self.csv_rows(rows)[0]
         if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a pandas DataFrame
             rows = {c: rows[c] for c in rows.columns}
         elif isinstance(rows, np.ndarray) and rows.dtype.names:  # a structured array
@@ -759,6 +782,22 @@ class Model:
                 f"features ({_listed(self.features)}), in that order"
             )
         return _finite(x, self.features)
+
+    def csv_rows(
+        self, path: str | Path
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """A CSV file's feature rows (as :meth:`feature_rows` gives them) and its target
+        column (NaN where a cell is empty), None if it has none.
+
+        Raises:
+            GraphFileError: the file cannot be read (naming the file and line).
+            InputError: a feature column missing or extra, naming it.
+        """
+        from graphbp.datasets import load_csv
+
+        data = load_csv(path, self.target, target_required=False)
+        columns = dict(zip(data.feature_names, data.x.T, strict=True))
+        return self.columns_to_rows(columns, str(path)), data.y[:, 0] if data.y.shape[1] else None
 
     def columns_to_rows(
         self, columns: Mapping[Any, Any], what: str = "the mapping"

@@ -69,7 +69,11 @@ def test_history_metrics_and_figure_share_one_loss_unit(regression: Path) -> Non
     model = gb.load(regression)
     metrics, history = model.metrics, model.history
     unit = "mean squared error per row on the standardised target"
-    assert metrics["loss_unit"] == unit == model.description.raw["loss_unit"]
+    assert (
+        metrics["loss_unit"]
+        == unit
+        == json.loads((regression / "model.json").read_text())["loss_unit"]
+    )
     assert len(history["train_loss"]) == len(history["test_loss"]) == metrics["epochs"] == 4
     assert history["train_loss"][-1] == metrics["final_train_loss"]
     assert history["test_loss"][-1] == metrics["final_test_loss"]
@@ -404,6 +408,18 @@ HOSTILE = {
     "history longer than the epochs": (
         "history.csv",
         lambda f: (f / "history.csv").write_text((f / "history.csv").read_text() + "5,1.0,1.0\n"),
+    ),
+    "unknown optimizer": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "optimizer"), "rmsprop")),
+    ),
+    "zero lr": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "lr"), 0)),
+    ),
+    "batch size as text": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "batch_size"), "32")),
     ),
     "metrics list": ("metrics.json", lambda f: (f / "metrics.json").write_text("[]")),
     "network JSON": ("network.json", lambda f: (f / "network.json").write_text("{}")),
