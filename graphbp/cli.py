@@ -34,7 +34,7 @@ from graphbp.errors import (
     visible,
 )
 from graphbp.optim import OPTIMIZERS
-from graphbp.registry import get_backend
+from graphbp.registry import default_backend, get_backend
 
 if TYPE_CHECKING:
     from graphbp.outputs import OutputFolder
@@ -634,7 +634,7 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     """A run that continues the model folder ``args.resume``; options that contradict it
     are refused, one line each."""
     from graphbp.datasets import DataChangedError, load_csv, load_example, split
-    from graphbp.model import Source, load, read_optimizer_state, trained_with
+    from graphbp.model import Source, backend_and_dtype, load, read_optimizer_state
 
     folder = args.resume
     model = load(folder, "numpy", "float64")
@@ -719,7 +719,7 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
     run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
-    run.backend, run.dtype = trained_with(about, args.backend, args.dtype)
+    run.backend, run.dtype = backend_and_dtype(about, args.backend, args.dtype)
     run.output, run.test_fraction = about.output, about.test_fraction
     return run
 
@@ -1279,7 +1279,7 @@ def _check(args: argparse.Namespace) -> int:
     )
 
     installed = installed_backends()
-    one = args.backend or os.environ.get("GRAPHBP_BACKEND")  # else: every installed backend
+    one = args.backend or default_backend()  # else: every installed backend
     chosen = [one] if one else installed
     if args.op is not None:
         if args.graph is not None:
@@ -1325,7 +1325,7 @@ def _bench(args: argparse.Namespace) -> int:
     from graphbp.bench import run
     from graphbp.testing import installed_backends
 
-    one = args.backend or os.environ.get("GRAPHBP_BACKEND")
+    one = args.backend or default_backend()
     if one:
         get_backend(one)  # an unknown or missing backend is a one-line error
     run(quick=args.quick, backends=[one] if one else installed_backends())

@@ -14,7 +14,7 @@ from graphbp.errors import GraphbpError, GraphError, GraphFileError, article, sh
 from graphbp.io import dumps_strict, read_json, write_atomic
 from graphbp.memory import gc_paused
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
-from graphbp.registry import get_backend, get_op
+from graphbp.registry import default_backend, get_backend, get_op
 from graphbp.shapes import infer_shapes
 
 if TYPE_CHECKING:
@@ -163,11 +163,9 @@ class Network:
                 gradient. For testing plugins: it costs a view per value and step (the
                 default is as fast as before). A no-op on JAX, whose arrays are immutable.
         """
-        import os
-
         from graphbp.program import Program
 
-        name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
+        name = backend or default_backend() or "numpy"
         return Program(self, get_backend(name), dtype, check_finite, devices, traversal, strict)
 
     _display: ClassVar[Callable[[Network], dict[str, str]] | None] = None

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
 from graphbp.errors import GraphError, GraphFileError, InputError, article, show
 from graphbp.io import read_json, read_regular_file
@@ -350,10 +351,10 @@ class _Check:
 
     def statistics(self, mean: str, std: str, length: int) -> tuple[Any, Any]:
         """A mean and a standard deviation per column, checked to be usable."""
-        from graphbp.datasets import STD_SPAN, usable_statistics
+        from graphbp.datasets import STD_SPAN, unusable_columns
 
         m, s = self.floats(mean, length), self.floats(std, length)
-        bad = np.isnan(usable_statistics(m, s))
+        bad = unusable_columns(m, s)
         if bad.any():
             self.fail(
                 f"{self.where}{mean!r}/{std!r}",
@@ -550,7 +551,9 @@ def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]
 # ---------------------------------------------------------------------------- the model
 
 
-def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> Model:
+def load(
+    folder: str | Path, backend: str | None = None, dtype: npt.DTypeLike | None = None
+) -> Model:
     """Load a model folder written by ``graphbp train``.
 
     Args:
@@ -597,21 +600,21 @@ def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> M
     metrics = _json(folder / "metrics.json", METRICS_LIMIT)
     if not isinstance(metrics, dict):
         raise GraphFileError(f"{folder / 'metrics.json'}: is not a JSON object; train again")
-    backend, dtype = trained_with(about, backend, dtype)
+    backend, dtype = backend_and_dtype(about, backend, dtype)
     prog = net.compile(backend, dtype)
     params = {n: prog.backend.asarray(arrays[str(n)], dtype) for n in net.params}
     return Model(folder, net, prog, params, about, metrics)
 
 
-def trained_with(about: Description, backend: str | None, dtype: Any) -> tuple[str, str]:
+def backend_and_dtype(
+    about: Description, backend: str | None, dtype: npt.DTypeLike | None
+) -> tuple[str, str]:
     """The backend and dtype to compile a saved model for: those asked for, else
     ``$GRAPHBP_BACKEND`` and the saved ones (the saved backend only if it is installed)."""
-    import os
-
     from graphbp.errors import BackendNotInstalledError
-    from graphbp.registry import get_backend
+    from graphbp.registry import default_backend, get_backend
 
-    backend = backend or os.environ.get("GRAPHBP_BACKEND")
+    backend = backend or default_backend()
     if backend is None:
         backend = about.backend
         try:
