@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -126,12 +127,33 @@ def read_json(path: Path, *, what: str, limit: int, fix: str) -> Any:
         ) from None
     except RecursionError:
         raise GraphFileError(f"{path}: JSON nested too deeply to read; {fix}") from None
-    except ValueError as exc:  # a constant, a key twice, an integer beyond the digit limit
+    except _ConstantError as exc:
+        line, column = _where(text, exc.token)
+        raise GraphFileError(
+            f"{path}:{line}:{column}: {exc.token} is not a number JSON allows; {fix}"
+        ) from None
+    except ValueError as exc:  # a key twice, an integer beyond the digit limit
         raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
 
 
+class _ConstantError(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(f"{token} is not a number JSON allows")
+        self.token = token
+
+
 def _refuse_constant(token: str) -> None:
-    raise ValueError(f"{token} is not a number JSON allows")
+    raise _ConstantError(token)
+
+
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _where(text: str, token: str) -> tuple[int, int]:
+    """The line and column of the first ``token`` (NaN, Infinity) outside JSON strings."""
+    found = next(m for m in _STRING_OR_CONSTANT.finditer(text) if m.group(1) == token)
+    start = found.start(1)
+    return text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)
 
 
 def _unique_keys(items: list[tuple[str, Any]]) -> dict[str, Any]:
