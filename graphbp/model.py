@@ -147,7 +147,7 @@ def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray[Any, Any]]:
     """The arrays of an .npz file with exactly the members ``shapes`` names, of those shapes.
 
     Each member's header is read and checked (shape, a real dtype, no objects) before its
@@ -179,7 +179,7 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
                 else f"has an extra member {show(extra)}"
             )
             raise GraphFileError(f"{path}: {what}; it does not belong to this model's network")
-        out: dict[str, Any] = {}
+        out: dict[str, np.ndarray[Any, Any]] = {}
         for name, want in shapes.items():
             out[name] = _read_member(path, archive, members[name], name, want)
     return out
@@ -187,7 +187,7 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
 
 def _read_member(
     path: Path, archive: zipfile.ZipFile, member: str, name: str, want: tuple[int, ...]
-) -> Any:
+) -> np.ndarray[Any, Any]:
     """One array of an .npz, its header checked before its data is read."""
     where = f"{path}: array {show(name)}"
     try:
@@ -532,7 +532,9 @@ def read_history(path: Path, epochs: int) -> tuple[list[float], list[float]]:
     return train, test
 
 
-def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]) -> list[Any]:
+def read_optimizer_state(
+    folder: Path, optimizer: str, params: Mapping[Any, Any]
+) -> list[np.ndarray[Any, Any]]:
     """optimizer.npz's arrays, in the order ``train_state`` takes them.
 
     Args:
