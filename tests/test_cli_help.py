@@ -81,13 +81,12 @@ def test_defaults_are_stated_once_in_the_help(capsys: pytest.CaptureFixture[str]
 
 
 def test_version_and_python_m_graphbp_behave_as_the_graphbp_command(tmp_path: Path) -> None:
+    """Both start graphbp.cli.main (whose commands are tested in-process): the version, a
+    usage error and no command are enough to tell them apart from anything else."""
     script = Path(sys.executable).parent / "graphbp"  # the installed entry point
     cases = {
         ("--version",): 0,
-        ("ops",): 0,
-        ("render", "--help"): 0,
         ("train", "--epochs", "0"): 2,  # a usage error
-        ("explain", "missing.json"): 2,  # a GraphbpError
         (): 2,  # no command
     }
     for args, status in cases.items():
@@ -99,8 +98,10 @@ def test_version_and_python_m_graphbp_behave_as_the_graphbp_command(tmp_path: Pa
         ]
         assert [r.returncode for r in runs] == [status, status], (args, runs[1].stderr)
         assert runs[0].stdout == runs[1].stdout and runs[0].stderr == runs[1].stderr, args
-    version = subprocess.run([script, "--version"], capture_output=True, text=True)
-    assert version.stdout == f"graphbp {gb.__version__}\n"
+        if args == ("--version",):
+            assert runs[0].stdout == f"graphbp {gb.__version__}\n"
+        else:  # one usage line, or the commands
+            assert runs[0].stderr.startswith(("graphbp train: error: argument", "usage: graphbp"))
 
 
 def _columns(text: str) -> int:

@@ -209,16 +209,17 @@ def test_n_epochs_then_resume_m_equals_one_run_of_n_plus_m(
     tmp_path: Path, optimizer: str, backend: str
 ) -> None:
     common = ("--hidden", "4", "--optimizer", optimizer, "--batch-size", "64")
-    common += ("--backend", backend)
+    common += ("--backend", backend, "--out", "model")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    resumed = train(tmp_path / "a", "train", "--epochs", "3", *common)
-    run = graphbp(
-        "train", "--resume", "model", "--epochs", "2", "--backend", backend, cwd=tmp_path / "a"
+    assert _cli(tmp_path / "a", "train", "--epochs", "3", *common)[0] == 0  # in-process: one
+    status, out, err = _cli(  # import of jax serves the three runs
+        tmp_path / "a", "train", "--resume", "model", "--epochs", "2", "--backend", backend
     )
-    assert run.returncode == 0, run.stderr
-    assert "epochs 4–5" in run.stdout and "batch 64" in run.stdout
-    whole = train(tmp_path / "b", "train", "--epochs", "5", *common)
+    assert status == 0, err
+    assert "epochs 4–5" in out and "batch 64" in out
+    assert _cli(tmp_path / "b", "train", "--epochs", "5", *common)[0] == 0
+    resumed, whole = tmp_path / "a" / "model", tmp_path / "b" / "model"
     assert sorted(p.name for p in whole.iterdir()) == sorted(ALL_FILES)
     for name in ALL_FILES:
         assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
@@ -243,9 +244,9 @@ def test_resume_writes_elsewhere_with_out_and_refuses_conflicting_options(
         ("--graph", "g.json"),
         ("--data", "d.csv"),
     ):
-        run = graphbp("train", "--resume", str(regression), *option, "--out", "x", cwd=tmp_path)
-        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
-        assert f"{option[0]} conflicts with --resume" in run.stderr
+        status, _, err = _cli(tmp_path, "train", "--resume", str(regression), *option, "--out", "x")
+        assert status == 2 and err.count("\n") == 1, err
+        assert f"{option[0]} conflicts with --resume" in err
         assert not (tmp_path / "x").exists()
 
 
