@@ -93,6 +93,7 @@ class _Run:
     net: Network
     what: str
     hyper: dict[str, Any]
+    test_fraction: float  # the fraction of rows held out
     params: dict[Hashable, Array] | None = None  # None: fresh, from the seed
     state: list[np.ndarray[Any, Any]] | None = None  # the optimizer's saved state
     history: tuple[list[float], list[float]] = ([], [])
@@ -100,7 +101,6 @@ class _Run:
     backend: str | None = None  # None: as the options say
     dtype: str | None = None
     output: Hashable | None = None  # None: the network's (a resumed run: the saved one)
-    test_fraction: float = 0.0  # the fraction of rows held out (set by _new_run, _resumed_run)
 
 
 def _new_run(args: argparse.Namespace) -> _Run:
@@ -139,7 +139,7 @@ def _new_run(args: argparse.Namespace) -> _Run:
         net = Network(mlp(sizes, "sigmoid", "sse"))
         what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
     task = "classification" if classify else "regression"
-    return _Run(data, source, s, task, classes, net, what, hyper, test_fraction=TEST_FRACTION)
+    return _Run(data, source, s, task, classes, net, what, hyper, TEST_FRACTION)
 
 
 def _resumed_run(args: argparse.Namespace) -> _Run:
@@ -229,10 +229,10 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     state = read_optimizer_state(folder, optimizer, model.params)
     history = (model.history["train_loss"], model.history["test_loss"])  # about.epochs each
     what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
-    run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
+    run = _Run(data, src, s, about.task, classes, model.network, what, hyper, about.test_fraction)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
     run.backend, run.dtype = backend_and_dtype(about, args.backend, args.dtype)
-    run.output, run.test_fraction = about.output, about.test_fraction
+    run.output = about.output
     return run
 
 
@@ -271,7 +271,9 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     )
     start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
 
-    def predict(params: Any, x: Any, rows: str, when: str) -> Any:
+    def predict(
+        params: Mapping[Hashable, Array], x: np.ndarray[Any, Any], rows: str, when: str
+    ) -> np.ndarray[Any, Any]:
         y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
         if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
             raise NonFiniteError(

@@ -255,27 +255,23 @@ def test_resume_refuses_a_csv_that_changed(tmp_path: Path) -> None:
     x = rng.standard_normal((40, 2))
     rows = ["a,b,target"] + [f"{a!r},{b!r},{a - 2 * b!r}" for a, b in x.tolist()]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
-    train(tmp_path, "train", "--data", "d.csv", "--epochs", "2", "--hidden", "3")
+    options = ("--epochs", "2", "--hidden", "3", "--out", "model")
+    assert _cli(tmp_path, "train", "--data", "d.csv", *options)[0] == 0
     model = gb.load(tmp_path / "model")
     assert model.description.source.csv == str(tmp_path / "d.csv")
     assert model.description.source.rows == 40
     (tmp_path / "d.csv").rename(tmp_path / "moved.csv")  # the same rows, elsewhere: --data
-    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
-    assert (
-        run.returncode == 2
-        and "d.csv: the CSV file model was trained on is not there; "
-        "if it moved, give --data NEW_PATH"
-        in run.stderr
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2
+    assert "d.csv: the CSV file model was trained on is not there; if it moved, give --data" in err
+    status, _, err = _cli(
+        tmp_path, "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1"
     )
-    run = graphbp(
-        "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1", cwd=tmp_path
-    )
-    assert run.returncode == 0, run.stderr
+    assert status == 0, err
     assert gb.load(tmp_path / "model").description.source.csv == str(tmp_path / "moved.csv")
     (tmp_path / "moved.csv").write_text("\n".join(rows[:-1]) + "\n")  # a row less
-    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
-    assert run.returncode == 2 and "the data changed since" in run.stderr
-    assert run.stderr.count("\n") == 1
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2 and "the data changed since" in err and err.count("\n") == 1
 
 
 # ------------------------------------------------------------------- hostile model folders
