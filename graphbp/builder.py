@@ -20,6 +20,7 @@ from graphbp.graph import (
     const_array,
     name_key,
     name_problem,
+    output_node,
     plain_attrs,
     text_problem,
 )
@@ -29,9 +30,6 @@ from graphbp.shapes import Pair, infer_node
 
 Name = str | int
 """A node name: a str, or an int (see ``graphbp.graph.NAME_RULE``)."""
-
-LOSSES = ("sse", "mse", "softmax_cross_entropy")
-"""Loss ops whose first operand is the prediction (``graph["output"]`` of the network)."""
 
 _TRAILING_NUMBER = re.compile(r"[0-9]+\Z")
 
@@ -433,13 +431,8 @@ class Builder:
         """
         draft = self._draft
         top = self._own(loss, "the loss").name
-        out: Hashable | None = None if output is None else self._own(output, "the output").name
-        if (
-            out is None
-            and draft.op_name(top) in LOSSES
-            and draft.kind[draft.operands[top][0]] == OP
-        ):
-            out = draft.operands[top][0]
+        named = None if output is None else self._own(output, "the output").name
+        out = output_node(named, draft.op_name(top), draft.operands[top], draft.kind)
         keep = {top, *nx.ancestors(draft.graph, top)}
         attrs: dict[str, Any] = {"loss": top}
         if out is not None:

@@ -7,46 +7,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
+import csv
 import functools
-import json
-import math
+import io
 import os
 import sys
-import unicodedata
 import warnings
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp import __version__
-from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT
+from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT, counted
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
     GraphbpError,
-    GraphError,
-    GraphFileError,
-    GraphvizError,
     InputError,
     NonFiniteError,
     PluginError,
-    article,
     exc_text,
-    show,
     visible,
 )
-from graphbp.registry import get_backend
+from graphbp.optim import OPTIMIZERS
+from graphbp.registry import default_backend, get_backend
+from graphbp.run import DEFAULTS, EXAMPLE_DEFAULTS
+from graphbp.text import table
 
 if TYPE_CHECKING:
-    from graphbp.outputs import OutputFolder
+    import numpy as np
 
-EXAMPLE_DEFAULTS = {
-    "diabetes": {"epochs": 150, "lr": 0.003, "hidden": 16},
-    "digits": {"epochs": 100, "lr": 0.5, "hidden": 32},
-}
-"""Hyper-parameters per embedded example (and for --data, those of diabetes)."""
-DEFAULTS = {"batch_size": 32, "optimizer": "sgd"}
+    from graphbp.graph import Network
+    from graphbp.model import Model
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,7 +330,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--optimizer",
         action=_Given,
-        choices=("sgd", "momentum", "adam"),
+        choices=tuple(OPTIMIZERS),
         default=DEFAULTS["optimizer"],
         help="the update rule: plain SGD, SGD with momentum, or Adam (--resume: the saved one)",
     )
@@ -413,7 +405,9 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         default="-",
         help="the CSV file to write (replaced whole; not the input, not inside DIR), one "
-        "column named after the target (default: - for standard output)",
+        "column named after the target (quoted as CSV needs; a name that a spreadsheet would "
+        "take for a formula, starting with = + - or @, gets a leading ') (default: - for "
+        "standard output)",
     )
     predict.add_argument(
         "--proba",
@@ -539,508 +533,9 @@ def _out_folder(text: str) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from graphbp.outputs import OutputFolder
+    from graphbp.run import train
 
-    given: set[str] = getattr(args, "given", set())
-    if args.resume is not None and "out" not in given:
-        args.out = args.resume  # continued in place, swapped in whole as any run
-    # --out is checked and locked before anything else, so a run that cannot keep its
-    # outputs fails before it trains; the outputs are written beside it and swapped in whole.
-    folder = OutputFolder(args.out)
-    for option, path in (("--data", args.data), ("--graph", args.graph)):
-        if path is not None:
-            folder.check_input(path, option)
-    try:
-        with folder:
-            return _train_into(args, folder)
-    except KeyboardInterrupt as exc:  # say what --out holds now, found on the disk
-        exc.add_note(f" {folder.phase}; {folder.state()}")
-        raise
-
-
-@dataclasses.dataclass
-class _Run:
-    """What a run trains: the data, its split, the network and where it starts."""
-
-    data: Any
-    source: Any
-    split: Any
-    task: str
-    classes: list[int] | None
-    net: Any
-    what: str
-    hyper: dict[str, Any]
-    params: Any = None  # None: fresh, from the seed
-    state: Any = None  # the optimizer's saved state
-    history: tuple[list[float], list[float]] = ([], [])
-    epochs_done: int = 0
-    backend: str | None = None  # None: as the options say
-    dtype: str | None = None
-
-
-def _new_run(args: argparse.Namespace) -> _Run:
-    """A run from scratch, as the options say."""
-    from graphbp import Network, mlp
-    from graphbp.datasets import EXAMPLES, load_csv, load_example, split
-    from graphbp.model import Source
-
-    example = "diabetes" if args.data else args.example
-    hyper: dict[str, Any] = {
-        k: v if getattr(args, k) is None else getattr(args, k)
-        for k, v in EXAMPLE_DEFAULTS[example].items()
-    }
-    hyper.update(batch_size=args.batch_size, optimizer=args.optimizer, seed=args.seed, graph=None)
-    data = load_csv(args.data, args.target) if args.data else load_example(example)
-    classify = not args.data and EXAMPLES[example][2] == "classification"
-    classes = list(range(int(data.y.max()) + 1)) if classify else None
-    s = split(data, 0.2, args.seed, classes=len(classes) if classes else None)
-    source = Source(
-        None if args.data else example,
-        str(Path(os.path.abspath(args.data))) if args.data else None,
-        data.sha256,
-        len(data.x),
-    )
-    n_in, n_out, hidden = s.x_train.shape[1], s.y_train.shape[1], hyper["hidden"]
-    sizes = (n_in, hidden, hidden, n_out)
-    if args.graph:
-        net = Network.from_json(args.graph)
-        what = str(args.graph)
-        net = _fit_to_data(net, args.graph, n_in, n_out)
-        hyper.update(hidden=None, graph=str(args.graph))
-    elif classify:
-        net = Network(mlp(sizes, "sigmoid", "softmax_cross_entropy"))
-        what = f"network {'-'.join(map(str, sizes))} (σ, softmax cross-entropy)"
-    else:
-        net = Network(mlp(sizes, "sigmoid", "sse"))
-        what = f"seed network {'-'.join(map(str, sizes))} (σ, Σ‖y−ŷ‖²)"
-    task = "classification" if classify else "regression"
-    return _Run(data, source, s, task, classes, net, what, hyper)
-
-
-def _resumed_run(args: argparse.Namespace) -> _Run:
-    """A run that continues the model folder ``args.resume``; options that contradict it
-    are refused, one line each."""
-    from graphbp.datasets import DataChangedError, load_csv, load_example, split
-    from graphbp.model import Source, load, read_optimizer_state, trained_with
-
-    folder = args.resume
-    model = load(folder, "numpy", "float64")
-    about = model.description
-    given: set[str] = getattr(args, "given", set())
-    saved = about.hyperparameters
-
-    def refuse(option: str, why: str) -> NoReturn:
-        raise InputError(f"{option} conflicts with --resume {folder}: {why}; drop {option}")
-
-    if args.graph is not None:
-        refuse("--graph", "a resumed run keeps the network of its network.json")
-    if args.hidden is not None and args.hidden != saved.get("hidden"):
-        hidden = saved.get("hidden")
-        has = "came from --graph" if hidden is None else f"has hidden width {show(hidden)}"
-        refuse("--hidden", f"the saved network {has}")
-    src = about.source
-    if "example" in given and args.example != src.example:
-        refuse("--example", f"the model was trained on {src.example or src.csv!r}")
-    if args.data is not None and src.csv is None:
-        refuse("--data", f"the model was trained on the embedded example {src.example!r}")
-    if "target" in given and args.target != about.target:
-        refuse("--target", f"the model predicts {about.target!r}")
-    if "seed" in given and args.seed != about.seed:
-        refuse("--seed", f"the model's split and shuffling use seed {about.seed}")
-    optimizer = saved.get("optimizer")
-    if "optimizer" in given and args.optimizer != optimizer:
-        refuse("--optimizer", f"the saved optimizer state is {show(optimizer)}'s")
-    if optimizer not in ("sgd", "momentum", "adam"):
-        raise GraphFileError(f"{folder / 'model.json'}: names no known optimizer; train anew")
-    csv = args.data or (Path(src.csv) if src.csv else None)  # --data: the same file, moved
-    try:  # the bytes' sha256 is checked before they are parsed: a file that differs (any
-        # file a hostile model.json names) is never quoted in a message
-        data = (
-            load_csv(csv, about.target, sha256=src.sha256)
-            if csv
-            else load_example(src.example or "", sha256=src.sha256)
-        )
-    except DataChangedError as exc:
-        raise InputError(
-            f"{exc.path}: the data changed since {folder} was trained on it (sha256 "
-            f"{exc.sha256[:12]}…; then: {exc.expected[:12]}…); train anew instead of resuming"
-        ) from None
-    if len(data.x) != src.rows:
-        raise GraphFileError(
-            f"{folder / 'model.json'}: says the data had {src.rows} rows, but its file has "
-            f"{len(data.x)}; the model folder was edited: train anew"
-        )
-    if csv is not None:
-        src = Source(None, str(Path(os.path.abspath(csv))), src.sha256, src.rows)
-    classes = about.classes
-    s = split(
-        data,
-        about.test_fraction,
-        about.seed,
-        classes=len(classes) if classes else None,
-        stats=about.stats,
-    )
-    if s.test_rows.tolist() != about.test_rows:  # about.test_rows checks their sha256
-        raise InputError(f"{folder}: the split differs from the saved one; train anew")
-    hyper = {
-        "lr": args.lr if args.lr is not None else saved.get("lr"),
-        "epochs": args.epochs or EXAMPLE_DEFAULTS[src.example or "diabetes"]["epochs"],
-        "hidden": saved.get("hidden"),
-        "batch_size": args.batch_size if "batch_size" in given else saved.get("batch_size"),
-        "optimizer": optimizer,
-        "seed": about.seed,
-        "graph": saved.get("graph"),
-    }
-    for key, kind in (("lr", int | float), ("batch_size", int)):
-        value = hyper[key]
-        if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
-            raise GraphFileError(
-                f"{folder / 'model.json'}: hyperparameter {key!r} is {show(value)}, not a "
-                "positive number; train anew"
-            )
-    state = read_optimizer_state(folder, optimizer, model.params)
-    history = (model.history["train_loss"], model.history["test_loss"])  # about.epochs each
-    what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
-    run = _Run(data, src, s, about.task, classes, model.network, what, hyper)
-    run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
-    run.backend, run.dtype = trained_with(about, args.backend, args.dtype)
-    return run
-
-
-def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
-    """Train as ``args`` say, then write the model folder through ``folder``."""
-    import numpy as np
-
-    from graphbp.figures import loss_curve
-    from graphbp.model import (
-        LOSS_UNITS,
-        MODEL_JSON_LIMIT,
-        description,
-        history_csv,
-        loss_per_row,
-        npz_bytes,
-    )
-    from graphbp.progress import progress_bar
-    from graphbp.train import train_state
-
-    run = _resumed_run(args) if args.resume is not None else _new_run(args)
-    s, net, hyper, task = run.split, run.net, run.hyper, run.task
-    output = _output_node(net)
-    prog = net.compile(
-        run.backend or args.backend,
-        run.dtype or args.dtype or "float64",
-        check_finite=args.check_finite,
-        devices=args.devices,
-    )
-    folder.phase = "during training"
-    print(
-        f"graphbp train: {run.what} on {run.data.name} ({len(s.x_train)} train / "
-        f"{len(s.x_test)} test rows), {hyper['optimizer']} lr={hyper['lr']}, "
-        f"{hyper['epochs']} epochs, batch {hyper['batch_size']}, {prog.backend.name} {prog.dtype}"
-    )
-    start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
-
-    def predict(params: Any, x: Any, rows: str, when: str) -> Any:
-        y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
-        if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
-            raise NonFiniteError(
-                f"{when}, the network's output {output!r} on the {rows} rows is NaN or Inf; "
-                "lower the learning rate (--lr) or rescale the data"
-            )
-        return y
-
-    train_loss, test_loss = list(run.history[0]), list(run.history[1])
-    # The bar shows the loss in the unit of the table, history.csv and loss.png (per row, of
-    # the parameters after each epoch), not train_state's mean minibatch loss (of the loss
-    # node, which for Σ‖y−ŷ‖² grows with the batch size).
-    bar = progress_bar(
-        total=hyper["epochs"], desc="train", unit="epoch", file=sys.stderr, leave=False
-    )
-
-    def evaluate(epoch: int, _: float, params: dict[Any, Any]) -> None:
-        when = f"after epoch {epoch + 1}"
-        with np.errstate(all="ignore"):
-            train_loss.append(
-                loss_per_row(task, predict(params, s.x_train, "training", when), s.y_train)
-            )
-            test_loss.append(loss_per_row(task, predict(params, s.x_test, "test", when), s.y_test))
-        bar.set_postfix_str(
-            f"loss per row: train {train_loss[-1]:.4g}, test {test_loss[-1]:.4g}", refresh=False
-        )
-        bar.update(1)
-
-    try:
-        done = train_state(
-            prog,
-            start,
-            {"x": s.x_train, "y": s.y_train},
-            lr=hyper["lr"],
-            epochs=hyper["epochs"],
-            batch_size=hyper["batch_size"],
-            optimizer=hyper["optimizer"],
-            seed=hyper["seed"],
-            progress=False,
-            callback=evaluate,
-            initial_epoch=run.epochs_done,
-            state=run.state,
-        )
-    finally:
-        bar.close()  # before any message: the error starts a clean line
-    params = done.params
-    unit = LOSS_UNITS[task]
-    with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
-        when = "training ended, but"
-        fits = predict(params, s.x_train, "training", when), predict(params, s.x_test, "test", when)
-        compare = _compare_classifiers if task == "classification" else _compare_with_baselines
-        metrics = compare(s, *fits)
-        final = loss_per_row(task, fits[0], s.y_train), loss_per_row(task, fits[1], s.y_test)
-        print(f"loss: train {final[0]:.4f}, test {final[1]:.4f} ({unit})")
-        epochs = run.epochs_done + hyper["epochs"]
-        metrics.update(
-            loss_unit=unit, final_train_loss=final[0], final_test_loss=final[1], epochs=epochs
-        )
-        about = description(
-            task=task,
-            features=run.data.feature_names,
-            target=run.data.target_name,
-            classes=run.classes,
-            stats=s.stats,
-            source=run.source,
-            seed=hyper["seed"],
-            test_fraction=0.2,
-            test_rows=s.test_rows,
-            output=output,
-            hyperparameters={k: v for k, v in hyper.items() if k != "epochs"},
-            backend=prog.backend.name,
-            dtype=prog.dtype,
-            epochs=epochs,
-        )
-        arrays = {str(k): prog.backend.to_numpy(v) for k, v in params.items()}
-        model_json = _strict_json(about, "model.json").encode()
-        if len(model_json) > MODEL_JSON_LIMIT:  # gb.load would refuse it
-            raise InputError(
-                f"model.json would have {len(model_json):,} bytes, more than the "
-                f"{MODEL_JSON_LIMIT:,} a model may have: the data has too many or too long "
-                "column names"
-            )
-        outputs = {
-            "model.json": model_json,
-            "network.json": json.dumps(net.to_dict(), indent=1).encode(),
-            "params.npz": npz_bytes(arrays),
-            "optimizer.npz": npz_bytes({str(k): v for k, v in enumerate(done.state)}),
-            "metrics.json": _strict_json(metrics, "metrics.json").encode(),
-            "history.csv": history_csv(train_loss, test_loss),
-            **loss_curve(train_loss, test_loss, unit),
-        }
-        train_data = {"x": s.x_train, "y": s.y_train}
-        try:
-            with folder.writing() as new:
-                written = _write_outputs(new, outputs)
-                drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
-        except GraphFileError as exc:  # named by --out, not by the folder it was written in
-            raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
-    out = args.out  # swapped in: say what it now holds, by the name the user gave
-    print(f"wrote {', '.join(str(out / n) for n in written)}")
-    if warning:
-        print(f"graphbp train: warning: {folder.shown(warning)}", file=sys.stderr)
-    if drawn:
-        print(f"wrote {', '.join(str(out / n) for n in drawn)} ({shows})")
-    return 0
-
-
-def _write_diagrams(
-    out: Path, net: Any, prog: Any, params: Any, data: dict[str, Any]
-) -> tuple[list[str], str, str | None]:
-    """The trained network's chain rule for its deepest parameter, with the final values and
-    gradients on the training data: chain_rule.svg, and graph.html to click through all.
-
-    Returns:
-        What to report: the names of the files written, what they show, and a warning if
-        Graphviz failed (the other outputs stand; the DOT source is written instead).
-    """
-    from graphbp.chain import explain
-    from graphbp.diagram import write_diagram
-
-    per_param = explain(net).per_param
-    if not per_param:
-        return [], "", None
-    deepest = max(per_param, key=lambda p: per_param[p][1] / per_param[p][0])
-    to_numpy = prog.backend.to_numpy
-    values = {k: to_numpy(v) for k, v in prog.forward(params, data, net.order).items()}
-    grads = {k: to_numpy(v) for k, v in prog.value_and_grad(params, data)[1].items()}
-    written = []
-    for name in ("chain_rule.svg", "graph.html"):
-        try:
-            written.append(write_diagram(net, out / name, deepest, values=values, grads=grads))
-        except GraphFileError:  # a failing write fails the run: no partial output set
-            raise
-        except GraphvizError as exc:  # no dot: training's outputs stand; say what is missing
-            return [], "", str(exc)
-    return [p.name for p in written], f"∂L/∂{deepest} with the final gradients", None
-
-
-def _compare_with_baselines(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
-    """Print (and return) train/test MSE and R² of the network, the mean and least squares."""
-    import numpy as np
-
-    from graphbp.datasets import least_squares, r2_score
-
-    ls_train, ls_test = least_squares(s)
-    rows = {
-        "mean predictor": (np.zeros_like(s.y_train), np.zeros_like(s.y_test)),
-        "linear least squares": (ls_train, ls_test),
-        "graphbp network": (fit_train, fit_test),
-    }
-    print(
-        f"{'(standardised target)':<24}{'train MSE':>11}{'test MSE':>11}{'train R²':>10}"
-        f"{'test R²':>10}"
-    )
-    metrics: dict[str, Any] = {}
-    for name, (p_train, p_test) in rows.items():
-        m = metrics[name] = {
-            "train_mse": float(np.mean((s.y_train - p_train) ** 2)),
-            "test_mse": float(np.mean((s.y_test - p_test) ** 2)),
-            "train_r2": r2_score(s.y_train, p_train),
-            "test_r2": r2_score(s.y_test, p_test),
-        }
-        print(
-            f"{name:<24}{m['train_mse']:>11.4f}{m['test_mse']:>11.4f}{m['train_r2']:>10.4f}"
-            f"{m['test_r2']:>10.4f}"
-        )
-    return metrics
-
-
-def _compare_classifiers(s: Any, fit_train: Any, fit_test: Any) -> dict[str, Any]:
-    """Print (and return) train/test accuracy of the network, the majority class and a
-    one-vs-rest least-squares linear classifier."""
-    import numpy as np
-
-    from graphbp.datasets import accuracy, least_squares
-
-    majority = np.eye(s.y_train.shape[1])[np.argmax(s.y_train.sum(axis=0))]
-    ls_train, ls_test = least_squares(s)
-    rows = {
-        "majority class": (
-            np.tile(majority, (len(s.y_train), 1)),
-            np.tile(majority, (len(s.y_test), 1)),
-        ),
-        "linear least squares": (ls_train, ls_test),
-        "graphbp network": (fit_train, fit_test),
-    }
-    print(f"{'':<24}{'train accuracy':>16}{'test accuracy':>15}")
-    metrics: dict[str, Any] = {}
-    for name, (p_train, p_test) in rows.items():
-        m = metrics[name] = {
-            "train_accuracy": accuracy(s.y_train, p_train),
-            "test_accuracy": accuracy(s.y_test, p_test),
-        }
-        print(f"{name:<24}{m['train_accuracy']:>16.4f}{m['test_accuracy']:>15.4f}")
-    return metrics
-
-
-def _write_outputs(out: Path, outputs: dict[str, bytes]) -> list[str]:
-    """Write each file of ``outputs`` into ``out``, atomically; returns their names."""
-    from graphbp.io import write_atomic
-
-    for name, content in outputs.items():
-        try:
-            write_atomic(out / name, content)
-        except OSError as exc:
-            raise GraphFileError(f"{out / name}: cannot write ({exc.strerror})") from exc
-    return list(outputs)
-
-
-def _strict_json(value: dict[str, Any], name: str) -> str:
-    """``value`` as JSON without the NaN and Infinity tokens strict parsers reject.
-
-    Raises:
-        NonFiniteError: naming the first entry that is NaN or infinite.
-    """
-    try:
-        return json.dumps(value, indent=1, allow_nan=False)
-    except ValueError:
-        stack: list[tuple[str, Any]] = [("", value)]
-        while stack:
-            where, v = stack.pop()
-            if isinstance(v, dict | list):
-                items = v.items() if isinstance(v, dict) else enumerate(v)
-                stack.extend((f"{where}[{k!r}]", x) for k, x in reversed(list(items)))
-            elif isinstance(v, float) and not math.isfinite(v):
-                raise NonFiniteError(
-                    f"{name}: {where} is {v}; the run produced no finite value"
-                ) from None
-        raise
-
-
-def _fit_to_data(net: Any, path: Path, features: int, targets: int) -> Any:
-    """The network of a --graph file with its inputs given the data's widths, ``x`` as
-    (None, features) and ``y`` as (None, targets), and validated again with them, so that a
-    graph that does not fit the data fails here, naming the node, and not in training."""
-    from graphbp import Network
-    from graphbp.op import shapes_agree
-
-    if set(net.inputs) != {"x", "y"}:
-        raise GraphFileError(
-            f"{path}: graphbp train feeds input nodes 'x' (features) and 'y' (target), but the "
-            f"graph's inputs are {net.inputs}; rename them"
-        )
-    graph = net.graph.copy()
-    for name, width, what in (("x", features, "feature"), ("y", targets, "target")):
-        declared, given = net.shapes[name], (None, width)
-        if declared is not None and not shapes_agree(declared, given):
-            raise GraphFileError(
-                f"{path}: input {name!r} declares shape {declared}, but the data has {width} "
-                f"{what} column(s), so it is fed rows of shape (batch, {width}); fix the shape"
-            )
-        if declared is None:
-            graph.nodes[name]["shape"] = given
-    try:
-        fitted = Network(graph)
-        _output_node(fitted)  # the prediction, checked against y's shape
-        return fitted
-    except GraphbpError as exc:
-        raise GraphFileError(
-            f"{path}: with 'x' of {features} feature and 'y' of {targets} target column(s) "
-            f"from the data: {exc}"
-        ) from exc
-
-
-def _output_node(net: Any) -> Hashable:
-    """The prediction node: ``graph["output"]``, else the loss's first operand.
-
-    ``Network()`` has checked that ``graph["output"]`` names an op node; here it must also
-    have the shape of the target ``y`` it is compared with.
-    """
-    import networkx as nx
-
-    from graphbp.op import shapes_agree
-
-    named = net.graph.graph.get("output")
-    if named is None and net.loss not in net.ops:
-        raise GraphError(
-            f"the loss {net.loss!r} is {article(net.kind[net.loss])} node, with no prediction to "
-            "compare; make the loss an op node whose first operand predicts 'y', or set "
-            "graph['output']"
-        )
-    output: Hashable = net.operands[net.loss][0] if named is None else named
-    if output not in net.ops:
-        raise GraphError(
-            f"the loss's first operand {output!r} is {article(net.kind[output])} node, not a "
-            "prediction; set graph['output'] to the node that predicts the target 'y'"
-        )
-    if "x" not in nx.ancestors(net.graph, output):
-        raise GraphError(
-            f"the output node {output!r} (op {net.op_name(output)!r}) is not computed from the "
-            "features 'x', so it predicts nothing; set graph['output'] to the prediction node"
-        )
-    have, want = net.shapes.get(output), net.shapes.get("y")
-    if have is not None and want is not None and not shapes_agree(have, want):
-        raise GraphError(
-            f"the output node {output!r} (op {net.op_name(output)!r}) has shape {have} but the "
-            f"target 'y' has shape {want}; graphbp train compares them, so set graph['output'] "
-            "to the prediction node or fix its shape"
-        )
-    return output
+    return train(args)
 
 
 # ---------------------------------------------------------------------------------- predict
@@ -1051,7 +546,7 @@ def _predict(args: argparse.Namespace) -> int:
     with --proba, a classifier's probabilities)."""
     import numpy as np
 
-    from graphbp.datasets import load_csv
+    from graphbp.io import write_file
     from graphbp.model import load
 
     output = _prediction_file(args.output, args.data, args.model)
@@ -1060,33 +555,46 @@ def _predict(args: argparse.Namespace) -> int:
         raise InputError(
             f"--proba needs a classifier; {args.model} predicts {model.target!r} by regression"
         )
-    data = load_csv(args.data, model.target, target_required=False)
-    columns = dict(zip(data.feature_names, data.x.T, strict=True))
-    rows = model.columns_to_rows(columns, str(args.data))
+    rows, target = model.csv_rows(args.data)
     predicted = model.predict(rows)
-    header, table = [model.target], [[f"{v!r}" for v in predicted.tolist()]]
+    header, table = [spreadsheet_safe(model.target)], [[f"{v!r}" for v in predicted.tolist()]]
     if args.proba and model.classes is not None:
         header += [f"proba_{c}" for c in model.classes]
         table += [[f"{v!r}" for v in p] for p in model.predict_proba(rows).T.tolist()]
-    text = ",".join(header) + "\n" + "".join(",".join(r) + "\n" for r in zip(*table, strict=True))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")  # quotes a name holding , " or a newline
+    writer.writerow(header)
+    writer.writerows(zip(*table, strict=True))
+    text = buffer.getvalue()
     if output is None:
         sys.stdout.write(text)
     else:
-        _write_prediction(output, args.output, text.encode())
-        print(f"wrote {args.output} ({len(predicted)} rows)", file=sys.stderr)
-    known = ~np.isnan(data.y[:, 0]) if data.y.shape[1] else np.zeros(len(data.y), bool)
-    if known.any():  # the target is there: say how well the model does where it is known
-        score = _score(model, data.y[known, 0], predicted[known])
+        write_file(output, text.encode(), args.output)
+        print(f"wrote {args.output} ({counted(len(predicted), 'row')})", file=sys.stderr)
+    known = np.zeros(len(rows), bool) if target is None else ~np.isnan(target)
+    if target is not None and known.any():  # say how well the model does where it is known
+        score = _score(model, target[known], predicted[known])
         some = "" if known.all() else f"{int(known.sum())} of "
+        which = "the row" if len(known) == 1 else f"the {len(known)} rows"
         print(
-            f"graphbp predict: {score} on {some}the {len(known)} rows of {args.data} (target "
+            f"graphbp predict: {score} on {some}{which} of {args.data} (target "
             f"{model.target!r} in its own units{'' if known.all() else ', where it is given'})",
             file=sys.stderr,
         )
     return 0
 
 
-def _score(model: Any, y: Any, predicted: Any) -> str:
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is a formula to a spreadsheet (CSV injection)."""
+
+
+def spreadsheet_safe(name: str) -> str:
+    """A column name for a CSV header that a spreadsheet shows as text: one that starts as a
+    formula would (``=HYPERLINK(...)``, ``-x``) gets a leading apostrophe, as OWASP advises."""
+    return f"'{name}" if name.startswith(FORMULA_START) else name
+
+
+def _score(model: Model, y: np.ndarray[Any, Any], predicted: np.ndarray[Any, Any]) -> str:
     """Accuracy, or R² (defined on 2 rows or more, of targets not all equal) and MSE."""
     import numpy as np
 
@@ -1113,17 +621,22 @@ def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
         return None
     if not text.strip():
         raise InputError("-o names no file; give a file name, or - for standard output")
+    path = Path(os.path.realpath(text))
     hop = os.path.abspath(text)
-    for _ in range(40):  # /dev/stdout, /proc/self/fd/1 (or a link to one) are not files
-        if Path(hop).is_relative_to("/dev") or Path(hop).is_relative_to("/proc"):
-            raise InputError(
-                f"-o {text}: is a device or a stream, not a regular file; use -o - for "
-                "standard output, or name a file"
-            )
+    # /dev/stdout, /proc/self/fd/1, a link to one, a path through a link to /proc/self/fd:
+    # each link on the way, then the path's folder with every link in it resolved
+    for _ in range(40):
+        if _streams(hop):
+            break
         if not os.path.islink(hop):
+            hop = os.path.realpath(os.path.dirname(os.path.abspath(text)))
             break
         hop = os.path.abspath(os.path.join(os.path.dirname(hop), os.readlink(hop)))
-    path = Path(os.path.realpath(text))
+    if _streams(hop):
+        raise InputError(
+            f"-o {text}: is a device or a stream, not a regular file; use -o - for "
+            "standard output, or name a file"
+        )
     if os.path.lexists(path) and not path.is_file():
         kind = "a folder" if path.is_dir() else "a pipe, device or socket"
         raise InputError(
@@ -1136,19 +649,15 @@ def _prediction_file(text: str, data: Path, model: Path) -> Path | None:
     return path
 
 
-def _write_prediction(path: Path, shown: str, content: bytes) -> None:
-    from graphbp.io import write_atomic
-
-    try:
-        write_atomic(path, content)
-    except OSError as exc:
-        raise GraphFileError(f"{shown}: cannot write ({exc.strerror})") from exc
+def _streams(path: str) -> bool:
+    """Whether ``path`` lies in /dev or /proc, where names are devices and streams."""
+    return Path(path).is_relative_to("/dev") or Path(path).is_relative_to("/proc")
 
 
 # --------------------------------------------------------------------------- render, explain
 
 
-def _network(path: Path | None) -> Any:
+def _network(path: Path | None) -> Network:
     """The network in ``path``, or the seed network at the size ``graphbp train`` uses."""
     from graphbp import Network, seed_network
 
@@ -1157,7 +666,7 @@ def _network(path: Path | None) -> Any:
     return Network(seed_network(10, int(EXAMPLE_DEFAULTS["diabetes"]["hidden"]), 1))
 
 
-def _wrt(net: Any, text: str | None) -> Hashable:
+def _wrt(net: Network, text: str | None) -> Hashable:
     """The parameter ``--wrt`` names: the str, or an int node name written in digits."""
     if text is None or text in net.graph:
         return text
@@ -1224,62 +733,8 @@ def _backend_status(name: str) -> str:
     return "installed"
 
 
-MAX_CELL = 60
-"""Cells of ``graphbp ops`` wider than this many columns are cut, with an ellipsis (labels
-and local-derivative texts are a plugin's: any length)."""
 MAX_STATUS = 200
 """A backend's status (why it does not load and how to install it) is cut beyond this."""
-
-
-def table(rows: Sequence[Sequence[str]], cell: int = MAX_CELL) -> str:
-    """``rows`` as columns two spaces apart, each as wide as its widest cell as a terminal
-    shows it (:func:`display_width`); control characters in a cell are shown escaped, and
-    a cell wider than ``cell`` columns is cut there, with an ellipsis."""
-    cells = [[cut(visible(str(text)), cell) for text in row] for row in rows]
-    widths = [max(display_width(row[k]) for row in cells) for k in range(len(cells[0]))]
-    lines = []
-    for row in cells:
-        padded = [
-            cell + " " * (w - display_width(cell)) for cell, w in zip(row, widths, strict=True)
-        ]
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines)
-
-
-def display_width(text: str) -> int:
-    """The columns a terminal gives ``text``: two for a wide East Asian character (and for
-    a character that U+FE0F asks to be drawn as an emoji); none for a mark drawn on the
-    character before it (the hat of ŷ written as y and U+0302, Thai vowel and tone marks:
-    categories Mn and Me), a format character (Cf: zero-width space and joiner, U+FE0F) or a
-    Hangul vowel or final consonant jamo, which joins the syllable before it; one for
-    anything else."""
-    width, last = 0, 0
-    for c in text:
-        w = _char_width(c)
-        if c == "\ufe0f" and last == 1:  # emoji presentation: ❤ is 1 column, ❤️ 2
-            w = 1
-        width += w
-        last = w if w else last
-    return width
-
-
-def _char_width(c: str) -> int:
-    if unicodedata.category(c) in ("Mn", "Me", "Cf") or "\u1160" <= c <= "\u11ff":
-        return 0
-    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
-
-
-def cut(text: str, columns: int) -> str:
-    """``text`` if it takes at most ``columns`` terminal columns, else its start and ``…``
-    in that many (the marks on its last character kept with it)."""
-    if display_width(text) <= columns:
-        return text
-    used = 0
-    for k, c in enumerate(text):
-        used += _char_width(c)
-        if used > columns - 1:
-            return text[:k] + "…"
-    return text  # not reached: the text is wider than ``columns``
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -1294,7 +749,7 @@ def _check(args: argparse.Namespace) -> int:
     )
 
     installed = installed_backends()
-    one = args.backend or os.environ.get("GRAPHBP_BACKEND")  # else: every installed backend
+    one = args.backend or default_backend()  # else: every installed backend
     chosen = [one] if one else installed
     if args.op is not None:
         if args.graph is not None:
@@ -1340,7 +795,7 @@ def _bench(args: argparse.Namespace) -> int:
     from graphbp.bench import run
     from graphbp.testing import installed_backends
 
-    one = args.backend or os.environ.get("GRAPHBP_BACKEND")
+    one = args.backend or default_backend()
     if one:
         get_backend(one)  # an unknown or missing backend is a one-line error
     run(quick=args.quick, backends=[one] if one else installed_backends())

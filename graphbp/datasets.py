@@ -72,6 +72,10 @@ class Split:
     stats: Standardisation
 
 
+TEST_FRACTION = 0.2
+"""The fraction of rows graphbp train holds out for testing (``split``'s default)."""
+
+
 class DataChangedError(InputError):
     """A file's bytes are not those a saved model was trained on (its sha256 differs).
 
@@ -408,7 +412,7 @@ def _stack(chunks: list[np.ndarray[Any, Any]], columns: int) -> np.ndarray[Any, 
 
 def split(
     data: Dataset,
-    test_fraction: float = 0.2,
+    test_fraction: float = TEST_FRACTION,
     seed: int = 0,
     classes: int | None = None,
     stats: Standardisation | None = None,
@@ -450,8 +454,10 @@ def split(
             else:
                 mean, std = given
             fit, held_out = (a[train] - mean) / std, (a[test] - mean) / std
-        for parts in (usable_statistics(mean, std), fit, held_out):
-            bad = ~np.isfinite(parts).reshape(-1, a.shape[1]).all(axis=0)
+        for bad in (
+            unusable_columns(mean, std).reshape(-1),
+            *(~np.isfinite(part).all(axis=0) for part in (fit, held_out)),
+        ):
             if bad.any():
                 column = names[int(np.argmax(bad))]
                 raise InputError(
@@ -492,17 +498,16 @@ STD_SPAN = 2.0**20
 statistics with which ``mean ± STD_SPAN·std`` overflows float64 are not usable."""
 
 
-def usable_statistics(mean: Any, std: Any) -> np.ndarray[Any, Any]:
-    """Per column, ``mean ± STD_SPAN·std`` where the statistics are usable, else NaN:
-    finite means, standard deviations that are normal positive floats (not 0 or subnormal,
-    which would turn a value into Inf) and small enough that ``mean ± STD_SPAN·std`` is
-    finite (else any value far from the mean would turn into Inf when scaled back)."""
+def unusable_columns(mean: Any, std: Any) -> np.ndarray[Any, Any]:
+    """Per column, whether its statistics are unusable: a mean that is not finite, a
+    standard deviation that is not a normal positive float (0 or subnormal would turn a
+    value into Inf), or ``|mean| + STD_SPAN·std`` beyond float64 (any value far from the
+    mean would turn into Inf when scaled back)."""
     mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         span = np.abs(mean) + STD_SPAN * std
-    ok = np.isfinite(span) & (std >= np.finfo(np.float64).tiny)
-    out: np.ndarray[Any, Any] = np.where(ok, span, np.nan)
-    return out
+    bad: np.ndarray[Any, Any] = ~(np.isfinite(span) & (std >= np.finfo(np.float64).tiny))
+    return bad
 
 
 def one_hot(labels: np.ndarray[Any, Any], classes: int) -> np.ndarray[Any, Any]:

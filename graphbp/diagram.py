@@ -12,7 +12,7 @@ from typing import Any
 
 from graphbp.errors import GraphFileError, GraphvizError
 from graphbp.graph import Network
-from graphbp.io import write_atomic
+from graphbp.io import write_atomic, write_file
 from graphbp.page import page
 from graphbp.render import INSTALL_DOT, render, run_dot
 
@@ -56,7 +56,7 @@ def write_diagram(
         raise GraphvizError(
             f"cannot write {path}: {reason}; {_fallback(path, exc.source)}{fix}", exc.source
         ) from None
-    _write(path, content)
+    write_file(path, content)
     return path
 
 
@@ -74,10 +74,3 @@ def _fallback(path: Path, source: str) -> str:
     except OSError as exc:
         return f"its DOT source could not be written to {fallback} either ({exc.strerror})"
     return f"the graph's source is in {fallback}"
-
-
-def _write(path: Path, content: bytes) -> None:
-    try:
-        write_atomic(path, content)
-    except OSError as exc:
-        raise GraphFileError(f"{path}: cannot write ({exc.strerror})") from exc

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 import unicodedata
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import networkx as nx
 
 from graphbp.errors import GraphbpError, GraphError, GraphFileError, article, show
-from graphbp.io import read_regular_file, write_atomic
+from graphbp.io import dumps_strict, read_json, write_atomic
 from graphbp.memory import gc_paused
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
-from graphbp.registry import get_backend, get_op
+from graphbp.registry import default_backend, get_backend, get_op
 from graphbp.shapes import infer_shapes
 
 if TYPE_CHECKING:
@@ -126,6 +125,16 @@ class Network:
         """The (frozen) graph this network was built from."""
         return self._graph
 
+    @property
+    def output(self) -> Hashable | None:
+        """The prediction node (whose value is compared with the target): ``graph["output"]``
+        if set, else the first operand of a loss of op sse, mse or softmax_cross_entropy
+        (:data:`LOSSES`) when that is an op node; None if neither names one."""
+        loss = self.loss
+        return output_node(
+            self._graph.graph.get("output"), self.op_name(loss), self.operands[loss], self.kind
+        )
+
     def op_name(self, node: Hashable) -> str:
         """The ``op`` attribute of ``node``: its op's name, or its leaf kind."""
         return self.ops[node].name if node in self.ops else self.kind[node]
@@ -156,11 +165,9 @@ class Network:
                 gradient. For testing plugins: it costs a view per value and step (the
                 default is as fast as before). A no-op on JAX, whose arrays are immutable.
         """
-        import os
-
         from graphbp.program import Program
 
-        name = backend or os.environ.get("GRAPHBP_BACKEND") or "numpy"
+        name = backend or default_backend() or "numpy"
         return Program(self, get_backend(name), dtype, check_finite, devices, traversal, strict)
 
     _display: ClassVar[Callable[[Network], dict[str, str]] | None] = None
@@ -191,15 +198,23 @@ class Network:
         return dict(nx.node_link_data(g, edges="edges"))
 
     def to_json(self, path: str | Path) -> None:
-        """Write the network as node-link JSON, atomically."""
+        """Write the network as node-link JSON (:meth:`to_json_bytes`), atomically."""
+        write_atomic(Path(path), self.to_json_bytes())
+
+    def to_json_bytes(self) -> bytes:
+        """The network as node-link JSON, as :meth:`to_json` writes it.
+
+        Raises:
+            GraphError: a graph, node or edge attribute JSON cannot hold (an object, NaN).
+        """
         try:
-            text = json.dumps(self.to_dict(), indent=1, default=_jsonable)
+            text = dumps_strict(self.to_dict(), default=_jsonable)
         except (TypeError, ValueError, RecursionError) as exc:  # e.g. a graph attribute
             raise GraphError(
                 f"cannot save the network as JSON ({exc}); graph, node and edge attributes "
-                "must be numbers, strings, lists or dicts of them"
+                "must be finite numbers, strings, lists or dicts of them"
             ) from None
-        write_atomic(Path(path), text.encode())
+        return text.encode()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Network:
@@ -232,33 +247,17 @@ class Network:
 
         Raises:
             GraphFileError: naming the file (and the line and column where JSON gives one):
-                the file is missing, not a regular file, too large, not UTF-8, not JSON,
-                nested too deeply, or not a valid network.
+                the file is missing, not a regular file, too large, not UTF-8, not strict
+                JSON (NaN or Infinity, a key twice in an object), nested too deeply, or not a
+                valid network.
         """
         path = Path(path)
-        raw = read_regular_file(path, what="graph file", limit=GRAPH_FILE_LIMIT)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            column = exc.start - raw.rfind(b"\n", 0, exc.start)
-            raise GraphFileError(
-                f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); a graph "
-                "file is node-link JSON as Network.to_json writes it"
-            ) from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise GraphFileError(
-                f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
-            ) from None
-        except RecursionError:
-            raise GraphFileError(
-                f"{path}: JSON nested too deeply to read; a graph file nests at most "
-                f"{MAX_DEPTH} levels"
-            ) from None
-        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
-            raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
+        data = read_json(
+            path,
+            what="graph file",
+            limit=GRAPH_FILE_LIMIT,
+            fix="a graph file is node-link JSON as Network.to_json writes it",
+        )
         if not isinstance(data, dict):
             raise GraphFileError(
                 f"{path}: expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
@@ -395,6 +394,32 @@ def _check_names(g: nx.DiGraph) -> None:
                     f"node {node!r} has scope={show(scope)}, {problem}; a scope is {TEXT_RULE}, "
                     "as a text node name is"
                 )
+
+
+LOSSES = ("sse", "mse", "softmax_cross_entropy")
+"""Loss ops whose first operand is the prediction (the network's default output)."""
+
+
+def output_node(
+    named: Hashable | None,
+    loss_op: str,
+    operands: Sequence[Hashable],
+    kind: Mapping[Hashable, str],
+) -> Hashable | None:
+    """The one rule for a network's prediction node: ``named`` (``graph["output"]``) if
+    given, else the loss's first operand if the loss's op is in :data:`LOSSES` and that
+    operand is an op node; else None.
+
+    Args:
+        named: ``graph["output"]``, or None.
+        loss_op: the loss node's op name; ``operands``: the loss node's operands.
+        kind: each node's kind (``op`` or a leaf kind).
+    """
+    if named is not None:
+        return named
+    if loss_op in LOSSES and operands and kind[operands[0]] == OP:
+        return operands[0]
+    return None
 
 
 def _check_output_named(g: nx.DiGraph, kind: Mapping[Hashable, str]) -> None:

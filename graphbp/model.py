@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import numbers
 import zipfile
@@ -30,12 +29,22 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
-from graphbp.errors import GraphFileError, InputError, article, exc_text, index_text, show
-from graphbp.io import read_regular_file
+from graphbp.errors import (
+    GraphError,
+    GraphFileError,
+    InputError,
+    article,
+    exc_text,
+    index_text,
+    show,
+)
+from graphbp.io import read_json, read_regular_file
+from graphbp.optim import OPTIMIZERS
 
 if TYPE_CHECKING:
     from graphbp.datasets import Standardisation
@@ -53,7 +62,9 @@ MAX_ROWS = 2**28
 NPZ_LIMIT = 2**31
 """The largest params.npz or optimizer.npz read."""
 TEXT_LIMIT = 256 * 2**20
-"""The largest metrics.json or history.csv read."""
+"""The largest history.csv read."""
+METRICS_LIMIT = 64 * 2**10
+"""The largest metrics.json read (it holds a few dozen numbers: about 1 KB)."""
 HISTORY_LINE = 80
 """The most bytes a line of history.csv takes (an epoch number and two float reprs)."""
 CHUNK_ROWS = 8192
@@ -77,6 +88,60 @@ def loss_per_row(task: str, pred: np.ndarray[Any, Any], y: np.ndarray[Any, Any])
     return float(np.sum((pred - y) ** 2) / len(y))
 
 
+# ---------------------------------------------------------------------------- the output
+
+
+def prediction(net: Network, output: Hashable | None = None) -> Hashable:
+    """The node that predicts the target, as graphbp train and :func:`load` use it:
+    ``output`` (default: :attr:`Network.output`), an op node computed from the features
+    ``x`` and not from the target ``y``, of ``y``'s shape where both are known.
+
+    Raises:
+        GraphError: naming the node and the fix (set ``graph["output"]``, or ``output=`` of
+            ``Builder.network``).
+    """
+    import networkx as nx
+
+    from graphbp.graph import LOSSES
+    from graphbp.op import OP, shapes_agree
+
+    fix = "set graph['output'] (b.network(loss, output=...)) to the node that predicts 'y'"
+    loss = net.loss
+    output = net.output if output is None else output
+    if output is None:
+        kind = net.op_name(loss)
+        if net.kind[loss] != OP:
+            raise GraphError(
+                f"the loss {show(loss)} is {article(kind)} node, with no prediction to compare; "
+                f"make the loss an op node whose first operand predicts 'y', or {fix}"
+            )
+        first = net.operands[loss][0] if net.operands[loss] else None
+        why = (
+            f"its first operand {show(first)} is {article(net.kind[first])} node, not a prediction"
+            if kind in LOSSES and first is not None
+            else f"its op {kind!r} is not one of {', '.join(LOSSES)}, whose first operand is "
+            "the prediction"
+        )
+        raise GraphError(f"no output node: the loss {show(loss)} names none ({why}); {fix}")
+    if output not in net.kind or net.kind[output] != OP:
+        raise GraphError(f"the output {show(output)} is not an op node of the network; {fix}")
+    what = f"the output node {show(output)} (op {net.op_name(output)!r})"
+    before = nx.ancestors(net.graph, output)
+    if "x" not in before:
+        raise GraphError(
+            f"{what} is not computed from the features 'x', so it predicts nothing; {fix}"
+        )
+    if "y" in before:
+        raise GraphError(f"{what} is computed from the target 'y', so it cannot predict it; {fix}")
+    have, want = net.shapes.get(output), net.shapes.get("y")
+    if have is not None and want is not None and not shapes_agree(have, want):
+        raise GraphError(
+            f"{what} has shape {have} but the target 'y' has shape {want}; graphbp train "
+            f"compares them, so fix its shape or {fix}"
+        )
+    return output
+
+
 # ---------------------------------------------------------------------------- arrays
 
 
@@ -90,7 +155,7 @@ def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any]:
+def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray[Any, Any]]:
     """The arrays of an .npz file with exactly the members ``shapes`` names, of those shapes.
 
     Each member's header is read and checked (shape, a real dtype, no objects) before its
@@ -122,7 +187,7 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
                 else f"has an extra member {show(extra)}"
             )
             raise GraphFileError(f"{path}: {what}; it does not belong to this model's network")
-        out: dict[str, Any] = {}
+        out: dict[str, np.ndarray[Any, Any]] = {}
         for name, want in shapes.items():
             out[name] = _read_member(path, archive, members[name], name, want)
     return out
@@ -130,7 +195,7 @@ def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Any
 
 def _read_member(
     path: Path, archive: zipfile.ZipFile, member: str, name: str, want: tuple[int, ...]
-) -> Any:
+) -> np.ndarray[Any, Any]:
     """One array of an .npz, its header checked before its data is read."""
     where = f"{path}: array {show(name)}"
     try:
@@ -252,30 +317,8 @@ def rows_digest(rows: Any) -> str:
 
 
 def _json(path: Path, limit: int) -> Any:
-    """A strict JSON file (no NaN or Infinity, no key twice in an object), bounded; errors
-    name the file."""
-
-    def refuse(token: str) -> None:
-        raise ValueError(f"{token} is not a number JSON allows")
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(items)
-        if len(obj) != len(items):
-            twice = next(k for i, (k, _) in enumerate(items) if k in dict(items[:i]))
-            raise ValueError(f"key {show(twice, 40)} appears twice in an object")
-        return obj
-
-    raw = read_regular_file(path, what="model file", limit=limit)
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse, object_pairs_hook=pairs)
-    except UnicodeDecodeError:
-        raise GraphFileError(f"{path}: not UTF-8 text; train again") from None
-    except json.JSONDecodeError as exc:
-        raise GraphFileError(
-            f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
-        ) from None
-    except (ValueError, RecursionError) as exc:
-        raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
+    """A strict JSON file of the model folder, bounded (:func:`graphbp.io.read_json`)."""
+    return read_json(path, what="model file", limit=limit, fix="train again")
 
 
 class _Check:
@@ -286,7 +329,7 @@ class _Check:
         if not isinstance(data, dict):
             self.fail(where or "the file", f"is {type(data).__name__}, not an object")
 
-    def fail(self, key: str, problem: str) -> None:
+    def fail(self, key: str, problem: str) -> NoReturn:
         raise GraphFileError(f"{self.path}: {key} {problem}; train again to rewrite the model")
 
     def get(self, key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
@@ -316,10 +359,10 @@ class _Check:
 
     def statistics(self, mean: str, std: str, length: int) -> tuple[Any, Any]:
         """A mean and a standard deviation per column, checked to be usable."""
-        from graphbp.datasets import STD_SPAN, usable_statistics
+        from graphbp.datasets import STD_SPAN, unusable_columns
 
         m, s = self.floats(mean, length), self.floats(std, length)
-        bad = np.isnan(usable_statistics(m, s))
+        bad = unusable_columns(m, s)
         if bad.any():
             self.fail(
                 f"{self.where}{mean!r}/{std!r}",
@@ -350,7 +393,6 @@ class Description:
     backend: str
     dtype: str
     epochs: int
-    raw: dict[str, Any]
 
     @cached_property
     def test_rows(self) -> list[int]:
@@ -389,6 +431,8 @@ def read_description(path: Path) -> Description:
         c.fail("'task'", f"is {show(task)}; expected regression or classification")
     features = c.get("features", list)
     target = c.get("target", str)
+    if not target:
+        c.fail("'target'", "is empty; it names the column the model predicts")
     names = [*features, target]
     if (
         not features
@@ -405,8 +449,8 @@ def read_description(path: Path) -> Description:
             c.fail("'classes'", "must list the class labels (64-bit integers) of a classifier")
         if len(set(classes)) != len(classes):
             c.fail("'classes'", "has a label twice")
-    else:
-        classes = None
+    elif classes is not None:
+        c.fail("'classes'", "is given, but a regression has no classes (null)")
     s = c.sub("standardisation")
     n = len(features)
     regression = task == "regression"
@@ -431,6 +475,13 @@ def read_description(path: Path) -> Description:
     rows_sha256 = sp.get("test_rows_sha256", str)
     output = c.get("output", (str, int))
     hyper = c.get("hyperparameters", dict)
+    h = c.sub("hyperparameters")
+    if h.get("optimizer", str) not in OPTIMIZERS:
+        h.fail("'hyperparameters'.'optimizer'", f"is not one of {', '.join(OPTIMIZERS)}")
+    if not 0 < h.get("lr", (int, float)) < math.inf:
+        h.fail("'hyperparameters'.'lr'", "is not a positive number")
+    if not 1 <= h.get("batch_size", int) < 2**63:
+        h.fail("'hyperparameters'.'batch_size'", "is not a positive whole number")
     trained = c.sub("trained_with")
     epochs = c.get("epochs", int)
     if not 0 <= epochs < 2**63:
@@ -450,7 +501,6 @@ def read_description(path: Path) -> Description:
         trained.get("backend", str),
         trained.get("dtype", str),
         epochs,
-        c.data,
     )
 
 
@@ -490,7 +540,9 @@ def read_history(path: Path, epochs: int) -> tuple[list[float], list[float]]:
     return train, test
 
 
-def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]) -> list[Any]:
+def read_optimizer_state(
+    folder: Path, optimizer: str, params: Mapping[Any, Any]
+) -> list[np.ndarray[Any, Any]]:
     """optimizer.npz's arrays, in the order ``train_state`` takes them.
 
     Args:
@@ -509,7 +561,9 @@ def read_optimizer_state(folder: Path, optimizer: str, params: Mapping[Any, Any]
 # ---------------------------------------------------------------------------- the model
 
 
-def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> Model:
+def load(
+    folder: str | Path, backend: str | None = None, dtype: npt.DTypeLike | None = None
+) -> Model:
     """Load a model folder written by ``graphbp train``.
 
     Args:
@@ -531,11 +585,13 @@ def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> M
     about = read_description(folder / "model.json")
     net = Network.from_json(folder / "network.json")
     where = folder / "model.json"
-    if about.output not in net.ops or "x" not in net.inputs:
+    try:
+        prediction(net, about.output)
+    except GraphError as exc:
         raise GraphFileError(
-            f"{where}: output {show(about.output)} is not an op node of network.json computed "
-            "from input 'x'; the files do not belong together"
-        )
+            f"{where}: output {show(about.output)} does not predict with network.json ({exc}); "
+            "the files do not belong together"
+        ) from None
     width = (net.shapes.get("x") or (None, None))[-1]
     if width != len(about.features):
         raise GraphFileError(
@@ -551,25 +607,24 @@ def load(folder: str | Path, backend: str | None = None, dtype: Any = None) -> M
         )
     shapes = {str(n): tuple(net.graph.nodes[n]["shape"]) for n in net.params}
     arrays = read_npz(folder / "params.npz", shapes)
-    metrics = _json(folder / "metrics.json", TEXT_LIMIT)
+    metrics = _json(folder / "metrics.json", METRICS_LIMIT)
     if not isinstance(metrics, dict):
         raise GraphFileError(f"{folder / 'metrics.json'}: is not a JSON object; train again")
-    history = read_history(folder / "history.csv", about.epochs)
-    backend, dtype = trained_with(about, backend, dtype)
+    backend, dtype = backend_and_dtype(about, backend, dtype)
     prog = net.compile(backend, dtype)
     params = {n: prog.backend.asarray(arrays[str(n)], dtype) for n in net.params}
-    return Model(folder, net, prog, params, about, metrics, history)
+    return Model(folder, net, prog, params, about, metrics)
 
 
-def trained_with(about: Description, backend: str | None, dtype: Any) -> tuple[str, str]:
+def backend_and_dtype(
+    about: Description, backend: str | None, dtype: npt.DTypeLike | None
+) -> tuple[str, str]:
     """The backend and dtype to compile a saved model for: those asked for, else
     ``$GRAPHBP_BACKEND`` and the saved ones (the saved backend only if it is installed)."""
-    import os
-
     from graphbp.errors import BackendNotInstalledError
-    from graphbp.registry import get_backend
+    from graphbp.registry import default_backend, get_backend
 
-    backend = backend or os.environ.get("GRAPHBP_BACKEND")
+    backend = backend or default_backend()
     if backend is None:
         backend = about.backend
         try:
@@ -594,11 +649,9 @@ class Model:
         path: the folder it was loaded from.
         network: the :class:`Network`; ``program``: it compiled; ``params``: its parameters.
         features: the feature columns, in the order a 2-D input holds them.
-        target: the target column; ``classes``: a classifier's labels (None: regression).
-        task: ``"regression"`` or ``"classification"``.
-        stats: the training rows' standardisation statistics.
-        output: the node that predicts the (standardised) target.
-        metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``.
+        features, target, classes, task, stats, output: model.json's (properties).
+        metrics: metrics.json; ``history``: ``{"train_loss": [...], "test_loss": [...]}``
+            (history.csv, read when first asked for: predicting never reads it).
         description: model.json, validated (where the data came from, the split, ...).
     """
 
@@ -610,20 +663,56 @@ class Model:
         params: dict[Any, Any],
         about: Description,
         metrics: dict[str, Any],
-        history: tuple[list[float], list[float]],
     ) -> None:
         self.path, self.network, self.program, self.params = path, network, program, params
         self.description = about
-        self.features, self.target, self.classes = about.features, about.target, about.classes
-        self.task, self.stats, self.output = about.task, about.stats, about.output
         self.metrics = metrics
-        self.history = {"train_loss": history[0], "test_loss": history[1]}
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns, in the order a 2-D input holds them."""
+        return self.description.features
+
+    @property
+    def target(self) -> str:
+        """The target column."""
+        return self.description.target
+
+    @property
+    def classes(self) -> list[int] | None:
+        """A classifier's labels (None: a regression)."""
+        return self.description.classes
+
+    @property
+    def task(self) -> str:
+        """``"regression"`` or ``"classification"``."""
+        return self.description.task
+
+    @property
+    def stats(self) -> Standardisation:
+        """The training rows' standardisation statistics."""
+        return self.description.stats
+
+    @property
+    def output(self) -> Hashable:
+        """The node that predicts the (standardised) target."""
+        return self.description.output
+
+    @cached_property
+    def history(self) -> dict[str, list[float]]:
+        """The train and test loss per epoch, from history.csv (read on first use).
+
+        Raises:
+            GraphFileError: history.csv is missing or malformed, naming it.
+        """
+        train, test = read_history(self.path / "history.csv", self.description.epochs)
+        return {"train_loss": train, "test_loss": test}
 
     def __repr__(self) -> str:
         kind = f"classifier of {len(self.classes)} classes" if self.classes else "regression"
         return (
             f"<Model {self.task if not self.classes else kind}: {len(self.features)} features → "
-            f"{show(self.target)}, {len(self.history['train_loss'])} epochs, "
+            f"{show(self.target)}, {self.description.epochs} epochs, "
             f"{self.program.backend.name} {self.program.dtype}, from {str(self.path)!r}>"
         )
 
@@ -654,11 +743,8 @@ class Model:
             labels: np.ndarray[Any, Any] = np.asarray(self.classes, dtype=np.int64)
             picked: np.ndarray[Any, Any] = labels[np.argmax(scores, axis=1)]
             return picked
-        mean, std = self.stats.y_mean, self.stats.y_std
-        if mean is None or std is None:  # read_description gives a regression both
-            raise GraphFileError(f"{self.path}: a regression model without the target's statistics")
-        with np.errstate(all="ignore"):
-            values: np.ndarray[Any, Any] = (scores * std + mean)[:, 0]
+        with np.errstate(all="ignore"):  # read_description gives a regression y_mean, y_std
+            values: np.ndarray[Any, Any] = (scores * self.stats.y_std + self.stats.y_mean)[:, 0]
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.argmax(bad))
@@ -688,19 +774,14 @@ class Model:
     def feature_rows(self, rows: Any) -> np.ndarray[Any, Any]:
         """``rows`` (as :meth:`predict` takes them) as a float64 array in column order."""
         if isinstance(rows, str | Path):
-            from graphbp.datasets import load_csv
-
-            data = load_csv(rows, self.target, target_required=False)
-            return self.columns_to_rows(
-                dict(zip(data.feature_names, data.x.T, strict=True)), str(rows)
-            )
+            return self.csv_rows(rows)[0]
         if hasattr(rows, "columns") and hasattr(rows, "__getitem__"):  # a pandas DataFrame
             rows = {c: rows[c] for c in rows.columns}
         elif isinstance(rows, np.ndarray) and rows.dtype.names:  # a structured array
             rows = {n: rows[n] for n in rows.dtype.names}
         if isinstance(rows, Mapping):
             return self.columns_to_rows(rows, "the mapping")
-        x = _real(rows, "rows")
+        x = _real(rows, "rows", self.features)
         if x.ndim != 2:
             one = (
                 "; one row: x.reshape(1, -1), one feature: x.reshape(-1, 1)" if x.ndim == 1 else ""
@@ -714,6 +795,22 @@ class Model:
                 f"features ({_listed(self.features)}), in that order"
             )
         return _finite(x, self.features)
+
+    def csv_rows(
+        self, path: str | Path
+    ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any] | None]:
+        """A CSV file's feature rows (as :meth:`feature_rows` gives them) and its target
+        column (NaN where a cell is empty), None if it has none.
+
+        Raises:
+            GraphFileError: the file cannot be read (naming the file and line).
+            InputError: a feature column missing or extra, naming it.
+        """
+        from graphbp.datasets import load_csv
+
+        data = load_csv(path, self.target, target_required=False)
+        columns = dict(zip(data.feature_names, data.x.T, strict=True))
+        return self.columns_to_rows(columns, str(path)), data.y[:, 0] if data.y.shape[1] else None
 
     def columns_to_rows(
         self, columns: Mapping[Any, Any], what: str = "the mapping"
@@ -789,10 +886,11 @@ _KINDS = {
 }
 
 
-def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
+def _real(value: Any, what: str, names: Sequence[str] | None = None) -> np.ndarray[Any, Any]:
     """``value`` as a float64 array, if it holds real numbers (bools, integers, floats, or
-    objects that are real numbers); complex numbers, dates, text or masked values are refused
-    rather than converted (a conversion would drop an imaginary part or a mask, or parse)."""
+    objects that are real numbers) within float64's range; complex numbers, dates, text or
+    masked values are refused rather than converted (a conversion would drop an imaginary
+    part or a mask, or parse). ``names``: the columns of a 2-D ``value``, for messages."""
     if np.ma.isMaskedArray(value):
         mask = np.ma.getmaskarray(value)
         if mask.any():
@@ -817,8 +915,37 @@ def _real(value: Any, what: str) -> np.ndarray[Any, Any]:
             f"not real numbers (bool, integer or float){hint}"
         )
     with np.errstate(all="ignore"):
-        out: np.ndarray[Any, Any] = a.astype(np.float64)
+        try:
+            out: np.ndarray[Any, Any] = a.astype(np.float64)
+        except OverflowError:  # an int beyond float64's range, among objects
+            out = np.array([_float_or_inf(v) for v in a.flat]).reshape(a.shape)
+        beyond = np.isinf(out)
+        if beyond.any() and a.dtype.kind in "fO":  # inf because it was too large for float64?
+            beyond &= np.array([not _is_inf(v) for v in a.flat]).reshape(a.shape)
+    if beyond.any():
+        index = [int(i) for i in np.argwhere(beyond)[0]]
+        where = f"{what}, row {index[0]}" if len(index) == 1 else f"{what} at {index_text(index)}"
+        if names is not None and len(index) == 2:
+            where = f"column {show(names[index[1]])}, row {index[0]}"
+        raise InputError(
+            f"{where}: {show(a[tuple(index)], 30)} is beyond float64's range (±1.8e308); rescale it"
+        )
     return out
+
+
+def _float_or_inf(v: Any) -> float:
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf
+
+
+def _is_inf(v: Any) -> bool:
+    """Whether ``v`` is itself infinite (not merely too large for float64)."""
+    try:
+        return bool(np.isinf(v))
+    except (TypeError, OverflowError):
+        return False
 
 
 def _listed(names: Sequence[str], shown: int = 10) -> str:

@@ -250,6 +250,14 @@ def backend_provider(name: str) -> str:
     return _provider(ep) if ep is not None else type(get_backend(name)).__module__
 
 
+def default_backend() -> str | None:
+    """The backend ``$GRAPHBP_BACKEND`` names (None: unset or empty), the default wherever
+    no backend is asked for."""
+    import os
+
+    return os.environ.get("GRAPHBP_BACKEND") or None
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name``, imported on first use.
 

@@ -14,12 +14,15 @@ import math
 import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp.errors import InputError, NonFiniteError
 from graphbp.op import Array
 from graphbp.optim import Optimizer, make_optimizer
 from graphbp.program import Program, TrainStep
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def train(
@@ -93,7 +96,7 @@ class Trained:
 
     params: dict[Any, Array]
     history: list[float]
-    state: list[Any]
+    state: list[np.ndarray[Any, Any]]
 
 
 def train_state(
@@ -187,7 +190,7 @@ def train_state(
         return Trained(_by_name(names, current), history, saved)
 
 
-def state_shapes(optimizer: Optimizer, shapes: Sequence[tuple[int, ...]]) -> list[Any]:
+def state_shapes(optimizer: Optimizer, shapes: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """The shapes of the arrays of ``optimizer``'s state (as :class:`Trained` holds them)
     for parameters of ``shapes``, in network order."""
     import numpy as np

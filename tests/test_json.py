@@ -101,3 +101,37 @@ def test_to_json_is_atomic(tmp_path: Path) -> None:
         net.to_json(path)
     assert path.read_text() == "previous"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_const_array_comes_back_as_the_list_of_its_numbers(tmp_path: Path) -> None:
+    """As the README says: an array attribute round-trips as a list, computing the same."""
+    g = nx.DiGraph()
+    g.add_node("x", op="input", shape=(None, 2))
+    g.add_node("c", op="const", value=np.array([1, 2], dtype=np.int32))
+    g.add_node("m", op="mul")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("x", "m", {"arg": 0}), ("c", "m", {"arg": 1}), ("m", "L", {})])
+    net = gb.Network(g, loss="L")
+    net.to_json(tmp_path / "n.json")
+    back = gb.Network.from_json(tmp_path / "n.json")
+    assert back.graph.nodes["c"]["value"] == [1, 2]
+    assert (
+        "as the nested list of its numbers" in (Path(__file__).parents[1] / "README.md").read_text()
+    )
+    x = {"x": np.array([[3.0, 4.0]])}
+    assert back.compile().loss({}, x) == net.compile().loss({}, x) == 11.0
+
+
+def test_graph_files_are_strict_json_as_model_files_are(tmp_path: Path) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    net.to_json(tmp_path / "n.json")
+    text = (tmp_path / "n.json").read_text()
+    assert (tmp_path / "n.json").read_bytes() == net.to_json_bytes()
+    (tmp_path / "n.json").write_text(text.replace('"loss":', '"loss": "W1", "loss":', 1))
+    with pytest.raises(GraphFileError, match="key 'loss' appears twice in an object"):
+        gb.Network.from_json(tmp_path / "n.json")
+    g = gb.seed_network(3, 4, 1)
+    g.graph["note"] = float("nan")
+    with pytest.raises(GraphError, match=r"\['graph'\]\['note'\] is nan"):
+        gb.Network(g).to_json(tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()

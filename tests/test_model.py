@@ -69,7 +69,11 @@ def test_history_metrics_and_figure_share_one_loss_unit(regression: Path) -> Non
     model = gb.load(regression)
     metrics, history = model.metrics, model.history
     unit = "mean squared error per row on the standardised target"
-    assert metrics["loss_unit"] == unit == model.description.raw["loss_unit"]
+    assert (
+        metrics["loss_unit"]
+        == unit
+        == json.loads((regression / "model.json").read_text())["loss_unit"]
+    )
     assert len(history["train_loss"]) == len(history["test_loss"]) == metrics["epochs"] == 4
     assert history["train_loss"][-1] == metrics["final_train_loss"]
     assert history["test_loss"][-1] == metrics["final_test_loss"]
@@ -205,16 +209,17 @@ def test_n_epochs_then_resume_m_equals_one_run_of_n_plus_m(
     tmp_path: Path, optimizer: str, backend: str
 ) -> None:
     common = ("--hidden", "4", "--optimizer", optimizer, "--batch-size", "64")
-    common += ("--backend", backend)
+    common += ("--backend", backend, "--out", "model")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    resumed = train(tmp_path / "a", "train", "--epochs", "3", *common)
-    run = graphbp(
-        "train", "--resume", "model", "--epochs", "2", "--backend", backend, cwd=tmp_path / "a"
+    assert _cli(tmp_path / "a", "train", "--epochs", "3", *common)[0] == 0  # in-process: one
+    status, out, err = _cli(  # import of jax serves the three runs
+        tmp_path / "a", "train", "--resume", "model", "--epochs", "2", "--backend", backend
     )
-    assert run.returncode == 0, run.stderr
-    assert "epochs 4–5" in run.stdout and "batch 64" in run.stdout
-    whole = train(tmp_path / "b", "train", "--epochs", "5", *common)
+    assert status == 0, err
+    assert "epochs 4–5" in out and "batch 64" in out
+    assert _cli(tmp_path / "b", "train", "--epochs", "5", *common)[0] == 0
+    resumed, whole = tmp_path / "a" / "model", tmp_path / "b" / "model"
     assert sorted(p.name for p in whole.iterdir()) == sorted(ALL_FILES)
     for name in ALL_FILES:
         assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
@@ -239,9 +244,9 @@ def test_resume_writes_elsewhere_with_out_and_refuses_conflicting_options(
         ("--graph", "g.json"),
         ("--data", "d.csv"),
     ):
-        run = graphbp("train", "--resume", str(regression), *option, "--out", "x", cwd=tmp_path)
-        assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
-        assert f"{option[0]} conflicts with --resume" in run.stderr
+        status, _, err = _cli(tmp_path, "train", "--resume", str(regression), *option, "--out", "x")
+        assert status == 2 and err.count("\n") == 1, err
+        assert f"{option[0]} conflicts with --resume" in err
         assert not (tmp_path / "x").exists()
 
 
@@ -250,22 +255,23 @@ def test_resume_refuses_a_csv_that_changed(tmp_path: Path) -> None:
     x = rng.standard_normal((40, 2))
     rows = ["a,b,target"] + [f"{a!r},{b!r},{a - 2 * b!r}" for a, b in x.tolist()]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
-    train(tmp_path, "train", "--data", "d.csv", "--epochs", "2", "--hidden", "3")
+    options = ("--epochs", "2", "--hidden", "3", "--out", "model")
+    assert _cli(tmp_path, "train", "--data", "d.csv", *options)[0] == 0
     model = gb.load(tmp_path / "model")
     assert model.description.source.csv == str(tmp_path / "d.csv")
     assert model.description.source.rows == 40
     (tmp_path / "d.csv").rename(tmp_path / "moved.csv")  # the same rows, elsewhere: --data
-    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
-    assert run.returncode == 2 and "d.csv: cannot read CSV file" in run.stderr
-    run = graphbp(
-        "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1", cwd=tmp_path
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2
+    assert "d.csv: the CSV file model was trained on is not there; if it moved, give --data" in err
+    status, _, err = _cli(
+        tmp_path, "train", "--resume", "model", "--data", "moved.csv", "--epochs", "1"
     )
-    assert run.returncode == 0, run.stderr
+    assert status == 0, err
     assert gb.load(tmp_path / "model").description.source.csv == str(tmp_path / "moved.csv")
     (tmp_path / "moved.csv").write_text("\n".join(rows[:-1]) + "\n")  # a row less
-    run = graphbp("train", "--resume", "model", "--epochs", "1", cwd=tmp_path)
-    assert run.returncode == 2 and "the data changed since" in run.stderr
-    assert run.stderr.count("\n") == 1
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2 and "the data changed since" in err and err.count("\n") == 1
 
 
 # ------------------------------------------------------------------- hostile model folders
@@ -400,6 +406,18 @@ HOSTILE = {
         "history.csv",
         lambda f: (f / "history.csv").write_text((f / "history.csv").read_text() + "5,1.0,1.0\n"),
     ),
+    "unknown optimizer": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "optimizer"), "rmsprop")),
+    ),
+    "zero lr": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "lr"), 0)),
+    ),
+    "batch size as text": (
+        "model.json",
+        _edit_json("model.json", lambda d: _set(d, ("hyperparameters", "batch_size"), "32")),
+    ),
     "metrics list": ("metrics.json", lambda f: (f / "metrics.json").write_text("[]")),
     "network JSON": ("network.json", lambda f: (f / "network.json").write_text("{}")),
     **{
@@ -422,7 +440,7 @@ def test_a_hostile_model_folder_is_one_error_naming_the_file(
     name, corrupt = HOSTILE[case]
     corrupt(folder)
     with pytest.raises(gb.GraphFileError) as caught:
-        gb.load(folder)
+        _ = gb.load(folder).history  # history.csv is read on first use
     message = str(caught.value)
     assert name in message and "\n" not in message
 
@@ -493,8 +511,8 @@ def test_split_with_saved_statistics_standardises_as_before() -> None:
 DIABETES_CSV = Path(gb.__file__).parent / "data" / "diabetes.csv"
 
 
-def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    """``graphbp predict ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
+def _cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``graphbp ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
     import contextlib
 
     from graphbp.cli import main
@@ -505,8 +523,13 @@ def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):
-        status = main(["predict", *args])
+        status = main(list(args))
     return status, out.getvalue(), err.getvalue()
+
+
+def _predict(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``graphbp predict ARGS`` run in this process from ``tmp_path``: status, stdout, stderr."""
+    return _cli(tmp_path, "predict", *args)
 
 
 def test_predict_o_refuses_streams_devices_its_input_and_the_model_folder(
@@ -694,3 +717,143 @@ def test_predict_proba_writes_the_probabilities_of_each_class(
     assert np.array_equal(table[:, 1:], model.predict_proba(tmp_path / "rows.csv"))
     status, _, err = _predict(tmp_path, str(regression), str(DIABETES_CSV), "--proba")
     assert status == 2 and "--proba needs a classifier" in err
+
+
+# ---------------------------------------------------------------- second review pass
+
+
+def _small_csv(path: Path, target: str = "target", rows: int = 30) -> Path:
+    """A CSV of two features and a ``target`` column (quoted as CSV needs) of ``rows`` rows."""
+    import csv
+
+    x = np.random.default_rng(0).standard_normal((rows, 2))
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["a", "b", target])
+        writer.writerows([a, b, a - 2 * b] for a, b in x.tolist())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("target", "header"),
+    [("t,arg\nline", "t,arg\nline"), ("=HYPERLINK(1)", "'=HYPERLINK(1)"), ("-y", "'-y")],
+)
+def test_predict_quotes_the_header_and_neutralises_a_formula(
+    tmp_path: Path, target: str, header: str
+) -> None:
+    import csv
+
+    _small_csv(tmp_path / "d.csv", target)
+    options = ("--epochs", "1", "--hidden", "2", "--out", "m")
+    status, _, err = _cli(tmp_path, "train", "--data", "d.csv", f"--target={target}", *options)
+    assert status == 0, err
+    status, _, err = _predict(tmp_path, "m", "d.csv", "-o", "p.csv")
+    assert status == 0, err
+    with (tmp_path / "p.csv").open(newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == [header] and len(table) == 31
+    assert np.array_equal(
+        [float(r[0]) for r in table[1:]], gb.load(tmp_path / "m").predict(tmp_path / "d.csv")
+    )
+
+
+def test_predicting_reads_neither_a_long_history_nor_large_metrics(
+    regression: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    (folder / "history.csv").write_text("epoch,train_loss,test_loss\n" + "x\n" * 100)
+    model = gb.load(folder)  # history.csv is read when asked for, not to predict
+    assert model.predict(np.zeros((1, 10))).shape == (1,)
+    with pytest.raises(gb.GraphFileError, match="history.csv:2"):
+        _ = model.history
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "pad": "x" * 100_000}))
+    with pytest.raises(gb.GraphFileError, match=r"metrics\.json: 100,\d+ bytes"):
+        gb.load(folder)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [[10**400] * 10],  # an int float64 cannot hold: OverflowError before
+        np.full((1, 10), np.longdouble("1e400")),  # finite, but not as a float64
+    ],
+)
+def test_values_beyond_float64_are_named_not_called_nan(regression: Path, rows: Any) -> None:
+    model = gb.load(regression)
+    with pytest.raises(gb.InputError, match=r"column 'age', row 0: .* beyond float64's range"):
+        model.predict(rows)
+    columns: dict[str, Any] = {f: [1.0, 2.0] for f in model.features}
+    columns["bmi"] = np.array([1, -(10**400)], dtype=object)
+    with pytest.raises(gb.InputError, match=r"column 'bmi', row 1: .* beyond float64's range"):
+        model.predict(columns)
+
+
+def test_resume_refuses_an_out_inside_its_folder(regression: Path, tmp_path: Path) -> None:
+    shutil.copytree(regression, tmp_path / "model")
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--out", "model/sub")
+    assert status == 2 and "lies inside the --resume folder" in err and err.count("\n") == 1
+    assert not (tmp_path / "model" / "sub").exists()
+
+
+def test_resume_says_an_edited_example_name_is_an_edited_model_json(
+    regression: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(regression, folder)
+    _edit_json("model.json", lambda d: _set(d, ("data", "example"), "digits"))(folder)
+    status, _, err = _cli(tmp_path, "train", "--resume", "model", "--epochs", "1")
+    assert status == 2 and "model.json: names the example 'digits', but its sha256" in err
+    assert "changed since" not in err
+
+
+def test_predict_o_refuses_a_stream_reached_through_a_linked_folder(
+    regression: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "p").symlink_to("/proc/self/fd")
+    status, out, err = _predict(tmp_path, str(regression), str(DIABETES_CSV), "-o", "p/1")
+    assert status == 2 and "-o p/1: is a device or a stream" in err and out == "", err
+
+
+def test_model_json_with_an_empty_target_or_a_regressions_classes_is_refused(
+    regression: Path, tmp_path: Path
+) -> None:
+    for key, value, why in [("target", "", "'target' is empty"), ("classes", [0, 1], "no classes")]:
+        folder = tmp_path / key
+        shutil.copytree(regression, folder)
+        _edit_json("model.json", lambda d, k=key, v=value: _set(d, (k,), v))(folder)
+        with pytest.raises(gb.GraphFileError, match=why):
+            gb.load(folder)
+
+
+def test_one_epoch_and_one_row_are_singular(regression: Path, tmp_path: Path) -> None:
+    lines = DIABETES_CSV.read_text().splitlines()
+    (tmp_path / "one.csv").write_text(f"{lines[0]}\n{lines[1]}\n")
+    status, _, err = _predict(tmp_path, str(regression), "one.csv", "-o", "p.csv")
+    assert status == 0 and "(1 row)" in err and "on the row of one.csv" in err, err
+    _small_csv(tmp_path / "d.csv")
+    status, out, err = _cli(tmp_path, "train", "--data", "d.csv", "--epochs", "1", "--hidden", "2")
+    assert status == 0 and ", 1 epoch, batch" in out, err
+
+
+def test_an_output_computed_from_y_is_refused_before_training(tmp_path: Path) -> None:
+    b = gb.Builder()
+    x, y = b.input("x", (None, 10)), b.input("y", (None, 1))
+    o = b.dense(x, 1, None, name="o")
+    squared = (o - y) ** 2
+    for net, why in [
+        (b.network(b.op("sum", squared)), "op 'sum' is not one of sse, mse"),
+        (b.network(b.op("sum", squared), output=squared), "is computed from the target 'y'"),
+    ]:
+        net.to_json(tmp_path / "g.json")
+        status, out, err = _cli(tmp_path, "train", "--graph", "g.json", "--epochs", "1")
+        assert status == 2 and why in err and "output=" in err and err.count("\n") == 1, err
+        assert out == "" and not (tmp_path / "graphbp-out").exists()
+    net = b.network(b.op("sum", squared), output=o)  # the prediction named: it trains
+    net.to_json(tmp_path / "g.json")
+    assert _cli(tmp_path, "train", "--graph", "g.json", "--epochs", "1", "--out", "m")[0] == 0
+    assert gb.load(tmp_path / "m").output == "o" == gb.Network.from_json(tmp_path / "g.json").output
+    _edit_json("model.json", lambda d: _set(d, ("output",), squared.name))(tmp_path / "m")
+    with pytest.raises(gb.GraphFileError, match="computed from the target 'y'"):
+        gb.load(tmp_path / "m")

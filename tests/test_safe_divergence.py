@@ -201,29 +201,36 @@ def test_metrics_json_is_strict_json(tmp_path: Path) -> None:
     assert math.isfinite(metrics["final_train_loss"])
 
 
-def test_cli_nan_init_in_a_graph_file_is_one_line_naming_the_parameter(tmp_path: Path) -> None:
+def test_cli_nan_init_in_a_graph_file_is_one_line_naming_where_it_is(tmp_path: Path) -> None:
     graph = gb.Network(gb.mlp((10, 4, 1), "sigmoid", "sse")).to_dict()
     for node in graph["nodes"]:
         if node["id"] == "W2":
             node["init"] = math.nan
     (tmp_path / "g.json").write_text(json.dumps(graph))  # writes the token NaN
     run = graphbp("train", "--graph", "g.json", "--epochs", "2", "--out", "o", cwd=tmp_path)
-    # Training refuses it (exit 1), unless loading the file already rejects the NaN (exit 2).
-    assert run.returncode in (1, 2), run.stderr
+    # Reading the file refuses the NaN token, naming where it is (strict JSON).
+    assert run.returncode == 2, run.stderr
     lines = error_lines(run.stderr)
-    assert len(lines) == 1 and "'W2'" in lines[0], run.stderr
-    if run.returncode == 1:
-        assert "parameter 'W2' holds NaN or Inf before training" in lines[0]
+    line, column = _line_and_column(json.dumps(graph), "NaN")
+    assert lines == [
+        f"graphbp train: error: g.json:{line}:{column}: NaN is not a number JSON allows; a graph "
+        "file is node-link JSON as Network.to_json writes it"
+    ]
     assert not (tmp_path / "o").exists()
 
 
 def test_a_non_finite_metric_is_named_not_written_as_a_nan_token() -> None:
-    from graphbp.cli import _strict_json
+    from graphbp.run import strict_json
 
     metrics = {"graphbp network": {"train_mse": 0.5, "test_mse": math.inf}, "n": [1.0, 2.0]}
     with pytest.raises(
         gb.NonFiniteError, match=r"metrics.json: \['graphbp network'\]\['test_mse'\] is inf"
     ):
-        _strict_json(metrics, "metrics.json")
+        strict_json(metrics, "metrics.json")
     metrics["graphbp network"]["test_mse"] = 0.25
-    assert json.loads(_strict_json(metrics, "metrics.json")) == metrics
+    assert json.loads(strict_json(metrics, "metrics.json")) == metrics
+
+
+def _line_and_column(text: str, token: str) -> tuple[int, int]:
+    start = text.index(token)
+    return text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)

@@ -101,7 +101,7 @@ BAD_TEXT: dict[str, tuple[str | bytes, str]] = {
     "id is an object": (_node(id={"a": 1}), "has id {'a': 1}, an object"),
     "id is null": (_node(id=None), "has id None, null"),
     "id is a float": (_node(id=2.0), "has id 2.0, a float"),
-    "id is NaN": (_node(id=float("nan")), "has id nan, a float"),
+    "id is NaN": (_node(id=float("nan")), "NaN is not a number JSON allows"),
     "id is true": (_node(id=True), "has id True, a bool"),
     "id is empty": (_node(id=""), "has id '', a str of 0 characters"),
     "duplicate id": (_duplicate_node(), "id 'x' is given twice"),
