@@ -380,7 +380,11 @@ def _parser() -> argparse.ArgumentParser:
         help="test every node's value and gradient for NaN and Inf at every step (slower; "
         "jax runs unjitted); without it a divergence is still stopped and its node named",
     )
-    _backend_options(train)
+    _backend_options(
+        train,
+        "$GRAPHBP_BACKEND, else numpy; with --resume, the model's if installed",
+        "float64; with --resume, the model's",
+    )
     train.add_argument(
         "--devices",
         type=positive_int,
@@ -415,7 +419,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a classifier: also write each class's probability, one column per class "
         "named proba_LABEL, after the predicted label",
     )
-    _backend_options(predict)
+    _backend_options(
+        predict, "$GRAPHBP_BACKEND, else the model's if installed, else numpy", "the model's"
+    )
     predict.set_defaults(run=_predict)
 
     render = sub.add_parser(
@@ -504,21 +510,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _backend_options(p: argparse.ArgumentParser) -> None:
+def _backend_options(p: argparse.ArgumentParser, backend_default: str, dtype_default: str) -> None:
+    """--backend and --dtype, with their defaults as the command sets them."""
     from graphbp.registry import backends
 
+    installed = backends()
     p.add_argument(
         "--backend",
         type=backend_name,
         default=None,
-        help=f"{' or '.join(backends())} (default: $GRAPHBP_BACKEND, else numpy; predict and "
-        "--resume: else the model's, if installed)",
+        metavar="{" + ",".join(installed) + "}",
+        help=f"the backend to compute on (default: {backend_default})",
     )
     p.add_argument(
         "--dtype",
         choices=("float64", "float32"),
-        help="the floating-point type parameters and data are computed in (default: float64; "
-        "predict and --resume: the model's)",
+        help=f"the floating-point type parameters and data are computed in (default: "
+        f"{dtype_default})",
     )
 
 
@@ -578,7 +586,8 @@ def _predict(args: argparse.Namespace) -> int:
         which = "the row" if len(known) == 1 else f"the {len(known)} rows"
         print(
             f"graphbp predict: {score} on {some}{which} of {args.data} (target "
-            f"{model.target!r} in its own units{'' if known.all() else ', where it is given'})",
+            f"{model.target!r}{'' if model.classes else ' in its own units'}"
+            f"{'' if known.all() else ', where it is given'})",
             file=sys.stderr,
         )
     return 0

@@ -24,6 +24,7 @@ import hashlib
 import io
 import math
 import numbers
+import os
 import zipfile
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -581,7 +582,8 @@ def load(
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise GraphFileError(f"{folder}: is not a folder; give the --out folder of graphbp train")
+        problem = "is not a folder" if os.path.lexists(folder) else "no such folder"
+        raise GraphFileError(f"{folder}: {problem}; give the --out folder of graphbp train")
     about = read_description(folder / "model.json")
     net = Network.from_json(folder / "network.json")
     where = folder / "model.json"

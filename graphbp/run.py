@@ -228,7 +228,8 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     }
     state = read_optimizer_state(folder, optimizer, model.params)
     history = (model.history["train_loss"], model.history["test_loss"])  # about.epochs each
-    what = f"{folder} (epochs {about.epochs + 1}–{about.epochs + hyper['epochs']})"
+    first, last = about.epochs + 1, about.epochs + hyper["epochs"]
+    what = f"{folder} (epoch {first})" if first == last else f"{folder} (epochs {first}–{last})"
     run = _Run(data, src, s, about.task, classes, model.network, what, hyper, about.test_fraction)
     run.params, run.state, run.history, run.epochs_done = model.params, state, history, about.epochs
     run.backend, run.dtype = backend_and_dtype(about, args.backend, args.dtype)
@@ -412,7 +413,9 @@ def _write_diagrams(
         except GraphFileError:  # a failing write fails the run: no partial output set
             raise
         except GraphvizError as exc:  # no dot: training's outputs stand; say what is missing
-            return [], "", str(exc)
+            source = [n for n in ("chain_rule.dot",) if (out / n).is_file()]
+            skipped = "graph.html (the same drawing, clickable) was not written either"
+            return source, f"the Graphviz source of ∂L/∂{deepest}'s diagram", f"{exc}; {skipped}"
     return [p.name for p in written], f"∂L/∂{deepest} with the final gradients", None
 
 

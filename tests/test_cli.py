@@ -214,6 +214,8 @@ def test_train_without_dot_keeps_its_outputs_and_says_what_is_missing(tmp_path: 
     run = graphbp("train", "--epochs", "1", "--out", "o", cwd=tmp_path, env={"PATH": str(tmp_path)})
     assert run.returncode == 0, run.stderr
     assert "'dot' executable is not on PATH" in run.stderr and "apt-get install" in run.stderr
+    assert "graph.html (the same drawing, clickable) was not written either" in run.stderr
+    assert "wrote o/chain_rule.dot (the Graphviz source of ∂L/∂W1's diagram)" in run.stdout
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
     model = ["model.json", "network.json", "params.npz", "optimizer.npz", "metrics.json"]
     assert names == sorted([*model, "chain_rule.dot", "history.csv", "loss.png", "loss.svg"])

@@ -178,6 +178,26 @@ def test_graphbp_predict_scores_rows_that_hold_the_target(regression: Path) -> N
     run = graphbp("predict", str(regression), str(data), cwd=regression.parent)
     assert run.returncode == 0, run.stderr
     assert len(run.stdout.splitlines()) == 443 and "R² 0." in run.stderr
+    assert "(target 'target' in its own units)" in run.stderr
+
+
+def test_graphbp_predict_scores_a_classifier_without_units(classifier: Path) -> None:
+    x, y, _ = held_out(classifier, "digits")
+    model = gb.load(classifier)
+    header = ",".join([*model.features, model.target])
+    rows = [",".join(map(repr, [*r.tolist(), int(t)])) for r, t in zip(x, y, strict=True)]
+    (classifier.parent / "digits-rows.csv").write_text("\n".join([header, *rows]) + "\n")
+    run = graphbp("predict", str(classifier), "digits-rows.csv", cwd=classifier.parent)
+    assert run.returncode == 0, run.stderr
+    assert "accuracy" in run.stderr and f"(target {model.target!r})" in run.stderr
+
+
+def test_load_says_whether_the_folder_is_missing_or_not_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(gb.GraphFileError, match=r"nothing: no such folder; give the --out"):
+        gb.load(tmp_path / "nothing")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(gb.GraphFileError, match=r"file: is not a folder; give the --out"):
+        gb.load(tmp_path / "file")
 
 
 @pytest.mark.parametrize(
@@ -234,6 +254,7 @@ def test_resume_writes_elsewhere_with_out_and_refuses_conflicting_options(
         "train", "--resume", str(regression), "--epochs", "1", "--out", "more", cwd=tmp_path
     )
     assert run.returncode == 0, run.stderr
+    assert f"train: {regression} (epoch 5) on" in run.stdout and "1 epoch," in run.stdout
     assert gb.load(tmp_path / "more").metrics["epochs"] == 5
     assert {n: (regression / n).read_bytes() for n in FILES} == before
     for option in (
