@@ -160,6 +160,11 @@ def _check_arguments(args: argparse.Namespace) -> None:
                 f"--target {args.target!r} names a column of the --data CSV file, but no --data "
                 "was given (it would be ignored); add --data FILE or drop --target"
             )
+        if args.data is not None and "example" in getattr(args, "given", set()):
+            raise InputError(
+                f"--example {args.example} and --data both name the data to train on (--data "
+                "would be used and --example ignored); drop one of them"
+            )
         if args.target is None:
             args.target = "target"
 
@@ -582,8 +587,8 @@ def _predict(args: argparse.Namespace) -> int:
     known = np.zeros(len(rows), bool) if target is None else ~np.isnan(target)
     if target is not None and known.any():  # say how well the model does where it is known
         score = _score(model, target[known], predicted[known])
-        some = "" if known.all() else f"{int(known.sum())} of "
-        which = "the row" if len(known) == 1 else f"the {len(known)} rows"
+        some = "" if known.all() else f"{int(known.sum()):,} of "
+        which = "the row" if len(known) == 1 else f"the {len(known):,} rows"
         print(
             f"graphbp predict: {score} on {some}{which} of {args.data} (target "
             f"{model.target!r}{'' if model.classes else ' in its own units'}"
@@ -701,9 +706,10 @@ def _explain(args: argparse.Namespace) -> int:
 
     net = _network(args.graph)
     flow = Flow(net)  # one walk of the graph serves both
+    # The chain rule first: a --wrt that names no parameter fails before anything is printed.
+    rule = None if args.wrt is None else chain_rule(net, _wrt(net, args.wrt), flow=flow)
     print(explain(net, flow))
-    if args.wrt is not None:
-        rule = chain_rule(net, _wrt(net, args.wrt), flow=flow)
+    if rule is not None:
         print(f"\n{rule.text}\n{rule.latex}")
     return 0
 

@@ -394,6 +394,14 @@ def _check_names(g: nx.DiGraph) -> None:
                     f"node {node!r} has scope={show(scope)}, {problem}; a scope is {TEXT_RULE}, "
                     "as a text node name is"
                 )
+    taken = ("source", "target", "key")  # node-link JSON's own keys for an edge
+    for source, target, data in g.edges(data=True):
+        clash = [k for k in taken if k in data]
+        if clash:
+            raise GraphError(
+                f"edge {source!r} → {target!r} has an attribute {clash[0]!r}, a key node-link "
+                "JSON gives the edge itself, so it would not survive to_json; rename the attribute"
+            )
 
 
 LOSSES = ("sse", "mse", "softmax_cross_entropy")
@@ -486,7 +494,8 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
     nodes = data.get("nodes")
     if not isinstance(nodes, list):
         raise GraphError(
-            f'"nodes" is {_kind(nodes)}; give a list of objects, each with an "id" and an "op"'
+            f'"nodes" is {_kind(nodes) if "nodes" in data else "missing"}; give a list of '
+            'objects, each with an "id" and an "op"'
         )
     key = "edges" if "edges" in data or "links" not in data else "links"
     edges = data.get(key, [])

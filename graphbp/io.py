@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,10 @@ def read_json(path: Path, *, what: str, limit: int, fix: str) -> Any:
             f"{path}:{line}:{column}: {exc.token} is not a number JSON allows; {fix}"
         ) from None
     except ValueError as exc:  # a key twice, an integer beyond the digit limit
-        raise GraphFileError(f"{path}: JSON that cannot be read ({exc})") from None
+        problem = str(exc)
+        if "integer string conversion" in problem:  # Python's advice is for programmers
+            problem = f"a number of more than {sys.get_int_max_str_digits():,} digits"
+        raise GraphFileError(f"{path}: JSON that cannot be read ({problem}); {fix}") from None
 
 
 class _ConstantError(ValueError):
@@ -156,13 +160,19 @@ def _where(text: str, token: str) -> tuple[int, int]:
     return text.count("\n", 0, start) + 1, start - text.rfind("\n", 0, start)
 
 
+class _KeyTwice(ValueError):
+    def __init__(self, key: str) -> None:
+        self.key = show(key, 40)
+        super().__init__(f"key {self.key} appears twice in an object")
+
+
 def _unique_keys(items: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(items)
     if len(obj) != len(items):
         seen: set[str] = set()
         for key, _ in items:
             if key in seen:
-                raise ValueError(f"key {show(key, 40)} appears twice in an object")
+                raise _KeyTwice(key)
             seen.add(key)
     return obj
 
@@ -175,11 +185,17 @@ def dumps_strict(value: Any, default: Callable[[Any], Any] | None = None) -> str
     strict readers, :func:`read_json` among them, refuse.
 
     Raises:
-        ValueError: naming the first entry that is NaN or infinite (``['a'][0] is nan``).
+        ValueError: naming the first entry that is NaN or infinite (``['a'][0] is nan``), or
+            two keys of one object that JSON writes alike (``1`` and ``"1"``, ``True`` and
+            ``"true"``), which :func:`read_json` would refuse.
         TypeError: a value JSON cannot hold (``default`` did not convert it).
     """
     try:
-        return json.dumps(value, indent=1, allow_nan=False, default=default)
+        text = json.dumps(value, indent=1, allow_nan=False, default=default)
+        json.loads(text, object_pairs_hook=_unique_keys)  # what read_json will read back
+        return text
+    except _KeyTwice as exc:
+        raise ValueError(f"two keys of one object are both written {exc.key}; rename one") from None
     except ValueError:
         stack: list[tuple[str, Any]] = [("", value)]
         while stack:

@@ -48,6 +48,10 @@ BAD_TRAIN_ARGS = {
         ["--target", "y"],
         ["--target 'y' names a column of the --data CSV file, but no --data was given"],
     ),
+    "example with data": (
+        ["--example", "digits", "--data", "any.csv"],
+        ["--example digits and --data both name the data to train on", "drop one of them"],
+    ),
     "devices on numpy": (
         ["--backend", "numpy", "--devices", "2"],
         ["the numpy backend takes no option devices=2"],
@@ -91,6 +95,7 @@ def test_bad_train_arguments_are_one_line_exit_2_and_nothing_written(
         (["bench", "--backend", ""], ["graphbp bench: error: argument --backend: name a backend"]),
         (["nosuch"], ["graphbp: error: argument command: invalid choice: 'nosuch'"]),
         (["explain", "missing.json"], ["graphbp explain: error: missing.json"]),
+        (["explain", "--wrt", "nosuch"], ["graphbp explain: error: ", "'nosuch'"]),
     ],
 )
 def test_other_commands_bad_arguments_are_one_line_exit_2(
@@ -358,3 +363,8 @@ def test_a_graph_that_does_not_fit_the_data_fails_before_training(
     assert named in line and "Traceback" not in line
     assert done.stdout == "" and "epoch/s" not in done.stderr  # no training started
     assert sorted(os.listdir(tmp_path)) == ["g.json"]
+
+
+def test_explain_checks_wrt_before_printing_anything(tmp_path: Path) -> None:
+    run = graphbp("explain", "--wrt", "x", cwd=tmp_path)  # an input, not a parameter
+    assert _one_line(run, 2).startswith("graphbp explain: error: ") and run.stdout == ""

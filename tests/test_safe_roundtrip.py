@@ -460,3 +460,27 @@ def test_every_parameter_name_is_saved_in_params_npz(tmp_path: Path, name: Any) 
         assert saved[str(name)].shape == (10, 4)
     wrt = graphbp("explain", "g.json", "--wrt", str(name), cwd=tmp_path)
     assert wrt.returncode == 0, wrt.stderr  # an int name is chosen by its digits
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda g: g.graph.update(meta={1: 2, "1": 3}),
+        lambda g: g.graph.update({1: "a", "1": "b"}),
+        lambda g: g.graph.update(flags=[{True: 1, "true": 2}]),
+    ],
+)
+def test_keys_json_would_write_alike_are_refused_when_saving(edit: Any, tmp_path: Path) -> None:
+    g = gb.seed_network(3, 4, 1)
+    edit(g)
+    with pytest.raises(gb.GraphError, match=r"two keys of one object are both written"):
+        gb.Network(g).to_json(tmp_path / "net.json")
+    assert not (tmp_path / "net.json").exists()
+
+
+@pytest.mark.parametrize("key", ["source", "target", "key"])
+def test_edge_attributes_node_link_json_uses_are_refused(key: str) -> None:
+    g = gb.seed_network(3, 4, 1)
+    g.edges["x", "h1"][key] = "zz"
+    with pytest.raises(gb.GraphError, match=rf"edge 'x' → 'h1' has an attribute '{key}'"):
+        gb.Network(g)
