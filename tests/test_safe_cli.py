@@ -168,20 +168,25 @@ def test_help_into_a_closed_pipe_is_quiet(tmp_path: Path, buffered: bool) -> Non
     assert run.returncode in (0, 141)  # unbuffered, argparse itself ignores the failed write
 
 
-@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
-@pytest.mark.parametrize(("command", "first"), [("ops", "op "), ("explain", "12 nodes")])
-def test_a_shell_pipeline_into_head_gets_the_first_line_and_no_noise(
-    tmp_path: Path, command: str, first: str, buffered: bool
-) -> None:
-    run = subprocess.run(
+def _into_head(command: str, cwd: Path, buffered: bool) -> subprocess.CompletedProcess[str]:
+    """``graphbp COMMAND | head -1`` in a shell."""
+    return subprocess.run(
         f"'{sys.executable}' -m graphbp.cli {command} | head -1",
         shell=True,
-        cwd=tmp_path,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
         env=_env(buffered),
     )
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize(("command", "first"), [("ops", "op "), ("explain", "12 nodes")])
+def test_a_shell_pipeline_into_head_gets_the_first_line_and_no_noise(
+    tmp_path: Path, command: str, first: str, buffered: bool
+) -> None:
+    run = _into_head(command, tmp_path, buffered)
     assert run.returncode == 0
     assert run.stderr == ""
     assert run.stdout.startswith(first) and run.stdout.count("\n") == 1, run.stdout
@@ -189,15 +194,7 @@ def test_a_shell_pipeline_into_head_gets_the_first_line_and_no_noise(
 
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 def test_training_piped_into_head_finishes_quietly(tmp_path: Path, buffered: bool) -> None:
-    run = subprocess.run(
-        f"'{sys.executable}' -m graphbp.cli train --epochs 2 --out run | head -1",
-        shell=True,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(buffered),
-    )
+    run = _into_head("train --epochs 2 --out run", tmp_path, buffered)
     assert run.stdout.startswith("graphbp train: seed network") and run.stdout.count("\n") == 1
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
     assert "Error" not in run.stderr, run.stderr

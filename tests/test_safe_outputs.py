@@ -295,16 +295,11 @@ def test_a_full_disk_is_one_line_exit_2_and_the_old_set_stays(
         '"$PY" -m graphbp.cli train --backend numpy --epochs 2 --seed 3 --out disk/o '
         "2> err; echo $? > status; sha256sum disk/o/* > after; ls -A disk > left"
     )
-    (tmp_path / "disk").mkdir()
-    done = in_namespace(script, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "status").read_text().strip() == "2"
-    lines = error_lines((tmp_path / "err").read_text())
-    assert len(lines) == 1, lines
+    line = _one_error_on_a_small_disk(script, tmp_path)
     assert re.fullmatch(
         r"graphbp train: error: disk/o/[\w.]+: cannot write \(No space left on device\); "
         r"disk/o is unchanged",
-        lines[0],
+        line,
     )
     assert (tmp_path / "after").read_text() == (tmp_path / "before").read_text()
     assert (tmp_path / "left").read_text().split() == ["o"]
@@ -318,13 +313,8 @@ def test_a_disk_too_full_for_the_lock_is_one_line_naming_it(tmp_path: Path) -> N
         '"$PY" -m graphbp.cli train --backend numpy --epochs 2 --out disk/o '
         "2> err; echo $? > status; ls -A disk > left"
     )
-    (tmp_path / "disk").mkdir()
-    done = in_namespace(script, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "status").read_text().strip() == "2"
-    lines = error_lines((tmp_path / "err").read_text())
-    assert len(lines) == 1, lines
-    assert re.search(r"cannot write the lock file \S*disk/\.o\.lock \(No space left", lines[0])
+    line = _one_error_on_a_small_disk(script, tmp_path)
+    assert re.search(r"cannot write the lock file \S*disk/\.o\.lock \(No space left", line)
     assert (tmp_path / "left").read_text().split() == ["fill"]
 
 
@@ -630,3 +620,15 @@ def test_an_input_file_inside_out_is_refused_before_training(
     assert len(lines) == 1 and f"the {option} file lies inside --out o" in lines[0], lines
     assert snapshot(tmp_path / "o") == before
     assert sorted(os.listdir(tmp_path)) == ["o"]
+
+
+def _one_error_on_a_small_disk(script: str, tmp_path: Path) -> str:
+    """Run ``script`` (which mounts a small tmpfs on ``disk`` and runs graphbp train with its
+    stderr in ``err`` and its status in ``status``) and return train's one error line."""
+    (tmp_path / "disk").mkdir()
+    done = in_namespace(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "status").read_text().strip() == "2"
+    lines = error_lines((tmp_path / "err").read_text())
+    assert len(lines) == 1, lines
+    return lines[0]
