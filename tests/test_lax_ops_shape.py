@@ -14,6 +14,7 @@ import pytest
 
 import graphbp as gb
 from graphbp.errors import GraphError
+from graphbp.registry import get_op
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -248,6 +249,7 @@ HOSTILE: list[tuple[str, tuple[tuple[int, ...], ...], dict[str, Any], str]] = [
     ("reshape", ((3, 4),), {"new_sizes": [-1, -1]}, "one -1"),
     ("reshape", ((3, 4),), {"new_sizes": [12.0]}, "float"),
     ("reshape", ((3, 4),), {"new_sizes": 12}, "list"),
+    ("reshape", ((3, 4),), {"new_sizes": [12], "dimensions": [1, 0]}, "not supported"),
     ("reshape", ((0, 4),), {"new_sizes": [0, -1]}, "cannot reshape"),
     ("transpose", ((3, 4),), {"permutation": [0, 0]}, "twice"),
     ("transpose", ((3, 4),), {"permutation": [0]}, "every axis"),
@@ -292,3 +294,103 @@ def test_hostile_attributes_are_a_graph_error_naming_the_node(
         gb.Network(graph, loss="L")
     assert says in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _as_attrs(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A jaxpr equation's params as the importer gives them to the op (contract12): JSON-plain,
+    ``shape`` renamed ``out_shape``, dtypes by name, sharding and weak types dropped."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        return int(v) if isinstance(v, np.integer) else v
+
+    attrs = {k: plain(v) for k, v in params.items() if k not in ("sharding", "weak_type")}
+    if name == "broadcast_in_dim":
+        attrs["out_shape"] = attrs.pop("shape")
+    if name == "convert_element_type":
+        attrs["new_dtype"] = np.dtype(params["new_dtype"]).name
+    return attrs
+
+
+def _model(params: Any, x: Any, ids: Any) -> Any:
+    """Every shape op as jnp and jax.nn write them: an MLP with layer norm, slicing, padding,
+    concatenation, where, one-hot and log-softmax (max-subtraction, stop_gradient)."""
+    h = jax.nn.gelu(x @ params["W"] + params["b"])
+    h = (h - h.mean(-1, keepdims=True)) * lax.rsqrt(h.var(-1, keepdims=True) + 1e-5)
+    h = jnp.concatenate([h, h[:, :2], jnp.pad(h, ((0, 0), (1, 2)))[:, ::3]], axis=1)
+    z = jax.nn.relu(h) + jnp.where(h > 0.1, h, -h) + jnp.expand_dims(h, 0).squeeze(0).T.T
+    lp = jax.nn.log_softmax(z)
+    return -jnp.mean(jnp.sum(jax.nn.one_hot(ids, z.shape[-1]) * lp, -1)) + jnp.mean(
+        jnp.maximum(z, 0).astype(jnp.int32).reshape(-1, 2)
+    )
+
+
+def test_ops_compute_the_equations_of_a_real_jaxpr() -> None:
+    """Each equation of a traced model whose primitive is a shape op, run by the op on the
+    values JAX computed for its inputs, equals JAX's own output (booleans and ints as 0/1 and
+    integer-valued floats)."""
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((4, 5)), "b": rng.standard_normal(5)}
+    args = (params, rng.standard_normal((3, 4)), np.array([0, 3, 2]))
+    seen: set[str] = set()
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(_model)(*args)
+
+        def run(jaxpr: Any, consts: list[Any], values: list[Any]) -> list[Any]:
+            env = dict(zip(jaxpr.constvars, consts, strict=True))
+            env.update(zip(jaxpr.invars, values, strict=True))
+
+            def read(v: Any) -> Any:
+                return v.val if type(v).__name__ == "Literal" else env[v]
+
+            for eqn in jaxpr.eqns:
+                ins = [read(v) for v in eqn.invars]
+                inner = eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
+                if inner is not None and eqn.primitive.name in ("jit", "pjit", "custom_jvp_call"):
+                    outs = run(inner.jaxpr, list(inner.consts), ins)
+                else:
+                    outs = eqn.primitive.bind(*ins, **eqn.params)
+                    outs = outs if eqn.primitive.multiple_results else [outs]
+                    _compare_equation(eqn, ins, outs[0], seen)
+                env.update(zip(eqn.outvars, outs, strict=True))
+            return [read(v) for v in jaxpr.outvars]
+
+        run(closed.jaxpr, list(closed.consts), jax.tree_util.tree_leaves(args))
+    mine = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "concatenate", "slice"}
+    mine |= {"pad", "convert_element_type", "stop_gradient", "select_n", "eq", "gt"}
+    assert mine <= seen
+
+
+def _compare_equation(eqn: Any, ins: list[Any], want: Any, seen: set[str]) -> None:
+    name = eqn.primitive.name
+    if name not in gb.ops() or type(get_op(name)).__module__ != "graphbp_ops.structure":
+        return
+    op = get_op(name)
+    seen.add(name)
+    attrs = _as_attrs(name, dict(eqn.params))
+    operands = [np.asarray(x, np.float64) for x in ins]
+    if name == "concatenate":  # n-ary in the jaxpr: a chain of binary ones
+        got = operands[0]
+        for x in operands[1:]:
+            got = op.forward(np, got, x, **attrs)
+    else:
+        got = op.forward(np, *operands, **attrs)
+    np.testing.assert_allclose(got, np.asarray(want, np.float64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_a_network_of_the_op_round_trips_through_json(case: Case, tmp_path: Any) -> None:
+    name, operands, attrs, prim = case
+    with jax.enable_x64(True):
+        shape = jax.eval_shape(prim, *[jnp.asarray(x, jnp.float64) for x in operands]).shape
+    net = _network(name, operands, attrs, np.ones(shape))
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    assert dict(back.graph.nodes["out"]) == {"op": name, **attrs}
+    params = {f"x{i}": np.asarray(x, np.float64) for i, x in enumerate(operands)}
+    want = net.compile().value_and_grad(params, {})
+    got = back.compile().value_and_grad(params, {})
+    assert float(got[0]) == float(want[0])
+    for k in want[1]:
+        np.testing.assert_array_equal(got[1][k], want[1][k])
