@@ -56,6 +56,9 @@ class Op:
       bools, one per operand) may return None where ``needs`` is False, to skip work nobody
       uses. Without a vjp, JAX differentiates the forward itself; on NumPy compiling a network
       that needs its gradient is an error naming the op.
+    - ``stops_gradient`` (default False): True for an op that passes no gradient by
+      definition, though its forward is smooth (``stop_gradient``): the gradient checks then
+      hold its vjp to zero cotangents instead of to its forward's derivative.
     - ``vjp_reads``: which forward values the vjp reads, operand positions and/or ``"out"``
       (σ's rule reads only ``out``). The engine frees the others as soon as the forward pass
       is done with them and passes None in their place. None (the default) means the vjp may
@@ -92,6 +95,7 @@ class Op:
     local_grads: ClassVar[tuple[str, ...]] = ()
     vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
     backends: ClassVar[tuple[str, ...] | None] = None
+    stops_gradient: ClassVar[bool] = False
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
         """Compute the op's output (an array of the backend) from its operands."""
@@ -268,6 +272,11 @@ def validate_op(op: Op) -> None:
         raise PluginError(
             f"op {name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
             f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
+        )
+    if not isinstance(op.stops_gradient, bool):
+        raise PluginError(
+            f"op {name!r} ({cls}): stops_gradient is {show(op.stops_gradient)}; set it to "
+            "True (the op passes no gradient by definition) or leave it out"
         )
     if defines_vjp(op):
         _check_vjp_arguments(op, sig.arity)
