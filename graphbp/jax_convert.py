@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -224,7 +225,8 @@ class Converter:
     def fold(self, eqn: Any, ins: list[Val]) -> list[Val | None] | None:
         """The equation evaluated with JAX on its constant operands, or None if it cannot be."""
         try:
-            outs = eqn.primitive.bind(*(v.value for v in ins), **eqn.params)
+            operands = [_as_dtype(v.value, var.aval.dtype) for v, var in zip(ins, eqn.invars)]
+            outs = eqn.primitive.bind(*operands, **eqn.params)
         except Exception:  # whatever JAX refuses to evaluate here stays an op
             return None
         outs = outs if eqn.primitive.multiple_results else [outs]
@@ -243,8 +245,12 @@ class Converter:
         call = JaxCall(
             eqn.primitive,
             dict(eqn.params),
-            [(tuple(v.shape), v.dtype) for v in ins],
-            {i: v.value for i, v in enumerate(ins) if v.is_const},
+            [(tuple(v.aval.shape), v.aval.dtype) for v in eqn.invars],
+            {
+                i: _as_dtype(v.value, var.aval.dtype)
+                for i, (v, var) in enumerate(zip(ins, eqn.invars, strict=True))
+                if v.is_const
+            },
             [(tuple(v.aval.shape), v.aval.dtype) for v in eqn.outvars],
             used,
             self.source,
@@ -332,6 +338,14 @@ def _ancestors(node: Hashable, edges: Sequence[tuple[str, str, int]]) -> set[Has
     return seen
 
 
+def _as_dtype(value: Any, dtype: Any) -> Any:
+    """A constant in the dtype its equation takes (an aliased conversion may have kept the
+    value in its former dtype: a bool where an int32 is taken)."""
+    if isinstance(value, np.ndarray | np.generic) and value.dtype != dtype:
+        return np.asarray(value).astype(dtype)
+    return value
+
+
 def _read(env: dict[Any, Val], var: Any) -> Val:
     if isinstance(var, jcore.Literal):
         aval = var.aval
@@ -352,8 +366,13 @@ def _liveness(jaxpr: Any, needed: Sequence[bool]) -> tuple[list[bool], set[Any]]
 
 
 def _name_stack(eqn: Any) -> list[str]:
+    """The named scopes an equation sits in (relative to its jaxpr); the scopes JAX's
+    ``jnp.einsum`` names after its subscripts (``bqd,bkd->bqk``) are not the user's."""
     text = str(eqn.source_info.name_stack)
-    return [part for part in text.split("/") if part]
+    return [part for part in text.split("/") if part and not _EINSUM.fullmatch(part)]
+
+
+_EINSUM = re.compile(r"[\w\s.,]*->[\w\s.]*")
 
 
 def _source(eqn: Any) -> str | None:

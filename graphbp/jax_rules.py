@@ -137,7 +137,7 @@ def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
         raise Unsupported("dynamic shapes")
     if list(x.shape) == shape and dims == list(range(len(shape))):
         return [x]
-    attrs = {"shape": shape, "broadcast_dimensions": dims}
+    attrs = {"out_shape": shape, "broadcast_dimensions": dims}
     return [e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)]
 
 
