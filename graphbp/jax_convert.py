@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 from jax._src import core as jcore
@@ -121,9 +122,7 @@ class Converter:
         array = np.asarray(value)
         return Val(array.shape, array.dtype, value=array)
 
-    def op(
-        self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any
-    ) -> Val:
+    def op(self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any) -> Val:
         """A node of op ``name`` (see ``Emitter``).
 
         Raises:
@@ -225,7 +224,9 @@ class Converter:
     def fold(self, eqn: Any, ins: list[Val]) -> list[Val | None] | None:
         """The equation evaluated with JAX on its constant operands, or None if it cannot be."""
         try:
-            operands = [_as_dtype(v.value, var.aval.dtype) for v, var in zip(ins, eqn.invars)]
+            operands = [
+                _as_dtype(v.value, var.aval.dtype) for v, var in zip(ins, eqn.invars, strict=True)
+            ]
             outs = eqn.primitive.bind(*operands, **eqn.params)
         except Exception:  # whatever JAX refuses to evaluate here stays an op
             return None
@@ -233,7 +234,7 @@ class Converter:
         vals: list[Val | None] = []
         for var, out in zip(eqn.outvars, outs, strict=True):
             dtype = var.aval.dtype
-            value = out if jax.dtypes.issubdtype(dtype, jax.dtypes.extended) else np.asarray(out)
+            value = out if _extended(dtype) else np.asarray(out)
             vals.append(Val(tuple(var.aval.shape), dtype, value=value))
         return vals
 
@@ -282,7 +283,9 @@ class Converter:
         for v in vals:
             size = math.prod(v.shape)
             like = Val((size,), v.dtype)
-            flat.append(v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like))
+            flat.append(
+                v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like)
+            )
         out = flat[0]
         for v in flat[1:]:
             like = Val((out.shape[0] + v.shape[0],), v.dtype)
@@ -308,7 +311,8 @@ class Converter:
         g = nx.DiGraph()
         keep = _ancestors(top, self.edges)
         for name, attrs in self.nodes.items():
-            if name in keep or attrs["op"] in ("param", "input") and name not in self.extra_inputs:
+            leaf = attrs["op"] in ("param", "input") and name not in self.extra_inputs
+            if name in keep or leaf:
                 g.add_node("loss" if name == top else name, **attrs)
         for source, target, arg in self.edges:
             if target not in keep:
@@ -346,9 +350,14 @@ def _as_dtype(value: Any, dtype: Any) -> Any:
     return value
 
 
+def _extended(dtype: Any) -> bool:
+    """Whether ``dtype`` is one of JAX's extended dtypes (a PRNG key), not a NumPy dtype."""
+    return bool(jnp.issubdtype(dtype, jax.dtypes.extended))
+
+
 def _read(env: dict[Any, Val], var: Any) -> Val:
     if isinstance(var, jcore.Literal):
-        aval = var.aval
+        aval: Any = var.aval
         return Val(tuple(aval.shape), aval.dtype, value=np.asarray(var.val, dtype=aval.dtype))
     return env[var]
 
