@@ -540,3 +540,10 @@ def test_chain_rule_contributions_through_opaque_nodes_sum_to_the_gradient() -> 
         total = sum(np.asarray(p.contribution) for p in rule.paths)
         np.testing.assert_allclose(total, grads[wrt], rtol=1e-10, atol=1e-12)
     assert "scan" in gb.render(net, wrt="s", values=values).source
+
+
+def test_an_opaque_equation_traced_in_float64_refuses_a_float32_program() -> None:
+    net, params, inputs = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    prog = net.compile("jax", dtype="float32")
+    with pytest.raises(gb.InputError, match="opaque cond equation .*traced in float64"):
+        prog.value_and_grad(params, inputs)
