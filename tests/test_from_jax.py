@@ -518,6 +518,7 @@ def test_chain_rule_explain_check_render_page_and_train_on_an_imported_network(
     page = gb.write_diagram(_scoped(), tmp_path / "page.html", wrt="wq")
     text = page.read_text()
     assert "block/attention" in text
+    assert f"— {_line(scoped_loss, 'return')}" in text  # a node's tooltip: its source line
     collapsed = gb.write_diagram(_scoped(), tmp_path / "collapsed.svg", scopes="collapse")
     assert "block/attention/scores" in collapsed.read_text()
     data = {**inputs}
@@ -547,3 +548,27 @@ def test_an_opaque_equation_traced_in_float64_refuses_a_float32_program() -> Non
     prog = net.compile("jax", dtype="float32")
     with pytest.raises(gb.InputError, match="opaque cond equation .*traced in float64"):
         prog.value_and_grad(params, inputs)
+
+
+def test_a_jitted_whole_function_or_lambda_is_no_scope() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        return jnp.sum(jax.jit(lambda a: a * x)(w) ** 2)
+
+    for fn in (jax.jit(loss), loss):
+        net, _, _ = gb.from_jax(fn, np.ones(2), np.ones(2))
+        assert all("scope" not in net.graph.nodes[n] for n in net.order)
+
+
+@pytest.mark.parametrize(
+    ("fn", "ops"),
+    [
+        (lambda p: p["s"], ["param", "sum"]),  # the loss is a parameter itself
+        (lambda w: jnp.float32(3.0), ["param", "const", "sum"]),  # a constant loss
+    ],
+)
+def test_a_loss_that_is_a_leaf_or_constant_gets_its_own_node(fn: Any, ops: list[str]) -> None:
+    net, params, inputs = gb.from_jax(fn, {"s": np.array(2.0)})
+    assert [net.op_name(n) for n in net.order] == ops and net.op_name("loss") == "sum"
+    loss, grads = net.compile().value_and_grad(params, inputs)
+    want, want_grads = _jax_value_and_grad(fn, ({"s": np.array(2.0)},))
+    assert loss == want and grads["s"] == want_grads["s"]
