@@ -785,7 +785,7 @@ class _Comparison(Op):
     in the operands' dtype. Its gradient is zero everywhere (JAX's rule)."""
 
     local_grads = ("0", "0")
-    vjp_reads = (0, 1)
+    vjp_reads = ()  # zeros of g's shape: the engine sums them to a broadcast operand's
 
     def compare(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
@@ -796,7 +796,7 @@ class _Comparison(Op):
     def vjp(
         self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL2
     ) -> tuple[Any, Any]:
-        return (_zeros(xp, a) if needs[0] else None, _zeros(xp, b) if needs[1] else None)
+        return (_zeros(xp, g) if needs[0] else None, _zeros(xp, g) if needs[1] else None)
 
     def shape(self, a: Shape, b: Shape) -> Shape:
         return broadcast(a, b)
