@@ -75,16 +75,35 @@ def _prod(sizes: Sequence[int]) -> int:
     return n
 
 
+class Layout(NamedTuple):
+    """How one operand of a dot_general becomes a (stack of) matrices for matmul."""
+
+    perm: Axes | None
+    """The transpose that groups its axes (None: they are grouped already, no copy)."""
+    mat: Shape
+    """The matrix shape after the transpose: (B, rows, cols), or (rows, cols) without batch."""
+    swap: bool
+    """Whether the matrix is then used transposed (a view): taken when that spares a copy."""
+
+
+def _layout(batch: Axes, first: Axes, second: Axes, shape: Shape, lead: Shape) -> Layout:
+    """Lay an operand out as (batch, first, second) matrices; where that takes a transpose
+    but (batch, second, first) does not, lay it out so and swap the matrices' axes (a view)."""
+    identity = tuple(range(len(shape)))
+    swap = (*batch, *first, *second) != identity and (*batch, *second, *first) == identity
+    rows, cols = (second, first) if swap else (first, second)
+    perm = (*batch, *rows, *cols)
+    mat = (*lead, _prod([shape[d] for d in rows]), _prod([shape[d] for d in cols]))
+    return Layout(None if perm == identity else perm, mat, swap)
+
+
 class Contraction(NamedTuple):
     """How one dot_general runs as transpose + reshape + matmul."""
 
-    a_perm: Axes | None
-    """a's axes as (batch, free, contracting); None when that is its order already."""
-    a_mat: Shape
-    """a reshaped to (B, M, K), or (M, K) without batch axes."""
-    b_perm: Axes | None
-    b_mat: Shape
-    """b reshaped to (B, K, N), or (K, N)."""
+    a: Layout
+    """a as (B, M, K) matrices."""
+    b: Layout
+    """b as (B, K, N) matrices."""
     out: Shape
     """The result: batch sizes, a's free sizes, b's free sizes."""
 
@@ -134,32 +153,25 @@ def _contraction(dn: DimensionNumbers, a: Shape, b: Shape) -> Contraction:
                 )
     a_free = _free(len(a), dn.a_contract, dn.a_batch)
     b_free = _free(len(b), dn.b_contract, dn.b_batch)
-    a_perm = (*dn.a_batch, *a_free, *dn.a_contract)
-    b_perm = (*dn.b_batch, *dn.b_contract, *b_free)
     batch = tuple(a[d] for d in dn.a_batch)
-    m, k, n = (
-        _prod([a[d] for d in a_free]),
-        _prod([a[d] for d in dn.a_contract]),
-        _prod([b[d] for d in b_free]),
-    )
     lead = (_prod(batch),) if batch else ()
     return Contraction(
-        None if a_perm == tuple(range(len(a))) else a_perm,
-        (*lead, m, k),
-        None if b_perm == tuple(range(len(b))) else b_perm,
-        (*lead, k, n),
+        _layout(dn.a_batch, a_free, dn.a_contract, a, lead),
+        _layout(dn.b_batch, dn.b_contract, b_free, b, lead),
         (*batch, *(a[d] for d in a_free), *(b[d] for d in b_free)),
     )
 
 
+def _matrices(xp: Any, x: Any, layout: Layout) -> Any:
+    if layout.perm is not None:
+        x = xp.transpose(x, layout.perm)
+    if x.shape != layout.mat:
+        x = xp.reshape(x, layout.mat)
+    return xp.swapaxes(x, -1, -2) if layout.swap else x
+
+
 def _dot(xp: Any, a: Any, b: Any, plan: Contraction) -> Any:
-    a2 = a if plan.a_perm is None else xp.transpose(a, plan.a_perm)
-    b2 = b if plan.b_perm is None else xp.transpose(b, plan.b_perm)
-    if a2.shape != plan.a_mat:
-        a2 = xp.reshape(a2, plan.a_mat)
-    if b2.shape != plan.b_mat:
-        b2 = xp.reshape(b2, plan.b_mat)
-    out = a2 @ b2
+    out = _matrices(xp, a, plan.a) @ _matrices(xp, b, plan.b)
     return out if out.shape == plan.out else xp.reshape(out, plan.out)
 
 
@@ -233,21 +245,21 @@ class DotGeneral(Op):
         return _contraction(_dimension_numbers(dimension_numbers), a, b).out
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-        """``·`` for a matrix product (a's last axis with b's first); otherwise the contracted
-        and batch axes too, as ``·[1;0|0;0]`` (lhs;rhs contracting | lhs;rhs batch)."""
+        """``·`` for a matrix product x·W (a's axis 1 with b's axis 0); otherwise the axes it
+        contracts and its batch axes too: ``·[a2·b2, batch a0=b0]``."""
         try:
             dn = _dimension_numbers(attrs.get("dimension_numbers"))
         except TypeError:
             return self.label, self.local_grads
-        if dn.b_contract == (0,) and not dn.a_batch and len(dn.a_contract) == 1:
+        if dn == ((1,), (0,), (), ()):
             return self.label, self.local_grads
 
         def axes(x: Axes) -> str:
-            return ",".join(map(str, x))
+            return ",".join(map(str, x)) if x else "∅"
 
-        text = f"{axes(dn.a_contract)};{axes(dn.b_contract)}"
+        text = f"a{axes(dn.a_contract)}·b{axes(dn.b_contract)}"
         if dn.a_batch:
-            text += f"|{axes(dn.a_batch)};{axes(dn.b_batch)}"
+            text += f", batch a{axes(dn.a_batch)}=b{axes(dn.b_batch)}"
         return f"·[{text}]", self.local_grads
 
     def examples(self, rng: Any) -> list[Example]:
