@@ -217,6 +217,12 @@ UNARY = [
     ("expm1", lax.expm1, _signed),
     ("sin", lax.sin, _signed),
     ("cos", lax.cos, _signed),
+    ("tan", lax.tan, lambda rng, shape: rng.uniform(-1.5, 1.5, shape)),
+    ("atan", lax.atan, _signed),
+    ("exp2", lax.exp2, _signed),
+    ("floor", lax.floor, _signed),
+    ("ceil", lax.ceil, _signed),
+    ("is_finite", lambda v: lax.is_finite(v).astype(v.dtype), _signed),
 ]
 
 
@@ -227,6 +233,31 @@ def test_unary_ops_match_lax(
     name: str, prim: Any, draw: Any, shape: tuple[int, ...], backend: str, rng: np.random.Generator
 ) -> None:
     compare(name, [draw(rng, shape)], {}, prim, backend, rng)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", [0, 1])
+def test_round_matches_lax_at_halves(method: int, backend: str, rng: np.random.Generator) -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, 3.7, -0.0, 2**52 + 1.0])
+    compare("round", [x], {"rounding_method": method}, lambda v: lax.round(v, method), backend, rng)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_is_finite_and_the_steps_on_infinities_and_nan(
+    backend: str, rng: np.random.Generator
+) -> None:
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -2.5, 1e308])
+    for name, prim in (
+        ("is_finite", lambda v: lax.is_finite(v).astype(v.dtype)),
+        ("floor", lax.floor),
+        ("ceil", lax.ceil),
+        ("round", lax.round),
+    ):
+        with jax.enable_x64(True):
+            want = np.asarray(prim(jnp.asarray(x)))
+        out, (ct,) = run_op(name, [x], {}, np.ones(6), backend)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(ct, np.zeros(6))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -467,6 +498,9 @@ HOSTILE = [
     ("reduce_min", [(3, 4)], {}),
     ("max", [(3, 4), (5,)], {}),
     ("pow", [(3, 4), (2, 4)], {}),
+    ("round", [(3,)], {"rounding_method": 2}),
+    ("round", [(3,)], {"rounding_method": "TO_NEAREST_EVEN"}),
+    ("round", [(3,)], {"rounding_method": True}),
 ]
 
 

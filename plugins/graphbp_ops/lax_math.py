@@ -508,6 +508,124 @@ class Cos(_Elementwise):
         return (-(g * xp.sin(x)),)
 
 
+class Tan(_Elementwise):
+    name = "tan"
+    label = "tan"
+    local_grads = ("1+tan²(x)",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.tan(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (1 + out * out),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((rng.uniform(-1.3, 1.3, (3, 4)),), {})]
+
+
+class Atan(_Elementwise):
+    name = "atan"
+    label = "atan"
+    local_grads = ("1/(1+x²)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.arctan(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g / (1 + x * x),)
+
+
+class Exp2(_Elementwise):
+    name = "exp2"
+    label = "2ˣ"
+    local_grads = ("ln2·2ˣ",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.exp2(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * out * 0.6931471805599453,)  # ln 2
+
+
+# ---------------------------------------------------------------- steps: zero cotangent
+
+
+class _Step(_Elementwise):
+    """A piecewise-constant function of x (or a test of x): its cotangent is 0, as JAX's."""
+
+    local_grads = ("0",)
+    vjp_reads = ()
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, **attrs: Any) -> tuple[Any]:
+        return (xp.zeros_like(g),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        # away from integers and from halves, where the steps are
+        x = rng.integers(-3, 3, (3, 4)) + rng.uniform(0.1, 0.4, (3, 4))
+        return [((x * rng.choice([-1.0, 1.0], (3, 4)),), {})]
+
+
+class Floor(_Step):
+    name = "floor"
+    label = "⌊x⌋"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.floor(x)
+
+
+class Ceil(_Step):
+    name = "ceil"
+    label = "⌈x⌉"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.ceil(x)
+
+
+def _rounding(method: Any) -> int:
+    if type(method) is not int or method not in (0, 1):
+        raise ValueError(
+            f"round: rounding_method must be 0 (halves away from zero) or 1 (halves to even), "
+            f"as lax.RoundingMethod; got {method!r}"[:200]
+        )
+    return method
+
+
+class Round(_Step):
+    """``lax.round``: halves away from zero (``rounding_method=0``, lax's default) or to the
+    nearest even integer (1, what ``jnp.round`` uses)."""
+
+    name = "round"
+    label = "round"
+
+    def forward(self, xp: Any, x: Any, rounding_method: int = 0) -> Any:
+        if _rounding(rounding_method) == 1:
+            return xp.round(x)
+        # every float of magnitude >= 2**52 is an integer: clipped, ±inf never meet inf - inf
+        big = xp.abs(x) >= 2**52
+        c = xp.clip(x, -(2**52), 2**52)
+        t = xp.trunc(c)
+        return xp.where(big, x, xp.where(xp.abs(c - t) >= 0.5, t + xp.sign(c), t))
+
+    def shape(self, x: Shape, rounding_method: int = 0) -> Shape:
+        _rounding(rounding_method)
+        return x
+
+    def examples(self, rng: Any) -> list[Example]:
+        (x,), _ = super().examples(rng)[0]
+        return [((x,), {}), ((x,), {"rounding_method": 1})]
+
+
+class IsFinite(_Step):
+    name = "is_finite"
+    label = "isfinite"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.isfinite(x).astype(x.dtype)
+
+
 # ---------------------------------------------------------------- erf and erfc
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23
 # (1969), as in his CALERF (netlib specfun): |x| <= 0.46875: erf(x) = x·A(x²)/B(x²);
