@@ -627,6 +627,28 @@ HOSTILE = [
     ("reduce_window_sum", POOL_OK, {"padding": [[0, 0], [0, -9], [0, 0], [0, 0]]}, "padding"),
     ("reduce_window_max", POOL_OK, {"base_dilation": [1, 1, 1, 0]}, "base_dilation"),
     ("reduce_window_max", POOL_OK, {"window_dilation": "2"}, "window_dilation"),
+    # sizes that would allocate or loop without bound, though the output is small
+    (
+        "reduce_window_sum",
+        POOL_OK,
+        {
+            "window_dimensions": [1, 2**11, 2**10, 1],
+            "padding": [[0, 0], [0, 2**11], [0, 2**10], [0, 0]],
+        },
+        "window_dimensions",
+    ),
+    (
+        "reduce_window_max",
+        POOL_OK,
+        {"padding": [[0, 0], [0, 2**40], [0, 0], [0, 0]], "window_strides": [1, 2**40, 2, 1]},
+        "padding",
+    ),
+    (
+        "conv",
+        CONV_OK,
+        {"lhs_dilation": [2**30, 2**30], "window_strides": [2**30, 2**30]},
+        "padding",
+    ),
 ]
 SHAPES = {
     "gather": [(5, 4), (3, 1)],

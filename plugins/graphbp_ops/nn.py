@@ -18,6 +18,7 @@ from graphbp_ops._attrs import ints, is_int
 from graphbp_ops._windows import (
     Windows,
     add_views,
+    check_work,
     count,
     prepare,
     unprepare,
@@ -263,6 +264,9 @@ def _conv_plan(
         ones if rhs_dilation is None else rhs_dilation,
         _CONV_NAMES,
     )
+    kernel = math.prod(w.sizes)
+    check_work("the padded input", n * math.prod(w.padded) * c, kernel, "the kernel")
+    check_work("the input windows", n * math.prod(w.out) * kernel * c, kernel, "the kernel")
     out_canonical = (n // b, *w.out, o)
     out_perm = [os_[0], *os_[2:], os_[1]]
     out_shape = [0] * rank
@@ -596,7 +600,7 @@ def _pool(
     rank = len(x)
     dims = ints("window_dimensions", window_dimensions, rank, low=0)
     ones = [1] * rank
-    return windows(
+    w = windows(
         x,
         list(range(rank)),
         dims,
@@ -605,6 +609,9 @@ def _pool(
         ones if base_dilation is None else base_dilation,
         ones if window_dilation is None else window_dilation,
     )
+    check_work("the padded input", math.prod(w.padded), count(w), "window_dimensions")
+    check_work("the windows", math.prod(w.out) * count(w), count(w), "window_dimensions")
+    return w
 
 
 def _pool_examples(rng: Any, distinct: bool) -> list[Example]:
