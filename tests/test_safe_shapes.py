@@ -21,13 +21,14 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
+from attrs_structure import ATTRS as SHAPED_ATTRS
 from helpers import graphbp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphbp as gb
 from graphbp.errors import GradientCheckError, GraphError, GraphFileError, InputError, PluginError
-from graphbp.op import PROBE_LIMIT, defines_shape
+from graphbp.op import PROBE_LIMIT, defines_shape, runs_on
 from graphbp.registry import get_op
 from graphbp.shapes import MAX_ELEMENTS, MAX_RANK
 from graphbp.testing import check_op
@@ -50,7 +51,34 @@ axes = st.one_of(
     st.integers(-4, 3),
     st.lists(st.integers(-3, 2), min_size=1, max_size=3),
 )
+
+
+@st.composite
+def dimension_numbers(draw: st.DrawFn) -> list[list[list[int]]]:
+    """dot_general's [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]], mostly of
+    paired lengths, with axes that may be out of range or repeated."""
+    ints = st.integers(-1, 3)
+    pairs = []
+    for most in (2, 1):
+        n = draw(st.integers(0, most))
+        extra = draw(st.sampled_from([0, 0, 0, 1]))
+        pairs.append(
+            [
+                draw(st.lists(ints, min_size=n, max_size=n)),
+                draw(st.lists(ints, min_size=n + extra, max_size=n + extra)),
+            ]
+        )
+    return pairs
+
+
+reduce_axes = st.fixed_dictionaries({"axes": st.lists(st.integers(-3, 3), max_size=3, unique=True)})
 ATTRS: dict[str, Any] = {
+    "dot_general": st.fixed_dictionaries({"dimension_numbers": dimension_numbers()}),
+    "integer_pow": st.fixed_dictionaries(
+        {"y": st.one_of(st.integers(-3, 4), st.sampled_from([2.0, True, "2", 2**70]))}
+    ),
+    "reduce_max": reduce_axes,
+    "reduce_min": reduce_axes,
     "sum": st.fixed_dictionaries({}, optional={"axis": axes, "keepdims": st.booleans()}),
     "mean": st.fixed_dictionaries({}, optional={"axis": axes, "keepdims": st.booleans()}),
     "softmax_cross_entropy": st.fixed_dictionaries({}, optional={"axis": st.integers(-3, 2)}),
@@ -60,13 +88,17 @@ ATTRS: dict[str, Any] = {
 }
 
 
-def _forward_shape(op: gb.Op, shapes: list[tuple[int, ...]], attrs: dict[str, Any]) -> Any:
-    """forward's result shape on arrays of these shapes, or the exception type it raised."""
-    arrays = [np.linspace(-1.0, 1.0, int(np.prod(s))).reshape(s) for s in shapes]
+def _forward_shape(
+    op: gb.Op, shapes: list[tuple[int, ...]], attrs: dict[str, Any], xp: Any = np
+) -> Any:
+    """forward's result shape on arrays of these shapes, or the exception type it raised, run
+    on ``xp``: NumPy, or jax.numpy when the rule refuses what NumPy computes (a sum over axis
+    0 of a 0-d array passes on NumPy alone; the rule refuses what any backend refuses)."""
+    arrays = [xp.asarray(np.linspace(-1.0, 1.0, int(np.prod(s))).reshape(s)) for s in shapes]
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return tuple(np.shape(op.forward(np, *arrays, **attrs)))
+            return tuple(np.shape(op.forward(xp, *arrays, **attrs)))
     except Exception as exc:
         return type(exc)
 
@@ -78,11 +110,31 @@ def _rule_shape(op: gb.Op, shapes: list[tuple[int, ...]], attrs: dict[str, Any])
         return type(exc)
 
 
-@pytest.mark.parametrize("name", BUILT_IN)
+def _agree(
+    name: str, shapes: list[tuple[int, ...]], attrs: dict[str, Any], both: dict[str, int]
+) -> None:
+    """Assert that the rule gives forward's shape, or refuses where forward does; count which."""
+    op = get_op(name)
+    want, got = _forward_shape(op, shapes, attrs), _rule_shape(op, shapes, attrs)
+    if isinstance(want, tuple) and not isinstance(got, tuple):  # does JAX refuse it too?
+        want = _forward_shape(op, shapes, attrs, pytest.importorskip("jax.numpy"))
+    where = f"{name}{tuple(shapes)} {attrs}"
+    if isinstance(want, tuple):
+        assert got == want, f"{where}: forward gives {want}, the shape rule {got}"
+        both["agree"] += 1
+    else:
+        assert isinstance(got, type), f"{where}: forward raises {want}, the rule gives {got}"
+        assert issubclass(got, ValueError | TypeError | IndexError), where
+        both["refused"] += 1
+
+
+@pytest.mark.parametrize("name", [n for n in BUILT_IN if n not in SHAPED_ATTRS])
 def test_shape_rule_agrees_with_forward(name: str) -> None:
     """On random small operand shapes (and attributes): the rule gives forward's shape, and
     refuses exactly the operands forward refuses."""
     op = get_op(name)
+    if not runs_on(op, "numpy"):  # forward is run on NumPy arrays here
+        pytest.skip(f"op {name!r} runs only on {op.backends}")
     both = {"agree": 0, "refused": 0}
 
     @given(
@@ -99,20 +151,33 @@ def test_shape_rule_agrees_with_forward(name: str) -> None:
             shapes = [shapes[0], (*shapes[0][-1:], *shapes[1][-1:]), *shapes[2:]]
         elif tie == "suffix":
             shapes = [shapes[0], *(shapes[0][len(shapes[0]) // 2 :] for _ in shapes[1:])]
-        want, got = _forward_shape(op, shapes, attrs), _rule_shape(op, shapes, attrs)
-        where = f"{name}{tuple(shapes)} {attrs}"
-        if isinstance(want, tuple):
-            assert got == want, f"{where}: forward gives {want}, the shape rule {got}"
-            both["agree"] += 1
-        else:
-            assert isinstance(got, type), f"{where}: forward raises {want}, the rule gives {got}"
-            assert issubclass(got, ValueError | TypeError | IndexError), where
-            both["refused"] += 1
+        _agree(name, shapes, attrs, both)
 
     check()
     assert both["agree"] > 10  # the strategy reaches shapes that fit
     if op.arity > 1 or name in ATTRS:
         assert both["refused"] > 0  # and shapes or attributes that do not
+
+
+@pytest.mark.parametrize("name", sorted(SHAPED_ATTRS))
+def test_shape_rule_agrees_with_forward_on_attributes_drawn_for_the_shapes(name: str) -> None:
+    """As above, for ops whose attributes only fit operands of particular shapes (axes,
+    sizes, permutations): attributes are drawn for the operand shapes, mostly fitting."""
+    op = get_op(name)
+    both = {"agree": 0, "refused": 0}
+
+    @given(
+        shapes=st.lists(small_shapes, min_size=op.arity, max_size=op.arity),
+        data=st.data(),
+        same=st.booleans(),
+    )
+    @settings(derandomize=True, max_examples=120, deadline=None, database=None)
+    def check(shapes: list[tuple[int, ...]], data: st.DataObject, same: bool) -> None:
+        shapes = [shapes[0]] * len(shapes) if same else shapes
+        _agree(name, shapes, SHAPED_ATTRS[name](data.draw, shapes), both)
+
+    check()
+    assert both["agree"] > 10 and both["refused"] > 0
 
 
 def test_matmul_rule_on_the_numpy_cases() -> None:
