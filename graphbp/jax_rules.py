@@ -230,6 +230,8 @@ def _gather(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if mode is None:
         raise Unsupported(f"gather mode {p['mode']}")
     fill = p.get("fill_value")
+    if fill is not None and np.isnan(fill):
+        fill = None  # JAX's default for floats (jnp.take): the op reads None as NaN
     if fill is not None and not np.isfinite(fill):
         raise Unsupported("a non-finite fill_value other than NaN")
     attrs = {
