@@ -276,11 +276,10 @@ class Converter:
             fed = [self._pack(fed)]
         node = self.fresh(call.name)
         self.add(node, "opaque", fed, {"primitive": call.name, "call": call})
-        out_dtype = np.dtype(np.float64)
         if len(used) == 1:
-            out = Val(call.out_shape(), out_dtype, node=node)
+            out = Val(call.out_shape(), call.out_avals[used[0]][1], node=node)
             return [out if i == used[0] else None for i in range(len(wanted))]
-        flat = Val(call.out_shape(), out_dtype, node=node)
+        flat = Val(call.out_shape(), np.dtype(np.float64), node=node)  # of mixed dtypes
         outs: list[Val | None] = [None] * len(wanted)
         start = 0
         for i in used:
