@@ -65,6 +65,7 @@ class Converter:
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
+        self.closed: dict[int, tuple[Any, Val]] = {}
         self.whole: Any = None
         """A jit equation that is the whole traced function (``from_jax(jax.jit(f))``),
         whose name is no scope: it would hold every node."""
@@ -122,6 +123,14 @@ class Converter:
         node = Val(val.shape, val.dtype, node=name)
         self.consts[key] = node
         return name
+
+    def closed_over(self, value: Any) -> Val:
+        """A constant a jaxpr closes over: one Val (so one const node) per array, however
+        often the function closing over it is inlined."""
+        key = id(value)
+        if key not in self.closed:
+            self.closed[key] = (value, self.const(value))  # holds value: its id stays its own
+        return self.closed[key][1]
 
     def const(self, value: Any) -> Val:
         """A constant (see ``Emitter``)."""
@@ -198,7 +207,7 @@ class Converter:
                 return folded
         rule = RULES.get(name)
         if rule is not None:
-            before = (set(self.nodes), len(self.edges), dict(self.counters))
+            before = (len(self.nodes), len(self.edges), dict(self.counters))
             try:
                 return list(rule(self, eqn, ins))
             except Unsupported:
@@ -206,8 +215,9 @@ class Converter:
         folded = self.fold(eqn, ins) if foldable else None
         return folded if folded is not None else self.opaque(eqn, ins, wanted)
 
-    def _rollback(self, nodes: set[str], edges: int, counters: dict[str, int]) -> None:
-        for node in set(self.nodes) - nodes:
+    def _rollback(self, nodes: int, edges: int, counters: dict[str, int]) -> None:
+        """Drop the nodes and edges added since there were ``nodes`` and ``edges``."""
+        for node in list(self.nodes)[nodes:]:
             del self.nodes[node]
             self.taken.discard(name_key(node))
             self.extra_inputs.pop(node, None)
@@ -219,7 +229,7 @@ class Converter:
         """The body of a call-like equation, inlined (a user's jit function is a scope)."""
         body = eqn.params[INLINED[eqn.primitive.name]]
         jaxpr = getattr(body, "jaxpr", body)
-        consts = [self.const(c) for c in getattr(body, "consts", ())]
+        consts = [self.closed_over(c) for c in getattr(body, "consts", ())]
         if len(jaxpr.invars) != len(ins):
             raise InputError(f"{self.where}: the body of {eqn.primitive.name} takes other operands")
         outer = self.scope

@@ -573,3 +573,22 @@ def test_a_loss_that_is_a_leaf_or_constant_gets_its_own_node(fn: Any, ops: list[
     loss, grads = net.compile().value_and_grad(params, inputs)
     want, want_grads = _jax_value_and_grad(fn, ({"s": np.array(2.0)},))
     assert loss == want and grads["s"] == want_grads["s"]
+
+
+TABLE = np.arange(20.0).reshape(4, 5)
+
+
+@jax.jit
+def project(x: Any) -> Any:
+    return x @ TABLE
+
+
+def test_an_array_closed_over_by_a_function_called_twice_is_one_const_node() -> None:
+    def loss(w: Any) -> Any:
+        return jnp.sum(project(w) * project(w * 2.0))
+
+    net, params, _ = gb.from_jax(loss, np.ones((3, 4)))
+    tables = [n for n in net.order if np.shape(net.attrs[n].get("value")) == (4, 5)]
+    assert len(tables) == 1
+    assert len(list(net.graph.successors(tables[0]))) == 2  # each call's product reads it
+    _assert_matches(loss, (np.ones((3, 4)),), "numpy", "float64", 1e-12)
