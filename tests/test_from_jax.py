@@ -587,7 +587,7 @@ def test_an_array_closed_over_by_a_function_called_twice_is_one_const_node() -> 
     def loss(w: Any) -> Any:
         return jnp.sum(project(w) * project(w * 2.0))
 
-    net, params, _ = gb.from_jax(loss, np.ones((3, 4)))
+    net, _, _ = gb.from_jax(loss, np.ones((3, 4)))
     tables = [n for n in net.order if np.shape(net.attrs[n].get("value")) == (4, 5)]
     assert len(tables) == 1
     assert len(list(net.graph.successors(tables[0]))) == 2  # each call's product reads it
