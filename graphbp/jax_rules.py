@@ -52,7 +52,8 @@ Rule = Callable[[Emitter, Any, list[Val]], list[Val]]
 
 SAME_NAME_UNARY = (
     *("neg", "exp", "log", "tanh", "square", "sqrt", "rsqrt", "abs", "sign"),
-    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "stop_gradient"),
+    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "tan", "atan", "exp2"),
+    *("floor", "ceil", "is_finite", "stop_gradient"),
 )
 SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
 RENAMED = {"logistic": "sigmoid", "add_any": "add"}
@@ -335,6 +336,11 @@ def _dynamic_slice(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return [e.op("slice", [x], attrs, eqn.outvars[0].aval)]
 
 
+def _round(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    method = getattr(eqn.params["rounding_method"], "value", eqn.params["rounding_method"])
+    return [e.op("round", ins, {"rounding_method": int(method)}, eqn.outvars[0].aval)]
+
+
 RULES: dict[str, Rule] = {
     **{n: _simple(n) for n in SAME_NAME_UNARY},
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
@@ -364,6 +370,7 @@ RULES: dict[str, Rule] = {
     "reduce_window_max": _attrs_rule("reduce_window_max", *_WINDOW),
     "reduce_window_sum": _attrs_rule("reduce_window_sum", *_WINDOW),
     "split": _split,
+    "round": _round,
     "rev": _attrs_rule("rev", "dimensions"),
     "tile": _attrs_rule("tile", "reps"),
     "stack": _stack,
