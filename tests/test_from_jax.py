@@ -592,3 +592,17 @@ def test_an_array_closed_over_by_a_function_called_twice_is_one_const_node() -> 
     assert len(tables) == 1
     assert len(list(net.graph.successors(tables[0]))) == 2  # each call's product reads it
     _assert_matches(loss, (np.ones((3, 4)),), "numpy", "float64", 1e-12)
+
+
+def test_vmap_and_an_inner_grad_add_no_scopes_and_match_jax() -> None:
+    def per(w: Any, x: Any) -> Any:
+        return jnp.tanh(x @ w).sum()
+
+    def loss(w: Any, xs: Any) -> Any:
+        return jax.vmap(per, in_axes=(None, 0))(w, xs).mean() + jax.grad(per)(w, xs[0]).sum()
+
+    rng = _rng()
+    args = (rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
+    for backend in ("numpy", "jax"):
+        net = _assert_matches(loss, args, backend, "float64", 1e-10)
+    assert all("scope" not in net.graph.nodes[n] for n in net.order)  # no "vmap()", "jvp()"
