@@ -9,6 +9,7 @@ import math
 import os
 import re
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -21,7 +22,15 @@ from jax._src import source_info_util
 from graphbp.errors import GraphbpError, InputError, show
 from graphbp.graph import name_key
 from graphbp.jax_call import JaxCall
-from graphbp.jax_rules import ALIASED, RULES, Unsupported, Val, is_float
+from graphbp.jax_rules import (
+    ALIASED,
+    BROADCASTING,
+    RULES,
+    Unsupported,
+    Val,
+    is_float,
+    numpy_broadcast,
+)
 from graphbp.op import defines_shape
 from graphbp.registry import get_op, ops
 
@@ -60,7 +69,9 @@ class Converter:
         self.edges: list[tuple[str, str, int]] = []
         self.taken = set(taken)
         self.counters: dict[str, int] = {}
-        self.consts: dict[Any, Val] = {}
+        self.consts: dict[Any, tuple[Any, Val]] = {}
+        """Const nodes by value: a scalar's, or the id of an array held here beside its node
+        (so that no later array can take that id while the key is in use)."""
         self.extra_inputs: dict[str, np.ndarray[Any, Any]] = {}
         self.scope: list[str] = []
         self.source: str | None = None
@@ -112,7 +123,7 @@ class Converter:
             )
         key: Any = ("scalar", float(value)) if value.ndim == 0 else ("array", id(val.value))
         if key in self.consts:
-            return str(self.consts[key].node)
+            return str(self.consts[key][1].node)
         name = self.fresh("const")
         if np.isfinite(value).all():
             plain = value.item() if value.ndim == 0 else value.astype(np.float64)
@@ -121,7 +132,7 @@ class Converter:
             self.nodes[name] = {"op": "input", "shape": value.shape}
             self.extra_inputs[name] = np.array(value, dtype=np.float64)
         node = Val(val.shape, val.dtype, node=name)
-        self.consts[key] = node
+        self.consts[key] = (val.value, node)
         return name
 
     def closed_over(self, value: Any) -> Val:
@@ -147,6 +158,8 @@ class Converter:
         shape = tuple(int(d) for d in like.shape)
         if name not in self.available:
             raise Unsupported(f"no op {name!r}")
+        if name in BROADCASTING:
+            operands = _narrowed(operands, shape)
         try:
             op = get_op(name)
         except GraphbpError as exc:  # e.g. a plugin that fails to load
@@ -221,7 +234,7 @@ class Converter:
             del self.nodes[node]
             self.taken.discard(name_key(node))
             self.extra_inputs.pop(node, None)
-        self.consts = {k: v for k, v in self.consts.items() if v.node in self.nodes}
+        self.consts = {k: v for k, v in self.consts.items() if v[1].node in self.nodes}
         del self.edges[edges:]
         self.counters = counters
 
@@ -260,7 +273,10 @@ class Converter:
         for var, out in zip(eqn.outvars, outs, strict=True):
             dtype = var.aval.dtype
             value = out if _extended(dtype) else np.asarray(out)
-            vals.append(Val(tuple(var.aval.shape), dtype, value=value))
+            val = Val(tuple(var.aval.shape), dtype, value=value)
+            if eqn.primitive.name == "broadcast_in_dim" and numpy_broadcast(eqn):
+                val = replace(val, narrow=ins[0])  # an op may use the constant unbroadcast
+            vals.append(val)
         return vals
 
     def opaque(self, eqn: Any, ins: list[Val], wanted: list[bool]) -> list[Val | None]:
@@ -351,6 +367,24 @@ class Converter:
             if name not in keep:
                 del self.extra_inputs[name]
         return g
+
+
+def _narrowed(operands: Sequence[Val], shape: tuple[int, ...]) -> list[Val]:
+    """The operands of an op that broadcasts as NumPy does, each broadcast_in_dim NumPy
+    would do itself undone while the result keeps ``shape`` (``x·W + b``: b, not b
+    broadcast to the batch)."""
+    out = list(operands)
+    for k, v in enumerate(out):
+        if v.narrow is None:
+            continue
+        trial = [*out[:k], v.narrow, *out[k + 1 :]]
+        try:
+            fits = np.broadcast_shapes(*(t.shape for t in trial)) == shape
+        except ValueError:
+            fits = False
+        if fits:
+            out = trial
+    return out
 
 
 def _ancestors(node: Hashable, edges: Sequence[tuple[str, str, int]]) -> set[Hashable]:

@@ -10,7 +10,7 @@ in a graphbp program (see the issue 12 contract), which is what makes most rules
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +28,9 @@ class Val:
     dtype: np.dtype[Any]
     node: str | None = None
     value: Any = None
+    narrow: Val | None = None
+    """For a ``broadcast_in_dim`` NumPy broadcasting would do itself: its operand, which an
+    op that broadcasts (``BROADCASTING``) takes instead."""
 
     @property
     def is_const(self) -> bool:
@@ -57,6 +60,9 @@ SAME_NAME_UNARY = (
 )
 SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
 RENAMED = {"logistic": "sigmoid", "add_any": "add"}
+BROADCASTING = frozenset({*SAME_NAME_BINARY, "div", "select_n"})
+"""Ops that broadcast their operands as NumPy does, so that a broadcast_in_dim before them
+can be left out."""
 ALIASED = frozenset({"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"})
 """Primitives whose outputs are their operands (each output the operand in its position)."""
 
@@ -150,6 +156,12 @@ def _dot_general(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return [e.op("dot_general", ins, {"dimension_numbers": numbers}, eqn.outvars[0].aval)]
 
 
+def numpy_broadcast(eqn: Any) -> bool:
+    """Whether a ``broadcast_in_dim`` equation broadcasts as NumPy does (operand axes last)."""
+    dims, ndim = list(eqn.params["broadcast_dimensions"]), len(eqn.params["shape"])
+    return dims == list(range(ndim - len(dims), ndim))
+
+
 def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     shape, dims = _plain(eqn.params["shape"]), _plain(eqn.params["broadcast_dimensions"])
     x = ins[0]
@@ -158,7 +170,8 @@ def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if list(x.shape) == shape and dims == list(range(len(shape))):
         return [x]
     attrs = {"out_shape": shape, "broadcast_dimensions": dims}
-    return [e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)]
+    out = e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)
+    return [replace(out, narrow=x) if numpy_broadcast(eqn) else out]
 
 
 def _reshape(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:

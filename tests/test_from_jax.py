@@ -400,7 +400,7 @@ def test_equations_of_constants_are_folded_and_big_ones_stay_ops() -> None:
     ops = [net.op_name(n) for n in net.order]
     assert "exp" not in ops and "iota" not in ops
     consts = {n: np.shape(net.attrs[n]["value"]) for n in net.order if net.kind[n] == "const"}
-    assert (1, 3) in consts.values()  # the folded scale, broadcast for the product
+    assert (3,) in consts.values()  # the folded scale (its broadcast left to the product)
     assert (2000, 3) in consts.values()  # the big closed-over array, a const node...
     assert "mul" in ops  # ... whose product with 2 (6,000 elements) stays an op
     _assert_matches(loss, (np.ones((3, 3)),), "numpy", "float64", 1e-12)
@@ -606,3 +606,9 @@ def test_vmap_and_an_inner_grad_add_no_scopes_and_match_jax() -> None:
     for backend in ("numpy", "jax"):
         net = _assert_matches(loss, args, backend, "float64", 1e-10)
     assert all("scope" not in net.graph.nodes[n] for n in net.order)  # no "vmap()", "jvp()"
+
+
+def test_a_bias_enters_its_add_unbroadcast_as_in_a_hand_built_network() -> None:
+    net, _, _ = gb.from_jax(mlp_loss, *_mlp_args())
+    assert [net.op_name(s) for s in net.graph.successors("b1")] == ["add"]
+    assert "broadcast_in_dim" not in {net.op_name(n) for n in net.order}
