@@ -79,13 +79,16 @@ def folder_values(
     fix = "import (or train) the network again"
     owner = f"{path / NETWORK}'s network"
 
-    def read(name: str, nodes: list[Hashable], kinds: str) -> Any:
+    def read(name: str, nodes: list[Hashable], kinds: str, finite: bool) -> Any:
         file = path / name
         if not os.path.lexists(file):
             return None
         by_name = {str(n): n for n in nodes}
         shapes: Mapping[str, Any] = {str(n): net.shapes.get(n) for n in nodes}
-        arrays = read_npz(file, shapes, fix=fix, kinds=kinds, owner=owner)
+        arrays = read_npz(file, shapes, fix=fix, kinds=kinds, finite=finite, owner=owner)
         return {by_name[k]: v for k, v in arrays.items()}
 
-    return read(PARAMS, list(net.params), "fiu"), read(INPUTS, list(net.inputs), "biuf")
+    # an input may be NaN or infinite: a constant of the function that JSON cannot hold
+    return read(PARAMS, list(net.params), "fiu", True), read(
+        INPUTS, list(net.inputs), "biuf", False
+    )

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     loss = _loss_value(net, params, inputs)
     files = {
         NETWORK: net.to_json_bytes(),
-        PARAMS: npz_bytes({str(n): params[n] for n in net.params}),
-        INPUTS: npz_bytes({str(n): inputs[n] for n in net.inputs}),
+        PARAMS: npz_bytes({str(n): params[str(n)] for n in net.params}),
+        INPUTS: npz_bytes({str(n): inputs[str(n)] for n in net.inputs}),
     }
     folder = OutputFolder(out, IMPORT_NAMES, command="graphbp import", option="-o")
     folder.check_input(args.args, "--args")
@@ -153,7 +153,7 @@ def load_function(module: str, name: str) -> Callable[..., Any]:
 
 
 def _import_file(module: str) -> ModuleType:
-    """Run a .py file as a module (named after it, as ``python FILE`` would import it)."""
+    """Run a .py file as a module (its folder first on Python's path, as ``python FILE``)."""
     path = Path(module)
     if not path.is_file():
         problem = "no such file" if not os.path.lexists(path) else "not a file"
@@ -161,8 +161,7 @@ def _import_file(module: str) -> ModuleType:
             f"{module}: {problem}; give the path of a Python file, or a module name found "
             "from the current folder (MODULE:FUNCTION, e.g. model.py:loss or model:loss)"
         )
-    stem = path.stem
-    name = stem if stem.isidentifier() and stem not in sys.modules else f"_graphbp_import_{stem}"
+    name = f"_graphbp_import_{path.stem}"  # never shadows, nor is taken for, a module
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise InputError(f"{module}: Python cannot load it as a module; give a .py file")
@@ -180,6 +179,7 @@ def _import_file(module: str) -> ModuleType:
 
 def _import_module(module: str) -> ModuleType:
     """Import a dotted module, found from the current folder first (as ``python -m``)."""
+    importlib.invalidate_caches()  # files made since this process looked
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -235,15 +235,15 @@ def _is_user_file(filename: str) -> bool:
     paths = sysconfig.get_paths()
     roots = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
     roots.add(str(Path(__file__).resolve().parent))  # graphbp itself, also when editable
-    roots.update(str(Path(m.__file__).resolve().parent) for m in _graphbp_plugins())
+    roots.update(str(Path(file).resolve().parent) for file in _graphbp_plugins())
     return not any(Path(path).is_relative_to(os.path.realpath(r)) for r in roots)
 
 
-def _graphbp_plugins() -> list[ModuleType]:
-    """graphbp's own op and backend packages that are imported (their frames are not the
-    user's)."""
-    names = ("graphbp_ops", "graphbp_numpy", "graphbp_jax")
-    return [m for n in names if (m := sys.modules.get(n)) is not None and m.__file__]
+def _graphbp_plugins() -> list[str]:
+    """The files of graphbp's own op and backend packages that are imported (their frames
+    are not the user's)."""
+    modules = (sys.modules.get(n) for n in ("graphbp_ops", "graphbp_numpy", "graphbp_jax"))
+    return [m.__file__ for m in modules if m is not None and m.__file__ is not None]
 
 
 def _shown_path(filename: str) -> str:
@@ -411,7 +411,7 @@ def _leaves(tree: Any) -> list[Any]:
 
 def _trace(
     fn: Callable[..., Any], call: list[Any], positions: int | tuple[int, ...], where: str
-) -> tuple[Network, dict[Hashable, Any], dict[Hashable, Any]]:
+) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """:func:`graphbp.from_jax` on ``call``; an exception of the user's code (or of JAX
     on it) as an InputError naming the line, graphbp's own errors as they are."""
     try:
@@ -459,15 +459,13 @@ def refuse_opaque(net: Network, where: str) -> None:
     raise GraphError(
         f"{where}: node {show(node)} is the JAX primitive {show(primitive)}{at}, which graphbp "
         f"has no op for{more}: it runs only through JAX and cannot be saved to network.json, "
-        "so nothing was written; write that part without control flow (jnp.where for "
-        "lax.cond, an unrolled loop for lax.scan), or use gb.from_jax in Python on the jax "
-        "backend"
+        "so nothing was written; write that part with operations graphbp has ops for "
+        "(graphbp ops lists them; for control flow, jnp.where instead of lax.cond and a Python "
+        "loop instead of lax.scan or fori_loop), or use gb.from_jax in Python on the jax backend"
     )
 
 
-def _loss_value(
-    net: Network, params: Mapping[Hashable, Any], inputs: Mapping[Hashable, Any]
-) -> float:
+def _loss_value(net: Network, params: Mapping[Any, Any], inputs: Mapping[Any, Any]) -> float:
     """The loss of the imported network on the example arguments (NumPy, float64)."""
     prog = net.compile("numpy", "float64")
     return float(prog.loss(params, inputs))
@@ -475,8 +473,8 @@ def _loss_value(
 
 def summary(
     net: Network,
-    params: Mapping[Hashable, np.ndarray[Any, Any]],
-    inputs: Mapping[Hashable, np.ndarray[Any, Any]],
+    params: Mapping[Any, np.ndarray[Any, Any]],
+    inputs: Mapping[Any, np.ndarray[Any, Any]],
     loss: float,
     where: str,
 ) -> str:

@@ -121,9 +121,7 @@ class Converter:
         array = np.asarray(value)
         return Val(array.shape, array.dtype, value=array)
 
-    def op(
-        self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any
-    ) -> Val:
+    def op(self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any) -> Val:
         """A node of op ``name`` (see ``Emitter``).
 
         Raises:
@@ -282,7 +280,9 @@ class Converter:
         for v in vals:
             size = math.prod(v.shape)
             like = Val((size,), v.dtype)
-            flat.append(v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like))
+            flat.append(
+                v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like)
+            )
         out = flat[0]
         for v in flat[1:]:
             like = Val((out.shape[0] + v.shape[0],), v.dtype)

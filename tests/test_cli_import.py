@@ -12,8 +12,10 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import struct
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import graphbp
 
 import graphbp as gb
 from graphbp.cli import main
@@ -418,3 +421,315 @@ def test_check_a_train_folder_uses_its_parameters(
     np.savez(tmp_path / "o" / "params.npz", W1=np.zeros((2, 2)))
     status, out, err = run_main(["check", "o", "--backend", "numpy"], capsys)
     assert status == 2 and "o/params.npz: has no array 'b1'" in err[0], err
+
+
+# ------------------------------------------------------------------ the round trip
+
+
+def jax_value_and_grad(arrays: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """MLP's loss and gradients by JAX itself, in float64."""
+    import jax
+
+    namespace: dict[str, Any] = {}
+    exec(MLP, namespace)
+    params = {k.removeprefix("params."): v for k, v in arrays.items() if k.startswith("params.")}
+    with jax.enable_x64(True):
+        value, grads = jax.value_and_grad(namespace["loss"])(params, arrays["x"], arrays["y"])
+        return float(value), {k: np.asarray(v) for k, v in grads.items()}
+
+
+@needs_jax
+def test_import_writes_a_folder_that_every_command_takes(tmp_path: Path) -> None:
+    write(tmp_path, {"mlp.py": MLP})
+    arrays = example()
+    np.savez(tmp_path / "args.npz", **arrays)  # type: ignore[arg-type]
+    run = graphbp("import", "mlp:loss", "--args", "args.npz", "-o", "mlp-import", cwd=tmp_path)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    value, grads = jax_value_and_grad(arrays)
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("graphbp import: mlp:loss: ") and lines[0].endswith(" nodes")
+    assert lines[1] == "  params (32 numbers): 'W1' (3, 5), 'W2' (5, 2), 'b1' (5,), 'b2' (2,)"
+    assert lines[2] == "  inputs: 'x' (6, 3), 'y' (6, 2)"
+    assert lines[3].startswith("  loss 'loss' on the example arguments: ")
+    assert float(lines[3].split(": ")[1].split()[0]) == pytest.approx(value, rel=1e-12)
+    assert lines[4] == (
+        "wrote mlp-import/network.json, mlp-import/params.npz, mlp-import/inputs.npz"
+    )
+    folder = tmp_path / "mlp-import"
+    assert sorted(p.name for p in folder.iterdir()) == ["inputs.npz", "network.json", "params.npz"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock, no leftovers
+
+    # the folder: the network, its parameters and inputs, as the user's function computes them
+    net = gb.Network.from_json(folder / "network.json")
+    with np.load(folder / "params.npz") as p, np.load(folder / "inputs.npz") as i:
+        params, inputs = dict(p), dict(i)
+    assert sorted(params) == ["W1", "W2", "b1", "b2"] and sorted(inputs) == ["x", "y"]
+    for name in params:
+        np.testing.assert_array_equal(params[name], arrays[f"params.{name}"])
+    for name in inputs:
+        np.testing.assert_array_equal(inputs[name], arrays[name])
+    loss, ours = net.compile("numpy").value_and_grad(params, inputs)
+    assert float(loss) == pytest.approx(value, rel=1e-12)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(ours[name], grad, rtol=1e-10, atol=1e-14)
+
+    explain = graphbp("explain", "mlp-import", "--wrt", "W1", cwd=tmp_path)
+    assert explain.returncode == 0, explain.stderr
+    assert "4 parameters" in explain.stdout.splitlines()[0]
+    assert "∂loss/∂W1 = " in explain.stdout
+    check = graphbp("check", "mlp-import", "--backend", "numpy", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.splitlines()[0] == (
+        "the network's gradients at mlp-import/params.npz and mlp-import/inputs.npz"
+    )
+    assert "network on numpy: " in check.stdout
+    if DOT:
+        render = graphbp("render", "mlp-import", "--wrt", "W1", "-o", "w1.svg", cwd=tmp_path)
+        assert render.returncode == 0 and render.stdout == "wrote w1.svg\n", render.stderr
+        svg = (tmp_path / "w1.svg").read_text()
+        assert "∂loss/∂W" in svg and "tanh" in svg  # the caption: ∂loss/∂W₁ = ...
+
+
+@needs_jax
+def test_import_takes_a_file_path_and_replaces_its_own_folder_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, {"models/mlp.py": MLP, "models/helper.py": "SCALE = 2.0\n"})
+    (tmp_path / "models" / "mlp.py").write_text(
+        MLP.replace("import jax\n", "import jax\nfrom helper import SCALE\n").replace(
+            "return jnp.mean(", "return SCALE * jnp.mean("
+        )
+    )
+    np.savez(tmp_path / "args.npz", **example())  # type: ignore[arg-type]
+    monkeypatch.chdir(tmp_path)
+    command = ["import", "models/mlp.py:loss", "--args", "args.npz", "-o", "out"]
+    status, out, err = run_main(command, capsys)
+    assert status == 0, err
+    value = jax_value_and_grad(example())[0]
+    assert float(out[3].split(": ")[1].split()[0]) == pytest.approx(2 * value, rel=1e-12)
+    # again, with other arguments: the folder is replaced as a whole
+    np.savez(tmp_path / "args.npz", **example(np.random.default_rng(1)))  # type: ignore[arg-type]
+    assert run_main(command, capsys)[0] == 0
+    with np.load(tmp_path / "out" / "params.npz") as p:
+        np.testing.assert_array_equal(p["W1"], example(np.random.default_rng(1))["params.W1"])
+    # a folder holding the user's files is not replaced
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    status, _, err = run_main(command, capsys)
+    assert status == 2 and err == [
+        "graphbp import: error: out: holds 'notes.txt', which graphbp import did not write; it "
+        "replaces the whole folder, so move it or choose another -o"
+    ]
+    # nor is the --args file, should it lie in the folder
+    (tmp_path / "out" / "notes.txt").unlink()
+    (tmp_path / "args.npz").rename(tmp_path / "out" / "args.npz")
+    status, _, err = run_main([*command[:3], "out/args.npz", "-o", "out"], capsys)
+    assert status == 2 and "out/args.npz: the --args file lies inside -o out" in err[0], err
+
+
+LOOPED = """\
+import jax.numpy as jnp
+from jax import lax
+
+
+def loss(params, x):
+    h = lax.fori_loop(0, 3, lambda i, h: jnp.tanh(h @ params["W"]), x)
+    return jnp.sum(h**2)
+"""
+
+
+@needs_jax
+def test_an_opaque_network_is_refused_with_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, {"looped.py": LOOPED})
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "a.npz", **{"params.W": rng.normal(size=(3, 3)), "x": np.ones((2, 3))})
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_main(["import", "looped:loss", "--args", "a.npz", "-o", "o"], capsys)
+    assert status == 2 and out == [] and len(err) == 1, err
+    assert re.fullmatch(
+        r"graphbp import: error: looped:loss: node '\w+' is the JAX primitive '(scan|while)' at "
+        r"looped.py:6, which graphbp has no op for: it runs only through JAX and cannot be "
+        r"saved to network.json, so nothing was written; .*graphbp ops lists them.*",
+        err[0],
+    ), err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "looped.py"]
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "import jax.numpy as jnp\n\n\ndef loss(params, x, y):\n"
+            "    return jnp.sum(x @ params['W1'] @ params['W1'])\n",
+            r"tracing bad0:loss on the arguments raised TypeError: dot_general requires "
+            r"contracting dimensions to have the same shape, .* \(bad0.py:5\); fix the code",
+        ),
+        (
+            "def loss(params, x, y):\n    return params['nope']\n",
+            r"tracing bad1:loss on the arguments raised KeyError: 'nope' \(bad1.py:2\)",
+        ),
+        (
+            "def loss(params, x, y):\n    return x * 2\n",
+            r"returned an array of shape \(6, 3\); from_jax needs a function returning its loss",
+        ),
+    ],
+)
+@needs_jax
+def test_a_function_that_fails_on_its_arguments_is_one_line(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str], source: str, message: str
+) -> None:
+    module = re.search(r"bad\d", message)
+    name = module[0] if module else "bad2"  # a module name of its own: imports are cached
+    write(mlp_dir, {f"{name}.py": source})
+    status, out, err = run_main(["import", f"{name}:loss", "--args", "args.npz"], capsys)
+    assert status == 2 and out == [] and len(err) == 1, err
+    assert re.search(message, err[0]), err[0]
+    assert not (mlp_dir / "graphbp-import").exists()
+
+
+STACK = """\
+import jax.numpy as jnp
+
+
+class Net:
+    @staticmethod
+    def loss(layers, scale, x):
+        h = x
+        for layer in layers:
+            h = jnp.tanh(h @ layer["w"])
+        return jnp.sum(h * scale)
+"""
+
+
+@needs_jax
+def test_lists_dotted_functions_and_several_argnums(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, {"stack.py": STACK})
+    rng = np.random.default_rng(0)
+    members = {
+        "layers.0.w": rng.normal(size=(3, 4)),
+        "layers.1.w": rng.normal(size=(4, 2)),
+        "scale": rng.normal(size=2),
+        "x": rng.normal(size=(5, 3)),
+    }
+    np.savez(tmp_path / "a.npz", **members)  # type: ignore[arg-type]
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_main(
+        ["import", "stack:Net.loss", "--args", "a.npz", "--argnums", "0,1", "-o", "o"], capsys
+    )
+    assert status == 0, err
+    net = gb.Network.from_json(tmp_path / "o" / "network.json")
+    assert sorted(net.params) == ["0.w", "1.w", "scale"] and net.inputs == ["x"]
+    assert out[1] == "  params (22 numbers): '0.w' (3, 4), '1.w' (4, 2), 'scale' (2,)"
+
+
+POSITIVE = """\
+import jax.numpy as jnp
+
+
+def loss(w, x):
+    return jnp.sum(w * jnp.log(x))
+"""
+
+
+@needs_jax
+def test_check_uses_the_folder_inputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random normal inputs would take the log of negative numbers; the folder's do not."""
+    write(tmp_path, {"positive.py": POSITIVE})
+    np.savez(tmp_path / "a.npz", w=np.linspace(0.5, 1.5, 4), x=np.linspace(1, 2, 4))
+    monkeypatch.chdir(tmp_path)
+    assert run_main(["import", "positive:loss", "--args", "a.npz", "-o", "o"], capsys)[0] == 0
+    status, out, err = run_main(["check", "o", "--backend", "numpy"], capsys)
+    assert status == 0, err
+    assert out[0] == "the network's gradients at o/params.npz and o/inputs.npz"
+    assert out[-1] == "all gradients agree with float64 central differences on numpy"
+    (tmp_path / "o" / "inputs.npz").unlink()  # random normal inputs: log of negatives
+    status, out, err = run_main(["check", "o", "--backend", "numpy"], capsys)
+    assert out[0] == "the network's gradients at o/params.npz"
+    assert status != 0 and "op 'log' at node" in err[0], err
+
+
+@needs_jax
+def test_an_imported_network_trains_in_steps_of_its_traced_batch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, {"mlp.py": MLP})
+    rng = np.random.default_rng(0)
+    arrays = {**example(), "x": rng.normal(size=(6, 10)), "params.W1": rng.normal(size=(10, 5))}
+    arrays["y"] = rng.normal(size=(6, 1))
+    arrays["params.W2"], arrays["params.b2"] = rng.normal(size=(5, 1)), np.zeros(1)
+    np.savez(tmp_path / "a.npz", **arrays)  # type: ignore[arg-type]
+    monkeypatch.chdir(tmp_path)
+    assert run_main(["import", "mlp:loss", "--args", "a.npz", "-o", "o"], capsys)[0] == 0
+    net = gb.Network.from_json(tmp_path / "o" / "network.json")
+    prog = net.compile("numpy")
+    with np.load(tmp_path / "o" / "params.npz") as p:
+        params = dict(p)
+    data = {"x": rng.normal(size=(24, 10)), "y": rng.normal(size=(24, 1))}
+    with pytest.raises(InputError, match=r"input 'x' has shape \(6, 10\): the network takes "):
+        gb.train(prog, params, data, batch_size=32)
+    _, history = gb.train(prog, params, data, batch_size=6, epochs=5, lr=0.05)
+    assert history[-1] < history[0]
+    status, out, err = run_main(["train", "--graph", "o", "--out", "t"], capsys)
+    assert status == 2 and out == [] and len(err) == 1, err
+    assert err[0].startswith(
+        "graphbp train: error: o/network.json: input 'x' has shape (6, 10): the network "
+        "takes exactly 6 rows at a time"
+    )
+
+
+# ------------------------------------------------------------------ the README's round trip
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+SECTION = "## Bring your own JAX model"
+
+
+def readme_round_trip() -> tuple[dict[str, str], list[list[str]]]:
+    """The README's command-line round trip: its files (fenced blocks whose first line is a
+    comment naming the file) and its commands (the indented block after them)."""
+    text = README.read_text()
+    start = text.index(f"\n{SECTION}\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    files = dict(re.findall(r"```python\n# (\S+\.py)\n(.*?)```", section, flags=re.DOTALL))
+    first = section.index("\n    python ")
+    block = section[first : section.index("\n\n", first + 1)]
+    commands = [shlex.split(line, comments=True) for line in block.strip("\n").splitlines()]
+    return files, commands
+
+
+def test_the_readme_shows_the_round_trip() -> None:
+    files, commands = readme_round_trip()
+    assert sorted(files) == ["mlp.py"]
+    assert [c[:2] for c in commands] == [
+        ["python", "mlp.py"],
+        ["graphbp", "import"],
+        ["graphbp", "render"],
+        ["graphbp", "check"],
+    ]
+
+
+@needs_jax
+@pytest.mark.skipif(not DOT, reason="graphbp render needs Graphviz's dot")
+def test_the_readme_round_trip_runs_as_printed(tmp_path: Path) -> None:
+    files, commands = readme_round_trip()
+    for name, text in files.items():
+        (tmp_path / name).write_text(f"# {name}\n{text}")
+    program = {"python": [sys.executable], "graphbp": [sys.executable, "-m", "graphbp"]}
+    for command in commands:
+        run = subprocess.run(
+            [*program[command[0]], *command[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, (command, run.stderr)
+    folder = tmp_path / "mlp-import"
+    assert sorted(p.name for p in folder.iterdir()) == ["inputs.npz", "network.json", "params.npz"]
+    assert "∂loss/∂W" in (tmp_path / "mlp_w1.svg").read_text()
+    net = gb.Network.from_json(folder / "network.json")
+    assert sorted(net.params) == ["W1", "W2", "b1", "b2"] and sorted(net.inputs) == ["x", "y"]
