@@ -51,9 +51,10 @@ class Emitter(Protocol):
 Rule = Callable[[Emitter, Any, list[Val]], list[Val]]
 
 SAME_NAME_UNARY = (
-    "neg exp log tanh square sqrt rsqrt abs sign erf erfc log1p expm1 sin cos stop_gradient"
-).split()
-SAME_NAME_BINARY = "add sub mul max min pow eq ne lt le gt ge".split()
+    *("neg", "exp", "log", "tanh", "square", "sqrt", "rsqrt", "abs", "sign"),
+    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "stop_gradient"),
+)
+SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
 RENAMED = {"logistic": "sigmoid", "add_any": "add"}
 ALIASED = frozenset({"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"})
 """Primitives whose outputs are their operands (each output the operand in its position)."""

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from graphbp import Op
+from graphbp.op import Example
 
 
 class Opaque(Op):
@@ -33,3 +34,19 @@ class Opaque(Op):
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         return str(attrs.get("primitive", self.name)), self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        """A cumulative sum (one operand) and atan2 (two, packed into one vector)."""
+        import jax
+
+        from graphbp.jax_call import JaxCall
+
+        f8 = "float64"
+        cumsum = JaxCall(
+            jax.lax.cumsum_p, {"axis": 0, "reverse": False}, [((3, 4), f8)], {}, [((3, 4), f8)], [0]
+        )
+        atan2 = JaxCall(jax.lax.atan2_p, {}, [((3, 4), f8), ((3, 4), f8)], {}, [((3, 4), f8)], [0])
+        return [
+            ((rng.standard_normal((3, 4)),), {"primitive": "cumsum", "call": cumsum}),
+            ((0.5 + abs(rng.standard_normal(24)),), {"primitive": "atan2", "call": atan2}),
+        ]
