@@ -51,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from graphbp.outputs import OutputFolder
 
     module, name = _split(args.function)
+    _require_jax()
     out = args.output
     arrays = read_npz(
         args.args,
         None,
-        fix="write it with np.savez(path, x=..., **{'params.W1': ...})",
+        fix="save finite example arrays with np.savez(path, x=..., **{'params.W1': ...})",
         kinds="biuf",
     )
     with _user_code(module):
@@ -88,6 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------- the function
+
+
+def _require_jax() -> None:
+    """Import jax, which traces the function.
+
+    Raises:
+        InputError: it is not installed, with how to install it.
+    """
+    try:
+        import jax  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "jax":
+            raise
+        raise InputError(
+            "graphbp import traces the function with JAX, which is not installed; install "
+            "the extra: pip install 'graphbp[jax]'"
+        ) from None
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -414,15 +432,8 @@ def _trace(
 ) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """:func:`graphbp.from_jax` on ``call``; an exception of the user's code (or of JAX
     on it) as an InputError naming the line, graphbp's own errors as they are."""
-    try:
-        from graphbp.jax_import import from_jax
-    except ModuleNotFoundError as exc:
-        if exc.name != "jax" and not (exc.name or "").startswith("jax."):
-            raise
-        raise InputError(
-            "graphbp import traces the function with JAX, which is not installed; install "
-            "the extra: pip install 'graphbp[jax]'"
-        ) from None
+    from graphbp.jax_import import from_jax
+
     try:
         return from_jax(fn, *call, argnums=positions)
     except GraphbpError:
