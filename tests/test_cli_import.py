@@ -190,7 +190,17 @@ def savez(path: Path, **arrays: Any) -> Path:
     [
         (
             lambda a: a.pop("y"),
-            r"args.npz: has no member for parameter 'y' of loss\(params, x, y\)",
+            r"args.npz: has no member for parameter 'y' of loss\(params, x, y\); add it",
+        ),
+        (
+            lambda a: [a.pop(k) for k in ("x", "y")],
+            r"has no member for parameters 'x' and 'y' of loss\(params, x, y\); add them",
+        ),
+        (
+            lambda a: a.update(
+                arr_0=np.zeros(1), **{"batch.x": np.zeros(1), "batch.y": np.ones(1)}
+            ),
+            r"members 'arr_0', 'batch.x', 'batch.y' name no parameter of loss",
         ),
         (
             lambda a: a.update(z=np.zeros(2)),
