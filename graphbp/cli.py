@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from graphbp.graph import Network
     from graphbp.model import Model
+    from graphbp.op import Op
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -539,13 +540,17 @@ def _parser() -> argparse.ArgumentParser:
     ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
     ops.set_defaults(run=_ops)
 
-    check = sub.add_parser("check", help="gradient-check every op and a network, or one op")
+    check = sub.add_parser(
+        "check",
+        help="gradient-check a network and the ops it uses (default: the seed network and every "
+        "op), or one op",
+    )
     check.add_argument("graph", nargs="?", type=Path, help=GRAPH_HELP)
     check.add_argument(
         "--op",
         metavar="NAME",
         help="check this op alone (on each backend checked, and against jax.vjp where jax is "
-        "installed) (default: none, every op and a network)",
+        "installed) (default: none, the network's ops and the network)",
     )
     check.add_argument(
         "--backend",
@@ -845,7 +850,8 @@ def _check(args: argparse.Namespace) -> int:
     given = [f for f, v in ((PARAMS, params), (INPUTS, inputs)) if v is not None]
     if given:
         print(f"the network's gradients at {' and '.join(str(args.graph / f) for f in given)}")
-    ops = list(load_all_ops().values())
+    # a network's own ops (one op each, in network order); with none given, every op
+    ops = list(load_all_ops().values()) if args.graph is None else _ops_of(net)
     for backend in chosen:
         for op in ops:
             if runs_on(op, backend):  # an op for one backend only (opaque: jax) is not
@@ -858,6 +864,14 @@ def _check(args: argparse.Namespace) -> int:
         print(check_backends_agree(net, ("numpy", "jax"), params=params, inputs=inputs))
         print("plugin vjps agree with jax.vjp; numpy and jax agree on the network")
     return 0
+
+
+def _ops_of(net: Network) -> list[Op]:
+    """The ops a network's nodes use, each once, in the order of their first node."""
+    ops: dict[str, Op] = {}
+    for op in net.ops.values():
+        ops.setdefault(op.name, op)
+    return list(ops.values())
 
 
 def _check_one_op(name: str, chosen: list[str], jax_installed: bool) -> int:
