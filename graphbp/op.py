@@ -56,6 +56,9 @@ class Op:
       bools, one per operand) may return None where ``needs`` is False, to skip work nobody
       uses. Without a vjp, JAX differentiates the forward itself; on NumPy compiling a network
       that needs its gradient is an error naming the op.
+    - ``stops_gradient`` (default False): True for an op that passes no gradient by
+      definition, though its forward is smooth (``stop_gradient``): the gradient checks then
+      hold its vjp to zero cotangents instead of to its forward's derivative.
     - ``vjp_reads``: which forward values the vjp reads, operand positions and/or ``"out"``
       (σ's rule reads only ``out``). The engine frees the others as soon as the forward pass
       is done with them and passes None in their place. None (the default) means the vjp may
@@ -73,6 +76,8 @@ class Op:
       requires an attribute must define it).
     - ``describe(attrs)``: the label and local-derivative texts for a node's attributes
       (default: ``label`` and ``local_grads``).
+    - ``backends``: the backends the op runs on (default None: every backend). Compiling a
+      network holding it for another backend is a GraphError naming the node.
 
     Example:
         >>> class Cube(Op):
@@ -89,6 +94,8 @@ class Op:
     label: ClassVar[str] = ""
     local_grads: ClassVar[tuple[str, ...]] = ()
     vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
+    backends: ClassVar[tuple[str, ...] | None] = None
+    stops_gradient: ClassVar[bool] = False
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
         """Compute the op's output (an array of the backend) from its operands."""
@@ -202,6 +209,11 @@ def defines_vjp(op: Op) -> bool:
     return type(op).vjp is not Op.vjp
 
 
+def runs_on(op: Op, backend: str) -> bool:
+    """Whether ``op`` runs on the backend named ``backend`` (its ``backends``)."""
+    return op.backends is None or backend in op.backends
+
+
 def defines_shape(op: Op) -> bool:
     """Whether ``op`` has a shape rule (else shape inference probes its forward)."""
     return type(op).shape is not Op.shape
@@ -225,6 +237,14 @@ def validate_op(op: Op) -> None:
         raise PluginError(
             f"op class {cls} is named {name!r}, a leaf kind of the graph schema "
             f"({', '.join(LEAVES)}); leaves belong to graphbp's core, so pick another name"
+        )
+    runs = op.backends
+    if runs is not None and not (
+        isinstance(runs, tuple | list) and runs and all(isinstance(b, str) for b in runs)
+    ):
+        raise PluginError(
+            f"op {name!r} ({cls}): backends is {show(runs)}; set it to a tuple of backend "
+            "names the op runs on, e.g. backends = ('jax',), or leave it None (every backend)"
         )
     if type(op).forward is Op.forward:
         raise PluginError(f"op {name!r} ({cls}) does not define forward(self, xp, *operands)")
@@ -252,6 +272,11 @@ def validate_op(op: Op) -> None:
         raise PluginError(
             f"op {name!r} ({cls}): vjp_reads={reads!r}; list operand positions "
             f"0..{sig.arity - 1} and/or 'out', the forward values the vjp reads"
+        )
+    if not isinstance(op.stops_gradient, bool):
+        raise PluginError(
+            f"op {name!r} ({cls}): stops_gradient is {show(op.stops_gradient)}; set it to "
+            "True (the op passes no gradient by definition) or leave it out"
         )
     if defines_vjp(op):
         _check_vjp_arguments(op, sig.arity)

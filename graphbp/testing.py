@@ -176,7 +176,11 @@ def _check_op(
                 ) from exc
             raise GradientCheckError(f"{where}: {exc}") from exc
 
-        def objective(values: list[Any], g: Any = g, forward: Any = forward) -> float:
+        def objective(
+            values: list[Any], g: Any = g, forward: Any = forward, at: list[Any] = xs
+        ) -> float:
+            if op.stops_gradient:  # held to zero cotangents: its value counts as constant
+                values = at
             return float(np.sum(g * be.to_numpy(forward(*values))))
 
         for i, ct in enumerate(cts):
@@ -613,6 +617,9 @@ def check_op_autodiff(
 
             def both(g: Any, *values: Any, forward: Any = forward, vjp: Any = vjp) -> Any:
                 out, pullback = jax.vjp(forward, *values)
+                if op.stops_gradient:  # held to zero cotangents (see Op.stops_gradient)
+                    stopped = lambda *v: forward(*map(jax.lax.stop_gradient, v))  # noqa: E731
+                    _, pullback = jax.vjp(stopped, *values)
                 return vjp(g, *_as_engine_passes(op, out, list(values))), pullback(g)
 
             g = rng.standard_normal(np.shape(jax.eval_shape(forward, *xs)))
