@@ -174,26 +174,34 @@ def apply(m: Lib, step: Step, vals: list[Any]) -> Any:
 @dataclass
 class Recipe:
     """Parameters, an input and the steps; ``container`` holds the parameters as a
-    ``dict``, a ``tuple`` or (one parameter) a ``bare`` array."""
+    ``dict``, a ``tuple`` or (one parameter) a ``bare`` array; the input is a bare array or
+    (``x_in_dict``) ``{"inp": x}``; ``argnums`` says which arguments are parameters."""
 
     params: list[Any]
     x: Any
     container: str
+    x_in_dict: bool = False
+    argnums: tuple[int, ...] = (0,)
     steps: list[Step] = field(default_factory=list)
 
     def __str__(self) -> str:
         shapes = ", ".join(f"v{i}{p.shape}" for i, p in enumerate(self.params))
-        lines = [f"params ({self.container}) {shapes}; x = v{len(self.params)}{self.x.shape}"]
+        x = f"v{len(self.params)}{self.x.shape}"
+        lines = [
+            f"params ({self.container}) {shapes}; x = {'{inp: ' + x + '}' if self.x_in_dict else x}"
+            f"; argnums {self.argnums}"
+        ]
         first = len(self.params) + 1
         lines += [f"v{first + i} = {s}" for i, s in enumerate(self.steps)]
         return "\n".join(lines)
 
     def args(self) -> tuple[Any, Any]:
+        x = {"inp": self.x} if self.x_in_dict else self.x
         if self.container == "dict":
-            return {f"p{i}": p for i, p in enumerate(self.params)}, self.x
+            return {f"p{i}": p for i, p in enumerate(self.params)}, x
         if self.container == "tuple":
-            return tuple(self.params), self.x
-        return self.params[0], self.x
+            return tuple(self.params), x
+        return self.params[0], x
 
     def loss(self, vals: list[Any]) -> Any:
         """Σ over the values no step reads of Σ(v · w), ``w`` a fixed ramp of v's shape."""
@@ -208,7 +216,7 @@ class Recipe:
     def fn(self) -> Callable[[Any, Any], Any]:
         """The recipe as a JAX function of (parameters, x)."""
         n = len(self.params)
-        container = self.container
+        container, x_in_dict = self.container, self.x_in_dict
 
         def run(params: Any, x: Any) -> Any:
             leaves_ = (
@@ -218,7 +226,7 @@ class Recipe:
                 if container == "tuple"
                 else [params]
             )
-            vals = [*leaves_, x]
+            vals = [*leaves_, x["inp"] if x_in_dict else x]
             for step in self.steps:
                 vals.append(apply(JAX, step, vals))
             return self.loss(vals)
@@ -367,7 +375,9 @@ def recipes(draw: Any) -> Recipe:
         return tuple(n if draw(st.booleans()) else 1 for n in base[rank - keep :])
 
     params = [rng.standard_normal(variant()) for _ in range(count)]
-    recipe = Recipe(params, rng.standard_normal(base), container)
+    x_in_dict = draw(st.booleans())
+    argnums = draw(st.sampled_from([(0,), (0, 1)]))
+    recipe = Recipe(params, rng.standard_normal(base), container, x_in_dict, argnums)
     vals: list[Any] = [*params, recipe.x]
     target, attempts = draw(st.integers(2, 7)), 0
     while len(recipe.steps) < target and attempts < 5 * target:
@@ -395,9 +405,10 @@ def test_random_jax_functions_import_with_jax_gradients(data: st.DataObject) -> 
         recipe = data.draw(recipes())
         note(str(recipe))
         fn, args = recipe.fn(), recipe.args()
-        net, params, inputs = gb.from_jax(fn, *args)
-        want_loss, want = jax_value_and_grads(fn, args)
-    expected = leaves(fn, args, (0,))
+        argnums = recipe.argnums
+        net, params, inputs = gb.from_jax(fn, *args, argnums=argnums)
+        want_loss, want = jax_value_and_grads(fn, args, argnums)
+    expected = leaves(fn, args, argnums)
     assert sorted(params) == sorted(want)
     assert sorted([*params, *inputs]) == sorted(expected)
     for backend in ("numpy", "jax"):
