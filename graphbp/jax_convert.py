@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import networkx as nx
 import numpy as np
 from jax._src import core as jcore
@@ -22,7 +23,7 @@ from graphbp.graph import name_key
 from graphbp.jax_call import JaxCall
 from graphbp.jax_rules import ALIASED, RULES, Unsupported, Val, is_float
 from graphbp.op import defines_shape
-from graphbp.registry import get_op
+from graphbp.registry import get_op, ops
 
 FOLD_LIMIT = 4096
 """The most elements an equation of constant operands may produce to be folded into a
@@ -64,6 +65,9 @@ class Converter:
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
+        self.available = frozenset(ops())
+        """The ops installed or registered (asking get_op for another costs a search for
+        names like it)."""
 
     # ------------------------------------------------------------------ nodes
 
@@ -121,9 +125,7 @@ class Converter:
         array = np.asarray(value)
         return Val(array.shape, array.dtype, value=array)
 
-    def op(
-        self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any
-    ) -> Val:
+    def op(self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any) -> Val:
         """A node of op ``name`` (see ``Emitter``).
 
         Raises:
@@ -131,10 +133,12 @@ class Converter:
                 attributes, or gives another shape than the equation's.
         """
         shape = tuple(int(d) for d in like.shape)
+        if name not in self.available:
+            raise Unsupported(f"no op {name!r}")
         try:
             op = get_op(name)
-        except GraphbpError as exc:
-            raise Unsupported(f"no op {name!r}") from exc
+        except GraphbpError as exc:  # e.g. a plugin that fails to load
+            raise Unsupported(f"op {name!r}: {exc}") from exc
         if defines_shape(op):
             try:
                 got = op.shape(*(v.shape for v in operands), **attrs)
@@ -161,18 +165,19 @@ class Converter:
         env: dict[Any, Val] = dict(zip(jaxpr.constvars, consts, strict=True))
         env.update(zip(jaxpr.invars, args, strict=True))
         live, used = _liveness(jaxpr, needed)
-        scope = list(self.scope)
+        scope, outer = list(self.scope), self.source
         for eqn in (e for e, keep in zip(jaxpr.eqns, live, strict=True) if keep):
             ins = [_read(env, v) for v in eqn.invars]
             wanted = [isinstance(v, jcore.Var) and v in used for v in eqn.outvars]
             self.scope = scope + _name_stack(eqn)
-            self.source = _source(eqn)
+            # a body JAX traced apart (custom_jvp's) has no user frame: its call's line
+            self.source = _source(eqn) or outer
             self.where = f"{eqn.primitive.name} at {self.source or 'an unknown line'}"
             outs = self.equation(eqn, ins, wanted)
             for var, out, want in zip(eqn.outvars, outs, wanted, strict=True):
                 if want and out is not None:
                     env[var] = out
-        self.scope = scope
+        self.scope, self.source = scope, outer
         return [_read(env, v) if n else None for v, n in zip(jaxpr.outvars, needed, strict=True)]
 
     def equation(self, eqn: Any, ins: list[Val], wanted: list[bool]) -> list[Val | None]:
@@ -225,7 +230,9 @@ class Converter:
     def fold(self, eqn: Any, ins: list[Val]) -> list[Val | None] | None:
         """The equation evaluated with JAX on its constant operands, or None if it cannot be."""
         try:
-            operands = [_as_dtype(v.value, var.aval.dtype) for v, var in zip(ins, eqn.invars)]
+            operands = [
+                _as_dtype(v.value, var.aval.dtype) for v, var in zip(ins, eqn.invars, strict=True)
+            ]
             outs = eqn.primitive.bind(*operands, **eqn.params)
         except Exception:  # whatever JAX refuses to evaluate here stays an op
             return None
@@ -233,7 +240,7 @@ class Converter:
         vals: list[Val | None] = []
         for var, out in zip(eqn.outvars, outs, strict=True):
             dtype = var.aval.dtype
-            value = out if jax.dtypes.issubdtype(dtype, jax.dtypes.extended) else np.asarray(out)
+            value = out if _extended(dtype) else np.asarray(out)
             vals.append(Val(tuple(var.aval.shape), dtype, value=value))
         return vals
 
@@ -282,7 +289,9 @@ class Converter:
         for v in vals:
             size = math.prod(v.shape)
             like = Val((size,), v.dtype)
-            flat.append(v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like))
+            flat.append(
+                v if len(v.shape) == 1 else self._must("reshape", [v], {"new_sizes": [-1]}, like)
+            )
         out = flat[0]
         for v in flat[1:]:
             like = Val((out.shape[0] + v.shape[0],), v.dtype)
@@ -308,7 +317,8 @@ class Converter:
         g = nx.DiGraph()
         keep = _ancestors(top, self.edges)
         for name, attrs in self.nodes.items():
-            if name in keep or attrs["op"] in ("param", "input") and name not in self.extra_inputs:
+            leaf = attrs["op"] in ("param", "input") and name not in self.extra_inputs
+            if name in keep or leaf:
                 g.add_node("loss" if name == top else name, **attrs)
         for source, target, arg in self.edges:
             if target not in keep:
@@ -346,9 +356,14 @@ def _as_dtype(value: Any, dtype: Any) -> Any:
     return value
 
 
+def _extended(dtype: Any) -> bool:
+    """Whether ``dtype`` is one of JAX's extended dtypes (a PRNG key), not a NumPy dtype."""
+    return bool(jnp.issubdtype(dtype, jax.dtypes.extended))
+
+
 def _read(env: dict[Any, Val], var: Any) -> Val:
     if isinstance(var, jcore.Literal):
-        aval = var.aval
+        aval: Any = var.aval
         return Val(tuple(aval.shape), aval.dtype, value=np.asarray(var.val, dtype=aval.dtype))
     return env[var]
 

@@ -188,9 +188,9 @@ def _leaves(
     for name, (keys, arg, _) in zip(named, found, strict=True):
         problem = text_problem(name)
         if problem is not None:
-            path = "".join(f"[{show(k)}]" for k in keys)
+            where = "".join(f"[{show(key)}]" for key in keys)
             raise InputError(
-                f"the leaf {names[arg]}{path} would be node {show(name)}, {problem}; a node name "
+                f"the leaf {names[arg]}{where} would be node {show(name)}, {problem}; a node name "
                 "has 1 to 1000 characters and no control or format characters: rename its key"
             )
     return [(name, arg, leaf) for name, (_, arg, leaf) in zip(named, found, strict=True)]

@@ -38,9 +38,7 @@ class Val:
 class Emitter(Protocol):
     """What a rule may ask of the converter."""
 
-    def op(
-        self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any
-    ) -> Val:
+    def op(self, name: str, operands: Sequence[Val], attrs: dict[str, Any], like: Val | Any) -> Val:
         """A node of op ``name`` on ``operands`` whose result has the shape and dtype of
         ``like`` (a Val or a JAX aval); Unsupported if the op's shape rule refuses it."""
         ...
@@ -53,13 +51,12 @@ class Emitter(Protocol):
 Rule = Callable[[Emitter, Any, list[Val]], list[Val]]
 
 SAME_NAME_UNARY = (
-    "neg exp log tanh square sqrt rsqrt abs sign erf erfc log1p expm1 sin cos stop_gradient"
-).split()
-SAME_NAME_BINARY = "add sub mul max min pow eq ne lt le gt ge".split()
-RENAMED = {"logistic": "sigmoid", "add_any": "add"}
-ALIASED = frozenset(
-    {"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"}
+    *("neg", "exp", "log", "tanh", "square", "sqrt", "rsqrt", "abs", "sign"),
+    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "stop_gradient"),
 )
+SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
+RENAMED = {"logistic": "sigmoid", "add_any": "add"}
+ALIASED = frozenset({"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"})
 """Primitives whose outputs are their operands (each output the operand in its position)."""
 
 
@@ -93,7 +90,9 @@ def _arith(name: str) -> Rule:
         if name == "div" and not is_float(aval.dtype):
             if np.dtype(aval.dtype) == np.bool_:
                 raise Unsupported("boolean division")
-            out = e.op("convert_element_type", [out], {"new_dtype": np.dtype(aval.dtype).name}, aval)
+            out = e.op(
+                "convert_element_type", [out], {"new_dtype": np.dtype(aval.dtype).name}, aval
+            )
         return [out]
 
     return rule
@@ -191,7 +190,10 @@ def _convert(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
         np.issubdtype(new, np.integer)
         and (np.issubdtype(old, np.integer) or old == np.bool_)
         and (np.iinfo(new).bits >= (1 if old == np.bool_ else np.iinfo(old).bits))
-        and (old == np.bool_ or np.issubdtype(new, np.signedinteger) == np.issubdtype(old, np.signedinteger))
+        and (
+            old == np.bool_
+            or np.issubdtype(new, np.signedinteger) == np.issubdtype(old, np.signedinteger)
+        )
     ):
         return [x]
     return [e.op("convert_element_type", [x], {"new_dtype": new.name}, aval)]

@@ -45,9 +45,7 @@ class Opaque(Op):
         cumsum = JaxCall(
             jax.lax.cumsum_p, {"axis": 0, "reverse": False}, [((3, 4), f8)], {}, [((3, 4), f8)], [0]
         )
-        atan2 = JaxCall(
-            jax.lax.atan2_p, {}, [((3, 4), f8), ((3, 4), f8)], {}, [((3, 4), f8)], [0]
-        )
+        atan2 = JaxCall(jax.lax.atan2_p, {}, [((3, 4), f8), ((3, 4), f8)], {}, [((3, 4), f8)], [0])
         return [
             ((rng.standard_normal((3, 4)),), {"primitive": "cumsum", "call": cumsum}),
             ((0.5 + abs(rng.standard_normal(24)),), {"primitive": "atan2", "call": atan2}),
