@@ -50,7 +50,34 @@ axes = st.one_of(
     st.integers(-4, 3),
     st.lists(st.integers(-3, 2), min_size=1, max_size=3),
 )
+
+
+@st.composite
+def dimension_numbers(draw: st.DrawFn) -> list[list[list[int]]]:
+    """dot_general's [[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]], mostly of
+    paired lengths, with axes that may be out of range or repeated."""
+    ints = st.integers(-1, 3)
+    pairs = []
+    for most in (2, 1):
+        n = draw(st.integers(0, most))
+        extra = draw(st.sampled_from([0, 0, 0, 1]))
+        pairs.append(
+            [
+                draw(st.lists(ints, min_size=n, max_size=n)),
+                draw(st.lists(ints, min_size=n + extra, max_size=n + extra)),
+            ]
+        )
+    return pairs
+
+
+reduce_axes = st.fixed_dictionaries({"axes": st.lists(st.integers(-3, 3), max_size=3, unique=True)})
 ATTRS: dict[str, Any] = {
+    "dot_general": st.fixed_dictionaries({"dimension_numbers": dimension_numbers()}),
+    "integer_pow": st.fixed_dictionaries(
+        {"y": st.one_of(st.integers(-3, 4), st.sampled_from([2.0, True, "2", 2**70]))}
+    ),
+    "reduce_max": reduce_axes,
+    "reduce_min": reduce_axes,
     "sum": st.fixed_dictionaries({}, optional={"axis": axes, "keepdims": st.booleans()}),
     "mean": st.fixed_dictionaries({}, optional={"axis": axes, "keepdims": st.booleans()}),
     "softmax_cross_entropy": st.fixed_dictionaries({}, optional={"axis": st.integers(-3, 2)}),
