@@ -95,20 +95,33 @@ def test_the_families_are_deterministic_and_typed() -> None:
         ex.cnn(dtype="float16")
 
 
+def _regression(rng: np.random.Generator, rows: int) -> dict[str, Any]:
+    x = rng.uniform(-2, 2, (rows, 3))
+    return {"x": x, "y": np.sin(x[:, :1]) * x[:, 1:2] + 0.5 * x[:, 2:]}
+
+
+def _classification(rng: np.random.Generator, rows: int) -> dict[str, Any]:
+    x = rng.uniform(-2, 2, (rows, 3))
+    return {"x": x, "y": (x[:, 0] * x[:, 1] > 0).astype(np.int32) + (x[:, 2] > 1)}
+
+
+TASKS = {"mse": _regression, "ce_labels": _classification}
+
+
+@pytest.mark.parametrize("loss", TASKS)
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_train_lowers_the_loss_of_an_imported_mlp(backend: str) -> None:
-    """gb.train on an imported network: batches of the traced batch size, a real target."""
-    batch = 8
-    fn, args = ex.mlp("tanh", "mse", sizes=(3, 12, 1), batch=batch, seed=4)
+def test_train_lowers_the_loss_of_an_imported_mlp(backend: str, loss: str) -> None:
+    """gb.train on an imported network fed with the user's own data (under the argument
+    names only): batches of the traced batch size, a real target."""
+    batch, rows = 8, 64
+    fn, args = ex.mlp("tanh", loss, sizes=(3, 12, 3 if loss == "ce_labels" else 1), batch=batch)
     with x64("float64"):
         net, params, _ = gb.from_jax(fn, *args)
-    rng = np.random.default_rng(5)
-    x = rng.uniform(-2, 2, (8 * batch, 3))
-    data = {"x": x, "y": np.sin(x[:, :1]) * x[:, 1:2] + 0.5 * x[:, 2:]}
+    data = TASKS[loss](np.random.default_rng(5), rows)
     prog = net.compile(backend)
 
     def mean_loss(p: dict[str, Any]) -> float:
-        parts = [{k: v[i : i + batch] for k, v in data.items()} for i in range(0, 8 * batch, batch)]
+        parts = [{k: v[i : i + batch] for k, v in data.items()} for i in range(0, rows, batch)]
         return float(np.mean([float(prog.loss(p, part)) for part in parts]))
 
     before = mean_loss(params)
