@@ -417,3 +417,25 @@ def test_random_jax_functions_import_with_jax_gradients(data: st.DataObject) -> 
         for name, grad in want.items():
             close(to_numpy(grads[name]), grad, 1e-9, f"∂L/∂{name} on {backend}", atol=1e-12)
     check_leaves(fn, args, argnums, params, inputs)
+
+
+def test_constants_folded_in_inner_jits_keep_their_own_values() -> None:
+    """Found by the random test: index arrays of different shapes, each folded inside
+    jnp.take's own jit, stay distinct constants (their arrays die with the jit's body, so a
+    constant must not be recognised by the address of its array)."""
+
+    def fn(w: Any, x: Any) -> Any:
+        total = 0.0
+        for k in range(1, 12):
+            idx = (np.arange(k * k) % 3).reshape(k, k)
+            total = total + jnp.sum(jnp.take(w, idx, axis=0, mode="clip")) * k * x
+        return total
+
+    args = (np.arange(3.0), np.ones(()))
+    with jax.enable_x64(True):
+        want_loss, want = jax_value_and_grads(fn, args)
+        for _ in range(3):  # later traces reuse the memory of earlier ones: more chances
+            net, params, inputs = gb.from_jax(fn, *args)
+            loss, grads = net.compile("numpy").value_and_grad(params, inputs)
+            close(loss, want_loss, 1e-12, "loss")
+            close(grads["w"], want["w"], 1e-12, "∂L/∂w")
