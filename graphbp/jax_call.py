@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from graphbp.errors import InputError
+
 
 class JaxCall:
     """Run one equation of a jaxpr with JAX (see the module docstring).
@@ -54,6 +56,8 @@ class JaxCall:
         self.out_avals = [(tuple(s), np.dtype(d)) for s, d in out_avals]
         self.used = list(used)
         self.source = source
+        self.wide = any(d.itemsize == 8 for _, d in [*self.in_avals, *self.out_avals])
+        """Whether the equation computes with 64-bit values (JAX's 64-bit mode needed)."""
 
     @property
     def name(self) -> str:
@@ -78,7 +82,19 @@ class JaxCall:
         return (sum(math.prod(self.out_avals[i][0]) for i in self.used),)
 
     def __call__(self, x: Any) -> Any:
-        """The equation's used outputs, in ``x``'s dtype, from the node's operand ``x``."""
+        """The equation's used outputs, in ``x``'s dtype, from the node's operand ``x``.
+
+        Raises:
+            InputError: the equation was traced in float64 but runs without JAX's 64-bit
+                mode (in a float32 program): its inner computations are typed float64.
+        """
+        if self.wide and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:
+            where = f" (from {self.source})" if self.source else ""
+            raise InputError(
+                f"the opaque {self.name} equation{where} was traced in float64 and runs only "
+                "in float64; compile this network with dtype='float64', or import the "
+                "function with float32 arguments for a float32 program"
+            )
         parts = [x]
         if self.packed:
             parts, start = [], 0

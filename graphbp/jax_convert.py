@@ -65,6 +65,9 @@ class Converter:
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
+        self.whole: Any = None
+        """A jit equation that is the whole traced function (``from_jax(jax.jit(f))``),
+        whose name is no scope: it would hold every node."""
         self.available = frozenset(ops())
         """The ops installed or registered (asking get_op for another costs a search for
         names like it)."""
@@ -220,8 +223,14 @@ class Converter:
         if len(jaxpr.invars) != len(ins):
             raise InputError(f"{self.where}: the body of {eqn.primitive.name} takes other operands")
         outer = self.scope
-        if eqn.primitive.name in SCOPED and _is_users(jaxpr):
-            self.scope = [*outer, str(eqn.params.get("name", eqn.primitive.name))]
+        name = str(eqn.params.get("name", ""))
+        if (
+            eqn.primitive.name in SCOPED
+            and name.isidentifier()  # not "<lambda>"
+            and eqn is not self.whole
+            and _is_users(jaxpr)
+        ):
+            self.scope = [*outer, name]
         try:
             return self.run(jaxpr, consts, ins, wanted)
         finally:

@@ -100,6 +100,8 @@ def _convert(
         conv.leaf(name, kind, shape)
         (params if kind == "param" else inputs)[name] = array
         vals.append(Val(shape, np.dtype(var.aval.dtype), node=name))
+    if len(jaxpr.eqns) == 1:
+        conv.whole = jaxpr.eqns[0]
     consts = [conv.const(c) for c in closed.consts]
     (loss,) = conv.run(jaxpr, consts, vals, [True])
     if loss is None:  # pragma: no cover - the one output is always needed

@@ -81,6 +81,26 @@ def _simple(name: str) -> Rule:
     return rule
 
 
+def _extremum(name: str) -> Rule:
+    """``max``/``min``; with −∞ (max) or +∞ (min), as softmax's ``max(-inf, m)``, the other
+    operand itself (no non-finite constant enters the graph)."""
+    neutral = -np.inf if name == "max" else np.inf
+
+    def rule(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+        aval = eqn.outvars[0].aval
+        for k, v in enumerate(ins):
+            other = ins[1 - k]
+            if (
+                v.is_const
+                and np.all(np.asarray(v.value) == neutral)
+                and other.shape == tuple(aval.shape)
+            ):
+                return [other]
+        return [e.op(name, ins, {}, aval)]
+
+    return rule
+
+
 def _arith(name: str) -> Rule:
     """``add``/``sub``/``mul``/``div``: on integers, division truncates toward zero."""
 
@@ -230,8 +250,10 @@ def _gather(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if mode is None:
         raise Unsupported(f"gather mode {p['mode']}")
     fill = p.get("fill_value")
+    if fill is not None and np.isnan(fill):
+        fill = None  # the op's None is NaN (JSON has no NaN)
     if fill is not None and not np.isfinite(fill):
-        raise Unsupported("a non-finite fill_value other than NaN")
+        raise Unsupported("an infinite fill_value")
     attrs = {
         "dimension_numbers": numbers,
         "slice_sizes": _plain(p["slice_sizes"]),
@@ -282,6 +304,8 @@ RULES: dict[str, Rule] = {
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
     **{n: _simple(op) for n, op in RENAMED.items()},
     "div": _arith("div"),
+    "max": _extremum("max"),
+    "min": _extremum("min"),
     "not": _logic("not"),
     "and": _logic("and"),
     "or": _logic("or"),

@@ -306,12 +306,13 @@ def test_scopes_are_named_scopes_and_the_users_jit_functions() -> None:
 
 def test_source_lines_point_at_the_users_code() -> None:
     net = _scoped()
+    scoped = {n for n in net.order if "scope" in net.graph.nodes[n]}
     sources = {net.graph.nodes[n].get("source") for n in net.order if net.kind[n] == "op"}
     assert _line(attention, "jnp.einsum") in sources
     assert _line(scoped_loss, "jnp.where") in sources
     assert net.graph.nodes["loss"]["source"] == _line(scoped_loss, "return")
     # relu's body (custom_jvp, traced apart by JAX) gets the line that called relu
-    (relu,) = [n for n in net.order if net.op_name(n) == "max"]
+    (relu,) = [n for n in net.order if net.op_name(n) == "max" and n not in scoped]
     assert net.graph.nodes[relu]["source"] == _line(scoped_loss, "return")
     assert all(net.graph.nodes[n].get("source") is None for n in net.inputs + net.params)
 
@@ -518,6 +519,7 @@ def test_chain_rule_explain_check_render_page_and_train_on_an_imported_network(
     page = gb.write_diagram(_scoped(), tmp_path / "page.html", wrt="wq")
     text = page.read_text()
     assert "block/attention" in text
+    assert f"— {_line(scoped_loss, 'return')}" in text  # a node's tooltip: its source line
     collapsed = gb.write_diagram(_scoped(), tmp_path / "collapsed.svg", scopes="collapse")
     assert "block/attention/scores" in collapsed.read_text()
     data = {**inputs}
@@ -540,3 +542,34 @@ def test_chain_rule_contributions_through_opaque_nodes_sum_to_the_gradient() -> 
         total = sum(np.asarray(p.contribution) for p in rule.paths)
         np.testing.assert_allclose(total, grads[wrt], rtol=1e-10, atol=1e-12)
     assert "scan" in gb.render(net, wrt="s", values=values).source
+
+
+def test_an_opaque_equation_traced_in_float64_refuses_a_float32_program() -> None:
+    net, params, inputs = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    prog = net.compile("jax", dtype="float32")
+    with pytest.raises(gb.InputError, match="opaque cond equation .*traced in float64"):
+        prog.value_and_grad(params, inputs)
+
+
+def test_a_jitted_whole_function_or_lambda_is_no_scope() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        return jnp.sum(jax.jit(lambda a: a * x)(w) ** 2)
+
+    for fn in (jax.jit(loss), loss):
+        net, _, _ = gb.from_jax(fn, np.ones(2), np.ones(2))
+        assert all("scope" not in net.graph.nodes[n] for n in net.order)
+
+
+@pytest.mark.parametrize(
+    ("fn", "ops"),
+    [
+        (lambda p: p["s"], ["param", "sum"]),  # the loss is a parameter itself
+        (lambda w: jnp.float32(3.0), ["param", "const", "sum"]),  # a constant loss
+    ],
+)
+def test_a_loss_that_is_a_leaf_or_constant_gets_its_own_node(fn: Any, ops: list[str]) -> None:
+    net, params, inputs = gb.from_jax(fn, {"s": np.array(2.0)})
+    assert [net.op_name(n) for n in net.order] == ops and net.op_name("loss") == "sum"
+    loss, grads = net.compile().value_and_grad(params, inputs)
+    want, want_grads = _jax_value_and_grad(fn, ({"s": np.array(2.0)},))
+    assert loss == want and grads["s"] == want_grads["s"]
