@@ -13,11 +13,7 @@ from graphbp_ops._shapes import axes as normal_axes
 
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer (a Python or NumPy int), not a bool."""
-    return (
-        isinstance(value, numbers.Integral)
-        and not isinstance(value, bool)
-        and (type(value).__name__ != "bool_")
-    )
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def int_attr(name: str, value: Any) -> int:
@@ -51,11 +47,7 @@ def sizes(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:
 def axis_list(name: str, value: Any, ndim: int) -> tuple[int, ...]:
     """Axes of an array of ``ndim`` axes (negative ones count from the end), each once,
     in the order given."""
-    given = int_list(name, value)
-    try:
-        return normal_axes(list(given), ndim)
-    except ValueError as exc:
-        raise ValueError(f"{name}={list(given)}: {exc}") from None
+    return normal_axes(list(int_list(name, value)), ndim, name)
 
 
 def ints(name: str, value: Any, length: int | None = None, low: int | None = None) -> list[int]:

@@ -43,21 +43,24 @@ def matmul(a: Shape, b: Shape) -> Shape:
     return (*batch, *a2[-2:-1][: len(a) - 1], *b2[-1:][: len(b) - 1])
 
 
-def axes(axis: Any, ndim: int) -> tuple[int, ...]:
+def axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     """The axes a reduction over ``axis`` (None, an int or a list of ints) removes, checked as
-    NumPy checks them: TypeError for a non-integer, ValueError out of range or repeated."""
+    NumPy checks them: TypeError for a non-integer, ValueError out of range or repeated.
+    Messages call the attribute ``name``."""
     if axis is None:
         return tuple(range(ndim))
     given = [axis] if not isinstance(axis, list | tuple) else list(axis)
     for a in given:
         if not isinstance(a, int) or isinstance(a, bool):
-            raise TypeError(f"axis must be None, an int or a list of ints; got {type(a).__name__}")
+            raise TypeError(
+                f"{name} must be None, an int or a list of ints; got {type(a).__name__}"
+            )
     for a in given:
         if not -ndim <= a < ndim:
-            raise ValueError(f"axis {a} is out of bounds for {ndim} dimension(s)")
+            raise ValueError(f"{name}={axis}: axis {a} is out of bounds for {ndim} dimension(s)")
     out = tuple(a % ndim for a in given)
     if len(set(out)) != len(out):
-        raise ValueError(f"axis {axis} names an axis twice")
+        raise ValueError(f"{name}={axis} names an axis twice")
     return out
 
 

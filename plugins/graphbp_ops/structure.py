@@ -73,7 +73,7 @@ class BroadcastInDim(Op):
 
     name = "broadcast_in_dim"
     label = "broadcast"
-    local_grads = ("Σ over the broadcast axes",)
+    local_grads = ("Σ over broadcast axes",)
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, *, out_shape: Any, broadcast_dimensions: Any) -> Any:
@@ -120,8 +120,13 @@ class BroadcastInDim(Op):
 # ------------------------------------------------------------------ reshaping
 
 
-def _reshaped(x: Shape, new_sizes: Any) -> Shape:
+def _reshaped(x: Shape, new_sizes: Any, dimensions: Any = None) -> Shape:
     """The shape ``new_sizes`` gives an operand of shape ``x`` (one -1 inferred, as NumPy)."""
+    if dimensions is not None:
+        raise ValueError(
+            f"dimensions={dimensions!r:.40} (a transpose before the reshape) is not supported; "
+            "leave it None and transpose first"
+        )
     new = int_list("new_sizes", new_sizes)
     if any(n < -1 for n in new) or new.count(-1) > 1:
         raise ValueError(
@@ -146,21 +151,24 @@ def _reshaped(x: Shape, new_sizes: Any) -> Shape:
 
 
 class Reshape(Op):
-    """``lax.reshape`` (row-major, no ``dimensions``); ``new_sizes`` may hold one -1."""
+    """``lax.reshape`` in row-major order; ``new_sizes`` may hold one -1 (as NumPy), and
+    ``dimensions`` must be None (JAX's own reshapes leave it so)."""
 
     name = "reshape"
     label = "reshape"
     local_grads = ("1 (reshaped back)",)
     vjp_reads = (0,)
 
-    def forward(self, xp: Any, x: Any, *, new_sizes: Any) -> Any:
-        return xp.reshape(x, _reshaped(x.shape, new_sizes))
+    def forward(self, xp: Any, x: Any, *, new_sizes: Any, dimensions: Any = None) -> Any:
+        return xp.reshape(x, _reshaped(x.shape, new_sizes, dimensions))
 
-    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, new_sizes: Any) -> tuple[Any]:
+    def vjp(
+        self, xp: Any, g: Any, out: Any, x: Any, *, new_sizes: Any, dimensions: Any = None
+    ) -> tuple[Any]:
         return (xp.reshape(g, x.shape),)
 
-    def shape(self, x: Shape, *, new_sizes: Any) -> Shape:
-        return _reshaped(x, new_sizes)
+    def shape(self, x: Shape, *, new_sizes: Any, dimensions: Any = None) -> Shape:
+        return _reshaped(x, new_sizes, dimensions)
 
     def examples(self, rng: Any) -> list[Example]:
         cases: list[tuple[Shape, list[int]]] = [
@@ -326,7 +334,7 @@ class Concatenate(Op):
 
     name = "concatenate"
     label = "concat"
-    local_grads = ("1 (its part)", "1 (its part)")
+    local_grads = ("1 on a's part", "1 on b's part")
     vjp_reads = (0,)
 
     def forward(self, xp: Any, a: Any, b: Any, *, dimension: Any) -> Any:
@@ -397,7 +405,7 @@ class Slice(Op):
 
     name = "slice"
     label = "slice"
-    local_grads = ("1 at the sliced positions, else 0",)
+    local_grads = ("1 where sliced",)
     vjp_reads = (0,)
 
     def forward(
@@ -514,7 +522,7 @@ class Pad(Op):
 
     name = "pad"
     label = "pad"
-    local_grads = ("1 at x's positions, else 0", "1 at the padded positions, else 0")
+    local_grads = ("1 where x lands", "1 where padded")
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, padding_value: Any, *, padding_config: Any) -> Any:
@@ -584,7 +592,7 @@ class ConvertElementType(Op):
 
     name = "convert_element_type"
     label = "convert"
-    local_grads = ("1 to a float dtype, 0 to an integer or bool",)
+    local_grads = ("1 to float, 0 to int or bool",)
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, *, new_dtype: Any) -> Any:
@@ -649,7 +657,7 @@ class SelectN(Op):
 
     name = "select_n"
     label = "select"
-    local_grads = ("0", "1 where pred = 0", "1 where pred ≠ 0")
+    local_grads = ("0", "[pred=0]", "[pred≠0]")
     vjp_reads = (0,)
 
     def forward(self, xp: Any, pred: Any, on_false: Any, on_true: Any) -> Any:
