@@ -102,7 +102,7 @@ def _convert(
         vals.append(Val(shape, np.dtype(var.aval.dtype), node=name))
     if len(jaxpr.eqns) == 1:
         conv.whole = jaxpr.eqns[0]
-    consts = [conv.const(c) for c in closed.consts]
+    consts = [conv.closed_over(c) for c in closed.consts]
     (loss,) = conv.run(jaxpr, consts, vals, [True])
     if loss is None:  # pragma: no cover - the one output is always needed
         raise InputError(f"{_fn_name(fn)} returned no value")

@@ -10,7 +10,7 @@ in a graphbp program (see the issue 12 contract), which is what makes most rules
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +28,9 @@ class Val:
     dtype: np.dtype[Any]
     node: str | None = None
     value: Any = None
+    narrow: Val | None = None
+    """For a ``broadcast_in_dim`` NumPy broadcasting would do itself: its operand, which an
+    op that broadcasts (``BROADCASTING``) takes instead."""
 
     @property
     def is_const(self) -> bool:
@@ -52,10 +55,14 @@ Rule = Callable[[Emitter, Any, list[Val]], list[Val]]
 
 SAME_NAME_UNARY = (
     *("neg", "exp", "log", "tanh", "square", "sqrt", "rsqrt", "abs", "sign"),
-    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "stop_gradient"),
+    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "tan", "atan", "exp2"),
+    *("floor", "ceil", "is_finite", "stop_gradient"),
 )
 SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
 RENAMED = {"logistic": "sigmoid", "add_any": "add"}
+BROADCASTING = frozenset({*SAME_NAME_BINARY, "div", "select_n"})
+"""Ops that broadcast their operands as NumPy does, so that a broadcast_in_dim before them
+can be left out."""
 ALIASED = frozenset({"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"})
 """Primitives whose outputs are their operands (each output the operand in its position)."""
 
@@ -149,6 +156,12 @@ def _dot_general(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return [e.op("dot_general", ins, {"dimension_numbers": numbers}, eqn.outvars[0].aval)]
 
 
+def numpy_broadcast(eqn: Any) -> bool:
+    """Whether a ``broadcast_in_dim`` equation broadcasts as NumPy does (operand axes last)."""
+    dims, ndim = list(eqn.params["broadcast_dimensions"]), len(eqn.params["shape"])
+    return dims == list(range(ndim - len(dims), ndim))
+
+
 def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     shape, dims = _plain(eqn.params["shape"]), _plain(eqn.params["broadcast_dimensions"])
     x = ins[0]
@@ -157,7 +170,8 @@ def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if list(x.shape) == shape and dims == list(range(len(shape))):
         return [x]
     attrs = {"out_shape": shape, "broadcast_dimensions": dims}
-    return [e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)]
+    out = e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)
+    return [replace(out, narrow=x) if numpy_broadcast(eqn) else out]
 
 
 def _reshape(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
@@ -299,6 +313,47 @@ def _split(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return outs
 
 
+def _stack(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    """n-ary ``stack`` (``jnp.stack``): each operand gets the new axis, then a chain of
+    binary concatenations joins them."""
+    axis, aval = int(eqn.params["axis"]), eqn.outvars[0].aval
+    dtype = np.dtype(aval.dtype)
+    parts = []
+    for x in ins:
+        shape = (*x.shape[:axis], 1, *x.shape[axis:])
+        parts.append(e.op("expand_dims", [x], {"dimensions": [axis]}, Val(shape, dtype)))
+    out = parts[0]
+    for k, x in enumerate(parts[1:], start=1):
+        shape = (*out.shape[:axis], out.shape[axis] + 1, *out.shape[axis + 1 :])
+        like = aval if k == len(parts) - 1 else Val(shape, dtype)
+        out = e.op("concatenate", [out, x], {"dimension": axis}, like)
+    return [out]
+
+
+def _dynamic_slice(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    """``dynamic_slice`` at constant start indices: a ``slice``, the starts clamped into the
+    operand as JAX clamps them."""
+    x, starts = ins[0], ins[1:]
+    if not all(s.is_const for s in starts):
+        raise Unsupported("dynamic_slice at start indices computed at run time")
+    sizes = [int(n) for n in eqn.params["slice_sizes"]]
+    begin = [
+        min(max(int(np.asarray(s.value)), 0), n - size)
+        for s, n, size in zip(starts, x.shape, sizes, strict=True)
+    ]
+    attrs = {
+        "start_indices": begin,
+        "limit_indices": [b + size for b, size in zip(begin, sizes, strict=True)],
+        "strides": None,
+    }
+    return [e.op("slice", [x], attrs, eqn.outvars[0].aval)]
+
+
+def _round(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    method = getattr(eqn.params["rounding_method"], "value", eqn.params["rounding_method"])
+    return [e.op("round", ins, {"rounding_method": int(method)}, eqn.outvars[0].aval)]
+
+
 RULES: dict[str, Rule] = {
     **{n: _simple(n) for n in SAME_NAME_UNARY},
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
@@ -328,6 +383,11 @@ RULES: dict[str, Rule] = {
     "reduce_window_max": _attrs_rule("reduce_window_max", *_WINDOW),
     "reduce_window_sum": _attrs_rule("reduce_window_sum", *_WINDOW),
     "split": _split,
+    "round": _round,
+    "rev": _attrs_rule("rev", "dimensions"),
+    "tile": _attrs_rule("tile", "reps"),
+    "stack": _stack,
+    "dynamic_slice": _dynamic_slice,
 }
 """The rule of each primitive graphbp computes with its own ops; every other primitive
 becomes an opaque node."""

@@ -742,3 +742,40 @@ def test_a_small_cnn_checks_against_central_differences(backend: str) -> None:
         "ids": np.array([1.0, 3.0, 0.0]).reshape(3, 1, 1, 1),
     }
     assert gb.testing.check_network(net, backend, inputs=inputs).max_rel_error < 1e-6
+
+
+def _every_form(p: dict[str, Any], x: Any, ids: Any) -> Any:
+    """jnp.take (fill, NaN), table[ids] (promise_in_bounds), take_along_axis (batching
+    dims), conv NCHW SAME stride 2, max and average pooling, a reshape and a dense head."""
+    e = jnp.take(p["E"], ids, axis=0) + p["E"][ids]
+    pick = jnp.take_along_axis(e, jnp.minimum(ids, 2)[:, None], axis=1)
+    h = lax.conv_general_dilated(x, p["k"], (2, 2), "SAME", dimension_numbers=NCHW)
+    h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+    h = lax.reduce_window(h, 0.0, lax.add, (1, 1, 2, 2), (1, 1, 1, 1), "SAME") / 4.0
+    z = h.reshape(h.shape[0], -1) @ p["W"]
+    return jnp.mean((z * e - pick) ** 2)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_imported_model_of_every_form_runs_without_opaque_nodes(dtype: str) -> None:
+    rng = np.random.default_rng(8)
+    params = {
+        "E": rng.standard_normal((10, 3)),
+        "k": rng.standard_normal((4, 1, 3, 3)),
+        "W": rng.standard_normal((16, 3)),
+    }
+    x, ids = rng.standard_normal((5, 1, 8, 8)), np.array([1, 4, 9, 0, 4])
+    with jax.enable_x64(True):
+        net, p, inputs = gb.from_jax(_every_form, params, x, ids)
+        want, want_grads = jax.value_and_grad(_every_form)(params, x, ids)
+    ops = {d["op"] for _, d in net.graph.nodes(data=True)}
+    assert {"gather", "conv", "reduce_window_max", "reduce_window_sum"} <= ops
+    assert "opaque" not in ops
+    rtol = 1e-10 if dtype == "float64" else 1e-5
+    for backend in ("numpy", "jax"):
+        loss, grads = net.compile(backend, dtype=dtype).value_and_grad(p, inputs)
+        assert float(loss) == pytest.approx(float(want), rel=rtol)
+        for name, value in want_grads.items():
+            scale = np.max(np.abs(value))
+            got = np.asarray(grads[name], dtype=np.float64)
+            np.testing.assert_allclose(got, value, rtol=0, atol=rtol * scale, err_msg=name)

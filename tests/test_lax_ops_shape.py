@@ -15,6 +15,7 @@ import pytest
 import graphbp as gb
 from graphbp.errors import GraphError
 from graphbp.registry import get_op
+from graphbp.testing import check_network
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -57,6 +58,15 @@ def _squeeze(x: Any, dims: list[int]) -> Case:
 
 def _expand(x: Any, dims: list[int]) -> Case:
     return "expand_dims", (x,), {"dimensions": dims}, lambda v: jnp.expand_dims(v, tuple(dims))
+
+
+def _rev(x: Any, dims: list[int]) -> Case:
+    axes = tuple(d % x.ndim for d in dims)
+    return "rev", (x,), {"dimensions": dims}, lambda v: lax.rev(v, axes)
+
+
+def _tile(x: Any, reps: list[int]) -> Case:
+    return "tile", (x,), {"reps": reps}, lambda v: lax.tile(v, tuple(reps))
 
 
 def _concat(a: Any, b: Any, d: int) -> Case:
@@ -134,6 +144,13 @@ CASES: list[Case] = [
     _expand(_r(3, 4), [-1]),
     _expand(_r(3, 4), [1, 3]),
     _expand(_r(), [0, 1]),
+    _rev(_r(3, 4), [0]),
+    _rev(_r(2, 3, 4), [2, -3]),
+    _rev(_r(5), []),
+    _tile(_r(3, 4), [2, 3]),
+    _tile(_r(2, 1, 3), [1, 4, 1]),
+    _tile(_r(2, 3), [0, 2]),
+    _tile(_r(), []),
     _concat(_r(2, 3), _r(4, 3), 0),
     _concat(_r(2, 3), _r(2, 1), -1),
     _concat(_r(3), _r(0), 0),
@@ -258,6 +275,10 @@ HOSTILE: list[tuple[str, tuple[tuple[int, ...], ...], dict[str, Any], str]] = [
     ("squeeze", ((3, 1),), {"dimensions": [2]}, "out of"),
     ("expand_dims", ((3,),), {"dimensions": [0, 0]}, "twice"),
     ("expand_dims", ((3,),), {"dimensions": [5]}, "out of"),
+    ("rev", ((2, 3),), {"dimensions": [2]}, "out of bounds"),
+    ("rev", ((2, 3),), {"dimensions": [1, -1]}, "twice"),
+    ("tile", ((2, 3),), {"reps": [2]}, "entries"),
+    ("tile", ((2, 3),), {"reps": [2, -1]}, "negative"),
     ("concatenate", ((2, 3), (2, 4)), {"dimension": 0}, "differ"),
     ("concatenate", ((2, 3), (3,)), {"dimension": 0}, "same number of axes"),
     ("concatenate", ((2, 3), (2, 3)), {"dimension": 2}, "out of range"),
@@ -394,3 +415,58 @@ def test_a_network_of_the_op_round_trips_through_json(case: Case, tmp_path: Any)
     assert float(got[0]) == float(want[0])
     for k in want[1]:
         np.testing.assert_array_equal(got[1][k], want[1][k])
+
+
+def _more_structure(params: Any, x: Any) -> Any:
+    """jnp.flip, jnp.tile, jnp.stack, jnp.split and a dynamic_slice at constant starts (one
+    clamped as JAX clamps it), each a primitive of its own in the jaxpr."""
+    h = jnp.tanh(x @ params["W"])
+    a, b = jnp.split(h, 2, axis=1)
+    s = jnp.stack([a, jnp.flip(b, 0), a * b], axis=1)
+    t = jnp.tile(s, (1, 2, 1))
+    d = lax.dynamic_slice(s, (0, 4, 0), (s.shape[0], 2, 2))  # starts at 1: 4 is past the end
+    return jnp.sum(t**2) + jnp.sum(d * t[:, :2]) + jnp.sum(jnp.stack([params["b"]]) * t[:, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_flip_tile_stack_split_and_constant_dynamic_slice_import_with_jax_gradients(
+    dtype: str,
+) -> None:
+    rng = np.random.default_rng(1)
+    params = {"W": rng.standard_normal((3, 4)).astype(dtype), "b": rng.standard_normal(2)}
+    params["b"] = params["b"].astype(dtype)
+    x = rng.standard_normal((5, 3)).astype(dtype)
+    with jax.enable_x64(dtype == "float64"):
+        want, want_grads = jax.value_and_grad(_more_structure)(params, x)
+    net, p, inputs = gb.from_jax(_more_structure, params, x)
+    ops = {net.op_name(n) for n in net.order}
+    assert {"rev", "tile", "expand_dims", "concatenate", "slice"} <= ops
+    assert "opaque" not in ops
+    rtol = 1e-10 if dtype == "float64" else 1e-5
+    for backend in BACKENDS:
+        loss, grads = net.compile(backend, dtype=dtype).value_and_grad(p, inputs)
+        np.testing.assert_allclose(float(loss), float(want), rtol=rtol)
+        for k in ("W", "b"):
+            np.testing.assert_allclose(grads[k], want_grads[k], rtol=rtol, atol=rtol)
+
+
+def _semi_gradient(params: Any, x: Any) -> Any:
+    """A loss against a target whose gradient is stopped (as in TD learning): the gradient is
+    not the loss's derivative, yet it is what JAX computes."""
+    h = jnp.tanh(x @ params["W"])
+    target = lax.stop_gradient(h * 2.0 + params["b"])
+    return jnp.sum((h - target) ** 2) + jnp.sum(jax.nn.softmax(h))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_network_holds_stopped_values_fixed(backend: str) -> None:
+    rng = np.random.default_rng(2)
+    p = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    net, params, inputs = gb.from_jax(_semi_gradient, p, rng.standard_normal((5, 3)))
+    prog = net.compile(backend)
+    loss, grads = prog.value_and_grad(params, inputs)
+    np.testing.assert_array_equal(grads["b"], 0.0)  # b reaches the loss only through the stop
+    moved = prog.loss({**params, "b": params["b"] + 0.1}, inputs)
+    assert abs(float(moved) - float(loss)) > 1e-3  # ... though the loss depends on b
+    report = check_network(net, backend, params=params, inputs=inputs)
+    assert report.compared > 0 and report.max_rel_error < 1e-6

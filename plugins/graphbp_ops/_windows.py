@@ -169,14 +169,20 @@ def views(padded: Any, w: Windows) -> list[Any]:
 
 def add_views(xp: Any, parts: Sequence[Any], shape: tuple[int, ...], dtype: Any, w: Windows) -> Any:
     """The transpose of ``views``: each part added into a zero array of ``shape`` where its
-    view reads (in place on NumPy; ``.at[].add`` on JAX, which XLA fuses)."""
+    view reads. NumPy adds in place; JAX spreads each part to ``shape`` by dilation and
+    padding and sums them, which XLA fuses into one loop (twice as fast as ``.at[].add``'s
+    scatter)."""
     total = xp.zeros(shape, dtype=dtype)
+    if not hasattr(total, "at"):
+        for k, part in zip(w.offsets(), parts, strict=True):
+            total[_view(len(shape), w, k)] += part
+        return total
     for k, part in zip(w.offsets(), parts, strict=True):
-        where = _view(len(shape), w, k)
-        if hasattr(total, "at"):
-            total = total.at[where].add(part)
-        else:
-            total[where] += part
+        widths = {}
+        for axis, kk, r, s in zip(w.axes, k, w.window_dilation, w.strides, strict=True):
+            part = _dilate(xp, part, axis, s, 0)
+            widths[axis] = (kk * r, shape[axis] - kk * r - part.shape[axis])
+        total = total + pad(xp, part, widths, 0)
     return total
 
 

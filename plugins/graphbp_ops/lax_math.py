@@ -1,6 +1,8 @@
 """The math ops a JAX function's jaxpr is made of, one per ``jax.lax`` primitive, with JAX's
-own derivative rules: general contraction (``dot_general``), powers, roots, ``abs``/``sign``,
-``erf``/``erfc``, ``log1p``/``expm1``, ``sin``/``cos`` and the maxima and minima.
+own derivative rules: general contraction (``dot_general``), powers and roots, ``abs`` and
+``sign``, ``erf``/``erfc`` (computed here: NumPy has neither), ``log1p``/``expm1``, ``exp2``,
+``sin``/``cos``/``tan``/``atan``, the steps ``floor``/``ceil``/``round``/``is_finite`` (zero
+cotangent), and maxima and minima, elementwise and over axes.
 
 Attributes arrive as a JSON graph file gives them (lists where JAX has tuples) and are
 checked by each shape rule before anything is computed.
@@ -298,6 +300,7 @@ def _power(xp: Any, x: Any, y: int) -> Any:
     """x**y by repeated squaring, as lax.integer_pow computes it (y any int)."""
     if y == 0:
         return xp.ones_like(x)
+    operand = x
     n = -y if y < 0 else y
     acc: Any = None
     while n > 0:
@@ -308,7 +311,7 @@ def _power(xp: Any, x: Any, y: int) -> Any:
             x = x * x
     if y < 0:
         return 1 / acc
-    return acc if acc is not x else x * 1  # a new array, never the operand itself
+    return acc if acc is not operand else x * 1  # a new array, never the operand itself
 
 
 class IntegerPow(Op):
@@ -822,7 +825,6 @@ class _Chooser(Op):
     """reduce_max / reduce_min over ``axes``: g shared equally by the entries equal to the
     result (JAX's rule); over an empty axis the result is −inf (+inf), as lax's."""
 
-    local_grads = ("[x=out]/count",)
     vjp_reads = (0, "out")
     identity = 0.0
 
@@ -862,6 +864,7 @@ class _Chooser(Op):
 class ReduceMax(_Chooser):
     name = "reduce_max"
     label = "max"
+    local_grads = ("[x=max]/#ties",)
     identity = float("-inf")
 
     def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:
@@ -873,6 +876,7 @@ class ReduceMax(_Chooser):
 class ReduceMin(_Chooser):
     name = "reduce_min"
     label = "min"
+    local_grads = ("[x=min]/#ties",)
     identity = float("inf")
 
     def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:

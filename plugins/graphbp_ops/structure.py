@@ -310,6 +310,79 @@ class ExpandDims(Op):
         return [((rng.standard_normal(x),), {"dimensions": d}) for x, d in cases]
 
 
+class Rev(Op):
+    """``lax.rev`` (``jnp.flip``, ``x[::-1]``): the listed axes in reverse order."""
+
+    name = "rev"
+    label = "flip"
+    local_grads = ("1 (flipped back)",)
+    vjp_reads = ()
+
+    def forward(self, xp: Any, x: Any, *, dimensions: Any) -> Any:
+        dims = axis_list("dimensions", dimensions, x.ndim)
+        return xp.flip(x, axis=dims) if dims else x
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, dimensions: Any) -> tuple[Any]:
+        dims = tuple(d % g.ndim for d in dimensions)
+        return (xp.flip(g, axis=dims) if dims else g,)
+
+    def shape(self, x: Shape, *, dimensions: Any) -> Shape:
+        axis_list("dimensions", dimensions, len(x))
+        return x
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        return f"flip({_show(attrs.get('dimensions', ()))})", self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        cases: list[tuple[Shape, list[int]]] = [
+            ((3, 4), [0]),
+            ((3, 4), [0, 1]),
+            ((2, 3, 4), [-1, 0]),
+            ((5,), []),
+        ]
+        return [((rng.standard_normal(x),), {"dimensions": d}) for x, d in cases]
+
+
+def _tiled(x: Shape, reps: Any) -> Shape:
+    counts = sizes("reps", reps, len(x))
+    return tuple(n * r for n, r in zip(x, counts, strict=True))
+
+
+class Tile(Op):
+    """``lax.tile`` (``jnp.tile``): ``reps[i]`` copies of the operand along axis i, one
+    count per axis."""
+
+    name = "tile"
+    label = "tile"
+    local_grads = ("Σ over the copies",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any, *, reps: Any) -> Any:
+        _tiled(x.shape, reps)
+        return xp.tile(x, tuple(reps))
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, reps: Any) -> tuple[Any]:
+        """g as (reps[0], n0, reps[1], n1, ...), summed over the copies (JAX's rule)."""
+        split = tuple(k for r, n in zip(reps, x.shape, strict=True) for k in (r, n))
+        return (xp.reshape(g, split).sum(axis=tuple(range(0, 2 * g.ndim, 2))),)
+
+    def shape(self, x: Shape, *, reps: Any) -> Shape:
+        return _tiled(x, reps)
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        return f"tile({_show(attrs.get('reps', ()))})", self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        cases: list[tuple[Shape, list[int]]] = [
+            ((3, 4), [2, 1]),
+            ((3, 4), [1, 3]),
+            ((2, 1, 3), [2, 4, 1]),
+            ((), []),
+            ((2, 3), [0, 2]),
+        ]
+        return [((rng.standard_normal(x),), {"reps": r}) for x, r in cases]
+
+
 # ------------------------------------------------------------------ joining and cutting
 
 
@@ -476,7 +549,10 @@ def _padding(x: Shape, v: Shape, padding_config: Any) -> tuple[Shape, list[tuple
             f"padding_config needs one [lo, hi, interior] per axis of shape {x} "
             f"({len(x)}); got {padding_config!r:.60}"
         )
-    config = [tuple(int_list("padding_config entry", c, 3)) for c in padding_config]
+    config = [
+        int_list(f"padding_config[{k}] ([lo, hi, interior])", c, 3)
+        for k, c in enumerate(padding_config)
+    ]
     out = []
     for k, ((lo, hi, interior), n) in enumerate(zip(config, x, strict=True)):
         if interior < 0:
@@ -712,7 +788,7 @@ class _Comparison(Op):
     in the operands' dtype. Its gradient is zero everywhere (JAX's rule)."""
 
     local_grads = ("0", "0")
-    vjp_reads = (0, 1)
+    vjp_reads = ()  # zeros of g's shape: the engine sums them to a broadcast operand's
 
     def compare(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
@@ -723,7 +799,7 @@ class _Comparison(Op):
     def vjp(
         self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL2
     ) -> tuple[Any, Any]:
-        return (_zeros(xp, a) if needs[0] else None, _zeros(xp, b) if needs[1] else None)
+        return (_zeros(xp, g) if needs[0] else None, _zeros(xp, g) if needs[1] else None)
 
     def shape(self, a: Shape, b: Shape) -> Shape:
         return broadcast(a, b)
