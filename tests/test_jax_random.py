@@ -1,5 +1,6 @@
 """Random small JAX functions, composed from the primitives graphbp imports, give
-jax.value_and_grad's loss and gradients once imported with gb.from_jax, on NumPy and JAX.
+jax.value_and_grad's loss and gradients once imported with gb.from_jax, on NumPy and JAX, and
+after a round trip through node-link JSON.
 
 A recipe is drawn step by step on concrete float64 values: each step applies one operation
 (elementwise math, broadcasting binary ops, comparisons with where, reductions over random
@@ -14,6 +15,7 @@ produce large values is skipped, so JAX's choice at a kink never decides the out
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -503,8 +505,9 @@ def test_random_jax_functions_import_with_jax_gradients(data: st.DataObject) -> 
         net, params, inputs = gb.from_jax(fn, *args, argnums=argnums)
         want_loss, want = jax_value_and_grads(fn, args, argnums)
     assert sorted(params) == sorted(want)
-    for backend in ("numpy", "jax"):
-        prog = net.compile(backend, "float64")
+    back = gb.Network.from_dict(json.loads(net.to_json_bytes()))  # attributes as JSON has them
+    for backend, network in (("numpy", net), ("jax", net), ("numpy from JSON", back)):
+        prog = network.compile(backend.split()[0], "float64")
         loss, grads = prog.value_and_grad(params, inputs)
         to_numpy = prog.backend.to_numpy
         close(to_numpy(loss), want_loss, 1e-9, f"loss on {backend}", atol=1e-12)
