@@ -101,6 +101,9 @@ def test_the_families_are_deterministic_and_typed() -> None:
         ex.mlp("swish")
     with pytest.raises(gb.InputError, match="dtype 'float16'"):
         ex.cnn(dtype="float16")
+    with pytest.raises(gb.InputError, match="batch=0"):
+        ex.residual_attention(batch=0)
+    assert ex.mlp(dtype=np.float32)[1][1].dtype == np.float32  # a NumPy dtype works too
 
 
 def _regression(rng: np.random.Generator, rows: int) -> dict[str, Any]:
