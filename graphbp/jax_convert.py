@@ -284,6 +284,13 @@ class Converter:
         used = [i for i, w in enumerate(wanted) if w]
         if not used:
             return [None] * len(wanted)
+        keys = [v.aval.dtype for v in [*eqn.invars, *eqn.outvars] if _extended(v.aval.dtype)]
+        if keys:
+            raise InputError(
+                f"{self.where}: the equation computes with a JAX {keys[0]} value (a PRNG key) "
+                "made from the function's arguments, which a graphbp value cannot hold; draw "
+                "the random numbers outside the function and pass them in as an argument"
+            )
         call = JaxCall(
             eqn.primitive,
             dict(eqn.params),

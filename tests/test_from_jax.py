@@ -612,3 +612,16 @@ def test_a_bias_enters_its_add_unbroadcast_as_in_a_hand_built_network() -> None:
     net, _, _ = gb.from_jax(mlp_loss, *_mlp_args())
     assert [net.op_name(s) for s in net.graph.successors("b1")] == ["add"]
     assert "broadcast_in_dim" not in {net.op_name(n) for n in net.order}
+
+
+def test_random_keys_as_arguments_are_refused_clearly() -> None:
+    def loss(w: Any, k: Any) -> Any:
+        return jnp.sum(w * jax.random.normal(k, (2,)))
+
+    with pytest.raises(gb.InputError, match="argument leaf k is an array of dtype key<fry>"):
+        gb.from_jax(loss, np.ones(2), jax.random.key(0))
+    with pytest.raises(gb.InputError, match="random_wrap at .*PRNG key.*pass them in"):
+        gb.from_jax(loss, np.ones(2), jax.random.PRNGKey(0))
+    # a key fixed inside the function is a constant: its random numbers are folded
+    net, _params, _inputs = gb.from_jax(lambda w: loss(w, jax.random.key(1)), np.ones(2))
+    assert {net.op_name(n) for n in net.order} == {"param", "const", "mul", "sum"}
