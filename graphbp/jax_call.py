@@ -108,7 +108,8 @@ class JaxCall:
             operands[i] = _cast(part, self.in_avals[i][1])
         for i, value in self.consts.items():
             operands[i] = jnp.asarray(value)
-        outs = self.primitive.bind(*operands, **self.params)
+        # as jax.core.eval_jaxpr binds it (a call-like primitive gets its body as a function)
+        outs = self.primitive.bind(*operands, **self.primitive.get_bind_params(self.params))
         if not self.primitive.multiple_results:
             outs = [outs]
         used = [jnp.asarray(outs[i]).astype(x.dtype) for i in self.used]

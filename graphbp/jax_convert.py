@@ -50,8 +50,12 @@ INLINED = {
     "custom_vjp_call": "call_jaxpr",
     "custom_vjp_call_jaxpr": "fun_jaxpr",
 }
-"""Call-like primitives whose body is inlined, and the parameter holding it (their custom
-derivative rules are dropped: the body's own derivative is used)."""
+"""Call-like primitives whose body is inlined, and the parameter holding it."""
+CUSTOM_RULES = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
+"""Calls with a derivative rule of their own. JAX's own functions (jax.numpy's, jax.nn's)
+are inlined, their body's derivative being their rule's (away from ties); any other's rule
+(a straight-through estimator, a clipped or numerically safe gradient) is honoured by running
+the call as one opaque node, on JAX."""
 SCOPED = frozenset({"jit", "pjit"})
 """Inlined calls whose name is a scope when the function is the user's (not JAX's own)."""
 _JAX_DIR = os.path.dirname(os.path.abspath(jax.__file__))
@@ -209,6 +213,8 @@ class Converter:
         """The used outputs of one equation."""
         name = eqn.primitive.name
         if name in INLINED and INLINED[name] in eqn.params:
+            if name in CUSTOM_RULES and not _in_jax(eqn.params[INLINED[name]]):
+                return self.opaque(eqn, ins, wanted)
             return self.inline(eqn, ins, wanted)
         if name in ALIASED and len(ins) == len(eqn.outvars):
             return list(ins)
@@ -463,13 +469,23 @@ def _source(eqn: Any) -> str | None:
 
 def _is_users(jaxpr: Any) -> bool:
     """Whether a jitted function is the user's: defined outside the jax package."""
+    path = _defined_in(jaxpr)
+    return bool(path) and not path.startswith(_JAX_DIR + os.sep)
+
+
+def _in_jax(jaxpr: Any) -> bool:
+    """Whether a function (a call's body, jaxpr or closed jaxpr) is JAX's own: defined in
+    the jax package (one whose file is unknown is not)."""
+    return _defined_in(getattr(jaxpr, "jaxpr", jaxpr)).startswith(_JAX_DIR + os.sep)
+
+
+def _defined_in(jaxpr: Any) -> str:
+    """The absolute path of the file defining a jaxpr's function, or "" if unknown."""
     info = getattr(jaxpr, "debug_info", None)
     src = getattr(info, "func_src_info", None) or ""
     _, _, where = src.partition(" at ")
     path = where.rpartition(":")[0] or where
-    if not path:
-        return False
-    return not os.path.abspath(path).startswith(_JAX_DIR + os.sep)
+    return os.path.abspath(path) if path else ""
 
 
 def check_loss(out_shape: Any, name: str) -> None:

@@ -26,9 +26,11 @@ def from_jax(
     ``fn`` must return its loss, one float scalar. The arguments in ``argnums`` (as in
     ``jax.grad``) are the parameters, the others the inputs; every array leaf of them becomes
     a ``param`` or ``input`` node. Each equation becomes a built-in op node (``jit``,
-    ``custom_jvp``/``custom_vjp`` functions and ``checkpoint`` inlined, dead code dropped,
+    ``checkpoint`` and JAX's own ``custom_jvp`` functions inlined, dead code dropped,
     equations of constants folded), or, without one, an ``opaque`` node that runs it with
-    JAX (JAX backend only; such a network cannot be saved).
+    JAX (JAX backend only; such a network cannot be saved). A ``custom_jvp``/``custom_vjp``
+    function of the user's (or of a library outside JAX) is one opaque node, so that its own
+    derivative rule is the one used, as ``jax.grad`` uses it.
 
     Naming: a leaf of a parameter argument is named by its pytree path, keys and indices
     joined by "." without the argument's name (``W1``, ``layers.0.w``); a parameter argument
