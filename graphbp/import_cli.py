@@ -563,12 +563,12 @@ def _trace(
         raise
     except KeyboardInterrupt:
         raise
-    except SystemExit as exc:  # main() would take it for argparse's exit: silent
-        raise _raised(f"tracing {where} on the arguments", exc, []) from None
     except Exception as exc:
         frames = traceback.extract_tb(exc.__traceback__)
         if frames and not _is_user_file(frames[-1].filename) and _in_graphbp(frames[-1].filename):
             raise  # a bug of graphbp's: the command line says so
+        raise _raised(f"tracing {where} on the arguments", exc, []) from None
+    except BaseException as exc:  # sys.exit (main() would take it for argparse's: silent)
         raise _raised(f"tracing {where} on the arguments", exc, []) from None
 
 

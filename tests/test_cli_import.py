@@ -716,6 +716,11 @@ def test_an_opaque_network_is_refused_with_nothing_written(
             r"\(bad4.py:2\)",
         ),
         (
+            "class Stop(BaseException):\n    pass\n\n\n"
+            "def loss(params, x, y):\n    raise Stop('now')\n",
+            r"tracing bad5:loss on the arguments raised Stop: now \(bad5.py:6\); fix the code",
+        ),
+        (
             "def loss(params, x, y):\n    return x * 2\n",
             r"returned an array of shape \(6, 3\); from_jax needs a function returning its loss",
         ),
