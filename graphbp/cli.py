@@ -11,6 +11,7 @@ import csv
 import functools
 import io
 import os
+import re
 import sys
 import warnings
 from collections.abc import Hashable, Sequence
@@ -459,8 +460,8 @@ def _parser() -> argparse.ArgumentParser:
         "function",
         metavar="MODULE:FUNCTION",
         help="the function computing a scalar loss: a module found from the current folder "
-        "(as python -m finds it) or a .py file, a colon, and its name (model:loss, "
-        "models/mlp.py:loss, model:Net.loss)",
+        "first (as python -m finds it: a random.py there, not Python's random) or a .py "
+        "file, a colon, and its name (model:loss, models/mlp.py:loss, model:Net.loss)",
     )
     imp.add_argument(
         "--args",
@@ -489,6 +490,8 @@ def _parser() -> argparse.ArgumentParser:
         "a whole (default: graphbp-import)",
     )
     imp.set_defaults(run=_import)
+    # --argnums -2,2 is a value, as argparse takes -2 (not an unknown option)
+    imp._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(\s*,\s*-?\d+)+$")
 
     render = sub.add_parser(
         "render", help="draw a network and the chain-rule paths from the loss to a parameter"

@@ -1,7 +1,8 @@
 """``graphbp import MODULE:FUNCTION --args ARGS.npz -o DIR``: a JAX function as a network folder.
 
-The function is found as Python finds a module (``python -m``: the current folder first) or
-read from a ``.py`` file; its example arguments come from an .npz file, one member per array
+The function is found as Python finds a module (``python -m``: the current folder first, also
+where Python has already imported a module of that name, such as ``random``) or read from a
+``.py`` file; its example arguments come from an .npz file, one member per array
 leaf, named after the function's parameters (``x``; ``params.W1`` for leaf ``W1`` of a dict
 ``params``; digits ``0``, ``1``, ... make a list). :func:`graphbp.from_jax` traces it once, and
 the network, its parameters and its example inputs are written as one set into ``DIR``
@@ -15,6 +16,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
 import sysconfig
@@ -24,7 +26,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from graphbp.errors import GraphbpError, GraphError, InputError, article, exc_text, show
+from graphbp.errors import (
+    GraphbpError,
+    GraphError,
+    InputError,
+    article,
+    exc_text,
+    show,
+    visible,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +45,9 @@ MAX_DEPTH = 32
 """The deepest nesting an --args member name may give (``a.b.c`` is 3)."""
 MAX_LISTED = 8
 """Parameters and inputs the summary lists by name (the rest are counted)."""
+PRIVATE = "_graphbp_import_"
+"""The start of the names a module is imported under when it is loaded from its file (never
+shadowing, nor taken for, a module of Python's)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         positions = _argnums(args.argnums, names, call, args.function)
         net, params, inputs = _trace(fn, call, positions, args.function)
     refuse_opaque(net, args.function)
-    loss = _loss_value(net, params, inputs)
+    loss = _loss_value(net, params, inputs, args.function)
     files = {
         NETWORK: net.to_json_bytes(),
         PARAMS: npz_bytes({str(n): params[str(n)] for n in net.params}),
@@ -84,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         exc.add_note(f" {folder.phase}; {folder.state()}")
         raise
     print(summary(net, params, inputs, loss, args.function))
-    print(f"wrote {', '.join(str(out / f) for f in files)}")
+    print(f"wrote {', '.join(visible(str(out / f)) for f in files)}")
     return 0
 
 
@@ -146,12 +159,21 @@ def load_function(module: str, name: str) -> Callable[..., Any]:
             its file and line), or it has no callable ``name``.
     """
     where = f"{module}:{name}"
-    loaded = _import_file(module) if _is_file(module) else _import_module(module)
+    loaded = _import_file(module, name) if _is_file(module) else _import_module(module)
     value: Any = loaded
     done: list[str] = []
     for part in name.split("."):
+        if inspect.isclass(value) and inspect.isfunction(inspect.getattr_static(value, part, 0)):
+            raise InputError(
+                f"{where}: is a method of class {show(value.__name__, 40)}, whose first "
+                "parameter (self) is an instance that no --args member can give; make it a "
+                "@staticmethod, or name a module-level function that makes an instance and "
+                "returns its loss"
+            )
         if not part.isidentifier() or not hasattr(value, part):
-            owner = f"module {module}" if not done else f"{module}:{'.'.join(done)}"
+            origin = getattr(loaded, "__file__", None)
+            read = f" (read from {_shown_path(origin)})" if origin else ""
+            owner = f"module {module}{read}" if not done else f"{module}:{'.'.join(done)}"
             known = sorted(
                 n for n in dir(value) if not n.startswith("_") and callable(getattr(value, n, 0))
             )
@@ -170,7 +192,7 @@ def load_function(module: str, name: str) -> Callable[..., Any]:
     return value  # type: ignore[no-any-return]
 
 
-def _import_file(module: str) -> ModuleType:
+def _import_file(module: str, function: str) -> ModuleType:
     """Run a .py file as a module (its folder first on Python's path, as ``python FILE``)."""
     path = Path(module)
     if not path.is_file():
@@ -179,7 +201,7 @@ def _import_file(module: str) -> ModuleType:
             f"{module}: {problem}; give the path of a Python file, or a module name found "
             "from the current folder (MODULE:FUNCTION, e.g. model.py:loss or model:loss)"
         )
-    name = f"_graphbp_import_{path.stem}"  # never shadows, nor is taken for, a module
+    name = f"{PRIVATE}{path.stem}"  # never shadows, nor is taken for, a module
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise InputError(f"{module}: Python cannot load it as a module; give a .py file")
@@ -191,17 +213,51 @@ def _import_file(module: str) -> ModuleType:
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
+        if isinstance(exc, ImportError) and "relative import" in str(exc):
+            raise _relative(module, function, path, exc) from None
         raise _raised(f"importing {module}", exc, [path]) from None
     return loaded
 
 
+def _relative(module: str, function: str, path: Path, exc: ImportError) -> InputError:
+    """A relative import in a file given by its path: name it as a package's module."""
+    parts = [path.stem]
+    folder = path.resolve().parent
+    while (folder / "__init__.py").is_file() and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    where = _user_line(exc, [path])
+    at = f" ({where})" if where else ""
+    if len(parts) == 1:
+        fix = (
+            "it is not in a package (no __init__.py beside it): use absolute imports, or put "
+            "it in a package and name it by its dotted name"
+        )
+    else:
+        dotted = ".".join(parts)
+        run_from = _shown_path(str(folder)) if folder != Path.cwd() else "the current folder"
+        fix = (
+            f"run graphbp import {show(dotted, 80)[1:-1]}:{show(function, 80)[1:-1]} from "
+            f"{run_from}"
+        )
+    return InputError(
+        f"importing {module} raised ImportError: {exc_text(exc, 200)}{at}: a file given by "
+        f"its path is run on its own, so its relative imports have no package; {fix}"
+    )
+
+
 def _import_module(module: str) -> ModuleType:
-    """Import a dotted module, found from the current folder first (as ``python -m``)."""
+    """Import a dotted module, found from the current folder first (as ``python -m``): also
+    where Python has already imported a module of that name from elsewhere (``random``,
+    ``types``), which :func:`_import_local` then loads from the current folder."""
     importlib.invalidate_caches()  # files made since this process looked
+    local = _local_file(module)
     try:
-        return importlib.import_module(module)
+        return importlib.import_module(module) if local is None else _import_local(module, local)
+    except InputError:
+        raise
     except ModuleNotFoundError as exc:
-        missing = exc.name or ""
+        missing = (exc.name or "").removeprefix(PRIVATE)  # a submodule of _import_local's
         if missing and (module == missing or module.startswith(f"{missing}.")):
             raise InputError(
                 f"{module}: no module named {show(missing, 60)} in the current folder "
@@ -216,16 +272,66 @@ def _import_module(module: str) -> ModuleType:
         raise _raised(f"importing {module}", exc, []) from None
 
 
+def _local_file(module: str) -> Path | None:
+    """The current folder's file for the top package of ``module`` (``NAME/__init__.py``, else
+    ``NAME.py``, as Python's path finder looks) where ``sys.modules`` already holds another
+    module of that name, which an import would return instead; else None."""
+    top = module.partition(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None:
+        return None
+    here = Path(os.getcwd())
+    for file in (here / top / "__init__.py", here / f"{top}.py"):
+        if file.is_file():
+            origin = getattr(loaded, "__file__", None)
+            same = origin is not None and os.path.realpath(origin) == os.path.realpath(file)
+            return None if same else file
+    return None
+
+
+def _import_local(module: str, file: Path) -> ModuleType:
+    """Import ``module`` whose top package is the current folder's ``file``, under a private
+    name (the module of the same name that Python imported stays in place for the code that
+    uses it)."""
+    top, _, rest = module.partition(".")
+    private = f"{PRIVATE}{top}"
+    for name in [n for n in sys.modules if n == private or n.startswith(f"{private}.")]:
+        del sys.modules[name]  # an earlier command's, in this process
+    package = file.name == "__init__.py"
+    if rest and not package:
+        raise InputError(
+            f"{module}: {file.name} in the current folder is a module, not a package, so it "
+            f"has no submodule {show(rest, 60)}; name a function of it ({top}:FUNCTION)"
+        )
+    locations = [str(file.parent)] if package else None
+    spec = importlib.util.spec_from_file_location(
+        private, file, submodule_search_locations=locations
+    )
+    if spec is None or spec.loader is None:
+        raise InputError(f"{file}: Python cannot load it as a module; give a .py file")
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[private] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        sys.modules.pop(private, None)
+        raise
+    return importlib.import_module(f"{private}.{rest}") if rest else loaded
+
+
 def _raised(doing: str, exc: BaseException, files: Sequence[Path]) -> InputError:
     """An exception of the user's code as one line: what raised what, and where."""
     kind = type(exc).__name__
-    if isinstance(exc, SystemExit):
-        return InputError(
-            f"{doing} called sys.exit({show(exc.code, 40)}); run a script's work under "
-            "if __name__ == '__main__': so that importing it only defines its functions"
-        )
     where = _user_line(exc, files)
     at = f" ({where})" if where else ""
+    if isinstance(exc, SystemExit):
+        fix = (
+            "run a script's work under if __name__ == '__main__': so that importing it only "
+            "defines its functions"
+            if doing.startswith("importing")
+            else "a loss function returns its loss: raise an exception instead, or fix the code"
+        )
+        return InputError(f"{doing} called sys.exit({show(exc.code, 80)}){at}; {fix}")
     return InputError(f"{doing} raised {kind}: {exc_text(exc, 400)}{at}; fix the code")
 
 
@@ -343,6 +449,8 @@ def _unflatten(arrays: Mapping[str, Any], path: Path) -> dict[str, Any]:
         InputError: an empty name part, nesting deeper than :data:`MAX_DEPTH`, a name that
             is both an array and a tree (``p`` and ``p.W``), digit keys that are not 0..n-1.
     """
+    from graphbp.graph import text_problem
+
     tree: dict[str, Any] = {}
     for member, value in arrays.items():
         parts = member.split(".")
@@ -351,6 +459,14 @@ def _unflatten(arrays: Mapping[str, Any], path: Path) -> dict[str, Any]:
                 f"{path}: member {show(member)} has an empty part between dots; name leaves "
                 "as params.W1, layers.0.w"
             )
+        for part in parts:
+            problem = text_problem(part)
+            if problem is not None:
+                raise InputError(
+                    f"{path}: member {show(member)} names a leaf {show(part)}, {problem}; "
+                    "node names have 1 to 1000 characters and no control or format "
+                    "characters: rename the member"
+                )
         if len(parts) > MAX_DEPTH:
             raise InputError(f"{path}: member {show(member)} nests deeper than {MAX_DEPTH} levels")
         node = tree
@@ -403,17 +519,19 @@ def _argnums(
         if not -count <= k < count:
             raise InputError(
                 f"--argnums {k}: {where} is called with {count} argument(s) "
-                f"({', '.join(names) or 'none'}, numbered 0 to {count - 1}); choose among them"
+                f"({', '.join(names) or 'none'}, numbered 0 to {count - 1}, or -1 to "
+                f"{-count} from the end); choose among them"
             )
         picked.append(k % count)
     if len(set(picked)) != len(picked):
-        raise InputError(f"--argnums {given}: names one argument twice")
-    for k in picked:
+        written = ",".join(str(k) for k in given)
+        raise InputError(f"--argnums {written}: names one argument twice")
+    for wrote, k in zip(given, picked, strict=True):
         for leaf in _leaves(call[k]):
             kind = np.asarray(leaf).dtype
             if kind.kind != "f":
                 raise InputError(
-                    f"--argnums {k} makes argument {names[k]!r} a parameter, but it holds "
+                    f"--argnums {wrote} makes argument {names[k]!r} a parameter, but it holds "
                     f"{kind} values; parameters are trained, so they must be floats: give "
                     "--argnums the argument(s) holding the weights (default 0)"
                 )
@@ -450,6 +568,8 @@ def _trace(
         if frames and not _is_user_file(frames[-1].filename) and _in_graphbp(frames[-1].filename):
             raise  # a bug of graphbp's: the command line says so
         raise _raised(f"tracing {where} on the arguments", exc, []) from None
+    except BaseException as exc:  # sys.exit (main() would take it for argparse's: silent)
+        raise _raised(f"tracing {where} on the arguments", exc, []) from None
 
 
 def _in_graphbp(filename: str) -> bool:
@@ -481,10 +601,38 @@ def refuse_opaque(net: Network, where: str) -> None:
     )
 
 
-def _loss_value(net: Network, params: Mapping[Any, Any], inputs: Mapping[Any, Any]) -> float:
-    """The loss of the imported network on the example arguments (NumPy, float64)."""
+def _loss_value(
+    net: Network, params: Mapping[Any, Any], inputs: Mapping[Any, Any], where: str
+) -> float:
+    """The loss of the imported network on the example arguments (NumPy, float64).
+
+    Raises:
+        InputError: it is NaN or infinite (nothing could train from there), naming the
+            likely cause: an argument without elements (a mean of nothing), else the values.
+    """
+    import warnings
+
+    import numpy as np
+
     prog = net.compile("numpy", "float64")
-    return float(prog.loss(params, inputs))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the value is checked below
+        loss = float(prog.loss(params, inputs))
+    if math.isfinite(loss):
+        return loss
+    values = {**params, **inputs}
+    empty = [f"{show(n, 40)} {tuple(np.shape(v))}" for n, v in values.items() if np.size(v) == 0]
+    cause = (
+        f"{'arguments' if len(empty) > 1 else 'argument'} {', '.join(empty[:3])} "
+        f"{'have' if len(empty) > 1 else 'has'} no elements (a mean or softmax of nothing)"
+        if empty
+        else "the example values (a log or division of zero, a square root of a negative, "
+        "an overflow)"
+    )
+    raise InputError(
+        f"{where}: its loss on the example arguments is {loss!r} (numpy, float64), likely from "
+        f"{cause}; nothing was written: give --args values on which the loss is finite"
+    )
 
 
 def summary(

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from graphbp.errors import GraphFileError, show
+from graphbp.errors import GraphFileError, exc_text, show
 from graphbp.io import read_regular_file
 
 if TYPE_CHECKING:
@@ -131,18 +132,16 @@ class _Reader:
         where = f"{self.path}: array {show(name)}"
         try:
             with self.archive.open(member) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"unsupported .npy version {version}")
-                shape = tuple(shape)
+                shape, fortran, dtype = _header(f, where, self.fix)
+                if any(n < 0 for n in shape):
+                    raise GraphFileError(
+                        f"{where} declares a negative dimension (shape {show(shape, 80)}); "
+                        f"{self.fix}"
+                    )
                 if want is not None and not shape_fits(shape, want):
                     raise GraphFileError(
-                        f"{where} has shape {shape} but the network needs {tuple(want)}; "
-                        f"the file does not belong to it; {self.fix}"
+                        f"{where} has shape {show(shape, 80)} but the network needs "
+                        f"{tuple(want)}; the file does not belong to it; {self.fix}"
                     )
                 if dtype.hasobject or dtype.kind not in self.kinds or dtype.itemsize > MAX_ITEMSIZE:
                     accepted = ", ".join(dict.fromkeys(KIND_NAMES[k] for k in self.kinds))
@@ -152,8 +151,13 @@ class _Reader:
                     )
                 nbytes = math.prod(shape) * dtype.itemsize
                 if nbytes > self.left:  # overlapping entries would multiply the file
+                    declared = (
+                        f"{nbytes:,}"
+                        if nbytes < 10**30
+                        else f"about 10^{int(nbytes.bit_length() * 0.30103)}"
+                    )
                     raise GraphFileError(
-                        f"{where} declares {nbytes:,} bytes of data, more than the file has "
+                        f"{where} declares {declared} bytes of data, more than the file has "
                         f"left for it; {self.fix}"
                     )
                 self.left -= nbytes
@@ -168,7 +172,54 @@ class _Reader:
         except GraphFileError:
             raise
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise GraphFileError(f"{where} cannot be read ({exc}); {self.fix}") from None
+            raise GraphFileError(
+                f"{where} cannot be read ({exc_text(exc, 200)}); {self.fix}"
+            ) from None
         if self.finite and dtype.kind == "f" and not np.isfinite(array).all():
             raise GraphFileError(f"{where} holds NaN or Inf; {self.fix}")
         return array.astype(array.dtype.newbyteorder("="), copy=True)
+
+
+MAX_HEADER = 10_000
+"""The longest .npy header read, in bytes: NumPy's own limit (``max_header_size``)."""
+
+
+def _header(f: IO[bytes], where: str, fix: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """The shape, Fortran order and dtype of the .npy member open as ``f`` (left at its data).
+
+    Raises:
+        GraphFileError: not a .npy version 1.0 or 2.0, a header longer than
+            :data:`MAX_HEADER`, or one NumPy cannot parse (whatever NumPy raised).
+    """
+    try:
+        magic = f.read(8)
+        version = np.lib.format.read_magic(io.BytesIO(magic))
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+        width = 2 if version == (1, 0) else 4
+        size_field = f.read(width)
+        if len(size_field) != width:
+            raise ValueError("the member ends inside its header")
+    except ValueError as exc:
+        raise GraphFileError(f"{where} cannot be read ({exc_text(exc, 200)}); {fix}") from None
+    length = int.from_bytes(size_field, "little")
+    if length > MAX_HEADER:  # NumPy's message would advise allow_pickle=True: never
+        raise GraphFileError(
+            f"{where} has a .npy header of {length:,} bytes, longer than the {MAX_HEADER:,} "
+            f"bytes NumPy reads; it is not an array NumPy wrote; {fix}"
+        )
+    header = f.read(length)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a Python 2 header: refused, not read with a warning
+            read = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read(io.BytesIO(size_field + header))
+    except Exception as exc:  # whatever NumPy's parser raises on a hostile header
+        raise GraphFileError(
+            f"{where} cannot be read (its .npy header is malformed: {exc_text(exc, 200)}); {fix}"
+        ) from None
+    return tuple(shape), bool(fortran), dtype

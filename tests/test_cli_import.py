@@ -95,7 +95,11 @@ def mlp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ("pkg.nosuch:loss", {"pkg/__init__.py": ""}, r"no module named 'pkg.nosuch'"),
         ("nosuch.py:loss", {}, r"nosuch.py: no such file; give the path of a Python file"),
         ("sub/:loss", {"sub/x.py": ""}, r"sub/: not a file"),
-        ("mlp:nope", {}, r"mlp:nope: module mlp has no 'nope'; it defines loss"),
+        (
+            "mlp:nope",
+            {},
+            r"mlp:nope: module mlp \(read from mlp.py\) has no 'nope'; it defines loss",
+        ),
         ("mlp:loss.nope", {}, r"mlp:loss.nope: mlp:loss has no 'nope'"),
         ("consts:RATE", {"consts.py": "RATE = 0.1\n"}, r"consts:RATE: is a float, not a function"),
         (
@@ -122,7 +126,37 @@ def mlp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (
             "script.py:f",
             {"script.py": "import sys\n\nsys.exit(3)\n"},
-            r"importing script.py called sys.exit\(3\); run a script's work under if __name__",
+            r"importing script.py called sys.exit\(3\) \(script.py:3\); run a script's work "
+            r"under if __name__",
+        ),
+        (
+            "method:Net.loss",
+            {"method.py": "class Net:\n    def loss(self, params, x, y):\n        return 0.0\n"},
+            r"method:Net.loss: is a method of class 'Net', whose first parameter \(self\) is an "
+            r"instance that no --args member can give; make it a @staticmethod",
+        ),
+        (
+            "random:nope",  # the current folder's random.py, not Python's random
+            {"random.py": "def loss(params, x, y):\n    return 0.0\n"},
+            r"random:nope: module random \(read from random.py\) has no 'nope'; it defines loss$",
+        ),
+        (
+            "random.sub:loss",
+            {"random.py": "def loss(params, x, y):\n    return 0.0\n"},
+            r"random.sub: random.py in the current folder is a module, not a package, so it has "
+            r"no submodule 'sub'; name a function of it \(random:FUNCTION\)",
+        ),
+        (
+            "relpkg/sub/rel.py:loss",
+            {
+                "relpkg/__init__.py": "",
+                "relpkg/sub/__init__.py": "",
+                "relpkg/sub/rel.py": "from . import x\n",
+            },
+            r"importing relpkg/sub/rel.py raised ImportError: attempted relative import with no "
+            r"known parent package \(relpkg/sub/rel.py:1\): a file given by its path is run on its "
+            r"own, so its relative imports have no package; run graphbp import "
+            r"relpkg.sub.rel:loss from the current folder$",
         ),
     ],
 )
@@ -213,6 +247,16 @@ def savez(path: Path, **arrays: Any) -> Path:
         ),
         (lambda a: a.update({"params..W1": np.zeros(2)}), r"'params..W1' has an empty part"),
         (
+            lambda a: a.update({"params.W\n1": np.zeros(2)}),
+            r"^graphbp import: error: args.npz: member 'params.W\\n1' names a leaf 'W\\n1', a "
+            r"str with a control character \(U\+000A\) at position 1; .*rename the member$",
+        ),
+        (
+            lambda a: a.update({"params.\u202eb": np.zeros(2)}),
+            r"args.npz: member 'params.\\u202eb' names a leaf '\\u202eb', a str with a format "
+            r"character \(U\+202E\)",
+        ),
+        (
             lambda a: a.update({"x.0": np.zeros(2), "x.2": np.zeros(2)}) or a.pop("x"),
             r"the members under 'x' are numbered 0, 2; a list's are 0 to 1, each once",
         ),
@@ -237,8 +281,10 @@ def test_members_that_do_not_fit_the_function_are_named(
     [
         ("3", r"--argnums 3: mlp:loss is called with 3 argument\(s\) \(params, x, y, numbered"),
         ("-4", r"--argnums -4: mlp:loss is called with 3 argument"),
-        ("0,-3", r"names one argument twice"),
+        ("0,-3", r"--argnums 0,-3: names one argument twice"),
         ("2", r"--argnums 2 makes argument 'y' a parameter, but it holds int64 values"),
+        ("-1", r"--argnums -1 makes argument 'y' a parameter, but it holds int64 values"),
+        ("-3,-1", r"--argnums -1 makes argument 'y' a parameter"),
     ],
 )
 def test_argnums_out_of_range_or_on_integers_is_refused(
@@ -276,6 +322,14 @@ def npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
     header = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape!r}, }}"
     header += " " * (63 - (len(header) + 10) % 64) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+
+
+def raw_header(text: str, data: bytes = b"\0" * 8) -> bytes:
+    """A version 1.0 .npy member whose header is ``text`` as it is, then ``data``."""
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1") + data
+
+
+GOOD_HEADER = "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }"
 
 
 def zipped(path: Path, members: list[tuple[str, bytes]]) -> Path:
@@ -332,6 +386,33 @@ HOSTILE = {
         r"holds the array 'x' twice",
     ),
     "not a zip file": (lambda p: p.write_bytes(b"not a zip") and p, r"not a readable .npz file"),
+    "a header dict without its }": (
+        lambda p: zipped(p, [("x.npy", raw_header(GOOD_HEADER[:-1] + "\n"))]),
+        r"array 'x' cannot be read \(its .npy header is malformed: .*EOF in multi-line",
+    ),
+    "a header that calls a function": (
+        lambda p: zipped(p, [("x.npy", raw_header(GOOD_HEADER.replace("(1,)", "eval('1')")))]),
+        r"array 'x' cannot be read \(its .npy header is malformed: ",
+    ),
+    "a Python 2 header": (
+        lambda p: zipped(p, [("x.npy", raw_header(GOOD_HEADER.replace("(1,)", "(1L,)")))]),
+        r"array 'x' cannot be read \(its .npy header is malformed: .*created on Python 2",
+    ),
+    "a header longer than NumPy reads": (
+        lambda p: zipped(p, [("x.npy", raw_header(GOOD_HEADER.ljust(10_100) + "\n"))]),
+        r"array 'x' has a .npy header of 10,101 bytes, longer than the 10,000 bytes NumPy "
+        r"reads; it is not an array NumPy wrote",
+    ),
+    "a negative dimension": (
+        lambda p: zipped(p, [("x.npy", npy_header((-1, 4)))]),
+        r"array 'x' declares a negative dimension \(shape \(-1, 4\)\)",
+    ),
+    "a dimension of 4,000 digits": (
+        lambda p: zipped(
+            p, [("x.npy", raw_header(GOOD_HEADER.replace("(1,)", f"({'9' * 4000},)")))]
+        ),
+        r"array 'x' declares about 10\^\d+ bytes of data, more than the file has left",
+    ),
 }
 
 
@@ -346,6 +427,7 @@ def test_a_hostile_args_file_is_refused_before_it_is_used(
     assert status == 2 and out == [] and len(err) == 1, err
     assert err[0].startswith("graphbp import: error: args.npz: "), err
     assert re.search(message, err[0]), err[0]
+    assert "allow_pickle" not in err[0] and len(err[0]) < 500  # NumPy's advice: never passed on
     assert not (mlp_dir / "graphbp-import").exists()
 
 
@@ -358,6 +440,23 @@ def test_a_pipe_or_folder_as_args_is_refused_without_reading(
     for name, kind in (("pipe.npz", "a pipe or device"), ("folder.npz", "a folder")):
         status, _, err = run_main(["import", "mlp:loss", "--args", name], capsys)
         assert status == 2 and f"{name}: is {kind}, not a .npz file" in err[0], err
+
+
+@needs_jax
+def test_a_malformed_header_in_a_folder_is_one_line_for_check(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_main(["import", "mlp:loss", "--args", "args.npz", "-o", "o"], capsys)[0] == 0
+    with np.load(mlp_dir / "o" / "params.npz") as p:
+        members = [(f"{k}.npy", npy(v)) for k, v in p.items() if k != "W1"]
+    zipped(mlp_dir / "o" / "params.npz", [*members, ("W1.npy", raw_header(GOOD_HEADER[:-1]))])
+    status, _, err = run_main(["check", "o", "--backend", "numpy"], capsys)
+    assert status == 2 and len(err) == 1, err
+    assert err[0].startswith(
+        "graphbp check: error: o/params.npz: array 'W1' cannot be read (its .npy header is "
+        "malformed: "
+    ), err
+    assert err[0].endswith("; import (or train) the network again"), err
 
 
 # ------------------------------------------------------------------ folders as graph files
@@ -607,6 +706,21 @@ def test_an_opaque_network_is_refused_with_nothing_written(
             r"tracing bad1:loss on the arguments raised KeyError: 'nope' \(bad1.py:2\)",
         ),
         (
+            "import sys\n\n\ndef loss(params, x, y):\n    sys.exit(5)\n",
+            r"^graphbp import: error: tracing bad3:loss on the arguments called sys.exit\(5\) "
+            r"\(bad3.py:5\); a loss function returns its loss: raise an exception instead",
+        ),
+        (
+            "def loss(params, x, y):\n    raise SystemExit('usage: train.py DATA')\n",
+            r"tracing bad4:loss on the arguments called sys.exit\('usage: train.py DATA'\) "
+            r"\(bad4.py:2\)",
+        ),
+        (
+            "class Stop(BaseException):\n    pass\n\n\n"
+            "def loss(params, x, y):\n    raise Stop('now')\n",
+            r"tracing bad5:loss on the arguments raised Stop: now \(bad5.py:6\); fix the code",
+        ),
+        (
             "def loss(params, x, y):\n    return x * 2\n",
             r"returned an array of shape \(6, 3\); from_jax needs a function returning its loss",
         ),
@@ -660,6 +774,89 @@ def test_lists_dotted_functions_and_several_argnums(
     net = gb.Network.from_json(tmp_path / "o" / "network.json")
     assert sorted(net.params) == ["0.w", "1.w", "scale"] and net.inputs == ["x"]
     assert out[1] == "  params (22 numbers): '0.w' (3, 4), '1.w' (4, 2), 'scale' (2,)"
+
+
+@needs_jax
+def test_negative_argnums_are_taken_as_written(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = ["import", "mlp:loss", "--args", "args.npz", "--argnums", "-3,-2", "-o", "o"]
+    status, _, err = run_main(command, capsys)
+    assert status == 0, err
+    net = gb.Network.from_json(mlp_dir / "o" / "network.json")
+    assert sorted(net.params) == ["W1", "W2", "b1", "b2", "x"] and net.inputs == ["y"]
+
+
+@needs_jax
+def test_a_module_python_has_already_imported_is_the_current_folders(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As python -m finds it: ./random.py, not Python's random; ./types/, not Python's types."""
+    import random
+    import types
+
+    write(mlp_dir, {"random.py": MLP, "types/__init__.py": "", "types/act.py": ACT})
+    write(
+        mlp_dir,
+        {
+            "types/model.py": MLP.replace("jnp.tanh(", "act(").replace(
+                "import jax\n", "import jax\nfrom .act import act\n"
+            )
+        },
+    )
+    for spec in ("random:loss", "types.model:loss"):
+        status, out, err = run_main(["import", spec, "--args", "args.npz", "-o", "o"], capsys)
+        assert status == 0 and out[0].startswith(f"graphbp import: {spec}: "), err
+    assert sys.modules["random"] is random and sys.modules["types"] is types  # Python's, kept
+    net = gb.Network.from_json(mlp_dir / "o" / "network.json")
+    assert "tanh" not in {net.op_name(n) for n in net.order}  # the current folder's act
+
+
+ACT = """\
+import jax.numpy as jnp
+
+
+def act(z):
+    return z / (1 + jnp.abs(z))
+"""
+
+
+@needs_jax
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        (
+            {"x": np.zeros((0, 3)), "y": np.zeros((0, 2))},
+            r"^graphbp import: error: mlp:loss: its loss on the example arguments is nan \(numpy, "
+            r"float64\), likely from arguments 'x' \(0, 3\), 'y' \(0, 2\) have no elements \(a "
+            r"mean or softmax of nothing\); nothing was written: give --args values on which the "
+            r"loss is finite$",
+        ),
+        (
+            {"y": np.full((6, 2), 1e300)},
+            r"mlp:loss: its loss on the example arguments is inf \(numpy, float64\), likely from "
+            r"the example values \(",
+        ),
+    ],
+)
+def test_a_loss_that_is_not_finite_on_the_arguments_is_refused(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str], members: dict[str, Any], message: str
+) -> None:
+    savez(mlp_dir / "args.npz", **{**example(), **members})
+    status, out, err = run_main(["import", "mlp:loss", "--args", "args.npz"], capsys)
+    assert status == 2 and out == [] and len(err) == 1, err
+    assert re.search(message, err[0]), err[0]
+    assert not (mlp_dir / "graphbp-import").exists()
+
+
+@needs_jax
+def test_an_output_name_is_printed_escaped(
+    mlp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run_main(["import", "mlp:loss", "--args", "args.npz", "-o", "a\nb"], capsys)
+    assert status == 0, err
+    assert out[-1] == "wrote a\\nb/network.json, a\\nb/params.npz, a\\nb/inputs.npz"
+    assert (mlp_dir / "a\nb" / "network.json").is_file()
 
 
 POSITIVE = """\
