@@ -28,6 +28,7 @@ from graphbp.errors import NonFiniteError as NonFiniteError
 from graphbp.errors import PluginError as PluginError
 from graphbp.errors import TransformError as TransformError
 from graphbp.graph import Network as Network
+from graphbp.jax_import import from_jax as from_jax
 from graphbp.model import Model as Model
 from graphbp.model import load as load
 from graphbp.op import Op as Op
@@ -66,6 +67,7 @@ __all__ = [
     "chain_rule",
     "diamond_chain",
     "explain",
+    "from_jax",
     "get_backend",
     "get_op",
     "load",

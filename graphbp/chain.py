@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.errors import GraphError, InputError, PluginError, show, visible
-from graphbp.op import call_vjp, defines_vjp
-from graphbp.registry import get_backend
+from graphbp.op import call_forward, call_vjp, defines_vjp, runs_on
+from graphbp.registry import backends, get_backend
 
 if TYPE_CHECKING:
     from graphbp.graph import Network
@@ -450,27 +450,49 @@ def _contribution(net: Network, path: tuple[Edge, ...], values: Mapping[Hashable
     g: Any = np.ones(())
     for edge in path:
         node, op = edge.target, net.ops[edge.target]
-        if not defines_vjp(op):
-            raise PluginError(
-                f"op {op.name!r} at node {node!r} defines no vjp, so its path contributions "
-                f"cannot be computed; define vjp(...) in {type(op).__qualname__}"
-            )
         operands = [value(a) for a in net.operands[node]]
         needs = tuple(i == edge.position for i in range(len(operands)))
-        with np.errstate(all="ignore"):
-            cts = call_vjp(
-                op,
-                arrays,
-                g,
-                value(node),
-                operands,
-                net.attrs[node],
-                shapes=[x.shape for x in operands],
-                needs=needs,
-                node=node,
-            )
-        g = cts[edge.position]
+        shapes = [x.shape for x in operands]
+        if defines_vjp(op) and runs_on(op, "numpy"):
+            with np.errstate(all="ignore"):
+                cts = call_vjp(
+                    op, arrays, g, value(node), operands, net.attrs[node],
+                    shapes=shapes, needs=needs, node=node,
+                )  # fmt: skip
+        else:
+            cts = _autodiff_vjp(net, node, g, operands, needs)
+        g = np.asarray(cts[edge.position], dtype=np.float64)
     return g
+
+
+def _autodiff_vjp(
+    net: Network, node: Hashable, g: Any, operands: list[Any], needs: tuple[bool, ...]
+) -> tuple[Any, ...]:
+    """The cotangents of an op without a NumPy vjp (an opaque node, a plugin without vjp):
+    ``jax.vjp`` of its forward on the JAX backend, in float64.
+
+    Raises:
+        PluginError: JAX is not installed, so nothing can differentiate the op.
+    """
+    op = net.ops[node]
+    if "jax" not in backends():
+        raise PluginError(
+            f"op {op.name!r} at node {node!r} defines no vjp NumPy can run, so its path "
+            f"contributions need JAX's autodiff: pip install 'graphbp[jax]' (or define "
+            f"vjp(...) in {type(op).__qualname__})"
+        )
+    jax = get_backend("jax")
+    arrays = jax.arrays("float64")
+    attrs = net.attrs[node]
+    with jax.precision("float64"):
+        xs = [jax.asarray(x, "float64") for x in operands]
+        rule = jax.autodiff(lambda v: call_forward(op, arrays, v, attrs, node=node))
+        out = call_forward(op, arrays, xs, attrs, node=node)
+        cts = call_vjp(
+            op, arrays, jax.asarray(g, "float64"), out, xs, attrs,
+            shapes=[x.shape for x in operands], needs=needs, node=node, rule=rule,
+        )  # fmt: skip
+        return tuple(None if c is None else jax.to_numpy(c) for c in cts)
 
 
 # ------------------------------------------------------------------------------- the cost

@@ -20,8 +20,10 @@ from graphbp.shapes import infer_shapes
 if TYPE_CHECKING:
     from graphbp.program import Program, Traversal
 
-RESERVED = frozenset({"op", "shape", "scope"})
-"""Node attributes the schema owns; every other one on an op node is passed to the op."""
+RESERVED = frozenset({"op", "shape", "scope", "source"})
+"""Node attributes the schema owns; every other one on an op node is passed to the op.
+``source`` is where the node's computation was written (``model.py:14``, set by
+``from_jax``), drawn in its tooltip."""
 LEAF_ATTRS = {
     "input": frozenset({"shape"}),
     "param": frozenset({"shape", "init"}),
@@ -192,7 +194,8 @@ class Network:
         """The graph as NetworkX node-link data, with the loss in ``graph["loss"]``."""
         g = self._graph.copy()
         g.graph["loss"] = self.loss
-        for _, attrs in g.nodes(data=True):
+        for node, attrs in g.nodes(data=True):
+            _check_saveable(node, attrs)
             if hasattr(attrs.get("value"), "tolist"):  # an array (or NumPy scalar) as lists
                 attrs["value"] = attrs["value"].tolist()
         return dict(nx.node_link_data(g, edges="edges"))
@@ -263,6 +266,24 @@ class Network:
                 f"{path}: expected a JSON object with 'nodes' and 'edges', got {_kind(data)}"
             )
         return cls.from_dict(data, source=str(path))
+
+
+def _check_saveable(node: Hashable, attrs: Mapping[str, Any]) -> None:
+    """Raise GraphError if a node attribute is an object that says it is not data (has a
+    ``not_data`` reason, as an opaque node's JAX ``call`` does)."""
+    for key, value in attrs.items():
+        why = getattr(value, "not_data", None)
+        if not isinstance(why, str):
+            continue
+        what = f"node {node!r} (op {attrs.get('op')!r}"
+        for extra in ("primitive", "source"):
+            if isinstance(attrs.get(extra), str):
+                what += f", {extra} {attrs[extra]}"
+        raise GraphError(
+            f"cannot save the network: {what}) has attribute {key!r}, {show(value)}, and "
+            f"{why}; keep the network in memory (or rewrite that part of the function with "
+            "operations graphbp has ops for, `graphbp ops`)"
+        )
 
 
 def _names(nodes: list[Hashable], shown: int = 8) -> str:
@@ -386,12 +407,14 @@ def _check_names(g: nx.DiGraph) -> None:
                     f"node {node!r} has an attribute key {show(key)} that is {problem}; "
                     f"an attribute key is {TEXT_RULE}, as a text node name is"
                 )
-        scope = data.get("scope")
-        if scope is not None:
-            problem = text_problem(scope) if isinstance(scope, str) else _kind(scope)
+        for key in ("scope", "source"):
+            text = data.get(key)
+            if text is None:
+                continue
+            problem = text_problem(text) if isinstance(text, str) else _kind(text)
             if problem is not None:
                 raise GraphError(
-                    f"node {node!r} has scope={show(scope)}, {problem}; a scope is {TEXT_RULE}, "
+                    f"node {node!r} has {key}={show(text)}, {problem}; a {key} is {TEXT_RULE}, "
                     "as a text node name is"
                 )
     taken = ("source", "target", "key")  # node-link JSON's own keys for an edge

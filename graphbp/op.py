@@ -76,6 +76,8 @@ class Op:
       requires an attribute must define it).
     - ``describe(attrs)``: the label and local-derivative texts for a node's attributes
       (default: ``label`` and ``local_grads``).
+    - ``backends``: the backends the op runs on (default None: every backend). Compiling a
+      network holding it for another backend is a GraphError naming the node.
 
     Example:
         >>> class Cube(Op):
@@ -92,6 +94,7 @@ class Op:
     label: ClassVar[str] = ""
     local_grads: ClassVar[tuple[str, ...]] = ()
     vjp_reads: ClassVar[tuple[int | str, ...] | None] = None
+    backends: ClassVar[tuple[str, ...] | None] = None
     stops_gradient: ClassVar[bool] = False
 
     def forward(self, xp: Any, *operands: Array, **attrs: Any) -> Array:
@@ -206,6 +209,11 @@ def defines_vjp(op: Op) -> bool:
     return type(op).vjp is not Op.vjp
 
 
+def runs_on(op: Op, backend: str) -> bool:
+    """Whether ``op`` runs on the backend named ``backend`` (its ``backends``)."""
+    return op.backends is None or backend in op.backends
+
+
 def defines_shape(op: Op) -> bool:
     """Whether ``op`` has a shape rule (else shape inference probes its forward)."""
     return type(op).shape is not Op.shape
@@ -229,6 +237,14 @@ def validate_op(op: Op) -> None:
         raise PluginError(
             f"op class {cls} is named {name!r}, a leaf kind of the graph schema "
             f"({', '.join(LEAVES)}); leaves belong to graphbp's core, so pick another name"
+        )
+    runs = op.backends
+    if runs is not None and not (
+        isinstance(runs, tuple | list) and runs and all(isinstance(b, str) for b in runs)
+    ):
+        raise PluginError(
+            f"op {name!r} ({cls}): backends is {show(runs)}; set it to a tuple of backend "
+            "names the op runs on, e.g. backends = ('jax',), or leave it None (every backend)"
         )
     if type(op).forward is Op.forward:
         raise PluginError(f"op {name!r} ({cls}) does not define forward(self, xp, *operands)")

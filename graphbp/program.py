@@ -19,8 +19,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from graphbp.backend import Backend, check_dtype
 from graphbp.codegen import generate, generate_entry, write
 from graphbp.engine import Rules, Run, interpret
-from graphbp.errors import InputError, PluginError, article, show
-from graphbp.op import Array, call_forward, call_vjp, defines_vjp, shape_fits, signature_of
+from graphbp.errors import GraphError, InputError, PluginError, article, show
+from graphbp.op import (
+    Array,
+    call_forward,
+    call_vjp,
+    defines_vjp,
+    runs_on,
+    shape_fits,
+    signature_of,
+)
 from graphbp.plan import BackStep, Plan, Step, build_plan
 
 if TYPE_CHECKING:
@@ -43,6 +51,31 @@ GENERATED_MAX_STEPS = 10_000
 compiling a plan's source costs about 65 µs per step (110 µs beyond 20,000 steps) and the
 generated code then saves about 1.5 µs per step on every run: it pays after 40-75 runs at any
 size, but above this size its first run waits more than 0.7 s (README, Speed)."""
+
+
+def check_backend(network: Network, backend: str) -> None:
+    """Raise GraphError if an op node of ``network`` does not run on ``backend``: the node,
+    its op, the primitive and source line where it has them, and the fix."""
+    for node, op in network.ops.items():
+        if runs_on(op, backend):
+            continue
+        data = network.graph.nodes[node]
+        what = f"node {node!r} (op {op.name!r}"
+        if isinstance(data.get("primitive"), str):
+            what += f", JAX primitive {data['primitive']!r}"
+        if isinstance(data.get("source"), str):
+            what += f", from {data['source']}"
+        runs = " or ".join(repr(b) for b in op.backends or ())
+        raise GraphError(
+            f"{what}) runs only on the {runs} backend, not on {backend!r}; compile with "
+            f"backend={(op.backends or ('jax',))[0]!r}"
+            + (
+                ", or rewrite that part of the function with operations graphbp has ops for "
+                "(`graphbp ops` lists them)"
+                if "primitive" in data
+                else ""
+            )
+        )
 
 
 class Program:
@@ -80,6 +113,7 @@ class Program:
     ) -> None:
         self.network = network
         self.backend = backend
+        check_backend(network, backend.name)
         self.dtype = check_dtype(dtype)
         self.check_finite = check_finite
         self.xp = backend.xp

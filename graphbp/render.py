@@ -275,6 +275,9 @@ def _draw_nodes(
                     attrs["fillcolor"] = "#f8c9c4"
             label = _node_label(net, node, reuse.get(node), values, grads)
             name = node_id(net, node)
+            source = net.graph.nodes[node].get("source")
+            if source is not None:  # where the node's computation was written
+                attrs["tooltip"] = _tooltip(f"{node} ({net.op_name(node)}) — {source}")
             target.node(name, label=_label(label, "node"), id=name, **attrs)
 
     for k, (scope, nodes) in enumerate(groups.items()):
@@ -425,6 +428,12 @@ def markup(text: str) -> str:
     for plain, sup in (("ᵀ", "T"), ("²", "2"), ("³", "3")):
         out = out.replace(plain, f"<SUP>{sup}</SUP>")
     return out
+
+
+def _tooltip(text: str) -> str:
+    """User text as a Graphviz tooltip (an escString): visible, shortened, and with its
+    backslashes doubled so that none starts an escape such as ``\\N``."""
+    return _short(visible(text)).replace("\\", "\\\\")
 
 
 def _text(text: str) -> str:

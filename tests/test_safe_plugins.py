@@ -18,6 +18,7 @@ from test_contracts import TRAVERSALS, _both, _outcome, _same
 from test_random_graphs import SETTINGS, moderate_example, random_networks
 
 import graphbp as gb
+from graphbp.op import runs_on
 from graphbp.testing import check_op
 
 # ------------------------------------------------------------------ a plugin that misbehaves
@@ -334,7 +335,8 @@ def test_check_op_catches_a_plugin_writing_into_what_it_is_given(
 
 def test_check_op_passes_every_builtin_op_under_the_write_checks() -> None:
     for name in gb.ops():
-        assert check_op(name).compared > 0
+        if runs_on(gb.get_op(name), "numpy"):  # the write checks are NumPy's
+            assert check_op(name).compared > 0
 
 
 def test_the_gradcheck_fixture_catches_a_write(pytester: pytest.Pytester) -> None:

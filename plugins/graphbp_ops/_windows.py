@@ -1,0 +1,166 @@
+"""Sliding windows as XLA defines them for convolutions and reduce_window: the input dilated
+(``base``/``lhs_dilation``: holes between elements), padded (a negative pad crops), then read
+at ``start + k·window_dilation`` for every window offset k, every ``stride`` elements. The
+windows are strided views, one per offset, and their transpose adds each one back in place."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from graphbp_ops._attrs import ints, pairs
+
+
+class Windows(NamedTuple):
+    """The geometry of windows over some axes of an array."""
+
+    axes: tuple[int, ...]
+    """The windowed axes of the array."""
+    sizes: tuple[int, ...]
+    """The window's size along each windowed axis."""
+    strides: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    base_dilation: tuple[int, ...]
+    window_dilation: tuple[int, ...]
+    in_sizes: tuple[int, ...]
+    """The input's size along each windowed axis."""
+    padded: tuple[int, ...]
+    """The dilated and padded input's size along each windowed axis."""
+    out: tuple[int, ...]
+    """The number of windows along each windowed axis."""
+
+    def offsets(self) -> list[tuple[int, ...]]:
+        """Every window offset, in row-major order (XLA's order within a window)."""
+        return list(itertools.product(*map(range, self.sizes)))
+
+
+def dilated(size: int, d: int) -> int:
+    """The size of ``size`` elements with ``d - 1`` holes between neighbours."""
+    return 0 if size == 0 else (size - 1) * d + 1
+
+
+def windows(
+    in_sizes: Sequence[int],
+    axes: Sequence[int],
+    sizes: Sequence[int],
+    strides: Any,
+    padding: Any,
+    base_dilation: Any,
+    window_dilation: Any,
+    names: tuple[str, str, str, str] = (
+        "window_strides",
+        "padding",
+        "base_dilation",
+        "window_dilation",
+    ),
+) -> Windows:
+    """Check the window attributes (named ``names``) and compute the window geometry.
+
+    Raises:
+        TypeError, ValueError: an attribute of the wrong type, length or range; a padding
+            that crops more than the input has.
+    """
+    n = len(axes)
+    strides = ints(names[0], strides, n, low=1)
+    padding = pairs(names[1], padding, n)
+    base = ints(names[2], base_dilation, n, low=1)
+    wdil = ints(names[3], window_dilation, n, low=1)
+    padded, out = [], []
+    for i in range(n):
+        p = dilated(in_sizes[i], base[i]) + padding[i][0] + padding[i][1]
+        if p < 0:
+            raise ValueError(
+                f"{names[1]} {list(padding[i])} crops more than axis {axes[i]}'s "
+                f"{dilated(in_sizes[i], base[i])} elements"
+            )
+        span = dilated(sizes[i], wdil[i])
+        padded.append(p)
+        out.append(max((p - span) // strides[i] + 1, 0))
+    return Windows(
+        tuple(axes),
+        tuple(sizes),
+        tuple(strides),
+        tuple(padding),
+        tuple(base),
+        tuple(wdil),
+        tuple(in_sizes),
+        tuple(padded),
+        tuple(out),
+    )
+
+
+def _dilate(xp: Any, x: Any, axis: int, d: int, fill: Any) -> Any:
+    """``x`` with ``d - 1`` copies of ``fill`` between neighbours along ``axis``."""
+    n = x.shape[axis]
+    if d == 1 or n <= 1:
+        return x
+    x = xp.moveaxis(x, axis, -1)
+    holes = xp.full((*x.shape, d - 1), fill, dtype=x.dtype)
+    spread = xp.reshape(xp.concatenate([x[..., None], holes], axis=-1), (*x.shape[:-1], n * d))
+    return xp.moveaxis(spread[..., : (n - 1) * d + 1], -1, axis)
+
+
+def pad(xp: Any, x: Any, widths: dict[int, tuple[int, int]], fill: Any) -> Any:
+    """``x`` padded by ``widths`` ({axis: (lo, hi)}) with ``fill``; a negative width crops."""
+    grow = [widths.get(a, (0, 0)) for a in range(x.ndim)]
+    positive = [(max(lo, 0), max(hi, 0)) for lo, hi in grow]
+    if any(lo or hi for lo, hi in positive):
+        x = xp.pad(x, positive, constant_values=fill)
+    if any(lo < 0 or hi < 0 for lo, hi in grow):
+        x = x[
+            tuple(slice(max(-lo, 0), x.shape[a] - max(-hi, 0)) for a, (lo, hi) in enumerate(grow))
+        ]
+    return x
+
+
+def prepare(xp: Any, x: Any, w: Windows, fill: Any) -> Any:
+    """``x`` dilated and padded along the windowed axes, filled with ``fill``."""
+    for axis, d in zip(w.axes, w.base_dilation, strict=True):
+        x = _dilate(xp, x, axis, d, fill)
+    return pad(xp, x, dict(zip(w.axes, w.padding, strict=True)), fill)
+
+
+def unprepare(xp: Any, dx: Any, w: Windows) -> Any:
+    """The transpose of ``prepare``: a cotangent of the padded input summed back to the input
+    (the padding and the holes get none)."""
+    dx = pad(xp, dx, {a: (-lo, -hi) for a, (lo, hi) in zip(w.axes, w.padding, strict=True)}, 0)
+    if all(d == 1 for d in w.base_dilation):
+        return dx
+    cut = [slice(None)] * dx.ndim
+    for axis, d in zip(w.axes, w.base_dilation, strict=True):
+        cut[axis] = slice(None, None, d)
+    return dx[tuple(cut)]
+
+
+def _view(ndim: int, w: Windows, offset: tuple[int, ...]) -> tuple[slice, ...]:
+    """The slices that read window element ``offset`` of every window."""
+    cut = [slice(None)] * ndim
+    for axis, k, r, s, n in zip(w.axes, offset, w.window_dilation, w.strides, w.out, strict=True):
+        start = k * r
+        cut[axis] = slice(start, start + (n - 1) * s + 1 if n else start, s)
+    return tuple(cut)
+
+
+def views(padded: Any, w: Windows) -> list[Any]:
+    """Window element k of every window, one strided view per offset k (row-major)."""
+    return [padded[_view(padded.ndim, w, k)] for k in w.offsets()]
+
+
+def add_views(xp: Any, parts: Sequence[Any], shape: tuple[int, ...], dtype: Any, w: Windows) -> Any:
+    """The transpose of ``views``: each part added into a zero array of ``shape`` where its
+    view reads (in place on NumPy; ``.at[].add`` on JAX, which XLA fuses)."""
+    total = xp.zeros(shape, dtype=dtype)
+    for k, part in zip(w.offsets(), parts, strict=True):
+        where = _view(len(shape), w, k)
+        if hasattr(total, "at"):
+            total = total.at[where].add(part)
+        else:
+            total[where] += part
+    return total
+
+
+def count(w: Windows) -> int:
+    """The number of elements in a window."""
+    return math.prod(w.sizes)

@@ -1,0 +1,751 @@
+"""The math ops a JAX function's jaxpr is made of, one per ``jax.lax`` primitive, with JAX's
+own derivative rules: general contraction (``dot_general``), powers, roots, ``abs``/``sign``,
+``erf``/``erfc``, ``log1p``/``expm1``, ``sin``/``cos`` and the maxima and minima.
+
+Attributes arrive as a JSON graph file gives them (lists where JAX has tuples) and are
+checked by each shape rule before anything is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from graphbp import Op
+from graphbp.op import Example
+from graphbp_ops._examples import BROADCAST_SHAPES, away_from_zero
+from graphbp_ops._shapes import axes as checked_axes
+from graphbp_ops.arithmetic import _Binary
+from graphbp_ops.elementwise import _Elementwise
+
+Shape = tuple[int, ...]
+Axes = tuple[int, ...]
+_ALL = (True, True)
+
+
+def _ints(value: Any, what: str) -> Axes:
+    """``value`` as a tuple of ints (a list or tuple of them); TypeError otherwise."""
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{what} must be a list of ints; got {type(value).__name__}")
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"{what} must be a list of ints; it holds {type(v).__name__}")
+    return tuple(value)
+
+
+# ---------------------------------------------------------------- dot_general
+
+
+class DimensionNumbers(NamedTuple):
+    """``((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))`` as tuples."""
+
+    a_contract: Axes
+    b_contract: Axes
+    a_batch: Axes
+    b_batch: Axes
+
+
+def _dimension_numbers(dn: Any) -> DimensionNumbers:
+    """The attribute as a hashable DimensionNumbers; TypeError/ValueError for another form."""
+    form = "[[lhs_contracting, rhs_contracting], [lhs_batch, rhs_batch]] (lists of ints)"
+    if not isinstance(dn, list | tuple) or len(dn) != 2:
+        raise TypeError(f"dimension_numbers must be {form}; got {type(dn).__name__}")
+    for pair in dn:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise TypeError(f"dimension_numbers must be {form}")
+    (ac, bc), (ab, bb) = dn
+    return DimensionNumbers(
+        _ints(ac, "lhs_contracting"),
+        _ints(bc, "rhs_contracting"),
+        _ints(ab, "lhs_batch"),
+        _ints(bb, "rhs_batch"),
+    )
+
+
+def _free(ndim: int, *used: Axes) -> Axes:
+    taken = {d for axes in used for d in axes}
+    return tuple(d for d in range(ndim) if d not in taken)
+
+
+def _prod(sizes: Sequence[int]) -> int:
+    n = 1
+    for s in sizes:
+        n *= s
+    return n
+
+
+class Contraction(NamedTuple):
+    """How one dot_general runs as transpose + reshape + matmul."""
+
+    a_perm: Axes | None
+    """a's axes as (batch, free, contracting); None when that is its order already."""
+    a_mat: Shape
+    """a reshaped to (B, M, K), or (M, K) without batch axes."""
+    b_perm: Axes | None
+    b_mat: Shape
+    """b reshaped to (B, K, N), or (K, N)."""
+    out: Shape
+    """The result: batch sizes, a's free sizes, b's free sizes."""
+
+
+@lru_cache(maxsize=1024)
+def _contraction(dn: DimensionNumbers, a: Shape, b: Shape) -> Contraction:
+    """Check ``dn`` against the operand shapes as lax.dot_general does and plan the product.
+
+    Raises:
+        ValueError: an axis out of range or named twice, or paired axes of different sizes.
+    """
+    for axes, shape, what in (
+        (dn.a_contract, a, "lhs_contracting"),
+        (dn.b_contract, b, "rhs_contracting"),
+        (dn.a_batch, a, "lhs_batch"),
+        (dn.b_batch, b, "rhs_batch"),
+    ):
+        for d in axes:
+            if not 0 <= d < len(shape):
+                raise ValueError(
+                    f"dot_general: {what} axis {d} is out of range for an operand of "
+                    f"{len(shape)} axes (axes count from 0, no negative axes)"
+                )
+    for side, contract, batch in (
+        ("lhs", dn.a_contract, dn.a_batch),
+        ("rhs", dn.b_contract, dn.b_batch),
+    ):
+        both = contract + batch
+        if len(set(both)) != len(both):
+            raise ValueError(
+                f"dot_general: the {side} contracting and batch axes {list(contract)} and "
+                f"{list(batch)} name an axis twice"
+            )
+    for what, x, y in (
+        ("contracting", dn.a_contract, dn.b_contract),
+        ("batch", dn.a_batch, dn.b_batch),
+    ):
+        if len(x) != len(y):
+            raise ValueError(
+                f"dot_general: lhs and rhs need as many {what} axes; got {list(x)} and {list(y)}"
+            )
+        for i, j in zip(x, y, strict=True):
+            if a[i] != b[j]:
+                raise ValueError(
+                    f"dot_general: {what} axes lhs {i} (size {a[i]}) and rhs {j} "
+                    f"(size {b[j]}) differ in size"
+                )
+    a_free = _free(len(a), dn.a_contract, dn.a_batch)
+    b_free = _free(len(b), dn.b_contract, dn.b_batch)
+    a_perm = (*dn.a_batch, *a_free, *dn.a_contract)
+    b_perm = (*dn.b_batch, *dn.b_contract, *b_free)
+    batch = tuple(a[d] for d in dn.a_batch)
+    m, k, n = (
+        _prod([a[d] for d in a_free]),
+        _prod([a[d] for d in dn.a_contract]),
+        _prod([b[d] for d in b_free]),
+    )
+    lead = (_prod(batch),) if batch else ()
+    return Contraction(
+        None if a_perm == tuple(range(len(a))) else a_perm,
+        (*lead, m, k),
+        None if b_perm == tuple(range(len(b))) else b_perm,
+        (*lead, k, n),
+        (*batch, *(a[d] for d in a_free), *(b[d] for d in b_free)),
+    )
+
+
+def _dot(xp: Any, a: Any, b: Any, plan: Contraction) -> Any:
+    a2 = a if plan.a_perm is None else xp.transpose(a, plan.a_perm)
+    b2 = b if plan.b_perm is None else xp.transpose(b, plan.b_perm)
+    if a2.shape != plan.a_mat:
+        a2 = xp.reshape(a2, plan.a_mat)
+    if b2.shape != plan.b_mat:
+        b2 = xp.reshape(b2, plan.b_mat)
+    out = a2 @ b2
+    return out if out.shape == plan.out else xp.reshape(out, plan.out)
+
+
+class Transposed(NamedTuple):
+    """One operand's cotangent: g contracted with the other operand, then transposed."""
+
+    dn: DimensionNumbers
+    perm: Axes | None
+
+
+@lru_cache(maxsize=1024)
+def _transposed(dn: DimensionNumbers, x_ndim: int, y_ndim: int, swap: bool) -> Transposed:
+    """JAX's ``_dot_general_transpose_lhs``: the cotangent of x in dot_general(x, y, dn)
+    (or in dot_general(y, x, ·) with ``swap``) is dot_general(g, y, ·) transposed."""
+    x_contract, y_contract, x_batch, y_batch = dn
+    x_kept = _free(x_ndim, x_contract, x_batch)
+    y_kept = _free(y_ndim, y_contract, y_batch)
+    nb = len(x_batch)
+    if swap:  # g's axes: batch, y's free (lhs), x's free (rhs)
+        ans_y = tuple(range(nb, nb + len(y_kept)))
+    else:
+        ans_y = tuple(range(nb + len(x_kept), nb + len(x_kept) + len(y_kept)))
+    dims = DimensionNumbers(ans_y, y_kept, tuple(range(nb)), y_batch)
+    order = sorted(range(len(y_contract)), key=lambda i: y_contract[i])
+    unsorted = (*x_batch, *x_kept, *(x_contract[i] for i in order))
+    perm = tuple(sorted(range(x_ndim), key=lambda i: unsorted[i]))
+    return Transposed(dims, None if perm == tuple(range(x_ndim)) else perm)
+
+
+def _cotangent(xp: Any, g: Any, y: Any, t: Transposed) -> Any:
+    ct = _dot(xp, g, y, _contraction(t.dn, g.shape, y.shape))
+    return ct if t.perm is None else xp.transpose(ct, t.perm)
+
+
+class DotGeneral(Op):
+    """``lax.dot_general``: a product contracting pairs of axes, with shared batch axes.
+
+    The result's axes are the batch axes, then a's free axes, then b's, each in order.
+    """
+
+    name = "dot_general"
+    label = "·"
+    local_grads = ("·Bᵀ", "Aᵀ·")
+    vjp_reads = (0, 1)
+
+    def forward(self, xp: Any, a: Any, b: Any, *, dimension_numbers: Any) -> Any:
+        dn = _dimension_numbers(dimension_numbers)
+        return _dot(xp, a, b, _contraction(dn, a.shape, b.shape))
+
+    def vjp(
+        self,
+        xp: Any,
+        g: Any,
+        out: Any,
+        a: Any,
+        b: Any,
+        *,
+        dimension_numbers: Any,
+        needs: tuple[bool, ...] = _ALL,
+    ) -> tuple[Any, Any]:
+        dn = _dimension_numbers(dimension_numbers)
+        ga = gb = None
+        if needs[0]:
+            ga = _cotangent(xp, g, b, _transposed(dn, a.ndim, b.ndim, False))
+        if needs[1]:
+            swapped = DimensionNumbers(dn.b_contract, dn.a_contract, dn.b_batch, dn.a_batch)
+            gb = _cotangent(xp, g, a, _transposed(swapped, b.ndim, a.ndim, True))
+        return ga, gb
+
+    def shape(self, a: Shape, b: Shape, *, dimension_numbers: Any) -> Shape:
+        return _contraction(_dimension_numbers(dimension_numbers), a, b).out
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """``·`` for a matrix product (a's last axis with b's first); otherwise the contracted
+        and batch axes too, as ``·[1;0|0;0]`` (lhs;rhs contracting | lhs;rhs batch)."""
+        try:
+            dn = _dimension_numbers(attrs.get("dimension_numbers"))
+        except TypeError:
+            return self.label, self.local_grads
+        if dn.b_contract == (0,) and not dn.a_batch and len(dn.a_contract) == 1:
+            return self.label, self.local_grads
+
+        def axes(x: Axes) -> str:
+            return ",".join(map(str, x))
+
+        text = f"{axes(dn.a_contract)};{axes(dn.b_contract)}"
+        if dn.a_batch:
+            text += f"|{axes(dn.a_batch)};{axes(dn.b_batch)}"
+        return f"·[{text}]", self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        cases: list[tuple[Shape, Shape, Any]] = [
+            ((3, 4), (4, 5), [[[1], [0]], [[], []]]),
+            ((2, 3, 4), (4, 5), [[[2], [0]], [[], []]]),
+            ((4, 3), (5, 4), [[[0], [1]], [[], []]]),
+            ((4,), (4,), [[[0], [0]], [[], []]]),
+            ((3,), (4,), [[[], []], [[], []]]),
+            ((2, 3, 4), (2, 4, 5), [[[2], [1]], [[0], [0]]]),
+            ((2, 5, 3, 4), (2, 5, 4, 3), [[[3], [2]], [[0, 1], [0, 1]]]),
+            ((3, 2, 4, 5), (5, 4, 2), [[[3, 2], [0, 1]], [[1], [2]]]),
+            ((2, 3), (3, 2), [[[0, 1], [1, 0]], [[], []]]),
+            ((1, 3, 1), (1, 3), [[[1], [1]], [[0], [0]]]),
+        ]
+        return [
+            ((rng.standard_normal(a), rng.standard_normal(b)), {"dimension_numbers": dn})
+            for a, b, dn in cases
+        ]
+
+
+# ---------------------------------------------------------------- integer_pow
+
+_SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def _exponent(y: Any) -> int:
+    if not isinstance(y, int) or isinstance(y, bool):
+        raise TypeError(f"integer_pow: y must be an int; got {type(y).__name__}")
+    if abs(y) >= 2**63:
+        raise ValueError(f"integer_pow: y={y} is out of range (|y| < 2**63)")
+    return y
+
+
+def _power(xp: Any, x: Any, y: int) -> Any:
+    """x**y by repeated squaring, as lax.integer_pow computes it (y any int)."""
+    if y == 0:
+        return xp.ones_like(x)
+    n = -y if y < 0 else y
+    acc: Any = None
+    while n > 0:
+        if n & 1:
+            acc = x if acc is None else acc * x
+        n >>= 1
+        if n > 0:
+            x = x * x
+    if y < 0:
+        return 1 / acc
+    return acc if acc is not x else x * 1  # a new array, never the operand itself
+
+
+class IntegerPow(Op):
+    name = "integer_pow"
+    label = "xⁿ"
+    local_grads = ("n·xⁿ⁻¹",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any, *, y: int) -> Any:
+        return _power(xp, x, _exponent(y))
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, y: int) -> tuple[Any]:
+        y = _exponent(y)
+        if y == 0:
+            return (xp.zeros_like(g),)
+        if y == 1:
+            return (g,)
+        if y == 2:
+            return (g * (2 * x),)
+        return (g * (y * _power(xp, x, y - 1)),)
+
+    def shape(self, x: Shape, *, y: int) -> Shape:
+        _exponent(y)
+        return x
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """``x²``, ``x⁻¹`` with ``2x``, ``−x⁻²`` for the node's exponent."""
+        y = attrs.get("y")
+        if not isinstance(y, int) or isinstance(y, bool):
+            return self.label, self.local_grads
+        if y == 0:
+            return "x⁰", ("0",)
+        if y == 1:
+            return "x", ("1",)
+        power = f"x{str(y - 1).translate(_SUPERSCRIPTS)}" if y != 2 else "x"
+        factor = str(y).replace("-", "−")
+        grad = f"−{power}" if y == -1 else f"{factor}{power}"
+        return f"x{str(y).translate(_SUPERSCRIPTS)}", (grad,)
+
+    def examples(self, rng: Any) -> list[Example]:
+        x = away_from_zero(rng, (3, 4), margin=0.5)
+        return [((x,), {"y": y}) for y in (2, 3, 0, 1, -1, -2, 5)] + [
+            ((rng.standard_normal((2, 1, 3)),), {"y": 4})
+        ]
+
+
+# ---------------------------------------------------------------- roots and powers
+
+
+class Sqrt(_Elementwise):
+    name = "sqrt"
+    label = "√"
+    local_grads = ("1/(2√x)",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.sqrt(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (0.5 / out),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((0.2 + rng.random((3, 4)) * 3,), {})]
+
+
+class Rsqrt(_Elementwise):
+    name = "rsqrt"
+    label = "1/√x"
+    local_grads = ("−1/(2x√x)",)
+    vjp_reads = (0, "out")
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return 1 / xp.sqrt(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (-0.5 * (out / x)),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((0.2 + rng.random((3, 4)) * 3,), {})]
+
+
+class Pow(_Binary):
+    """``lax.pow``: a to the power b, both arrays (NumPy broadcasting)."""
+
+    name = "pow"
+    label = "^"
+    local_grads = ("b·aᵇ⁻¹", "log(a)·aᵇ")
+    vjp_reads = (0, 1, "out")
+
+    def forward(self, xp: Any, a: Any, b: Any) -> Any:
+        return a**b
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any]:
+        # JAX's rules for a float exponent; log(a) is taken as 0 where a == 0.
+        ga = g * (b * a ** (b - 1)) if needs[0] else None
+        gb = g * (xp.log(xp.where(a == 0, 1, a)) * out) if needs[1] else None
+        return ga, gb
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [
+            ((0.3 + rng.random(a) * 2, rng.standard_normal(b)), {}) for a, b in BROADCAST_SHAPES
+        ]
+
+
+# ---------------------------------------------------------------- abs and sign
+
+
+class Abs(_Elementwise):
+    name = "abs"
+    label = "|x|"
+    local_grads = ("sign(x) (1 at 0)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.abs(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (xp.where(x >= 0, g, -g),)  # JAX's rule: slope 1 at 0 (and at -0.0)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((away_from_zero(rng, (3, 4), margin=0.1),), {})]
+
+
+class Sign(_Elementwise):
+    name = "sign"
+    label = "sign"
+    local_grads = ("0",)
+    vjp_reads = ()
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.sign(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (xp.zeros_like(g),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((away_from_zero(rng, (3, 4), margin=0.1),), {})]
+
+
+# ---------------------------------------------------------------- log1p, expm1, sin, cos
+
+
+class Log1p(_Elementwise):
+    name = "log1p"
+    label = "log1p"
+    local_grads = ("1/(1+x)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.log1p(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g / (x + 1),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((rng.random((3, 4)) * 3 - 0.6,), {}), ((rng.standard_normal(5) * 1e-9,), {})]
+
+
+class Expm1(_Elementwise):
+    name = "expm1"
+    label = "expm1"
+    local_grads = ("eˣ",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.expm1(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (out + 1),)
+
+
+class Sin(_Elementwise):
+    name = "sin"
+    label = "sin"
+    local_grads = ("cos(x)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.sin(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * xp.cos(x),)
+
+
+class Cos(_Elementwise):
+    name = "cos"
+    label = "cos"
+    local_grads = ("−sin(x)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.cos(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (-(g * xp.sin(x)),)
+
+
+# ---------------------------------------------------------------- erf and erfc
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23
+# (1969), as in his CALERF (netlib specfun): |x| <= 0.46875: erf(x) = x·A(x²)/B(x²);
+# 0.46875 < |x| <= 4: erfc(|x|) = exp(−x²)·C(|x|)/D(|x|); |x| > 4: erfc(|x|) =
+# exp(−x²)/|x|·(1/√π − P(1/x²)/(x²·Q(1/x²))). exp(−x²) is taken as exp(−s²)·exp(−(|x|−s)(|x|+s))
+# with s = |x| rounded down to 1/16, so that x²'s rounding error is not amplified in the tail.
+
+_A = (3.1611237438705656, 113.864154151050156, 377.485237685302021, 3209.37758913846947)
+_A4 = 0.185777706184603153
+_B = (23.6012909523441209, 244.024637934444173, 1282.61652607737228, 2844.23683343917062)
+_C = (
+    0.564188496988670089,
+    8.88314979438837594,
+    66.1191906371416295,
+    298.635138197400131,
+    881.95222124176909,
+    1712.04761263407058,
+    2051.07837782607147,
+    1230.33935479799725,
+)
+_C8 = 2.15311535474403846e-8
+_D = (
+    15.7449261107098347,
+    117.693950891312499,
+    537.181101862009858,
+    1621.38957456669019,
+    3290.79923573345963,
+    4362.61909014324716,
+    3439.36767414372164,
+    1230.33935480374942,
+)
+_P = (
+    0.305326634961232344,
+    0.360344899949804439,
+    0.125781726111229246,
+    0.0160837851487422766,
+    6.58749161529837803e-4,
+)
+_P5 = 0.0163153871373020978
+_Q = (
+    2.56852019228982242,
+    1.87295284992346047,
+    0.527905102951428412,
+    0.0605183413124413191,
+    0.00233520497626869185,
+)
+_THRESH = 0.46875
+_ZERO_FROM = 27.5  # erfc(x) is 0 in float64 from 27.3 on: larger x are computed as this
+_EXP_M64 = 1.603810890548638e-28  # e⁻⁶⁴ (math.exp(-64))
+_RSQRT_PI = 0.56418958354775628695
+_TWO_OVER_SQRT_PI = 1.1283791670955125739
+
+
+def _ratio(t: Any, top: tuple[float, ...], lead: float, bottom: tuple[float, ...]) -> Any:
+    """Cody's rational function in ``t``: numerator lead·tⁿ + top..., denominator tⁿ +
+    bottom..., evaluated by Horner's rule as CALERF does."""
+    num = lead * t
+    den = t
+    for a, b in zip(top[:-1], bottom[:-1], strict=True):
+        num = (num + a) * t
+        den = (den + b) * t
+    return (num + top[-1]) / (den + bottom[-1])
+
+
+def _erf_small(xp: Any, x: Any) -> Any:
+    """erf(x) for |x| <= 0.46875 (x is clipped there)."""
+    x = xp.clip(x, -_THRESH, _THRESH)
+    return x * _ratio(x * x, _A, _A4, _B)
+
+
+def _erfc_large(xp: Any, y: Any) -> Any:
+    """erfc(y) for y = |x| > 0.46875 (smaller y are clipped); NaN stays NaN.
+
+    exp(−s²) is scaled by e⁶⁴ and the product by e⁻⁶⁴ at the end, so a result below the
+    smallest normal number (y > 26.5) is rounded once, not twice.
+    """
+    e = xp.clip(y, _THRESH, _ZERO_FROM)
+    s = xp.trunc(e * 16) / 16
+    gauss = xp.exp(64 - s * s) * xp.exp(-(e - s) * (e + s))
+    mid = _ratio(xp.clip(y, _THRESH, 4.0), _C, _C8, _D)
+    t = xp.clip(y, 4.0, _ZERO_FROM)
+    u = 1 / (t * t)
+    tail = (_RSQRT_PI - u * _ratio(u, _P, _P5, _Q)) / t
+    return (gauss * xp.where(y <= 4, mid, tail)) * _EXP_M64
+
+
+class Erf(_Elementwise):
+    """The error function, to float64's full accuracy (Cody's approximations; NumPy has none)."""
+
+    name = "erf"
+    label = "erf"
+    local_grads = ("2/√π·exp(−x²)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        y = xp.abs(x)
+        big = (0.5 - _erfc_large(xp, y)) + 0.5
+        return xp.where(y <= _THRESH, _erf_small(xp, x), xp.where(x < 0, -big, big))
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (_TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((rng.standard_normal((3, 4)) * 2,), {}), ((rng.uniform(-6, 6, 9),), {})]
+
+
+class Erfc(_Elementwise):
+    """The complementary error function 1 − erf(x), without cancellation for large x."""
+
+    name = "erfc"
+    label = "erfc"
+    local_grads = ("−2/√π·exp(−x²)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        y = xp.abs(x)
+        r = _erfc_large(xp, y)
+        return xp.where(y <= _THRESH, 1 - _erf_small(xp, x), xp.where(x < 0, 2 - r, r))
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (-_TWO_OVER_SQRT_PI * xp.exp(-(x * x))),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((rng.standard_normal((3, 4)) * 2,), {}), ((rng.uniform(-6, 6, 9),), {})]
+
+
+# ---------------------------------------------------------------- maxima and minima
+
+
+def _balanced(
+    xp: Any, g: Any, a: Any, b: Any, out: Any, needs: tuple[bool, ...]
+) -> tuple[Any, Any]:
+    """JAX's rule for max and min: the operand equal to the result gets g, both g/2 at a tie."""
+    on_a = a == out
+    on_b = b == out
+    share = xp.where(on_a & on_b, g * 0.5, g)
+    return (
+        xp.where(on_a, share, 0) if needs[0] else None,
+        xp.where(on_b, share, 0) if needs[1] else None,
+    )
+
+
+def _apart(rng: Any, shapes: tuple[Shape, Shape]) -> tuple[Any, Any]:
+    """Two operands whose entries differ by at least 0.1 everywhere (no ties, no kinks)."""
+    a = rng.standard_normal(shapes[0])
+    gap = away_from_zero(rng, shapes[1], margin=0.1)
+    return a, gap + (a if shapes[0] == shapes[1] else 0)
+
+
+class Max(_Binary):
+    name = "max"
+    label = "max"
+    local_grads = ("[a>b] (½ if a=b)", "[b>a] (½ if a=b)")
+    vjp_reads = (0, 1, "out")
+
+    def forward(self, xp: Any, a: Any, b: Any) -> Any:
+        return xp.maximum(a, b)
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any]:
+        return _balanced(xp, g, a, b, out, needs)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [(_apart(rng, (a, b)), {}) for a, b in BROADCAST_SHAPES[:2]]
+
+
+class Min(_Binary):
+    name = "min"
+    label = "min"
+    local_grads = ("[a<b] (½ if a=b)", "[b<a] (½ if a=b)")
+    vjp_reads = (0, 1, "out")
+
+    def forward(self, xp: Any, a: Any, b: Any) -> Any:
+        return xp.minimum(a, b)
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any]:
+        return _balanced(xp, g, a, b, out, needs)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [(_apart(rng, (a, b)), {}) for a, b in BROADCAST_SHAPES[:2]]
+
+
+def _reduced(x: Shape, axes: Any) -> tuple[Axes, Shape]:
+    """The checked axes of a reduce_max/min (a list of ints; negative ones count from the
+    end, as NumPy's) and the result's shape."""
+    gone = checked_axes(list(_ints(axes, "axes")), len(x))
+    return gone, tuple(d for k, d in enumerate(x) if k not in gone)
+
+
+class _Chooser(Op):
+    """reduce_max / reduce_min over ``axes``: g shared equally by the entries equal to the
+    result (JAX's rule); over an empty axis the result is −inf (+inf), as lax's."""
+
+    local_grads = ("[x=out]/count",)
+    vjp_reads = (0, "out")
+    identity = 0.0
+
+    def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:
+        raise NotImplementedError
+
+    def forward(self, xp: Any, x: Any, *, axes: Any) -> Any:
+        gone, _ = _reduced(x.shape, axes)
+        empty = any(x.shape[k] == 0 for k in gone)
+        return self.reduce(xp, x, gone, self.identity if empty else None)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, axes: Any) -> tuple[Any]:
+        gone, _ = _reduced(x.shape, axes)
+        if x.size == 0:  # nothing was chosen
+            return (xp.zeros_like(x),)
+        kept = tuple(1 if k in gone else d for k, d in enumerate(x.shape))
+        chosen = x == xp.reshape(out, kept)
+        counts = xp.sum(chosen, axis=gone, keepdims=True, dtype=g.dtype)
+        return ((xp.reshape(g, kept) / counts) * chosen,)
+
+    def shape(self, x: Shape, *, axes: Any) -> Shape:
+        return _reduced(x, axes)[1]
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """``max over axis 1`` (axes as given)."""
+        axes = attrs.get("axes")
+        if isinstance(axes, list | tuple) and axes and all(type(a) is int for a in axes):
+            which = "axis" if len(axes) == 1 else "axes"
+            return f"{self.label} over {which} {','.join(map(str, axes))}", self.local_grads
+        return self.label, self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        x = rng.permutation(24).reshape(2, 3, 4) * 0.25 + rng.uniform(-0.05, 0.05, (2, 3, 4))
+        return [((x,), {"axes": axes}) for axes in ([0], [2], [0, 2], [0, 1, 2], [], [-1])]
+
+
+class ReduceMax(_Chooser):
+    name = "reduce_max"
+    label = "max"
+    identity = float("-inf")
+
+    def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:
+        if initial is None:
+            return xp.max(x, axis=axis)
+        return xp.max(x, axis=axis, initial=initial)
+
+
+class ReduceMin(_Chooser):
+    name = "reduce_min"
+    label = "min"
+    identity = float("inf")
+
+    def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:
+        if initial is None:
+            return xp.min(x, axis=axis)
+        return xp.min(x, axis=axis, initial=initial)

@@ -1,0 +1,574 @@
+"""gb.from_jax: a JAX function becomes a graphbp network — naming, scopes, source lines,
+inlining, dead code, constant folding, the opaque path, JSON, and everything a hand-built
+network supports. The model families and the random-function test are tests/test_jax_models.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+import graphbp as gb  # noqa: E402
+from graphbp.testing import check_network  # noqa: E402
+
+HERE = Path(__file__).name
+
+
+def _line(fn: Any, text: str) -> str:
+    """``test_from_jax.py:N``: the line of ``fn``'s source that contains ``text``."""
+    lines, start = inspect.getsourcelines(fn)
+    (k,) = [i for i, line in enumerate(lines) if text in line]
+    return f"{HERE}:{start + k}"
+
+
+def _rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def mlp_loss(params: dict[str, Any], x: Any, y: Any) -> Any:
+    h = jax.nn.gelu(x @ params["W1"] + params["b1"])
+    return jnp.mean((h @ params["W2"] + params["b2"] - y) ** 2)
+
+
+def _mlp_args(dtype: Any = np.float64) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    rng = _rng()
+    params = {
+        "W1": rng.standard_normal((3, 4)),
+        "b1": rng.standard_normal(4),
+        "W2": rng.standard_normal((4, 2)),
+        "b2": rng.standard_normal(2),
+    }
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    cast = {k: v.astype(dtype) for k, v in params.items()}
+    return cast, x.astype(dtype), y.astype(dtype)
+
+
+def _jax_value_and_grad(fn: Any, args: tuple[Any, ...], argnums: Any = 0) -> tuple[Any, Any]:
+    x64 = any(np.asarray(v).dtype == np.float64 for v in jax.tree_util.tree_leaves(args))
+    with jax.enable_x64(x64):
+        loss, grads = jax.value_and_grad(fn, argnums=argnums)(*args)
+    return float(loss), jax.tree_util.tree_map(np.asarray, grads)
+
+
+def _by_name(grads: Any) -> dict[str, np.ndarray]:
+    """JAX's gradient pytree flattened to graphbp's names (keys joined by ".")."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(grads)
+    names = {}
+    for path, leaf in flat:
+        keys = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+        names[".".join(keys)] = np.asarray(leaf)
+    return names
+
+
+def _assert_matches(
+    fn: Any, args: tuple[Any, ...], backend: str, dtype: str, rtol: float, argnums: Any = 0
+) -> gb.Network:
+    net, params, inputs = gb.from_jax(fn, *args, argnums=argnums)
+    loss, grads = net.compile(backend, dtype=dtype).value_and_grad(params, inputs)
+    want_loss, want = _jax_value_and_grad(fn, args, argnums)
+    assert loss == pytest.approx(want_loss, rel=rtol)
+    want_named = _by_name(want) if not isinstance(want, np.ndarray) else {net.params[0]: want}
+    assert set(grads) == set(want_named)
+    for name, value in want_named.items():
+        scale = max(float(np.max(np.abs(value))), 1e-30)
+        err = float(np.max(np.abs(np.asarray(grads[name], np.float64) - value))) / scale
+        assert err < rtol, (name, err)
+    return net
+
+
+# ------------------------------------------------------------------ the README example
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-10), ("float32", 1e-5)])
+def test_readme_gelu_mlp_value_and_grad_equal_jax(backend: str, dtype: str, rtol: float) -> None:
+    net = _assert_matches(mlp_loss, _mlp_args(np.dtype(dtype)), backend, dtype, rtol)
+    assert net.loss == "loss"
+    assert sorted(net.params) == ["W1", "W2", "b1", "b2"]
+    assert sorted(net.inputs) == ["x", "y"]
+
+
+def test_returned_arrays_are_copies_with_their_dtypes() -> None:
+    p = {"emb": np.arange(12.0).reshape(6, 2)}
+    ids = np.array([1, 4, 5], dtype=np.int32)
+
+    def loss(p: Any, ids: Any) -> Any:
+        return jnp.sum(p["emb"][ids] ** 2)
+
+    _net, params, inputs = gb.from_jax(loss, p, ids)
+    assert inputs["ids"].dtype == np.int32 and params["emb"].dtype == np.float64
+    assert params["emb"] is not p["emb"] and inputs["ids"] is not ids
+    params["emb"][0, 0] = 99.0
+    assert p["emb"][0, 0] == 0.0
+
+
+# ------------------------------------------------------------------ naming
+
+
+def test_parameter_leaves_are_named_by_their_path_inputs_by_the_argument() -> None:
+    params = {"layers": [{"w": np.ones((2, 2))}, {"w": np.ones((2, 1))}], "scale": np.ones(())}
+    batch = {"x": np.ones((3, 2)), "y": np.ones((3, 1))}
+
+    def loss(params: Any, batch: Any) -> Any:
+        h = batch["x"]
+        for layer in params["layers"]:
+            h = jnp.tanh(h @ layer["w"])
+        return jnp.sum((h * params["scale"] - batch["y"]) ** 2)
+
+    net, p, x = gb.from_jax(loss, params, batch)
+    assert sorted(net.params) == sorted(p) == ["layers.0.w", "layers.1.w", "scale"]
+    assert sorted(net.inputs) == sorted(x) == ["batch.x", "batch.y"]
+
+
+def test_a_bare_array_parameter_is_named_by_the_functions_parameter() -> None:
+    def loss(w: Any, b: Any, x: Any) -> Any:
+        return jnp.sum(jnp.tanh(x @ w + b))
+
+    _net, params, inputs = gb.from_jax(
+        loss, np.ones((2, 3)), np.ones(3), np.ones((4, 2)), argnums=(0, 1)
+    )
+    assert sorted(params) == ["b", "w"] and list(inputs) == ["x"]
+
+
+def test_tuples_namedtuples_and_objects_in_paths() -> None:
+    from typing import NamedTuple
+
+    class Layer(NamedTuple):
+        w: Any
+        b: Any
+
+    def loss(layers: Any, x: Any) -> Any:
+        return jnp.sum(x @ layers[0].w + layers[0].b) + jnp.sum(layers[1][0])
+
+    _net, params, _ = gb.from_jax(
+        loss, (Layer(np.ones((2, 2)), np.ones(2)), (np.ones(3),)), np.ones((1, 2))
+    )
+    assert sorted(params) == ["0.b", "0.w", "1.0"]
+
+
+def test_names_fall_back_to_arg_i_without_a_signature() -> None:
+    def loss(*args: Any) -> Any:
+        return jnp.sum(args[0] * args[1])
+
+    _, params, inputs = gb.from_jax(loss, np.ones(3), np.ones(3))
+    assert list(params) == ["arg0"] and list(inputs) == ["arg1"]
+    _, params, inputs = gb.from_jax(lambda *a: jnp.sum(a[0] * a[1]), np.ones(3), np.ones(3))
+    assert list(params) == ["arg0"] and list(inputs) == ["arg1"]
+
+
+def test_a_partial_keeps_the_names_of_its_remaining_positional_parameters() -> None:
+    def loss(scale: Any, w: Any, x: Any) -> Any:
+        return jnp.sum(scale * w * x)
+
+    _net, params, inputs = gb.from_jax(functools.partial(loss, 2.0), np.ones(3), np.ones(3))
+    assert list(params) == ["w"] and list(inputs) == ["x"]
+
+
+def test_clashing_leaves_are_prefixed_with_their_argument() -> None:
+    def loss(enc: Any, dec: Any, x: Any) -> Any:
+        return jnp.sum(x * enc["W"] * dec["W"] * enc["b"])
+
+    w = {"W": np.ones(3), "b": np.ones(3)}
+    _net, params, _ = gb.from_jax(loss, w, {"W": np.ones(3)}, np.ones(3), argnums=(0, 1))
+    assert sorted(params) == ["b", "dec.W", "enc.W"]
+
+
+def test_a_leaf_named_loss_or_like_an_intermediate_node_does_not_clash() -> None:
+    def f(p: Any, x: Any) -> Any:
+        return jnp.sum(p["loss"] * x + p["add_1"])
+
+    net, params, _ = gb.from_jax(f, {"loss": np.ones(3), "add_1": np.ones(3)}, np.ones(3))
+    assert sorted(params) == ["add_1", "p.loss"]
+    assert net.loss == "loss" and net.kind["loss"] == "op"
+    assert net.kind["add_1"] == "param"
+    ops = [n for n in net.order if net.kind[n] == "op"]
+    assert all(n == "loss" or n.rsplit("_", 1)[1].isdigit() for n in ops)
+
+
+def test_a_key_that_breaks_the_name_rule_is_refused_clearly() -> None:
+    with pytest.raises(gb.InputError, match=r"params\['a\\nb'\].*control character.*rename"):
+        gb.from_jax(lambda params: jnp.sum(params["a\nb"]), {"a\nb": np.ones(2)})
+
+
+def test_intermediate_and_constant_names() -> None:
+    net, _, _ = gb.from_jax(mlp_loss, *_mlp_args())
+    ops = {n: net.op_name(n) for n in net.order if net.kind[n] == "op" and n != "loss"}
+    assert all(name.startswith(f"{op}_") for name, op in ops.items())
+    consts = [n for n in net.order if net.kind[n] == "const"]
+    assert consts and all(n.startswith("const_") for n in consts)
+    values = [float(net.attrs[n]["value"]) for n in consts]
+    assert len(values) == len(set(values))  # equal scalar literals share one const node
+
+
+# ------------------------------------------------------------------ argnums and the loss
+
+
+def test_argnums_forms() -> None:
+    args = _mlp_args()
+    _, params, inputs = gb.from_jax(mlp_loss, *args, argnums=(0, 2))
+    assert sorted(params) == ["W1", "W2", "b1", "b2", "y"] and list(inputs) == ["x"]
+    _, params, _ = gb.from_jax(mlp_loss, *args, argnums=-1)
+    assert list(params) == ["y"]
+    net, params, inputs = gb.from_jax(mlp_loss, *args, argnums=(0, 2))
+    _, grads = net.compile().value_and_grad(params, inputs)
+    _, (gp, gy) = _jax_value_and_grad(mlp_loss, args, (0, 2))
+    np.testing.assert_allclose(grads["y"], gy, rtol=1e-10)
+    np.testing.assert_allclose(grads["W1"], gp["W1"], rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("argnums", "message"),
+    [
+        (3, "3 is out of range for 3 argument"),
+        ((0, 0), "names argument 0 twice"),
+        ((0, -3), "names argument 0 twice"),
+        (True, "holds True, not an int"),
+        ("0", "holds '0', not an int"),
+        ((), "names no argument"),
+    ],
+)
+def test_bad_argnums_are_refused(argnums: Any, message: str) -> None:
+    with pytest.raises(gb.InputError, match=message):
+        gb.from_jax(mlp_loss, *_mlp_args(), argnums=argnums)
+
+
+def test_an_integer_parameter_is_refused() -> None:
+    with pytest.raises(gb.InputError, match="parameter 'n'.*int64.*not in argnums"):
+        gb.from_jax(lambda n, x: jnp.sum(x * n), np.array(2), np.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("fn", "message"),
+    [
+        (lambda w: (jnp.sum(w), w), "returned tuple of 2 array"),
+        (lambda w: w * 2, r"returned an array of shape \(3,\)"),
+        (lambda w: jnp.sum(w).astype(jnp.int32), "returned a scalar of dtype int32"),
+    ],
+)
+def test_fn_must_return_one_float_scalar(fn: Any, message: str) -> None:
+    with pytest.raises(gb.InputError, match=message + ".*one float scalar"):
+        gb.from_jax(fn, np.ones(3))
+
+
+def test_a_leaf_that_is_not_an_array_of_numbers_is_refused() -> None:
+    with pytest.raises(gb.InputError, match=r"argument leaf p\['s'\] is 'text'"):
+        gb.from_jax(lambda p: jnp.sum(p["w"]), {"w": np.ones(2), "s": "text"})
+
+
+# ------------------------------------------------------------------ scopes and source lines
+
+
+@jax.jit
+def attention(q: Any, k: Any) -> Any:
+    with jax.named_scope("scores"):
+        s = jnp.einsum("qd,kd->qk", q, k) / 2.0
+    return jax.nn.softmax(s, axis=-1)
+
+
+def scoped_loss(p: Any, x: Any) -> Any:
+    with jax.named_scope("block"):
+        a = attention(x @ p["wq"], x @ p["wk"])
+        h = jnp.where(a > 0.1, a, 0.0)
+    return jnp.sum(jax.nn.relu(h)) + jnp.var(x @ p["wq"])
+
+
+def _scoped() -> gb.Network:
+    rng = _rng()
+    p = {"wq": rng.standard_normal((3, 2)), "wk": rng.standard_normal((3, 2))}
+    net, _, _ = gb.from_jax(scoped_loss, p, rng.standard_normal((4, 3)))
+    return net
+
+
+def test_scopes_are_named_scopes_and_the_users_jit_functions() -> None:
+    net = _scoped()
+    scopes = {net.graph.nodes[n].get("scope") for n in net.order}
+    assert {"block", "block/attention", "block/attention/scores"} <= scopes
+    # jnp.where, jax.nn.relu, jax.nn.softmax, jnp.var and einsum are jitted or scoped by JAX
+    # itself: none of their names is a scope
+    names = ("_where", "relu", "softmax", "_var", "_einsum", "qd,kd->qk")
+    assert not any(part in names for s in scopes if s for part in s.split("/"))
+    div = [n for n in net.order if net.graph.nodes[n].get("scope") == "block/attention/scores"]
+    assert [net.op_name(n) for n in div] == ["dot_general", "div"]
+    leaves = [n for n in net.order if net.kind[n] != "op"]
+    assert all("scope" not in net.graph.nodes[n] for n in leaves)
+    assert "scope" not in net.graph.nodes["loss"]  # the final add sits in no scope
+
+
+def test_source_lines_point_at_the_users_code() -> None:
+    net = _scoped()
+    sources = {net.graph.nodes[n].get("source") for n in net.order if net.kind[n] == "op"}
+    assert _line(attention, "jnp.einsum") in sources
+    assert _line(scoped_loss, "jnp.where") in sources
+    assert net.graph.nodes["loss"]["source"] == _line(scoped_loss, "return")
+    # relu's body (custom_jvp, traced apart by JAX) gets the line that called relu
+    (relu,) = [n for n in net.order if net.op_name(n) == "max"]
+    assert net.graph.nodes[relu]["source"] == _line(scoped_loss, "return")
+    assert all(net.graph.nodes[n].get("source") is None for n in net.inputs + net.params)
+
+
+def test_source_is_reserved_and_validated_as_text() -> None:
+    g = nx.DiGraph()
+    g.add_node("w", op="param", shape=(2,))
+    g.add_node("L", op="sum", source="model.py:3")
+    g.add_edge("w", "L")
+    net = gb.Network(g, loss="L")
+    assert net.attrs["L"] == {}  # not passed to the op
+    g.nodes["L"]["source"] = "a\nb"
+    with pytest.raises(gb.GraphError, match="source='a\\\\nb'.*control character"):
+        gb.Network(g, loss="L")
+
+
+def test_the_drawing_shows_the_source_line_in_the_tooltip() -> None:
+    net = _scoped()
+    dot = gb.render(net, wrt="wq").source
+    assert f'tooltip="loss (add) — {_line(scoped_loss, "return")}"' in dot
+
+
+# ------------------------------------------------------------------ inlining, dead code, folding
+
+
+@jax.custom_vjp
+def clipped_sin(x: Any) -> Any:
+    return jnp.sin(x)
+
+
+clipped_sin.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (g * jnp.cos(x),))
+
+
+@jax.custom_jvp
+def soft(x: Any) -> Any:
+    return jnp.log1p(jnp.exp(x)) if False else jnp.tanh(x) * 2.0
+
+
+soft.defjvp(
+    lambda primals, tangents: (
+        soft(primals[0]),
+        2.0 * (1 - jnp.tanh(primals[0]) ** 2) * tangents[0],
+    )
+)
+
+
+def test_custom_jvp_custom_vjp_jit_and_checkpoint_are_inlined() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        h = jax.jit(lambda a: a @ w)(x)
+        h = jax.checkpoint(lambda a: jnp.tanh(a))(h)
+        return jnp.sum(clipped_sin(h) + soft(h) + jax.nn.relu(h))
+
+    rng = _rng()
+    args = (rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
+    for backend in ("numpy", "jax"):
+        net = _assert_matches(loss, args, backend, "float64", 1e-10)
+    assert {net.op_name(n) for n in net.order} <= {
+        "param", "input", "const", "dot_general", "tanh", "sin", "mul", "add", "max", "sum",
+    }  # fmt: skip
+
+
+def test_dead_code_and_unused_outputs_are_dropped() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        unused = jnp.exp(x) @ w  # noqa: F841  (dead code)
+        carry, _ = jax.lax.scan(lambda c, xi: (c + xi @ w, jnp.sin(c)), jnp.zeros(2), x)
+        return jnp.sum(carry)
+
+    rng = _rng()
+    net, _, _ = gb.from_jax(loss, rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
+    ops = [net.op_name(n) for n in net.order]
+    assert "exp" not in ops
+    # scan's second output is unused (a DropVar): one output, so no packing slices
+    assert ops.count("opaque") == 1 and "slice" not in ops
+
+
+def test_equations_of_constants_are_folded_and_big_ones_stay_ops() -> None:
+    small = np.arange(6.0).reshape(2, 3)
+    big = np.ones((2000, 3))
+
+    def loss(w: Any) -> Any:
+        scale = jnp.exp(jnp.arange(3.0) / 3.0) * 2.0  # constants only: folded
+        return jnp.sum(w * scale) + jnp.sum(small.T @ w[:2]) + jnp.sum((big * 2.0) @ w[:1].T)
+
+    net, _, _ = gb.from_jax(loss, np.ones((3, 3)))
+    ops = [net.op_name(n) for n in net.order]
+    assert "exp" not in ops and "iota" not in ops
+    consts = {n: np.shape(net.attrs[n]["value"]) for n in net.order if net.kind[n] == "const"}
+    assert (1, 3) in consts.values()  # the folded scale, broadcast for the product
+    assert (2000, 3) in consts.values()  # the big closed-over array, a const node...
+    assert "mul" in ops  # ... whose product with 2 (6,000 elements) stays an op
+    _assert_matches(loss, (np.ones((3, 3)),), "numpy", "float64", 1e-12)
+
+
+def test_a_non_finite_constant_is_fed_as_an_input() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        z = x @ w
+        return jnp.sum(jnp.exp(jnp.where(z > 0, z, -jnp.inf)))
+
+    rng = _rng()
+    args = (rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
+    _net, _params, inputs = gb.from_jax(loss, *args)
+    (extra,) = [n for n in inputs if n != "x"]
+    assert extra.startswith("const_") and np.all(np.isneginf(inputs[extra]))
+    _assert_matches(loss, args, "numpy", "float64", 1e-12)
+
+
+# ------------------------------------------------------------------ the opaque path
+
+
+def control_flow_loss(p: Any, x: Any) -> Any:
+    h = jnp.tanh(x @ p["w"])
+    h = jax.lax.cond(h.sum() > 0, lambda a: a * 2.0, jnp.sin, h)
+    h = jax.lax.fori_loop(0, 3, lambda i, a: a * p["s"] + 0.1, h)
+    carry, ys = jax.lax.scan(lambda c, r: (c * 0.5 + r, c * r), jnp.zeros(4) + p["s"], h)
+    return jnp.sum(h**2) + jnp.sum(carry) + jnp.sum(ys)
+
+
+def _control_args(dtype: Any) -> tuple[Any, Any]:
+    rng = _rng()
+    p = {"w": rng.standard_normal((3, 4)), "s": np.array(0.7)}
+    return {k: v.astype(dtype) for k, v in p.items()}, rng.standard_normal((5, 3)).astype(dtype)
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-10), ("float32", 1e-5)])
+def test_cond_scan_and_fori_loop_run_on_jax_as_opaque_nodes(dtype: str, rtol: float) -> None:
+    args = _control_args(np.dtype(dtype))
+    net = _assert_matches(control_flow_loss, args, "jax", dtype, rtol)
+    primitives = sorted(net.attrs[n]["primitive"] for n in net.order if net.op_name(n) == "opaque")
+    assert primitives == ["cond", "scan", "scan"]  # fori_loop with static bounds is a scan
+    assert {net.op_name(n) for n in net.order} >= {"slice", "reshape", "concatenate"}
+
+
+def test_compiling_an_opaque_network_on_numpy_names_node_primitive_and_line() -> None:
+    net, _, _ = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    line = _line(control_flow_loss, "lax.cond")
+    with pytest.raises(gb.GraphError) as info:
+        net.compile("numpy")
+    assert str(info.value) == (
+        f"node 'cond_1' (op 'opaque', JAX primitive 'cond', from {line}) runs only on the "
+        "'jax' backend, not on 'numpy'; compile with backend='jax', or rewrite that part of "
+        "the function with operations graphbp has ops for (`graphbp ops` lists them)"
+    )
+
+
+def test_an_opaque_network_cannot_be_saved(tmp_path: Path) -> None:
+    net, _, _ = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    line = _line(control_flow_loss, "lax.cond")
+    for save in (lambda: net.to_json(tmp_path / "net.json"), net.to_dict):
+        with pytest.raises(
+            gb.GraphError, match=f"node 'cond_1' .*primitive cond, source {line}.*JAX function"
+        ):
+            save()
+    assert not (tmp_path / "net.json").exists()
+
+
+def test_the_opaque_box_is_labelled_by_its_primitive() -> None:
+    net, _, _ = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    dot = gb.render(net).source
+    assert ">cond<" in dot and ">scan<" in dot
+
+
+# ------------------------------------------------------------------ JSON and item 4
+
+
+def test_an_imported_network_round_trips_through_json(tmp_path: Path) -> None:
+    net, params, inputs = gb.from_jax(
+        scoped_loss,
+        *(
+            lambda r: (
+                {"wq": r.standard_normal((3, 2)), "wk": r.standard_normal((3, 2))},
+                r.standard_normal((4, 3)),
+            )
+        )(_rng()),
+    )
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    assert back.to_dict() == net.to_dict()
+    assert json.loads((tmp_path / "net.json").read_text())["graph"]["loss"] == "loss"
+    for backend in ("numpy", "jax"):
+        a = net.compile(backend).value_and_grad(params, inputs)
+        b = back.compile(backend).value_and_grad(params, inputs)
+        assert a[0] == b[0] and all(np.array_equal(a[1][k], b[1][k]) for k in params)
+
+
+def test_chain_rule_explain_check_render_page_and_train_on_an_imported_network(
+    tmp_path: Path,
+) -> None:
+    args = _mlp_args()
+    net, params, inputs = gb.from_jax(mlp_loss, *args)
+    prog = net.compile("numpy")
+    _, grads = prog.value_and_grad(params, inputs)
+    values = prog.forward(params, inputs, net.order)
+    rule = gb.chain_rule(net, "W1", values=values)
+    assert rule.complete and rule.path_count >= 1
+    np.testing.assert_allclose(
+        sum(p.contribution for p in rule.paths), grads["W1"], rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_allclose(rule.gradient, grads["W1"], rtol=1e-12, atol=1e-14)
+    cost = gb.explain(net)
+    assert cost.params == 4 and cost.nodes == len(net.order)
+    for backend in ("numpy", "jax"):
+        assert check_network(net, backend, params=params, inputs=inputs).max_rel_error < 1e-6
+    assert "∂dot_general_1/∂W<SUB>" in gb.render(net, wrt="W1").source
+    page = gb.write_diagram(_scoped(), tmp_path / "page.html", wrt="wq")
+    text = page.read_text()
+    assert "block/attention" in text
+    assert f"— {_line(scoped_loss, 'return')}" in text  # a node's tooltip: its source line
+    collapsed = gb.write_diagram(_scoped(), tmp_path / "collapsed.svg", scopes="collapse")
+    assert "block/attention/scores" in collapsed.read_text()
+    data = {**inputs}
+    trained, history = gb.train(
+        prog, params, data, lr=0.05, epochs=20, batch_size=6, progress=False
+    )
+    assert history[-1] < history[0]
+    assert set(trained) == set(params)
+
+
+def test_chain_rule_contributions_through_opaque_nodes_sum_to_the_gradient() -> None:
+    """An opaque node has no NumPy vjp: its factor of each path is jax.vjp of its forward."""
+    net, params, inputs = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    prog = net.compile("jax")
+    _, grads = prog.value_and_grad(params, inputs)
+    values = prog.forward(params, inputs, net.order)
+    for wrt in ("w", "s"):
+        rule = gb.chain_rule(net, wrt, values=values)
+        assert rule.complete and any("scan" in str(e.target) for p in rule.paths for e in p.edges)
+        total = sum(np.asarray(p.contribution) for p in rule.paths)
+        np.testing.assert_allclose(total, grads[wrt], rtol=1e-10, atol=1e-12)
+    assert "scan" in gb.render(net, wrt="s", values=values).source
+
+
+def test_an_opaque_equation_traced_in_float64_refuses_a_float32_program() -> None:
+    net, params, inputs = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    prog = net.compile("jax", dtype="float32")
+    with pytest.raises(gb.InputError, match="opaque cond equation .*traced in float64"):
+        prog.value_and_grad(params, inputs)
+
+
+def test_a_jitted_whole_function_or_lambda_is_no_scope() -> None:
+    def loss(w: Any, x: Any) -> Any:
+        return jnp.sum(jax.jit(lambda a: a * x)(w) ** 2)
+
+    for fn in (jax.jit(loss), loss):
+        net, _, _ = gb.from_jax(fn, np.ones(2), np.ones(2))
+        assert all("scope" not in net.graph.nodes[n] for n in net.order)
+
+
+@pytest.mark.parametrize(
+    ("fn", "ops"),
+    [
+        (lambda p: p["s"], ["param", "sum"]),  # the loss is a parameter itself
+        (lambda w: jnp.float32(3.0), ["param", "const", "sum"]),  # a constant loss
+    ],
+)
+def test_a_loss_that_is_a_leaf_or_constant_gets_its_own_node(fn: Any, ops: list[str]) -> None:
+    net, params, inputs = gb.from_jax(fn, {"s": np.array(2.0)})
+    assert [net.op_name(n) for n in net.order] == ops and net.op_name("loss") == "sum"
+    loss, grads = net.compile().value_and_grad(params, inputs)
+    want, want_grads = _jax_value_and_grad(fn, ({"s": np.array(2.0)},))
+    assert loss == want and grads["s"] == want_grads["s"]
