@@ -1,4 +1,4 @@
-"""The command line: graphbp train | render | explain | ops | check | bench.
+"""The command line: graphbp train | predict | import | render | explain | ops | check | bench.
 
 ``graphbp --version`` prints the version; ``python -m graphbp`` runs the same command line.
 """
@@ -262,6 +262,21 @@ def max_paths_int(text: str) -> int:
     return value
 
 
+def argnum_list(text: str) -> tuple[int, ...]:
+    """An argparse type: ``--argnums``, an int or comma-separated ints, as jax.grad's."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        numbers = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an argument number or numbers separated by commas (0 or 0,2), got "
+            f"{_number(text)}"
+        ) from None
+    if len(set(numbers)) != len(numbers):
+        raise argparse.ArgumentTypeError(f"names an argument twice: {_number(text)}")
+    return numbers
+
+
 class _Given(argparse.Action):
     """Store the value and note the option in ``namespace.given``: a resumed run tells an
     option the user gave from its default."""
@@ -279,6 +294,12 @@ class _Given(argparse.Action):
             given = set()
             namespace.given = given
         given.add(self.dest)
+
+
+GRAPH_HELP = (
+    "a node-link JSON network, or a folder holding one as network.json (what graphbp import "
+    "or graphbp train writes) (default: the seed network)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -358,8 +379,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--graph",
         type=Path,
-        help="a node-link JSON network with inputs 'x' and 'y' (default: the seed network, "
-        "two σ layers of --hidden units)",
+        help="a node-link JSON network with inputs 'x' and 'y', or a folder holding one as "
+        "network.json (default: the seed network, two σ layers of --hidden units)",
     )
     train.add_argument(
         "--resume",
@@ -429,12 +450,48 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(run=_predict)
 
+    imp = sub.add_parser(
+        "import",
+        help="trace a JAX loss function into a network folder that every command takes",
+    )
+    imp.add_argument(
+        "function",
+        metavar="MODULE:FUNCTION",
+        help="the function computing a scalar loss: a module found from the current folder "
+        "(as python -m finds it) or a .py file, a colon, and its name (model:loss, "
+        "models/mlp.py:loss, model:Net.loss)",
+    )
+    imp.add_argument(
+        "--args",
+        type=Path,
+        required=True,
+        metavar="ARGS.npz",
+        help="the example arguments, an .npz (np.savez) with one array per parameter of the "
+        "function (x, y) or per leaf of a dict or list argument (params.W1, layers.0.w)",
+    )
+    imp.add_argument(
+        "--argnums",
+        type=argnum_list,
+        default=(0,),
+        metavar="N[,N...]",
+        help="which arguments hold the parameters to train, as jax.grad's argnums; the other "
+        "arguments become the network's inputs (default: 0)",
+    )
+    imp.add_argument(
+        "-o",
+        "--output",
+        type=_out_folder,
+        default=Path("graphbp-import"),
+        metavar="DIR",
+        help="the folder to write network.json, params.npz and inputs.npz into, replaced as "
+        "a whole (default: graphbp-import)",
+    )
+    imp.set_defaults(run=_import)
+
     render = sub.add_parser(
         "render", help="draw a network and the chain-rule paths from the loss to a parameter"
     )
-    render.add_argument(
-        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
-    )
+    render.add_argument("graph", nargs="?", type=Path, help=GRAPH_HELP)
     render.add_argument(
         "--wrt",
         help="highlight the paths from the loss down to this parameter and caption their "
@@ -472,9 +529,7 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser(
         "explain", help="count what backprop's reuse saves against path-by-path expansion"
     )
-    explain.add_argument(
-        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
-    )
+    explain.add_argument("graph", nargs="?", type=Path, help=GRAPH_HELP)
     explain.add_argument(
         "--wrt", help="also write out the chain rule for this parameter (default: none)"
     )
@@ -484,9 +539,7 @@ def _parser() -> argparse.ArgumentParser:
     ops.set_defaults(run=_ops)
 
     check = sub.add_parser("check", help="gradient-check every op and a network, or one op")
-    check.add_argument(
-        "graph", nargs="?", type=Path, help="a node-link JSON network (default: the seed network)"
-    )
+    check.add_argument("graph", nargs="?", type=Path, help=GRAPH_HELP)
     check.add_argument(
         "--op",
         metavar="NAME",
@@ -549,6 +602,15 @@ def _train(args: argparse.Namespace) -> int:
     from graphbp.run import train
 
     return train(args)
+
+
+# ----------------------------------------------------------------------------------- import
+
+
+def _import(args: argparse.Namespace) -> int:
+    from graphbp.import_cli import run
+
+    return run(args)
 
 
 # ---------------------------------------------------------------------------------- predict
@@ -674,9 +736,10 @@ def _streams(path: str) -> bool:
 def _network(path: Path | None) -> Network:
     """The network in ``path``, or the seed network at the size ``graphbp train`` uses."""
     from graphbp import Network, seed_network
+    from graphbp.folder import read_network
 
     if path is not None:
-        return Network.from_json(path)
+        return read_network(path)
     return Network(seed_network(10, int(EXAMPLE_DEFAULTS["diabetes"]["hidden"]), 1))
 
 
@@ -754,6 +817,8 @@ MAX_STATUS = 200
 
 def _check(args: argparse.Namespace) -> int:
     from graphbp import Network, seed_network
+    from graphbp.folder import INPUTS, PARAMS, folder_values, read_network
+    from graphbp.op import runs_on
     from graphbp.registry import load_all_ops
     from graphbp.testing import (
         check_backends_agree,
@@ -773,17 +838,23 @@ def _check(args: argparse.Namespace) -> int:
                 "would be ignored; drop one of them"
             )
         return _check_one_op(args.op, chosen, "jax" in installed)
-    net = Network.from_json(args.graph) if args.graph else Network(seed_network(3, 4, 2))
+    net = read_network(args.graph) if args.graph else Network(seed_network(3, 4, 2))
+    # the folder's values, where it holds them; else initialised parameters, random inputs
+    params, inputs = (None, None) if args.graph is None else folder_values(args.graph, net)
+    given = [f for f, v in ((PARAMS, params), (INPUTS, inputs)) if v is not None]
+    if given:
+        print(f"the network's gradients at {' and '.join(str(args.graph / f) for f in given)}")
     ops = list(load_all_ops().values())
     for backend in chosen:
         for op in ops:
-            print(check_op(op, backend))
-        print(check_network(net, backend))
+            if runs_on(op, backend):  # an op for one backend only (opaque: jax) is not
+                print(check_op(op, backend))  # checked on the others
+        print(check_network(net, backend, params=params, inputs=inputs))
     print(f"all gradients agree with float64 central differences on {', '.join(chosen)}")
     if "jax" in chosen:
         for op in ops:
             print(check_op_autodiff(op))
-        print(check_backends_agree(net, ("numpy", "jax")))
+        print(check_backends_agree(net, ("numpy", "jax"), params=params, inputs=inputs))
         print("plugin vjps agree with jax.vjp; numpy and jax agree on the network")
     return 0
 

@@ -21,11 +21,9 @@ GraphFileError naming it.
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import numbers
 import os
-import zipfile
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -45,6 +43,9 @@ from graphbp.errors import (
     show,
 )
 from graphbp.io import read_json, read_regular_file
+from graphbp.npz import NPZ_LIMIT as NPZ_LIMIT
+from graphbp.npz import npz_bytes as npz_bytes
+from graphbp.npz import read_npz
 from graphbp.optim import OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -60,8 +61,6 @@ MODEL_JSON_LIMIT = 16 * 2**20
 the most it may hold takes a fraction of a second)."""
 MAX_ROWS = 2**28
 """The most rows model.json may say the data had (a CSV file graphbp reads has fewer)."""
-NPZ_LIMIT = 2**31
-"""The largest params.npz or optimizer.npz read."""
 TEXT_LIMIT = 256 * 2**20
 """The largest history.csv read."""
 METRICS_LIMIT = 64 * 2**10
@@ -141,94 +140,6 @@ def prediction(net: Network, output: Hashable | None = None) -> Hashable:
             f"compares them, so fix its shape or {fix}"
         )
     return output
-
-
-# ---------------------------------------------------------------------------- arrays
-
-
-def npz_bytes(arrays: Mapping[str, Any]) -> bytes:
-    """``arrays`` as an uncompressed .npz (one ``NAME.npy`` member each, no pickles)."""
-    buffer = io.BytesIO()  # np.savez(**arrays) would take a member named "file" as its own
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, value in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def read_npz(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray[Any, Any]]:
-    """The arrays of an .npz file with exactly the members ``shapes`` names, of those shapes.
-
-    Each member's header is read and checked (shape, a real dtype, no objects) before its
-    data is allocated; every value must be finite.
-
-    Raises:
-        GraphFileError: naming the file and the member: missing, truncated or malformed,
-            a member missing or extra, of another shape or dtype, or holding NaN or Inf.
-    """
-    data = read_regular_file(path, what=".npz file", limit=NPZ_LIMIT)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise GraphFileError(f"{path}: not a readable .npz file ({exc}); train again") from None
-    with archive:
-        packed = [i.filename for i in archive.infolist() if i.compress_type != zipfile.ZIP_STORED]
-        if packed:  # its size on disk would not bound what reading it allocates
-            raise GraphFileError(
-                f"{path}: member {show(packed[0])} is compressed; graphbp writes and reads "
-                "uncompressed .npz files (np.savez, not np.savez_compressed)"
-            )
-        members = {n.removesuffix(".npy"): n for n in archive.namelist()}
-        extra = sorted(set(members) - set(shapes))
-        missing = [n for n in shapes if n not in members]
-        if missing or extra or len(members) != len(archive.namelist()):
-            what = (
-                f"has no array {show(missing[0])}"
-                if missing
-                else f"has an extra member {show(extra)}"
-            )
-            raise GraphFileError(f"{path}: {what}; it does not belong to this model's network")
-        out: dict[str, np.ndarray[Any, Any]] = {}
-        for name, want in shapes.items():
-            out[name] = _read_member(path, archive, members[name], name, want)
-    return out
-
-
-def _read_member(
-    path: Path, archive: zipfile.ZipFile, member: str, name: str, want: tuple[int, ...]
-) -> np.ndarray[Any, Any]:
-    """One array of an .npz, its header checked before its data is read."""
-    where = f"{path}: array {show(name)}"
-    try:
-        with archive.open(member) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy version {version}")
-            if tuple(shape) != tuple(want):
-                raise GraphFileError(
-                    f"{where} has shape {tuple(shape)} but the network needs {tuple(want)}; "
-                    "the file does not belong to this model's network"
-                )
-            if dtype.hasobject or dtype.kind not in "fiu":
-                raise GraphFileError(f"{where} has dtype {dtype}; expected real numbers")
-            count = math.prod(shape)
-            if archive.getinfo(member).file_size != f.tell() + count * dtype.itemsize:
-                raise GraphFileError(f"{where} is truncated or too long; train again")
-            raw = f.read(count * dtype.itemsize + 1)
-            if len(raw) != count * dtype.itemsize:
-                raise GraphFileError(f"{where} is truncated or too long; train again")
-            array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
-    except GraphFileError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise GraphFileError(f"{where} cannot be read ({exc}); train again") from None
-    if not np.isfinite(array).all():
-        raise GraphFileError(f"{where} holds NaN or Inf; train again")
-    return array.astype(array.dtype.newbyteorder("="), copy=True)
 
 
 # ---------------------------------------------------------------------------- writing

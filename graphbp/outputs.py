@@ -64,11 +64,21 @@ class OutputFolder:
     Args:
         out: the folder, as the user named it (messages use this name).
         names: the files an output set may hold (see ``OUTPUT_NAMES``).
+        command, option: the command writing the folder and its option naming it, as the
+            messages say them (``graphbp import``'s ``-o``).
     """
 
-    def __init__(self, out: Path, names: frozenset[str] = OUTPUT_NAMES) -> None:
+    def __init__(
+        self,
+        out: Path,
+        names: frozenset[str] = OUTPUT_NAMES,
+        *,
+        command: str = "graphbp train",
+        option: str = "--out",
+    ) -> None:
         self.out = out
         self.names = names
+        self.command, self.option = command, option
         self.path = Path(os.path.realpath(out))  # a symlink: the folder it points to
         self.parent = self.path.parent
         self._lock_path = self.parent / f".{self.path.name}.lock"
@@ -101,24 +111,24 @@ class OutputFolder:
             GraphFileError: ``out`` is not a folder, holds files graphbp did not write, is the
                 current folder, cannot be written (nor its parent), or another run holds it.
         """
-        out = self.out
+        out, option = self.out, self.option
         try:
             here = Path(os.path.realpath(os.getcwd()))
         except OSError:  # the current folder was deleted: it cannot be the one named
             here = self.parent
         if self.path == self.parent or here.is_relative_to(self.path):
             raise GraphFileError(
-                f"{out}: is the current folder or holds it; graphbp train replaces its --out "
-                "folder as a whole: name a folder of its own, e.g. --out graphbp-out"
+                f"{out}: is the current folder or holds it; {self.command} replaces its {option} "
+                f"folder as a whole: name a folder of its own, e.g. {option} graphbp-out"
             )
         if os.path.lexists(self.path) and not self.path.is_dir():
-            raise GraphFileError(f"{out}: exists and is not a folder; choose another --out")
+            raise GraphFileError(f"{out}: exists and is not a folder; choose another {option}")
         try:
             self.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise GraphFileError(
                 f"{out}: cannot create its folder {self.parent} ({exc.strerror}); choose "
-                "another --out"
+                f"another {option}"
             ) from exc
         try:
             name_max = os.pathconf(self.parent, "PC_NAME_MAX")
@@ -133,7 +143,7 @@ class OutputFolder:
         if not os.access(self.parent, os.W_OK | os.X_OK):
             raise GraphFileError(
                 f"{out}: its folder {self.parent} is not writable, and the outputs are written "
-                "beside it first; choose another --out"
+                f"beside it first; choose another {option}"
             )
         self._take_lock()
         try:
@@ -157,8 +167,8 @@ class OutputFolder:
         """
         if Path(os.path.realpath(path)).is_relative_to(self.path):
             raise GraphFileError(
-                f"{path}: the {option} file lies inside --out {self.out}, which this run "
-                "replaces as a whole; move the file or choose another --out"
+                f"{path}: the {option} file lies inside {self.option} {self.out}, which this "
+                f"run replaces as a whole; move the file or choose another {self.option}"
             )
 
     def _take_lock(self) -> None:
@@ -169,7 +179,7 @@ class OutputFolder:
             except OSError as exc:
                 raise GraphFileError(
                     f"{self.out}: cannot create the lock file {self._lock_path} "
-                    f"({exc.strerror}); choose another --out"
+                    f"({exc.strerror}); choose another {self.option}"
                 ) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -180,10 +190,10 @@ class OutputFolder:
                     raise GraphFileError(
                         f"{self.out}: cannot lock {self._lock_path} ({exc.strerror})"
                     ) from exc
-                who = f"another graphbp train (pid {other})" if other else "another run"
+                who = f"another {self.command} (pid {other})" if other else "another run"
                 raise GraphFileError(
                     f"{self.out}: {who} is writing to this folder; wait for it to finish or "
-                    "choose another --out"
+                    f"choose another {self.option}"
                 ) from None
             # The holder before us may have removed the file after we opened it: lock the file
             # that is there now, or two runs would each hold a lock on a different file.
@@ -248,14 +258,14 @@ class OutputFolder:
             shown = ", ".join(repr(n) for n in foreign[:3])
             more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
             raise GraphFileError(
-                f"{self.out}: holds {shown}{more}, which graphbp train did not write; it "
+                f"{self.out}: holds {shown}{more}, which {self.command} did not write; it "
                 f"replaces the whole folder, so move {'it' if len(foreign) == 1 else 'them'} "
-                "or choose another --out"
+                f"or choose another {self.option}"
             )
         if not os.access(self.path, os.W_OK | os.X_OK):
             raise GraphFileError(
                 f"{self.out}: is read-only, and a run replaces its files; make it writable or "
-                "choose another --out"
+                f"choose another {self.option}"
             )
         if os.path.ismount(self.path):
             raise GraphFileError(

@@ -107,6 +107,7 @@ def _new_run(args: argparse.Namespace) -> _Run:
     """A run from scratch, as the options say."""
     from graphbp import Network, mlp
     from graphbp.datasets import EXAMPLES, TEST_FRACTION, load_csv, load_example, split
+    from graphbp.folder import network_file
     from graphbp.model import Source
 
     example = "diabetes" if args.data else args.example
@@ -128,9 +129,9 @@ def _new_run(args: argparse.Namespace) -> _Run:
     n_in, n_out, hidden = s.x_train.shape[1], s.y_train.shape[1], hyper["hidden"]
     sizes = (n_in, hidden, hidden, n_out)
     if args.graph:
-        net = Network.from_json(args.graph)
+        file = network_file(args.graph)  # a folder's network.json
         what = str(args.graph)
-        net = _fit_to_data(net, args.graph, n_in, n_out)
+        net = _fit_to_data(Network.from_json(file), file, n_in, n_out)
         hyper.update(hidden=None, graph=str(args.graph))
     elif classify:
         net = Network(mlp(sizes, "sigmoid", "softmax_cross_entropy"))
@@ -528,6 +529,16 @@ def _fit_to_data(net: Network, path: Path, features: int, targets: int) -> Netwo
             )
         if declared is None:
             graph.nodes[name]["shape"] = given
+        elif declared and declared[0] is not None:
+            rows = declared[0]
+            raise GraphFileError(
+                f"{path}: input {name!r} has shape {declared}: the network takes exactly "
+                f"{rows:,} rows at a time (its first axis is fixed, e.g. because gb.from_jax "
+                f"traced it at batch size {rows:,}), but graphbp train also computes its output "
+                "on all training and all test rows at once, so it needs inputs whose first axis "
+                f"is None (any number of rows); train this network from Python with "
+                f"gb.train(..., batch_size={rows}) on a number of rows divisible by {rows}"
+            )
     try:
         fitted = Network(graph)
         prediction(fitted)  # the output node, checked against y's shape

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp.errors import InputError, NonFiniteError
-from graphbp.op import Array
+from graphbp.op import Array, Shape, shape_fits
 from graphbp.optim import Optimizer, make_optimizer
 from graphbp.program import Program, TrainStep
 
@@ -139,7 +139,7 @@ def train_state(
         raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
     # NaN and overflow are detected below and reported as one NonFiniteError, not as warnings.
     with prog.backend.precision(prog.dtype), np.errstate(all="ignore"):
-        arrays, rows = _columns(prog, data)
+        arrays, rows = _columns(prog, data, batch_size)
         current = prog.own({i: params[n] for i, n in enumerate(names)})
         if bad := _first_non_finite(prog, names, current):
             raise NonFiniteError(
@@ -247,9 +247,10 @@ def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Ar
     return {n: values[i] for i, n in enumerate(names)}
 
 
-def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Array], int]:
+def _columns(prog: Program, data: Mapping[Any, Any], batch_size: int) -> tuple[list[Array], int]:
     """The arrays of the inputs the loss needs, in the order of the program's training step
-    and where it computes, and their row count."""
+    and where it computes, and their row count, checked to fit the network in batches of
+    ``batch_size`` rows."""
     needed = [n for n, _ in prog.plan(with_grad=True).inputs]
     missing = [n for n in needed if n not in data]
     if missing:
@@ -258,6 +259,9 @@ def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Array], int]:
     rows = {n: (a.shape[0] if a.ndim else 0) for n, a in arrays.items()}
     if len(set(rows.values())) != 1 or 0 in rows.values():
         raise InputError(f"training arrays need the same, non-zero number of rows; got {rows}")
+    count = next(iter(rows.values()))
+    for n, a in arrays.items():
+        _check_rows(n, tuple(a.shape), prog.network.shapes[n], count, batch_size)
     for n, a in arrays.items():
         if not bool(prog.xp.all(prog.xp.isfinite(a))):
             import numpy as np
@@ -267,7 +271,47 @@ def _columns(prog: Program, data: Mapping[Any, Any]) -> tuple[list[Array], int]:
                 f"training input {n!r} holds NaN or Inf (first in row {row}); drop or fill "
                 "those rows before training"
             )
-    return [arrays[n] for n in needed], next(iter(rows.values()))
+    return [arrays[n] for n in needed], count
+
+
+def batch_sizes(rows: int, batch_size: int) -> list[int]:
+    """The sizes of an epoch's steps: ``batch_size`` rows each, the last one the rest."""
+    sizes = [batch_size] * (rows // batch_size)
+    return [*sizes, rows % batch_size] if rows % batch_size else sizes
+
+
+def _check_rows(
+    name: Hashable, shape: tuple[int, ...], declared: Shape | None, rows: int, batch_size: int
+) -> None:
+    """Whether training input ``name`` of ``shape`` fits its declared shape in every step.
+
+    Raises:
+        InputError: its rows have another shape than the network's, or the network takes a
+            fixed number of rows per step (a network imported from JAX, traced at one batch
+            size) that ``batch_size`` and the row count do not give in every step.
+    """
+    if declared is None or not declared:
+        return
+    if not shape_fits(shape[1:], declared[1:]):
+        raise InputError(
+            f"training input {name!r} has rows of shape {shape[1:]}, but the network's input "
+            f"{name!r} has shape {declared}, rows of shape {declared[1:]}; reshape the data "
+            "(None axes take any size)"
+        )
+    fixed = declared[0]
+    sizes = set(batch_sizes(rows, batch_size))
+    if fixed is None or sizes == {fixed}:
+        return
+    steps = " and ".join(f"{s:,}" for s in sorted(sizes, reverse=True))
+    usable = rows - rows % fixed
+    example = f"e.g. the first {usable:,}" if usable else f"the data has only {rows:,}"
+    raise InputError(
+        f"input {name!r} has shape {declared}: the network takes exactly {fixed:,} rows per "
+        f"step (its first axis is fixed, e.g. because gb.from_jax traced it at batch size "
+        f"{fixed:,}), but batch_size={batch_size:,} on {rows:,} rows gives steps of {steps} "
+        f"rows; train with batch_size={fixed} on a number of rows divisible by {fixed} "
+        f"({example})"
+    )
 
 
 def _first_non_finite(
