@@ -251,6 +251,8 @@ def _gather(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if mode is None:
         raise Unsupported(f"gather mode {p['mode']}")
     fill = p.get("fill_value")
+    if fill is not None and np.isnan(fill):
+        fill = None  # JAX's default for floats (jnp.take): the op reads None as NaN
     if fill is not None and not np.isfinite(fill):
         raise Unsupported("a non-finite fill_value other than NaN")
     attrs = {
@@ -298,6 +300,42 @@ def _split(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return outs
 
 
+def _stack(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    """n-ary ``stack`` (``jnp.stack``): each operand gets the new axis, then a chain of
+    binary concatenations joins them."""
+    axis, aval = int(eqn.params["axis"]), eqn.outvars[0].aval
+    dtype = np.dtype(aval.dtype)
+    parts = []
+    for x in ins:
+        shape = (*x.shape[:axis], 1, *x.shape[axis:])
+        parts.append(e.op("expand_dims", [x], {"dimensions": [axis]}, Val(shape, dtype)))
+    out = parts[0]
+    for k, x in enumerate(parts[1:], start=1):
+        shape = (*out.shape[:axis], out.shape[axis] + 1, *out.shape[axis + 1 :])
+        like = aval if k == len(parts) - 1 else Val(shape, dtype)
+        out = e.op("concatenate", [out, x], {"dimension": axis}, like)
+    return [out]
+
+
+def _dynamic_slice(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    """``dynamic_slice`` at constant start indices: a ``slice``, the starts clamped into the
+    operand as JAX clamps them."""
+    x, starts = ins[0], ins[1:]
+    if not all(s.is_const for s in starts):
+        raise Unsupported("dynamic_slice at start indices computed at run time")
+    sizes = [int(n) for n in eqn.params["slice_sizes"]]
+    begin = [
+        min(max(int(np.asarray(s.value)), 0), n - size)
+        for s, n, size in zip(starts, x.shape, sizes, strict=True)
+    ]
+    attrs = {
+        "start_indices": begin,
+        "limit_indices": [b + size for b, size in zip(begin, sizes, strict=True)],
+        "strides": None,
+    }
+    return [e.op("slice", [x], attrs, eqn.outvars[0].aval)]
+
+
 RULES: dict[str, Rule] = {
     **{n: _simple(n) for n in SAME_NAME_UNARY},
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
@@ -327,6 +365,10 @@ RULES: dict[str, Rule] = {
     "reduce_window_max": _attrs_rule("reduce_window_max", *_WINDOW),
     "reduce_window_sum": _attrs_rule("reduce_window_sum", *_WINDOW),
     "split": _split,
+    "rev": _attrs_rule("rev", "dimensions"),
+    "tile": _attrs_rule("tile", "reps"),
+    "stack": _stack,
+    "dynamic_slice": _dynamic_slice,
 }
 """The rule of each primitive graphbp computes with its own ops; every other primitive
 becomes an opaque node."""

@@ -80,6 +80,10 @@ ATTRS: dict[str, Callable[[Draw, Shapes], dict[str, Any]]] = {
     "expand_dims": lambda draw, shapes: {
         "dimensions": draw(st.lists(st.integers(-4, 4), max_size=2))
     },
+    "rev": lambda draw, shapes: {"dimensions": draw(st.lists(st.integers(-3, 3), max_size=2))},
+    "tile": lambda draw, shapes: {
+        "reps": draw(st.lists(st.integers(-1, 3), min_size=max(len(shapes[0]) - 1, 0), max_size=3))
+    },
     "concatenate": lambda draw, shapes: {"dimension": draw(st.integers(-3, 3))},
     "slice": _slice,
     "pad": _pad,

@@ -14,6 +14,7 @@ import pytest
 
 import graphbp as gb
 from graphbp.errors import GraphError
+from graphbp.registry import get_op
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -56,6 +57,15 @@ def _squeeze(x: Any, dims: list[int]) -> Case:
 
 def _expand(x: Any, dims: list[int]) -> Case:
     return "expand_dims", (x,), {"dimensions": dims}, lambda v: jnp.expand_dims(v, tuple(dims))
+
+
+def _rev(x: Any, dims: list[int]) -> Case:
+    axes = tuple(d % x.ndim for d in dims)
+    return "rev", (x,), {"dimensions": dims}, lambda v: lax.rev(v, axes)
+
+
+def _tile(x: Any, reps: list[int]) -> Case:
+    return "tile", (x,), {"reps": reps}, lambda v: lax.tile(v, tuple(reps))
 
 
 def _concat(a: Any, b: Any, d: int) -> Case:
@@ -133,6 +143,13 @@ CASES: list[Case] = [
     _expand(_r(3, 4), [-1]),
     _expand(_r(3, 4), [1, 3]),
     _expand(_r(), [0, 1]),
+    _rev(_r(3, 4), [0]),
+    _rev(_r(2, 3, 4), [2, -3]),
+    _rev(_r(5), []),
+    _tile(_r(3, 4), [2, 3]),
+    _tile(_r(2, 1, 3), [1, 4, 1]),
+    _tile(_r(2, 3), [0, 2]),
+    _tile(_r(), []),
     _concat(_r(2, 3), _r(4, 3), 0),
     _concat(_r(2, 3), _r(2, 1), -1),
     _concat(_r(3), _r(0), 0),
@@ -248,6 +265,7 @@ HOSTILE: list[tuple[str, tuple[tuple[int, ...], ...], dict[str, Any], str]] = [
     ("reshape", ((3, 4),), {"new_sizes": [-1, -1]}, "one -1"),
     ("reshape", ((3, 4),), {"new_sizes": [12.0]}, "float"),
     ("reshape", ((3, 4),), {"new_sizes": 12}, "list"),
+    ("reshape", ((3, 4),), {"new_sizes": [12], "dimensions": [1, 0]}, "not supported"),
     ("reshape", ((0, 4),), {"new_sizes": [0, -1]}, "cannot reshape"),
     ("transpose", ((3, 4),), {"permutation": [0, 0]}, "twice"),
     ("transpose", ((3, 4),), {"permutation": [0]}, "every axis"),
@@ -256,6 +274,10 @@ HOSTILE: list[tuple[str, tuple[tuple[int, ...], ...], dict[str, Any], str]] = [
     ("squeeze", ((3, 1),), {"dimensions": [2]}, "out of"),
     ("expand_dims", ((3,),), {"dimensions": [0, 0]}, "twice"),
     ("expand_dims", ((3,),), {"dimensions": [5]}, "out of"),
+    ("rev", ((2, 3),), {"dimensions": [2]}, "out of bounds"),
+    ("rev", ((2, 3),), {"dimensions": [1, -1]}, "twice"),
+    ("tile", ((2, 3),), {"reps": [2]}, "entries"),
+    ("tile", ((2, 3),), {"reps": [2, -1]}, "negative"),
     ("concatenate", ((2, 3), (2, 4)), {"dimension": 0}, "differ"),
     ("concatenate", ((2, 3), (3,)), {"dimension": 0}, "same number of axes"),
     ("concatenate", ((2, 3), (2, 3)), {"dimension": 2}, "out of range"),
@@ -292,3 +314,136 @@ def test_hostile_attributes_are_a_graph_error_naming_the_node(
         gb.Network(graph, loss="L")
     assert says in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _as_attrs(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A jaxpr equation's params as the importer gives them to the op (contract12): JSON-plain,
+    ``shape`` renamed ``out_shape``, dtypes by name, sharding and weak types dropped."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        return int(v) if isinstance(v, np.integer) else v
+
+    attrs = {k: plain(v) for k, v in params.items() if k not in ("sharding", "weak_type")}
+    if name == "broadcast_in_dim":
+        attrs["out_shape"] = attrs.pop("shape")
+    if name == "convert_element_type":
+        attrs["new_dtype"] = np.dtype(params["new_dtype"]).name
+    return attrs
+
+
+def _model(params: Any, x: Any, ids: Any) -> Any:
+    """Every shape op as jnp and jax.nn write them: an MLP with layer norm, slicing, padding,
+    concatenation, where, one-hot and log-softmax (max-subtraction, stop_gradient)."""
+    h = jax.nn.gelu(x @ params["W"] + params["b"])
+    h = (h - h.mean(-1, keepdims=True)) * lax.rsqrt(h.var(-1, keepdims=True) + 1e-5)
+    h = jnp.concatenate([h, h[:, :2], jnp.pad(h, ((0, 0), (1, 2)))[:, ::3]], axis=1)
+    z = jax.nn.relu(h) + jnp.where(h > 0.1, h, -h) + jnp.expand_dims(h, 0).squeeze(0).T.T
+    lp = jax.nn.log_softmax(z)
+    return -jnp.mean(jnp.sum(jax.nn.one_hot(ids, z.shape[-1]) * lp, -1)) + jnp.mean(
+        jnp.maximum(z, 0).astype(jnp.int32).reshape(-1, 2)
+    )
+
+
+def test_ops_compute_the_equations_of_a_real_jaxpr() -> None:
+    """Each equation of a traced model whose primitive is a shape op, run by the op on the
+    values JAX computed for its inputs, equals JAX's own output (booleans and ints as 0/1 and
+    integer-valued floats)."""
+    rng = np.random.default_rng(0)
+    params = {"W": rng.standard_normal((4, 5)), "b": rng.standard_normal(5)}
+    args = (params, rng.standard_normal((3, 4)), np.array([0, 3, 2]))
+    seen: set[str] = set()
+    with jax.enable_x64(True):
+        closed = jax.make_jaxpr(_model)(*args)
+
+        def run(jaxpr: Any, consts: list[Any], values: list[Any]) -> list[Any]:
+            env = dict(zip(jaxpr.constvars, consts, strict=True))
+            env.update(zip(jaxpr.invars, values, strict=True))
+
+            def read(v: Any) -> Any:
+                return v.val if type(v).__name__ == "Literal" else env[v]
+
+            for eqn in jaxpr.eqns:
+                ins = [read(v) for v in eqn.invars]
+                inner = eqn.params.get("jaxpr") or eqn.params.get("call_jaxpr")
+                if inner is not None and eqn.primitive.name in ("jit", "pjit", "custom_jvp_call"):
+                    outs = run(inner.jaxpr, list(inner.consts), ins)
+                else:
+                    outs = eqn.primitive.bind(*ins, **eqn.params)
+                    outs = outs if eqn.primitive.multiple_results else [outs]
+                    _compare_equation(eqn, ins, outs[0], seen)
+                env.update(zip(eqn.outvars, outs, strict=True))
+            return [read(v) for v in jaxpr.outvars]
+
+        run(closed.jaxpr, list(closed.consts), jax.tree_util.tree_leaves(args))
+    mine = {"broadcast_in_dim", "reshape", "transpose", "squeeze", "concatenate", "slice"}
+    mine |= {"pad", "convert_element_type", "stop_gradient", "select_n", "eq", "gt"}
+    assert mine <= seen
+
+
+def _compare_equation(eqn: Any, ins: list[Any], want: Any, seen: set[str]) -> None:
+    name = eqn.primitive.name
+    if name not in gb.ops() or type(get_op(name)).__module__ != "graphbp_ops.structure":
+        return
+    op = get_op(name)
+    seen.add(name)
+    attrs = _as_attrs(name, dict(eqn.params))
+    operands = [np.asarray(x, np.float64) for x in ins]
+    if name == "concatenate":  # n-ary in the jaxpr: a chain of binary ones
+        got = operands[0]
+        for x in operands[1:]:
+            got = op.forward(np, got, x, **attrs)
+    else:
+        got = op.forward(np, *operands, **attrs)
+    np.testing.assert_allclose(got, np.asarray(want, np.float64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_a_network_of_the_op_round_trips_through_json(case: Case, tmp_path: Any) -> None:
+    name, operands, attrs, prim = case
+    with jax.enable_x64(True):
+        shape = jax.eval_shape(prim, *[jnp.asarray(x, jnp.float64) for x in operands]).shape
+    net = _network(name, operands, attrs, np.ones(shape))
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    assert dict(back.graph.nodes["out"]) == {"op": name, **attrs}
+    params = {f"x{i}": np.asarray(x, np.float64) for i, x in enumerate(operands)}
+    want = net.compile().value_and_grad(params, {})
+    got = back.compile().value_and_grad(params, {})
+    assert float(got[0]) == float(want[0])
+    for k in want[1]:
+        np.testing.assert_array_equal(got[1][k], want[1][k])
+
+
+def _more_structure(params: Any, x: Any) -> Any:
+    """jnp.flip, jnp.tile, jnp.stack, jnp.split and a dynamic_slice at constant starts (one
+    clamped as JAX clamps it), each a primitive of its own in the jaxpr."""
+    h = jnp.tanh(x @ params["W"])
+    a, b = jnp.split(h, 2, axis=1)
+    s = jnp.stack([a, jnp.flip(b, 0), a * b], axis=1)
+    t = jnp.tile(s, (1, 2, 1))
+    d = lax.dynamic_slice(s, (0, 4, 0), (s.shape[0], 2, 2))  # starts at 1: 4 is past the end
+    return jnp.sum(t**2) + jnp.sum(d * t[:, :2]) + jnp.sum(jnp.stack([params["b"]]) * t[:, 0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_flip_tile_stack_split_and_constant_dynamic_slice_import_with_jax_gradients(
+    dtype: str,
+) -> None:
+    rng = np.random.default_rng(1)
+    params = {"W": rng.standard_normal((3, 4)).astype(dtype), "b": rng.standard_normal(2)}
+    params["b"] = params["b"].astype(dtype)
+    x = rng.standard_normal((5, 3)).astype(dtype)
+    with jax.enable_x64(dtype == "float64"):
+        want, want_grads = jax.value_and_grad(_more_structure)(params, x)
+    net, p, inputs = gb.from_jax(_more_structure, params, x)
+    ops = {net.op_name(n) for n in net.order}
+    assert {"rev", "tile", "expand_dims", "concatenate", "slice"} <= ops
+    assert "opaque" not in ops
+    rtol = 1e-10 if dtype == "float64" else 1e-5
+    for backend in BACKENDS:
+        loss, grads = net.compile(backend, dtype=dtype).value_and_grad(p, inputs)
+        np.testing.assert_allclose(float(loss), float(want), rtol=rtol)
+        for k in ("W", "b"):
+            np.testing.assert_allclose(grads[k], want_grads[k], rtol=rtol, atol=rtol)

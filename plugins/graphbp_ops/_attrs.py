@@ -13,6 +13,8 @@ from graphbp_ops._shapes import axes as normal_axes
 
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer (a Python or NumPy int), not a bool."""
+    if type(value) is int:  # the common case, decided at once
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

@@ -10,7 +10,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from graphbp.shapes import MAX_ELEMENTS
 from graphbp_ops._attrs import ints, pairs
+
+MAX_OFFSETS = 2**20
+"""The most elements a window may have (a 1024×1024 window): each is one strided view."""
 
 
 class Windows(NamedTuple):
@@ -34,6 +38,21 @@ class Windows(NamedTuple):
     def offsets(self) -> list[tuple[int, ...]]:
         """Every window offset, in row-major order (XLA's order within a window)."""
         return list(itertools.product(*map(range, self.sizes)))
+
+
+def check_work(what: str, elements: int, offsets: int, window: str) -> None:
+    """Refuse windows whose intermediate arrays (the padded input, the input windows) would
+    hold more than MAX_ELEMENTS elements, or with more than MAX_OFFSETS window elements:
+    attributes from a graph file must not make the op allocate or loop without bound."""
+    if offsets > MAX_OFFSETS:
+        raise ValueError(
+            f"{window} gives windows of {offsets:,} elements; at most {MAX_OFFSETS:,} are supported"
+        )
+    if elements > MAX_ELEMENTS:
+        raise ValueError(
+            f"{what} would hold {elements:,} elements, more than the {MAX_ELEMENTS:,} any value "
+            "may have; check the padding and dilations"
+        )
 
 
 def dilated(size: int, d: int) -> int:
@@ -150,14 +169,20 @@ def views(padded: Any, w: Windows) -> list[Any]:
 
 def add_views(xp: Any, parts: Sequence[Any], shape: tuple[int, ...], dtype: Any, w: Windows) -> Any:
     """The transpose of ``views``: each part added into a zero array of ``shape`` where its
-    view reads (in place on NumPy; ``.at[].add`` on JAX, which XLA fuses)."""
+    view reads. NumPy adds in place; JAX spreads each part to ``shape`` by dilation and
+    padding and sums them, which XLA fuses into one loop (twice as fast as ``.at[].add``'s
+    scatter)."""
     total = xp.zeros(shape, dtype=dtype)
+    if not hasattr(total, "at"):
+        for k, part in zip(w.offsets(), parts, strict=True):
+            total[_view(len(shape), w, k)] += part
+        return total
     for k, part in zip(w.offsets(), parts, strict=True):
-        where = _view(len(shape), w, k)
-        if hasattr(total, "at"):
-            total = total.at[where].add(part)
-        else:
-            total[where] += part
+        widths = {}
+        for axis, kk, r, s in zip(w.axes, k, w.window_dilation, w.strides, strict=True):
+            part = _dilate(xp, part, axis, s, 0)
+            widths[axis] = (kk * r, shape[axis] - kk * r - part.shape[axis])
+        total = total + pad(xp, part, widths, 0)
     return total
 
 

@@ -73,7 +73,7 @@ class BroadcastInDim(Op):
 
     name = "broadcast_in_dim"
     label = "broadcast"
-    local_grads = ("Σ over the broadcast axes",)
+    local_grads = ("Σ over broadcast axes",)
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, *, out_shape: Any, broadcast_dimensions: Any) -> Any:
@@ -120,8 +120,13 @@ class BroadcastInDim(Op):
 # ------------------------------------------------------------------ reshaping
 
 
-def _reshaped(x: Shape, new_sizes: Any) -> Shape:
+def _reshaped(x: Shape, new_sizes: Any, dimensions: Any = None) -> Shape:
     """The shape ``new_sizes`` gives an operand of shape ``x`` (one -1 inferred, as NumPy)."""
+    if dimensions is not None:
+        raise ValueError(
+            f"dimensions={dimensions!r:.40} (a transpose before the reshape) is not supported; "
+            "leave it None and transpose first"
+        )
     new = int_list("new_sizes", new_sizes)
     if any(n < -1 for n in new) or new.count(-1) > 1:
         raise ValueError(
@@ -146,21 +151,24 @@ def _reshaped(x: Shape, new_sizes: Any) -> Shape:
 
 
 class Reshape(Op):
-    """``lax.reshape`` (row-major, no ``dimensions``); ``new_sizes`` may hold one -1."""
+    """``lax.reshape`` in row-major order; ``new_sizes`` may hold one -1 (as NumPy), and
+    ``dimensions`` must be None (JAX's own reshapes leave it so)."""
 
     name = "reshape"
     label = "reshape"
     local_grads = ("1 (reshaped back)",)
     vjp_reads = (0,)
 
-    def forward(self, xp: Any, x: Any, *, new_sizes: Any) -> Any:
-        return xp.reshape(x, _reshaped(x.shape, new_sizes))
+    def forward(self, xp: Any, x: Any, *, new_sizes: Any, dimensions: Any = None) -> Any:
+        return xp.reshape(x, _reshaped(x.shape, new_sizes, dimensions))
 
-    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, new_sizes: Any) -> tuple[Any]:
+    def vjp(
+        self, xp: Any, g: Any, out: Any, x: Any, *, new_sizes: Any, dimensions: Any = None
+    ) -> tuple[Any]:
         return (xp.reshape(g, x.shape),)
 
-    def shape(self, x: Shape, *, new_sizes: Any) -> Shape:
-        return _reshaped(x, new_sizes)
+    def shape(self, x: Shape, *, new_sizes: Any, dimensions: Any = None) -> Shape:
+        return _reshaped(x, new_sizes, dimensions)
 
     def examples(self, rng: Any) -> list[Example]:
         cases: list[tuple[Shape, list[int]]] = [
@@ -302,6 +310,79 @@ class ExpandDims(Op):
         return [((rng.standard_normal(x),), {"dimensions": d}) for x, d in cases]
 
 
+class Rev(Op):
+    """``lax.rev`` (``jnp.flip``, ``x[::-1]``): the listed axes in reverse order."""
+
+    name = "rev"
+    label = "flip"
+    local_grads = ("1 (flipped back)",)
+    vjp_reads = ()
+
+    def forward(self, xp: Any, x: Any, *, dimensions: Any) -> Any:
+        dims = axis_list("dimensions", dimensions, x.ndim)
+        return xp.flip(x, axis=dims) if dims else x
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, dimensions: Any) -> tuple[Any]:
+        dims = tuple(d % g.ndim for d in dimensions)
+        return (xp.flip(g, axis=dims) if dims else g,)
+
+    def shape(self, x: Shape, *, dimensions: Any) -> Shape:
+        axis_list("dimensions", dimensions, len(x))
+        return x
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        return f"flip({_show(attrs.get('dimensions', ()))})", self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        cases: list[tuple[Shape, list[int]]] = [
+            ((3, 4), [0]),
+            ((3, 4), [0, 1]),
+            ((2, 3, 4), [-1, 0]),
+            ((5,), []),
+        ]
+        return [((rng.standard_normal(x),), {"dimensions": d}) for x, d in cases]
+
+
+def _tiled(x: Shape, reps: Any) -> Shape:
+    counts = sizes("reps", reps, len(x))
+    return tuple(n * r for n, r in zip(x, counts, strict=True))
+
+
+class Tile(Op):
+    """``lax.tile`` (``jnp.tile``): ``reps[i]`` copies of the operand along axis i, one
+    count per axis."""
+
+    name = "tile"
+    label = "tile"
+    local_grads = ("Σ over the copies",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any, *, reps: Any) -> Any:
+        _tiled(x.shape, reps)
+        return xp.tile(x, tuple(reps))
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, *, reps: Any) -> tuple[Any]:
+        """g as (reps[0], n0, reps[1], n1, ...), summed over the copies (JAX's rule)."""
+        split = tuple(k for r, n in zip(reps, x.shape, strict=True) for k in (r, n))
+        return (xp.reshape(g, split).sum(axis=tuple(range(0, 2 * g.ndim, 2))),)
+
+    def shape(self, x: Shape, *, reps: Any) -> Shape:
+        return _tiled(x, reps)
+
+    def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+        return f"tile({_show(attrs.get('reps', ()))})", self.local_grads
+
+    def examples(self, rng: Any) -> list[Example]:
+        cases: list[tuple[Shape, list[int]]] = [
+            ((3, 4), [2, 1]),
+            ((3, 4), [1, 3]),
+            ((2, 1, 3), [2, 4, 1]),
+            ((), []),
+            ((2, 3), [0, 2]),
+        ]
+        return [((rng.standard_normal(x),), {"reps": r}) for x, r in cases]
+
+
 # ------------------------------------------------------------------ joining and cutting
 
 
@@ -326,7 +407,7 @@ class Concatenate(Op):
 
     name = "concatenate"
     label = "concat"
-    local_grads = ("1 (its part)", "1 (its part)")
+    local_grads = ("1 on a's part", "1 on b's part")
     vjp_reads = (0,)
 
     def forward(self, xp: Any, a: Any, b: Any, *, dimension: Any) -> Any:
@@ -397,7 +478,7 @@ class Slice(Op):
 
     name = "slice"
     label = "slice"
-    local_grads = ("1 at the sliced positions, else 0",)
+    local_grads = ("1 where sliced",)
     vjp_reads = (0,)
 
     def forward(
@@ -514,7 +595,7 @@ class Pad(Op):
 
     name = "pad"
     label = "pad"
-    local_grads = ("1 at x's positions, else 0", "1 at the padded positions, else 0")
+    local_grads = ("1 where x lands", "1 where padded")
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, padding_value: Any, *, padding_config: Any) -> Any:
@@ -584,7 +665,7 @@ class ConvertElementType(Op):
 
     name = "convert_element_type"
     label = "convert"
-    local_grads = ("1 to a float dtype, 0 to an integer or bool",)
+    local_grads = ("1 to float, 0 to int or bool",)
     vjp_reads = ()
 
     def forward(self, xp: Any, x: Any, *, new_dtype: Any) -> Any:
@@ -649,7 +730,7 @@ class SelectN(Op):
 
     name = "select_n"
     label = "select"
-    local_grads = ("0", "1 where pred = 0", "1 where pred ≠ 0")
+    local_grads = ("0", "[pred=0]", "[pred≠0]")
     vjp_reads = (0,)
 
     def forward(self, xp: Any, pred: Any, on_false: Any, on_true: Any) -> Any:
@@ -704,7 +785,7 @@ class _Comparison(Op):
     in the operands' dtype. Its gradient is zero everywhere (JAX's rule)."""
 
     local_grads = ("0", "0")
-    vjp_reads = (0, 1)
+    vjp_reads = ()  # zeros of g's shape: the engine sums them to a broadcast operand's
 
     def compare(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
@@ -715,7 +796,7 @@ class _Comparison(Op):
     def vjp(
         self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL2
     ) -> tuple[Any, Any]:
-        return (_zeros(xp, a) if needs[0] else None, _zeros(xp, b) if needs[1] else None)
+        return (_zeros(xp, g) if needs[0] else None, _zeros(xp, g) if needs[1] else None)
 
     def shape(self, a: Shape, b: Shape) -> Shape:
         return broadcast(a, b)
