@@ -9,6 +9,7 @@ import math
 import os
 import re
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import jax
@@ -21,7 +22,15 @@ from jax._src import source_info_util
 from graphbp.errors import GraphbpError, InputError, show
 from graphbp.graph import name_key
 from graphbp.jax_call import JaxCall
-from graphbp.jax_rules import ALIASED, RULES, Unsupported, Val, is_float
+from graphbp.jax_rules import (
+    ALIASED,
+    BROADCASTING,
+    RULES,
+    Unsupported,
+    Val,
+    is_float,
+    numpy_broadcast,
+)
 from graphbp.op import defines_shape
 from graphbp.registry import get_op, ops
 
@@ -60,11 +69,14 @@ class Converter:
         self.edges: list[tuple[str, str, int]] = []
         self.taken = set(taken)
         self.counters: dict[str, int] = {}
-        self.consts: dict[Any, Val] = {}
+        self.consts: dict[Any, tuple[Any, Val]] = {}
+        """Const nodes by value: a scalar's, or the id of an array held here beside its node
+        (so that no later array can take that id while the key is in use)."""
         self.extra_inputs: dict[str, np.ndarray[Any, Any]] = {}
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
+        self.closed: dict[int, tuple[Any, Val]] = {}
         self.whole: Any = None
         """A jit equation that is the whole traced function (``from_jax(jax.jit(f))``),
         whose name is no scope: it would hold every node."""
@@ -111,7 +123,7 @@ class Converter:
             )
         key: Any = ("scalar", float(value)) if value.ndim == 0 else ("array", id(val.value))
         if key in self.consts:
-            return str(self.consts[key].node)
+            return str(self.consts[key][1].node)
         name = self.fresh("const")
         if np.isfinite(value).all():
             plain = value.item() if value.ndim == 0 else value.astype(np.float64)
@@ -120,8 +132,16 @@ class Converter:
             self.nodes[name] = {"op": "input", "shape": value.shape}
             self.extra_inputs[name] = np.array(value, dtype=np.float64)
         node = Val(val.shape, val.dtype, node=name)
-        self.consts[key] = node
+        self.consts[key] = (val.value, node)
         return name
+
+    def closed_over(self, value: Any) -> Val:
+        """A constant a jaxpr closes over: one Val (so one const node) per array, however
+        often the function closing over it is inlined."""
+        key = id(value)
+        if key not in self.closed:
+            self.closed[key] = (value, self.const(value))  # holds value: its id stays its own
+        return self.closed[key][1]
 
     def const(self, value: Any) -> Val:
         """A constant (see ``Emitter``)."""
@@ -138,6 +158,8 @@ class Converter:
         shape = tuple(int(d) for d in like.shape)
         if name not in self.available:
             raise Unsupported(f"no op {name!r}")
+        if name in BROADCASTING:
+            operands = _narrowed(operands, shape)
         try:
             op = get_op(name)
         except GraphbpError as exc:  # e.g. a plugin that fails to load
@@ -198,7 +220,7 @@ class Converter:
                 return folded
         rule = RULES.get(name)
         if rule is not None:
-            before = (set(self.nodes), len(self.edges), dict(self.counters))
+            before = (len(self.nodes), len(self.edges), dict(self.counters))
             try:
                 return list(rule(self, eqn, ins))
             except Unsupported:
@@ -206,12 +228,13 @@ class Converter:
         folded = self.fold(eqn, ins) if foldable else None
         return folded if folded is not None else self.opaque(eqn, ins, wanted)
 
-    def _rollback(self, nodes: set[str], edges: int, counters: dict[str, int]) -> None:
-        for node in set(self.nodes) - nodes:
+    def _rollback(self, nodes: int, edges: int, counters: dict[str, int]) -> None:
+        """Drop the nodes and edges added since there were ``nodes`` and ``edges``."""
+        for node in list(self.nodes)[nodes:]:
             del self.nodes[node]
             self.taken.discard(name_key(node))
             self.extra_inputs.pop(node, None)
-        self.consts = {k: v for k, v in self.consts.items() if v.node in self.nodes}
+        self.consts = {k: v for k, v in self.consts.items() if v[1].node in self.nodes}
         del self.edges[edges:]
         self.counters = counters
 
@@ -219,7 +242,7 @@ class Converter:
         """The body of a call-like equation, inlined (a user's jit function is a scope)."""
         body = eqn.params[INLINED[eqn.primitive.name]]
         jaxpr = getattr(body, "jaxpr", body)
-        consts = [self.const(c) for c in getattr(body, "consts", ())]
+        consts = [self.closed_over(c) for c in getattr(body, "consts", ())]
         if len(jaxpr.invars) != len(ins):
             raise InputError(f"{self.where}: the body of {eqn.primitive.name} takes other operands")
         outer = self.scope
@@ -250,7 +273,10 @@ class Converter:
         for var, out in zip(eqn.outvars, outs, strict=True):
             dtype = var.aval.dtype
             value = out if _extended(dtype) else np.asarray(out)
-            vals.append(Val(tuple(var.aval.shape), dtype, value=value))
+            val = Val(tuple(var.aval.shape), dtype, value=value)
+            if eqn.primitive.name == "broadcast_in_dim" and numpy_broadcast(eqn):
+                val = replace(val, narrow=ins[0])  # an op may use the constant unbroadcast
+            vals.append(val)
         return vals
 
     def opaque(self, eqn: Any, ins: list[Val], wanted: list[bool]) -> list[Val | None]:
@@ -258,6 +284,13 @@ class Converter:
         used = [i for i, w in enumerate(wanted) if w]
         if not used:
             return [None] * len(wanted)
+        keys = [v.aval.dtype for v in [*eqn.invars, *eqn.outvars] if _extended(v.aval.dtype)]
+        if keys:
+            raise InputError(
+                f"{self.where}: the equation computes with a JAX {keys[0]} value (a PRNG key) "
+                "made from the function's arguments, which a graphbp value cannot hold; draw "
+                "the random numbers outside the function and pass them in as an argument"
+            )
         call = JaxCall(
             eqn.primitive,
             dict(eqn.params),
@@ -276,11 +309,10 @@ class Converter:
             fed = [self._pack(fed)]
         node = self.fresh(call.name)
         self.add(node, "opaque", fed, {"primitive": call.name, "call": call})
-        out_dtype = np.dtype(np.float64)
         if len(used) == 1:
-            out = Val(call.out_shape(), out_dtype, node=node)
+            out = Val(call.out_shape(), call.out_avals[used[0]][1], node=node)
             return [out if i == used[0] else None for i in range(len(wanted))]
-        flat = Val(call.out_shape(), out_dtype, node=node)
+        flat = Val(call.out_shape(), np.dtype(np.float64), node=node)  # of mixed dtypes
         outs: list[Val | None] = [None] * len(wanted)
         start = 0
         for i in used:
@@ -344,6 +376,24 @@ class Converter:
         return g
 
 
+def _narrowed(operands: Sequence[Val], shape: tuple[int, ...]) -> list[Val]:
+    """The operands of an op that broadcasts as NumPy does, each broadcast_in_dim NumPy
+    would do itself undone while the result keeps ``shape`` (``x·W + b``: b, not b
+    broadcast to the batch)."""
+    out = list(operands)
+    for k, v in enumerate(out):
+        if v.narrow is None:
+            continue
+        trial = [*out[:k], v.narrow, *out[k + 1 :]]
+        try:
+            fits = np.broadcast_shapes(*(t.shape for t in trial)) == shape
+        except ValueError:
+            fits = False
+        if fits:
+            out = trial
+    return out
+
+
 def _ancestors(node: Hashable, edges: Sequence[tuple[str, str, int]]) -> set[Hashable]:
     into: dict[Hashable, list[str]] = {}
     for source, target, _ in edges:
@@ -390,10 +440,15 @@ def _liveness(jaxpr: Any, needed: Sequence[bool]) -> tuple[list[bool], set[Any]]
 
 
 def _name_stack(eqn: Any) -> list[str]:
-    """The named scopes an equation sits in (relative to its jaxpr); the scopes JAX's
-    ``jnp.einsum`` names after its subscripts (``bqd,bkd->bqk``) are not the user's."""
-    text = str(eqn.source_info.name_stack)
-    return [part for part in text.split("/") if part and not _EINSUM.fullmatch(part)]
+    """The named scopes an equation sits in (relative to its jaxpr), without JAX's
+    transformation marks (``vmap``, ``jvp``, ``transpose``); the scopes JAX's ``jnp.einsum``
+    names after its subscripts (``bqd,bkd->bqk``) are not the user's."""
+    names = [
+        str(entry.name)
+        for entry in eqn.source_info.name_stack.stack
+        if isinstance(entry, source_info_util.Scope)  # not a Transform (vmap, jvp, ...)
+    ]
+    return [name for name in names if name and not _EINSUM.fullmatch(name)]
 
 
 _EINSUM = re.compile(r"[\w\s.,]*->[\w\s.]*")

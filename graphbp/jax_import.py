@@ -62,7 +62,7 @@ def from_jax(
     nums = _argnums(argnums, len(args))
     names = _arg_names(fn, len(args))
     leaves = _leaves(args, nums, names)
-    x64 = any(np.asarray(v).dtype == np.float64 for _, _, v in leaves if hasattr(v, "dtype"))
+    x64 = any(_dtype_kind(getattr(v, "dtype", None)) == "f8" for _, _, v in leaves)
     context = jax.enable_x64(True) if x64 else nullcontext()
     with context:
         return _convert(fn, args, nums, leaves, names)
@@ -102,7 +102,7 @@ def _convert(
         vals.append(Val(shape, np.dtype(var.aval.dtype), node=name))
     if len(jaxpr.eqns) == 1:
         conv.whole = jaxpr.eqns[0]
-    consts = [conv.const(c) for c in closed.consts]
+    consts = [conv.closed_over(c) for c in closed.consts]
     (loss,) = conv.run(jaxpr, consts, vals, [True])
     if loss is None:  # pragma: no cover - the one output is always needed
         raise InputError(f"{_fn_name(fn)} returned no value")
@@ -221,12 +221,21 @@ def _unclash(base: list[str], args: list[str], nested: list[bool]) -> list[str]:
     return out
 
 
+def _dtype_kind(dtype: Any) -> str:
+    """A dtype's kind and size (``f8``, ``i4``), or "" for none or one NumPy does not know
+    (a JAX PRNG key)."""
+    try:
+        d = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        return ""
+    return "" if d is None else f"{d.kind}{d.itemsize}"
+
+
 def _check_leaf(leaf: Any, arg: str, keys: list[str]) -> None:
     dtype = getattr(leaf, "dtype", None)
     if dtype is None and isinstance(leaf, bool | int | float):
         return
-    kind = getattr(np.dtype(dtype), "kind", "") if dtype is not None else ""
-    if kind not in ("b", "i", "u", "f"):
+    if _dtype_kind(dtype)[:1] not in ("b", "i", "u", "f"):
         path = "".join(f"[{show(k)}]" for k in keys)
         what = f"an array of dtype {dtype}" if dtype is not None else show(leaf)
         raise InputError(

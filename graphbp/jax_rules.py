@@ -10,7 +10,7 @@ in a graphbp program (see the issue 12 contract), which is what makes most rules
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,6 +28,9 @@ class Val:
     dtype: np.dtype[Any]
     node: str | None = None
     value: Any = None
+    narrow: Val | None = None
+    """For a ``broadcast_in_dim`` NumPy broadcasting would do itself: its operand, which an
+    op that broadcasts (``BROADCASTING``) takes instead."""
 
     @property
     def is_const(self) -> bool:
@@ -52,10 +55,14 @@ Rule = Callable[[Emitter, Any, list[Val]], list[Val]]
 
 SAME_NAME_UNARY = (
     *("neg", "exp", "log", "tanh", "square", "sqrt", "rsqrt", "abs", "sign"),
-    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "stop_gradient"),
+    *("erf", "erfc", "log1p", "expm1", "sin", "cos", "tan", "atan", "exp2"),
+    *("floor", "ceil", "is_finite", "stop_gradient"),
 )
 SAME_NAME_BINARY = ("add", "sub", "mul", "max", "min", "pow", "eq", "ne", "lt", "le", "gt", "ge")
 RENAMED = {"logistic": "sigmoid", "add_any": "add"}
+BROADCASTING = frozenset({*SAME_NAME_BINARY, "div", "select_n"})
+"""Ops that broadcast their operands as NumPy does, so that a broadcast_in_dim before them
+can be left out."""
 ALIASED = frozenset({"copy", "copy_p", "device_put", "optimization_barrier", "sharding_constraint"})
 """Primitives whose outputs are their operands (each output the operand in its position)."""
 
@@ -77,6 +84,26 @@ def _plain(value: Any) -> Any:
 def _simple(name: str) -> Rule:
     def rule(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
         return [e.op(name, ins, {}, eqn.outvars[0].aval)]
+
+    return rule
+
+
+def _extremum(name: str) -> Rule:
+    """``max``/``min``; with −∞ (max) or +∞ (min), as softmax's ``max(-inf, m)``, the other
+    operand itself (no non-finite constant enters the graph)."""
+    neutral = -np.inf if name == "max" else np.inf
+
+    def rule(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+        aval = eqn.outvars[0].aval
+        for k, v in enumerate(ins):
+            other = ins[1 - k]
+            if (
+                v.is_const
+                and np.all(np.asarray(v.value) == neutral)
+                and other.shape == tuple(aval.shape)
+            ):
+                return [other]
+        return [e.op(name, ins, {}, aval)]
 
     return rule
 
@@ -150,6 +177,12 @@ def _dot_general(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return [e.op("dot_general", ins, {"dimension_numbers": numbers}, eqn.outvars[0].aval)]
 
 
+def numpy_broadcast(eqn: Any) -> bool:
+    """Whether a ``broadcast_in_dim`` equation broadcasts as NumPy does (operand axes last)."""
+    dims, ndim = list(eqn.params["broadcast_dimensions"]), len(eqn.params["shape"])
+    return dims == list(range(ndim - len(dims), ndim))
+
+
 def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     shape, dims = _plain(eqn.params["shape"]), _plain(eqn.params["broadcast_dimensions"])
     x = ins[0]
@@ -158,7 +191,8 @@ def _broadcast_in_dim(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     if list(x.shape) == shape and dims == list(range(len(shape))):
         return [x]
     attrs = {"out_shape": shape, "broadcast_dimensions": dims}
-    return [e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)]
+    out = e.op("broadcast_in_dim", [x], attrs, eqn.outvars[0].aval)
+    return [replace(out, narrow=x) if numpy_broadcast(eqn) else out]
 
 
 def _reshape(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
@@ -252,9 +286,9 @@ def _gather(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
         raise Unsupported(f"gather mode {p['mode']}")
     fill = p.get("fill_value")
     if fill is not None and np.isnan(fill):
-        fill = None  # JAX's default for floats (jnp.take): the op reads None as NaN
+        fill = None  # the op's None is NaN (JSON has no NaN)
     if fill is not None and not np.isfinite(fill):
-        raise Unsupported("a non-finite fill_value other than NaN")
+        raise Unsupported("an infinite fill_value")
     attrs = {
         "dimension_numbers": numbers,
         "slice_sizes": _plain(p["slice_sizes"]),
@@ -336,6 +370,11 @@ def _dynamic_slice(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
     return [e.op("slice", [x], attrs, eqn.outvars[0].aval)]
 
 
+def _round(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
+    method = getattr(eqn.params["rounding_method"], "value", eqn.params["rounding_method"])
+    return [e.op("round", ins, {"rounding_method": int(method)}, eqn.outvars[0].aval)]
+
+
 RULES: dict[str, Rule] = {
     **{n: _simple(n) for n in SAME_NAME_UNARY},
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
@@ -343,6 +382,8 @@ RULES: dict[str, Rule] = {
     "min": _extremum("min"),
     **{n: _simple(op) for n, op in RENAMED.items()},
     "div": _arith("div"),
+    "max": _extremum("max"),
+    "min": _extremum("min"),
     "not": _logic("not"),
     "and": _logic("and"),
     "or": _logic("or"),
@@ -365,6 +406,7 @@ RULES: dict[str, Rule] = {
     "reduce_window_max": _attrs_rule("reduce_window_max", *_WINDOW),
     "reduce_window_sum": _attrs_rule("reduce_window_sum", *_WINDOW),
     "split": _split,
+    "round": _round,
     "rev": _attrs_rule("rev", "dimensions"),
     "tile": _attrs_rule("tile", "reps"),
     "stack": _stack,

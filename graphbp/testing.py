@@ -488,9 +488,10 @@ def check_network(
     _, grads = prog.value_and_grad(params, inputs)
     names = list(net.params)
     xs = [np.asarray(be.to_numpy(params[n]), dtype=np.float64) for n in names]
+    frozen = _frozen(net, prog, params, inputs)
 
     def objective(values: list[Any]) -> float:
-        return float(prog.loss(dict(zip(names, values, strict=True)), inputs))
+        return float(frozen.loss(dict(zip(names, values, strict=True)), inputs))
 
     report = CheckReport("network", backend)
     for i, name in enumerate(names):
@@ -507,6 +508,28 @@ def check_network(
             raise GradientCheckError(f"{exc}; {culprit}") from exc
         report.compared += directions + (analytic.size if elementwise else 0)
     return report
+
+
+def _frozen(
+    net: Network, prog: Program, params: Mapping[Any, Any], inputs: Mapping[Any, Any]
+) -> Program:
+    """``prog``, or, when the network has ops that stop the gradient (``Op.stops_gradient``),
+    the program whose loss holds each such node's value fixed at ``params`` and ``inputs``:
+    the function whose derivative the gradient is, for central differences to compare with."""
+    from graphbp.graph import Network
+
+    needed = nx.ancestors(net.graph, net.loss)
+    stops = [n for n in net.order if n in needed and n in net.ops and net.ops[n].stops_gradient]
+    if not stops:
+        return prog
+    values = prog.forward(params, inputs, stops)
+    g = net.graph.copy()
+    for node in stops:
+        g.remove_edges_from(list(g.in_edges(node)))
+        g.nodes[node].clear()
+        g.nodes[node].update(op="const", value=np.asarray(prog.backend.to_numpy(values[node])))
+    # a parameter or input whose every path runs through a stopped node stays, unused
+    return Network(g, loss=net.loss).compile(prog.backend.name, "float64")
 
 
 def _wrong_rule(

@@ -32,17 +32,23 @@ def _tuples(value: Any) -> Any:
 def run_op(
     name: str, operands: list[np.ndarray], attrs: dict[str, Any], g: np.ndarray, backend: str
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The op's forward and its cotangents (summed to each operand's shape) on ``backend``."""
+    """The op's forward and its cotangents (summed to each operand's shape) on ``backend``
+    (jitted on JAX, as graphbp runs it there)."""
     op = get_op(name)
-    with jax.enable_x64(True):
-        xp = np if backend == "numpy" else jnp
-        xs = [xp.asarray(x) for x in operands]
+
+    def both(xp: Any, g: Any, *xs: Any) -> tuple[Any, list[Any]]:
         out = op.forward(xp, *xs, **attrs)
-        cts = op.vjp(xp, xp.asarray(g), out, *xs, **attrs)
-        assert out.dtype == np.float64
-        grads = [np.asarray(sum_to(xp, ct, x.shape)) for ct, x in zip(cts, xs, strict=True)]
-        assert op.shape(*(tuple(x.shape) for x in xs), **attrs) == tuple(out.shape)
-        return np.asarray(out), grads
+        cts = op.vjp(xp, g, out, *xs, **attrs)
+        return out, [sum_to(xp, ct, x.shape) for ct, x in zip(cts, xs, strict=True)]
+
+    with jax.enable_x64(True):
+        if backend == "numpy":
+            out, grads = both(np, g, *operands)
+        else:
+            out, grads = jax.jit(lambda *args: both(jnp, *args))(g, *operands)
+    assert out.dtype == np.float64
+    assert op.shape(*(tuple(x.shape) for x in operands), **attrs) == tuple(out.shape)
+    return np.asarray(out), [np.asarray(ct) for ct in grads]
 
 
 def compare(
@@ -110,6 +116,87 @@ def test_dot_general_takes_tuples_as_lax_does(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(out, a @ b, rtol=1e-14)
 
 
+@pytest.mark.parametrize(
+    ("dn", "label"),
+    [
+        ([[[1], [0]], [[], []]], "·"),
+        ([[[2], [0]], [[], []]], "·[a2·b0]"),
+        ([[[3], [3]], [[0, 2], [0, 2]]], "·[a3·b3, batch a0,2=b0,2]"),
+        ([[[], []], [[], []]], "·[a∅·b∅]"),
+    ],
+)
+def test_dot_general_is_labelled_with_its_contraction(dn: Any, label: str) -> None:
+    assert get_op("dot_general").describe({"dimension_numbers": dn})[0] == label
+
+
+def _math_network() -> gb.Network:
+    g = nx.DiGraph()
+    g.add_node("q", op="param", shape=(2, 3, 4), init="normal")
+    g.add_node("k", op="param", shape=(2, 5, 4), init="normal")
+    g.add_node("s", op="dot_general", dimension_numbers=[[[2], [2]], [[0], [0]]])
+    g.add_edges_from([("q", "s", {"arg": 0}), ("k", "s", {"arg": 1})])
+    g.add_node("p", op="integer_pow", y=3)
+    g.add_node("m", op="reduce_max", axes=[2])
+    g.add_node("e", op="erfc")
+    g.add_node("r", op="round", rounding_method=1)
+    g.add_node("t", op="mul")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("s", "p"), ("p", "m"), ("m", "e"), ("m", "r")])
+    g.add_edges_from([("e", "t", {"arg": 0}), ("r", "t", {"arg": 1}), ("t", "L")])
+    return gb.Network(g, loss="L")
+
+
+def test_a_network_of_math_ops_round_trips_through_json(tmp_path: Any) -> None:
+    """Every attribute form (nested lists, ints) survives to_json/from_json unchanged."""
+    net = _math_network()
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    for node in ("s", "p", "m", "r"):
+        assert back.graph.nodes[node] == net.graph.nodes[node]
+    params = net.compile("numpy").init(seed=1)
+    want = net.compile("numpy").value_and_grad(params, {})
+    got = back.compile("numpy").value_and_grad(params, {})
+    assert got[0] == want[0]
+    assert any(np.any(g != 0) for g in want[1].values())
+    for name in params:
+        np.testing.assert_array_equal(got[1][name], want[1][name])
+
+
+def test_a_network_of_math_ops_runs_renders_and_agrees_across_backends_and_dtypes() -> None:
+    """Attention scores, a cube and a max: float32 and float64 on both backends agree with
+    jax.value_and_grad, and the drawing shows the contraction and the reduced axis."""
+    g = nx.DiGraph()
+    g.add_node("q", op="param", shape=(2, 3, 4), init="normal")
+    g.add_node("k", op="param", shape=(2, 5, 4), init="normal")
+    g.add_node("s", op="dot_general", dimension_numbers=[[[2], [2]], [[0], [0]]])
+    g.add_edges_from([("q", "s", {"arg": 0}), ("k", "s", {"arg": 1})])
+    g.add_node("p", op="integer_pow", y=3)
+    g.add_node("m", op="reduce_max", axes=[2])
+    g.add_node("L", op="sum")
+    g.add_edges_from([("s", "p"), ("p", "m"), ("m", "L")])
+    net = gb.Network(g, loss="L")
+    source = gb.render(net, wrt="q").source
+    assert "·[a2·b2, batch a0=b0]" in source and "max over axis 2" in source
+    reference = net.compile("numpy").init(seed=0)
+    with jax.enable_x64(True):
+        q, k = jnp.asarray(reference["q"]), jnp.asarray(reference["k"])
+
+        def loss(q: Any, k: Any) -> Any:
+            s = lax.dot_general(q, k, (((2,), (2,)), ((0,), (0,))), precision="highest")
+            return lax.reduce_max(lax.integer_pow(s, 3), (2,)).sum()
+
+        want, want_grads = jax.value_and_grad(loss, argnums=(0, 1))(q, k)
+    for backend in BACKENDS:
+        for dtype, rtol in (("float64", 1e-12), ("float32", 1e-5)):
+            prog = net.compile(backend, dtype=dtype)
+            params = {name: value.astype(dtype) for name, value in reference.items()}
+            value, grads = prog.value_and_grad(params, {})
+            assert np.asarray(grads["q"]).dtype == dtype
+            np.testing.assert_allclose(float(value), float(want), rtol=rtol)
+            for name, expected in zip(("q", "k"), want_grads, strict=True):
+                np.testing.assert_allclose(grads[name], np.asarray(expected), rtol=rtol * 10)
+
+
 # ---------------------------------------------------------------- integer_pow
 
 
@@ -163,6 +250,12 @@ UNARY = [
     ("expm1", lax.expm1, _signed),
     ("sin", lax.sin, _signed),
     ("cos", lax.cos, _signed),
+    ("tan", lax.tan, lambda rng, shape: rng.uniform(-1.5, 1.5, shape)),
+    ("atan", lax.atan, _signed),
+    ("exp2", lax.exp2, _signed),
+    ("floor", lax.floor, _signed),
+    ("ceil", lax.ceil, _signed),
+    ("is_finite", lambda v: lax.is_finite(v).astype(v.dtype), _signed),
 ]
 
 
@@ -173,6 +266,31 @@ def test_unary_ops_match_lax(
     name: str, prim: Any, draw: Any, shape: tuple[int, ...], backend: str, rng: np.random.Generator
 ) -> None:
     compare(name, [draw(rng, shape)], {}, prim, backend, rng)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", [0, 1])
+def test_round_matches_lax_at_halves(method: int, backend: str, rng: np.random.Generator) -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, 3.7, -0.0, 2**52 + 1.0])
+    compare("round", [x], {"rounding_method": method}, lambda v: lax.round(v, method), backend, rng)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_is_finite_and_the_steps_on_infinities_and_nan(
+    backend: str, rng: np.random.Generator
+) -> None:
+    x = np.array([np.inf, -np.inf, np.nan, 0.0, -2.5, 1e308])
+    for name, prim in (
+        ("is_finite", lambda v: lax.is_finite(v).astype(v.dtype)),
+        ("floor", lax.floor),
+        ("ceil", lax.ceil),
+        ("round", lax.round),
+    ):
+        with jax.enable_x64(True):
+            want = np.asarray(prim(jnp.asarray(x)))
+        out, (ct,) = run_op(name, [x], {}, np.ones(6), backend)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(ct, np.zeros(6))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -413,6 +531,9 @@ HOSTILE = [
     ("reduce_min", [(3, 4)], {}),
     ("max", [(3, 4), (5,)], {}),
     ("pow", [(3, 4), (2, 4)], {}),
+    ("round", [(3,)], {"rounding_method": 2}),
+    ("round", [(3,)], {"rounding_method": "TO_NEAREST_EVEN"}),
+    ("round", [(3,)], {"rounding_method": True}),
 ]
 
 

@@ -15,6 +15,7 @@ import pytest
 import graphbp as gb
 from graphbp.errors import GraphError
 from graphbp.registry import get_op
+from graphbp.testing import check_network
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -447,3 +448,25 @@ def test_flip_tile_stack_split_and_constant_dynamic_slice_import_with_jax_gradie
         np.testing.assert_allclose(float(loss), float(want), rtol=rtol)
         for k in ("W", "b"):
             np.testing.assert_allclose(grads[k], want_grads[k], rtol=rtol, atol=rtol)
+
+
+def _semi_gradient(params: Any, x: Any) -> Any:
+    """A loss against a target whose gradient is stopped (as in TD learning): the gradient is
+    not the loss's derivative, yet it is what JAX computes."""
+    h = jnp.tanh(x @ params["W"])
+    target = lax.stop_gradient(h * 2.0 + params["b"])
+    return jnp.sum((h - target) ** 2) + jnp.sum(jax.nn.softmax(h))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_check_network_holds_stopped_values_fixed(backend: str) -> None:
+    rng = np.random.default_rng(2)
+    p = {"W": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    net, params, inputs = gb.from_jax(_semi_gradient, p, rng.standard_normal((5, 3)))
+    prog = net.compile(backend)
+    loss, grads = prog.value_and_grad(params, inputs)
+    np.testing.assert_array_equal(grads["b"], 0.0)  # b reaches the loss only through the stop
+    moved = prog.loss({**params, "b": params["b"] + 0.1}, inputs)
+    assert abs(float(moved) - float(loss)) > 1e-3  # ... though the loss depends on b
+    report = check_network(net, backend, params=params, inputs=inputs)
+    assert report.compared > 0 and report.max_rel_error < 1e-6

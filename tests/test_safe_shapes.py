@@ -77,6 +77,9 @@ ATTRS: dict[str, Any] = {
     "integer_pow": st.fixed_dictionaries(
         {"y": st.one_of(st.integers(-3, 4), st.sampled_from([2.0, True, "2", 2**70]))}
     ),
+    "round": st.fixed_dictionaries(
+        {}, optional={"rounding_method": st.sampled_from([0, 1, 2, -1, True, "1", 1.0])}
+    ),
     "reduce_max": reduce_axes,
     "reduce_min": reduce_axes,
     "sum": st.fixed_dictionaries({}, optional={"axis": axes, "keepdims": st.booleans()}),

@@ -34,7 +34,7 @@ def int_list(name: str, value: Any, length: int | None = None) -> tuple[int, ...
         if not is_int(v):
             raise TypeError(f"{name} must be a list of ints; it holds {type(v).__name__} {v!r:.40}")
     if length is not None and len(value) != length:
-        raise ValueError(f"{name} has {len(value)} entries; it needs {length}, one per axis")
+        raise ValueError(f"{name} has {len(value)} entries; it needs {length}")
     return tuple(int(v) for v in value)
 
 

@@ -1,6 +1,8 @@
 """The math ops a JAX function's jaxpr is made of, one per ``jax.lax`` primitive, with JAX's
-own derivative rules: general contraction (``dot_general``), powers, roots, ``abs``/``sign``,
-``erf``/``erfc``, ``log1p``/``expm1``, ``sin``/``cos`` and the maxima and minima.
+own derivative rules: general contraction (``dot_general``), powers and roots, ``abs`` and
+``sign``, ``erf``/``erfc`` (computed here: NumPy has neither), ``log1p``/``expm1``, ``exp2``,
+``sin``/``cos``/``tan``/``atan``, the steps ``floor``/``ceil``/``round``/``is_finite`` (zero
+cotangent), and maxima and minima, elementwise and over axes.
 
 Attributes arrive as a JSON graph file gives them (lists where JAX has tuples) and are
 checked by each shape rule before anything is computed.
@@ -75,16 +77,35 @@ def _prod(sizes: Sequence[int]) -> int:
     return n
 
 
+class Layout(NamedTuple):
+    """How one operand of a dot_general becomes a (stack of) matrices for matmul."""
+
+    perm: Axes | None
+    """The transpose that groups its axes (None: they are grouped already, no copy)."""
+    mat: Shape
+    """The matrix shape after the transpose: (B, rows, cols), or (rows, cols) without batch."""
+    swap: bool
+    """Whether the matrix is then used transposed (a view): taken when that spares a copy."""
+
+
+def _layout(batch: Axes, first: Axes, second: Axes, shape: Shape, lead: Shape) -> Layout:
+    """Lay an operand out as (batch, first, second) matrices; where that takes a transpose
+    but (batch, second, first) does not, lay it out so and swap the matrices' axes (a view)."""
+    identity = tuple(range(len(shape)))
+    swap = (*batch, *first, *second) != identity and (*batch, *second, *first) == identity
+    rows, cols = (second, first) if swap else (first, second)
+    perm = (*batch, *rows, *cols)
+    mat = (*lead, _prod([shape[d] for d in rows]), _prod([shape[d] for d in cols]))
+    return Layout(None if perm == identity else perm, mat, swap)
+
+
 class Contraction(NamedTuple):
     """How one dot_general runs as transpose + reshape + matmul."""
 
-    a_perm: Axes | None
-    """a's axes as (batch, free, contracting); None when that is its order already."""
-    a_mat: Shape
-    """a reshaped to (B, M, K), or (M, K) without batch axes."""
-    b_perm: Axes | None
-    b_mat: Shape
-    """b reshaped to (B, K, N), or (K, N)."""
+    a: Layout
+    """a as (B, M, K) matrices."""
+    b: Layout
+    """b as (B, K, N) matrices."""
     out: Shape
     """The result: batch sizes, a's free sizes, b's free sizes."""
 
@@ -134,32 +155,25 @@ def _contraction(dn: DimensionNumbers, a: Shape, b: Shape) -> Contraction:
                 )
     a_free = _free(len(a), dn.a_contract, dn.a_batch)
     b_free = _free(len(b), dn.b_contract, dn.b_batch)
-    a_perm = (*dn.a_batch, *a_free, *dn.a_contract)
-    b_perm = (*dn.b_batch, *dn.b_contract, *b_free)
     batch = tuple(a[d] for d in dn.a_batch)
-    m, k, n = (
-        _prod([a[d] for d in a_free]),
-        _prod([a[d] for d in dn.a_contract]),
-        _prod([b[d] for d in b_free]),
-    )
     lead = (_prod(batch),) if batch else ()
     return Contraction(
-        None if a_perm == tuple(range(len(a))) else a_perm,
-        (*lead, m, k),
-        None if b_perm == tuple(range(len(b))) else b_perm,
-        (*lead, k, n),
+        _layout(dn.a_batch, a_free, dn.a_contract, a, lead),
+        _layout(dn.b_batch, dn.b_contract, b_free, b, lead),
         (*batch, *(a[d] for d in a_free), *(b[d] for d in b_free)),
     )
 
 
+def _matrices(xp: Any, x: Any, layout: Layout) -> Any:
+    if layout.perm is not None:
+        x = xp.transpose(x, layout.perm)
+    if x.shape != layout.mat:
+        x = xp.reshape(x, layout.mat)
+    return xp.swapaxes(x, -1, -2) if layout.swap else x
+
+
 def _dot(xp: Any, a: Any, b: Any, plan: Contraction) -> Any:
-    a2 = a if plan.a_perm is None else xp.transpose(a, plan.a_perm)
-    b2 = b if plan.b_perm is None else xp.transpose(b, plan.b_perm)
-    if a2.shape != plan.a_mat:
-        a2 = xp.reshape(a2, plan.a_mat)
-    if b2.shape != plan.b_mat:
-        b2 = xp.reshape(b2, plan.b_mat)
-    out = a2 @ b2
+    out = _matrices(xp, a, plan.a) @ _matrices(xp, b, plan.b)
     return out if out.shape == plan.out else xp.reshape(out, plan.out)
 
 
@@ -257,21 +271,21 @@ class DotGeneral(Op):
         return _contraction(_dimension_numbers(dimension_numbers), a, b).out
 
     def describe(self, attrs: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-        """``·`` for a matrix product (a's last axis with b's first); otherwise the contracted
-        and batch axes too, as ``·[1;0|0;0]`` (lhs;rhs contracting | lhs;rhs batch)."""
+        """``·`` for a matrix product x·W (a's axis 1 with b's axis 0); otherwise the axes it
+        contracts and its batch axes too: ``·[a2·b2, batch a0=b0]``."""
         try:
             dn = _dimension_numbers(attrs.get("dimension_numbers"))
         except TypeError:
             return self.label, self.local_grads
-        if dn.b_contract == (0,) and not dn.a_batch and len(dn.a_contract) == 1:
+        if dn == ((1,), (0,), (), ()):
             return self.label, self.local_grads
 
         def axes(x: Axes) -> str:
-            return ",".join(map(str, x))
+            return ",".join(map(str, x)) if x else "∅"
 
-        text = f"{axes(dn.a_contract)};{axes(dn.b_contract)}"
+        text = f"a{axes(dn.a_contract)}·b{axes(dn.b_contract)}"
         if dn.a_batch:
-            text += f"|{axes(dn.a_batch)};{axes(dn.b_batch)}"
+            text += f", batch a{axes(dn.a_batch)}=b{axes(dn.b_batch)}"
         return f"·[{text}]", self.local_grads
 
     def examples(self, rng: Any) -> list[Example]:
@@ -310,6 +324,7 @@ def _power(xp: Any, x: Any, y: int) -> Any:
     """x**y by repeated squaring, as lax.integer_pow computes it (y any int)."""
     if y == 0:
         return xp.ones_like(x)
+    operand = x
     n = -y if y < 0 else y
     acc: Any = None
     while n > 0:
@@ -320,7 +335,7 @@ def _power(xp: Any, x: Any, y: int) -> Any:
             x = x * x
     if y < 0:
         return 1 / acc
-    return acc if acc is not x else x * 1  # a new array, never the operand itself
+    return acc if acc is not operand else x * 1  # a new array, never the operand itself
 
 
 class IntegerPow(Op):
@@ -520,6 +535,124 @@ class Cos(_Elementwise):
         return (-(g * xp.sin(x)),)
 
 
+class Tan(_Elementwise):
+    name = "tan"
+    label = "tan"
+    local_grads = ("1+tan²(x)",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.tan(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * (1 + out * out),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        return [((rng.uniform(-1.3, 1.3, (3, 4)),), {})]
+
+
+class Atan(_Elementwise):
+    name = "atan"
+    label = "atan"
+    local_grads = ("1/(1+x²)",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.arctan(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g / (1 + x * x),)
+
+
+class Exp2(_Elementwise):
+    name = "exp2"
+    label = "2ˣ"
+    local_grads = ("ln2·2ˣ",)
+    vjp_reads = ("out",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.exp2(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> tuple[Any]:
+        return (g * out * 0.6931471805599453,)  # ln 2
+
+
+# ---------------------------------------------------------------- steps: zero cotangent
+
+
+class _Step(_Elementwise):
+    """A piecewise-constant function of x (or a test of x): its cotangent is 0, as JAX's."""
+
+    local_grads = ("0",)
+    vjp_reads = ()
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any, **attrs: Any) -> tuple[Any]:
+        return (xp.zeros_like(g),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        # away from integers and from halves, where the steps are
+        x = rng.integers(-3, 3, (3, 4)) + rng.uniform(0.1, 0.4, (3, 4))
+        return [((x * rng.choice([-1.0, 1.0], (3, 4)),), {})]
+
+
+class Floor(_Step):
+    name = "floor"
+    label = "⌊x⌋"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.floor(x)
+
+
+class Ceil(_Step):
+    name = "ceil"
+    label = "⌈x⌉"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.ceil(x)
+
+
+def _rounding(method: Any) -> int:
+    if type(method) is not int or method not in (0, 1):
+        raise ValueError(
+            f"round: rounding_method must be 0 (halves away from zero) or 1 (halves to even), "
+            f"as lax.RoundingMethod; got {method!r}"[:200]
+        )
+    return method
+
+
+class Round(_Step):
+    """``lax.round``: halves away from zero (``rounding_method=0``, lax's default) or to the
+    nearest even integer (1, what ``jnp.round`` uses)."""
+
+    name = "round"
+    label = "round"
+
+    def forward(self, xp: Any, x: Any, rounding_method: int = 0) -> Any:
+        if _rounding(rounding_method) == 1:
+            return xp.round(x)
+        # every float of magnitude >= 2**52 is an integer: clipped, ±inf never meet inf - inf
+        big = xp.abs(x) >= 2**52
+        c = xp.clip(x, -(2**52), 2**52)
+        t = xp.trunc(c)
+        return xp.where(big, x, xp.where(xp.abs(c - t) >= 0.5, t + xp.sign(c), t))
+
+    def shape(self, x: Shape, rounding_method: int = 0) -> Shape:
+        _rounding(rounding_method)
+        return x
+
+    def examples(self, rng: Any) -> list[Example]:
+        (x,), _ = super().examples(rng)[0]
+        return [((x,), {}), ((x,), {"rounding_method": 1})]
+
+
+class IsFinite(_Step):
+    name = "is_finite"
+    label = "isfinite"
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.isfinite(x).astype(x.dtype)
+
+
 # ---------------------------------------------------------------- erf and erfc
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23
 # (1969), as in his CALERF (netlib specfun): |x| <= 0.46875: erf(x) = x·A(x²)/B(x²);
@@ -716,7 +849,6 @@ class _Chooser(Op):
     """reduce_max / reduce_min over ``axes``: g shared equally by the entries equal to the
     result (JAX's rule); over an empty axis the result is −inf (+inf), as lax's."""
 
-    local_grads = ("[x=out]/count",)
     vjp_reads = (0, "out")
     identity = 0.0
 
@@ -756,6 +888,7 @@ class _Chooser(Op):
 class ReduceMax(_Chooser):
     name = "reduce_max"
     label = "max"
+    local_grads = ("[x=max]/#ties",)
     identity = float("-inf")
 
     def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:
@@ -767,6 +900,7 @@ class ReduceMax(_Chooser):
 class ReduceMin(_Chooser):
     name = "reduce_min"
     label = "min"
+    local_grads = ("[x=min]/#ties",)
     identity = float("inf")
 
     def reduce(self, xp: Any, x: Any, axis: Axes, initial: float | None) -> Any:

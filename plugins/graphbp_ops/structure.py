@@ -549,7 +549,10 @@ def _padding(x: Shape, v: Shape, padding_config: Any) -> tuple[Shape, list[tuple
             f"padding_config needs one [lo, hi, interior] per axis of shape {x} "
             f"({len(x)}); got {padding_config!r:.60}"
         )
-    config = [tuple(int_list("padding_config entry", c, 3)) for c in padding_config]
+    config = [
+        int_list(f"padding_config[{k}] ([lo, hi, interior])", c, 3)
+        for k, c in enumerate(padding_config)
+    ]
     out = []
     for k, ((lo, hi, interior), n) in enumerate(zip(config, x, strict=True)):
         if interior < 0:
