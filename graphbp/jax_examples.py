@@ -48,9 +48,16 @@ of integer labels picked from ``jax.nn.log_softmax`` (``jnp.take_along_axis``)."
 DTYPES = ("float64", "float32")
 
 
-def _rng(seed: int, dtype: str) -> np.random.Generator:
-    if dtype not in DTYPES:
+def _rng(seed: int, dtype: str, batch: int) -> np.random.Generator:
+    """The seeded generator of a family's arguments, once ``dtype`` and ``batch`` are valid."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
         raise InputError(f"dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InputError(f"batch={batch!r}: give a whole number of rows, at least 1")
     return np.random.default_rng(seed)
 
 
@@ -129,7 +136,7 @@ def mlp(
     _choice("loss", loss, LOSSES)
     if len(sizes) < 2 or min(sizes) < 1:
         raise InputError(f"sizes {sizes} needs an input and an output width, each ≥ 1")
-    rng = _rng(seed, dtype)
+    rng = _rng(seed, dtype, batch)
     params: dict[str, Any] = {}
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes), start=1):
         params[f"W{i}"] = _weights(rng, (n_in, n_out), n_in, dtype)
@@ -208,7 +215,7 @@ def residual_attention(
     _choice("lookup", lookup, ("index", "take"))
     if blocks < 0 or heads < 1 or d_model % heads:
         raise InputError(f"need blocks ≥ 0 and heads dividing d_model, got {blocks}, {heads}")
-    rng = _rng(seed, dtype)
+    rng = _rng(seed, dtype, batch)
     d, f = d_model, d_hidden
     params: dict[str, Any] = {
         "embed": _weights(rng, (vocab, d), 1, dtype),
@@ -323,8 +330,10 @@ def cnn(
     _choice("layout", layout, ("NHWC", "NCHW"))
     _choice("padding", padding, ("SAME", "VALID"))
     _choice("pool", pool, ("max", "avg"))
-    rng = _rng(seed, dtype)
+    rng = _rng(seed, dtype, batch)
     pixels, labels = _digits()
+    if batch > len(labels):
+        raise InputError(f"batch={batch}: the digits have {len(labels)} images")
     rows = rng.choice(len(labels), batch, replace=False)
     images = (pixels[rows] / 16).reshape(batch, 8, 8, 1)
     c1, c2 = channels

@@ -81,6 +81,24 @@ def close(got: Any, want: Any, rtol: float, where: str, atol: float = 0.0) -> No
     )
 
 
+def check_leaves(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    argnums: Sequence[int],
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+) -> None:
+    """``params`` and ``inputs`` hold exactly the leaves of ``fn``'s arguments, by the naming
+    rule: a user feeds an imported network with their own data under these names only."""
+    expected = leaves(fn, args, argnums)
+    got = sorted([*params, *inputs])
+    assert got == sorted(expected), (
+        f"params and inputs hold {got}; the arguments {sorted(expected)}"
+    )
+    for name, value in [*params.items(), *inputs.items()]:
+        np.testing.assert_array_equal(np.asarray(value), np.asarray(expected[name]), err_msg=name)
+
+
 def check_import(
     fn: Callable[..., Any],
     args: Sequence[Any],
@@ -103,11 +121,7 @@ def check_import(
     with x64(dtype):
         net, params, inputs = gb.from_jax(fn, *args, **kwargs)
         want_loss, want = jax_value_and_grads(fn, args, argnums)
-    expected = leaves(fn, args, argnums)
     assert sorted(params) == sorted(want), f"parameters {sorted(params)}, expected {sorted(want)}"
-    assert sorted([*params, *inputs]) == sorted(expected)
-    for name, value in [*params.items(), *inputs.items()]:
-        np.testing.assert_array_equal(np.asarray(value), np.asarray(expected[name]), err_msg=name)
     assert net.loss == "loss"
     for backend in backends:
         prog = net.compile(backend, dtype)
@@ -117,4 +131,5 @@ def check_import(
         assert sorted(grads) == sorted(want)
         for name, grad in want.items():
             close(prog.backend.to_numpy(grads[name]), grad, rtol, f"∂L/∂{name} on {where}", atol)
+    check_leaves(fn, args, argnums, params, inputs)
     return net

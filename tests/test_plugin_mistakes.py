@@ -388,14 +388,14 @@ def test_a_broken_entry_point_is_not_suggested_for_an_unknown_op(tmp_path: Path)
         tmp_path,
     )
     unknown, close = run.stdout.splitlines()
-    assert unknown.startswith("unknown op 'notmismatch'; the ops are add, affine, dense, ")
+    assert unknown.startswith("unknown op 'notmismatch'; the ops are ")
+    assert " add, affine, " in unknown and " sigmoid, " in unknown
     assert unknown.endswith(
         "; install a package that provides it, or register it with gb.register_op"
     )
     assert "mismatch," not in unknown
-    assert (
-        close == "unknown op 'sigmod'; did you mean 'sigmoid'? Else register it with gb.register_op"
-    )
+    assert close.startswith("unknown op 'sigmod'; did you mean 'sigmoid'")
+    assert close.endswith("? Else register it with gb.register_op")
 
 
 # ------------------------------------------------------------------ messages in words
