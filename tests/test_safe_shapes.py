@@ -21,7 +21,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pytest
-from attrs_structure import ATTRS as SHAPED_ATTRS
+from attrs_nn import ATTRS as NN_ATTRS
+from attrs_structure import ATTRS as STRUCTURE_ATTRS
 from helpers import graphbp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -33,6 +34,8 @@ from graphbp.registry import get_op
 from graphbp.shapes import MAX_ELEMENTS, MAX_RANK
 from graphbp.testing import check_op
 
+SHAPED_ATTRS = {**STRUCTURE_ATTRS, **NN_ATTRS}
+"""Attributes drawn for the operand shapes, by op (the shape and NN ops')."""
 BUILT_IN = sorted(gb.ops())
 """The ops registered when the tests start: graphbp's own (test ops come and go later)."""
 

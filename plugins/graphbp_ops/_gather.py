@@ -98,10 +98,7 @@ def plan(operand: tuple[int, ...], indices: tuple[int, ...], dnums: Any, sizes: 
             f"{len(offset_dims) + len(collapsed) + len(batching)} axes; every operand axis "
             "must be exactly one of them"
         )
-    empty = math.prod(indices) == 0
     for d, s in enumerate(sizes):
-        if s > operand[d] and not empty:
-            raise ValueError(f"slice_sizes[{d}] = {s} is larger than the operand's axis {d}")
         if (d in collapsed or d in batching) and s != 1:
             raise ValueError(
                 f"slice_sizes[{d}] = {s}, but axis {d} is collapsed or batching, so must be 1"
@@ -113,6 +110,9 @@ def plan(operand: tuple[int, ...], indices: tuple[int, ...], dnums: Any, sizes: 
         out_shape[a] = sizes[d]
     for b, a in enumerate(batch_out):
         out_shape[a] = indices[b]
+    for d, s in enumerate(sizes):  # an empty output reads nothing (JAX: empty indices)
+        if s > operand[d] and math.prod(out_shape):
+            raise ValueError(f"slice_sizes[{d}] = {s} is larger than the operand's axis {d}")
     whole = tuple(
         d for d in kept if d not in start_map and sizes[d] == operand[d] and operand[d] > 0
     )

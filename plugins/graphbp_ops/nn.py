@@ -51,6 +51,7 @@ class Gather(Op):
         mode: str = "fill",
         fill_value: float | None = None,
     ) -> Any:
+        _gather.check_mode(mode, fill_value)
         p = _gather.plan(operand.shape, indices.shape, dimension_numbers, slice_sizes)
         if math.prod(p.out_shape) == 0:
             return xp.zeros(p.out_shape, dtype=operand.dtype)
