@@ -467,15 +467,16 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         metavar="ARGS.npz",
         help="the example arguments, an .npz (np.savez) with one array per parameter of the "
-        "function (x, y) or per leaf of a dict or list argument (params.W1, layers.0.w)",
+        "function (x, y) or per leaf of a dict or list argument (params.W1, layers.0.w) "
+        "(required)",
     )
     imp.add_argument(
         "--argnums",
         type=argnum_list,
-        default=(0,),
+        default="0",
         metavar="N[,N...]",
         help="which arguments hold the parameters to train, as jax.grad's argnums; the other "
-        "arguments become the network's inputs (default: 0)",
+        "arguments become the network's inputs",
     )
     imp.add_argument(
         "-o",

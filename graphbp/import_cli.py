@@ -51,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     from graphbp.outputs import OutputFolder
 
     module, name = _split(args.function)
+    _require_jax()
     out = args.output
     arrays = read_npz(
         args.args,
         None,
-        fix="write it with np.savez(path, x=..., **{'params.W1': ...})",
+        fix="save finite example arrays with np.savez(path, x=..., **{'params.W1': ...})",
         kinds="biuf",
     )
     with _user_code(module):
@@ -88,6 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------- the function
+
+
+def _require_jax() -> None:
+    """Import jax, which traces the function.
+
+    Raises:
+        InputError: it is not installed, with how to install it.
+    """
+    try:
+        import jax  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "jax":
+            raise
+        raise InputError(
+            "graphbp import traces the function with JAX, which is not installed; install "
+            "the extra: pip install 'graphbp[jax]'"
+        ) from None
 
 
 def _split(text: str) -> tuple[str, str]:
@@ -288,11 +306,14 @@ def arguments(
     tree = _unflatten(arrays, path)
     unknown = [k for k in tree if k not in names]
     if unknown:
-        example = next(m for m in arrays if m.split(".")[0] == unknown[0])
+        strays = [m for m in arrays if m.split(".")[0] in unknown]
+        shown = ", ".join(show(m, 40) for m in strays[:5])
+        more = f" and {len(strays) - 5} more" if len(strays) > 5 else ""
         raise InputError(
-            f"{path}: member {show(example)} names no parameter of {listed}; name each member "
-            f"after a parameter ({', '.join(names) or 'it takes none by position'}), a dict's "
-            "leaves as params.W1"
+            f"{path}: {'members' if len(strays) > 1 else 'member'} {shown}{more} "
+            f"{'name' if len(strays) > 1 else 'names'} no parameter of {listed}; name each "
+            f"member after a parameter ({', '.join(names) or 'it takes none by position'}), "
+            "a dict's leaves as params.W1"
         )
     for p in signature.parameters.values():
         if p.kind == P.KEYWORD_ONLY and p.default is P.empty:
@@ -302,9 +323,11 @@ def arguments(
             )
     missing = [p.name for p in positional if p.name not in tree and p.default is P.empty]
     if missing:
+        which = " and ".join(repr(m) for m in missing)
         raise InputError(
-            f"{path}: has no member for parameter {missing[0]!r} of {listed}; add it "
-            f"(np.savez(path, {missing[0]}=...), or {missing[0]}.KEY=... for each leaf of a dict)"
+            f"{path}: has no member for parameter{'s' if len(missing) > 1 else ''} {which} of "
+            f"{listed}; add {'them' if len(missing) > 1 else 'it'} (np.savez(path, "
+            f"{missing[0]}=...), or {missing[0]}.KEY=... for each leaf of a dict)"
         )
     last = max((i for i, n in enumerate(names) if n in tree), default=-1)
     call = [
@@ -414,15 +437,8 @@ def _trace(
 ) -> tuple[Network, dict[str, Any], dict[str, Any]]:
     """:func:`graphbp.from_jax` on ``call``; an exception of the user's code (or of JAX
     on it) as an InputError naming the line, graphbp's own errors as they are."""
-    try:
-        from graphbp.jax_import import from_jax
-    except ModuleNotFoundError as exc:
-        if exc.name != "jax" and not (exc.name or "").startswith("jax."):
-            raise
-        raise InputError(
-            "graphbp import traces the function with JAX, which is not installed; install "
-            "the extra: pip install 'graphbp[jax]'"
-        ) from None
+    from graphbp.jax_import import from_jax
+
     try:
         return from_jax(fn, *call, argnums=positions)
     except GraphbpError:

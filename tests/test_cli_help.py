@@ -43,6 +43,8 @@ def test_every_option_of_every_command_has_help_its_default_and_its_choices() ->
             if cli.shows_default(action):
                 assert "default" in shown and str(action.default) in shown, (where, shown)
                 checked += 1
+            elif action.required and action.option_strings:  # no default: it must be given
+                assert "(required)" in shown, (where, shown)
             elif action.nargs != 0 and (action.option_strings or action.nargs == "?"):
                 assert "(default: " in shown, (where, shown)  # what leaving it out does
             for choice in action.choices or ():

@@ -150,6 +150,33 @@ def test_the_module_search_path_is_restored_after_the_command(
     assert sys.path == before
 
 
+def test_without_jax_import_says_how_to_install_it(mlp_dir: Path) -> None:
+    """In a Python where importing jax fails as it does when jax is not installed."""
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class NoJax:
+            def find_spec(self, name, path=None, target=None):
+                if name == "jax" or name.startswith("jax."):
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoJax())
+        from graphbp.cli import main
+
+        sys.exit(main(["import", "mlp:loss", "--args", "args.npz"]))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=mlp_dir, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 2 and run.stderr == (
+        "graphbp import: error: graphbp import traces the function with JAX, which is not "
+        "installed; install the extra: pip install 'graphbp[jax]'\n"
+    )
+    assert not (mlp_dir / "graphbp-import").exists()
+
+
 # ------------------------------------------------------------------ the arguments
 
 
@@ -163,7 +190,17 @@ def savez(path: Path, **arrays: Any) -> Path:
     [
         (
             lambda a: a.pop("y"),
-            r"args.npz: has no member for parameter 'y' of loss\(params, x, y\)",
+            r"args.npz: has no member for parameter 'y' of loss\(params, x, y\); add it",
+        ),
+        (
+            lambda a: [a.pop(k) for k in ("x", "y")],
+            r"has no member for parameters 'x' and 'y' of loss\(params, x, y\); add them",
+        ),
+        (
+            lambda a: a.update(
+                arr_0=np.zeros(1), **{"batch.x": np.zeros(1), "batch.y": np.ones(1)}
+            ),
+            r"members 'arr_0', 'batch.x', 'batch.y' name no parameter of loss",
         ),
         (
             lambda a: a.update(z=np.zeros(2)),
