@@ -125,27 +125,6 @@ def _arith(name: str) -> Rule:
     return rule
 
 
-def _extremum(name: str) -> Rule:
-    """``max``/``min``; against a constant that is its identity (``max(-inf, x)``, as
-    ``jax.nn.softmax``, ``log_softmax`` and ``logsumexp`` write their max-subtraction) the
-    other operand itself, so no infinite constant becomes an input the data must feed."""
-    identity = -np.inf if name == "max" else np.inf
-
-    def rule(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
-        aval = eqn.outvars[0].aval
-        for const, other in (ins, ins[::-1]):
-            if (
-                const.is_const
-                and other.shape == tuple(aval.shape)
-                and np.dtype(other.dtype) == np.dtype(aval.dtype)
-                and np.all(np.asarray(const.value) == identity)
-            ):
-                return [other]
-        return [e.op(name, ins, {}, aval)]
-
-    return rule
-
-
 def _logic(name: str) -> Rule:
     """``not``/``and``/``or`` on booleans (0/1 values): 1 − x, x·y, max(x, y)."""
 
@@ -382,8 +361,6 @@ RULES: dict[str, Rule] = {
     "min": _extremum("min"),
     **{n: _simple(op) for n, op in RENAMED.items()},
     "div": _arith("div"),
-    "max": _extremum("max"),
-    "min": _extremum("min"),
     "not": _logic("not"),
     "and": _logic("and"),
     "or": _logic("or"),
