@@ -862,10 +862,12 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_one_op(name: str, chosen: list[str], jax_installed: bool) -> int:
     """``graphbp check --op NAME``: one op on each chosen backend, and against jax.vjp."""
+    from graphbp.op import runs_on
     from graphbp.registry import get_op, op_provider
     from graphbp.testing import check_op, check_op_autodiff
 
     op = get_op(name)  # an unknown name is a one-line error naming the known ones
+    chosen = [b for b in chosen if runs_on(op, b)] or chosen  # else check_op says why not
     for backend in chosen:
         print(check_op(op, backend))
     if jax_installed:

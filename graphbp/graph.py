@@ -414,8 +414,8 @@ def _check_names(g: nx.DiGraph) -> None:
             problem = text_problem(text) if isinstance(text, str) else _kind(text)
             if problem is not None:
                 raise GraphError(
-                    f"node {node!r} has {key}={show(text)}, {problem}; a {key} is {TEXT_RULE}, "
-                    "as a text node name is"
+                    f"node {node!r} has {key}={show(text)}, {problem}; {article(key)} is "
+                    f"{TEXT_RULE}, as a text node name is"
                 )
     taken = ("source", "target", "key")  # node-link JSON's own keys for an edge
     for source, target, data in g.edges(data=True):

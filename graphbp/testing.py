@@ -37,6 +37,7 @@ from graphbp.op import (
     defines_shape,
     defines_vjp,
     is_write,
+    runs_on,
     signature_of,
 )
 from graphbp.registry import as_op, backends, get_backend, get_op, ops
@@ -131,6 +132,11 @@ def check_op(
     """
     op = as_op(op)
     be = get_backend(backend)
+    if not runs_on(op, backend):
+        runs = ", ".join(op.backends or ())
+        raise GradientCheckError(
+            f"op {op.name!r} runs only on {runs}, not on {backend}; check it on {runs}"
+        )
     if not defines_vjp(op) and not be.differentiates:
         raise GradientCheckError(
             f"op {op.name!r} defines no vjp, so the {backend} backend cannot differentiate it; "
