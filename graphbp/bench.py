@@ -203,7 +203,8 @@ def _bench_seed_jax_size(size: tuple[int, int, int, int], repeats: int) -> dict[
 
     # NumPy is timed on its own: right after a NumPy step its BLAS threads are still
     # spinning, and would slow whichever JAX step came next.
-    times = best_times({"hand": hand_jax, "graphbp": graphbp_jax}, repeats)
+    # Short loops and many turns: on a shared machine the best turn is a quiet one.
+    times = best_times({"hand": hand_jax, "graphbp": graphbp_jax}, 3 * repeats, budget=0.02)
     times.update(best_times({"numpy": graphbp_numpy}, repeats))
     return {
         "size": size,
@@ -267,6 +268,127 @@ def _bench_jax_composition_size(size: tuple[int, int, int, int], repeats: int) -
         "jax_us": times["hand"] * 1e6,
         "users_us": times["users"] * 1e6,
         "ratio": times["users"] / times["hand"],
+    }
+
+
+IMPORTED_DTYPES = ("float32", "float64")
+"""The dtypes the imported models' training steps are timed in (``--quick``: the first)."""
+
+
+def imported_models(quick: bool = False) -> dict[str, Callable[[str], Any]]:
+    """The JAX models ``graphbp bench`` imports, by name: each builds ``(loss_fn, args)`` for a
+    dtype afresh (new functions, so JAX's trace caches never serve a second import).
+
+    ``cnn``: graphbp.jax_examples.cnn on 64 of the 8×8 digits (16 with ``quick``); ``stack``:
+    a 12-block residual attention stack (jax_examples.residual_attention) on 16 sequences of
+    16 tokens, width 32, 2 heads, MLP width 64 (8 sequences of 8 with ``quick``).
+    """
+    from graphbp import jax_examples
+
+    batch, seq = (8, 8) if quick else (16, 16)
+    return {
+        "cnn": lambda dtype: jax_examples.cnn(batch=16 if quick else 64, dtype=dtype),
+        "stack": lambda dtype: jax_examples.residual_attention(
+            12, batch=batch, seq=seq, d_model=32, d_hidden=64, heads=2, dtype=dtype
+        ),
+    }
+
+
+def bench_import(build: Callable[[str], Any], repeats: int) -> dict[str, Any]:
+    """Seconds to import a JAX model with gb.from_jax — trace, convert, validate — the best of
+    ``repeats`` fresh models, the first one apart; and the network's size."""
+    from graphbp.jax_import import from_jax
+
+    times = []
+    for _ in range(max(repeats, 2)):
+        fn, args = build("float32")
+        start = time.perf_counter()
+        net, _, _ = from_jax(fn, *args)
+        times.append(time.perf_counter() - start)
+    kinds = net.kind
+    return {
+        "nodes": len(kinds),
+        "op_nodes": sum(1 for k in kinds.values() if k == "op"),
+        "params": len(net.params),
+        "first_s": times[0],
+        "best_s": min(times[1:]),
+    }
+
+
+def bench_imported_step(
+    build: Callable[[str], Any], dtype: str, repeats: int, numpy: bool = True
+) -> dict[str, Any]:
+    """Time one SGD training step of an imported model: graphbp-jax's ``prog.train_step``
+    against ``jax.jit`` of ``jax.value_and_grad`` of the model's own function with the same
+    update, both gathering the same rows from device-resident data, parameters donated, taking
+    turns; and, with ``numpy``, graphbp-numpy's step (timed apart, as in
+    :func:`bench_seed_jax`)."""
+    import jax
+    import jax.numpy as jnp
+
+    from graphbp.jax_import import from_jax
+    from graphbp.optim import SGD
+
+    lr = 1e-3
+    fn, (params0, *rest) = build(dtype)
+    net, params, inputs = from_jax(fn, params0, *rest)
+    prog = net.compile("jax", dtype)
+    step = prog.train_step(SGD(lr))
+    order = [n for n, _ in prog.plan(with_grad=True).inputs]
+    owned = prog.own(inputs)
+    data = [owned[n] for n in order]
+    rows = np.arange(len(rest[0]))
+    current = prog.own({i: params[str(n)] for i, n in enumerate(net.params)})
+
+    def hand_update(p: Any, x: Any, y: Any, rows: Any) -> Any:
+        loss, grads = jax.value_and_grad(fn)(p, x[rows], y[rows])
+        return jax.tree.map(lambda w, g: w - lr * g, p, grads), loss
+
+    with prog.precision():
+        hand_step = jax.jit(hand_update, donate_argnums=0)
+        hand = jax.tree.map(jnp.asarray, params0)
+        hand_data = [jnp.asarray(a) for a in rest]
+        start = time.perf_counter()
+        hand, loss = hand_step(hand, *hand_data, rows)
+        loss.block_until_ready()
+    hand_first_call = time.perf_counter() - start
+    start = time.perf_counter()
+    current, _, loss = step(current, (), data, rows)
+    loss.block_until_ready()
+    first_call = time.perf_counter() - start
+
+    def graphbp_jax() -> None:
+        nonlocal current
+        current, _, loss = step(current, (), data, rows)
+        loss.block_until_ready()
+
+    def hand_jax() -> None:
+        nonlocal hand
+        with prog.precision():
+            hand, loss = hand_step(hand, *hand_data, rows)
+        loss.block_until_ready()
+
+    def graphbp_numpy() -> None:
+        _, grads = numpy_prog.value_and_grad(numpy_params, inputs)
+        opt.update_(numpy_params, grads, ())
+
+    if numpy:
+        numpy_prog = net.compile("numpy", dtype)
+        numpy_params = numpy_prog.own(params)
+        opt = SGD(lr)
+
+    # Short loops and many turns: on a shared machine the best turn is a quiet one.
+    times = best_times({"hand": hand_jax, "graphbp": graphbp_jax}, 3 * repeats, budget=0.02)
+    if numpy:
+        times.update(best_times({"numpy": graphbp_numpy}, repeats))
+    return {
+        "dtype": dtype,
+        "jax_us": times["hand"] * 1e6,
+        "graphbp_us": times["graphbp"] * 1e6,
+        "ratio": times["graphbp"] / times["hand"],
+        "graphbp_numpy_us": times["numpy"] * 1e6 if numpy else None,
+        "first_call_s": first_call,
+        "hand_first_call_s": hand_first_call,
     }
 
 
@@ -357,6 +479,37 @@ def _run_jax(quick: bool, repeats: int) -> None:
         f"{first['graphbp_s']:.2f} s, the same chain hand-written {first['hand_s']:.2f} s"
     )
     print()
+    run_imported(imported_models(quick), IMPORTED_DTYPES[:1] if quick else IMPORTED_DTYPES, repeats)
+    print()
+
+
+def run_imported(
+    models: dict[str, Callable[[str], Any]], dtypes: tuple[str, ...], repeats: int
+) -> None:
+    """Print the import table and the training-step table of ``models`` (see
+    :func:`imported_models`) in each of ``dtypes``."""
+    print(f"Importing a JAX model: gb.from_jax (trace + convert + validate), best of {repeats}")
+    print(f"{'model':<8}{'nodes':>7}{'op nodes':>10}{'params':>8}{'first':>9}{'best':>9}")
+    for name, build in models.items():
+        row = bench_import(build, repeats)
+        print(
+            f"{name:<8}{row['nodes']:>7}{row['op_nodes']:>10}{row['params']:>8}"
+            f"{row['first_s']:>8.2f}s{row['best_s']:>8.2f}s"
+        )
+    print()
+    print(f"One jitted SGD training step of the imported model, best of {3 * repeats} turns")
+    print(
+        f"{'model':<8}{'dtype':<9}{'hand JAX':>12}{'graphbp-jax':>13}{'ratio':>8}"
+        f"{'graphbp-numpy':>15}{'first call: hand, graphbp':>27}"
+    )
+    for name, build in models.items():
+        for dtype in dtypes:
+            row = bench_imported_step(build, dtype, repeats)
+            print(
+                f"{name:<8}{dtype:<9}{row['jax_us']:>10.0f}µs{row['graphbp_us']:>11.0f}µs"
+                f"{row['ratio']:>7.2f}×{row['graphbp_numpy_us']:>13.0f}µs"
+                f"{row['hand_first_call_s']:>18.2f}s, {row['first_call_s']:.2f}s"
+            )
 
 
 def _run_numpy(quick: bool, repeats: int) -> None:

@@ -357,10 +357,10 @@ def _round(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
 RULES: dict[str, Rule] = {
     **{n: _simple(n) for n in SAME_NAME_UNARY},
     **{n: _arith(n) if n in ("add", "sub", "mul") else _simple(n) for n in SAME_NAME_BINARY},
-    **{n: _simple(op) for n, op in RENAMED.items()},
-    "div": _arith("div"),
     "max": _extremum("max"),
     "min": _extremum("min"),
+    **{n: _simple(op) for n, op in RENAMED.items()},
+    "div": _arith("div"),
     "not": _logic("not"),
     "and": _logic("and"),
     "or": _logic("or"),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,54 @@ def test_first_gradient_times_each_stage_of_a_chain() -> None:
     stages = row["network_s"] + row["compile_s"] + row["first_run_s"]
     assert min(row["network_s"], row["compile_s"], row["first_run_s"]) > 0
     assert row["total_s"] == pytest.approx(stages)
+
+
+def test_importing_a_jax_model_is_timed_and_counted() -> None:
+    pytest.importorskip("jax")
+    from graphbp import jax_examples
+    from graphbp.bench import bench_import, imported_models
+
+    assert sorted(imported_models()) == ["cnn", "stack"]
+    row = bench_import(lambda dtype: jax_examples.residual_attention(2, dtype=dtype), repeats=2)
+    net, params, _ = gb.from_jax(*_called(jax_examples.residual_attention(2)))
+    assert row["nodes"] == len(net.graph) and row["params"] == len(params) == len(net.params)
+    assert row["op_nodes"] == len(net.ops) < row["nodes"]
+    assert row["best_s"] > 0 and row["first_s"] > 0
+
+
+def _called(example: Any) -> tuple[Any, ...]:
+    fn, args = example
+    return (fn, *args)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_imported_models_training_step_is_timed_on_both_backends(dtype: str) -> None:
+    pytest.importorskip("jax")
+    from graphbp import jax_examples
+    from graphbp.bench import bench_imported_step
+
+    row = bench_imported_step(lambda d: jax_examples.cnn(batch=4, dtype=d), dtype, repeats=1)
+    assert row["dtype"] == dtype and row["jax_us"] > 0 and row["graphbp_us"] > 0
+    assert row["ratio"] == pytest.approx(row["graphbp_us"] / row["jax_us"])
+    assert row["graphbp_numpy_us"] > 0 and row["first_call_s"] > 0 and row["hand_first_call_s"] > 0
+
+
+def test_the_imported_tables_have_a_row_per_model_and_dtype(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("jax")
+    from graphbp import jax_examples
+    from graphbp.bench import run_imported
+
+    models = {
+        "mlp": lambda d: jax_examples.mlp("gelu", "ce_labels", dtype=d),
+        "attn": lambda d: jax_examples.residual_attention(1, dtype=d),
+    }
+    run_imported(models, ("float32", "float64"), repeats=1)
+    lines = capsys.readouterr().out.splitlines()
+    imports = [line.split() for line in lines if line.startswith(("mlp ", "attn "))]
+    assert [r[0] for r in imports] == ["mlp", "attn", "mlp", "mlp", "attn", "attn"]
+    assert [r[1] for r in imports[2:]] == ["float32", "float64"] * 2
+    for row in imports[2:]:
+        hand, ours, ratio = (float(v.rstrip("µs×")) for v in row[2:5])
+        assert ratio == pytest.approx(ours / hand, rel=0.02, abs=0.01)

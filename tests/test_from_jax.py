@@ -442,6 +442,24 @@ def test_a_non_finite_constant_is_fed_as_an_input() -> None:
     _assert_matches(loss, args, "numpy", "float64", 1e-12)
 
 
+def test_max_with_minus_infinity_is_its_other_operand_so_training_needs_no_extra_input() -> None:
+    def loss(w: Any, x: Any, y: Any) -> Any:  # log_softmax and logsumexp write max(-inf, m)
+        z = x @ w
+        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(z), axis=-1)) + jnp.min(
+            jnp.minimum(jnp.inf, z)
+        )
+
+    rng = _rng()
+    args = (rng.standard_normal((3, 4)), rng.standard_normal((6, 3)), np.eye(4)[[0, 1, 2, 3, 0, 1]])
+    net, params, inputs = gb.from_jax(loss, *args)
+    assert sorted(inputs) == ["x", "y"]
+    assert "max" not in [net.op_name(n) for n in net.order]
+    _assert_matches(loss, args, "numpy", "float64", 1e-12)
+    prog = net.compile("numpy")
+    trained, history = gb.train(prog, params, inputs, lr=0.1, epochs=2, batch_size=6)
+    assert history[-1] < history[0] and trained["w"].shape == (3, 4)
+
+
 # ------------------------------------------------------------------ the opaque path
 
 

@@ -27,27 +27,48 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     jax_installed = importlib.util.find_spec("jax") is not None
     dot_installed = shutil.which("dot") is not None
     namespace: dict[str, Any] = {}
+    seed: dict[str, Any] = {}  # the names as the sections on the seed network leave them
     try:
         for block in blocks:
             if "jax" in block and not jax_installed:
-                continue  # the JAX section's examples need the [jax] extra
+                continue  # the JAX sections' examples need the [jax] extra
             if "write_diagram" in block and not dot_installed:
                 continue  # drawing an .html page needs Graphviz's dot
+            if "gb.from_jax(" in block:
+                seed = dict(namespace)
             exec(compile(block, str(README), "exec"), namespace)
     finally:
         unregister_op("cube")
-    assert sorted(namespace["grads"]) == ["W1", "W2", "W3", "b1", "b2", "b3"]
-    assert np.isfinite(namespace["loss"])
+    seed = seed or namespace
+    assert sorted(seed["grads"]) == ["W1", "W2", "W3", "b1", "b2", "b3"]
+    assert np.isfinite(seed["loss"])
     if dot_installed:
-        assert namespace["rule"].text == "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1"
-        np.testing.assert_allclose(namespace["with_numbers"].gradient, namespace["grads"]["W1"])
+        assert seed["rule"].text == "∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1"
+        np.testing.assert_allclose(seed["with_numbers"].gradient, seed["grads"]["W1"])
         assert (tmp_path / "seed.html").read_text().startswith("<!doctype html>")
-    assert len(namespace["history"]) == 150
-    assert namespace["history"][-1] < namespace["history"][0]
+    assert len(seed["history"]) == 150
+    assert seed["history"][-1] < seed["history"][0]
     if jax_installed:
-        for name, grad in namespace["auto"].items():
-            np.testing.assert_allclose(grad, namespace["grads"][name], rtol=1e-12, atol=1e-14)
-        assert len(namespace["ensemble_losses"]) == 2 and len(namespace["sharded_history"]) == 2
+        for name, grad in seed["auto"].items():
+            np.testing.assert_allclose(grad, seed["grads"][name], rtol=1e-12, atol=1e-14)
+        assert len(seed["ensemble_losses"]) == 2 and len(seed["sharded_history"]) == 2
+        _check_the_imported_model(namespace, dot_installed, tmp_path)
+
+
+def _check_the_imported_model(ns: dict[str, Any], dot_installed: bool, tmp_path: Path) -> None:
+    """What "Bring your own JAX model" says of its example: gb.from_jax's network gives
+    jax.value_and_grad's loss and gradients on both backends, W1's paths sum to its gradient,
+    and the drawing is the committed docs/jax_w1.svg."""
+    assert sorted(ns["grads"]) == ["W1", "W2", "b1", "b2"] and sorted(ns["inputs"]) == ["x", "y"]
+    for value, grads in ((ns["value"], ns["grads"]), (ns["value_on_jax"], ns["grads_on_jax"])):
+        assert float(value) == pytest.approx(float(ns["value_jax"]), rel=1e-10)
+        for name, grad in ns["grads_jax"].items():
+            np.testing.assert_allclose(grads[name], grad, rtol=1e-10, atol=1e-14)
+    assert ns["w1_rule"].path_count == len(ns["contributions"]) == 3
+    np.testing.assert_allclose(sum(ns["contributions"]), ns["grads"]["W1"], rtol=1e-10)
+    if dot_installed:
+        assert "](docs/jax_w1.svg)" in _text()
+        assert _drawing(README.parent / "docs/jax_w1.svg") == _drawing(tmp_path / "jax_w1.svg")
 
 
 def test_the_diamond_table_is_what_explain_counts() -> None:

@@ -115,10 +115,13 @@ def _dilate(xp: Any, x: Any, axis: int, d: int, fill: Any) -> Any:
     n = x.shape[axis]
     if d == 1 or n <= 1:
         return x
-    x = xp.moveaxis(x, axis, -1)
-    holes = xp.full((*x.shape, d - 1), fill, dtype=x.dtype)
-    spread = xp.reshape(xp.concatenate([x[..., None], holes], axis=-1), (*x.shape[:-1], n * d))
-    return xp.moveaxis(spread[..., : (n - 1) * d + 1], -1, axis)
+    # A new axis after ``axis`` holds each element and its holes; merging the two is a
+    # reshape of adjacent axes, so XLA needs no transpose (nor copy) to spread x.
+    lead, rest = x.shape[:axis], x.shape[axis + 1 :]
+    column = xp.reshape(x, (*lead, n, 1, *rest))
+    holes = xp.full((*lead, n, d - 1, *rest), fill, dtype=x.dtype)
+    spread = xp.reshape(xp.concatenate([column, holes], axis=axis + 1), (*lead, n * d, *rest))
+    return spread[(slice(None),) * axis + (slice(0, (n - 1) * d + 1),)]
 
 
 def pad(xp: Any, x: Any, widths: dict[int, tuple[int, int]], fill: Any) -> Any:

@@ -177,6 +177,30 @@ def _dot(xp: Any, a: Any, b: Any, plan: Contraction) -> Any:
     return out if out.shape == plan.out else xp.reshape(out, plan.out)
 
 
+def _product(xp: Any, a: Any, b: Any, dn: DimensionNumbers) -> Any:
+    """dot_general(a, b, dn). NumPy: transpose + reshape + matmul. JAX (immutable arrays):
+    one einsum, which JAX lowers to lax.dot_general with these very dimension numbers, so
+    XLA picks the operands' layouts itself instead of copying them into transposed ones."""
+    plan = _contraction(dn, a.shape, b.shape)
+    if hasattr(a, "at"):
+        return xp.einsum(_subscripts(dn, a.ndim, b.ndim), a, b)
+    return _dot(xp, a, b, plan)
+
+
+@lru_cache(maxsize=1024)
+def _subscripts(dn: DimensionNumbers, a_ndim: int, b_ndim: int) -> str:
+    """The einsum subscripts of dot_general(a, b, dn): out = batch, a's free, b's free."""
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    a_sub = [next(letters) for _ in range(a_ndim)]
+    b_sub = [next(letters) for _ in range(b_ndim)]
+    for i, j in zip(dn.a_contract + dn.a_batch, dn.b_contract + dn.b_batch, strict=True):
+        b_sub[j] = a_sub[i]
+    out = [a_sub[i] for i in dn.a_batch]
+    out += [a_sub[i] for i in _free(a_ndim, dn.a_contract, dn.a_batch)]
+    out += [b_sub[j] for j in _free(b_ndim, dn.b_contract, dn.b_batch)]
+    return f"{''.join(a_sub)},{''.join(b_sub)}->{''.join(out)}"
+
+
 class Transposed(NamedTuple):
     """One operand's cotangent: g contracted with the other operand, then transposed."""
 
@@ -204,7 +228,7 @@ def _transposed(dn: DimensionNumbers, x_ndim: int, y_ndim: int, swap: bool) -> T
 
 
 def _cotangent(xp: Any, g: Any, y: Any, t: Transposed) -> Any:
-    ct = _dot(xp, g, y, _contraction(t.dn, g.shape, y.shape))
+    ct = _product(xp, g, y, t.dn)
     return ct if t.perm is None else xp.transpose(ct, t.perm)
 
 
@@ -221,7 +245,7 @@ class DotGeneral(Op):
 
     def forward(self, xp: Any, a: Any, b: Any, *, dimension_numbers: Any) -> Any:
         dn = _dimension_numbers(dimension_numbers)
-        return _dot(xp, a, b, _contraction(dn, a.shape, b.shape))
+        return _product(xp, a, b, dn)
 
     def vjp(
         self,
