@@ -25,10 +25,19 @@ def from_jax(
 
     ``fn`` must return its loss, one float scalar. The arguments in ``argnums`` (as in
     ``jax.grad``) are the parameters, the others the inputs; every array leaf of them becomes
-    a ``param`` or ``input`` node. Each equation becomes a built-in op node (``jit``,
-    ``custom_jvp``/``custom_vjp`` functions and ``checkpoint`` inlined, dead code dropped,
-    equations of constants folded), or, without one, an ``opaque`` node that runs it with
-    JAX (JAX backend only; such a network cannot be saved).
+    a ``param`` or ``input`` node. Each equation becomes a built-in op node (``jit`` and
+    ``checkpoint`` inlined, dead code dropped, equations of constants folded), or, without
+    one, an ``opaque`` node that runs it with JAX (JAX backend only; such a network cannot
+    be saved).
+
+    Custom derivatives: JAX's own ``custom_jvp`` functions whose rule differs from their
+    body's derivative become one op with that rule (``jax.nn.relu`` and ``relu6``: slope 0
+    at the kinks; ``logaddexp``/``logaddexp2``, so ``jax.nn.softplus`` and ``log_sigmoid``:
+    ½ each at a tie), so gradients equal ``jax.grad``'s there too. Every other
+    ``custom_jvp``/``custom_vjp`` function, a user's own included, is inlined: its custom
+    rule is replaced by its body's derivative (equal wherever the rule is the body's true
+    derivative; a rule that differs on purpose, such as a straight-through estimator or a
+    clipped gradient, is not kept).
 
     Naming: a leaf of a parameter argument is named by its pytree path, keys and indices
     joined by "." without the argument's name (``W1``, ``layers.0.w``); a parameter argument
