@@ -82,7 +82,11 @@ def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:
                 grad[a] = cts[i] if grad[a] is None else grad[a] + cts[i]
             for s in back.free:
                 value[s] = None
-        return value[loss], tuple(grad[s] for _, s in plan.params)
+        # a parameter reaching the loss only through operands that get no gradient: zero
+        zeros = rules.xp.zeros_like
+        return value[loss], tuple(
+            zeros(value[s]) if grad[s] is None else grad[s] for _, s in plan.params
+        )
 
     return run
 
