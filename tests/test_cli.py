@@ -12,6 +12,7 @@ import pytest
 from helpers import graphbp
 
 import graphbp as gb
+from graphbp.op import runs_on
 from graphbp.render import scripts_smaller
 from graphbp.testing import installed_backends
 
@@ -146,9 +147,15 @@ def test_check_passes_on_the_builtins_and_fails_on_a_bad_graph_file(tmp_path: Pa
     assert "all gradients agree" in run.stdout
     if "jax" in installed_backends():
         assert "plugin vjps agree with jax.vjp; numpy and jax agree" in run.stdout
-    gb.Network(gb.seed_network(2, 3)).to_json(tmp_path / "seed.json")
+    checked = set(re.findall(r"^op '(\w+)' on numpy:", run.stdout, re.M))
+    assert checked == {n for n in gb.ops() if runs_on(gb.get_op(n), "numpy")}  # every op
+    net = gb.Network(gb.seed_network(2, 3))
+    net.to_json(tmp_path / "seed.json")
     one = graphbp("check", "seed.json", "--backend", "numpy", cwd=tmp_path)
     assert one.returncode == 0 and "on numpy" in one.stdout and "on jax" not in one.stdout
+    # a network given: the ops it uses, each once, and no other
+    named = re.findall(r"^op '(\w+)' on numpy:", one.stdout, re.M)
+    assert sorted(named) == sorted({net.op_name(n) for n in net.ops})
     bad = graphbp("check", "nothing.json", cwd=tmp_path)
     assert bad.returncode == 2 and "nothing.json: cannot read graph file" in bad.stderr
 
