@@ -17,8 +17,10 @@ from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import networkx as nx
+
 from graphbp.errors import GraphError, InputError, PluginError, show, visible
-from graphbp.op import call_forward, call_vjp, defines_vjp, runs_on
+from graphbp.op import call_forward, call_vjp, defines_vjp, gradient_flows, runs_on
 from graphbp.registry import backends, get_backend
 
 if TYPE_CHECKING:
@@ -131,23 +133,27 @@ class Flow:
     def __init__(self, net: Network) -> None:
         self.net = net
         loss = net.loss
+        # the operands each node passes gradient to: none through an edge whose op declares
+        # that operand gradient-free (local derivative "0": see Op.local_grads)
+        passes = {n: _passing(net, n) for n in net.order}
         above = {loss}
-        for node in reversed(net.order):  # ancestors of the loss, the loss included
+        for node in reversed(net.order):  # ancestors of the loss along such edges
             if node in above:
-                above.update(net.operands[node])
+                above.update(a for _, a in passes[node])
         carries = {n: net.kind[n] == "param" for n in net.order}
         for node in net.order:
-            carries[node] |= any(carries[a] for a in net.operands[node])
+            carries[node] |= any(carries[a] for _, a in passes[node])
         self.relevant = [n for n in net.order if n in above and carries[n]]
         """Values on some path from a parameter up to the loss, in topological order."""
         on = set(self.relevant)
         self.consumers: dict[Hashable, list[Edge]] = {n: [] for n in self.relevant}
         for node in self.relevant:
-            for position, source in enumerate(net.operands[node]):
+            for position, source in passes[node]:
                 if source in on:
                     self.consumers[source].append(Edge(source, node, position))
         self.edges = [e for n in self.relevant for e in self.consumers[n]]
-        """Every local derivative backprop evaluates: one per operand that needs a gradient."""
+        """Every local derivative backprop evaluates: one per operand that needs a gradient
+        (none into an operand its op declares gradient-free)."""
         # paths[n]: paths from n up to the loss; lengths[n]: their lengths summed.
         self.paths: dict[Hashable, int] = {}
         self.lengths: dict[Hashable, int] = {}
@@ -226,6 +232,16 @@ class Flow:
             else:
                 path.append(step)
                 stack.append(iter(operands[step.source]))
+
+
+def _passing(net: Network, node: Hashable) -> list[tuple[int, Hashable]]:
+    """The (position, operand) pairs of ``node`` that gradient flows to."""
+    operands = net.operands[node]
+    op = net.ops.get(node)
+    if op is None:
+        return list(enumerate(operands))
+    flows = gradient_flows(op, net.attrs[node], len(operands))
+    return [(k, a) for k, a in enumerate(operands) if flows[k]]
 
 
 @dataclass(frozen=True)
@@ -422,6 +438,13 @@ def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
         raise GraphError(
             f"wrt={show(wrt)} is not a parameter ({what}); the chain rule runs from the loss to a "
             f"parameter: choose one of {params}"
+        )
+    if wrt not in flow.paths and nx.has_path(net.graph, wrt, net.loss):
+        raise GraphError(
+            f"parameter {wrt!r} (op 'param') reaches the loss {net.loss!r} only through "
+            "operands that get no gradient (a comparison, a select_n predicate, "
+            f"stop_gradient, ...), so ∂L/∂{wrt} is zero; choose one of "
+            f"{', '.join(map(repr, flow.params)) or 'none'}"
         )
     if wrt not in flow.paths:
         raise GraphError(

@@ -253,7 +253,11 @@ class _Writer:
                 known.add(a)
             self.emit(f"del g{back.out}")
             self.free(back.free)
-        # Every parameter in the plan is an ancestor of the loss, so each has its gradient now.
+        # A parameter in the plan reaches the loss, but maybe only through operands that get
+        # no gradient (a comparison's, a select_n predicate): its gradient is zero.
+        for _, s in plan.params:
+            if s not in known:
+                self.emit(f"g{s} = xp.zeros_like(v{s})", f"∂L/∂{name[s]} = 0: no gradient path")
         self.emit(f"return v{loss}, ({''.join(f'g{s}, ' for _, s in plan.params)})")
 
 

@@ -82,6 +82,8 @@ def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:
                 grad[a] = cts[i] if grad[a] is None else grad[a] + cts[i]
             for s in back.free:
                 value[s] = None
+        for _, s in plan.params:  # reaching the loss only through operands with no gradient
+            grad[s] = rules.xp.zeros_like(value[s]) if grad[s] is None else grad[s]
         return value[loss], tuple(grad[s] for _, s in plan.params)
 
     return run

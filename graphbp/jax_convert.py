@@ -51,11 +51,17 @@ INLINED = {
     "custom_vjp_call_jaxpr": "fun_jaxpr",
 }
 """Call-like primitives whose body is inlined, and the parameter holding it."""
+CUSTOM = {"relu": ("relu", 1), "relu6": ("relu6", 1), "logaddexp": ("logaddexp", 2)}
+CUSTOM["logaddexp2"] = ("logaddexp2", 2)
+"""JAX's own custom_jvp functions (by name, defined in the jax package) whose custom rule
+differs from their body's derivative (at relu's kink, at logaddexp's tie), and the op
+computing the function with that rule, with its number of operands. ``jax.nn.softplus``
+and ``log_sigmoid`` call logaddexp. JAX's other custom rules (softmax's) agree with their
+bodies' derivatives: those bodies are inlined."""
 CUSTOM_RULES = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call_jaxpr"})
-"""Calls with a derivative rule of their own. JAX's own functions (jax.numpy's, jax.nn's)
-are inlined, their body's derivative being their rule's (away from ties); any other's rule
-(a straight-through estimator, a clipped or numerically safe gradient) is honoured by running
-the call as one opaque node, on JAX."""
+"""Calls with a derivative rule of their own. One that is not JAX's own (a straight-through
+estimator, a clipped or numerically safe gradient of the user's) is honoured by running the
+call as one opaque node, on JAX."""
 SCOPED = frozenset({"jit", "pjit"})
 """Inlined calls whose name is a scope when the function is the user's (not JAX's own)."""
 _JAX_DIR = os.path.dirname(os.path.abspath(jax.__file__))
@@ -212,8 +218,12 @@ class Converter:
     def equation(self, eqn: Any, ins: list[Val], wanted: list[bool]) -> list[Val | None]:
         """The used outputs of one equation."""
         name = eqn.primitive.name
+        if name == "custom_jvp_call" and not all(v.is_const for v in ins):
+            custom = self.custom(eqn, ins)
+            if custom is not None:
+                return custom
         if name in INLINED and INLINED[name] in eqn.params:
-            if name in CUSTOM_RULES and not _in_jax(eqn.params[INLINED[name]]):
+            if name in CUSTOM_RULES and _jax_function(_body(eqn.params[INLINED[name]])) is None:
                 return self.opaque(eqn, ins, wanted)
             return self.inline(eqn, ins, wanted)
         if name in ALIASED and len(ins) == len(eqn.outvars):
@@ -243,6 +253,24 @@ class Converter:
         self.consts = {k: v for k, v in self.consts.items() if v[1].node in self.nodes}
         del self.edges[edges:]
         self.counters = counters
+
+    def custom(self, eqn: Any, ins: list[Val]) -> list[Val | None] | None:
+        """One node of the op computing a custom_jvp function of JAX's with its custom rule
+        (``CUSTOM``), or None for any other (its body is then inlined)."""
+        body = eqn.params.get("call_jaxpr")
+        jaxpr = getattr(body, "jaxpr", body)
+        found = CUSTOM.get(_jax_function(jaxpr) or "")
+        if found is None or len(ins) != found[1] or len(eqn.outvars) != 1:
+            return None
+        out = eqn.outvars[0].aval
+        if not is_float(out.dtype) or any(not is_float(v.dtype) for v in ins):
+            return None
+        before = (len(self.nodes), len(self.edges), dict(self.counters))
+        try:
+            return [self.op(found[0], _narrowed(ins, tuple(out.shape)), {}, out)]
+        except Unsupported:
+            self._rollback(*before)
+            return None
 
     def inline(self, eqn: Any, ins: list[Val], wanted: list[bool]) -> list[Val | None]:
         """The body of a call-like equation, inlined (a user's jit function is a scope)."""
@@ -467,25 +495,34 @@ def _source(eqn: Any) -> str | None:
     return f"{os.path.basename(frame.file_name)}:{frame.start_line}"
 
 
-def _is_users(jaxpr: Any) -> bool:
-    """Whether a jitted function is the user's: defined outside the jax package."""
-    path = _defined_in(jaxpr)
-    return bool(path) and not path.startswith(_JAX_DIR + os.sep)
-
-
-def _in_jax(jaxpr: Any) -> bool:
-    """Whether a function (a call's body, jaxpr or closed jaxpr) is JAX's own: defined in
-    the jax package (one whose file is unknown is not)."""
-    return _defined_in(getattr(jaxpr, "jaxpr", jaxpr)).startswith(_JAX_DIR + os.sep)
-
-
-def _defined_in(jaxpr: Any) -> str:
-    """The absolute path of the file defining a jaxpr's function, or "" if unknown."""
+def _defined(jaxpr: Any) -> tuple[str, str]:
+    """The name of the function ``jaxpr`` was traced from and the file defining it ("" if
+    unknown), read from its ``debug_info`` (``"relu at /…/jax/_src/nn/functions.py:71"``)."""
     info = getattr(jaxpr, "debug_info", None)
     src = getattr(info, "func_src_info", None) or ""
-    _, _, where = src.partition(" at ")
-    path = where.rpartition(":")[0] or where
-    return os.path.abspath(path) if path else ""
+    name, _, where = src.partition(" at ")
+    return name, where.rpartition(":")[0] or where
+
+
+def _is_users(jaxpr: Any) -> bool:
+    """Whether a jitted function is the user's: defined outside the jax package."""
+    _, path = _defined(jaxpr)
+    if not path:
+        return False
+    return not os.path.abspath(path).startswith(_JAX_DIR + os.sep)
+
+
+def _body(call: Any) -> Any:
+    """The jaxpr of a call's body (a closed jaxpr's, or the jaxpr itself)."""
+    return getattr(call, "jaxpr", call)
+
+
+def _jax_function(jaxpr: Any) -> str | None:
+    """The name of the function ``jaxpr`` was traced from, if the jax package defines it."""
+    name, path = _defined(jaxpr)
+    if not path or not os.path.abspath(path).startswith(_JAX_DIR + os.sep):
+        return None
+    return name
 
 
 def check_loss(out_shape: Any, name: str) -> None:

@@ -25,12 +25,19 @@ def from_jax(
 
     ``fn`` must return its loss, one float scalar. The arguments in ``argnums`` (as in
     ``jax.grad``) are the parameters, the others the inputs; every array leaf of them becomes
-    a ``param`` or ``input`` node. Each equation becomes a built-in op node (``jit``,
-    ``checkpoint`` and JAX's own ``custom_jvp`` functions inlined, dead code dropped,
-    equations of constants folded), or, without one, an ``opaque`` node that runs it with
-    JAX (JAX backend only; such a network cannot be saved). A ``custom_jvp``/``custom_vjp``
-    function of the user's (or of a library outside JAX) is one opaque node, so that its own
-    derivative rule is the one used, as ``jax.grad`` uses it.
+    a ``param`` or ``input`` node. Each equation becomes a built-in op node (``jit`` and
+    ``checkpoint`` inlined, dead code dropped, equations of constants folded), or, without
+    one, an ``opaque`` node that runs it with JAX (JAX backend only; such a network cannot
+    be saved).
+
+    Custom derivatives: JAX's own ``custom_jvp`` functions whose rule differs from their
+    body's derivative become one op with that rule (``jax.nn.relu`` and ``relu6``: slope 0
+    at the kinks; ``logaddexp``/``logaddexp2``, so ``jax.nn.softplus`` and ``log_sigmoid``:
+    ½ each at a tie), so gradients equal ``jax.grad``'s there too; JAX's other ones
+    (softmax's) are inlined, their rule being their body's derivative. A ``custom_jvp`` or
+    ``custom_vjp`` function that is not JAX's own (a user's straight-through estimator,
+    clipped or numerically safe gradient) is one opaque node, so that its own rule is the
+    one used, as ``jax.grad`` uses it.
 
     Naming: a leaf of a parameter argument is named by its pytree path, keys and indices
     joined by "." without the argument's name (``W1``, ``layers.0.w``); a parameter argument

@@ -40,7 +40,12 @@ class Op:
       attributes other than ``op``, ``shape`` and ``scope`` arrive as keyword arguments.
       It returns an array of the backend in the operands' dtype.
     - ``local_grads``: one text of ∂out/∂operandᵢ per operand, drawn on the edges into the
-      node and listed by ``graphbp ops``.
+      node and listed by ``graphbp ops``. The text ``"0"`` declares that the operand gets
+      no gradient (a comparison's operands, ``select_n``'s predicate, gather's indices,
+      ``sign``, ``floor``): its edge is on no chain-rule path (``graphbp.chain.Flow``
+      counts, lists and highlights none through it), and ``graphbp.testing.check_op``
+      holds the vjp to returning zeros there. ``describe(attrs)`` may declare it for some
+      attributes only (``convert_element_type`` to an integer dtype).
 
     Optional:
 
@@ -207,6 +212,27 @@ def _positional_names(method: Callable[..., Any]) -> frozenset[str]:
 def defines_vjp(op: Op) -> bool:
     """Whether ``op`` has its own derivative rule (JAX can do without one; NumPy cannot)."""
     return type(op).vjp is not Op.vjp
+
+
+NO_GRADIENT = "0"
+"""The ``local_grads`` text declaring that an operand gets no gradient."""
+
+
+def gradient_free(op: Op, attrs: Mapping[str, Any]) -> tuple[bool, ...]:
+    """Which of ``op``'s operands get no gradient at a node with these attributes: those
+    whose local derivative text (``describe(attrs)``, else ``local_grads``) is ``"0"``."""
+    try:
+        texts = op.describe(attrs)[1]
+    except Exception:  # a describe() that fails is reported where the node is drawn
+        texts = op.local_grads
+    return tuple(isinstance(t, str) and t.strip() == NO_GRADIENT for t in texts)
+
+
+def gradient_flows(op: Op, attrs: Mapping[str, Any], arity: int) -> tuple[bool, ...]:
+    """Whether gradient flows to each of a node's ``arity`` operands: to all but those its
+    op declares gradient-free (``gradient_free``)."""
+    free = gradient_free(op, attrs)
+    return tuple(not (k < len(free) and free[k]) for k in range(arity))
 
 
 def runs_on(op: Op, backend: str) -> bool:

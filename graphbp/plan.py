@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphbp.memory import gc_paused
-from graphbp.op import Op, Shape, signature_of
+from graphbp.op import Op, Shape, gradient_flows, signature_of
 
 if TYPE_CHECKING:
     from graphbp.graph import Network
@@ -81,11 +81,27 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
     slots = {n: i for i, n in enumerate(order)}
     kinds = net.kind
 
+    # gradient flows to an operand unless its op declares it gradient-free (Op.local_grads)
+    passes = {
+        n: gradient_flows(net.ops[n], net.attrs[n], len(net.operands[n]))
+        for n in order
+        if n in net.ops
+    }
     on_param_path: dict[Hashable, bool] = {}
     for n in order:
-        on_param_path[n] = kinds[n] == "param" or any(on_param_path[a] for a in net.operands[n])
+        on_param_path[n] = kinds[n] == "param" or any(
+            on_param_path[a] and p for a, p in zip(net.operands[n], passes.get(n, ()), strict=True)
+        )
+    # ... and only from a value that gets gradient from the loss itself (not one feeding
+    # only stop_gradient or a comparison)
+    receives = {outputs[0]} if outputs else set()
+    for n in reversed(order):
+        if n in receives and n in passes:
+            receives.update(a for a, p in zip(net.operands[n], passes[n], strict=True) if p)
     interior = [n for n in order if n in net.ops]
-    back_nodes = [n for n in reversed(interior) if on_param_path[n]] if with_grad else []
+    back_nodes = (
+        [n for n in reversed(interior) if on_param_path[n] and n in receives] if with_grad else []
+    )
 
     # The last step (forward steps first, then backward steps) that reads each value.
     last_read: dict[Hashable, int] = {}
@@ -117,7 +133,8 @@ def build_plan(net: Network, outputs: Iterable[Hashable], with_grad: bool) -> Pl
     )
     backward = []
     for j, n in enumerate(back_nodes, start=len(interior)):
-        needs = tuple(on_param_path[a] for a in net.operands[n])
+        flows = zip(net.operands[n], passes[n], strict=True)
+        needs = tuple(on_param_path[a] and p for a, p in flows)
         reads = signature_of(net.ops[n]).reads
         targets = tuple((i, a) for i, a in enumerate(args[n]) if needs[i])
         free = tuple(frees.get(j, ()))

@@ -36,6 +36,7 @@ from graphbp.op import (
     call_vjp,
     defines_shape,
     defines_vjp,
+    gradient_free,
     is_write,
     runs_on,
     signature_of,
@@ -189,8 +190,15 @@ def _check_op(
                 values = at
             return float(np.sum(g * be.to_numpy(forward(*values))))
 
+        free = gradient_free(op, attrs)
         for i, ct in enumerate(cts):
             analytic = np.asarray(be.to_numpy(ct))
+            if i < len(free) and free[i] and np.any(analytic != 0):
+                raise GradientCheckError(
+                    f'{where}, operand {i}: its local derivative is declared "0" (it gets no '
+                    "gradient), but the vjp returned a nonzero cotangent; return zeros there "
+                    "(e.g. xp.zeros_like(g)) or write its local_grads text as the derivative it is"
+                )
             elementwise = max_elements is None or analytic.size <= max_elements
             worst = _compare(objective, xs, i, analytic, rng, directions, rtol, where, elementwise)
             report.worst[f"example {k} operand {i}"] = worst

@@ -13,6 +13,7 @@ import networkx as nx
 import numpy as np
 
 import graphbp as gb
+from graphbp.op import gradient_flows
 from graphbp.testing import random_inputs
 
 
@@ -116,6 +117,51 @@ def hand_built_seed(n_in: int, hidden: int, n_out: int, fused: bool = True) -> n
     g.add_edge("yhat", "L", arg=0)
     g.add_edge("y", "L", arg=1)
     return g
+
+
+def leaky_where_graph() -> nx.DiGraph:
+    """z = x·w; h = where(z > t, z, 0.1·z) (a leaky ReLU at threshold t); L = Σh."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("x", op="input", shape=(4,))
+    g.add_node("w", op="param", shape=(4,))
+    g.add_node("t", op="param", shape=())
+    g.add_node("slope", op="const", value=0.1)
+    g.add_node("z", op="mul")
+    g.add_node("above", op="gt")
+    g.add_node("leak", op="mul")
+    g.add_node("h", op="select_n")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("x", "z", {"arg": 0}), ("w", "z", {"arg": 1})])
+    g.add_edges_from([("z", "above", {"arg": 0}), ("t", "above", {"arg": 1})])
+    g.add_edges_from([("slope", "leak", {"arg": 0}), ("z", "leak", {"arg": 1})])
+    g.add_edge("above", "h", arg=0)
+    g.add_edge("leak", "h", arg=1)
+    g.add_edge("z", "h", arg=2)
+    g.add_edge("h", "L", arg=0)
+    return g
+
+
+def _multigraph(net: gb.Network, *, every_edge: bool) -> nx.MultiDiGraph:
+    """One edge per operand position; without ``every_edge``, only those gradient flows to."""
+    m = nx.MultiDiGraph()
+    m.add_nodes_from(net.order)
+    for node in net.order:
+        operands = net.operands[node]
+        flows = (
+            gradient_flows(net.ops[node], net.attrs[node], len(operands))
+            if node in net.ops and not every_edge
+            else (True,) * len(operands)
+        )
+        for position, (source, flow) in enumerate(zip(operands, flows, strict=True)):
+            if flow:
+                m.add_edge(source, node, key=position)
+    return m
+
+
+def gradient_paths(net: gb.Network, wrt: Hashable, *, every_edge: bool = False) -> list[Any]:
+    """The loss→wrt paths networkx finds along the edges gradient flows along (or along
+    every edge)."""
+    return list(nx.all_simple_edge_paths(_multigraph(net, every_edge=every_edge), wrt, net.loss))
 
 
 NETWORKS: dict[str, Callable[[], nx.DiGraph]] = {

@@ -619,6 +619,10 @@ def test_import_writes_a_folder_that_every_command_takes(tmp_path: Path) -> None
         "the network's gradients at mlp-import/params.npz and mlp-import/inputs.npz"
     )
     assert "network on numpy: " in check.stdout
+    # the ops this network uses are checked, each once; no conv, gather or window op
+    checked = re.findall(r"^op '(\w+)' on numpy:", check.stdout, re.M)
+    assert sorted(checked) == sorted({net.op_name(n) for n in net.ops})
+    assert not {"conv", "gather", "reduce_window_max"} & set(checked)
     if DOT:
         render = graphbp("render", "mlp-import", "--wrt", "W1", "-o", "w1.svg", cwd=tmp_path)
         assert render.returncode == 0 and render.stdout == "wrote w1.svg\n", render.stderr

@@ -311,8 +311,8 @@ def test_source_lines_point_at_the_users_code() -> None:
     assert _line(attention, "jnp.einsum") in sources
     assert _line(scoped_loss, "jnp.where") in sources
     assert net.graph.nodes["loss"]["source"] == _line(scoped_loss, "return")
-    # relu's body (custom_jvp, traced apart by JAX) gets the line that called relu
-    (relu,) = [n for n in net.order if net.op_name(n) == "max" and n not in scoped]
+    # JAX's relu (a custom_jvp function, one relu node) gets the line that called it
+    (relu,) = [n for n in net.order if net.op_name(n) == "relu" and n not in scoped]
     assert net.graph.nodes[relu]["source"] == _line(scoped_loss, "return")
     assert all(net.graph.nodes[n].get("source") is None for n in net.inputs + net.params)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from graphs import gradient_paths, leaky_where_graph
 from helpers import CHROMEDRIVER, CHROMIUM, highlighted
 
 import graphbp as gb
@@ -77,3 +78,21 @@ def test_the_page_is_self_contained(tmp_path: Path) -> None:
     text = gb.write_diagram(gb.Network(gb.seed_network(3, 4, 1)), tmp_path / "p.html").read_text()
     assert "<svg" in text and "<script src" not in text and "<link" not in text
     assert not re.search(r"""(src|href)=["']https?:""", text)
+
+
+def test_clicking_a_parameter_highlights_no_edge_gradient_does_not_flow_along(
+    browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    net = gb.Network(leaky_where_graph())  # where(z > t, z, 0.1·z): the predicate has no gradient
+    page = gb.write_diagram(net, tmp_path / "leaky.html")
+    browser.get(page.as_uri())
+    browser.find_element(By.ID, node_id(net, "w")).click()
+    paths = gradient_paths(net, "w")
+    assert len(paths) < len(gradient_paths(net, "w", every_edge=True))
+    assert highlighted(browser) == {edge_id(net, Edge(a, b, k)) for p in paths for a, b, k in p} | {
+        node_id(net, n) for p in paths for e in p for n in e[:2]
+    }
+    assert edge_id(net, Edge("above", "h", 0)) not in highlighted(browser)
+    assert browser.get_log("browser") == []

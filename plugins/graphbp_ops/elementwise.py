@@ -93,6 +93,25 @@ class Relu(_Elementwise):
         return [((away_from_zero(rng, (3, 4), margin=0.1),), {})]
 
 
+class Relu6(_Elementwise):
+    """``jax.nn.relu6``: min(max(z, 0), 6), with JAX's rule: slope 0 at both kinks."""
+
+    name = "relu6"
+    label = "ReLU6"
+    local_grads = ("[0<z<6]",)
+    vjp_reads = (0,)
+
+    def forward(self, xp: Any, z: Any) -> Any:
+        return xp.minimum(xp.maximum(z, 0), 6)
+
+    def vjp(self, xp: Any, g: Any, out: Any, z: Any) -> tuple[Any]:
+        return (xp.where((z > 0) & (z < 6), g, 0),)
+
+    def examples(self, rng: Any) -> list[Example]:
+        x = away_from_zero(rng, (3, 4), margin=0.1) * 4
+        return [((x + (abs(x - 6) < 0.1) * 0.5,), {})]  # no kink at 6 either
+
+
 class Softplus(_Elementwise):
     name = "softplus"
     label = "softplus"

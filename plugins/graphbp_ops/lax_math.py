@@ -2,7 +2,8 @@
 own derivative rules: general contraction (``dot_general``), powers and roots, ``abs`` and
 ``sign``, ``erf``/``erfc`` (computed here: NumPy has neither), ``log1p``/``expm1``, ``exp2``,
 ``sin``/``cos``/``tan``/``atan``, the steps ``floor``/``ceil``/``round``/``is_finite`` (zero
-cotangent), and maxima and minima, elementwise and over axes.
+cotangent), maxima and minima, elementwise and over axes, and ``logaddexp``/``logaddexp2``
+(JAX's custom_jvp functions, with their custom rules).
 
 Attributes arrive as a JSON graph file gives them (lists where JAX has tuples) and are
 checked by each shape rule before anything is computed.
@@ -10,6 +11,7 @@ checked by each shape rule before anything is computed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -836,6 +838,72 @@ class Min(_Binary):
 
     def examples(self, rng: Any) -> list[Example]:
         return [(_apart(rng, (a, b)), {}) for a, b in BROADCAST_SHAPES[:2]]
+
+
+# ---------------------------------------------------------------- logaddexp
+
+
+class _LogAddExp(_Binary):
+    """log(bᵃ + bᵇ) for base ``b`` (e or 2), as ``jax.lax``'s custom_jvp function of that
+    name computes it (max(a, b) + log_b(1 + b^−|a−b|); a+b where a−b is NaN, i.e. equal
+    infinities or a NaN) and differentiates it: ∂/∂a = b^(a−out), infinities of a and of
+    out replaced by 0 first (JAX's ``_replace_inf``). Its body's own derivative differs at
+    a = b (max's tie, abs's kink); this rule is the one ``jax.grad`` uses."""
+
+    vjp_reads = (0, 1, "out")
+
+    def power(self, xp: Any, x: Any) -> Any:
+        """b to the power ``x``."""
+        raise NotImplementedError
+
+    def log1p_power(self, xp: Any, x: Any) -> Any:
+        """log_b(1 + bˣ)."""
+        raise NotImplementedError
+
+    def forward(self, xp: Any, a: Any, b: Any) -> Any:
+        same = a == b  # equal infinities: a − b would be NaN (and NumPy would warn)
+        delta = xp.where(same, 0, a) - xp.where(same, 0, b)
+        # where JAX's a − b is NaN (a NaN operand, equal infinities) it returns a + b, which
+        # this gives too: max(a, b) is then NaN, or the infinity plus a finite log_b 2
+        return xp.maximum(a, b) + self.log1p_power(xp, -xp.abs(delta))
+
+    def vjp(
+        self, xp: Any, g: Any, out: Any, a: Any, b: Any, needs: tuple[bool, ...] = _ALL
+    ) -> tuple[Any, Any]:
+        top = _finite_inf(xp, out)
+        return (
+            g * self.power(xp, _finite_inf(xp, a) - top) if needs[0] else None,
+            g * self.power(xp, _finite_inf(xp, b) - top) if needs[1] else None,
+        )
+
+
+def _finite_inf(xp: Any, x: Any) -> Any:
+    """``x`` with +inf replaced by 0 (JAX's ``_replace_inf`` in lax's logaddexp rules)."""
+    return xp.where(x == xp.inf, 0, x)
+
+
+class LogAddExp(_LogAddExp):
+    name = "logaddexp"
+    label = "logaddexp"
+    local_grads = ("exp(a−out)", "exp(b−out)")
+
+    def power(self, xp: Any, x: Any) -> Any:
+        return xp.exp(x)
+
+    def log1p_power(self, xp: Any, x: Any) -> Any:
+        return xp.log1p(xp.exp(x))
+
+
+class LogAddExp2(_LogAddExp):
+    name = "logaddexp2"
+    label = "logaddexp2"
+    local_grads = ("2^(a−out)", "2^(b−out)")
+
+    def power(self, xp: Any, x: Any) -> Any:
+        return xp.exp2(x)
+
+    def log1p_power(self, xp: Any, x: Any) -> Any:
+        return (1 / math.log(2)) * xp.log1p(xp.exp2(x))
 
 
 def _reduced(x: Shape, axes: Any) -> tuple[Axes, Shape]:
