@@ -72,7 +72,6 @@ class Converter:
         self.consts: dict[Any, tuple[Any, Val]] = {}
         """Const nodes by value: a scalar's, or the id of an array held here beside its node
         (so that no later array can take that id while the key is in use)."""
-        self.extra_inputs: dict[str, np.ndarray[Any, Any]] = {}
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
@@ -125,12 +124,8 @@ class Converter:
         if key in self.consts:
             return str(self.consts[key][1].node)
         name = self.fresh("const")
-        if np.isfinite(value).all():
-            plain = value.item() if value.ndim == 0 else value.astype(np.float64)
-            self.nodes[name] = {"op": "const", "value": plain}
-        else:  # graph files hold finite numbers: a NaN or infinity is fed as an input
-            self.nodes[name] = {"op": "input", "shape": value.shape}
-            self.extra_inputs[name] = np.array(value, dtype=np.float64)
+        plain = value.item() if value.ndim == 0 else value.astype(np.float64)
+        self.nodes[name] = {"op": "const", "value": plain}
         node = Val(val.shape, val.dtype, node=name)
         self.consts[key] = (val.value, node)
         return name
@@ -233,7 +228,6 @@ class Converter:
         for node in list(self.nodes)[nodes:]:
             del self.nodes[node]
             self.taken.discard(name_key(node))
-            self.extra_inputs.pop(node, None)
         self.consts = {k: v for k, v in self.consts.items() if v[1].node in self.nodes}
         del self.edges[edges:]
         self.counters = counters
@@ -358,8 +352,7 @@ class Converter:
         g = nx.DiGraph()
         keep = _ancestors(top, self.edges)
         for name, attrs in self.nodes.items():
-            leaf = attrs["op"] in ("param", "input") and name not in self.extra_inputs
-            if name in keep or leaf:
+            if name in keep or attrs["op"] in ("param", "input"):
                 g.add_node("loss" if name == top else name, **attrs)
         for source, target, arg in self.edges:
             if target not in keep:
@@ -370,9 +363,6 @@ class Converter:
                 g.edges[u, v]["arg"] = (*(old if isinstance(old, tuple) else (old,)), arg)
             else:
                 g.add_edge(u, v, arg=arg)
-        for name in list(self.extra_inputs):
-            if name not in keep:
-                del self.extra_inputs[name]
         return g
 
 

@@ -39,8 +39,8 @@ def from_jax(
     ``loss``; other nodes are named by op (or primitive) and a counter (``add_3``), constants
     ``const_k``. A node's ``scope`` is the ``jax.named_scope`` names and the user's own
     ``jax.jit`` function names it sits in, joined by "/"; its ``source`` is the user's line
-    that made it (``model.py:14``). A NaN or infinite constant (graph files hold finite
-    numbers) becomes an input node fed by the returned ``inputs``.
+    that made it (``model.py:14``). A constant may be NaN or infinite (a causal mask's
+    ``-jnp.inf``): it stays a const node.
 
     Args:
         fn: the loss function, traced with ``jax.make_jaxpr`` (in 64-bit mode if any float
@@ -107,7 +107,6 @@ def _convert(
     if loss is None:  # pragma: no cover - the one output is always needed
         raise InputError(f"{_fn_name(fn)} returned no value")
     g = conv.graph(loss)
-    inputs.update(conv.extra_inputs)
     return Network(g, loss="loss"), params, inputs
 
 

@@ -406,17 +406,32 @@ def test_equations_of_constants_are_folded_and_big_ones_stay_ops() -> None:
     _assert_matches(loss, (np.ones((3, 3)),), "numpy", "float64", 1e-12)
 
 
-def test_a_non_finite_constant_is_fed_as_an_input() -> None:
-    def loss(w: Any, x: Any) -> Any:
-        z = x @ w
-        return jnp.sum(jnp.exp(jnp.where(z > 0, z, -jnp.inf)))
+def causal_attention_loss(p: Any, x: Any) -> Any:
+    """Attention with a causal mask: ``-jnp.inf`` above the diagonal."""
+    t = x.shape[1]
+    s = (x @ p["q"]) @ jnp.swapaxes(x @ p["k"], 1, 2)
+    s = jnp.where(jnp.tril(jnp.ones((t, t), bool)), s, -jnp.inf)
+    return jnp.mean(jax.nn.softmax(s, -1) @ x)
 
+
+def test_a_non_finite_constant_is_a_const_node_that_trains_and_saves(tmp_path: Path) -> None:
     rng = _rng()
-    args = (rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
-    _net, _params, inputs = gb.from_jax(loss, *args)
-    (extra,) = [n for n in inputs if n != "x"]
-    assert extra.startswith("const_") and np.all(np.isneginf(inputs[extra]))
-    _assert_matches(loss, args, "numpy", "float64", 1e-12)
+    p = {"q": rng.standard_normal((3, 3)), "k": rng.standard_normal((3, 3))}
+    x = rng.standard_normal((8, 4, 3))
+    net, params, inputs = gb.from_jax(causal_attention_loss, p, x)
+    assert list(inputs) == ["x"]
+    consts = [net.attrs[n]["value"] for n in net.order if net.kind[n] == "const"]
+    assert any(np.any(np.isneginf(v)) for v in consts)
+    for backend in ("numpy", "jax"):
+        _assert_matches(causal_attention_loss, (p, x), backend, "float64", 1e-10)
+    trained, history = gb.train(
+        net.compile("numpy"), params, inputs, lr=0.1, epochs=3, batch_size=8, progress=False
+    )
+    assert len(history) == 3 and all(np.isfinite(history))
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    assert back.to_json_bytes() == net.to_json_bytes()
+    assert back.compile("numpy").loss(trained, inputs) == net.compile("numpy").loss(trained, inputs)
 
 
 # ------------------------------------------------------------------ the opaque path
