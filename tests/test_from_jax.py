@@ -434,6 +434,35 @@ def test_a_non_finite_constant_is_a_const_node_that_trains_and_saves(tmp_path: P
     assert back.compile("numpy").loss(trained, inputs) == net.compile("numpy").loss(trained, inputs)
 
 
+def scaled_loss(w: Any, x: Any, scale: Any) -> Any:
+    return jnp.mean((x @ w) ** 2) * scale
+
+
+def mixed_loss(w: Any, x: Any, m: Any) -> Any:
+    return jnp.mean((x @ m @ w) ** 2)
+
+
+def test_training_an_input_with_no_batch_axis_names_it_and_the_fix() -> None:
+    rng = _rng()
+    w, x = rng.standard_normal((4, 2)), rng.standard_normal((8, 4))
+    cases = [
+        (scaled_loss, np.float64(2.0), r"input 'scale' is a scalar, with no batch axis"),
+        (mixed_loss, rng.standard_normal((4, 4)), r"input 'm' has 4 rows .* input 'x' has 8"),
+    ]
+    for fn, extra, match in cases:
+        net, params, inputs = gb.from_jax(fn, w, x, extra)
+        prog = net.compile("numpy")
+        with pytest.raises(gb.InputError, match=match) as info:
+            gb.train(prog, params, inputs, epochs=1, batch_size=8, progress=False)
+        assert "functools.partial" in str(info.value) and "argnums" in str(info.value)
+        bound = functools.partial(fn, **{list(inspect.signature(fn).parameters)[2]: extra})
+        net, params, inputs = gb.from_jax(bound, w, x)  # the fix the message gives
+        _, history = gb.train(
+            net.compile("numpy"), params, inputs, epochs=2, batch_size=8, progress=False
+        )
+        assert len(history) == 2
+
+
 # ------------------------------------------------------------------ the opaque path
 
 
