@@ -205,9 +205,11 @@ class Converter:
         name = eqn.primitive.name
         if name in INLINED and INLINED[name] in eqn.params:
             return self.inline(eqn, ins, wanted)
+        foldable = all(v.is_const for v in ins) and not eqn.effects
+        if not foldable:
+            self._refuse_complex(eqn)
         if name in ALIASED and len(ins) == len(eqn.outvars):
             return list(ins)
-        foldable = all(v.is_const for v in ins) and not eqn.effects
         size = sum(math.prod(v.aval.shape) for v in eqn.outvars)
         if foldable and size <= FOLD_LIMIT:
             folded = self.fold(eqn, ins)
@@ -222,6 +224,19 @@ class Converter:
                 self._rollback(*before)
         folded = self.fold(eqn, ins) if foldable else None
         return folded if folded is not None else self.opaque(eqn, ins, wanted)
+
+    def _refuse_complex(self, eqn: Any) -> None:
+        """Raise InputError if the equation takes or gives a complex value (graphbp values
+        are real: an op or opaque node would keep only the real part)."""
+        for var in (*eqn.invars, *eqn.outvars):
+            dtype = getattr(var.aval, "dtype", None)
+            if dtype is not None and not _extended(dtype) and np.dtype(dtype).kind == "c":
+                raise InputError(
+                    f"{self.where}: the equation computes with complex numbers (dtype "
+                    f"{np.dtype(dtype)}), and graphbp values are real; write this part with "
+                    "real arithmetic (real and imaginary parts as separate arrays; a DFT as "
+                    "products with cos/sin matrices), or compute it outside the function"
+                )
 
     def _rollback(self, nodes: int, edges: int, counters: dict[str, int]) -> None:
         """Drop the nodes and edges added since there were ``nodes`` and ``edges``."""

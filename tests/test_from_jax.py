@@ -463,6 +463,26 @@ def test_training_an_input_with_no_batch_axis_names_it_and_the_fix() -> None:
         assert len(history) == 2
 
 
+def fft_loss(w: Any) -> Any:
+    return jnp.real(jnp.sum(jnp.fft.fft(w) ** 2))
+
+
+def complex_scale_loss(w: Any) -> Any:
+    return jnp.sum(jnp.abs(w * (1 + 2j)))
+
+
+def test_a_complex_value_is_refused_naming_the_primitive_and_line() -> None:
+    w = np.array([0.3, -1.2, 0.7, 0.4, 1.1])
+    with pytest.raises(gb.InputError, match="graphbp values are real") as info:
+        gb.from_jax(fft_loss, w)
+    assert str(info.value).startswith(f"convert_element_type at {_line(fft_loss, 'jnp.fft')}:")
+    with pytest.raises(gb.InputError, match=r"complex numbers \(dtype complex128\)") as info:
+        gb.from_jax(complex_scale_loss, w)
+    assert str(info.value).startswith(
+        f"convert_element_type at {_line(complex_scale_loss, '1 + 2j')}:"
+    )
+
+
 # ------------------------------------------------------------------ the opaque path
 
 
