@@ -42,6 +42,9 @@ def from_jax(
     that made it (``model.py:14``). A constant may be NaN or infinite (a causal mask's
     ``-jnp.inf``): it stays a const node.
 
+    A ``bfloat16`` leaf (NumPy has no such dtype) is converted to float32 before tracing,
+    and returned as float32; other float formats NumPy lacks (float8) are refused.
+
     Args:
         fn: the loss function, traced with ``jax.make_jaxpr`` (in 64-bit mode if any float
             argument is float64).
@@ -61,6 +64,7 @@ def from_jax(
 
     nums = _argnums(argnums, len(args))
     names = _arg_names(fn, len(args))
+    args = jax.tree_util.tree_map(_widened, args)
     leaves = _leaves(args, nums, names)
     x64 = any(_dtype_kind(getattr(v, "dtype", None)) == "f8" for _, _, v in leaves)
     context = jax.enable_x64(True) if x64 else nullcontext()
@@ -230,14 +234,37 @@ def _dtype_kind(dtype: Any) -> str:
     return "" if d is None else f"{d.kind}{d.itemsize}"
 
 
+def _widened(leaf: Any) -> Any:
+    """A bfloat16 array leaf as a float32 NumPy array; any other leaf as it is."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and str(dtype) == "bfloat16":
+        return np.asarray(leaf, dtype=np.float32)
+    return leaf
+
+
 def _check_leaf(leaf: Any, arg: str, keys: list[str]) -> None:
+    import jax.numpy as jnp
+
     dtype = getattr(leaf, "dtype", None)
     if dtype is None and isinstance(leaf, bool | int | float):
         return
     if _dtype_kind(dtype)[:1] not in ("b", "i", "u", "f"):
         path = "".join(f"[{show(k)}]" for k in keys)
+        if dtype is not None and _is_jax_float(jnp, dtype):
+            raise InputError(
+                f"argument leaf {arg}{path} is an array of dtype {dtype}, a float format "
+                "from_jax does not support (float16, bfloat16, float32 and float64 are); cast "
+                "it to float32 first (x.astype(jnp.float32))"
+            )
         what = f"an array of dtype {dtype}" if dtype is not None else show(leaf)
         raise InputError(
             f"argument leaf {arg}{path} is {what}; from_jax takes arrays of numbers (bool, "
             "int or float) in dicts, lists, tuples or other pytrees"
         )
+
+
+def _is_jax_float(jnp: Any, dtype: Any) -> bool:
+    try:
+        return bool(jnp.issubdtype(dtype, jnp.floating))
+    except TypeError:
+        return False

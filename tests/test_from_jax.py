@@ -483,6 +483,26 @@ def test_a_complex_value_is_refused_naming_the_primitive_and_line() -> None:
     )
 
 
+def test_bfloat16_arguments_are_converted_to_float32_and_float8_refused() -> None:
+    rng = _rng()
+    w, x = rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+    wb, xb = jnp.asarray(w, jnp.bfloat16), jnp.asarray(x, jnp.bfloat16)
+    net, params, inputs = gb.from_jax(mlp_like_loss, {"w": wb}, xb)
+    assert params["w"].dtype == inputs["x"].dtype == np.float32
+    assert np.array_equal(params["w"], np.asarray(wb, np.float32))
+    exact = (np.asarray(wb, np.float32), np.asarray(xb, np.float32))
+    loss, grads = net.compile("numpy", dtype="float32").value_and_grad(params, inputs)
+    want_loss, want = jax.value_and_grad(mlp_like_loss)({"w": exact[0]}, exact[1])
+    assert loss == pytest.approx(float(want_loss), rel=1e-5)
+    assert np.allclose(grads["w"], want["w"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(gb.InputError, match=r"leaf x is an array of dtype float8_e4m3fn, a float"):
+        gb.from_jax(mlp_like_loss, {"w": w}, jnp.asarray(x, jnp.float8_e4m3fn))
+
+
+def mlp_like_loss(p: Any, x: Any) -> Any:
+    return jnp.sum(jnp.tanh(x @ p["w"]) ** 2)
+
+
 # ------------------------------------------------------------------ the opaque path
 
 
