@@ -52,6 +52,15 @@ INLINED = {
 }
 """Call-like primitives whose body is inlined, and the parameter holding it (their custom
 derivative rules are dropped: the body's own derivative is used)."""
+WRAPPING = frozenset(
+    {
+        *("add", "add_any", "sub", "mul", "div", "neg", "abs", "square", "integer_pow", "pow"),
+        *("dot_general", "reduce_sum", "conv_general_dilated", "reduce_window_sum"),
+    }
+)
+"""Primitives a graphbp op computes in floats whose integer result wraps around in JAX when
+it leaves its dtype's range (uint8 200 + 200 is 144): refused on integers of 16 bits or
+fewer, whose range is easily left."""
 SCOPED = frozenset({"jit", "pjit"})
 """Inlined calls whose name is a scope when the function is the user's (not JAX's own)."""
 _JAX_DIR = os.path.dirname(os.path.abspath(jax.__file__))
@@ -120,6 +129,8 @@ class Converter:
                 f"{self.where}: a constant of dtype {value.dtype} cannot be a graphbp value "
                 "(values are real numbers); compute it outside the function and pass it in"
             )
+        if value.dtype.kind in "iu":
+            check_exact_ints(value, f"{self.where}: a constant")
         key: Any = ("scalar", float(value)) if value.ndim == 0 else ("array", id(val.value))
         if key in self.consts:
             return str(self.consts[key][1].node)
@@ -208,6 +219,7 @@ class Converter:
         foldable = all(v.is_const for v in ins) and not eqn.effects
         if not foldable:
             self._refuse_complex(eqn)
+            self._refuse_wrapping(eqn)
         if name in ALIASED and len(ins) == len(eqn.outvars):
             return list(ins)
         size = sum(math.prod(v.aval.shape) for v in eqn.outvars)
@@ -237,6 +249,30 @@ class Converter:
                     "real arithmetic (real and imaginary parts as separate arrays; a DFT as "
                     "products with cos/sin matrices), or compute it outside the function"
                 )
+
+    def _refuse_wrapping(self, eqn: Any) -> None:
+        """Raise InputError if the equation's integer result could wrap around in JAX (a
+        graphbp op computes it in floats, without wrapping): arithmetic on integers of 16 bits
+        or fewer, or a conversion to an integer dtype that cannot hold every operand value."""
+        name = eqn.primitive.name
+        out = _int_dtype(eqn.outvars[0].aval) if len(eqn.outvars) == 1 else None
+        if out is None:
+            return
+        if name == "convert_element_type":
+            old = _int_dtype(eqn.invars[0].aval)
+            if old is None or np.can_cast(old, out, "safe"):
+                return
+            what = f"converts {old} to {out}, which wraps values {out} cannot hold"
+            fix = f"keep the values in {old} or convert them to a float"
+        elif name in WRAPPING and out.itemsize <= 2:
+            what = f"computes {out} values, which wrap around past {np.iinfo(out).max}"
+            fix = "convert the operands to a wider dtype first (x.astype(jnp.int32) or float32)"
+        else:
+            return
+        raise InputError(
+            f"{self.where}: the equation {what} in JAX, while graphbp computes integers as "
+            f"floats (no wrapping); {fix}"
+        )
 
     def _rollback(self, nodes: int, edges: int, counters: dict[str, int]) -> None:
         """Drop the nodes and edges added since there were ``nodes`` and ``edges``."""
@@ -379,6 +415,29 @@ class Converter:
             else:
                 g.add_edge(u, v, arg=arg)
         return g
+
+
+def _int_dtype(aval: Any) -> np.dtype[Any] | None:
+    """An aval's dtype if it is a NumPy integer dtype (not bool), else None."""
+    dtype = getattr(aval, "dtype", None)
+    if dtype is None or _extended(dtype):
+        return None
+    found: np.dtype[Any] = np.dtype(dtype)
+    return found if found.kind in "iu" else None
+
+
+def check_exact_ints(value: np.ndarray[Any, Any], what: str) -> None:
+    """Raise InputError if an integer array holds a value that the float dtype of the trace
+    (float64 in 64-bit mode, else float32) cannot hold exactly (beyond 2**53 or 2**24)."""
+    x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    bits = 53 if x64 else 24
+    if value.size and int(np.max(np.abs(value.astype(np.float64)))) > 2**bits:
+        raise InputError(
+            f"{what} holds integers beyond 2**{bits}, which graphbp's "
+            f"{'float64' if x64 else 'float32'} values (integers are computed as floats) "
+            "cannot hold exactly; keep such integers out of the function"
+            + ("" if x64 else " or trace it with float64 arguments")
+        )
 
 
 def _narrowed(operands: Sequence[Val], shape: tuple[int, ...]) -> list[Val]:

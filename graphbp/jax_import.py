@@ -42,8 +42,14 @@ def from_jax(
     that made it (``model.py:14``). A constant may be NaN or infinite (a causal mask's
     ``-jnp.inf``): it stays a const node.
 
-    A ``bfloat16`` leaf (NumPy has no such dtype) is converted to float32 before tracing,
-    and returned as float32; other float formats NumPy lacks (float8) are refused.
+    The network computes in the one float dtype it is compiled with (a cast inside ``fn``,
+    such as ``.astype(jnp.float32)`` in a float64 function, is ignored). A ``bfloat16`` leaf
+    (NumPy has no such dtype) is converted to float32 before tracing, and returned as float32;
+    other float formats NumPy lacks (float8) are refused. Integers are computed as
+    integer-valued floats, so what could differ from JAX is refused: arithmetic on integers of
+    8 or 16 bits (which wraps in JAX), a narrowing integer conversion, an integer input or
+    constant beyond 2**24 (2**53 when traced in 64-bit mode), and any complex value (graphbp
+    values are real). int32 arithmetic that overflows is not detected.
 
     Args:
         fn: the loss function, traced with ``jax.make_jaxpr`` (in 64-bit mode if any float
@@ -57,8 +63,8 @@ def from_jax(
 
     Raises:
         InputError: bad ``argnums``, a leaf that is not an array of numbers, a parameter
-            that is not float, a name that breaks the node-name rule, or ``fn`` not
-            returning one float scalar.
+            that is not float, a name that breaks the node-name rule, ``fn`` not returning
+            one float scalar, or an equation refused as above (complex, wrapping integers).
     """
     import jax
 
@@ -81,7 +87,7 @@ def _convert(
 ) -> tuple[Network, Arrays, Arrays]:
     import jax
 
-    from graphbp.jax_convert import Converter, check_loss
+    from graphbp.jax_convert import Converter, check_exact_ints, check_loss
     from graphbp.jax_rules import Val
 
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
@@ -101,6 +107,8 @@ def _convert(
                 f"{array.dtype}; parameters are differentiated, so they are float arrays "
                 "(as jax.grad requires): pass it in an argument not in argnums"
             )
+        if array.dtype.kind in "iu":
+            check_exact_ints(array, f"input {name!r}")
         conv.leaf(name, kind, shape)
         (params if kind == "param" else inputs)[name] = array
         vals.append(Val(shape, np.dtype(var.aval.dtype), node=name))

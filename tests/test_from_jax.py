@@ -503,6 +503,45 @@ def mlp_like_loss(p: Any, x: Any) -> Any:
     return jnp.sum(jnp.tanh(x @ p["w"]) ** 2)
 
 
+def u8_sum_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a + a))
+
+
+def narrowing_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * a.astype(jnp.int8))
+
+
+def widening_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a.astype(jnp.int32) + a.astype(jnp.float32)) + w[a])
+
+
+def big_int_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a + 2**30))
+
+
+def test_integers_that_would_wrap_or_round_are_refused_and_safe_ones_kept() -> None:
+    w = np.ones(3, np.float32)
+    small = np.array([200, 100, 2], np.uint8)
+    with pytest.raises(gb.InputError, match=r"uint8 values, which wrap around past 255") as info:
+        gb.from_jax(u8_sum_loss, w, small)
+    assert str(info.value).startswith(f"add at {_line(u8_sum_loss, 'a + a')}:")
+    wide = np.array([200, 1, 2], np.int32)
+    with pytest.raises(gb.InputError, match=r"^convert_element_type at .*int32 to int8"):
+        gb.from_jax(narrowing_loss, w, wide)
+    with pytest.raises(gb.InputError, match=r"input 'a' holds integers beyond 2\*\*24"):
+        gb.from_jax(widening_loss, w, np.array([2**24 + 1, 0, 1], np.int32))
+    with pytest.raises(gb.InputError, match=r"^add at .*a constant holds integers beyond 2\*\*24"):
+        gb.from_jax(big_int_loss, w, np.array([0, 1, 2], np.int32))
+    # widening conversions and indexing with small ints compute exactly as JAX does
+    net, params, inputs = gb.from_jax(widening_loss, w, np.array([2, 0, 1], np.uint8))
+    loss = net.compile("numpy", dtype="float32").loss(params, inputs)
+    assert loss == pytest.approx(float(widening_loss(w, np.array([2, 0, 1], np.uint8))))
+    with jax.enable_x64(True):  # float64: integers up to 2**53 are exact
+        big = np.array([2**30, 0, 1], np.int64)
+        net, params, inputs = gb.from_jax(big_int_loss, w.astype(np.float64), big)
+        assert net.compile("numpy").loss(params, inputs) == float(np.sum(big + 2**30))
+
+
 # ------------------------------------------------------------------ the opaque path
 
 
