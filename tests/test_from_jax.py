@@ -432,6 +432,10 @@ def test_a_non_finite_constant_is_a_const_node_that_trains_and_saves(tmp_path: P
     back = gb.Network.from_json(tmp_path / "net.json")
     assert back.to_json_bytes() == net.to_json_bytes()
     assert back.compile("numpy").loss(trained, inputs) == net.compile("numpy").loss(trained, inputs)
+    for backend, traversal in [("numpy", "generated"), ("numpy", "interpreted"), ("jax", None)]:
+        # the mask's -inf is passed on by select_n and sub: no node went non-finite
+        prog = net.compile(backend, check_finite=True, traversal=traversal)
+        assert np.isfinite(float(prog.value_and_grad(trained, inputs)[0]))
 
 
 def scaled_loss(w: Any, x: Any, scale: Any) -> Any:
