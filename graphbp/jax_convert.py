@@ -253,15 +253,16 @@ class Converter:
     def _refuse_wrapping(self, eqn: Any) -> None:
         """Raise InputError if the equation's integer result could wrap around in JAX (a
         graphbp op computes it in floats, without wrapping): arithmetic on integers of 16 bits
-        or fewer, or a conversion to an integer dtype that cannot hold every operand value."""
+        or fewer, or a conversion to such an integer dtype that cannot hold every operand
+        value."""
         name = eqn.primitive.name
         out = _int_dtype(eqn.outvars[0].aval) if len(eqn.outvars) == 1 else None
         if out is None:
             return
         if name == "convert_element_type":
             old = _int_dtype(eqn.invars[0].aval)
-            if old is None or np.can_cast(old, out, "safe"):
-                return
+            if old is None or np.can_cast(old, out, "safe") or out.itemsize > 2:
+                return  # int64 → int32 is JAX's own index conversion (jnp.take)
             what = f"converts {old} to {out}, which wraps values {out} cannot hold"
             fix = f"keep the values in {old} or convert them to a float"
         elif name in WRAPPING and out.itemsize <= 2:

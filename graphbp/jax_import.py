@@ -47,9 +47,9 @@ def from_jax(
     (NumPy has no such dtype) is converted to float32 before tracing, and returned as float32;
     other float formats NumPy lacks (float8) are refused. Integers are computed as
     integer-valued floats, so what could differ from JAX is refused: arithmetic on integers of
-    8 or 16 bits (which wraps in JAX), a narrowing integer conversion, an integer input or
-    constant beyond 2**24 (2**53 when traced in 64-bit mode), and any complex value (graphbp
-    values are real). int32 arithmetic that overflows is not detected.
+    8 or 16 bits (which wraps in JAX), a narrowing conversion to such an integer, an integer
+    input or constant beyond 2**24 (2**53 when traced in 64-bit mode), and any complex value
+    (graphbp values are real). int32 arithmetic that overflows is not detected.
 
     Args:
         fn: the loss function, traced with ``jax.make_jaxpr`` (in 64-bit mode if any float

@@ -529,7 +529,7 @@ def test_integers_that_would_wrap_or_round_are_refused_and_safe_ones_kept() -> N
     with pytest.raises(gb.InputError, match=r"uint8 values, which wrap around past 255") as info:
         gb.from_jax(u8_sum_loss, w, small)
     assert str(info.value).startswith(f"add at {_line(u8_sum_loss, 'a + a')}:")
-    wide = np.array([200, 1, 2], np.int32)
+    wide = np.array([200, 1, 2], np.int32)  # int32 → int8 wraps 200
     with pytest.raises(gb.InputError, match=r"^convert_element_type at .*int32 to int8"):
         gb.from_jax(narrowing_loss, w, wide)
     with pytest.raises(gb.InputError, match=r"input 'a' holds integers beyond 2\*\*24"):
