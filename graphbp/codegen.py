@@ -208,7 +208,8 @@ class _Writer:
             if self.shape.get(step.out) == f"s{step.out}":
                 self.emit(f"s{step.out} = {v}.shape")
             if self.check_finite:
-                self.emit(f"FINITE(xp, {v}, FWD[{k}], 'value')")
+                given = "".join(f"v{a}, " for a in step.args)
+                self.emit(f"FINITE(xp, {v}, FWD[{k}], 'value', ({given}))")
             self.free(step.free)
 
     def backward(self) -> None:

@@ -57,7 +57,7 @@ def interpret(plan: Plan, rules: Rules, with_grad: bool) -> Run:
             value[step.out] = out = forward(step, [value[a] for a in step.args])
             shape[step.out] = out.shape
             if rules.check_finite:
-                finite(rules.xp, out, step, "value")
+                finite(rules.xp, out, step, "value", [value[a] for a in step.args])
             for s in step.free:
                 value[s] = None
         if not with_grad:
@@ -101,10 +101,16 @@ def check_scalar(plan: Plan, loss: Any) -> None:
         )
 
 
-def finite(xp: Any, value: Array, step: Step | BackStep, what: str) -> None:
-    """Raise NonFiniteError naming the step's node if ``value`` holds NaN or Inf."""
+def finite(
+    xp: Any, value: Array, step: Step | BackStep, what: str, operands: Sequence[Array] = ()
+) -> None:
+    """Raise NonFiniteError naming the step's node if ``value`` holds NaN or Inf, except an
+    infinity its ``operands`` passed on (a causal mask's ``-inf`` const, selected and shifted
+    on its way to an ``exp``): that node did not go non-finite; a NaN always did."""
     try:
         ok = bool(xp.all(xp.isfinite(value)))
+        if not ok and operands and not bool(xp.any(xp.isnan(value))):
+            ok = not all(bool(xp.all(xp.isfinite(v))) for v in operands)
     except TypeError:  # a traced value (inside a JAX transformation): unknown until it runs
         return
     if not ok:

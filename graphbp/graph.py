@@ -60,9 +60,9 @@ class Network:
     two names read alike (equal as text after Unicode NFKC normalisation: the int 5 and the
     str "5", "é" composed and decomposed, "x" and the full-width "ｘ");
     every shape, declared or inferred, has at most ``MAX_RANK`` axes and ``MAX_ELEMENTS``
-    elements; a const's value is finite real numbers (a number, a rectangular nested list or
-    an int/float array) that agrees with its declared shape; ``graph["output"]``, if given,
-    names an op node.
+    elements; a const's value is real numbers, NaN and ±inf allowed (a number, a rectangular
+    nested list or an int/float array) that agrees with its declared shape;
+    ``graph["output"]``, if given, names an op node.
 
     The network holds its own copy of the graph, attribute values made plain as JSON holds
     them (``plain_attrs``): NumPy int, float and bool scalars as Python numbers, tuples as
@@ -191,13 +191,17 @@ class Network:
     # ------------------------------------------------------------------ node-link JSON
 
     def to_dict(self) -> dict[str, Any]:
-        """The graph as NetworkX node-link data, with the loss in ``graph["loss"]``."""
+        """The graph as NetworkX node-link data, with the loss in ``graph["loss"]``; a NaN or
+        infinity in a const's value as the text ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``
+        (JSON has no such numbers)."""
         g = self._graph.copy()
         g.graph["loss"] = self.loss
         for node, attrs in g.nodes(data=True):
             _check_saveable(node, attrs)
             if hasattr(attrs.get("value"), "tolist"):  # an array (or NumPy scalar) as lists
                 attrs["value"] = attrs["value"].tolist()
+            if attrs.get("op") == "const" and "value" in attrs:
+                attrs["value"] = _non_finite_as_text(attrs["value"])
         return dict(nx.node_link_data(g, edges="edges"))
 
     def to_json(self, path: str | Path) -> None:
@@ -221,7 +225,9 @@ class Network:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Network:
-        """Build a network from node-link data (as written by ``to_dict``).
+        """Build a network from node-link data (as written by ``to_dict``): in a const's
+        value, and nowhere else, the texts ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` are
+        those numbers.
 
         Raises:
             GraphFileError: naming ``source``: the data is not node-link data of a valid
@@ -546,6 +552,8 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
         _check_depth(item, 3, f"nodes[{i}]")
         g.add_node(node)
         g.nodes[node].update((k, v) for k, v in item.items() if k != "id")
+        if item.get("op") == "const" and "value" in item:
+            g.nodes[node]["value"] = _non_finite_from_text(item["value"])
         if isinstance(item.get("shape"), list):
             g.nodes[node]["shape"] = tuple(item["shape"])
     for i, item in enumerate(edges):
@@ -587,6 +595,32 @@ def _node_link_graph(data: Mapping[str, Any]) -> nx.DiGraph:
             g.add_edge(u, v)
             g.edges[u, v].update(extra)
     return g
+
+
+NON_FINITE_TEXT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+"""How node-link data writes a NaN or infinity inside a const's value (JSON has no such
+numbers), and the number each text is."""
+
+
+def _non_finite_as_text(value: Any) -> Any:
+    """A const's (plain) value with each NaN or infinite float as its ``NON_FINITE_TEXT``."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list | tuple):
+        return [_non_finite_as_text(v) for v in value]
+    return value
+
+
+def _non_finite_from_text(value: Any) -> Any:
+    """A const's value as read from node-link data, each ``NON_FINITE_TEXT`` as its number
+    (any other text is left for validation to refuse; nesting is bounded by ``MAX_DEPTH``)."""
+    if isinstance(value, str):
+        return NON_FINITE_TEXT.get(value, value)
+    if isinstance(value, list):
+        return [_non_finite_from_text(v) for v in value]
+    return value
 
 
 def _check_loss_named(g: nx.DiGraph, loss: Hashable | None) -> Hashable:
@@ -768,15 +802,14 @@ def const_array(node: Hashable, value: Any, subject: str | None = None) -> Any:
     ``subject`` says, such as "operand 1 of 'add1' (op 'add') is VALUE").
 
     The value is a real number (not a bool), a (nested, rectangular) list of them, or a NumPy
-    array of ints or floats; every element finite (a non-finite const would poison every value
-    computed from it, and graph files are JSON, which has no NaN or Infinity).
+    array of ints or floats; NaN and ±inf are allowed (a causal mask's ``-inf``; graph files
+    write them as text, see ``Network.to_dict``).
     """
     import numpy as np
 
     subject = subject or f"const node {node!r} has value={show(value)}"
     fix = (
-        "give it numbers: a finite number, a rectangular nested list of them or an array of "
-        "ints or floats"
+        "give it numbers: a number, a rectangular nested list of them or an array of ints or floats"
     )
     bad = None
     if isinstance(value, np.ndarray | np.generic):
@@ -809,10 +842,5 @@ def const_array(node: Hashable, value: Any, subject: str | None = None) -> Any:
             f"{subject}, of shape {array.shape}, which saves as the list "
             f"{show(array.tolist())} and would load back with another shape; a const with no "
             "elements may have a zero-length axis only last"
-        )
-    if not np.isfinite(array).all():
-        raise GraphError(
-            f"{subject}; {fix} (NaN and infinity are refused: feed a non-finite value as an "
-            "input instead)"
         )
     return array

@@ -62,6 +62,15 @@ CUSTOM_RULES = frozenset({"custom_jvp_call", "custom_vjp_call", "custom_vjp_call
 """Calls with a derivative rule of their own. One that is not JAX's own (a straight-through
 estimator, a clipped or numerically safe gradient of the user's) is honoured by running the
 call as one opaque node, on JAX."""
+WRAPPING = frozenset(
+    {
+        *("add", "add_any", "sub", "mul", "div", "neg", "abs", "square", "integer_pow", "pow"),
+        *("dot_general", "reduce_sum", "conv_general_dilated", "reduce_window_sum"),
+    }
+)
+"""Primitives a graphbp op computes in floats whose integer result wraps around in JAX when
+it leaves its dtype's range (uint8 200 + 200 is 144): refused on integers of 16 bits or
+fewer, whose range is easily left."""
 SCOPED = frozenset({"jit", "pjit"})
 """Inlined calls whose name is a scope when the function is the user's (not JAX's own)."""
 _JAX_DIR = os.path.dirname(os.path.abspath(jax.__file__))
@@ -82,7 +91,6 @@ class Converter:
         self.consts: dict[Any, tuple[Any, Val]] = {}
         """Const nodes by value: a scalar's, or the id of an array held here beside its node
         (so that no later array can take that id while the key is in use)."""
-        self.extra_inputs: dict[str, np.ndarray[Any, Any]] = {}
         self.scope: list[str] = []
         self.source: str | None = None
         self.where = ""
@@ -131,16 +139,14 @@ class Converter:
                 f"{self.where}: a constant of dtype {value.dtype} cannot be a graphbp value "
                 "(values are real numbers); compute it outside the function and pass it in"
             )
+        if value.dtype.kind in "iu":
+            check_exact_ints(value, f"{self.where}: a constant")
         key: Any = ("scalar", float(value)) if value.ndim == 0 else ("array", id(val.value))
         if key in self.consts:
             return str(self.consts[key][1].node)
         name = self.fresh("const")
-        if np.isfinite(value).all():
-            plain = value.item() if value.ndim == 0 else value.astype(np.float64)
-            self.nodes[name] = {"op": "const", "value": plain}
-        else:  # graph files hold finite numbers: a NaN or infinity is fed as an input
-            self.nodes[name] = {"op": "input", "shape": value.shape}
-            self.extra_inputs[name] = np.array(value, dtype=np.float64)
+        plain = value.item() if value.ndim == 0 else value.astype(np.float64)
+        self.nodes[name] = {"op": "const", "value": plain}
         node = Val(val.shape, val.dtype, node=name)
         self.consts[key] = (val.value, node)
         return name
@@ -226,9 +232,12 @@ class Converter:
             if name in CUSTOM_RULES and _jax_function(_body(eqn.params[INLINED[name]])) is None:
                 return self.opaque(eqn, ins, wanted)
             return self.inline(eqn, ins, wanted)
+        foldable = all(v.is_const for v in ins) and not eqn.effects
+        if not foldable:
+            self._refuse_complex(eqn)
+            self._refuse_wrapping(eqn)
         if name in ALIASED and len(ins) == len(eqn.outvars):
             return list(ins)
-        foldable = all(v.is_const for v in ins) and not eqn.effects
         size = sum(math.prod(v.aval.shape) for v in eqn.outvars)
         if foldable and size <= FOLD_LIMIT:
             folded = self.fold(eqn, ins)
@@ -244,12 +253,49 @@ class Converter:
         folded = self.fold(eqn, ins) if foldable else None
         return folded if folded is not None else self.opaque(eqn, ins, wanted)
 
+    def _refuse_complex(self, eqn: Any) -> None:
+        """Raise InputError if the equation takes or gives a complex value (graphbp values
+        are real: an op or opaque node would keep only the real part)."""
+        for var in (*eqn.invars, *eqn.outvars):
+            dtype = getattr(var.aval, "dtype", None)
+            if dtype is not None and not _extended(dtype) and np.dtype(dtype).kind == "c":
+                raise InputError(
+                    f"{self.where}: the equation computes with complex numbers (dtype "
+                    f"{np.dtype(dtype)}), and graphbp values are real; write this part with "
+                    "real arithmetic (real and imaginary parts as separate arrays; a DFT as "
+                    "products with cos/sin matrices), or compute it outside the function"
+                )
+
+    def _refuse_wrapping(self, eqn: Any) -> None:
+        """Raise InputError if the equation's integer result could wrap around in JAX (a
+        graphbp op computes it in floats, without wrapping): arithmetic on integers of 16 bits
+        or fewer, or a conversion to such an integer dtype that cannot hold every operand
+        value."""
+        name = eqn.primitive.name
+        out = _int_dtype(eqn.outvars[0].aval) if len(eqn.outvars) == 1 else None
+        if out is None:
+            return
+        if name == "convert_element_type":
+            old = _int_dtype(eqn.invars[0].aval)
+            if old is None or np.can_cast(old, out, "safe") or out.itemsize > 2:
+                return  # int64 → int32 is JAX's own index conversion (jnp.take)
+            what = f"converts {old} to {out}, which wraps values {out} cannot hold"
+            fix = f"keep the values in {old} or convert them to a float"
+        elif name in WRAPPING and out.itemsize <= 2:
+            what = f"computes {out} values, which wrap around past {np.iinfo(out).max}"
+            fix = "convert the operands to a wider dtype first (x.astype(jnp.int32) or float32)"
+        else:
+            return
+        raise InputError(
+            f"{self.where}: the equation {what} in JAX, while graphbp computes integers as "
+            f"floats (no wrapping); {fix}"
+        )
+
     def _rollback(self, nodes: int, edges: int, counters: dict[str, int]) -> None:
         """Drop the nodes and edges added since there were ``nodes`` and ``edges``."""
         for node in list(self.nodes)[nodes:]:
             del self.nodes[node]
             self.taken.discard(name_key(node))
-            self.extra_inputs.pop(node, None)
         self.consts = {k: v for k, v in self.consts.items() if v[1].node in self.nodes}
         del self.edges[edges:]
         self.counters = counters
@@ -392,8 +438,7 @@ class Converter:
         g = nx.DiGraph()
         keep = _ancestors(top, self.edges)
         for name, attrs in self.nodes.items():
-            leaf = attrs["op"] in ("param", "input") and name not in self.extra_inputs
-            if name in keep or leaf:
+            if name in keep or attrs["op"] in ("param", "input"):
                 g.add_node("loss" if name == top else name, **attrs)
         for source, target, arg in self.edges:
             if target not in keep:
@@ -404,10 +449,30 @@ class Converter:
                 g.edges[u, v]["arg"] = (*(old if isinstance(old, tuple) else (old,)), arg)
             else:
                 g.add_edge(u, v, arg=arg)
-        for name in list(self.extra_inputs):
-            if name not in keep:
-                del self.extra_inputs[name]
         return g
+
+
+def _int_dtype(aval: Any) -> np.dtype[Any] | None:
+    """An aval's dtype if it is a NumPy integer dtype (not bool), else None."""
+    dtype = getattr(aval, "dtype", None)
+    if dtype is None or _extended(dtype):
+        return None
+    found: np.dtype[Any] = np.dtype(dtype)
+    return found if found.kind in "iu" else None
+
+
+def check_exact_ints(value: np.ndarray[Any, Any], what: str) -> None:
+    """Raise InputError if an integer array holds a value that the float dtype of the trace
+    (float64 in 64-bit mode, else float32) cannot hold exactly (beyond 2**53 or 2**24)."""
+    x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    bits = 53 if x64 else 24
+    if value.size and int(np.max(np.abs(value.astype(np.float64)))) > 2**bits:
+        raise InputError(
+            f"{what} holds integers beyond 2**{bits}, which graphbp's "
+            f"{'float64' if x64 else 'float32'} values (integers are computed as floats) "
+            "cannot hold exactly; keep such integers out of the function"
+            + ("" if x64 else " or trace it with float64 arguments")
+        )
 
 
 def _narrowed(operands: Sequence[Val], shape: tuple[int, ...]) -> list[Val]:

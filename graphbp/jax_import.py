@@ -48,8 +48,17 @@ def from_jax(
     ``loss``; other nodes are named by op (or primitive) and a counter (``add_3``), constants
     ``const_k``. A node's ``scope`` is the ``jax.named_scope`` names and the user's own
     ``jax.jit`` function names it sits in, joined by "/"; its ``source`` is the user's line
-    that made it (``model.py:14``). A NaN or infinite constant (graph files hold finite
-    numbers) becomes an input node fed by the returned ``inputs``.
+    that made it (``model.py:14``). A constant may be NaN or infinite (a causal mask's
+    ``-jnp.inf``): it stays a const node.
+
+    The network computes in the one float dtype it is compiled with (a cast inside ``fn``,
+    such as ``.astype(jnp.float32)`` in a float64 function, is ignored). A ``bfloat16`` leaf
+    (NumPy has no such dtype) is converted to float32 before tracing, and returned as float32;
+    other float formats NumPy lacks (float8) are refused. Integers are computed as
+    integer-valued floats, so what could differ from JAX is refused: arithmetic on integers of
+    8 or 16 bits (which wraps in JAX), a narrowing conversion to such an integer, an integer
+    input or constant beyond 2**24 (2**53 when traced in 64-bit mode), and any complex value
+    (graphbp values are real). int32 arithmetic that overflows is not detected.
 
     Args:
         fn: the loss function, traced with ``jax.make_jaxpr`` (in 64-bit mode if any float
@@ -63,13 +72,14 @@ def from_jax(
 
     Raises:
         InputError: bad ``argnums``, a leaf that is not an array of numbers, a parameter
-            that is not float, a name that breaks the node-name rule, or ``fn`` not
-            returning one float scalar.
+            that is not float, a name that breaks the node-name rule, ``fn`` not returning
+            one float scalar, or an equation refused as above (complex, wrapping integers).
     """
     import jax
 
     nums = _argnums(argnums, len(args))
     names = _arg_names(fn, len(args))
+    args = jax.tree_util.tree_map(_widened, args)
     leaves = _leaves(args, nums, names)
     x64 = any(_dtype_kind(getattr(v, "dtype", None)) == "f8" for _, _, v in leaves)
     context = jax.enable_x64(True) if x64 else nullcontext()
@@ -86,7 +96,7 @@ def _convert(
 ) -> tuple[Network, Arrays, Arrays]:
     import jax
 
-    from graphbp.jax_convert import Converter, check_loss
+    from graphbp.jax_convert import Converter, check_exact_ints, check_loss
     from graphbp.jax_rules import Val
 
     closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
@@ -106,6 +116,8 @@ def _convert(
                 f"{array.dtype}; parameters are differentiated, so they are float arrays "
                 "(as jax.grad requires): pass it in an argument not in argnums"
             )
+        if array.dtype.kind in "iu":
+            check_exact_ints(array, f"input {name!r}")
         conv.leaf(name, kind, shape)
         (params if kind == "param" else inputs)[name] = array
         vals.append(Val(shape, np.dtype(var.aval.dtype), node=name))
@@ -116,7 +128,6 @@ def _convert(
     if loss is None:  # pragma: no cover - the one output is always needed
         raise InputError(f"{_fn_name(fn)} returned no value")
     g = conv.graph(loss)
-    inputs.update(conv.extra_inputs)
     return Network(g, loss="loss"), params, inputs
 
 
@@ -240,14 +251,37 @@ def _dtype_kind(dtype: Any) -> str:
     return "" if d is None else f"{d.kind}{d.itemsize}"
 
 
+def _widened(leaf: Any) -> Any:
+    """A bfloat16 array leaf as a float32 NumPy array; any other leaf as it is."""
+    dtype = getattr(leaf, "dtype", None)
+    if dtype is not None and str(dtype) == "bfloat16":
+        return np.asarray(leaf, dtype=np.float32)
+    return leaf
+
+
 def _check_leaf(leaf: Any, arg: str, keys: list[str]) -> None:
+    import jax.numpy as jnp
+
     dtype = getattr(leaf, "dtype", None)
     if dtype is None and isinstance(leaf, bool | int | float):
         return
     if _dtype_kind(dtype)[:1] not in ("b", "i", "u", "f"):
         path = "".join(f"[{show(k)}]" for k in keys)
+        if dtype is not None and _is_jax_float(jnp, dtype):
+            raise InputError(
+                f"argument leaf {arg}{path} is an array of dtype {dtype}, a float format "
+                "from_jax does not support (float16, bfloat16, float32 and float64 are); cast "
+                "it to float32 first (x.astype(jnp.float32))"
+            )
         what = f"an array of dtype {dtype}" if dtype is not None else show(leaf)
         raise InputError(
             f"argument leaf {arg}{path} is {what}; from_jax takes arrays of numbers (bool, "
             "int or float) in dicts, lists, tuples or other pytrees"
         )
+
+
+def _is_jax_float(jnp: Any, dtype: Any) -> bool:
+    try:
+        return bool(jnp.issubdtype(dtype, jnp.floating))
+    except TypeError:
+        return False

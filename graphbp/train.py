@@ -256,10 +256,7 @@ def _columns(prog: Program, data: Mapping[Any, Any], batch_size: int) -> tuple[l
     if missing:
         raise InputError(f"training data has no array for input(s) {missing}; it has {list(data)}")
     arrays = prog.own({n: data[n] for n in needed})
-    rows = {n: (a.shape[0] if a.ndim else 0) for n, a in arrays.items()}
-    if len(set(rows.values())) != 1 or 0 in rows.values():
-        raise InputError(f"training arrays need the same, non-zero number of rows; got {rows}")
-    count = next(iter(rows.values()))
+    count = _row_count({n: tuple(a.shape) for n, a in arrays.items()})
     for n, a in arrays.items():
         _check_rows(n, tuple(a.shape), prog.network.shapes[n], count, batch_size)
     for n, a in arrays.items():
@@ -272,6 +269,37 @@ def _columns(prog: Program, data: Mapping[Any, Any], batch_size: int) -> tuple[l
                 "those rows before training"
             )
     return [arrays[n] for n in needed], count
+
+
+def _row_count(shapes: Mapping[Hashable, tuple[int, ...]]) -> int:
+    """The number of rows every training input has (its first axis, split into batches).
+
+    Raises:
+        InputError: naming an input that has no batch axis (a scalar), or fewer or more rows
+            than the others (a matrix argument, not a batch of rows), with the fix; or no rows.
+    """
+    fix = (
+        "gb.train splits every input into batches of rows along its first axis; if it is no "
+        "batch (a temperature, a mask, a weight matrix), bind it as a constant before importing "
+        "(gb.from_jax(functools.partial(fn, NAME=VALUE), ...); a const node in a hand-built "
+        "network), or make it a parameter (argnums) if it should be learned"
+    )
+    for n, shape in shapes.items():
+        if not shape:
+            raise InputError(f"input {n!r} is a scalar, with no batch axis to split; {fix}")
+    counts = [shape[0] for shape in shapes.values()]
+    common = max(counts, key=lambda c: (counts.count(c), c))  # most inputs have it; the most
+    for n, shape in shapes.items():
+        if shape[0] != common:
+            other = next(m for m, s in shapes.items() if s[0] == common)
+            raise InputError(
+                f"input {n!r} has {shape[0]:,} rows (shape {shape}) but input {other!r} has "
+                f"{common:,}; if {n!r} is a batch of rows, give every input the same number; "
+                f"{fix}"
+            )
+    if common == 0:
+        raise InputError(f"the training inputs have no rows (shapes {dict(shapes)}); give data")
+    return common
 
 
 def batch_sizes(rows: int, batch_size: int) -> list[int]:

@@ -429,17 +429,144 @@ def test_equations_of_constants_are_folded_and_big_ones_stay_ops() -> None:
     _assert_matches(loss, (np.ones((3, 3)),), "numpy", "float64", 1e-12)
 
 
-def test_a_non_finite_constant_is_fed_as_an_input() -> None:
-    def loss(w: Any, x: Any) -> Any:
-        z = x @ w
-        return jnp.sum(jnp.exp(jnp.where(z > 0, z, -jnp.inf)))
+def causal_attention_loss(p: Any, x: Any) -> Any:
+    """Attention with a causal mask: ``-jnp.inf`` above the diagonal."""
+    t = x.shape[1]
+    s = (x @ p["q"]) @ jnp.swapaxes(x @ p["k"], 1, 2)
+    s = jnp.where(jnp.tril(jnp.ones((t, t), bool)), s, -jnp.inf)
+    return jnp.mean(jax.nn.softmax(s, -1) @ x)
 
+
+def test_a_non_finite_constant_is_a_const_node_that_trains_and_saves(tmp_path: Path) -> None:
     rng = _rng()
-    args = (rng.standard_normal((3, 2)), rng.standard_normal((4, 3)))
-    _net, _params, inputs = gb.from_jax(loss, *args)
-    (extra,) = [n for n in inputs if n != "x"]
-    assert extra.startswith("const_") and np.all(np.isneginf(inputs[extra]))
-    _assert_matches(loss, args, "numpy", "float64", 1e-12)
+    p = {"q": rng.standard_normal((3, 3)), "k": rng.standard_normal((3, 3))}
+    x = rng.standard_normal((8, 4, 3))
+    net, params, inputs = gb.from_jax(causal_attention_loss, p, x)
+    assert list(inputs) == ["x"]
+    consts = [net.attrs[n]["value"] for n in net.order if net.kind[n] == "const"]
+    assert any(np.any(np.isneginf(v)) for v in consts)
+    for backend in ("numpy", "jax"):
+        _assert_matches(causal_attention_loss, (p, x), backend, "float64", 1e-10)
+    trained, history = gb.train(
+        net.compile("numpy"), params, inputs, lr=0.1, epochs=3, batch_size=8, progress=False
+    )
+    assert len(history) == 3 and all(np.isfinite(history))
+    net.to_json(tmp_path / "net.json")
+    back = gb.Network.from_json(tmp_path / "net.json")
+    assert back.to_json_bytes() == net.to_json_bytes()
+    assert back.compile("numpy").loss(trained, inputs) == net.compile("numpy").loss(trained, inputs)
+    for backend, traversal in [("numpy", "generated"), ("numpy", "interpreted"), ("jax", None)]:
+        # the mask's -inf is passed on by select_n and sub: no node went non-finite
+        prog = net.compile(backend, check_finite=True, traversal=traversal)
+        assert np.isfinite(float(prog.value_and_grad(trained, inputs)[0]))
+
+
+def scaled_loss(w: Any, x: Any, scale: Any) -> Any:
+    return jnp.mean((x @ w) ** 2) * scale
+
+
+def mixed_loss(w: Any, x: Any, m: Any) -> Any:
+    return jnp.mean((x @ m @ w) ** 2)
+
+
+def test_training_an_input_with_no_batch_axis_names_it_and_the_fix() -> None:
+    rng = _rng()
+    w, x = rng.standard_normal((4, 2)), rng.standard_normal((8, 4))
+    cases = [
+        (scaled_loss, np.float64(2.0), r"input 'scale' is a scalar, with no batch axis"),
+        (mixed_loss, rng.standard_normal((4, 4)), r"input 'm' has 4 rows .* input 'x' has 8"),
+    ]
+    for fn, extra, match in cases:
+        net, params, inputs = gb.from_jax(fn, w, x, extra)
+        prog = net.compile("numpy")
+        with pytest.raises(gb.InputError, match=match) as info:
+            gb.train(prog, params, inputs, epochs=1, batch_size=8, progress=False)
+        assert "functools.partial" in str(info.value) and "argnums" in str(info.value)
+        bound = functools.partial(fn, **{list(inspect.signature(fn).parameters)[2]: extra})
+        net, params, inputs = gb.from_jax(bound, w, x)  # the fix the message gives
+        _, history = gb.train(
+            net.compile("numpy"), params, inputs, epochs=2, batch_size=8, progress=False
+        )
+        assert len(history) == 2
+
+
+def fft_loss(w: Any) -> Any:
+    return jnp.real(jnp.sum(jnp.fft.fft(w) ** 2))
+
+
+def complex_scale_loss(w: Any) -> Any:
+    return jnp.sum(jnp.abs(w * (1 + 2j)))
+
+
+def test_a_complex_value_is_refused_naming_the_primitive_and_line() -> None:
+    w = np.array([0.3, -1.2, 0.7, 0.4, 1.1])
+    with pytest.raises(gb.InputError, match="graphbp values are real") as info:
+        gb.from_jax(fft_loss, w)
+    assert str(info.value).startswith(f"convert_element_type at {_line(fft_loss, 'jnp.fft')}:")
+    with pytest.raises(gb.InputError, match=r"complex numbers \(dtype complex128\)") as info:
+        gb.from_jax(complex_scale_loss, w)
+    assert str(info.value).startswith(
+        f"convert_element_type at {_line(complex_scale_loss, '1 + 2j')}:"
+    )
+
+
+def test_bfloat16_arguments_are_converted_to_float32_and_float8_refused() -> None:
+    rng = _rng()
+    w, x = rng.standard_normal((3, 2)), rng.standard_normal((4, 3))
+    wb, xb = jnp.asarray(w, jnp.bfloat16), jnp.asarray(x, jnp.bfloat16)
+    net, params, inputs = gb.from_jax(mlp_like_loss, {"w": wb}, xb)
+    assert params["w"].dtype == inputs["x"].dtype == np.float32
+    assert np.array_equal(params["w"], np.asarray(wb, np.float32))
+    exact = (np.asarray(wb, np.float32), np.asarray(xb, np.float32))
+    loss, grads = net.compile("numpy", dtype="float32").value_and_grad(params, inputs)
+    want_loss, want = jax.value_and_grad(mlp_like_loss)({"w": exact[0]}, exact[1])
+    assert loss == pytest.approx(float(want_loss), rel=1e-5)
+    assert np.allclose(grads["w"], want["w"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(gb.InputError, match=r"leaf x is an array of dtype float8_e4m3fn, a float"):
+        gb.from_jax(mlp_like_loss, {"w": w}, jnp.asarray(x, jnp.float8_e4m3fn))
+
+
+def mlp_like_loss(p: Any, x: Any) -> Any:
+    return jnp.sum(jnp.tanh(x @ p["w"]) ** 2)
+
+
+def u8_sum_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a + a))
+
+
+def narrowing_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * a.astype(jnp.int8))
+
+
+def widening_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a.astype(jnp.int32) + a.astype(jnp.float32)) + w[a])
+
+
+def big_int_loss(w: Any, a: Any) -> Any:
+    return jnp.sum(w * (a + 2**30))
+
+
+def test_integers_that_would_wrap_or_round_are_refused_and_safe_ones_kept() -> None:
+    w = np.ones(3, np.float32)
+    small = np.array([200, 100, 2], np.uint8)
+    with pytest.raises(gb.InputError, match=r"uint8 values, which wrap around past 255") as info:
+        gb.from_jax(u8_sum_loss, w, small)
+    assert str(info.value).startswith(f"add at {_line(u8_sum_loss, 'a + a')}:")
+    wide = np.array([200, 1, 2], np.int32)  # int32 → int8 wraps 200
+    with pytest.raises(gb.InputError, match=r"^convert_element_type at .*int32 to int8"):
+        gb.from_jax(narrowing_loss, w, wide)
+    with pytest.raises(gb.InputError, match=r"input 'a' holds integers beyond 2\*\*24"):
+        gb.from_jax(widening_loss, w, np.array([2**24 + 1, 0, 1], np.int32))
+    with pytest.raises(gb.InputError, match=r"^add at .*a constant holds integers beyond 2\*\*24"):
+        gb.from_jax(big_int_loss, w, np.array([0, 1, 2], np.int32))
+    # widening conversions and indexing with small ints compute exactly as JAX does
+    net, params, inputs = gb.from_jax(widening_loss, w, np.array([2, 0, 1], np.uint8))
+    loss = net.compile("numpy", dtype="float32").loss(params, inputs)
+    assert loss == pytest.approx(float(widening_loss(w, np.array([2, 0, 1], np.uint8))))
+    with jax.enable_x64(True):  # float64: integers up to 2**53 are exact
+        big = np.array([2**30, 0, 1], np.int64)
+        net, params, inputs = gb.from_jax(big_int_loss, w.astype(np.float64), big)
+        assert net.compile("numpy").loss(params, inputs) == float(np.sum(big + 2**30))
 
 
 def test_max_with_minus_infinity_is_its_other_operand_so_training_needs_no_extra_input() -> None:

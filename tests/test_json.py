@@ -135,3 +135,36 @@ def test_graph_files_are_strict_json_as_model_files_are(tmp_path: Path) -> None:
     with pytest.raises(GraphError, match=r"\['graph'\]\['note'\] is nan"):
         gb.Network(g).to_json(tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_non_finite_const_values_round_trip_as_text(tmp_path: Path) -> None:
+    """NaN and ±inf in a const's value are written as "NaN"/"Infinity"/"-Infinity" and read
+    back exactly; such text elsewhere stays text (bare tokens: test_safe_roundtrip)."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("x", op="input", shape=(None, 3))
+    g.add_node("mask", op="const", value=np.array([[0.0, -np.inf, np.inf]]))
+    g.add_node("nan", op="const", value=float("nan"))
+    g.add_node("m", op="max")
+    g.add_edge("x", "m", arg=0)
+    g.add_edge("mask", "m", arg=1)
+    g.add_node("e", op="exp")
+    g.add_edge("m", "e")
+    g.add_node("L", op="sum", scope="NaN")
+    g.add_edge("e", "L")
+    g.add_node("unused", op="mul")
+    g.add_edge("nan", "unused", arg=(0, 1))
+    net = gb.Network(g)
+    path = tmp_path / "net.json"
+    net.to_json(path)
+    data = json.loads(path.read_text())  # strict: no NaN/Infinity token to need
+    values = {n["id"]: n.get("value") for n in data["nodes"]}
+    assert values["mask"] == [[0.0, "-Infinity", "Infinity"]] and values["nan"] == "NaN"
+    back = gb.Network.from_json(path)
+    mask = back.attrs["mask"]["value"]
+    assert np.array_equal(mask, [[0.0, -np.inf, np.inf]])
+    assert np.isnan(back.attrs["nan"]["value"])
+    assert back.graph.nodes["L"]["scope"] == "NaN"  # text outside a const's value stays text
+    assert back.to_json_bytes() == net.to_json_bytes()
+    x = {"x": np.array([[1.0, 2.0, 3.0]])}
+    for prog in (net.compile(), back.compile()):
+        assert prog.loss({}, x) == np.e + np.exp(2.0) + np.inf
