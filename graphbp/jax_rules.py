@@ -90,7 +90,7 @@ def _simple(name: str) -> Rule:
 
 def _extremum(name: str) -> Rule:
     """``max``/``min``; with −∞ (max) or +∞ (min), as softmax's ``max(-inf, m)``, the other
-    operand itself (no non-finite constant enters the graph)."""
+    operand itself (the identity needs no node)."""
     neutral = -np.inf if name == "max" else np.inf
 
     def rule(e: Emitter, eqn: Any, ins: list[Val]) -> list[Val]:
