@@ -565,6 +565,8 @@ HOSTILE = [
     ("gather", GATHER_OK, {"fill_value": "0"}, "fill_value"),
     ("gather", GATHER_OK, {"fill_value": float("inf")}, "fill_value"),
     ("gather", GATHER_OK, {"fill_value": True}, "fill_value"),
+    ("gather", GATHER_OK, {"fill_value": 10**400}, "fill_value must be a finite float"),
+    ("gather", GATHER_OK, {"slice_sizes": [10**400, 4]}, "slice_sizes"),
     ("gather", GATHER_OK, {"slice_sizes": [1, 5]}, "slice_sizes"),
     ("gather", GATHER_OK, {"slice_sizes": [1, -4]}, "slice_sizes"),
     ("gather", GATHER_OK, {"slice_sizes": [1, True]}, "slice_sizes"),
@@ -612,6 +614,16 @@ HOSTILE = [
     ("conv", CONV_OK, {"feature_group_count": 0}, "feature_group_count"),
     ("conv", CONV_OK, {"feature_group_count": 2}, "feature_group_count"),
     ("conv", CONV_OK, {"batch_group_count": True}, "batch_group_count"),
+    ("conv", CONV_OK, {"batch_group_count": 10**400}, "batch_group_count"),
+    *(
+        (
+            "gather",
+            GATHER_OK,
+            {"dimension_numbers": {**GATHER_OK["dimension_numbers"], "offset_dims": bad}},
+            "offset_dims must be a list of ints",
+        )
+        for bad in (True, 1.5, None)
+    ),
     ("conv", CONV_OK, {"dimension_numbers": {"lhs_spec": [0, 3, 1, 2]}}, "dimension_numbers"),
     (
         "conv",
@@ -667,7 +679,7 @@ def test_hostile_attributes_are_a_graph_error_naming_node_and_attribute(
         _net(op, SHAPES[op], {**good, **bad})
     message = str(info.value)
     assert "'node'" in message and named in message, message
-    assert "\n" not in message
+    assert "\n" not in message and len(message) < 500, message  # a huge int is cut
 
 
 # ---------------------------------------------------------------- in a network

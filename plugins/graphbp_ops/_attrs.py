@@ -21,7 +21,7 @@ def is_int(value: Any) -> bool:
 def int_attr(name: str, value: Any) -> int:
     """``value`` as an int, or TypeError naming the attribute ``name``."""
     if not is_int(value):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r:.40}")
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {show(value, 40)}")
     return int(value)
 
 
@@ -32,7 +32,9 @@ def int_list(name: str, value: Any, length: int | None = None) -> tuple[int, ...
         raise TypeError(f"{name} must be a list of ints; got {type(value).__name__}")
     for v in value:
         if not is_int(v):
-            raise TypeError(f"{name} must be a list of ints; it holds {type(v).__name__} {v!r:.40}")
+            raise TypeError(
+                f"{name} must be a list of ints; it holds {type(v).__name__} {show(v, 40)}"
+            )
     if length is not None and len(value) != length:
         raise ValueError(f"{name} has {len(value)} entries; it needs {length}")
     return tuple(int(v) for v in value)
@@ -42,7 +44,7 @@ def sizes(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:
     """``value`` as a tuple of non-negative ints (axis sizes)."""
     out = int_list(name, value, length)
     if any(v < 0 for v in out):
-        raise ValueError(f"{name}={list(out)} holds a negative size")
+        raise ValueError(f"{name}={show(list(out))} holds a negative size")
     return out
 
 

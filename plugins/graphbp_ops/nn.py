@@ -244,16 +244,16 @@ def _conv_plan(
     n, c, i, o = lhs[ls[0]], lhs[ls[1]], rhs[rs[1]], rhs[rs[0]]
     if c % g or c // g != i:
         raise ValueError(
-            f"lhs has {c} features, which feature_group_count {g} must divide into groups of "
+            f"lhs has {c} features, which feature_group_count {show(g)} must divide into groups of "
             f"the rhs's {i} input features"
         )
     if o % g or o % b:
         raise ValueError(
-            f"the rhs's {o} output features must divide into feature_group_count {g} and "
-            f"batch_group_count {b} groups"
+            f"the rhs's {o} output features must divide into feature_group_count {show(g)} and "
+            f"batch_group_count {show(b)} groups"
         )
     if n % b:
-        raise ValueError(f"batch_group_count {b} must divide lhs's batch of {n}")
+        raise ValueError(f"batch_group_count {show(b)} must divide lhs's batch of {n}")
     ones = [1] * nd
     w = windows(
         [lhs[a] for a in ls[2:]],
