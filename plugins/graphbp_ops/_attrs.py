@@ -8,6 +8,7 @@ import numbers
 from typing import Any
 
 from graphbp.errors import show
+from graphbp.shapes import MAX_RANK
 from graphbp_ops._shapes import axes as normal_axes
 
 
@@ -23,6 +24,17 @@ def int_attr(name: str, value: Any) -> int:
     if not is_int(value):
         raise TypeError(f"{name} must be an int; got {type(value).__name__} {show(value, 40)}")
     return int(value)
+
+
+def at_most_rank(name: str, value: Any, extra: int = 0) -> None:
+    """Refuse a list ``value`` whose entries (plus ``extra`` axes) would make a value of more
+    than MAX_RANK axes: checked first, so a hostile list of any length costs one ``len``."""
+    if isinstance(value, list | tuple) and len(value) + extra > MAX_RANK:
+        more = f"with the operand's {extra} axes, " if extra else ""
+        raise ValueError(
+            f"{name} has {len(value):,} entries; {more}that makes more than the "
+            f"{MAX_RANK} axes a value may have"
+        )
 
 
 def int_list(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:
