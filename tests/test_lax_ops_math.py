@@ -69,7 +69,7 @@ def compare(
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-12, atol=1e-300)
     for ct, want in zip(cts, expected_cts, strict=True):
         want = np.asarray(want)
-        scale = max(float(np.max(np.abs(want), initial=0.0)), 1e-300)
+        scale = max(float(np.max(np.abs(want), initial=0.0, where=~np.isnan(want))), 1e-300)
         np.testing.assert_allclose(ct, want, rtol=1e-10, atol=1e-10 * scale)
 
 
@@ -400,6 +400,21 @@ def test_reductions_share_g_among_ties_as_jax_does(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    ("name", "prim"), [("reduce_max", lax.reduce_max), ("reduce_min", lax.reduce_min)]
+)
+def test_reductions_give_nan_cotangents_to_a_slice_holding_nan_as_jax_does(
+    name: str, prim: Any, backend: str, rng: np.random.Generator
+) -> None:
+    """No entry equals a NaN result, so JAX's g·[x=out]/#ties is 0/0 across that slice."""
+    x = np.array([[np.nan, 2.0, 1.0], [3.0, np.nan, np.nan], [1.0, 5.0, 5.0]])
+    for axes in ([1], [0], [0, 1], []):
+        compare(name, [x], {"axes": axes}, lambda v, axes=axes: prim(v, tuple(axes)), backend, rng)
+    _, (ct,) = run_op(name, [x], {"axes": [1]}, np.ones(3), backend)
+    assert np.isnan(ct[:2]).all() and not np.isnan(ct[2]).any()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_reduction_over_an_empty_axis_is_its_identity(backend: str) -> None:
     x = np.zeros((0, 3))
     for name, prim, identity in (
@@ -543,3 +558,21 @@ def test_hostile_attributes_are_a_graph_error_naming_the_node(
 ) -> None:
     with pytest.raises(GraphError, match=r"'node'"):
         gb.Network(_tiny(op, shapes, attrs), loss="L")
+
+
+@pytest.mark.parametrize(
+    ("op", "attrs", "says"),
+    [
+        ("integer_pow", {"y": 10**400}, "y=1000"),
+        ("reduce_max", {"axes": [2]}, "axes=[2]"),
+        ("reduce_min", {"axes": [-3]}, "axes=[-3]"),
+        ("reduce_max", {"axes": [10**400]}, "axes=[1000"),
+    ],
+)
+def test_hostile_attribute_messages_name_the_attribute_and_cut_huge_ints(
+    op: str, attrs: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(GraphError) as info:
+        gb.Network(_tiny(op, [(3, 4)], attrs), loss="L")
+    message = str(info.value)
+    assert says in message and len(message) < 500, message

@@ -8,6 +8,7 @@ import numbers
 from typing import Any
 
 from graphbp.errors import show
+from graphbp.shapes import MAX_RANK
 from graphbp_ops._shapes import axes as normal_axes
 
 
@@ -21,8 +22,19 @@ def is_int(value: Any) -> bool:
 def int_attr(name: str, value: Any) -> int:
     """``value`` as an int, or TypeError naming the attribute ``name``."""
     if not is_int(value):
-        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r:.40}")
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {show(value, 40)}")
     return int(value)
+
+
+def at_most_rank(name: str, value: Any, extra: int = 0) -> None:
+    """Refuse a list ``value`` whose entries (plus ``extra`` axes) would make a value of more
+    than MAX_RANK axes: checked first, so a hostile list of any length costs one ``len``."""
+    if isinstance(value, list | tuple) and len(value) + extra > MAX_RANK:
+        more = f"with the operand's {extra} axes, " if extra else ""
+        raise ValueError(
+            f"{name} has {len(value):,} entries; {more}that makes more than the "
+            f"{MAX_RANK} axes a value may have"
+        )
 
 
 def int_list(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:
@@ -32,7 +44,9 @@ def int_list(name: str, value: Any, length: int | None = None) -> tuple[int, ...
         raise TypeError(f"{name} must be a list of ints; got {type(value).__name__}")
     for v in value:
         if not is_int(v):
-            raise TypeError(f"{name} must be a list of ints; it holds {type(v).__name__} {v!r:.40}")
+            raise TypeError(
+                f"{name} must be a list of ints; it holds {type(v).__name__} {show(v, 40)}"
+            )
     if length is not None and len(value) != length:
         raise ValueError(f"{name} has {len(value)} entries; it needs {length}")
     return tuple(int(v) for v in value)
@@ -42,7 +56,7 @@ def sizes(name: str, value: Any, length: int | None = None) -> tuple[int, ...]:
     """``value`` as a tuple of non-negative ints (axis sizes)."""
     out = int_list(name, value, length)
     if any(v < 0 for v in out):
-        raise ValueError(f"{name}={list(out)} holds a negative size")
+        raise ValueError(f"{name}={show(list(out))} holds a negative size")
     return out
 
 

@@ -62,7 +62,7 @@ def plan(operand: tuple[int, ...], indices: tuple[int, ...], dnums: Any, sizes: 
     rank, q = len(operand), len(indices)
     if q < 1:
         raise ValueError("indices must have at least one axis (the last holds each index vector)")
-    out_rank = len(dnums["offset_dims"]) + q - 1
+    out_rank = len(ints("offset_dims", dnums["offset_dims"])) + q - 1
     offset_dims = axes("offset_dims", dnums["offset_dims"], out_rank, ascending=True)
     collapsed = axes("collapsed_slice_dims", dnums["collapsed_slice_dims"], rank, ascending=True)
     start_map = axes("start_index_map", dnums["start_index_map"], rank)
@@ -101,7 +101,7 @@ def plan(operand: tuple[int, ...], indices: tuple[int, ...], dnums: Any, sizes: 
     for d, s in enumerate(sizes):
         if (d in collapsed or d in batching) and s != 1:
             raise ValueError(
-                f"slice_sizes[{d}] = {s}, but axis {d} is collapsed or batching, so must be 1"
+                f"slice_sizes[{d}] = {show(s)}, but axis {d} is collapsed or batching, so must be 1"
             )
     batch_out = [a for a in range(out_rank) if a not in offset_dims]
     offset_out = dict(zip(kept, offset_dims, strict=True))
@@ -145,10 +145,15 @@ def plan(operand: tuple[int, ...], indices: tuple[int, ...], dnums: Any, sizes: 
 def check_mode(mode: Any, fill_value: Any) -> None:
     """Refuse a mode other than MODES, and a fill value that is not a finite number or None."""
     choice("mode", mode, MODES)
-    if fill_value is not None and not (
-        (is_int(fill_value) or isinstance(fill_value, float)) and math.isfinite(fill_value)
-    ):
-        raise TypeError(f"fill_value must be a finite number or None (NaN); got {show(fill_value)}")
+    if fill_value is None:
+        return
+    if is_int(fill_value) or isinstance(fill_value, float):
+        try:
+            if math.isfinite(float(fill_value)):
+                return
+        except OverflowError:  # an int beyond any float
+            pass
+    raise ValueError(f"fill_value must be a finite float or None (NaN); got {show(fill_value)}")
 
 
 def _along(xp: Any, values: Any, axis: int, ndim: int) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphbp.errors import show
+
 Shape = tuple[int, ...]
 
 
@@ -57,11 +59,11 @@ def axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
             )
     for a in given:
         if not -ndim <= a < ndim:
-            prefix = "" if name == "axis" else f"{name}={axis}: "
-            raise ValueError(f"{prefix}axis {a} is out of bounds for {ndim} dimension(s)")
+            prefix = "" if name == "axis" else f"{name}={show(axis)}: "
+            raise ValueError(f"{prefix}axis {show(a)} is out of bounds for {ndim} dimension(s)")
     out = tuple(a % ndim for a in given)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}{' ' if name == 'axis' else '='}{axis} names an axis twice")
+        raise ValueError(f"{name}{' ' if name == 'axis' else '='}{show(axis)} names an axis twice")
     return out
 
 

@@ -1,20 +1,28 @@
 """Sliding windows as XLA defines them for convolutions and reduce_window: the input dilated
 (``base``/``lhs_dilation``: holes between elements), padded (a negative pad crops), then read
 at ``start + k·window_dilation`` for every window offset k, every ``stride`` elements. The
-windows are strided views, one per offset, and their transpose adds each one back in place."""
+windows are strided views, one per offset, and their transpose adds each one back; on JAX a
+window of more than SMALL elements is one gather and one scatter instead."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from graphbp.shapes import MAX_ELEMENTS
 from graphbp_ops._attrs import ints, pairs
 
 MAX_OFFSETS = 2**20
-"""The most elements a window may have (a 1024×1024 window): each is one strided view."""
+"""The most elements a window may have (a 1024×1024 window): on NumPy each is one strided
+view (cheap); on JAX windows of more than SMALL elements are one gather and one scatter."""
+SMALL = 16
+"""The most elements a window may have for JAX to read and add it back one strided view per
+element (fastest to run; XLA's program grows with the window: 16 compile in 0.3 s)."""
 
 
 class Windows(NamedTuple):
@@ -156,7 +164,7 @@ def unprepare(xp: Any, dx: Any, w: Windows) -> Any:
     return dx[tuple(cut)]
 
 
-def _view(ndim: int, w: Windows, offset: tuple[int, ...]) -> tuple[slice, ...]:
+def view(ndim: int, w: Windows, offset: tuple[int, ...]) -> tuple[slice, ...]:
     """The slices that read window element ``offset`` of every window."""
     cut = [slice(None)] * ndim
     for axis, k, r, s, n in zip(w.axes, offset, w.window_dilation, w.strides, w.out, strict=True):
@@ -167,24 +175,74 @@ def _view(ndim: int, w: Windows, offset: tuple[int, ...]) -> tuple[slice, ...]:
 
 def views(padded: Any, w: Windows) -> list[Any]:
     """Window element k of every window, one strided view per offset k (row-major)."""
-    return [padded[_view(padded.ndim, w, k)] for k in w.offsets()]
+    return [padded[view(padded.ndim, w, k)] for k in w.offsets()]
 
 
-def add_views(xp: Any, parts: Sequence[Any], shape: tuple[int, ...], dtype: Any, w: Windows) -> Any:
-    """The transpose of ``views``: each part added into a zero array of ``shape`` where its
-    view reads. NumPy adds in place; JAX spreads each part to ``shape`` by dilation and
-    padding and sums them, which XLA fuses into one loop (twice as fast as ``.at[].add``'s
-    scatter)."""
-    total = xp.zeros(shape, dtype=dtype)
+def _index(shape: tuple[int, ...], w: Windows) -> tuple[Any, ...]:
+    """Per axis of an array of ``shape`` (the padded input), integer arrays that broadcast
+    to (K, *windows' shape) and read window element k of every window: one gather or
+    scatter instead of one op per offset, so XLA's program does not grow with the window."""
+    k = len(w.sizes)
+    offsets = np.indices(w.sizes).reshape(k, -1)  # (axes, K), row-major
+    big = max(shape, default=0) >= 2**31
+    dtype = np.int64 if big else np.int32
+    where = dict(zip(w.axes, range(k), strict=True))
+    index = []
+    for axis, size in enumerate(shape):
+        lay = [1] * (len(shape) + 1)
+        lay[axis + 1] = -1
+        if axis in where:
+            i = where[axis]
+            step = np.arange(w.out[i], dtype=dtype) * w.strides[i]
+            start = offsets[i].astype(dtype) * w.window_dilation[i]
+            index.append(start.reshape(-1, *[1] * len(shape)) + step.reshape(lay))
+        else:
+            index.append(np.arange(size, dtype=dtype).reshape(lay))
+    return tuple(index)
+
+
+def gather(xp: Any, padded: Any, w: Windows, axis: int = 0) -> Any:
+    """Every window's elements: window element k of every window along a new ``axis``.
+    NumPy, and JAX for windows of at most SMALL elements, stack strided views; JAX gathers
+    larger windows at once."""
+    if not hasattr(padded, "at") or count(w) <= SMALL:
+        return xp.stack(views(padded, w), axis=axis)
+    read = padded.at[_index(padded.shape, w)].get(mode="promise_in_bounds")
+    return xp.moveaxis(read, 0, axis)
+
+
+def fold(xp: Any, padded: Any, w: Windows, combine: Any, reduction: Any) -> Any:
+    """Every window reduced: its strided views combined pairwise by ``combine`` (NumPy, and
+    JAX for windows of at most SMALL elements, where XLA fuses them), or all windows
+    gathered at once and reduced by ``reduction`` over the window axis (JAX, larger ones)."""
+    if not hasattr(padded, "at") or count(w) <= SMALL:
+        return functools.reduce(combine, views(padded, w))
+    return reduction(gather(xp, padded, w), axis=0)
+
+
+def scatter(xp: Any, parts: Any, shape: tuple[int, ...], w: Windows, axis: int = 0) -> Any:
+    """The transpose of ``gather``: ``parts`` (window element k of every window along
+    ``axis``, or a list of them) added into a zero array of ``shape`` where each was read.
+    NumPy adds one strided view per offset in place. JAX spreads each part to ``shape`` by
+    dilation and padding and sums them for windows of at most SMALL elements (XLA fuses that
+    into one loop, 3× faster than a scatter), and scatters larger windows at once: the
+    program then does not grow with the window (an n×n window's n² full-size pads took XLA
+    100 s and 3 GB to compile at n = 16)."""
+    if not isinstance(parts, list):
+        parts = xp.moveaxis(parts, axis, 0)
+    total = xp.zeros(shape, dtype=parts[0].dtype if len(parts) else parts.dtype)
     if not hasattr(total, "at"):
-        for k, part in zip(w.offsets(), parts, strict=True):
-            total[_view(len(shape), w, k)] += part
+        for i, k in enumerate(w.offsets()):
+            total[view(len(shape), w, k)] += parts[i]
         return total
-    for k, part in zip(w.offsets(), parts, strict=True):
-        widths = {}
-        for axis, kk, r, s in zip(w.axes, k, w.window_dilation, w.strides, strict=True):
-            part = _dilate(xp, part, axis, s, 0)
-            widths[axis] = (kk * r, shape[axis] - kk * r - part.shape[axis])
+    if count(w) > SMALL:
+        stacked = xp.stack(parts) if isinstance(parts, list) else parts
+        return total.at[_index(shape, w)].add(stacked, mode="promise_in_bounds")
+    for i, k in enumerate(w.offsets()):
+        part, widths = parts[i], {}
+        for a, kk, r, s in zip(w.axes, k, w.window_dilation, w.strides, strict=True):
+            part = _dilate(xp, part, a, s, 0)
+            widths[a] = (kk * r, shape[a] - kk * r - part.shape[a])
         total = total + pad(xp, part, widths, 0)
     return total
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from graphbp import Op
+from graphbp.errors import show
 from graphbp.op import Example
 from graphbp_ops._examples import BROADCAST_SHAPES, away_from_zero
 from graphbp_ops._shapes import axes as checked_axes
@@ -318,7 +319,7 @@ def _exponent(y: Any) -> int:
     if not isinstance(y, int) or isinstance(y, bool):
         raise TypeError(f"integer_pow: y must be an int; got {type(y).__name__}")
     if abs(y) >= 2**63:
-        raise ValueError(f"integer_pow: y={y} is out of range (|y| < 2**63)")
+        raise ValueError(f"integer_pow: y={show(y)} is out of range (|y| < 2**63)")
     return y
 
 
@@ -909,7 +910,7 @@ class LogAddExp2(_LogAddExp):
 def _reduced(x: Shape, axes: Any) -> tuple[Axes, Shape]:
     """The checked axes of a reduce_max/min (a list of ints; negative ones count from the
     end, as NumPy's) and the result's shape."""
-    gone = checked_axes(list(_ints(axes, "axes")), len(x))
+    gone = checked_axes(list(_ints(axes, "axes")), len(x), "axes")
     return gone, tuple(d for k, d in enumerate(x) if k not in gone)
 
 
@@ -935,7 +936,10 @@ class _Chooser(Op):
         kept = tuple(1 if k in gone else d for k, d in enumerate(x.shape))
         chosen = x == xp.reshape(out, kept)
         counts = xp.sum(chosen, axis=gone, keepdims=True, dtype=g.dtype)
-        return ((xp.reshape(g, kept) / counts) * chosen,)
+        # JAX's g·[x=out]/#ties: a slice holding NaN has no entry equal to its NaN result,
+        # so every entry gets 0/0 = NaN (written without the division's warning).
+        share = (xp.reshape(g, kept) * chosen) / xp.maximum(counts, 1)
+        return (xp.where(counts > 0, share, xp.nan),)
 
     def shape(self, x: Shape, *, axes: Any) -> Shape:
         return _reduced(x, axes)[1]

@@ -5,8 +5,8 @@ primitives' own, as JSON lists; derivatives are JAX's (``jax.vjp`` of the primit
 
 from __future__ import annotations
 
-import functools
 import math
+import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
@@ -16,11 +16,14 @@ from graphbp.op import Example
 from graphbp_ops import _gather
 from graphbp_ops._attrs import ints, is_int
 from graphbp_ops._windows import (
+    SMALL,
     Windows,
-    add_views,
     check_work,
     count,
+    fold,
+    gather,
     prepare,
+    scatter,
     unprepare,
     views,
     windows,
@@ -244,16 +247,16 @@ def _conv_plan(
     n, c, i, o = lhs[ls[0]], lhs[ls[1]], rhs[rs[1]], rhs[rs[0]]
     if c % g or c // g != i:
         raise ValueError(
-            f"lhs has {c} features, which feature_group_count {g} must divide into groups of "
+            f"lhs has {c} features, which feature_group_count {show(g)} must divide into groups of "
             f"the rhs's {i} input features"
         )
     if o % g or o % b:
         raise ValueError(
-            f"the rhs's {o} output features must divide into feature_group_count {g} and "
-            f"batch_group_count {b} groups"
+            f"the rhs's {o} output features must divide into feature_group_count {show(g)} and "
+            f"batch_group_count {show(b)} groups"
         )
     if n % b:
-        raise ValueError(f"batch_group_count {b} must divide lhs's batch of {n}")
+        raise ValueError(f"batch_group_count {show(b)} must divide lhs's batch of {n}")
     ones = [1] * nd
     w = windows(
         [lhs[a] for a in ls[2:]],
@@ -313,8 +316,7 @@ def _conv_specs(dimension_numbers: Any, rank: int) -> tuple[list[int], list[int]
 
 def _patches(xp: Any, lhs_c: Any, p: ConvPlan) -> Any:
     """The input windows (N, *S', K, C): every output position's receptive field."""
-    padded = prepare(xp, lhs_c, p.windows, 0)
-    return xp.stack(views(padded, p.windows), axis=-2)
+    return gather(xp, prepare(xp, lhs_c, p.windows, 0), p.windows, axis=-2)
 
 
 def _lhs_groups(xp: Any, patches: Any, p: ConvPlan) -> Any:
@@ -473,8 +475,7 @@ class Conv(Op):
             da = _lhs_ungroup(xp, _matmul(gg, xp.swapaxes(_rhs_groups(xp, rhs_c, p), 1, 2)), p)
             w = p.windows
             padded = (lhs_c.shape[0], *w.padded, lhs_c.shape[-1])
-            parts = [da[..., k, :] for k in range(count(w))]
-            dx = unprepare(xp, add_views(xp, parts, padded, g.dtype, w), w)
+            dx = unprepare(xp, scatter(xp, da, padded, w, axis=-2), w)
             dlhs = _transpose(xp, dx, _inverse(p.lhs_perm))
         return dlhs, drhs
 
@@ -616,7 +617,7 @@ def _pool(
 
 
 def _pool_examples(rng: Any, distinct: bool) -> list[Example]:
-    """Pooling forms: 2×2/2 over NHWC, 3×3/2 SAME over NCHW, dilations, a 1-D window.
+    """Pooling forms: 2×2/2 over NHWC, 3×3/2 SAME over NCHW, dilations, a 1-D window, 5×5.
     Values are distinct (a permutation of spread-out values) so no window has a tie."""
 
     def values(shape: tuple[int, ...]) -> Any:
@@ -649,18 +650,43 @@ def _pool_examples(rng: Any, distinct: bool) -> list[Example]:
             },
         ),
         ((values((6,)),), {"window_dimensions": [3], "window_strides": [2]}),
+        (  # a window of more than SMALL elements: one gather and one scatter on JAX
+            (values((1, 6, 7, 2)),),
+            {
+                "window_dimensions": [1, 5, 5, 1],
+                "window_strides": [1, 2, 1, 1],
+                "padding": [[0, 0], [2, 2], [2, 2], [0, 0]],
+            },
+        ),
     ]
+
+
+def _select_max(xp: Any, stacked: Any) -> Any:
+    """Which element of each window (along axis 0 of ``stacked``, in row-major window order)
+    gets the window's cotangent, as XLA's select_and_scatter with ``>=`` picks it: a scan
+    keeping the chosen element while it is >= the next (the vjp runs that scan itself on
+    NumPy and on JAX for windows of at most SMALL elements). Without NaN that is the first
+    maximal element; a NaN is always taken and always given up for the next element, so
+    the choice is the first maximum after the window's last NaN, or that NaN if it is last."""
+    k = stacked.shape[0]
+    at = xp.reshape(xp.arange(k), (k,) + (1,) * (stacked.ndim - 1))
+    last_nan = xp.max(xp.where(xp.isnan(stacked), at, -1), axis=0)
+    after = at > last_nan  # the elements the scan can still choose
+    best = xp.max(xp.where(after, stacked, -_INF), axis=0)
+    first = xp.min(xp.where(after & (stacked == best), at, k), axis=0)
+    return at == xp.where(last_nan == k - 1, k - 1, first)
 
 
 class ReduceWindowMax(_ReduceWindow):
     """``lax.reduce_window`` with ``max`` (max pooling): padding and holes are −∞. Its
     cotangent goes, per window, to the first maximal element in row-major window order
-    (the padding included), as ``jax.vjp`` (select_and_scatter_add) puts it."""
+    (the padding included), as ``jax.vjp`` (select_and_scatter_add) puts it; where the
+    window holds NaN, to the element XLA's scan picks (see ``_select_max``)."""
 
     name = "reduce_window_max"
     label = "max window"
     symbol = "max"
-    vjp_reads = (0, "out")
+    vjp_reads = (0,)
     local_grads = ("1 at each window's max, else 0",)
 
     def forward(
@@ -677,10 +703,9 @@ class ReduceWindowMax(_ReduceWindow):
         w = _pool(
             x.shape, window_dimensions, window_strides, padding, base_dilation, window_dilation
         )
-        parts = views(prepare(xp, x, w, -_INF), w)
-        if not parts:
+        if count(w) == 0:
             return xp.full(w.out, -_INF, dtype=x.dtype)
-        return functools.reduce(xp.maximum, parts)
+        return fold(xp, prepare(xp, x, w, -_INF), w, xp.maximum, xp.max)
 
     def vjp(
         self,
@@ -698,15 +723,21 @@ class ReduceWindowMax(_ReduceWindow):
         w = _pool(
             x.shape, window_dimensions, window_strides, padding, base_dilation, window_dilation
         )
-        taken = None
-        parts = []
-        for view in views(prepare(xp, x, w, -_INF), w):
-            hit = view == out
-            if taken is not None:
-                hit = hit & ~taken
-            taken = hit if taken is None else taken | hit
-            parts.append(xp.where(hit, g, 0))
-        return (unprepare(xp, add_views(xp, parts, w.padded, g.dtype, w), w),)
+        if count(w) == 0:
+            return (xp.zeros(x.shape, dtype=g.dtype),)
+        padded = prepare(xp, x, w, -_INF)
+        if hasattr(padded, "at") and count(w) > SMALL:  # one gather and one scatter
+            chosen = _select_max(xp, gather(xp, padded, w))
+            return (unprepare(xp, scatter(xp, xp.where(chosen, g, 0), w.padded, w), w),)
+        # XLA's scan itself over strided views (which XLA fuses on JAX; on NumPy it needs
+        # memory of one output's size)
+        parts = views(padded, w)
+        best, pick = parts[0], xp.zeros(g.shape, dtype=int)
+        for k, part in enumerate(parts[1:], 1):
+            switch = ~(best >= part)
+            best, pick = xp.where(switch, part, best), xp.where(switch, k, pick)
+        parts = [xp.where(pick == k, g, 0) for k in range(len(parts))]
+        return (unprepare(xp, scatter(xp, parts, w.padded, w), w),)
 
     def examples(self, rng: Any) -> list[Example]:
         return _pool_examples(rng, distinct=True)
@@ -736,10 +767,9 @@ class ReduceWindowSum(_ReduceWindow):
         w = _pool(
             x.shape, window_dimensions, window_strides, padding, base_dilation, window_dilation
         )
-        parts = views(prepare(xp, x, w, 0), w)
-        if not parts:
+        if count(w) == 0:
             return xp.zeros(w.out, dtype=x.dtype)
-        return functools.reduce(lambda a, b: a + b, parts)
+        return fold(xp, prepare(xp, x, w, 0), w, operator.add, xp.sum)
 
     def vjp(
         self,
@@ -757,8 +787,8 @@ class ReduceWindowSum(_ReduceWindow):
         w = _pool(
             x.shape, window_dimensions, window_strides, padding, base_dilation, window_dilation
         )
-        parts = [g] * count(w)
-        return (unprepare(xp, add_views(xp, parts, w.padded, g.dtype, w), w),)
+        parts = xp.broadcast_to(g, (count(w), *g.shape))
+        return (unprepare(xp, scatter(xp, parts, w.padded, w), w),)
 
     def examples(self, rng: Any) -> list[Example]:
         return _pool_examples(rng, distinct=False)

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphbp import Op
+from graphbp.errors import show
 from graphbp.op import Example
-from graphbp_ops._attrs import axis_list, int_attr, int_list, sizes
+from graphbp_ops._attrs import at_most_rank, axis_list, int_attr, int_list, sizes
 from graphbp_ops._examples import BROADCAST_SHAPES
 from graphbp_ops._shapes import broadcast
 
@@ -45,6 +46,7 @@ def _show(values: Any) -> str:
 def _broadcast_plan(x: Shape, out_shape: Any, broadcast_dimensions: Any) -> tuple[Shape, Shape]:
     """Check broadcast_in_dim's attributes against operand shape ``x``; return the output
     shape and the permutation that puts the operand's axes in output order."""
+    at_most_rank("out_shape", out_shape)
     out = sizes("out_shape", out_shape)
     dims = int_list("broadcast_dimensions", broadcast_dimensions, len(x))
     if len(out) < len(x):
@@ -52,7 +54,8 @@ def _broadcast_plan(x: Shape, out_shape: Any, broadcast_dimensions: Any) -> tupl
     for d in dims:
         if not 0 <= d < len(out):
             raise ValueError(
-                f"broadcast_dimensions={list(dims)}: {d} is not an axis of out_shape {list(out)}"
+                f"broadcast_dimensions={list(dims)}: {show(d)} is not an axis of out_shape "
+                f"{list(out)}"
             )
     if len(set(dims)) != len(dims):
         raise ValueError(f"broadcast_dimensions={list(dims)} names an output axis twice")
@@ -124,13 +127,14 @@ def _reshaped(x: Shape, new_sizes: Any, dimensions: Any = None) -> Shape:
     """The shape ``new_sizes`` gives an operand of shape ``x`` (one -1 inferred, as NumPy)."""
     if dimensions is not None:
         raise ValueError(
-            f"dimensions={dimensions!r:.40} (a transpose before the reshape) is not supported; "
+            f"dimensions={show(dimensions, 40)} (a transpose before the reshape) is not supported; "
             "leave it None and transpose first"
         )
+    at_most_rank("new_sizes", new_sizes)
     new = int_list("new_sizes", new_sizes)
     if any(n < -1 for n in new) or new.count(-1) > 1:
         raise ValueError(
-            f"new_sizes={list(new)}: sizes are non-negative, with at most one -1 (inferred)"
+            f"new_sizes={show(list(new))}: sizes are non-negative, with at most one -1 (inferred)"
         )
     size = 1
     for d in x:
@@ -140,11 +144,11 @@ def _reshaped(x: Shape, new_sizes: Any, dimensions: Any = None) -> Shape:
         known *= n if n != -1 else 1
     if -1 in new:
         if known == 0 or size % known:
-            raise ValueError(f"cannot reshape shape {x} into new_sizes {list(new)}")
+            raise ValueError(f"cannot reshape shape {x} into new_sizes {show(list(new))}")
         new = tuple(size // known if n == -1 else n for n in new)
     elif known != size:
         raise ValueError(
-            f"cannot reshape shape {x} ({size} elements) into new_sizes {list(new)} "
+            f"cannot reshape shape {x} ({size} elements) into new_sizes {show(list(new))} "
             f"({known} elements)"
         )
     return new
@@ -272,8 +276,9 @@ class Squeeze(Op):
 
 
 def _expanded(x: Shape, dimensions: Any) -> Shape:
+    at_most_rank("dimensions", dimensions, len(x))
     ndim = len(x) + (len(dimensions) if isinstance(dimensions, list | tuple) else 0)
-    dims = axis_list("dimensions", dimensions, ndim)
+    dims = set(axis_list("dimensions", dimensions, ndim))
     rest = iter(x)
     return tuple(1 if k in dims else next(rest) for k in range(ndim))
 
@@ -463,11 +468,11 @@ def _slice_plan(
     for k, (s, e, n, st) in enumerate(zip(start, limit, x, step, strict=True)):
         if not 0 <= s <= e <= n:
             raise ValueError(
-                f"axis {k} of shape {x}: start_indices {s} and limit_indices {e} must "
+                f"axis {k} of shape {x}: start_indices {show(s)} and limit_indices {show(e)} must "
                 f"satisfy 0 <= start <= limit <= {n}"
             )
         if st < 1:
-            raise ValueError(f"strides={list(step)}: every stride must be at least 1")
+            raise ValueError(f"strides={show(list(step))}: every stride must be at least 1")
     out = tuple((e - s + st - 1) // st for s, e, st in zip(start, limit, step, strict=True))
     return out, start, limit, step
 
@@ -547,7 +552,7 @@ def _padding(x: Shape, v: Shape, padding_config: Any) -> tuple[Shape, list[tuple
     if not isinstance(padding_config, list | tuple) or len(padding_config) != len(x):
         raise ValueError(
             f"padding_config needs one [lo, hi, interior] per axis of shape {x} "
-            f"({len(x)}); got {padding_config!r:.60}"
+            f"({len(x)}); got {show(padding_config)}"
         )
     config = [
         int_list(f"padding_config[{k}] ([lo, hi, interior])", c, 3)
@@ -556,12 +561,14 @@ def _padding(x: Shape, v: Shape, padding_config: Any) -> tuple[Shape, list[tuple
     out = []
     for k, ((lo, hi, interior), n) in enumerate(zip(config, x, strict=True)):
         if interior < 0:
-            raise ValueError(f"padding_config axis {k}: interior padding {interior} is negative")
+            raise ValueError(
+                f"padding_config axis {k}: interior padding {show(interior)} is negative"
+            )
         size = lo + hi + n + max(n - 1, 0) * interior
         if size < 0:
             raise ValueError(
-                f"padding_config axis {k}: [{lo}, {hi}, {interior}] on size {n} leaves "
-                f"{size} elements"
+                f"padding_config axis {k}: {show([lo, hi, interior])} on size {n} leaves "
+                f"{show(size)} elements"
             )
         out.append(size)
     return tuple(out), [(lo, hi, interior) for lo, hi, interior in config]
