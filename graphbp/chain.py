@@ -36,6 +36,14 @@ listing stops at the first path that would pass it (or ``max_paths``), the rest 
 MAX_LISTED_CHARS = 40_000_000
 """The most characters the listed factors may take in the text, markup and LaTeX formulas
 together (long node names), a second bound beside ``MAX_LISTED_FACTORS``."""
+TOP_EXPANSIONS = 100_000
+"""The most local vjps the search for the ``top`` strongest paths runs by default (the
+``max_expansions`` of ``chain_rule``); once they are spent the answer is not exact."""
+PROBE_LIMIT = 64
+"""An edge into a value of at most this many elements gets its exact operator norm as its
+gain bound (its local Jacobian probed with every basis cotangent); a larger one an estimate."""
+_SLACK = 1e-9
+"""Gain bounds are raised by this relative amount, above the round-off of their SVD."""
 _EXACT_BITS = 13_000
 """Counts up to this many bits (about 3,900 digits) are written out in full."""
 
@@ -253,6 +261,10 @@ class Path:
     factors: tuple[Symbol, ...]
     contribution: Any = None
     """This path's share of ∂L/∂wrt (an array), when values were given."""
+    share: float | None = None
+    """‖contribution‖ / ‖∂L/∂wrt‖, when values were given and ∂L/∂wrt is known (with
+    ``top``, or when every path is listed); NaN where both are 0. Shares need not add up
+    to 1: paths may cancel each other."""
 
     @property
     def nodes(self) -> tuple[Hashable, ...]:
@@ -272,14 +284,20 @@ class ChainRule:
     path_count: int
     """How many paths there are in all (exact, even when not all are listed)."""
     edges: frozenset[Edge]
-    """Every edge on some path (exact)."""
+    """Every edge on some path (exact); with ``top``, every edge of the listed paths."""
     text: str
     latex: str
     html: str
     """The formula in Graphviz/HTML markup (``<SUB>`` for indices)."""
     gradient: Any = field(default=None)
-    """The sum of the paths' contributions: ∂L/∂wrt, when values were given and every path
-    is listed."""
+    """∂L/∂wrt, when values were given and every path is listed (the sum of the paths'
+    contributions), or with ``top`` (backprop's, by the same vjps over every path's edges)."""
+    exact: bool = True
+    """Whether the listed paths are what was asked for: always without ``top``; with it,
+    whether they are guaranteed the ``top`` strongest (see ``chain_rule``)."""
+    top: int | None = None
+    """The ``top`` asked for: the paths are the strongest, strongest first, and ``edges``
+    are theirs alone."""
 
     @property
     def complete(self) -> bool:
@@ -314,6 +332,8 @@ def chain_rule(
     flow: Flow | None = None,
     *,
     max_factors: int = MAX_LISTED_FACTORS,
+    top: int | None = None,
+    max_expansions: int = TOP_EXPANSIONS,
 ) -> ChainRule:
     """∂L/∂wrt as the chain rule writes it for this graph.
 
@@ -329,9 +349,30 @@ def chain_rule(
             ``MAX_LISTED_FACTORS`` (and at most ``MAX_LISTED_CHARS`` characters of formula):
             paths are listed in order until the next would pass either bound or
             ``max_paths``, so time and memory stay within the graph's size plus these bounds.
+        top: list the ``top`` paths (1 to ``MAX_PATHS_LIMIT``) of the largest contribution
+            norm, strongest first, in place of the first ``max_paths``; needs ``values``.
+            Found by a best-first search from the loss down, never by listing every path
+            (see "The strongest paths" below); ``edges`` are then the listed paths' only.
+        max_expansions: the most local vjps that search runs (``TOP_EXPANSIONS``).
+
+    The strongest paths: an open path carries its exact cotangent g at its last value v;
+    no path through it can be stronger than ‖g‖·B(v), B(v) the largest product of edge gains
+    over the paths from v down to wrt (dynamic programming over the DAG). An edge's gain is
+    the operator norm of its local vjp at these values (the largest singular value of its
+    Jacobian, probed with every basis cotangent, raised by 1e-9 against round-off) when its
+    consumer's value has at most ``PROBE_LIMIT`` elements. The open path of the largest bound
+    is extended first, and a complete path is final once its norm is at least every open
+    bound. ``ChainRule.exact`` is True, and the paths are the ``top`` strongest up to ties,
+    when every gain was probed so and the search ended within ``max_expansions``. Otherwise
+    it is a heuristic: a larger value's gain is estimated as the factor by which the edge
+    scales the cotangent backprop passes through it (at most its operator norm), and a
+    search out of budget completes its best open paths greedily. A path whose contribution
+    holds NaN counts as the strongest.
 
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
+        InputError: ``top`` is not an integer from 1 to ``MAX_PATHS_LIMIT``, or is given
+            without ``values``; ``max_factors`` or ``max_expansions`` is out of range.
     """
     check_max_paths(max_paths)
     if (
@@ -341,6 +382,16 @@ def chain_rule(
     ):
         raise InputError(
             f"max_factors={show(max_factors)}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
+        )
+    check_top(top, values is not None)
+    if (
+        isinstance(max_expansions, bool)
+        or not isinstance(max_expansions, int)
+        or max_expansions < 1
+    ):
+        raise InputError(
+            f"max_expansions={show(max_expansions)}: the search needs a positive integer "
+            f"number of vjps (default {TOP_EXPANSIONS:,})"
         )
     flow = flow or Flow(net)
     _check_wrt(net, flow, wrt)
@@ -354,27 +405,39 @@ def chain_rule(
             factors[edge] = f, len(f.text) + len(f.html) + len(f.latex) + 12  # + separators
         return factors[edge]
 
-    listed: list[Path] = []
+    pullback = None if values is None else Pullback(net, values)
+    exact, gradient = True, None
+    candidates: Iterator[tuple[tuple[Edge, ...], Any]]
+    if top is not None and pullback is not None:
+        found, exact, gradient = _strongest(net, wrt, edges, pullback, top, max_expansions)
+        candidates = ((f.edges, f.vector) for f in found)
+        max_paths = top
+    else:
+        candidates = ((path, None) for path in flow.walk(wrt, edges))
+    listed: list[tuple[tuple[Edge, ...], Any]] = []
     used = chars = 0
-    for path in flow.walk(wrt, edges):
+    for path, contribution in candidates:
         if used + len(path) > max_factors:
             break
         chars += sum(factor(e)[1] for e in path)
         if chars > MAX_LISTED_CHARS:
             break
         used += len(path)
-        listed.append(
-            Path(
-                path,
-                tuple(factor(e)[0] for e in path),
-                None if values is None else _contribution(net, path, values),
-            )
-        )
+        if pullback is not None and contribution is None:
+            contribution = _contribution(pullback, path)
+        listed.append((path, contribution))
         if len(listed) == max_paths:
             break
-    paths = tuple(listed)
+    rest = count - len(listed)
+    if pullback is not None and top is None and not rest:
+        gradient = listed[0][1]
+        for _, contribution in listed[1:]:
+            gradient = gradient + contribution
+    paths = tuple(
+        Path(path, tuple(factor(e)[0] for e in path), contribution, _share(contribution, gradient))
+        for path, contribution in listed
+    )
     loss, param = symbol(net.loss), symbol(wrt)
-    rest = count - len(paths)
     s = "s" if rest > 1 else ""  # the formula says how many paths it leaves out, exactly
     if paths:
         more = f" + … ({count_text(rest)} more path{s})" if rest else ""
@@ -391,22 +454,173 @@ def chain_rule(
     latex = rf"\frac{{\partial {loss.latex}}}{{\partial {param.latex}}} = " + " + ".join(
         r" \cdot ".join(f.latex for f in p.factors) for p in paths
     )
-    gradient = None
-    if values is not None and not rest:
-        gradient = paths[0].contribution
-        for p in paths[1:]:
-            gradient = gradient + p.contribution
+    on_paths = edges if top is None else {e for p in paths for e in p.edges}
     return ChainRule(
         wrt,
         net.loss,
         paths,
         count,
-        frozenset(edges),
+        frozenset(on_paths),
         text + more,
         latex + latex_more,
         markup + html.escape(more),
         gradient,
+        exact,
+        top,
     )
+
+
+def check_top(top: Any, has_values: bool) -> None:
+    """Refuse a ``top`` that is not None or an integer from 1 to ``MAX_PATHS_LIMIT``, or one
+    given without values.
+
+    Raises:
+        InputError: naming the value and the fix.
+    """
+    if top is None:
+        return
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_PATHS_LIMIT:
+        shown = count_text(top) if type(top) is int else show(top)
+        raise InputError(
+            f"top={shown}: ask for the 1 to {MAX_PATHS_LIMIT:,} strongest paths (an integer)"
+        )
+    if not has_values:
+        raise InputError(
+            f"top={top} ranks paths by the norm of their contribution, which needs the "
+            "forward values: pass values=prog.forward(params, inputs, net.order)"
+        )
+
+
+def _share(contribution: Any, gradient: Any) -> float | None:
+    """‖contribution‖ / ‖gradient‖, None if either is unknown, NaN if both are 0."""
+    from graphbp.strongest import norm
+
+    if contribution is None or gradient is None:
+        return None
+    whole, part = norm(gradient), norm(contribution)
+    if whole == 0:
+        return math.nan if part == 0 else math.inf
+    return part / whole
+
+
+def _strongest(
+    net: Network, wrt: Hashable, edges: set[Edge], pullback: Pullback, top: int, budget: int
+) -> tuple[list[Any], bool, Any]:
+    """The ``top`` strongest paths from the loss down to ``wrt`` along ``edges``
+    (graphbp.strongest's search, gains as ``chain_rule`` states), whether they are exact,
+    and ∂L/∂wrt by one backward pass over ``edges``."""
+    import numpy as np
+
+    from graphbp.strongest import add_logs, bounds, log_strength, norm, strongest
+
+    down: dict[Hashable, list[Edge]] = {}
+    for edge in sorted(edges, key=lambda e: (e.position, net.index[e.source])):
+        down.setdefault(edge.target, []).append(edge)
+    nodes = sorted({wrt, *down}, key=net.index.__getitem__)  # topological
+    # backprop over these edges: ∂L/∂v for every v on a path, and what each edge passes down
+    cotangent: dict[Hashable, Any] = {net.loss: np.ones(())}
+    passed: dict[Edge, Any] = {}
+    for node in reversed(nodes):
+        for edge in down.get(node, ()):
+            passed[edge] = pullback(edge, cotangent[node])
+            below = cotangent.get(edge.source)
+            cotangent[edge.source] = passed[edge] if below is None else below + passed[edge]
+    log_gain: dict[Edge, float] = {}
+    jacobians: dict[Edge, Any] = {}  # |∂target/∂source| of each probed edge
+    estimated = False
+    rng = np.random.default_rng(0)
+    for edge in sorted(edges, key=lambda e: (net.index[e.target], e.position)):
+        out = pullback.value(edge.target)
+        if out.size <= PROBE_LIMIT:
+            jacobian = _jacobian(pullback, edge, out.shape)
+            jacobians[edge] = np.abs(jacobian)
+            gain = _largest_singular_value(jacobian) * (1 + _SLACK)
+        else:  # too large to probe: the gain along the cotangent backprop passes
+            estimated = True
+            g, through = cotangent[edge.target], passed[edge]
+            if not 0 < norm(g) < math.inf:
+                g = rng.standard_normal(out.shape)
+                through = pullback(edge, g)
+            gain = norm(through) / norm(g)
+        log_gain[edge] = log_strength(gain)
+    log_b, via = bounds(nodes, wrt, down, log_gain)
+    reach = _reach(net, wrt, nodes, down, jacobians, pullback)
+
+    def log_bound(node: Hashable, g: Any) -> float:
+        scalar = add_logs(log_strength(norm(g)), log_b[node])
+        if node not in reach:
+            return scalar
+        with np.errstate(all="ignore"):
+            entrywise = norm(reach[node].T @ np.abs(g).ravel()) * (1 + _SLACK)
+        return min(scalar, log_strength(entrywise))
+
+    found, within = strongest(
+        net.loss, wrt, np.ones(()), down, pullback, log_bound, via, top, budget
+    )
+    return found, within and not estimated, cotangent[wrt]
+
+
+REACH_ELEMENTS = 10_000_000
+"""The most matrix entries the entrywise bounds of the strongest-path search hold in all."""
+
+
+def _reach(
+    net: Network,
+    wrt: Hashable,
+    nodes: list[Hashable],
+    down: Mapping[Hashable, list[Edge]],
+    jacobians: Mapping[Edge, Any],
+    pullback: Pullback,
+) -> dict[Hashable, Any]:
+    """P(v) for the values below which every edge was probed: a nonnegative matrix (v's
+    elements × wrt's) at least the absolute value of every path's Jacobian product from v
+    down to wrt, entry by entry: P(wrt) = I, P(v) = the entrywise largest |J_e|·P(source)
+    over v's edges e. So a path on from v carrying g ends with |c| ≤ P(v)ᵀ|g|: a bound that
+    follows each element (tight on elementwise ops, where the operator norm is not).
+    Empty beyond ``REACH_ELEMENTS`` entries in all."""
+    import numpy as np
+
+    width = pullback.value(wrt).size
+    if width > PROBE_LIMIT or width * sum(pullback.value(n).size for n in nodes) > REACH_ELEMENTS:
+        return {}
+    reach: dict[Hashable, Any] = {wrt: np.eye(width)}
+    for node in nodes:
+        edges = down.get(node, ())
+        if not edges or not all(e in jacobians and e.source in reach for e in edges):
+            continue
+        with np.errstate(all="ignore"):
+            products = [jacobians[e] @ reach[e.source] for e in edges]
+        matrix = products[0]
+        for more in products[1:]:
+            matrix = np.fmax(matrix, more)
+        reach[node] = matrix
+    return reach
+
+
+def _jacobian(pullback: Pullback, edge: Edge, shape: tuple[int, ...]) -> Any:
+    """``edge``'s local Jacobian ∂target/∂source (target's elements × source's), its rows
+    the vjps of the basis cotangents."""
+    import numpy as np
+
+    size = math.prod(shape)
+    source = pullback.value(edge.source).size
+    rows = []
+    for k in range(size):
+        basis = np.zeros(size)
+        basis[k] = 1.0
+        rows.append(pullback(edge, basis.reshape(shape)).ravel())
+    return np.stack(rows) if rows else np.zeros((0, source))
+
+
+def _largest_singular_value(matrix: Any) -> float:
+    """The operator 2-norm of ``matrix``; ∞ if it holds NaN or ∞, 0 if it is empty."""
+    import numpy as np
+
+    if not matrix.size:
+        return 0.0
+    if not np.all(np.isfinite(matrix)):
+        return math.inf
+    return float(np.linalg.norm(matrix, 2))
 
 
 def check_max_paths(max_paths: Any) -> None:
@@ -454,38 +668,68 @@ def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
         )
 
 
-def _contribution(net: Network, path: tuple[Edge, ...], values: Mapping[Hashable, Any]) -> Any:
+def _contribution(pullback: Pullback, path: tuple[Edge, ...]) -> Any:
     """One path's share of the gradient: ∂L/∂L = 1 pulled back through its edges only, by
     the plugins' own vjps (``call_vjp``) in float64 NumPy."""
     import numpy as np
 
-    arrays = get_backend("numpy").arrays("float64")
-
-    def value(node: Hashable) -> Any:
-        if node not in values:
-            raise InputError(
-                f"values has no value for node {node!r} (op {net.op_name(node)!r}), which "
-                "the path contributions read; pass values=prog.forward(params, inputs, "
-                "net.order)"
-            )
-        return np.asarray(values[node], dtype=np.float64)
-
     g: Any = np.ones(())
     for edge in path:
-        node, op = edge.target, net.ops[edge.target]
-        operands = [value(a) for a in net.operands[node]]
+        g = pullback(edge, g)
+    return g
+
+
+class Pullback:
+    """Local vjps at the given values: a cotangent of an edge's target pulled back to its
+    source, by the plugin's vjp (``call_vjp``) in float64 NumPy, else JAX's autodiff.
+
+    Args:
+        net: the network.
+        values: every node's forward value; each is read (as float64) once.
+    """
+
+    def __init__(self, net: Network, values: Mapping[Hashable, Any]) -> None:
+        self.net = net
+        self.values = values
+        self._arrays: dict[Hashable, Any] = {}
+
+    def value(self, node: Hashable) -> Any:
+        """``node``'s value as a float64 array.
+
+        Raises:
+            InputError: ``values`` has none for it.
+        """
+        if node not in self._arrays:
+            import numpy as np
+
+            if node not in self.values:
+                raise InputError(
+                    f"values has no value for node {node!r} (op {self.net.op_name(node)!r}), "
+                    "which the path contributions read; pass values=prog.forward(params, "
+                    "inputs, net.order)"
+                )
+            self._arrays[node] = np.asarray(self.values[node], dtype=np.float64)
+        return self._arrays[node]
+
+    def __call__(self, edge: Edge, g: Any) -> Any:
+        """∂L/∂source along ``edge`` alone, from ``g`` = ∂L/∂target."""
+        import numpy as np
+
+        net, node = self.net, edge.target
+        op = net.ops[node]
+        operands = [self.value(a) for a in net.operands[node]]
         needs = tuple(i == edge.position for i in range(len(operands)))
         shapes = [x.shape for x in operands]
         if defines_vjp(op) and runs_on(op, "numpy"):
+            arrays = get_backend("numpy").arrays("float64")
             with np.errstate(all="ignore"):
                 cts = call_vjp(
-                    op, arrays, g, value(node), operands, net.attrs[node],
+                    op, arrays, g, self.value(node), operands, net.attrs[node],
                     shapes=shapes, needs=needs, node=node,
                 )  # fmt: skip
         else:
             cts = _autodiff_vjp(net, node, g, operands, needs)
-        g = np.asarray(cts[edge.position], dtype=np.float64)
-    return g
+        return np.asarray(cts[edge.position], dtype=np.float64)
 
 
 def _autodiff_vjp(

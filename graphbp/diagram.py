@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from graphbp.errors import GraphFileError, GraphvizError
+from graphbp.errors import GraphFileError, GraphvizError, InputError, show
 from graphbp.graph import Network
 from graphbp.io import write_atomic, write_file
 from graphbp.page import page
@@ -36,6 +36,7 @@ def write_diagram(
             ``path`` with the suffix .dot.
         GraphFileError: the extension is not one of .dot .gv .svg .png .pdf .html, or a file
             cannot be written.
+        InputError: ``top`` is given for an .html page.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -43,6 +44,12 @@ def write_diagram(
         raise GraphFileError(
             f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
             f"{' '.join(FORMATS)}"
+        )
+    if suffix == ".html" and options.get("top") is not None:
+        raise InputError(
+            f"{path}: top={show(options['top'])} highlights the strongest paths in a drawing "
+            "(.svg .png .pdf .dot); the .html page highlights every path of the parameter "
+            "clicked: drop top, or write another format"
         )
     try:
         if suffix == ".html":

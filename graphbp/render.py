@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphbp.chain import (
@@ -22,6 +22,7 @@ from graphbp.chain import (
     Path,
     chain_rule,
     check_max_paths,
+    check_top,
     count_text,
     symbol,
 )
@@ -75,6 +76,7 @@ def render(
     max_paths: int = MAX_PATHS,
     scopes: Scopes = "cluster",
     rankdir: str = "LR",
+    top: int | None = None,
 ) -> graphviz.Digraph:
     """Draw ``net``: every node, the local derivative on every edge, the reuse of ∂L/∂value.
 
@@ -89,6 +91,9 @@ def render(
         scopes: nodes with a ``scope`` attribute are drawn in one cluster per scope
             (``"cluster"``), as one node per scope (``"collapse"``), or as if unscoped.
         rankdir: Graphviz's direction, ``"LR"`` (inputs left, loss right) or ``"TB"``.
+        top: highlight only the ``top`` paths of the largest contribution norm (needs
+            ``wrt`` and ``values``; see ``chain_rule``), captioned with their share of
+            ‖∂L/∂wrt‖.
 
     Returns:
         A ``graphviz.Digraph``; Jupyter shows it as the SVG ``write_diagram`` writes
@@ -97,12 +102,13 @@ def render(
 
     Raises:
         GraphError: ``wrt`` is not a parameter with a path to the loss.
+        InputError: ``top`` is not from 1 to 10,000, or is given without ``wrt`` or ``values``.
         PluginError: an op's ``describe`` raised or returned something other than a label
             and one local-derivative text per operand.
     """
     check_options(max_paths, scopes, rankdir)
     flow = Flow(net)
-    rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
+    rule = _rule(net, wrt, values, max_paths, flow, top)
     dot = _drawing_class()(
         name="graphbp",
         graph_attr={
@@ -125,6 +131,28 @@ def render(
         caption = _label(_caption(net, rule, grads), "graph")
         dot.attr(label=caption, labelloc="b", labeljust="l")
     return dot
+
+
+def _rule(
+    net: Network,
+    wrt: Hashable | None,
+    values: Mapping[Hashable, Any] | None,
+    max_paths: int,
+    flow: Flow,
+    top: int | None,
+) -> ChainRule | None:
+    """The chain rule a drawing highlights: every path to ``wrt``, or its ``top`` strongest.
+
+    Raises:
+        InputError: ``top`` is given without ``wrt``, or is out of range, or lacks values.
+    """
+    check_top(top, values is not None)
+    if top is not None and wrt is None:
+        raise InputError(
+            f"top={top} highlights the strongest paths from the loss down to a parameter: "
+            "pass wrt=... (a parameter) too"
+        )
+    return None if wrt is None else chain_rule(net, wrt, values, max_paths, flow, top=top)
 
 
 @functools.cache
@@ -476,6 +504,8 @@ def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None
     count = functools.partial(count_text, exact_bits=_CAPTION_EXACT_BITS)
     more = f" + … ({count(rest)} more path{'s' if rest > 1 else ''})" if rest else ""
     lines = [head + " + ".join(terms) + more]
+    if rule.top is not None:
+        return _caption_table([*lines, *_strongest_lines(rule, len(terms), count)])
     if rest:
         lines.append(
             f"{len(terms):,} of {count(rule.path_count)} paths listed; every path is highlighted"
@@ -488,8 +518,37 @@ def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None
             if grads is not None and rule.wrt in grads:
                 total += f" (backprop's ∂L/∂{drawn(rule.wrt)}: {summary(grads[rule.wrt])})"
             lines.append(total)
+    return _caption_table(lines)
+
+
+def _caption_table(lines: list[str]) -> str:
+    """Lines of caption markup as a left-aligned table."""
     cells = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)
     return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="3">{cells}</TABLE>'
+
+
+def _strongest_lines(rule: ChainRule, shown: int, count: Callable[[int], str]) -> list[str]:
+    """The caption's lines for a ``top`` rule: which paths are highlighted, whether they are
+    surely the strongest, and each path's share of ‖∂L/∂wrt‖ (``shown`` of them)."""
+    wrt = drawn(rule.wrt)
+    how = "exact" if rule.exact else "estimated: see chain_rule's exact"
+    lines = [
+        f"the {len(rule.paths):,} strongest of {count(rule.path_count)} paths by "
+        f"‖contribution‖, highlighted ({how})"
+    ]
+    for k, path in enumerate(rule.paths[:shown], start=1):
+        lines.append(f"path {k}: {share_text(path.share)} of ‖∂L/∂{wrt}‖")
+    if rule.gradient is not None:
+        lines.append(f"backprop's ∂L/∂{wrt}: {summary(rule.gradient)}")
+    return lines
+
+
+def share_text(share: float | None) -> str:
+    """A path's share of ‖∂L/∂wrt‖ as a percentage: ``62%``, ``0.31%``, ``1.2e-08%``."""
+    if share is None or share != share:  # unknown, or NaN (the path and gradient are 0)
+        return "n/a"
+    percent = 100 * share
+    return f"{percent:.0f}%" if percent >= 9.5 or percent == 0 else f"{percent:.2g}%"
 
 
 # ------------------------------------------------------------------------------- layout

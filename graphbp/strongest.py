@@ -1,0 +1,157 @@
+"""The k strongest paths of a DAG from a start node down to a goal, without listing them all.
+
+A path's strength is the norm of the vector it carries: a seed pulled back edge by edge
+(``pull``), as a chain-rule path's contribution is ∂L/∂L = 1 pulled back through its local
+vjps. The search is best-first (branch and bound): an open path carries its exact vector g at
+its last node v, and nothing below v can make it stronger than ‖g‖·B(v), where B(v) is the
+largest product of edge gains (upper bounds of each edge's operator norm) over the paths from
+v down to the goal, one dynamic-programming pass over the DAG. The open path of the largest
+bound is extended first; a complete path taken from the queue is stronger than every bound
+left, so the first k complete paths taken are the k strongest — exactly, when every gain
+bounds its edge's operator norm and the work budget is not spent.
+
+Graph only: this module knows nodes, edges and vectors, not networks, ops or backends.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import numpy as np
+
+
+class Step(Protocol):
+    """An edge the search walks down: from its ``target`` (nearer the start) to ``source``."""
+
+    @property
+    def source(self) -> Hashable: ...
+
+
+E = TypeVar("E", bound=Step)
+
+
+class Found(NamedTuple):
+    """One path the search found, with the vector it carries to the goal."""
+
+    edges: tuple[Any, ...]
+    """From the start downwards."""
+    vector: Any
+    norm: float
+
+
+def norm(array: Any) -> float:
+    """The 2-norm of ``array``, scaled so that values near 1e300 do not overflow its sum of
+    squares; NaN if it holds NaN, ∞ if it holds ∞."""
+    a = np.asarray(array, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        largest = float(np.max(np.abs(a)))
+        if not 0 < largest < math.inf:
+            return largest  # 0, ∞ or NaN
+        return largest * float(np.linalg.norm(a / largest))
+
+
+def log_strength(value: float) -> float:
+    """A norm or bound as a priority: its log; NaN counts as the strongest (+∞), 0 as −∞."""
+    if math.isnan(value):
+        return math.inf
+    return -math.inf if value <= 0 else math.log(value)
+
+
+def bounds(
+    order: Iterable[Hashable], goal: Hashable, down: Mapping[Hashable, Sequence[E]],
+    log_gain: Mapping[E, float],
+) -> tuple[dict[Hashable, float], dict[Hashable, E]]:  # fmt: skip
+    """log B(v) for every node of ``order`` (topological, the goal's side first): the largest
+    sum of log gains over the paths from v down to the goal (0 at the goal, −∞ where every
+    path has a gain of 0); and the first edge of such a path from each node but the goal."""
+    best: dict[Hashable, float] = {}
+    via: dict[Hashable, E] = {}
+    for node in order:
+        if node == goal:
+            best[node] = 0.0
+        elif node in down:
+            via[node] = max(down[node], key=lambda e: add_logs(log_gain[e], best[e.source]))
+            best[node] = add_logs(log_gain[via[node]], best[via[node].source])
+    return best, via
+
+
+def add_logs(a: float, b: float) -> float:
+    """a + b for log strengths, where +∞ (NaN, the strongest) wins over −∞ (zero)."""
+    return math.inf if math.inf in (a, b) else a + b
+
+
+def strongest(
+    start: Hashable,
+    goal: Hashable,
+    seed: Any,
+    down: Mapping[Hashable, Sequence[E]],
+    pull: Callable[[E, Any], Any],
+    log_bound: Callable[[Hashable, Any], float],
+    via: Mapping[Hashable, E],
+    k: int,
+    budget: int,
+) -> tuple[list[Found], bool]:
+    """The ``k`` strongest paths from ``start`` down to ``goal``, strongest first.
+
+    Args:
+        start: where every path begins (the loss).
+        goal: where every path ends (the parameter).
+        seed: the vector at ``start`` (∂L/∂L = 1).
+        down: each node's edges towards the goal (every edge's source reaches the goal).
+        pull: the vector at an edge's source from the vector at its target (a local vjp).
+        log_bound: the log of an upper bound of the norm at the goal of every path on from
+            a node that carries a vector there (e.g. ‖g‖·B(v), B from ``bounds``).
+        via: each node's edge to take when a path is completed greedily (from ``bounds``).
+        k: how many paths.
+        budget: the most ``pull`` calls; once spent, the best open paths are completed
+            greedily (each along ``via``) and the answer is not exact.
+
+    Returns:
+        The paths (fewer than ``k`` only if there are fewer), and whether the budget held,
+        so that they are the k strongest whenever the bounds are true bounds.
+    """
+    tie = itertools.count()
+    # entries: (−log priority, tie, node, vector, path as a linked list (edge, parent))
+    Link = tuple[Any, Any] | None
+    queue: list[tuple[float, int, Hashable, Any, Link]] = []
+
+    def push(node: Hashable, vector: Any, link: Link) -> None:
+        strength = log_strength(norm(vector)) if node == goal else log_bound(node, vector)
+        heapq.heappush(queue, (-strength, next(tie), node, vector, link))
+
+    push(start, seed, None)
+    found: list[Found] = []
+    spent = 0
+    while queue and len(found) < k and spent < budget:
+        _, _, node, vector, link = heapq.heappop(queue)
+        if node == goal:
+            found.append(Found(_edges(link), vector, norm(vector)))
+            continue
+        for edge in down[node]:
+            spent += 1
+            push(edge.source, pull(edge, vector), (edge, link))
+    exact = len(found) == k or not queue
+    while queue and len(found) < k:  # the budget is spent: complete the best open paths
+        _, _, node, vector, link = heapq.heappop(queue)
+        while node != goal:
+            edge = via[node]
+            node, vector, link = edge.source, pull(edge, vector), (edge, link)
+        found.append(Found(_edges(link), vector, norm(vector)))
+    if not exact:  # greedily completed paths are not in order of strength
+        found.sort(key=lambda f: -log_strength(f.norm))
+    return found, exact
+
+
+def _edges(link: tuple[Any, Any] | None) -> tuple[Any, ...]:
+    """A linked list of edges (the last first) as a tuple from the first."""
+    edges = []
+    while link is not None:
+        edges.append(link[0])
+        link = link[1]
+    return tuple(reversed(edges))
