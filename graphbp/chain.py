@@ -543,7 +543,7 @@ def _strongest(
                 through = pullback(edge, g)
             gain = norm(through) / norm(g)
         log_gain[edge] = log_strength(gain)
-    log_b, via = bounds(nodes, wrt, down, log_gain)
+    log_b = bounds(nodes, wrt, down, log_gain)
     reach = _reach(net, wrt, nodes, down, jacobians, pullback)
 
     def log_bound(node: Hashable, g: Any) -> float:
@@ -554,9 +554,7 @@ def _strongest(
             entrywise = norm(reach[node].T @ np.abs(g).ravel()) * (1 + _SLACK)
         return min(scalar, log_strength(entrywise))
 
-    found, within = strongest(
-        net.loss, wrt, np.ones(()), down, pullback, log_bound, via, top, budget
-    )
+    found, within = strongest(net.loss, wrt, np.ones(()), down, pullback, log_bound, top, budget)
     return found, within and not estimated, cotangent[wrt]
 
 

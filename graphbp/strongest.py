@@ -5,8 +5,9 @@ A path's strength is the norm of the vector it carries: a seed pulled back edge 
 vjps. The search is best-first (branch and bound): an open path carries its exact vector g at
 its last node v, and nothing below v can make it stronger than ‖g‖·B(v), where B(v) is the
 largest product of edge gains (upper bounds of each edge's operator norm) over the paths from
-v down to the goal, one dynamic-programming pass over the DAG. The open path of the largest
-bound is extended first; a complete path taken from the queue is stronger than every bound
+v down to the goal, one dynamic-programming pass over the DAG (``bounds``; the caller may
+tighten it, as chain.py does element by element). The open path of the largest bound is
+extended first; a complete path taken from the queue is stronger than every bound
 left, so the first k complete paths taken are the k strongest — exactly, when every gain
 bounds its edge's operator norm and the work budget is not spent.
 
@@ -22,6 +23,10 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
+
+QUEUE_ELEMENTS = 20_000_000
+"""The most numbers the open paths' vectors may hold (160 MB of float64): the search stops
+there as when its budget is spent."""
 
 
 class Step(Protocol):
@@ -66,19 +71,19 @@ def log_strength(value: float) -> float:
 def bounds(
     order: Iterable[Hashable], goal: Hashable, down: Mapping[Hashable, Sequence[E]],
     log_gain: Mapping[E, float],
-) -> tuple[dict[Hashable, float], dict[Hashable, E]]:  # fmt: skip
+) -> dict[Hashable, float]:  # fmt: skip
     """log B(v) for every node of ``order`` (topological, the goal's side first): the largest
     sum of log gains over the paths from v down to the goal (0 at the goal, −∞ where every
-    path has a gain of 0); and the first edge of such a path from each node but the goal."""
+    path has a gain of 0)."""
     best: dict[Hashable, float] = {}
-    via: dict[Hashable, E] = {}
     for node in order:
         if node == goal:
             best[node] = 0.0
         elif node in down:
-            via[node] = max(down[node], key=lambda e: add_logs(log_gain[e], best[e.source]))
-            best[node] = add_logs(log_gain[via[node]], best[via[node].source])
-    return best, via
+            best[node] = max(
+                (add_logs(log_gain[e], best[e.source]) for e in down[node]), default=-math.inf
+            )
+    return best
 
 
 def add_logs(a: float, b: float) -> float:
@@ -93,7 +98,6 @@ def strongest(
     down: Mapping[Hashable, Sequence[E]],
     pull: Callable[[E, Any], Any],
     log_bound: Callable[[Hashable, Any], float],
-    via: Mapping[Hashable, E],
     k: int,
     budget: int,
 ) -> tuple[list[Found], bool]:
@@ -107,42 +111,62 @@ def strongest(
         pull: the vector at an edge's source from the vector at its target (a local vjp).
         log_bound: the log of an upper bound of the norm at the goal of every path on from
             a node that carries a vector there (e.g. ‖g‖·B(v), B from ``bounds``).
-        via: each node's edge to take when a path is completed greedily (from ``bounds``).
         k: how many paths.
-        budget: the most ``pull`` calls; once spent, the best open paths are completed
-            greedily (each along ``via``) and the answer is not exact.
+        budget: the most ``pull`` calls; once spent (or once the open paths hold more than
+            ``QUEUE_ELEMENTS`` numbers), paths are completed greedily (each
+            open path of the largest bound extended by its child of the largest bound, its
+            other children left open) and the answer is not exact.
 
     Returns:
         The paths (fewer than ``k`` only if there are fewer), and whether the budget held,
         so that they are the k strongest whenever the bounds are true bounds.
     """
     tie = itertools.count()
+    held = spent = 0  # numbers the queue's vectors hold; pull calls
     # entries: (−log priority, tie, node, vector, path as a linked list (edge, parent))
     Link = tuple[Any, Any] | None
     queue: list[tuple[float, int, Hashable, Any, Link]] = []
 
-    def push(node: Hashable, vector: Any, link: Link) -> None:
-        strength = log_strength(norm(vector)) if node == goal else log_bound(node, vector)
-        heapq.heappush(queue, (-strength, next(tie), node, vector, link))
+    def strength(node: Hashable, vector: Any) -> float:
+        return log_strength(norm(vector)) if node == goal else log_bound(node, vector)
 
-    push(start, seed, None)
+    def push(node: Hashable, vector: Any, link: Link) -> None:
+        nonlocal held
+        held += np.size(vector)
+        heapq.heappush(queue, (-strength(node, vector), next(tie), node, vector, link))
+
+    def pop() -> tuple[float, Hashable, Any, Link]:
+        nonlocal held
+        priority, _, node, vector, link = heapq.heappop(queue)
+        held -= np.size(vector)
+        return -priority, node, vector, link
+
+    def dive(node: Hashable, vector: Any, link: Link) -> Found:
+        """Down to the goal along the child of the largest bound, the others left open."""
+        nonlocal spent
+        while node != goal:
+            children = [(e.source, pull(e, vector), (e, link)) for e in down[node]]
+            spent += len(children)
+            best = max(range(len(children)), key=lambda i: strength(*children[i][:2]))
+            for i, child in enumerate(children):
+                if i != best:
+                    push(*child)
+            node, vector, link = children[best]
+        return Found(_edges(link), vector, norm(vector))
+
     found: list[Found] = []
-    spent = 0
-    while queue and len(found) < k and spent < budget:
-        _, _, node, vector, link = heapq.heappop(queue)
-        if node == goal:
-            found.append(Found(_edges(link), vector, norm(vector)))
+    push(start, seed, None)
+    while queue and len(found) < k and spent < budget and held <= QUEUE_ELEMENTS:
+        priority, node, vector, link = pop()
+        if node == goal or priority == -math.inf:  # a bound of 0: every path on is 0
+            found.append(dive(node, vector, link))
             continue
         for edge in down[node]:
             spent += 1
             push(edge.source, pull(edge, vector), (edge, link))
     exact = len(found) == k or not queue
-    while queue and len(found) < k:  # the budget is spent: complete the best open paths
-        _, _, node, vector, link = heapq.heappop(queue)
-        while node != goal:
-            edge = via[node]
-            node, vector, link = edge.source, pull(edge, vector), (edge, link)
-        found.append(Found(_edges(link), vector, norm(vector)))
+    while queue and len(found) < k:  # out of budget: dive from the best open paths
+        found.append(dive(*pop()[1:]))
     if not exact:  # greedily completed paths are not in order of strength
         found.sort(key=lambda f: -log_strength(f.norm))
     return found, exact

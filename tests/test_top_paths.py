@@ -1,0 +1,303 @@
+"""chain_rule(..., top=k): the k paths of the largest contribution norm, against brute force
+(every path listed and sorted by norm) on random small graphs, against the known structure
+of graphs with astronomically many paths, and drawn by render(..., top=k)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Hashable
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+from graphs import NETWORKS, example_inputs
+from hypothesis import given
+from hypothesis import strategies as st
+from test_random_graphs import SETTINGS, moderate_example, random_networks
+from test_render import _stroke, _svg_groups
+
+import graphbp as gb
+from graphbp.chain import MAX_PATHS_LIMIT, Edge
+from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot
+
+
+def forward(net: gb.Network, params: Any, inputs: Any) -> tuple[dict[Hashable, Any], Any]:
+    """Every node's value and backprop's gradients."""
+    prog = net.compile()
+    return prog.forward(params, inputs, net.order), prog.value_and_grad(params, inputs)[1]
+
+
+def brute_force(net: gb.Network, wrt: Hashable, values: Any) -> dict[tuple[Edge, ...], Any]:
+    """Every path to ``wrt`` with its contribution, listed one by one."""
+    rule = gb.chain_rule(net, wrt, values=values, max_paths=MAX_PATHS_LIMIT)
+    assert rule.complete
+    return {p.edges: p.contribution for p in rule.paths}
+
+
+def assert_strongest(rule: gb.ChainRule, every: dict[tuple[Edge, ...], Any], k: int) -> None:
+    """``rule``'s paths are k distinct real paths whose norms are the k largest, in order."""
+    norms = sorted((np.linalg.norm(c) for c in every.values()), reverse=True)
+    got = [np.linalg.norm(p.contribution) for p in rule.paths]
+    assert len(rule.paths) == min(k, len(every))
+    assert len({p.edges for p in rule.paths}) == len(rule.paths)
+    np.testing.assert_allclose(got, norms[:k], rtol=1e-12, atol=1e-300)
+    for path in rule.paths:  # a real path, carrying the contribution listing gives it
+        np.testing.assert_allclose(path.contribution, every[path.edges], rtol=1e-12, atol=0)
+    assert rule.edges == {e for p in rule.paths for e in p.edges}
+    assert rule.path_count == len(every) and rule.top == k
+
+
+@SETTINGS
+@given(net=random_networks(), seed=st.integers(0, 2**16), k=st.integers(1, 6))
+def test_top_paths_are_the_strongest_of_every_path_listed(
+    net: gb.Network, seed: int, k: int
+) -> None:
+    params, inputs = moderate_example(net, seed)
+    values, grads = forward(net, params, inputs)
+    for param in net.params:
+        if not nx.has_path(net.graph, param, net.loss):
+            continue
+        every = brute_force(net, param, values)
+        rule = gb.chain_rule(net, param, values=values, top=k)
+        assert rule.exact  # every value here has at most 6 elements: every gain is probed
+        assert_strongest(rule, every, k)
+        np.testing.assert_allclose(rule.gradient, grads[param], rtol=1e-9, atol=1e-12)
+        whole = np.linalg.norm(grads[param])
+        for path in rule.paths:
+            assert path.share is not None
+            if whole > 1e-12:
+                assert path.share == pytest.approx(np.linalg.norm(path.contribution) / whole)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_top_paths_on_the_shared_graphs(name: str) -> None:
+    """The seed network, a value used twice by one op (h·h: two paths of equal norm),
+    broadcasting, softmax cross-entropy; and asking for more paths than there are."""
+    net = gb.Network(NETWORKS[name]())
+    prog = net.compile()
+    params = prog.init(seed=3)
+    values, _ = forward(net, params, example_inputs(net, np.random.default_rng(3)))
+    for param in net.params:
+        every = brute_force(net, param, values)
+        for k in (1, 2, len(every), len(every) + 5):
+            rule = gb.chain_rule(net, param, values=values, top=k)
+            assert_strongest(rule, every, k)
+            assert rule.exact
+
+
+def test_ties_list_each_path_once() -> None:
+    """L = sum(h·h), h = tanh(w): the two paths through h·h's operands have equal norms."""
+    b = gb.Builder()
+    w = b.param("w", (2,), init="normal")
+    h = b.op("tanh", w)
+    net = b.network(b.op("sum", h * h))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    rule = gb.chain_rule(net, "w", values=values, top=2)
+    assert rule.exact and {p.edges[1].position for p in rule.paths} == {0, 1}
+    np.testing.assert_array_equal(rule.paths[0].contribution, rule.paths[1].contribution)
+    assert rule.paths[0].share == pytest.approx(0.5)
+
+
+def scalar_residual_chain(blocks: int) -> tuple[gb.Network, dict[str, Any]]:
+    """h₀ = x·w0, h_{i+1} = h_i + tanh(a_i·h_i), L = sum(h): 2^blocks paths from L to w0,
+    each choosing per block the skip (factor 1) or the branch (factor tanh′(a_i·h_i)·a_i)."""
+    b = gb.Builder()
+    x = b.input("x", (1,))
+    h = x * b.param("w0", (1,), init=1.0)
+    for i in range(blocks):
+        h = h + b.op("tanh", b.param(f"a{i}", (1,), init=1.0) * h)
+    net = b.network(b.op("sum", h))
+    rng = np.random.default_rng(blocks)
+    params = {f"a{i}": rng.uniform(0.3, 2.5, (1,)) for i in range(blocks)}
+    params["w0"] = np.array([0.1])
+    return net, params
+
+
+def k_largest_products(factors: list[tuple[float, float]], k: int) -> list[float]:
+    """The k largest products choosing one factor of each pair (all positive): k-best lists
+    merged block by block, never all 2^n products."""
+    best = [1.0]
+    for a, b in factors:
+        best = heapq.nlargest(k, [p * a for p in best] + [p * b for p in best])
+    return best
+
+
+def test_an_astronomical_number_of_paths_against_the_known_structure() -> None:
+    blocks, k = 80, 7
+    net, params = scalar_residual_chain(blocks)
+    values, grads = forward(net, params, {"x": np.array([1.5])})
+    rule = gb.chain_rule(net, "w0", values=values, top=k)
+    assert rule.path_count == 2**blocks and rule.exact
+    # per block, the skip passes the cotangent on unchanged, the branch times tanh′(a·h)·a
+    pairs = []
+    for i in range(blocks):
+        a, h = params[f"a{i}"][0], float(np.ravel(values[_operand(net, f"a{i}")])[0])
+        pairs.append((1.0, abs((1 - np.tanh(a * h) ** 2) * a)))
+    want = [1.5 * p for p in k_largest_products(pairs, k)]  # ∂h₀/∂w0 = x = 1.5
+    got = [np.linalg.norm(p.contribution) for p in rule.paths]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    # the strongest path takes, block by block, the larger factor
+    branches = {i for i, (skip, branch) in enumerate(pairs) if branch > skip}
+    assert _branches_taken(net, rule.paths[0], blocks) == branches
+    np.testing.assert_allclose(rule.gradient, grads["w0"], rtol=1e-9)
+
+
+def _operand(net: gb.Network, param: str) -> Hashable:
+    """The value a block's parameter multiplies (h_i)."""
+    (other,) = (a for a in net.operands[_mul(net, param)] if a != param)
+    return other
+
+
+def _mul(net: gb.Network, param: str) -> Hashable:
+    """The node that multiplies a block's parameter by h_i."""
+    (mul,) = net.graph.successors(param)
+    return mul
+
+
+def _branches_taken(net: gb.Network, path: gb.chain.Path, blocks: int) -> set[int]:
+    """The blocks whose tanh branch ``path`` runs through."""
+    nodes = set(path.nodes)
+    return {i for i in range(blocks) if _mul(net, f"a{i}") in nodes}
+
+
+def test_a_deep_vector_residual_network_is_searched_exactly() -> None:
+    """80 residual blocks h + 0.3·tanh(h·W_i) of width 4 (2^80 paths): exact, and no path
+    among the first 2,000 listed is stronger than the strongest found."""
+    b = gb.Builder()
+    h = b.input("x", (2, 4)) @ b.param("W0", (4, 4), init="normal")
+    for i in range(80):
+        h = h + 0.3 * b.op("tanh", h @ b.param(f"W{i + 1}", (4, 4), init="normal"))
+    net = b.network(b.op("sum", h * h))
+    prog = net.compile()
+    x = np.random.default_rng(0).standard_normal((2, 4))
+    values, grads = forward(net, prog.init(seed=1), {"x": x})
+    rule = gb.chain_rule(net, "W0", values=values, top=3)
+    assert rule.exact and rule.path_count == 2**81  # h·h: each path through both operands
+    listed = gb.chain_rule(net, "W0", values=values, max_paths=2000)
+    strongest = np.linalg.norm(rule.paths[0].contribution)
+    third = np.linalg.norm(rule.paths[2].contribution)
+    assert all(np.linalg.norm(p.contribution) <= strongest * (1 + 1e-12) for p in listed.paths)
+    stronger = [p for p in listed.paths if np.linalg.norm(p.contribution) > third * (1 + 1e-12)]
+    assert {p.edges for p in stronger} <= {p.edges for p in rule.paths}
+    np.testing.assert_allclose(rule.gradient, grads["W0"], rtol=1e-9)
+
+
+def test_diamonds_of_two_to_the_sixty_paths_against_their_closed_form() -> None:
+    """Diamond i passes v through tanh or σ: a path's contribution is, element by element,
+    the product of the derivatives it chose. The strongest path found beats every path that
+    differs from it in one or two diamonds (1,831 of them, computed in closed form), and the
+    k found have the closed-form norms of their choices."""
+    k, n = 60, 4
+    net = gb.Network(gb.diamond_chain(k))
+    values, grads = forward(net, net.compile().init(seed=0), {})
+    rule = gb.chain_rule(net, "w", values=values, top=n)
+    assert rule.exact and rule.path_count == 2**k
+    tanh = np.array([1 - values[f"a{i}"] ** 2 for i in range(1, k + 1)])  # (k, 3)
+    sigma = np.array([values[f"b{i}"] * (1 - values[f"b{i}"]) for i in range(1, k + 1)])
+
+    def closed_form(choice: np.ndarray) -> float:  # choice[i]: diamond i+1 through tanh
+        return float(np.linalg.norm(np.prod(np.where(choice[:, None], tanh, sigma), axis=0)))
+
+    choices = [np.array([f"a{i}" in p.nodes for i in range(1, k + 1)]) for p in rule.paths]
+    got = [np.linalg.norm(p.contribution) for p in rule.paths]
+    np.testing.assert_allclose(got, [closed_form(c) for c in choices], rtol=1e-9)
+    assert got == sorted(got, reverse=True)
+    best = choices[0]
+    for i in range(k):
+        for j in range(i, k):
+            other = best.copy()
+            other[[i, j]] ^= True
+            assert closed_form(other) <= got[0] * (1 + 1e-9)
+    whole = np.linalg.norm(grads["w"])
+    assert [p.share for p in rule.paths] == pytest.approx([g / whole for g in got])
+
+
+def test_values_too_large_to_probe_give_an_estimate() -> None:
+    """A batch of 40 rows of width 3 (120 elements, beyond PROBE_LIMIT): gains are estimated,
+    exact is False, and the paths found are still real paths in order of norm."""
+    net = gb.Network(NETWORKS["reuse"]())
+    prog = net.compile()
+    params = prog.init(seed=1)
+    values, _ = forward(net, params, example_inputs(net, np.random.default_rng(1), batch=40))
+    every = brute_force(net, "W", values)
+    rule = gb.chain_rule(net, "W", values=values, top=3)
+    assert not rule.exact
+    norms = [np.linalg.norm(p.contribution) for p in rule.paths]
+    assert norms == sorted(norms, reverse=True) and len(rule.paths) == 3
+    for path in rule.paths:
+        np.testing.assert_allclose(path.contribution, every[path.edges], rtol=1e-12)
+
+
+def test_a_spent_budget_completes_the_best_paths_greedily() -> None:
+    net = gb.Network(gb.diamond_chain(12))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    rule = gb.chain_rule(net, "w", values=values, top=5, max_expansions=3)
+    assert not rule.exact and len(rule.paths) == 5
+    norms = [np.linalg.norm(p.contribution) for p in rule.paths]
+    assert norms == sorted(norms, reverse=True)
+    full = gb.chain_rule(net, "w", values=values, top=5)
+    assert full.exact and norms[0] <= np.linalg.norm(full.paths[0].contribution)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"top": 0}, r"top=0: ask for the 1 to 10,000 strongest paths"),
+        ({"top": -2}, r"top=-2: ask for the 1 to 10,000"),
+        ({"top": 10_001}, r"top=10,001: ask for"),
+        ({"top": 2.0}, r"top=2\.0: ask for .* \(an integer\)"),
+        ({"top": True}, r"top=True: ask for"),
+        ({"top": "3"}, r"top='3': ask for"),
+        ({"top": 3, "max_expansions": 0}, r"max_expansions=0: the search needs a positive"),
+    ],
+)
+def test_bad_top_options_are_refused(options: dict[str, Any], message: str) -> None:
+    net = gb.Network(gb.diamond_chain(3))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    with pytest.raises(gb.InputError, match=message):
+        gb.chain_rule(net, "w", values=values, **options)
+    if "max_expansions" not in options:
+        with pytest.raises(gb.InputError, match=message):
+            gb.render(net, "w", values=values, **options)
+
+
+def test_top_needs_values_and_a_parameter() -> None:
+    net = gb.Network(gb.diamond_chain(3))
+    with pytest.raises(gb.InputError, match=r"top=2 ranks paths .* pass values=prog\.forward"):
+        gb.chain_rule(net, "w", top=2)
+    with pytest.raises(gb.InputError, match=r"top=2 ranks paths .* needs the forward values"):
+        gb.render(net, "w", top=2)
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    with pytest.raises(gb.InputError, match=r"top=2 highlights .* pass wrt="):
+        gb.render(net, values=values, top=2)
+
+
+def test_render_highlights_only_the_top_paths_and_captions_their_shares() -> None:
+    net = gb.Network(gb.diamond_chain(8))
+    values, grads = forward(net, net.compile().init(seed=0), {})
+    rule = gb.chain_rule(net, "w", values=values, top=3)
+    drawing = gb.render(net, "w", values=values, top=3)
+    svg = run_dot(drawing.source, "svg")
+    on = {e for p in rule.paths for e in p.edges}
+    hot = {i for i, group in _svg_groups(svg, "edge").items() if _stroke(group) == HIGHLIGHT}
+    assert hot == {edge_id(net, e) for e in on}
+    assert len(on) < len(gb.chain_rule(net, "w").edges)  # not every path's edges
+    hot_nodes = {i for i, group in _svg_groups(svg, "node").items() if _stroke(group) == HIGHLIGHT}
+    assert hot_nodes == {node_id(net, n) for p in rule.paths for n in p.nodes}
+    whole = np.linalg.norm(grads["w"])
+    for k, path in enumerate(rule.paths, start=1):
+        percent = 100 * np.linalg.norm(path.contribution) / whole
+        shown = f"{percent:.0f}%" if percent >= 9.5 else f"{percent:.2g}%"
+        assert f"path {k}: {shown} of ‖∂L/∂w‖" in drawing.source
+    assert "the 3 strongest of 256 paths by ‖contribution‖, highlighted (exact)" in drawing.source
+
+
+def test_write_diagram_refuses_top_for_the_html_page(tmp_path: Any) -> None:
+    net = gb.Network(gb.diamond_chain(3))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    with pytest.raises(gb.InputError, match=r"the \.html page highlights every path"):
+        gb.write_diagram(net, tmp_path / "d.html", "w", values=values, top=2)
+    assert not list(tmp_path.iterdir())
+    path = gb.write_diagram(net, tmp_path / "d.svg", "w", values=values, top=2)
+    assert "path 1: " in path.read_text()
