@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphbp import __version__
-from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT, counted
+from graphbp.chain import MAX_PATHS, MAX_PATHS_LIMIT, counted, symbol
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
@@ -262,6 +262,23 @@ def max_paths_int(text: str) -> int:
             f"got {_number(text)}"
         )
     return value
+
+
+def top_int(text: str) -> int:
+    """--top: an integer from 1 to MAX_PATHS_LIMIT (the strongest paths to find)."""
+    value = int(text)
+    if not 1 <= value <= MAX_PATHS_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"finds the 1 to {MAX_PATHS_LIMIT:,} strongest paths, got {_number(text)}"
+        )
+    return value
+
+
+TOP_HELP = (
+    "find the K paths from the loss to --wrt of the largest contribution norm, with their "
+    "share of the gradient, at the parameters and inputs of the network's folder "
+    "(params.npz, inputs.npz), else at initial parameters (seed 0) and standard-normal inputs"
+)
 
 
 def argnum_list(text: str) -> tuple[int, ...]:
@@ -516,6 +533,7 @@ def _parser() -> argparse.ArgumentParser:
         default=MAX_PATHS,
         help=f"paths the formula lists, 1 to {MAX_PATHS_LIMIT:,} (the rest are counted)",
     )
+    render.add_argument("--top", type=top_int, metavar="K", help=TOP_HELP + " (default: off)")
     render.add_argument(
         "--scopes",
         choices=("cluster", "collapse", "ignore"),
@@ -538,6 +556,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--wrt", help="also write out the chain rule for this parameter (default: none)"
     )
+    explain.add_argument("--top", type=top_int, metavar="K", help=TOP_HELP + " (default: off)")
     explain.set_defaults(run=_explain)
 
     ops = sub.add_parser("ops", help="list the ops and backends and who provides them")
@@ -767,7 +786,13 @@ def _render(args: argparse.Namespace) -> int:
     from graphbp.diagram import write_diagram
 
     net = _network(args.graph)
-    options = {"max_paths": args.max_paths, "scopes": args.scopes, "rankdir": args.rankdir}
+    options: dict[str, Any] = {
+        "max_paths": args.max_paths,
+        "scopes": args.scopes,
+        "rankdir": args.rankdir,
+    }
+    if args.top is not None:
+        options.update(top=args.top, values=_top_values(args, net))
     path = write_diagram(net, args.output, _wrt(net, args.wrt), **options)
     print(f"wrote {path}")
     return 0
@@ -775,15 +800,56 @@ def _render(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from graphbp.chain import Flow, chain_rule, explain
+    from graphbp.render import share_text
 
     net = _network(args.graph)
     flow = Flow(net)  # one walk of the graph serves both
     # The chain rule first: a --wrt that names no parameter fails before anything is printed.
-    rule = None if args.wrt is None else chain_rule(net, _wrt(net, args.wrt), flow=flow)
+    wrt = _wrt(net, args.wrt)
+    values = None if args.top is None else _top_values(args, net)
+    rule = None if wrt is None else chain_rule(net, wrt, values, flow=flow, top=args.top)
     print(explain(net, flow))
     if rule is not None:
         print(f"\n{rule.text}\n{rule.latex}")
+    if rule is not None and rule.top is not None:
+        how = "exact" if rule.exact else "estimated (see chain_rule's exact)"
+        print(f"\nthe {len(rule.paths):,} strongest of {counted(rule.path_count, 'path')}, {how}:")
+        for k, path in enumerate(rule.paths, start=1):
+            print(f"  path {k}: {share_text(path.share)} of ‖∂L/∂{symbol(wrt).text}‖")
     return 0
+
+
+def _top_values(args: argparse.Namespace, net: Network) -> dict[Hashable, Any]:
+    """Every node's value for --top: at the folder's params.npz and inputs.npz where it
+    holds them, else at initial parameters (seed 0) and standard-normal inputs (seed 0);
+    says which on standard output.
+
+    Raises:
+        InputError: --top without --wrt.
+    """
+    import numpy as np
+
+    from graphbp.folder import INPUTS, PARAMS, folder_values
+    from graphbp.testing import random_inputs
+
+    if args.wrt is None:
+        raise InputError(
+            f"--top {args.top} finds the strongest paths from the loss down to a parameter: "
+            "add --wrt NAME"
+        )
+    params, inputs = (None, None) if args.graph is None else folder_values(args.graph, net)
+    prog = net.compile("numpy", "float64")
+    at = [
+        "initial parameters (seed 0)" if params is None else str(args.graph / PARAMS),
+        "standard-normal inputs (seed 0)" if inputs is None else str(args.graph / INPUTS),
+    ]
+    print(f"the paths' strengths at {' and '.join(at)}")
+    if params is None:
+        params = prog.init(seed=0)
+    if inputs is None:
+        inputs = random_inputs(net, np.random.default_rng(0))
+    values: dict[Hashable, Any] = prog.forward(params, inputs, net.order)
+    return values
 
 
 # ------------------------------------------------------------------------------ ops, check

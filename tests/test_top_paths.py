@@ -5,6 +5,7 @@ of graphs with astronomically many paths, and drawn by render(..., top=k)."""
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -12,6 +13,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from graphs import NETWORKS, example_inputs
+from helpers import graphbp
 from hypothesis import given
 from hypothesis import strategies as st
 from test_random_graphs import SETTINGS, moderate_example, random_networks
@@ -19,7 +21,7 @@ from test_render import _stroke, _svg_groups
 
 import graphbp as gb
 from graphbp.chain import MAX_PATHS_LIMIT, Edge
-from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot
+from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot, share_text
 
 
 def forward(net: gb.Network, params: Any, inputs: Any) -> tuple[dict[Hashable, Any], Any]:
@@ -301,3 +303,52 @@ def test_write_diagram_refuses_top_for_the_html_page(tmp_path: Any) -> None:
     assert not list(tmp_path.iterdir())
     path = gb.write_diagram(net, tmp_path / "d.svg", "w", values=values, top=2)
     assert "path 1: " in path.read_text()
+
+
+def test_the_command_line_ranks_paths_at_a_folders_values(tmp_path: Any) -> None:
+    """graphbp explain/render DIR --wrt W --top K read DIR's params.npz and inputs.npz."""
+    net = gb.Network(NETWORKS["reuse"]())
+    params = net.compile().init(seed=5)
+    inputs = example_inputs(net, np.random.default_rng(5))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    net.to_json(folder / "network.json")
+    np.savez(folder / "params.npz", **params)
+    np.savez(folder / "inputs.npz", **{str(k): v for k, v in inputs.items()})
+    values, _ = forward(net, params, inputs)
+    rule = gb.chain_rule(net, "W", values=values, top=3)
+    shares = [share_text(p.share) for p in rule.paths]
+    done = graphbp("explain", str(folder), "--wrt", "W", "--top", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"at {folder / 'params.npz'} and {folder / 'inputs.npz'}" in done.stdout
+    assert "the 3 strongest of 4 paths, exact:" in done.stdout
+    for k, share in enumerate(shares, start=1):
+        assert f"  path {k}: {share} of ‖∂L/∂W‖" in done.stdout
+    done = graphbp("render", str(folder), "--wrt", "W", "--top", "2", "-o", "t.svg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    svg = (tmp_path / "t.svg").read_bytes()
+    hot = {i for i, group in _svg_groups(svg, "edge").items() if _stroke(group) == HIGHLIGHT}
+    assert hot == {edge_id(net, e) for p in rule.paths[:2] for e in p.edges}
+    assert f"path 2: {shares[1]} of ‖∂L/∂W‖".encode() in svg
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["render", "--top", "2", "-o", "t.svg"], "--top 2 finds the strongest paths .* add --wrt"),
+        (["explain", "--top", "2"], "--top 2 finds the strongest paths .* add --wrt"),
+        (["explain", "--wrt", "W1", "--top", "0"], "finds the 1 to 10,000 strongest paths, got 0"),
+        (["render", "--wrt", "W1", "--top", "x"], "argument --top: invalid"),
+    ],
+)
+def test_the_command_line_refuses_a_bad_top(tmp_path: Any, args: list[str], message: str) -> None:
+    done = graphbp(*args, cwd=tmp_path)
+    assert done.returncode == 2 and re.search(message, done.stderr), done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_line_ranks_the_seed_networks_paths_at_initial_values(tmp_path: Any) -> None:
+    done = graphbp("explain", "--wrt", "W1", "--top", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "at initial parameters (seed 0) and standard-normal inputs (seed 0)" in done.stdout
+    assert "  path 1: 100% of ‖∂L/∂W1‖" in done.stdout  # the seed network: one path
