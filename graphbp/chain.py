@@ -590,7 +590,7 @@ def _reach(
             products = [jacobians[e] @ reach[e.source] for e in edges]
         matrix = products[0]
         for more in products[1:]:
-            matrix = np.fmax(matrix, more)
+            matrix = np.maximum(matrix, more)  # NaN (a path carrying NaN) propagates
         reach[node] = matrix
     return reach
 

@@ -352,3 +352,14 @@ def test_the_command_line_ranks_the_seed_networks_paths_at_initial_values(tmp_pa
     assert done.returncode == 0, done.stderr
     assert "at initial parameters (seed 0) and standard-normal inputs (seed 0)" in done.stdout
     assert "  path 1: 100% of ‖∂L/∂W1‖" in done.stdout  # the seed network: one path
+
+
+def test_a_path_carrying_nan_counts_as_the_strongest() -> None:
+    """A NaN in one branch's value (a1 = tanh(w)): the path through it is listed first."""
+    net = gb.Network(gb.diamond_chain(2))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    values["a1"] = np.array([np.nan, 0.5, 0.5])
+    rule = gb.chain_rule(net, "w", values=values, top=1)
+    assert "a1" in rule.paths[0].nodes and np.isnan(rule.paths[0].contribution).any()
+    top3 = gb.chain_rule(net, "w", values=values, top=4)
+    assert [("a1" in p.nodes) for p in top3.paths] == [True, True, False, False]
