@@ -279,8 +279,9 @@ class ChainRule:
     wrt: Hashable
     loss: Hashable
     paths: tuple[Path, ...]
-    """The listed paths: at most ``max_paths`` of them, of at most ``max_factors`` factors
-    in all (``MAX_LISTED_FACTORS`` by default); none if the first path alone is longer."""
+    """The listed paths: at most ``max_paths`` of them (with ``top``, the ``top`` strongest,
+    strongest first), of at most ``max_factors`` factors in all (``MAX_LISTED_FACTORS`` by
+    default); none if the first path alone is longer."""
     path_count: int
     """How many paths there are in all (exact, even when not all are listed)."""
     edges: frozenset[Edge]
@@ -574,8 +575,8 @@ def _reach(
     elements × wrt's) at least the absolute value of every path's Jacobian product from v
     down to wrt, entry by entry: P(wrt) = I, P(v) = the entrywise largest |J_e|·P(source)
     over v's edges e. So a path on from v carrying g ends with |c| ≤ P(v)ᵀ|g|: a bound that
-    follows each element (tight on elementwise ops, where the operator norm is not).
-    Empty beyond ``REACH_ELEMENTS`` entries in all."""
+    follows each element (tight on elementwise ops, where the operator norm is not); NaN
+    where a path below carries NaN. Empty beyond ``REACH_ELEMENTS`` entries in all."""
     import numpy as np
 
     width = pullback.value(wrt).size

@@ -5,6 +5,7 @@ of graphs with astronomically many paths, and drawn by render(..., top=k)."""
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections.abc import Hashable
 from typing import Any
@@ -33,7 +34,14 @@ def forward(net: gb.Network, params: Any, inputs: Any) -> tuple[dict[Hashable, A
 def brute_force(net: gb.Network, wrt: Hashable, values: Any) -> dict[tuple[Edge, ...], Any]:
     """Every path to ``wrt`` with its contribution, listed one by one."""
     rule = gb.chain_rule(net, wrt, values=values, max_paths=MAX_PATHS_LIMIT)
-    assert rule.complete
+    assert rule.complete and rule.exact and rule.top is None
+    whole = np.linalg.norm(rule.gradient)
+    for path in rule.paths:  # every path listed: each gets its share of the gradient too
+        part = np.linalg.norm(path.contribution)
+        if whole:
+            assert path.share == pytest.approx(part / whole)
+        else:  # paths that cancel exactly: infinite shares, or NaN for 0 of 0
+            assert path.share == (math.inf if part else pytest.approx(math.nan, nan_ok=True))
     return {p.edges: p.contribution for p in rule.paths}
 
 
