@@ -691,6 +691,7 @@ class Pullback:
         self.net = net
         self.values = values
         self._arrays: dict[Hashable, Any] = {}
+        self._compiled: dict[Hashable, Any] = {}
 
     def value(self, node: Hashable) -> Any:
         """``node``'s value as a float64 array.
@@ -727,38 +728,45 @@ class Pullback:
                     shapes=shapes, needs=needs, node=node,
                 )  # fmt: skip
         else:
-            cts = _autodiff_vjp(net, node, g, operands, needs)
+            cts = self._autodiff(node, g, operands, needs)
         return np.asarray(cts[edge.position], dtype=np.float64)
 
+    def _autodiff(
+        self, node: Hashable, g: Any, operands: list[Any], needs: tuple[bool, ...]
+    ) -> tuple[Any, ...]:
+        """The cotangents of an op without a NumPy vjp (an opaque node, a plugin without vjp):
+        ``jax.vjp`` of its forward on the JAX backend in float64, compiled (``jax.jit``) once
+        per node for the many cotangents a search pulls through it.
 
-def _autodiff_vjp(
-    net: Network, node: Hashable, g: Any, operands: list[Any], needs: tuple[bool, ...]
-) -> tuple[Any, ...]:
-    """The cotangents of an op without a NumPy vjp (an opaque node, a plugin without vjp):
-    ``jax.vjp`` of its forward on the JAX backend, in float64.
-
-    Raises:
-        PluginError: JAX is not installed, so nothing can differentiate the op.
-    """
-    op = net.ops[node]
-    if "jax" not in backends():
-        raise PluginError(
+        Raises:
+            PluginError: JAX is not installed, so nothing can differentiate the op.
+        """
+        op, attrs = self.net.ops[node], self.net.attrs[node]
+        missing = PluginError(
             f"op {op.name!r} at node {node!r} defines no vjp NumPy can run, so its path "
             f"contributions need JAX's autodiff: pip install 'graphbp[jax]' (or define "
             f"vjp(...) in {type(op).__qualname__})"
         )
-    jax = get_backend("jax")
-    arrays = jax.arrays("float64")
-    attrs = net.attrs[node]
-    with jax.precision("float64"):
-        xs = [jax.asarray(x, "float64") for x in operands]
-        rule = jax.autodiff(lambda v: call_forward(op, arrays, v, attrs, node=node))
-        out = call_forward(op, arrays, xs, attrs, node=node)
-        cts = call_vjp(
-            op, arrays, jax.asarray(g, "float64"), out, xs, attrs,
-            shapes=[x.shape for x in operands], needs=needs, node=node, rule=rule,
-        )  # fmt: skip
-        return tuple(None if c is None else jax.to_numpy(c) for c in cts)
+        if "jax" not in backends():
+            raise missing
+        jax = get_backend("jax")
+        arrays = jax.arrays("float64")
+        with jax.precision("float64"):
+            if node not in self._compiled:
+                xs = [jax.asarray(x, "float64") for x in operands]
+                rule = jax.autodiff(lambda v: call_forward(op, arrays, v, attrs, node=node))
+                if rule is None:  # a JAX backend that cannot differentiate
+                    raise missing
+                out = call_forward(op, arrays, xs, attrs, node=node)
+                pulled = jax.wrap(lambda c: rule(arrays.xp, c, out, *xs, **attrs))
+                self._compiled[node] = xs, out, pulled
+            xs, out, pulled = self._compiled[node]
+            cts = call_vjp(
+                op, arrays, jax.asarray(g, "float64"), out, xs, attrs,
+                shapes=[x.shape for x in operands], needs=needs, node=node,
+                rule=lambda xp, c, *_, **__: pulled(c),
+            )  # fmt: skip
+            return tuple(None if c is None else jax.to_numpy(c) for c in cts)
 
 
 # ------------------------------------------------------------------------------- the cost

@@ -371,3 +371,18 @@ def test_a_path_carrying_nan_counts_as_the_strongest() -> None:
     assert "a1" in rule.paths[0].nodes and np.isnan(rule.paths[0].contribution).any()
     top3 = gb.chain_rule(net, "w", values=values, top=4)
     assert [("a1" in p.nodes) for p in top3.paths] == [True, True, False, False]
+
+
+def test_paths_through_opaque_nodes_pulled_by_jax() -> None:
+    """Opaque nodes (scan, cond: no NumPy vjp) are pulled through by jax.vjp, compiled once
+    per node; the strongest paths still match brute force."""
+    pytest.importorskip("jax")
+    from test_from_jax import _control_args, control_flow_loss
+
+    net, params, inputs = gb.from_jax(control_flow_loss, *_control_args(np.float64))
+    values = net.compile("jax").forward(params, inputs, net.order)
+    for wrt in ("w", "s"):
+        every = brute_force(net, wrt, values)
+        rule = gb.chain_rule(net, wrt, values=values, top=2)
+        assert rule.exact and any("scan" in str(n) for p in every for e in p for n in e[:2])
+        assert_strongest(rule, every, 2)
