@@ -357,18 +357,21 @@ def chain_rule(
         max_expansions: the most local vjps that search runs (``TOP_EXPANSIONS``).
 
     The strongest paths: an open path carries its exact cotangent g at its last value v;
-    no path through it can be stronger than ‖g‖·B(v), B(v) the largest product of edge gains
-    over the paths from v down to wrt (dynamic programming over the DAG). An edge's gain is
-    the operator norm of its local vjp at these values (the largest singular value of its
-    Jacobian, probed with every basis cotangent, raised by 1e-9 against round-off) when its
-    consumer's value has at most ``PROBE_LIMIT`` elements. The open path of the largest bound
-    is extended first, and a complete path is final once its norm is at least every open
-    bound. ``ChainRule.exact`` is True, and the paths are the ``top`` strongest up to ties,
-    when every gain was probed so and the search ended within ``max_expansions``. Otherwise
-    it is a heuristic: a larger value's gain is estimated as the factor by which the edge
-    scales the cotangent backprop passes through it (at most its operator norm), and a
-    search out of budget completes its best open paths greedily. A path whose contribution
-    holds NaN counts as the strongest.
+    no path through it can end stronger than ‖g‖·B(v), B(v) the largest product of edge gains
+    over the paths from v down to wrt (dynamic programming over the DAG), nor, where every
+    edge below v was probed, than ‖P(v)ᵀ|g|‖, P(v) the entrywise largest |product of local
+    Jacobians| down to wrt. An edge's gain is the operator norm of its local vjp at these
+    values (the largest singular value of its Jacobian, probed with every basis cotangent,
+    raised by 1e-9 against round-off) when its consumer's value has at most ``PROBE_LIMIT``
+    elements (and the Jacobian at most ``REACH_ELEMENTS`` entries). The open path of the
+    largest bound is extended first, and a complete path is final once its norm is at least
+    every open bound. ``ChainRule.exact`` is True, and the paths are the ``top`` strongest
+    up to ties, when every gain was probed so and the search ended within
+    ``max_expansions`` (and ``graphbp.strongest.QUEUE_ELEMENTS`` numbers held by its open
+    paths). Otherwise it is a heuristic: a larger value's gain is estimated as the factor by
+    which the edge scales the cotangent backprop passes through it (at most its operator
+    norm), and a search out of budget completes its best open paths greedily. A path whose
+    contribution holds NaN counts as the strongest.
 
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
@@ -527,14 +530,20 @@ def _strongest(
             below = cotangent.get(edge.source)
             cotangent[edge.source] = passed[edge] if below is None else below + passed[edge]
     log_gain: dict[Edge, float] = {}
-    jacobians: dict[Edge, Any] = {}  # |∂target/∂source| of each probed edge
+    jacobians: dict[Edge, Any] = {}  # |∂target/∂source| of probed edges
+    kept = 0  # their entries, at most REACH_ELEMENTS
     estimated = False
     rng = np.random.default_rng(0)
     for edge in sorted(edges, key=lambda e: (net.index[e.target], e.position)):
         out = pullback.value(edge.target)
-        if out.size <= PROBE_LIMIT:
+        if (
+            out.size <= PROBE_LIMIT
+            and out.size * pullback.value(edge.source).size <= REACH_ELEMENTS
+        ):
             jacobian = _jacobian(pullback, edge, out.shape)
-            jacobians[edge] = np.abs(jacobian)
+            if kept + jacobian.size <= REACH_ELEMENTS:  # else this edge's bound is its gain
+                jacobians[edge] = np.abs(jacobian)
+                kept += jacobian.size
             gain = _largest_singular_value(jacobian) * (1 + _SLACK)
         else:  # too large to probe: the gain along the cotangent backprop passes
             estimated = True
@@ -560,7 +569,8 @@ def _strongest(
 
 
 REACH_ELEMENTS = 10_000_000
-"""The most matrix entries the entrywise bounds of the strongest-path search hold in all."""
+"""The most matrix entries the entrywise bounds of the strongest-path search hold, for the
+local Jacobians and for the bounds P(v) each (80 MB of float64)."""
 
 
 def _reach(
