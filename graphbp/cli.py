@@ -826,9 +826,11 @@ def _top_values(args: argparse.Namespace, net: Network) -> dict[Hashable, Any]:
 
     Raises:
         InputError: --top without --wrt.
+        GraphError: --wrt names no parameter with a path to the loss.
     """
     import numpy as np
 
+    from graphbp.chain import chain_rule
     from graphbp.folder import INPUTS, PARAMS, folder_values
     from graphbp.testing import random_inputs
 
@@ -837,6 +839,7 @@ def _top_values(args: argparse.Namespace, net: Network) -> dict[Hashable, Any]:
             f"--top {args.top} finds the strongest paths from the loss down to a parameter: "
             "add --wrt NAME"
         )
+    chain_rule(net, _wrt(net, args.wrt), max_factors=0)  # a bad --wrt fails first
     params, inputs = (None, None) if args.graph is None else folder_values(args.graph, net)
     prog = net.compile("numpy", "float64")
     at = [

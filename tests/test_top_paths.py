@@ -386,3 +386,9 @@ def test_paths_through_opaque_nodes_pulled_by_jax() -> None:
         rule = gb.chain_rule(net, wrt, values=values, top=2)
         assert rule.exact and any("scan" in str(n) for p in every for e in p for n in e[:2])
         assert_strongest(rule, every, 2)
+
+
+def test_the_command_line_names_a_bad_wrt_before_computing_values(tmp_path: Any) -> None:
+    done = graphbp("explain", "--wrt", "h1", "--top", "2", cwd=tmp_path)
+    assert done.returncode == 2 and "wrt='h1' is not a parameter" in done.stderr
+    assert done.stdout == ""
