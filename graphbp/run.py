@@ -8,10 +8,11 @@ files (see :mod:`graphbp.model`) through an :class:`~graphbp.outputs.OutputFolde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,6 +23,7 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
+    exc_text,
     show,
 )
 
@@ -67,6 +69,8 @@ def train(args: argparse.Namespace) -> int:
                 f"--out {args.out} lies inside the --resume folder {args.resume}, which could "
                 "then not be resumed in place again; choose an --out outside it"
             )
+    if getattr(args, "coordinator", None) is not None and args.process_id != 0:
+        return _train_into(args, None)  # the same job; only process 0 writes --out and prints
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
@@ -238,8 +242,56 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     return run
 
 
-def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
-    """Train as ``args`` say, then write the model folder through ``folder``."""
+def _join(args: argparse.Namespace, backend: str) -> int:
+    """Join the ``jax.distributed`` run that ``--coordinator``, ``--num-processes`` and
+    ``--process-id`` describe, before anything uses JAX; returns how many devices all the
+    processes have together (the mesh the training is compiled over).
+
+    Raises:
+        InputError: jax is not installed, the backend is not jax, the run cannot be joined,
+            or ``--devices`` asks for another number of devices than all of them.
+    """
+    from graphbp.errors import BackendNotInstalledError
+    from graphbp.registry import get_backend
+
+    try:
+        get_backend("jax")
+    except BackendNotInstalledError as exc:
+        raise InputError(
+            f"--coordinator trains across processes with jax.distributed, but {exc}"
+        ) from None
+    if backend != "jax":
+        raise InputError(
+            f"--coordinator trains across processes with jax.distributed, but the backend is "
+            f"{backend!r}; add --backend jax (or set GRAPHBP_BACKEND=jax)"
+        )
+    import jax
+
+    try:
+        jax.distributed.initialize(
+            coordinator_address=args.coordinator,
+            num_processes=args.num_processes,
+            process_id=args.process_id,
+        )
+    except Exception as exc:  # jax raises RuntimeError and XLA's own errors
+        raise InputError(
+            f"--coordinator {args.coordinator}: process {args.process_id} of "
+            f"{args.num_processes} could not join the run ({exc_text(exc, 300)}); start every "
+            "process with the same --coordinator and --num-processes and its own --process-id, "
+            "process 0 on the host the address names, at a port free there"
+        ) from None
+    count = jax.device_count()
+    if args.devices is not None and args.devices != count:
+        raise InputError(
+            f"--devices {args.devices} with --coordinator: a run across processes splits each "
+            f"batch across every device of every process ({count} here); drop --devices"
+        )
+    return count
+
+
+def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
+    """Train as ``args`` say, then write the model folder through ``folder`` (None: a process
+    of a run across processes other than process 0, which trains alike and writes nothing)."""
     import numpy as np
 
     from graphbp.figures import loss_curve
@@ -253,19 +305,28 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         prediction,
     )
     from graphbp.progress import progress_bar
+    from graphbp.registry import default_backend
     from graphbp.train import train_state
 
     run = _resumed_run(args) if args.resume is not None else _new_run(args)
     s, net, hyper, task = run.split, run.net, run.hyper, run.task
     output = prediction(net, run.output)
+    backend = run.backend or args.backend or default_backend() or "numpy"
+    spread = getattr(args, "coordinator", None) is not None
     prog = net.compile(
-        run.backend or args.backend,
+        backend,
         run.dtype or args.dtype or "float64",
         check_finite=args.check_finite,
-        devices=args.devices,
+        devices=_join(args, backend) if spread else args.devices,
     )
-    folder.phase = "during training"
-    print(
+    # Across processes, predictions and diagrams are computed by each process on its own
+    # device from host copies of the parameters: no collective after training, so process 0
+    # alone can draw; every process evaluates alike, so an error stops them all.
+    judge = net.compile(backend, prog.dtype, check_finite=args.check_finite) if spread else prog
+    if folder is not None:
+        folder.phase = "during training"
+    say = print if folder is not None else _silent
+    say(
         f"graphbp train: {run.what} on {run.data.name} ({len(s.x_train)} train / "
         f"{len(s.x_test)} test rows), {hyper['optimizer']} lr={hyper['lr']}, "
         f"{counted(hyper['epochs'], 'epoch')}, batch {hyper['batch_size']}, "
@@ -276,7 +337,9 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     def predict(
         params: Mapping[Hashable, Array], x: np.ndarray[Any, Any], rows: str, when: str
     ) -> np.ndarray[Any, Any]:
-        y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
+        if spread:
+            params = {k: prog.backend.to_numpy(v) for k, v in params.items()}
+        y = judge.backend.to_numpy(judge.forward(params, {"x": x}, [output])[output])
         if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
             raise NonFiniteError(
                 f"{when}, the network's output {output!r} on the {rows} rows is NaN or Inf; "
@@ -289,7 +352,12 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     # the parameters after each epoch), not train_state's mean minibatch loss (of the loss
     # node, which for Σ‖y−ŷ‖² grows with the batch size).
     bar = progress_bar(
-        total=hyper["epochs"], desc="train", unit="epoch", file=sys.stderr, leave=False
+        total=hyper["epochs"],
+        desc="train",
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+        disable=folder is None,
     )
 
     def evaluate(epoch: int, _: float, params: dict[Any, Any]) -> None:
@@ -305,20 +373,21 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         bar.update(1)
 
     try:
-        done = train_state(
-            prog,
-            start,
-            {"x": s.x_train, "y": s.y_train},
-            lr=hyper["lr"],
-            epochs=hyper["epochs"],
-            batch_size=hyper["batch_size"],
-            optimizer=hyper["optimizer"],
-            seed=hyper["seed"],
-            progress=False,
-            callback=evaluate,
-            initial_epoch=run.epochs_done,
-            state=run.state,
-        )
+        with _stdout_to_stderr() if spread else contextlib.nullcontext():
+            done = train_state(
+                prog,
+                start,
+                {"x": s.x_train, "y": s.y_train},
+                lr=hyper["lr"],
+                epochs=hyper["epochs"],
+                batch_size=hyper["batch_size"],
+                optimizer=hyper["optimizer"],
+                seed=hyper["seed"],
+                progress=False,
+                callback=evaluate,
+                initial_epoch=run.epochs_done,
+                state=run.state,
+            )
     finally:
         bar.close()  # before any message: the error starts a clean line
     params = done.params
@@ -326,6 +395,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
         when = "training ended, but"
         fits = predict(params, s.x_train, "training", when), predict(params, s.x_test, "test", when)
+        if folder is None:  # trained alike; process 0 reports and writes
+            return 0
         compare = _compare_classifiers if task == "classification" else _compare_with_baselines
         metrics = compare(s, *fits)
         final = loss_per_row(task, fits[0], s.y_train), loss_per_row(task, fits[1], s.y_test)
@@ -371,7 +442,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         try:
             with folder.writing() as new:
                 written = _write_outputs(new, outputs)
-                drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
+                host = {k: prog.backend.to_numpy(v) for k, v in params.items()}
+                drawn, shows, warning = _write_diagrams(new, net, judge, host, train_data)
         except GraphFileError as exc:  # named by --out, not by the folder it was written in
             raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
     out = args.out  # swapped in: say what it now holds, by the name the user gave
@@ -381,6 +453,26 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     if drawn:
         print(f"wrote {', '.join(str(out / n) for n in drawn)} ({shows})")
     return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Standard output (the file descriptor) sent to standard error meanwhile: gloo, JAX's CPU
+    collectives, prints a line to standard output per connection it makes, which would mix
+    with the summary process 0 prints (and make the other processes print)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _silent(*_: object) -> None:
+    """``print`` in a process that prints nothing."""
 
 
 def _write_diagrams(
