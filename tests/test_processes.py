@@ -94,10 +94,11 @@ WORKER = textwrap.dedent(
         data["x"][41, 5] += 0.5  # a value no batch of process 1 reads: refused all the same
     if mode == "other-seed" and pid == 1:
         seed = 1
+    lr = 1e30 if mode == "diverge" else 0.01  # every process stops at the same step
     prog = net.compile("jax", "float32", devices=jax.device_count())  # all 4 devices
     try:
         params, history = gb.train(
-            prog, prog.init(0), data, lr=0.01, epochs=3, batch_size=8, optimizer="adam",
+            prog, prog.init(0), data, lr=lr, epochs=3, batch_size=8, optimizer="adam",
             seed=seed, progress=False,
         )
     except gb.GraphbpError as exc:
@@ -196,6 +197,13 @@ def test_processes_given_other_arguments_all_refuse(tmp_path: Path, mode: str, n
     for run in two_processes(tmp_path, mode):
         assert run["error"] == "InputError"
         assert str(run["message"]).startswith(f"process 1 of 2 was given other {named} than")
+
+
+def test_a_divergence_stops_every_process_naming_the_same_step(tmp_path: Path) -> None:
+    first, second = two_processes(tmp_path, "diverge")
+    assert first == second  # replayed node by node across the processes, alike
+    assert first["error"] == "NonFiniteError"
+    assert str(first["message"]).startswith("training diverged in epoch 1 of 3, batch ")
 
 
 # ------------------------------------------------------------------------ the command line

@@ -8,7 +8,9 @@ traversal runs while JAX traces, once per input shape); float64 runs in JAX's 64
 scoped to graphbp's calls; ``differentiable`` wraps each op in ``jax.custom_vjp`` wired to the
 plugin's vjp, so ``jax.grad(prog.loss)`` uses the plugins' rules; an op without a vjp is
 differentiated by ``jax.vjp``; with ``devices``, inputs are split along their batch axis across
-a ``Mesh`` and parameters replicated, and XLA inserts the gradient all-reduce.
+a ``Mesh`` and parameters replicated, and XLA inserts the gradient all-reduce. A mesh may
+span the processes of a ``jax.distributed`` run: training then keeps the data on the host and
+``feed`` gives each process's devices only their rows of every batch.
 """
 
 from __future__ import annotations
