@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import os
 import sys
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,7 +23,6 @@ from graphbp.errors import (
     GraphvizError,
     InputError,
     NonFiniteError,
-    exc_text,
     show,
 )
 
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from graphbp.model import Source
     from graphbp.op import Array
     from graphbp.outputs import OutputFolder
+    from graphbp.processes import Start
     from graphbp.program import Program
 
 EXAMPLE_DEFAULTS = {
@@ -55,6 +55,22 @@ def train(args: argparse.Namespace) -> int:
             that cannot be read or written (before training where it can be known).
         NonFiniteError: the run diverged.
     """
+    from graphbp.processes import Start, join
+
+    spread = getattr(args, "coordinator", None) is not None
+    if spread:
+        join(args)  # first: a process that then stops tells the others (Start)
+    ready = Start(spread)
+    try:
+        return _train(args, ready)
+    except Exception:
+        with contextlib.suppress(Exception):  # this process's own error is the one to show
+            ready.settle(failed=True)  # before training: every process stops
+        raise
+
+
+def _train(args: argparse.Namespace, ready: Start) -> int:
+    """:func:`train`, ``ready`` settled before the training begins."""
     from graphbp.outputs import OutputFolder
 
     given: set[str] = getattr(args, "given", set())
@@ -70,7 +86,7 @@ def train(args: argparse.Namespace) -> int:
                 "then not be resumed in place again; choose an --out outside it"
             )
     if getattr(args, "coordinator", None) is not None and args.process_id != 0:
-        return _train_into(args, None)  # the same job; only process 0 writes --out and prints
+        return _train_into(args, None, ready)  # the same job; only process 0 writes and prints
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
@@ -79,7 +95,7 @@ def train(args: argparse.Namespace) -> int:
             folder.check_input(path, option)
     try:
         with folder:
-            return _train_into(args, folder)
+            return _train_into(args, folder, ready)
     except KeyboardInterrupt as exc:  # say what --out holds now, found on the disk
         exc.add_note(f" {folder.phase}; {folder.state()}")
         raise
@@ -242,56 +258,10 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     return run
 
 
-def _join(args: argparse.Namespace, backend: str) -> int:
-    """Join the ``jax.distributed`` run that ``--coordinator``, ``--num-processes`` and
-    ``--process-id`` describe, before anything uses JAX; returns how many devices all the
-    processes have together (the mesh the training is compiled over).
-
-    Raises:
-        InputError: jax is not installed, the backend is not jax, the run cannot be joined,
-            or ``--devices`` asks for another number of devices than all of them.
-    """
-    from graphbp.errors import BackendNotInstalledError
-    from graphbp.registry import get_backend
-
-    try:
-        get_backend("jax")
-    except BackendNotInstalledError as exc:
-        raise InputError(
-            f"--coordinator trains across processes with jax.distributed, but {exc}"
-        ) from None
-    if backend != "jax":
-        raise InputError(
-            f"--coordinator trains across processes with jax.distributed, but the backend is "
-            f"{backend!r}; add --backend jax (or set GRAPHBP_BACKEND=jax)"
-        )
-    import jax
-
-    try:
-        jax.distributed.initialize(
-            coordinator_address=args.coordinator,
-            num_processes=args.num_processes,
-            process_id=args.process_id,
-        )
-    except Exception as exc:  # jax raises RuntimeError and XLA's own errors
-        raise InputError(
-            f"--coordinator {args.coordinator}: process {args.process_id} of "
-            f"{args.num_processes} could not join the run ({exc_text(exc, 300)}); start every "
-            "process with the same --coordinator and --num-processes and its own --process-id, "
-            "process 0 on the host the address names, at a port free there"
-        ) from None
-    count = jax.device_count()
-    if args.devices is not None and args.devices != count:
-        raise InputError(
-            f"--devices {args.devices} with --coordinator: a run across processes splits each "
-            f"batch across every device of every process ({count} here); drop --devices"
-        )
-    return count
-
-
-def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
+def _train_into(args: argparse.Namespace, folder: OutputFolder | None, ready: Start) -> int:
     """Train as ``args`` say, then write the model folder through ``folder`` (None: a process
-    of a run across processes other than process 0, which trains alike and writes nothing)."""
+    of a run across processes other than process 0, which trains alike and writes nothing);
+    ``ready`` is settled just before training."""
     import numpy as np
 
     from graphbp.figures import loss_curve
@@ -304,6 +274,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
         npz_bytes,
         prediction,
     )
+    from graphbp.processes import all_devices, stdout_to_stderr
     from graphbp.progress import progress_bar
     from graphbp.registry import default_backend
     from graphbp.train import train_state
@@ -317,7 +288,7 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
         backend,
         run.dtype or args.dtype or "float64",
         check_finite=args.check_finite,
-        devices=_join(args, backend) if spread else args.devices,
+        devices=all_devices(args) if spread else args.devices,
     )
     # Across processes, predictions and diagrams are computed by each process on its own
     # device from host copies of the parameters: no collective after training, so process 0
@@ -373,7 +344,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
         bar.update(1)
 
     try:
-        with _stdout_to_stderr() if spread else contextlib.nullcontext():
+        ready.settle(failed=False)  # every process is ready, or all stop here
+        with stdout_to_stderr() if spread else contextlib.nullcontext():
             done = train_state(
                 prog,
                 start,
@@ -453,22 +425,6 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder | None) -> int:
     if drawn:
         print(f"wrote {', '.join(str(out / n) for n in drawn)} ({shows})")
     return 0
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Standard output (the file descriptor) sent to standard error meanwhile: gloo, JAX's CPU
-    collectives, prints a line to standard output per connection it makes, which would mix
-    with the summary process 0 prints (and make the other processes print)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _silent(*_: object) -> None:

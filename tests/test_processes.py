@@ -245,6 +245,36 @@ def test_graphbp_train_across_two_processes_equals_one_process(tmp_path: Path) -
     assert about["trained_with"] == {"backend": "jax", "dtype": "float32"}
 
 
+def test_a_process_that_cannot_start_stops_the_others_at_once(tmp_path: Path) -> None:
+    port = free_port()
+    cwds = [tmp_path / "p0", tmp_path / "p1"]
+    for d in cwds:
+        d.mkdir()
+    (cwds[0] / "model").write_text("not a folder")  # process 0 cannot write its --out
+    zero, one = run_together(
+        [
+            [sys.executable, "-m", "graphbp", *TRAIN, "--coordinator", f"localhost:{port}",
+             "--num-processes", "2", "--process-id", str(pid)]
+            for pid in (0, 1)
+        ],
+        cwds,
+    )  # fmt: skip
+    assert zero.returncode == 2, zero.stderr
+    # (lines JAX may log as the processes leave aside)
+    assert (
+        "graphbp train: error: model: exists and is not a folder; choose another --out"
+        in zero.stderr.splitlines()
+    )
+    assert one.returncode == 2, one.stderr
+    assert (
+        "graphbp train: error: process 0 of 2 stopped before training (its own output says "
+        "why), so every process stops; fix it and start them all again"
+    ) in one.stderr.splitlines()
+    assert zero.stdout == one.stdout == ""
+    assert list(cwds[1].iterdir()) == []
+    assert (cwds[0] / "model").read_text() == "not a folder"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
