@@ -303,7 +303,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder | None, ready: St
         f"{counted(hyper['epochs'], 'epoch')}, batch {hyper['batch_size']}, "
         f"{prog.backend.name} {prog.dtype}"
     )
-    start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
+    # (train_state places them; placing is a collective across processes, after ``ready``)
+    start = prog.init(hyper["seed"]) if run.params is None else run.params
 
     def predict(
         params: Mapping[Hashable, Array], x: np.ndarray[Any, Any], rows: str, when: str
