@@ -45,6 +45,11 @@ def train(
     with ``initial_epoch`` (and the optimizer state: see :func:`train_state`) repeats
     exactly what one longer run does.
 
+    Across the processes of a ``jax.distributed`` run (``prog`` compiled over a mesh of every
+    process's devices), every process calls it with the same arguments, the whole ``data``
+    included: the data stays on the host, and each process copies to its devices only their
+    rows of every batch; the history and parameters are the same in every process.
+
     Args:
         prog: the compiled network.
         params: initial parameters (not modified).
@@ -68,7 +73,8 @@ def train(
             training diverged: the message names the epoch, the batch, the first node whose
             value or gradient (or the parameter whose update) was not finite, and the
             learning rate to lower.
-        InputError: a parameter or a training array is missing or does not fit.
+        InputError: a parameter or a training array is missing or does not fit, or (across
+            processes) a process was given other arguments than process 0.
     """
     done = train_state(
         prog,
