@@ -99,6 +99,8 @@ class Start:
 
         from graphbp.registry import get_backend
 
+        if failed:  # this process prints nothing more on standard output
+            stdout_to_stderr_from_now()
         with stdout_to_stderr():  # the first collective: gloo connects
             flags = get_backend("jax").gather_hosts(np.array([int(failed)], np.int32))[:, 0]
         others = [p for p, f in enumerate(flags.tolist()) if f]
@@ -115,11 +117,30 @@ def stdout_to_stderr() -> Iterator[None]:
     collectives, prints a line to standard output per connection it makes, which would mix
     with the summary process 0 prints (and make the other processes print)."""
     sys.stdout.flush()
+    flush_c_stdio()
     saved = os.dup(1)
     try:
         os.dup2(2, 1)
         yield
     finally:
         sys.stdout.flush()
+        flush_c_stdio()  # gloo's lines wait in C's buffer when standard output is a pipe
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def stdout_to_stderr_from_now() -> None:
+    """Standard output (the file descriptor) sent to standard error for the rest of the
+    process: one that prints nothing (not process 0, or one that stops), where gloo's threads
+    may still print as its connections complete."""
+    sys.stdout.flush()
+    flush_c_stdio()
+    os.dup2(2, 1)
+
+
+def flush_c_stdio() -> None:
+    """Write out what C's stdio (which C++'s std::cout writes through) holds in its buffers."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):  # no C library to ask
+        ctypes.CDLL(None).fflush(None)

@@ -55,11 +55,13 @@ def train(args: argparse.Namespace) -> int:
             that cannot be read or written (before training where it can be known).
         NonFiniteError: the run diverged.
     """
-    from graphbp.processes import Start, join
+    from graphbp.processes import Start, join, stdout_to_stderr_from_now
 
     spread = getattr(args, "coordinator", None) is not None
     if spread:
         join(args)  # first: a process that then stops tells the others (Start)
+        if args.process_id != 0:
+            stdout_to_stderr_from_now()  # it prints nothing; gloo's lines go to stderr
     ready = Start(spread)
     try:
         return _train(args, ready)
