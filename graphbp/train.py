@@ -133,6 +133,21 @@ def train_state(
 
     from graphbp.progress import progress_bar
 
+    spread = prog.backend.processes(prog.layout) > 1  # a jax.distributed run: feed batches
+    if spread:  # first: a process given other arguments would stop alone, or train on a mix
+        settings = optimizer if isinstance(optimizer, str) else _settings(optimizer)
+        needed = [n for n, _ in prog.plan(with_grad=True).inputs]
+        _check_same_everywhere(
+            prog,
+            {
+                "training data": [data.get(n, "<missing>") for n in needed],
+                "initial parameters": [params.get(n, "<missing>") for n in prog.network.params],
+                "optimizer state": list(state) if state is not None else ["<fresh>"],
+                "options (lr, epochs, batch_size, seed, initial_epoch, optimizer)": [
+                    (lr, epochs, batch_size, seed, initial_epoch, settings)
+                ],
+            },
+        )
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
     if epochs < 0 or batch_size < 1 or initial_epoch < 0:
         raise InputError(
@@ -143,7 +158,6 @@ def train_state(
     missing = [n for n in names if n not in params]
     if missing:
         raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
-    spread = prog.backend.processes(prog.layout) > 1  # a jax.distributed run: feed batches
     # NaN and overflow are detected below and reported as one NonFiniteError, not as warnings.
     with prog.backend.precision(prog.dtype), np.errstate(all="ignore"):
         arrays, rows = _columns(prog, data, batch_size, spread)
@@ -156,17 +170,6 @@ def train_state(
         step = prog.train_step(opt)
         fresh = opt.init(current)
         opt_state = fresh if state is None else _restored(prog, fresh, state)
-        if spread:
-            options = (epochs, batch_size, seed, initial_epoch, _settings(opt))
-            _check_same_everywhere(
-                prog,
-                {
-                    "training data": arrays,
-                    "initial parameters": [current[i] for i in range(len(names))],
-                    "optimizer state": _leaves(opt_state),
-                    "options (epochs, batch_size, seed, initial_epoch, optimizer)": [options],
-                },
-            )
         history: list[float] = []
         every_step = prog.backend.mutable  # its loss is on the host: testing it is free
         bar = progress_bar(
@@ -329,12 +332,17 @@ def _check_same_everywhere(prog: Program, parts: Mapping[str, Sequence[Any]]) ->
     for values in parts.values():
         digest = hashlib.sha256()
         for value in values:
-            if hasattr(value, "shape"):
-                a = np.ascontiguousarray(prog.backend.to_numpy(value))
-                digest.update(f"{a.dtype.str}{a.shape}".encode())
-                digest.update(a.tobytes())
-            else:
+            if isinstance(value, str | int | float | tuple):
                 digest.update(repr(value).encode())
+                continue
+            try:
+                a = np.ascontiguousarray(prog.backend.to_numpy(value))
+            except (TypeError, ValueError):  # not an array: refused, alike, after the check
+                digest.update(type(value).__qualname__.encode())
+                continue
+            digest.update(f"{a.dtype.str}{a.shape}".encode())
+            if a.dtype.kind != "O":  # objects' bytes are addresses, other in each process
+                digest.update(a.tobytes())
         digests.append(np.frombuffer(digest.digest(), np.uint8))
     everyone = prog.backend.gather_hosts(np.stack(digests))
     for process, theirs in enumerate(everyone):

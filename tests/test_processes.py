@@ -193,7 +193,7 @@ def test_two_processes_train_like_one_process(tmp_path: Path) -> None:
     ("mode", "named"),
     [
         ("other-data", "training data"),
-        ("other-seed", "options (epochs, batch_size, seed, initial_epoch, optimizer)"),
+        ("other-seed", "options (lr, epochs, batch_size, seed, initial_epoch, optimizer)"),
     ],
 )
 def test_processes_given_other_arguments_all_refuse(tmp_path: Path, mode: str, named: str) -> None:
