@@ -139,6 +139,24 @@ class Backend:
         """``values`` moved where a program with ``layout`` computes."""
         return values
 
+    def processes(self, layout: Any) -> int:
+        """How many processes a program with ``layout`` computes in (1: this one alone)."""
+        return 1
+
+    def feed(
+        self, layout: Any, arrays: Sequence[np.ndarray[Any, Any]], rows: np.ndarray[Any, Any]
+    ) -> tuple[Array, ...]:
+        """The rows ``rows`` of each host array in ``arrays``, as one batch where a program
+        with ``layout`` computes; across processes, each process sends only its devices' rows
+        (JAX)."""
+        picked = self.place(layout, {i: a[rows] for i, a in enumerate(arrays)})
+        return tuple(picked[i] for i in range(len(arrays)))
+
+    def gather_hosts(self, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Every process's ``value`` (a NumPy array of the same shape in each), stacked along a
+        new first axis in process order; a collective: every process must call it."""
+        return value[None]
+
     def wrap(self, fn: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
         """``fn`` compiled for repeated calls (JAX: ``jax.jit``, arguments ``donate`` donated).
 

@@ -28,6 +28,7 @@ from graphbp.errors import (
     NonFiniteError,
     PluginError,
     exc_text,
+    show,
     visible,
 )
 from graphbp.optim import OPTIMIZERS
@@ -169,6 +170,29 @@ def _check_arguments(args: argparse.Namespace) -> None:
             )
         if args.target is None:
             args.target = "target"
+        _check_processes(args)
+
+
+def _check_processes(args: argparse.Namespace) -> None:
+    """--coordinator, --num-processes and --process-id: all three or none, and consistent."""
+    options = {
+        "--coordinator": args.coordinator,
+        "--num-processes": args.num_processes,
+        "--process-id": args.process_id,
+    }
+    given = [o for o, v in options.items() if v is not None]
+    if given and len(given) < len(options):
+        missing = " and ".join(o for o in options if o not in given)
+        raise InputError(
+            f"{' and '.join(given)} without {missing}: a run across processes needs all three "
+            "(--coordinator HOST:PORT --num-processes N --process-id I, I from 0 to N-1, the "
+            f"same command in every process); add {missing} or drop {' and '.join(given)}"
+        )
+    if given and args.process_id >= args.num_processes:
+        raise InputError(
+            f"--process-id {args.process_id} with --num-processes {args.num_processes}: the "
+            f"processes are numbered 0 to {args.num_processes - 1}; give each its own number"
+        )
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -234,6 +258,36 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"a seed is from 0 to {MAX_SEED:,}, got {_number(text)}")
     return value
+
+
+def process_id(text: str) -> int:
+    """An argparse type: a process number, a whole number from 0 to :data:`MAX_COUNT` − 1."""
+    value = int(text)
+    if not 0 <= value < MAX_COUNT:
+        raise argparse.ArgumentTypeError(
+            f"a process number is from 0 to {MAX_COUNT - 1:,}, got {_number(text)}"
+        )
+    return value
+
+
+_ADDRESS = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*):(?P<port>[0-9]+)")
+
+
+def coordinator_address(text: str) -> str:
+    """An argparse type: ``HOST:PORT`` (a name, an IPv4 address or a bracketed IPv6 one, and
+    a port from 1 to 65535), as ``jax.distributed.initialize`` takes it."""
+    match = _ADDRESS.fullmatch(text)
+    if match is None or len(match["host"]) > 253:
+        raise argparse.ArgumentTypeError(
+            f"must be HOST:PORT (e.g. localhost:12345, 10.0.0.1:12345 or [::1]:12345), got "
+            f"{show(text, 80)}"
+        )
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"the port of {show(text, 80)} must be from 1 to 65535, got {_number(match['port'])}"
+        )
+    return text
 
 
 def learning_rate(text: str) -> float:
@@ -433,7 +487,31 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--devices",
         type=positive_int,
-        help="jax: split each batch across this many devices, data parallel (default: one device)",
+        help="jax: split each batch across this many devices, data parallel (default: one "
+        "device; with --coordinator, every device of every process)",
+    )
+    train.add_argument(
+        "--coordinator",
+        type=coordinator_address,
+        metavar="HOST:PORT",
+        help="train across processes with jax.distributed (jax backend; with --num-processes "
+        "and --process-id): the address where process 0 listens and the others connect; every "
+        "process runs the same command and loads the whole data, and each feeds its own "
+        "devices their rows of every batch; only process 0 prints and writes --out (default: "
+        "none, this process alone)",
+    )
+    train.add_argument(
+        "--num-processes",
+        type=positive_int,
+        metavar="N",
+        help="with --coordinator: how many processes take part (default: none, one process)",
+    )
+    train.add_argument(
+        "--process-id",
+        type=process_id,
+        metavar="I",
+        help="with --coordinator: this process's number, 0 to N-1; process 0 prints and "
+        "writes the outputs (default: none, one process)",
     )
     train.set_defaults(run=_train)
 

@@ -42,7 +42,8 @@ TrainStep = Callable[
 """``step(params, state, data, rows) -> (params, state, loss)``: one minibatch update.
 
 Parameters are keyed by position in ``network.params``; ``data`` holds every row of each input
-the loss needs, in the order of ``prog.plan(with_grad=True).inputs``; ``rows`` picks the batch.
+the loss needs, in the order of ``prog.plan(with_grad=True).inputs``; ``rows`` picks the batch,
+or is None when ``data`` is the batch already (fed by ``Backend.feed`` across processes).
 """
 PlanKey = tuple[tuple[Hashable, ...], bool]
 
@@ -420,7 +421,8 @@ class Program:
             current: dict[int, Array], state: Any, data: Sequence[Array], rows: Any
         ) -> tuple[dict[int, Array], Any, Array]:
             params = tuple(current[i] for i in take)
-            loss, grads = core(params, tuple(x[rows] for x in data))
+            batch = tuple(data) if rows is None else tuple(x[rows] for x in data)
+            loss, grads = core(params, batch)
             if in_place:  # the loss may be a parameter's own array, which the update changes
                 loss = loss.copy()
             current, state = update(current, dict(enumerate(grads)), state)

@@ -8,6 +8,7 @@ files (see :mod:`graphbp.model`) through an :class:`~graphbp.outputs.OutputFolde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from graphbp.model import Source
     from graphbp.op import Array
     from graphbp.outputs import OutputFolder
+    from graphbp.processes import Start
     from graphbp.program import Program
 
 EXAMPLE_DEFAULTS = {
@@ -53,6 +55,24 @@ def train(args: argparse.Namespace) -> int:
             that cannot be read or written (before training where it can be known).
         NonFiniteError: the run diverged.
     """
+    from graphbp.processes import Start, join, stdout_to_stderr_from_now
+
+    spread = getattr(args, "coordinator", None) is not None
+    if spread:
+        join(args)  # first: a process that then stops tells the others (Start)
+        if args.process_id != 0:
+            stdout_to_stderr_from_now()  # it prints nothing; gloo's lines go to stderr
+    ready = Start(spread)
+    try:
+        return _train(args, ready)
+    except Exception:
+        with contextlib.suppress(Exception):  # this process's own error is the one to show
+            ready.settle(failed=True)  # before training: every process stops
+        raise
+
+
+def _train(args: argparse.Namespace, ready: Start) -> int:
+    """:func:`train`, ``ready`` settled before the training begins."""
     from graphbp.outputs import OutputFolder
 
     given: set[str] = getattr(args, "given", set())
@@ -67,6 +87,8 @@ def train(args: argparse.Namespace) -> int:
                 f"--out {args.out} lies inside the --resume folder {args.resume}, which could "
                 "then not be resumed in place again; choose an --out outside it"
             )
+    if getattr(args, "coordinator", None) is not None and args.process_id != 0:
+        return _train_into(args, None, ready)  # the same job; only process 0 writes and prints
     # --out is checked and locked before anything else, so a run that cannot keep its
     # outputs fails before it trains; the outputs are written beside it and swapped in whole.
     folder = OutputFolder(args.out)
@@ -75,7 +97,7 @@ def train(args: argparse.Namespace) -> int:
             folder.check_input(path, option)
     try:
         with folder:
-            return _train_into(args, folder)
+            return _train_into(args, folder, ready)
     except KeyboardInterrupt as exc:  # say what --out holds now, found on the disk
         exc.add_note(f" {folder.phase}; {folder.state()}")
         raise
@@ -238,8 +260,10 @@ def _resumed_run(args: argparse.Namespace) -> _Run:
     return run
 
 
-def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
-    """Train as ``args`` say, then write the model folder through ``folder``."""
+def _train_into(args: argparse.Namespace, folder: OutputFolder | None, ready: Start) -> int:
+    """Train as ``args`` say, then write the model folder through ``folder`` (None: a process
+    of a run across processes other than process 0, which trains alike and writes nothing);
+    ``ready`` is settled just before training."""
     import numpy as np
 
     from graphbp.figures import loss_curve
@@ -252,31 +276,44 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         npz_bytes,
         prediction,
     )
+    from graphbp.processes import all_devices, stdout_to_stderr
     from graphbp.progress import progress_bar
+    from graphbp.registry import default_backend
     from graphbp.train import train_state
 
     run = _resumed_run(args) if args.resume is not None else _new_run(args)
     s, net, hyper, task = run.split, run.net, run.hyper, run.task
     output = prediction(net, run.output)
+    backend = run.backend or args.backend or default_backend() or "numpy"
+    spread = getattr(args, "coordinator", None) is not None
     prog = net.compile(
-        run.backend or args.backend,
+        backend,
         run.dtype or args.dtype or "float64",
         check_finite=args.check_finite,
-        devices=args.devices,
+        devices=all_devices(args) if spread else args.devices,
     )
-    folder.phase = "during training"
-    print(
+    # Across processes, predictions and diagrams are computed by each process on its own
+    # device from host copies of the parameters: no collective after training, so process 0
+    # alone can draw; every process evaluates alike, so an error stops them all.
+    judge = net.compile(backend, prog.dtype, check_finite=args.check_finite) if spread else prog
+    if folder is not None:
+        folder.phase = "during training"
+    say = print if folder is not None else _silent
+    say(
         f"graphbp train: {run.what} on {run.data.name} ({len(s.x_train)} train / "
         f"{len(s.x_test)} test rows), {hyper['optimizer']} lr={hyper['lr']}, "
         f"{counted(hyper['epochs'], 'epoch')}, batch {hyper['batch_size']}, "
         f"{prog.backend.name} {prog.dtype}"
     )
-    start = prog.init(hyper["seed"]) if run.params is None else prog.own(run.params)
+    # (train_state places them; placing is a collective across processes, after ``ready``)
+    start = prog.init(hyper["seed"]) if run.params is None else run.params
 
     def predict(
         params: Mapping[Hashable, Array], x: np.ndarray[Any, Any], rows: str, when: str
     ) -> np.ndarray[Any, Any]:
-        y = prog.backend.to_numpy(prog.forward(params, {"x": x}, [output])[output])
+        if spread:
+            params = {k: prog.backend.to_numpy(v) for k, v in params.items()}
+        y = judge.backend.to_numpy(judge.forward(params, {"x": x}, [output])[output])
         if not np.isfinite(y).all():  # finite parameters, yet it overflows on these rows
             raise NonFiniteError(
                 f"{when}, the network's output {output!r} on the {rows} rows is NaN or Inf; "
@@ -289,7 +326,12 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     # the parameters after each epoch), not train_state's mean minibatch loss (of the loss
     # node, which for Σ‖y−ŷ‖² grows with the batch size).
     bar = progress_bar(
-        total=hyper["epochs"], desc="train", unit="epoch", file=sys.stderr, leave=False
+        total=hyper["epochs"],
+        desc="train",
+        unit="epoch",
+        file=sys.stderr,
+        leave=False,
+        disable=folder is None,
     )
 
     def evaluate(epoch: int, _: float, params: dict[Any, Any]) -> None:
@@ -305,20 +347,22 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         bar.update(1)
 
     try:
-        done = train_state(
-            prog,
-            start,
-            {"x": s.x_train, "y": s.y_train},
-            lr=hyper["lr"],
-            epochs=hyper["epochs"],
-            batch_size=hyper["batch_size"],
-            optimizer=hyper["optimizer"],
-            seed=hyper["seed"],
-            progress=False,
-            callback=evaluate,
-            initial_epoch=run.epochs_done,
-            state=run.state,
-        )
+        ready.settle(failed=False)  # every process is ready, or all stop here
+        with stdout_to_stderr() if spread else contextlib.nullcontext():
+            done = train_state(
+                prog,
+                start,
+                {"x": s.x_train, "y": s.y_train},
+                lr=hyper["lr"],
+                epochs=hyper["epochs"],
+                batch_size=hyper["batch_size"],
+                optimizer=hyper["optimizer"],
+                seed=hyper["seed"],
+                progress=False,
+                callback=evaluate,
+                initial_epoch=run.epochs_done,
+                state=run.state,
+            )
     finally:
         bar.close()  # before any message: the error starts a clean line
     params = done.params
@@ -326,6 +370,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     with np.errstate(all="ignore"):  # overflow is reported as a NonFiniteError instead
         when = "training ended, but"
         fits = predict(params, s.x_train, "training", when), predict(params, s.x_test, "test", when)
+        if folder is None:  # trained alike; process 0 reports and writes
+            return 0
         compare = _compare_classifiers if task == "classification" else _compare_with_baselines
         metrics = compare(s, *fits)
         final = loss_per_row(task, fits[0], s.y_train), loss_per_row(task, fits[1], s.y_test)
@@ -371,7 +417,8 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
         try:
             with folder.writing() as new:
                 written = _write_outputs(new, outputs)
-                drawn, shows, warning = _write_diagrams(new, net, prog, params, train_data)
+                host = {k: prog.backend.to_numpy(v) for k, v in params.items()}
+                drawn, shows, warning = _write_diagrams(new, net, judge, host, train_data)
         except GraphFileError as exc:  # named by --out, not by the folder it was written in
             raise GraphFileError(f"{folder.shown(str(exc))}; {folder.state()}") from exc
     out = args.out  # swapped in: say what it now holds, by the name the user gave
@@ -381,6 +428,10 @@ def _train_into(args: argparse.Namespace, folder: OutputFolder) -> int:
     if drawn:
         print(f"wrote {', '.join(str(out / n) for n in drawn)} ({shows})")
     return 0
+
+
+def _silent(*_: object) -> None:
+    """``print`` in a process that prints nothing."""
 
 
 def _write_diagrams(

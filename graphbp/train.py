@@ -45,6 +45,11 @@ def train(
     with ``initial_epoch`` (and the optimizer state: see :func:`train_state`) repeats
     exactly what one longer run does.
 
+    Across the processes of a ``jax.distributed`` run (``prog`` compiled over a mesh of every
+    process's devices), every process calls it with the same arguments, the whole ``data``
+    included: the data stays on the host, and each process copies to its devices only their
+    rows of every batch; the history and parameters are the same in every process.
+
     Args:
         prog: the compiled network.
         params: initial parameters (not modified).
@@ -68,7 +73,8 @@ def train(
             training diverged: the message names the epoch, the batch, the first node whose
             value or gradient (or the parameter whose update) was not finite, and the
             learning rate to lower.
-        InputError: a parameter or a training array is missing or does not fit.
+        InputError: a parameter or a training array is missing or does not fit, or (across
+            processes) a process was given other arguments than process 0.
     """
     done = train_state(
         prog,
@@ -127,6 +133,21 @@ def train_state(
 
     from graphbp.progress import progress_bar
 
+    spread = prog.backend.processes(prog.layout) > 1  # a jax.distributed run: feed batches
+    if spread:  # first: a process given other arguments would stop alone, or train on a mix
+        settings = optimizer if isinstance(optimizer, str) else _settings(optimizer)
+        needed = [n for n, _ in prog.plan(with_grad=True).inputs]
+        _check_same_everywhere(
+            prog,
+            {
+                "training data": [data.get(n, "<missing>") for n in needed],
+                "initial parameters": [params.get(n, "<missing>") for n in prog.network.params],
+                "optimizer state": list(state) if state is not None else ["<fresh>"],
+                "options (lr, epochs, batch_size, seed, initial_epoch, optimizer)": [
+                    (lr, epochs, batch_size, seed, initial_epoch, settings)
+                ],
+            },
+        )
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
     if epochs < 0 or batch_size < 1 or initial_epoch < 0:
         raise InputError(
@@ -139,7 +160,7 @@ def train_state(
         raise InputError(f"params has no value for parameter(s) {missing}; start from prog.init()")
     # NaN and overflow are detected below and reported as one NonFiniteError, not as warnings.
     with prog.backend.precision(prog.dtype), np.errstate(all="ignore"):
-        arrays, rows = _columns(prog, data, batch_size)
+        arrays, rows = _columns(prog, data, batch_size, spread)
         current = prog.own({i: params[n] for i, n in enumerate(names)})
         if bad := _first_non_finite(prog, names, current):
             raise NonFiniteError(
@@ -169,7 +190,8 @@ def train_state(
                 losses = []
                 for batch, picked in enumerate(batches):
                     try:
-                        current, opt_state, loss = step(current, opt_state, arrays, picked)
+                        fed = _feed(prog, arrays, picked, spread)
+                        current, opt_state, loss = step(current, opt_state, *fed)
                     except NonFiniteError as exc:  # prog.check_finite: it names the node
                         where = _where(epoch, last, batch, len(batches))
                         raise NonFiniteError(f"{where}: {exc}{_lr_hint(opt)}") from None
@@ -247,28 +269,92 @@ def _by_name(names: list[Hashable], values: Mapping[int, Array]) -> dict[Any, Ar
     return {n: values[i] for i, n in enumerate(names)}
 
 
-def _columns(prog: Program, data: Mapping[Any, Any], batch_size: int) -> tuple[list[Array], int]:
+def _columns(
+    prog: Program, data: Mapping[Any, Any], batch_size: int, host: bool = False
+) -> tuple[list[Array], int]:
     """The arrays of the inputs the loss needs, in the order of the program's training step
-    and where it computes, and their row count, checked to fit the network in batches of
-    ``batch_size`` rows."""
+    and where it computes (``host``: NumPy copies, fed batch by batch), and their row count,
+    checked to fit the network in batches of ``batch_size`` rows."""
+    import numpy as np
+
     needed = [n for n, _ in prog.plan(with_grad=True).inputs]
     missing = [n for n in needed if n not in data]
     if missing:
         raise InputError(f"training data has no array for input(s) {missing}; it has {list(data)}")
-    arrays = prog.own({n: data[n] for n in needed})
+    if host:
+        to_numpy = prog.backend.to_numpy
+        arrays = {n: np.array(to_numpy(data[n]), dtype=prog.dtype) for n in needed}
+    else:
+        arrays = prog.own({n: data[n] for n in needed})
     count = _row_count({n: tuple(a.shape) for n, a in arrays.items()})
     for n, a in arrays.items():
         _check_rows(n, tuple(a.shape), prog.network.shapes[n], count, batch_size)
+    xp = np if host else prog.xp
     for n, a in arrays.items():
-        if not bool(prog.xp.all(prog.xp.isfinite(a))):
-            import numpy as np
-
+        if not bool(xp.all(xp.isfinite(a))):
             row = int(np.argwhere(~np.isfinite(prog.backend.to_numpy(a)))[0][0])
             raise NonFiniteError(
                 f"training input {n!r} holds NaN or Inf (first in row {row}); drop or fill "
                 "those rows before training"
             )
     return [arrays[n] for n in needed], count
+
+
+def _feed(prog: Program, arrays: Sequence[Array], picked: Any, spread: bool) -> tuple[Any, Any]:
+    """The training step's ``(data, rows)`` for the batch ``picked``: the device-resident
+    arrays and the rows to gather, or, across processes (``spread``), the batch itself, each
+    process feeding its devices only their rows from its host copy of the data."""
+    if not spread:
+        return arrays, picked
+    return prog.backend.feed(prog.layout, arrays, picked), None
+
+
+def _settings(opt: Optimizer) -> tuple[str, list[tuple[str, Any]]]:
+    """An optimizer's class and numeric or text settings (lr, momentum, ...)."""
+    settings = getattr(opt, "__dict__", {})
+    plain = [(k, v) for k, v in sorted(settings.items()) if isinstance(v, int | float | str)]
+    return type(opt).__qualname__, plain
+
+
+def _check_same_everywhere(prog: Program, parts: Mapping[str, Sequence[Any]]) -> None:
+    """Refuse a run across processes whose processes were given different training arguments
+    (each of ``parts``, compared by a SHA-256 gathered from every process): every process must
+    see the same batches, parameters and steps, or the run would silently train on a mix.
+
+    Raises:
+        InputError: naming the first process and argument that differ from process 0's.
+    """
+    import hashlib
+
+    import numpy as np
+
+    digests = []
+    for values in parts.values():
+        digest = hashlib.sha256()
+        for value in values:
+            if isinstance(value, str | int | float | tuple):
+                digest.update(repr(value).encode())
+                continue
+            try:
+                a = np.ascontiguousarray(prog.backend.to_numpy(value))
+            except (TypeError, ValueError):  # not an array: refused, alike, after the check
+                digest.update(type(value).__qualname__.encode())
+                continue
+            digest.update(f"{a.dtype.str}{a.shape}".encode())
+            if a.dtype.kind != "O":  # objects' bytes are addresses, other in each process
+                digest.update(a.tobytes())
+        digests.append(np.frombuffer(digest.digest(), np.uint8))
+    everyone = prog.backend.gather_hosts(np.stack(digests))
+    for process, theirs in enumerate(everyone):
+        for name, mine, first in zip(parts, theirs, everyone[0], strict=True):
+            if not np.array_equal(mine, first):
+                raise InputError(
+                    f"process {process} of {len(everyone)} was given other {name} than "
+                    "process 0: every process of a jax.distributed run calls gb.train with the "
+                    "same arguments (the whole training data, which gb.train splits into each "
+                    "process's rows of every batch; the same parameters, optimizer state, seed "
+                    "and options); load the same data with the same seed in every process"
+                )
 
 
 def _row_count(shapes: Mapping[Hashable, tuple[int, ...]]) -> int:
@@ -399,11 +485,12 @@ def _diverged(
         checker.layout = prog.layout  # the arrays stay where the training put them
     step: TrainStep = checker.train_step(opt)
     names = prog.network.params
+    spread = prog.backend.processes(prog.layout) > 1
     current, state = _copy(prog, start)
     for batch, picked in enumerate(batches[: last + 1]):
         where = _where(*epoch, batch, len(batches))
         try:
-            current, state, loss = step(current, state, arrays, picked)
+            current, state, loss = step(current, state, *_feed(prog, arrays, picked, spread))
         except NonFiniteError as exc:
             raise NonFiniteError(f"{where}: {exc}{_lr_hint(opt)}") from None
         if bad := _first_non_finite(prog, names, current):

@@ -8,7 +8,9 @@ traversal runs while JAX traces, once per input shape); float64 runs in JAX's 64
 scoped to graphbp's calls; ``differentiable`` wraps each op in ``jax.custom_vjp`` wired to the
 plugin's vjp, so ``jax.grad(prog.loss)`` uses the plugins' rules; an op without a vjp is
 differentiated by ``jax.vjp``; with ``devices``, inputs are split along their batch axis across
-a ``Mesh`` and parameters replicated, and XLA inserts the gradient all-reduce.
+a ``Mesh`` and parameters replicated, and XLA inserts the gradient all-reduce. A mesh may
+span the processes of a ``jax.distributed`` run: training then keeps the data on the host and
+``feed`` gives each process's devices only their rows of every batch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from graphbp.backend import Backend
@@ -63,7 +66,12 @@ class JaxBackend(Backend):
             return jnp.asarray(value, dtype=dtype)
 
     def to_numpy(self, value: Any) -> np.ndarray[Any, Any]:
-        """Copy a JAX array to the host."""
+        """Copy a JAX array to the host; one split across processes is gathered from all of
+        them (a collective: every process must ask for it)."""
+        if isinstance(value, jax.Array) and not (
+            value.is_fully_addressable or value.is_fully_replicated
+        ):
+            return np.asarray(multihost_utils.process_allgather(value, tiled=True))
         return np.asarray(value)
 
     def demoted(self, value: Any, dtype: str) -> str | None:
@@ -146,12 +154,43 @@ class JaxBackend(Backend):
         constrain: Callable[[Any, NamedSharding], Any] = jax.lax.with_sharding_constraint
         return (
             tuple(constrain(p, replicated(layout)) for p in params),
-            tuple(constrain(x, batch_sharding(layout, x)) for x in inputs),
+            tuple(constrain(x, batch_sharding(layout, x.shape)) for x in inputs),
         )
 
     def place(self, layout: Any, values: dict[Any, Any]) -> dict[Any, Any]:
         """Copies replicated on every device of the mesh (as they are without one)."""
         return values if layout is None else jax.device_put(values, replicated(layout))
+
+    def processes(self, layout: Any) -> int:
+        """How many processes own a device of the mesh ``layout`` (1 without one)."""
+        if layout is None:
+            return 1
+        return len({d.process_index for d in layout.devices.flat})
+
+    def feed(
+        self, layout: Any, arrays: Sequence[np.ndarray[Any, Any]], rows: np.ndarray[Any, Any]
+    ) -> tuple[Any, ...]:
+        """The batch ``rows`` of each host array as one global array split along axis 0 across
+        the mesh (as ``constrain`` splits it), built by each process from only the rows of its
+        own devices (``jax.make_array_from_callback``); without a mesh, on the default device."""
+        if layout is None:
+            return tuple(jnp.asarray(a[rows]) for a in arrays)
+        batch = []
+        for a in arrays:
+            shape = (len(rows), *a.shape[1:])
+            sharding = batch_sharding(layout, shape)
+
+            def rows_of(index: Any, a: np.ndarray[Any, Any] = a) -> Any:
+                return a[(rows[index[0]], *index[1:])]
+
+            batch.append(jax.make_array_from_callback(shape, sharding, rows_of))
+        return tuple(batch)
+
+    def gather_hosts(self, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Every process's ``value`` stacked in process order (``process_allgather``)."""
+        if jax.process_count() == 1:
+            return value[None]
+        return np.asarray(multihost_utils.process_allgather(value))
 
     def wrap(self, fn: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
         """``jax.jit(fn, donate_argnums=donate)``."""
@@ -178,6 +217,13 @@ def make_mesh(devices: Any) -> Mesh | None:
                 f"devices={devices!r}: pass a device count, a list of jax devices or a "
                 "jax.sharding.Mesh"
             )
+    if not any(d.process_index == jax.process_index() for d in chosen):
+        raise InputError(
+            f"devices={devices!r} holds none of this process's devices (process "
+            f"{jax.process_index()} of {jax.process_count()}): in a jax.distributed run every "
+            "process computes on its own devices; pass a mesh over every process's devices "
+            f"(devices={len(available)}, or a Mesh of jax.devices())"
+        )
     return Mesh(np.array(chosen), ("batch",))
 
 
@@ -186,8 +232,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())  # type: ignore[no-untyped-call]
 
 
-def batch_sharding(mesh: Mesh, x: Any) -> NamedSharding:
-    """Split axis 0 across every device of ``mesh``; replicate what does not divide evenly."""
-    if x.ndim == 0 or x.shape[0] % mesh.size:
+def batch_sharding(mesh: Mesh, shape: tuple[int, ...]) -> NamedSharding:
+    """Split axis 0 of an array of ``shape`` across every device of ``mesh``; replicate what
+    does not divide evenly."""
+    if not shape or shape[0] % mesh.size:
         return replicated(mesh)  # e.g. a last, short batch: still correct, just not parallel
     return NamedSharding(mesh, PartitionSpec(tuple(mesh.axis_names)))  # type: ignore[no-untyped-call]
