@@ -62,8 +62,9 @@ class CheckReport:
         compared: how many values were compared.
         net: the network (a report of ``check_network(..., report=True)``), else None.
         edges: the verdict on each operand edge of ``net``, in network order.
-        failed: parameters whose gradient disagrees with central differences, with the
-            message ``check_network`` would have raised (report mode only).
+        failed: parameters (``str(name)``, as in ``worst``) whose gradient disagrees with
+            central differences, with the message ``check_network`` would have raised; or
+            ``"gradient"`` if backprop itself failed (a rule that raises). Report mode only.
     """
 
     subject: str

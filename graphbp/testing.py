@@ -535,7 +535,7 @@ def check_network(
     except PluginError as exc:  # a rule that raises: the edges' checks name it
         if not report:
             raise
-        result.failed["all"] = f"the gradient could not be computed: {exc_text(exc)}"
+        result.failed["gradient"] = f"backprop failed: {exc_text(exc)}"
         grads = {}
     names = [n for n in net.params if n in grads]
     xs = [np.asarray(be.to_numpy(params[n]), dtype=np.float64) for n in names]
@@ -555,7 +555,7 @@ def check_network(
             )
         except GradientCheckError as exc:
             if report:
-                result.failed[show(name)] = str(exc)
+                result.failed[str(name)] = str(exc)
                 continue
             culprit = _wrong_rule(net, prog, params, inputs, max_elements)
             raise GradientCheckError(f"{exc}; {culprit}") from exc
@@ -611,25 +611,25 @@ def _edge_checks(
     of the network's forward pass, against central differences of the op's forward and
     (where jax is installed and the op runs on it) against ``jax.vjp``."""
     edges = [Edge(s, n, k) for n in net.order for k, s in enumerate(net.operands[n])]
-    computed = [n for n in net.order if n in net.consts or n in net.ops]
-    try:
-        values = {**params, **inputs, **prog.forward(params, inputs, computed)}
-    except GraphbpError as exc:
-        note = f"the network's forward pass failed: {exc_text(exc, 200)}"
-        return {edge: EdgeCheck("unchecked", note=note) for edge in edges}
-    checked: dict[Hashable, tuple[list[EdgeCheck], list[Any], Any]] = {}
-    for node in (n for n in net.order if n in net.ops):
+    values, missing = _forward_values(net, prog, params, inputs)
+    checked: dict[Hashable, tuple[list[EdgeCheck], list[Any], Any]] = {
+        node: ([EdgeCheck("unchecked", note=note)] * len(net.operands[node]), [], None)
+        for node, note in missing.items()
+    }
+    for node in (n for n in net.order if n in net.ops and n not in missing):
         xs = [np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]]
         elements = min(max_elements, EDGE_ELEMENTS)
         verdicts, g = _node_checks(
             net.ops[node], net.attrs[node], xs, prog.backend, rng, rtol, directions, elements
         )
         checked[node] = verdicts, xs, g
-    errors = _autodiff_errors(net, {n: (xs, g) for n, (_, xs, g) in checked.items()})
+    at = {n: (xs, g) for n, (_, xs, g) in checked.items() if n not in missing}
+    errors = _autodiff_errors(net, at)
     checks = {}
     for node, (verdicts, _, _) in checked.items():
+        node_errors = errors.get(node, [None] * len(verdicts))
         verdicts = [
-            _with_autodiff_error(v, e, rtol) for v, e in zip(verdicts, errors[node], strict=True)
+            _with_autodiff_error(v, e, rtol) for v, e in zip(verdicts, node_errors, strict=True)
         ]
         if any(v.status == "wrong" for v in verdicts):
             culprit = _inner_culprit(net.attrs[node], prog.backend.name)
@@ -637,6 +637,25 @@ def _edge_checks(
         for position, source in enumerate(net.operands[node]):
             checks[Edge(source, node, position)] = verdicts[position]
     return {edge: checks[edge] for edge in edges}
+
+
+def _forward_values(
+    net: Network, prog: Program, params: Mapping[Any, Any], inputs: Mapping[Any, Any]
+) -> tuple[dict[Hashable, Any], dict[Hashable, str]]:
+    """Every node's value in the forward pass, and for op nodes without one, why: the
+    loss's ancestors first, then the others (a prediction off the loss's path), which may
+    need inputs the loss does not."""
+    needed = nx.ancestors(net.graph, net.loss) | {net.loss}
+    values: dict[Hashable, Any] = {**params, **inputs}
+    missing: dict[Hashable, str] = {}
+    for part in (needed, set(net.order) - needed):
+        nodes = [n for n in net.order if n in part and (n in net.consts or n in net.ops)]
+        try:
+            values.update(prog.forward(params, inputs, nodes) if nodes else {})
+        except GraphbpError as exc:
+            note = f"the forward pass to it failed: {exc_text(exc, 200)}"
+            missing.update({n: note for n in nodes if n in net.ops})
+    return values, missing
 
 
 def _with_autodiff_error(check: EdgeCheck, error: float | None, rtol: float) -> EdgeCheck:
@@ -790,15 +809,25 @@ def _autodiff_errors(
     with oracle.precision("float64"):
         arguments = [(oracle.asarray(at[n][1], "float64"), at[n][0]) for n in nodes]
         try:
-            results = jax.jit(every)(arguments)
-        except GraphbpError:
-            return errors  # the differences' check says which rule fails, and how
-    for node, (cts, wants) in zip(nodes, results, strict=True):
-        errors[node] = [
-            _relative_difference(np.asarray(oracle.to_numpy(c)), np.asarray(w))
-            for c, w in zip(cts, wants, strict=True)
-        ]
+            results: list[tuple[Any, Any] | None] = list(jax.jit(every)(arguments))
+        except GraphbpError:  # a rule that cannot be traced (Python branching on values):
+            results = [_eager(rule, g, xs) for rule, (g, xs) in zip(rules, arguments, strict=True)]
+    for node, result in zip(nodes, results, strict=True):
+        if result is not None:
+            errors[node] = [
+                _relative_difference(np.asarray(oracle.to_numpy(c)), np.asarray(w))
+                for c, w in zip(*result, strict=True)
+            ]
     return errors
+
+
+def _eager(rule: Callable[..., tuple[Any, Any]], g: Any, xs: list[Any]) -> tuple[Any, Any] | None:
+    """``rule(g, *xs)`` op by op (not compiled), or None if it fails: the differences'
+    check says which rule fails, and how."""
+    try:
+        return rule(g, *xs)
+    except GraphbpError:
+        return None
 
 
 def _wrong_rule(
