@@ -448,3 +448,21 @@ def test_a_rule_jax_cannot_compile_is_still_compared_with_jax_vjp(register: Any)
     report = check_network(sigmoid_net("t_branchy_sigmoid"), report=True)
     assert {c.status for c in report.edges.values()} == {"agree"}
     assert all(c.autodiff is not None and c.autodiff < 1e-12 for c in report.edges.values())
+
+
+def test_a_causal_mask_of_minus_1e9_is_no_reason_to_blame_a_rule() -> None:
+    """Masked attention scores: the −1e9 terms of ⟨g, out⟩ make its round-off, though they
+    cancel in the sum (a bound from |⟨g, out⟩| alone blamed sub's right rule on some seeds)."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("s", op="param", shape=(3, 2, 5, 5))
+    g.add_node("mask", op="const", value=np.triu(np.full((5, 5), -1e9), 1))
+    g.add_node("b", op="param", shape=(3, 2, 5, 1))
+    for node, op in (("masked", "add"), ("d", "sub"), ("e", "exp"), ("L", "sum")):
+        g.add_node(node, op=op)
+    g.add_edges_from([("s", "masked", {"arg": 0}), ("mask", "masked", {"arg": 1})])
+    g.add_edges_from([("masked", "d", {"arg": 0}), ("b", "d", {"arg": 1})])
+    g.add_edges_from([("d", "e", {"arg": 0}), ("e", "L", {"arg": 0})])
+    net = gb.Network(g)
+    for seed in range(6):
+        report = check_network(net, seed=seed, report=True)
+        assert {c.status for c in report.edges.values()} == {"agree"}, (seed, report.lines())
