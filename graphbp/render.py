@@ -395,11 +395,16 @@ def check_marks(net: Network, marks: Marks | None) -> Mapping[Edge, str]:
     """The edge colours of ``marks`` (none without marks), checked against ``net``.
 
     Raises:
-        InputError: a mark is not a key of ``MARK_COLORS``, or an edge is not one of
-            ``net``'s operand edges.
+        InputError: ``marks`` is not a Marks, a mark is not a key of ``MARK_COLORS``, or
+            an edge is not one of ``net``'s operand edges.
     """
     if marks is None:
         return {}
+    if not isinstance(marks, Marks) or not isinstance(marks.colors, Mapping):
+        raise InputError(
+            f"marks={show(marks)}: give a graphbp.render.Marks of edge colours by edge, "
+            "such as CheckReport.marks()"
+        )
     for edge, mark in marks.colors.items():
         if not isinstance(mark, str) or mark not in MARK_COLORS:
             raise InputError(

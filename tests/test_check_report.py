@@ -288,6 +288,9 @@ def test_marks_reach_the_drawing_only_as_known_colours_of_its_own_edges() -> Non
     for stranger in (Edge("x", "nowhere", 0), Edge("W", "h", 0), ("x",), Edge("x", "h", 0.0)):
         with pytest.raises(gb.InputError, match="is not an operand edge of this network"):
             gb.render(net, marks=Marks({stranger: "agree"}))  # type: ignore[dict-item]
+    for not_marks in ({edge: "agree"}, Marks([edge], ())):  # type: ignore[arg-type]
+        with pytest.raises(gb.InputError, match="give a graphbp.render.Marks of edge colours"):
+            gb.render(net, marks=not_marks)  # type: ignore[arg-type]
     lines = tuple(f"line {k} <b>&amp;</b>\x1b" for k in range(30))
     source = gb.render(net, marks=Marks({edge: "wrong"}, lines)).source
     assert "line 19 &lt;b&gt;&amp;amp;&lt;/b&gt;\\\\x1b" in source and "line 20 " not in source
