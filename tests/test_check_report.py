@@ -272,7 +272,7 @@ def test_the_collapsed_drawing_colours_each_link_by_its_worst_edge(
     report = check_network(net, report=True)
     svg = report.write(tmp_path / "c.svg", scopes="collapse").read_text()
     strokes = edge_strokes(svg, "title")
-    into_box = [k for k in strokes if re.fullmatch(r"n\d+->scope\d+", k)]
+    into_box = [k for k in strokes if re.fullmatch(r"n\d+->(?!n\d+$).+", k)]  # node → box
     assert [strokes[k] for k in into_box] == [HIGHLIGHT], strokes
     assert sorted(v for k, v in strokes.items() if k not in into_box) == sorted(
         [MARK_COLORS["agree"]] * (len(strokes) - 1)
