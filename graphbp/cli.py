@@ -39,6 +39,7 @@ from graphbp.text import table
 if TYPE_CHECKING:
     import numpy as np
 
+    from graphbp.check_report import CheckReport
     from graphbp.graph import Network
     from graphbp.model import Model
     from graphbp.op import Op
@@ -658,6 +659,15 @@ def _parser() -> argparse.ArgumentParser:
         help="check one backend (default: $GRAPHBP_BACKEND, else every installed one); "
         "with jax, plugin vjps are also checked against jax.vjp and NumPy against JAX",
     )
+    check.add_argument(
+        "--render",
+        type=Path,
+        metavar="FILE",
+        help="first draw the network into FILE with every edge coloured by whether its op's "
+        "vjp, at the network's values, agrees with float64 central differences (and jax.vjp "
+        "where installed): green agree, red wrong, grey unchecked; the extension picks the "
+        "format: .html .svg .png .pdf .dot (default: none)",
+    )
     check.set_defaults(run=_check)
 
     bench = sub.add_parser("bench", help="time graphbp against hand-written NumPy and JAX")
@@ -993,6 +1003,11 @@ def _check(args: argparse.Namespace) -> int:
                 f"--op checks the op {args.op!r} alone, so the network {str(args.graph)!r} "
                 "would be ignored; drop one of them"
             )
+        if args.render is not None:
+            raise InputError(
+                f"--render draws a network's check, and --op {args.op!r} checks an op alone; "
+                "drop one of them"
+            )
         return _check_one_op(args.op, chosen, "jax" in installed)
     net = read_network(args.graph) if args.graph else Network(seed_network(3, 4, 2))
     # the folder's values, where it holds them; else initialised parameters, random inputs
@@ -1000,6 +1015,11 @@ def _check(args: argparse.Namespace) -> int:
     given = [f for f, v in ((PARAMS, params), (INPUTS, inputs)) if v is not None]
     if given:
         print(f"the network's gradients at {' and '.join(str(args.graph / f) for f in given)}")
+    if args.render is not None:  # on NumPy if checked (the plugins' rules run on JAX too,
+        # against jax.vjp, where jax is installed)
+        drawn = "numpy" if "numpy" in chosen else chosen[0]
+        report = check_network(net, drawn, params=params, inputs=inputs, report=True)
+        _check_drawn(report, report.write(args.render))
     # a network's own ops (one op each, in network order); with none given, every op
     ops = list(load_all_ops().values()) if args.graph is None else _ops_of(net)
     for backend in chosen:
@@ -1014,6 +1034,30 @@ def _check(args: argparse.Namespace) -> int:
         print(check_backends_agree(net, ("numpy", "jax"), params=params, inputs=inputs))
         print("plugin vjps agree with jax.vjp; numpy and jax agree on the network")
     return 0
+
+
+def _check_drawn(report: CheckReport, path: Path) -> None:
+    """Print what ``graphbp check --render`` drew into ``path``; a GradientCheckError
+    naming the wrong ops (or the wrong gradients) if anything is wrong."""
+    print(f"wrote {path}: {report.summary()}")
+    for line in report.lines():
+        print(line)
+    if report.wrong_ops:
+        ops = "; ".join(
+            f"op {op!r} at node{'s' if len(nodes) > 1 else ''} {', '.join(map(show, nodes))}"
+            for op, nodes in report.wrong_ops.items()
+        )
+        first = next(iter(report.wrong_ops))
+        raise GradientCheckError(
+            f"wrong vjp: {ops}; its edges are red in {path}; fix the vjp and check it alone "
+            f"with `graphbp check --op {first}`"
+        )
+    if report.failed:
+        raise GradientCheckError(
+            f"{next(iter(report.failed.values()))}; every op's vjp agrees with central "
+            f"differences at its node's values (drawn in {path}), so the difference comes from "
+            "the network as a whole (a non-smooth point such as relu at 0)"
+        )
 
 
 def _ops_of(net: Network) -> list[Op]:

@@ -27,7 +27,7 @@ from graphbp.chain import (
 )
 from graphbp.errors import visible
 from graphbp.graph import Network
-from graphbp.render import Scopes, check_options, node_id, render, run_dot, summary
+from graphbp.render import Marks, Scopes, check_options, node_id, render, run_dot, summary
 
 _STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 0; color: #222; }
@@ -144,6 +144,7 @@ def page(
     max_paths: int = MAX_PATHS,
     scopes: Scopes = "cluster",
     rankdir: str = "LR",
+    marks: Marks | None = None,
 ) -> str:
     """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
 
@@ -156,7 +157,7 @@ def page(
         chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
     if scopes == "collapse":
         scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
-    drawing = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
+    drawing = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir, marks=marks)
     svg = run_dot(drawing.source, "svg").decode()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inline
     flow = Flow(net)

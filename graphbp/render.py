@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from graphbp.chain import (
     MAX_PATHS,
@@ -48,6 +48,29 @@ SCRIPT = 0.7
 """Subscripts and superscripts are drawn at this fraction of the size of the text around them."""
 
 HIGHLIGHT = "#d62728"
+MARK_COLORS = {"agree": "#2ca02c", "wrong": HIGHLIGHT, "unchecked": "#aaaaaa"}
+"""The colours of marked edges (``Marks``), by mark: a check report's statuses."""
+_MARK_RANK = {"agree": 0, "unchecked": 1, "wrong": 2}
+"""Which mark a link of several edges takes: the worst (wrong > unchecked > agree)."""
+MARK_LINES = 20
+"""The caption lists at most this many of the marks' lines, then counts the rest."""
+MARK_LINE = 300
+"""Characters of one caption line of the marks; a longer line is cut."""
+
+
+class Marks(NamedTuple):
+    """Edge colours and caption lines from a check (``CheckReport.marks()``).
+
+    Attributes:
+        colors: operand edges by mark, each a key of ``MARK_COLORS``; edges left out are
+            drawn as usual.
+        caption: lines of plain text drawn under the drawing (escaped by ``render``).
+    """
+
+    colors: Mapping[Edge, str]
+    caption: tuple[str, ...] = ()
+
+
 _STYLE = {  # node attributes by kind
     "input": {"shape": "ellipse", "style": "filled", "fillcolor": "#e3f2fd"},
     "param": {"shape": "box", "style": "rounded,filled", "fillcolor": "#fff3cd"},
@@ -77,6 +100,7 @@ def render(
     scopes: Scopes = "cluster",
     rankdir: str = "LR",
     top: int | None = None,
+    marks: Marks | None = None,
 ) -> graphviz.Digraph:
     """Draw ``net``: every node, the local derivative on every edge, the reuse of ∂L/∂value.
 
@@ -94,6 +118,8 @@ def render(
         top: highlight only the ``top`` paths of the largest contribution norm (needs
             ``wrt`` and ``values``; see ``chain_rule``), captioned with their share of
             ‖∂L/∂wrt‖.
+        marks: colour edges by a check's verdict (``MARK_COLORS``) and add its caption
+            lines (``CheckReport.marks()``); a mark's colour replaces the path highlight's.
 
     Returns:
         A ``graphviz.Digraph``; Jupyter shows it as the SVG ``write_diagram`` writes
@@ -103,10 +129,12 @@ def render(
     Raises:
         GraphError: ``wrt`` is not a parameter with a path to the loss.
         InputError: ``top`` is not from 1 to 10,000, or is given without ``wrt`` or ``values``.
+        InputError: ``marks`` names an edge not in ``net`` or a mark not in ``MARK_COLORS``.
         PluginError: an op's ``describe`` raised or returned something other than a label
             and one local-derivative text per operand.
     """
     check_options(max_paths, scopes, rankdir)
+    colors = check_marks(net, marks)
     flow = Flow(net)
     rule = _rule(net, wrt, values, max_paths, flow, top)
     dot = _drawing_class()(
@@ -123,13 +151,18 @@ def render(
     groups = _groups(net, scopes)
     on_path = rule.edges if rule else frozenset()
     if scopes == "collapse":
-        _draw_collapsed(dot, net, groups, on_path, rule)
+        _draw_collapsed(dot, net, groups, on_path, rule, colors)
     else:
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
-        _draw_edges(dot, net, flow, on_path)
-    if rule is not None:
-        caption = _label(_caption(net, rule, grads), "graph")
-        dot.attr(label=caption, labelloc="b", labeljust="l")
+        _draw_edges(dot, net, flow, on_path, colors)
+    captions = [_caption(net, rule, grads)] if rule is not None else []
+    if marks is not None and marks.caption:
+        captions.append(_marks_caption(marks.caption))
+    if captions:
+        cells = "".join(f'<TR><TD ALIGN="LEFT">{c}</TD></TR>' for c in captions)
+        table = f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0">{cells}</TABLE>'
+        caption = captions[0] if len(captions) == 1 else table
+        dot.attr(label=_label(caption, "graph"), labelloc="b", labeljust="l")
     return dot
 
 
@@ -318,7 +351,13 @@ def _draw_nodes(
             draw(cluster, nodes)
 
 
-def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozenset[Edge]) -> None:
+def _draw_edges(
+    dot: graphviz.Digraph,
+    net: Network,
+    flow: Flow,
+    on_path: frozenset[Edge],
+    colors: Mapping[Edge, str] | None = None,
+) -> None:
     carries = set(flow.edges)
     for node in net.order:
         _, local = _describe(net, node)
@@ -330,6 +369,8 @@ def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozen
                 attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2.5")
             elif edge not in carries:  # backprop never evaluates it: no gradient flows here
                 attrs.update(style="dashed", color="#aaaaaa", fontcolor="#888888")
+            if colors and edge in colors:
+                attrs.update(mark_attrs(colors[edge]))
             dot.edge(
                 node_id(net, source),
                 node_id(net, node),
@@ -345,8 +386,10 @@ def _draw_collapsed(
     groups: dict[str, list[Hashable]],
     on_path: frozenset[Edge],
     rule: ChainRule | None,
+    colors: Mapping[Edge, str] | None = None,
 ) -> None:
-    """One node per scope; edges between scopes merged, highlighted if any is on a path."""
+    """One node per scope; edges between scopes merged, highlighted if any is on a path,
+    marked with the worst mark of their edges."""
     box_of: dict[Hashable, str] = {}  # node → the id of the box it is drawn in
     for k, (scope, nodes) in enumerate(groups.items()):
         boxes = [(f"scope{k}", nodes)] if scope else [(node_id(net, n), [n]) for n in nodes]
@@ -363,14 +406,85 @@ def _draw_collapsed(
             if rule is not None and any(n in rule.nodes for n in members):
                 attrs.update(color=HIGHLIGHT, penwidth="2.5")
             dot.node(box, label=_label(text, "node"), id=box, **attrs)
-    hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
+    links: dict[tuple[str, str], list[Edge]] = {}  # edges between boxes, in order of appearance
     for node in net.order:
         for position, source in enumerate(net.operands[node]):
             pair = (box_of[source], box_of[node])
             if pair[0] != pair[1]:
-                hot[pair] = hot.get(pair, False) or Edge(source, node, position) in on_path
-    for (a, b), on in hot.items():
-        dot.edge(a, b, **({"color": HIGHLIGHT, "penwidth": "2.5"} if on else {}))
+                links.setdefault(pair, []).append(Edge(source, node, position))
+    for (a, b), edges in links.items():
+        on = any(e in on_path for e in edges)
+        attrs = {"color": HIGHLIGHT, "penwidth": "2.5"} if on else {}
+        mark = worst_mark(colors or {}, edges)
+        dot.edge(a, b, **{**attrs, **(mark_attrs(mark) if mark is not None else {})})
+
+
+def check_marks(net: Network, marks: Marks | None) -> Mapping[Edge, str]:
+    """The edge colours of ``marks`` (none without marks), checked against ``net``.
+
+    Raises:
+        InputError: ``marks`` is not a Marks, a mark is not a key of ``MARK_COLORS``, or
+            an edge is not one of ``net``'s operand edges.
+    """
+    if marks is None:
+        return {}
+    if not isinstance(marks, Marks) or not isinstance(marks.colors, Mapping):
+        raise InputError(
+            f"marks={show(marks)}: give a graphbp.render.Marks of edge colours by edge, "
+            "such as CheckReport.marks()"
+        )
+    for edge, mark in marks.colors.items():
+        if not isinstance(mark, str) or mark not in MARK_COLORS:
+            raise InputError(
+                f"marks: edge {show(edge)} has mark {show(mark)}; use one of "
+                f"{', '.join(MARK_COLORS)}"
+            )
+        if not _is_edge_of(net, edge):
+            raise InputError(
+                f"marks: edge {show(edge)} is not an operand edge of this network; mark the "
+                "edges of the network drawn (CheckReport.marks() of a check of it)"
+            )
+    return marks.colors
+
+
+def _is_edge_of(net: Network, edge: object) -> bool:
+    """Whether ``edge`` is one of ``net``'s operand edges (source, target, position)."""
+    if not isinstance(edge, tuple) or len(edge) != 3:
+        return False
+    source, target, position = edge
+    try:
+        operands = net.operands.get(target, ())
+    except TypeError:  # an unhashable target
+        return False
+    return (
+        isinstance(position, int)
+        and 0 <= position < len(operands)
+        and (operands[position] == source)
+    )
+
+
+def worst_mark(colors: Mapping[Edge, str], edges: Iterable[Edge]) -> str | None:
+    """The mark a link drawn for several edges takes: the worst of theirs (wrong >
+    unchecked > agree), or None if none of them is marked."""
+    marks = [colors[e] for e in edges if e in colors]
+    return max(marks, key=_MARK_RANK.__getitem__, default=None)
+
+
+def mark_attrs(mark: str) -> dict[str, str]:
+    """The DOT attributes of an edge marked ``mark``: its colour, wrong ones thicker."""
+    color = MARK_COLORS[mark]
+    return {"color": color, "fontcolor": color, "penwidth": "3" if mark == "wrong" else "1.8"}
+
+
+def _marks_caption(lines: tuple[str, ...]) -> str:
+    """The marks' caption lines (plain user text) as escaped markup rows, at most
+    ``MARK_LINES`` of them, each cut at ``MARK_LINE`` characters."""
+    shown = [visible(str(line)) for line in lines[:MARK_LINES]]
+    shown = [t if len(t) <= MARK_LINE else f"{t[: MARK_LINE - 1]}…" for t in shown]
+    if len(lines) > MARK_LINES:
+        shown.append(f"… and {len(lines) - MARK_LINES:,} more")
+    cells = "".join(f'<TR><TD ALIGN="LEFT">{html.escape(t)}</TD></TR>' for t in shown)
+    return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="3">{cells}</TABLE>'
 
 
 def _node_label(

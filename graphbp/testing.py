@@ -11,13 +11,16 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 
+from graphbp.chain import Edge
+from graphbp.check_report import CheckReport as CheckReport
+from graphbp.check_report import EdgeCheck, Status
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
@@ -52,27 +55,6 @@ STEP = 1e-4
 """Step of the five-point central difference: truncation error O(h⁴) ≈ 1e-16 in float64."""
 _ROUNDOFF = 10 * float(np.finfo(np.float64).eps) / STEP
 """Round-off bound of a difference quotient, per unit of |f|: below it, values agree."""
-
-
-@dataclass
-class CheckReport:
-    """What a gradient check compared: per checked quantity, the worst relative error."""
-
-    subject: str
-    backend: str
-    worst: dict[str, float] = field(default_factory=dict)
-    compared: int = 0
-
-    @property
-    def max_rel_error(self) -> float:
-        """The largest relative error over everything compared."""
-        return max(self.worst.values(), default=0.0)
-
-    def __str__(self) -> str:
-        return (
-            f"{self.subject} on {self.backend}: {self.compared} values compared, "
-            f"max relative error {self.max_rel_error:.2e}"
-        )
 
 
 def agreement(analytic: float, numeric: float, atol: float, rtol: float) -> tuple[bool, float]:
@@ -183,13 +165,7 @@ def _check_op(
                 ) from exc
             raise GradientCheckError(f"{where}: {exc}") from exc
 
-        def objective(
-            values: list[Any], g: Any = g, forward: Any = forward, at: list[Any] = xs
-        ) -> float:
-            if op.stops_gradient:  # held to zero cotangents: its value counts as constant
-                values = at
-            return float(np.sum(g * be.to_numpy(forward(*values))))
-
+        objective = _objective(op, be, forward, g, xs)
         free = gradient_free(op, attrs)
         for i, ct in enumerate(cts):
             analytic = np.asarray(be.to_numpy(ct))
@@ -204,6 +180,20 @@ def _check_op(
             report.worst[f"example {k} operand {i}"] = worst
             report.compared += (analytic.size if elementwise else 0) + directions
     return report
+
+
+def _objective(
+    op: Op, be: Backend, forward: Callable[..., Any], g: Any, at: list[Any]
+) -> Callable[[list[Any]], float]:
+    """⟨g, forward(operands)⟩, whose gradient in each operand its vjp must give; for an op
+    that stops the gradient, held at ``at`` (its value counts as constant)."""
+
+    def objective(values: list[Any]) -> float:
+        if op.stops_gradient:  # held to zero cotangents: its value counts as constant
+            values = at
+        return float(np.sum(g * be.to_numpy(forward(*values))))
+
+    return objective
 
 
 def _op_examples(
@@ -314,10 +304,15 @@ def _check_shape_rule(
 
 
 def _op_rules(
-    op: Op, be: Backend, attrs: dict[str, Any], shapes: list[tuple[int, ...]]
+    op: Op,
+    be: Backend,
+    attrs: dict[str, Any],
+    shapes: list[tuple[int, ...]],
+    compiled: bool = True,
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """``forward(*operands)`` and ``vjp(g, out, *operands)`` of ``op`` on backend ``be``, as
-    the engine calls them (every operand needing a cotangent), compiled by the backend."""
+    the engine calls them (every operand needing a cotangent), compiled by the backend
+    (unless ``compiled`` is False: for a call or two, compiling costs more than it saves)."""
     arrays = be.arrays("float64")
 
     def forward(operands: Any) -> Any:
@@ -328,7 +323,14 @@ def _op_rules(
     def vjp(g: Any, out: Any, *operands: Any) -> Any:
         return call_vjp(op, arrays, g, out, operands, attrs, shapes=shapes, rule=rule)
 
-    return be.wrap(lambda *operands: forward(operands)), be.wrap(vjp)
+    def plain(fn: Callable[..., Any]) -> Callable[..., Any]:  # NumPy arrays in as the backend's
+        def call(*args: Any) -> Any:
+            return fn(*(a if a is None else be.asarray(a, "float64") for a in args))
+
+        return call
+
+    wrap = be.wrap if compiled else plain
+    return wrap(lambda *operands: forward(operands)), wrap(vjp)
 
 
 NEVER_WRITE = "return a new array; never write into operands, out or g"
@@ -418,7 +420,6 @@ def _compare(
     """
     wrt = wrt or f"∂/∂operand {i}"
     worst = 0.0
-    base = xs[i]
     # Round-off of the difference quotient: it does not shrink with the direction's length.
     atol = _ROUNDOFF * (1 + abs(objective(xs)))
 
@@ -440,31 +441,51 @@ def _compare(
             )
         return err
 
-    for j in np.ndindex(base.shape) if elementwise else ():
-        bump = np.zeros_like(base)
-        bump[j] = 1.0
-        err = judge(float(analytic[j]), _central(objective, xs, i, bump), f"{wrt}{index_text(j)}")
-        worst = max(worst, err)
-    for d in range(directions):
-        v = rng.standard_normal(base.shape)
-        numeric = _central(objective, xs, i, v)
-        err = judge(float(np.sum(analytic * v)), numeric, f"{wrt} along random direction {d}")
-        worst = max(worst, err)
+    for what, analytic_value, numeric, _ in _comparisons(
+        objective, xs, i, analytic, rng, directions, elementwise, wrt
+    ):
+        worst = max(worst, judge(analytic_value, numeric, what))
     return worst
 
 
-def _central(objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any) -> float:
+def _comparisons(
+    objective: Callable[[list[Any]], float],
+    xs: list[Any],
+    i: int,
+    analytic: Any,
+    rng: np.random.Generator,
+    directions: int,
+    elementwise: bool,
+    wrt: str,
+) -> Iterator[tuple[str, float, float, Any]]:
+    """What ``_compare`` compares, one at a time: (what, the gradient's value, central
+    differences' value, the direction in operand ``i``) for each element (one-hot, if
+    ``elementwise``), then for ``directions`` random directions."""
+    base = xs[i]
+    for j in np.ndindex(base.shape) if elementwise else ():
+        bump = np.zeros_like(base)
+        bump[j] = 1.0
+        yield f"{wrt}{index_text(j)}", float(analytic[j]), _central(objective, xs, i, bump), bump
+    for d in range(directions):
+        v = rng.standard_normal(base.shape)
+        numeric = _central(objective, xs, i, v)
+        yield f"{wrt} along random direction {d}", float(np.sum(analytic * v)), numeric, v
+
+
+def _central(
+    objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any, step: float = STEP
+) -> float:
     """The derivative of the objective along ``v`` in operand ``i``, by central differences.
 
-    Five-point stencil: (f(x−2h) − 8f(x−h) + 8f(x+h) − f(x+2h)) / 12h.
+    Five-point stencil: (f(x−2h) − 8f(x−h) + 8f(x+h) − f(x+2h)) / 12h, h = ``step``.
     """
 
     def at(k: int) -> float:
         moved = list(xs)
-        moved[i] = xs[i] + (k * STEP) * v
+        moved[i] = xs[i] + (k * step) * v
         return objective(moved)
 
-    return (at(-2) - 8 * at(-1) + 8 * at(1) - at(2)) / (12 * STEP)
+    return (at(-2) - 8 * at(-1) + 8 * at(1) - at(2)) / (12 * step)
 
 
 def check_network(
@@ -477,8 +498,14 @@ def check_network(
     rtol: float = 1e-6,
     directions: int = 3,
     max_elements: int = 2000,
+    report: bool = False,
 ) -> CheckReport:
     """Check every parameter gradient of a network against central differences (float64).
+
+    With ``report=True`` nothing is raised for a wrong gradient: the report says, for every
+    operand edge, whether its op's vjp for that operand, at the network's values, agrees with
+    central differences of the op's forward and, where jax is installed, with ``jax.vjp`` of
+    it (``CheckReport.edges``, ``wrong_ops``); ``report.write("check.html")`` draws it.
 
     Args:
         net: the network.
@@ -488,40 +515,54 @@ def check_network(
             (None axes of size 4).
         seed: seeds the defaults and the random directions.
         rtol: the largest relative error allowed.
-        directions: random directions per parameter, besides each element.
-        max_elements: parameters larger than this are checked along directions only.
+        directions: random directions per parameter (and per edge), besides each element.
+        max_elements: parameters (and operands) larger than this are checked along
+            directions only.
+        report: check every edge too, and report wrong gradients instead of raising.
 
     Raises:
-        GradientCheckError: naming the parameter, the element and both values.
+        GradientCheckError: naming the parameter, the element and both values (not with
+            ``report=True``).
     """
     prog = net.compile(backend, "float64")
     be = prog.backend
     rng = np.random.default_rng(seed)
     params = dict(params) if params is not None else prog.init(seed)
     inputs = dict(inputs) if inputs is not None else random_inputs(net, rng)
-    _, grads = prog.value_and_grad(params, inputs)
-    names = list(net.params)
+    result = CheckReport("network", backend, net=net if report else None)
+    try:
+        _, grads = prog.value_and_grad(params, inputs)
+    except PluginError as exc:  # a rule that raises: the edges' checks name it
+        if not report:
+            raise
+        result.failed["gradient"] = f"backprop failed: {exc_text(exc)}"
+        grads = {}
+    names = [n for n in net.params if n in grads]
     xs = [np.asarray(be.to_numpy(params[n]), dtype=np.float64) for n in names]
     frozen = _frozen(net, prog, params, inputs)
 
     def objective(values: list[Any]) -> float:
         return float(frozen.loss(dict(zip(names, values, strict=True)), inputs))
 
-    report = CheckReport("network", backend)
     for i, name in enumerate(names):
         analytic = np.asarray(be.to_numpy(grads[name]), dtype=np.float64)
         where = f"network on {backend}, parameter {show(name)} (shape {xs[i].shape})"
         elementwise = analytic.size <= max_elements
         wrt = f"∂L/∂{visible(str(name))}"
         try:
-            report.worst[str(name)] = _compare(
+            result.worst[str(name)] = _compare(
                 objective, xs, i, analytic, rng, directions, rtol, where, elementwise, wrt
             )
         except GradientCheckError as exc:
+            if report:
+                result.failed[str(name)] = str(exc)
+                continue
             culprit = _wrong_rule(net, prog, params, inputs, max_elements)
             raise GradientCheckError(f"{exc}; {culprit}") from exc
-        report.compared += directions + (analytic.size if elementwise else 0)
-    return report
+        result.compared += directions + (analytic.size if elementwise else 0)
+    if report:
+        result.edges = _edge_checks(net, prog, params, inputs, rng, rtol, directions, max_elements)
+    return result
 
 
 def _frozen(
@@ -544,6 +585,251 @@ def _frozen(
         g.nodes[node].update(op="const", value=np.asarray(prog.backend.to_numpy(values[node])))
     # a parameter or input whose every path runs through a stopped node stays, unused
     return Network(g, loss=net.loss).compile(prog.backend.name, "float64")
+
+
+# ------------------------------------------------------------------ the report, edge by edge
+
+ONE_SIDED_STEP = 1e-7
+"""Step of the one-sided differences that tell a kink (relu at 0) from a wrong rule where
+central differences and the vjp disagree."""
+EDGE_ELEMENTS = 64
+"""An operand of at most this many elements (and ``max_elements``) is compared element by
+element in a report, besides the random directions that any larger one is compared along."""
+
+
+def _edge_checks(
+    net: Network,
+    prog: Program,
+    params: Mapping[Any, Any],
+    inputs: Mapping[Any, Any],
+    rng: np.random.Generator,
+    rtol: float,
+    directions: int,
+    max_elements: int,
+) -> dict[Edge, EdgeCheck]:
+    """Every operand edge's verdict: its op's vjp for that operand, at the operand values
+    of the network's forward pass, against central differences of the op's forward and
+    (where jax is installed and the op runs on it) against ``jax.vjp``."""
+    edges = [Edge(s, n, k) for n in net.order for k, s in enumerate(net.operands[n])]
+    values, missing = _forward_values(net, prog, params, inputs)
+    checked: dict[Hashable, tuple[list[EdgeCheck], list[Any], Any]] = {
+        node: ([EdgeCheck("unchecked", note=note)] * len(net.operands[node]), [], None)
+        for node, note in missing.items()
+    }
+    for node in (n for n in net.order if n in net.ops and n not in missing):
+        xs = [np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]]
+        elements = min(max_elements, EDGE_ELEMENTS)
+        verdicts, g = _node_checks(
+            net.ops[node], net.attrs[node], xs, prog.backend, rng, rtol, directions, elements
+        )
+        checked[node] = verdicts, xs, g
+    at = {n: (xs, g) for n, (_, xs, g) in checked.items() if n not in missing}
+    errors = _autodiff_errors(net, at)
+    checks = {}
+    for node, (verdicts, _, _) in checked.items():
+        node_errors = errors.get(node, [None] * len(verdicts))
+        verdicts = [
+            _with_autodiff_error(v, e, rtol) for v, e in zip(verdicts, node_errors, strict=True)
+        ]
+        if any(v.status == "wrong" for v in verdicts):
+            culprit = _inner_culprit(net.attrs[node], prog.backend.name)
+            verdicts = [replace(v, culprit=culprit) if v.status == "wrong" else v for v in verdicts]
+        for position, source in enumerate(net.operands[node]):
+            checks[Edge(source, node, position)] = verdicts[position]
+    return {edge: checks[edge] for edge in edges}
+
+
+def _forward_values(
+    net: Network, prog: Program, params: Mapping[Any, Any], inputs: Mapping[Any, Any]
+) -> tuple[dict[Hashable, Any], dict[Hashable, str]]:
+    """Every node's value in the forward pass, and for op nodes without one, why: the
+    loss's ancestors first, then the others (a prediction off the loss's path), which may
+    need inputs the loss does not."""
+    needed = nx.ancestors(net.graph, net.loss) | {net.loss}
+    values: dict[Hashable, Any] = {**params, **inputs}
+    missing: dict[Hashable, str] = {}
+    for part in (needed, set(net.order) - needed):
+        nodes = [n for n in net.order if n in part and (n in net.consts or n in net.ops)]
+        try:
+            values.update(prog.forward(params, inputs, nodes) if nodes else {})
+        except GraphbpError as exc:
+            note = f"the forward pass to it failed: {exc_text(exc, 200)}"
+            missing.update({n: note for n in nodes if n in net.ops})
+    return values, missing
+
+
+def _with_autodiff_error(check: EdgeCheck, error: float | None, rtol: float) -> EdgeCheck:
+    """``check`` with the vjp's difference from ``jax.vjp``: wrong if over ``rtol`` where
+    central differences agree (a non-smooth or gradient-free edge stays unchecked)."""
+    if error is None or (check.status == "unchecked" and check.differences is None):
+        return check
+    if check.status == "agree" and not error <= rtol:
+        return replace(
+            check, status="wrong", autodiff=error, note=f"jax.vjp differs by {error:.2g}"
+        )
+    return replace(check, autodiff=error)
+
+
+def _inner_culprit(attrs: Mapping[str, Any], backend: str) -> tuple[str, str] | None:
+    """The attribute and op a node's attributes name (dense's activation) whose rule fails
+    ``check_op`` on its own examples: the rule to fix for a wrong edge of that node."""
+    for key, inner in _ops_named_by(attrs):
+        try:
+            check_op(inner, backend)
+        except GraphbpError:
+            return visible(key), inner.name
+    return None
+
+
+def _node_checks(
+    op: Op,
+    attrs: Mapping[str, Any],
+    xs: list[np.ndarray[Any, Any]],
+    be: Backend,
+    rng: np.random.Generator,
+    rtol: float,
+    directions: int,
+    max_elements: int,
+) -> tuple[list[EdgeCheck], Any]:
+    """The verdict on each operand of one op node, whose operands have the values ``xs``,
+    against central differences; and the random cotangent of its output they used (None if
+    its forward failed)."""
+    free = gradient_free(op, attrs)
+    shapes = [x.shape for x in xs]
+    with be.precision("float64"):  # uncompiled: JAX compiles each primitive once by shape
+        forward, vjp = _op_rules(op, be, dict(attrs), shapes, compiled=False)
+        try:
+            out = forward(*xs)
+        except GraphbpError as exc:
+            note = f"its forward failed on these operands: {exc_text(exc, 200)}"
+            return [EdgeCheck("unchecked", note=note)] * len(xs), None
+        g = rng.standard_normal(np.shape(out))
+        try:
+            cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
+        except GraphbpError as exc:
+            note = f"its vjp failed on these operands: {exc_text(exc, 200)}"
+            return [EdgeCheck("wrong", note=note)] * len(xs), None
+        objective = _objective(op, be, forward, g, xs)
+        # round-off of the sum ⟨g, out⟩ is in proportion to its terms, which may cancel (a
+        # masked attention score of −1e9 in one term of thousands)
+        atol = _ROUNDOFF * (1 + float(np.sum(np.abs(g * be.to_numpy(out)))))
+        verdicts = []
+        for i, ct in enumerate(cts):
+            if i < len(free) and free[i]:
+                note = 'its local derivative is declared "0": no gradient flows here'
+                verdicts.append(EdgeCheck("unchecked", note=note))
+                continue
+            analytic = np.asarray(be.to_numpy(ct), np.float64)
+            elementwise = analytic.size <= max_elements
+            comparisons = _comparisons(
+                objective, xs, i, analytic, rng, directions, elementwise, f"∂/∂operand {i}"
+            )
+            status, worst, note = _judge_edge(objective, xs, i, comparisons, atol, rtol)
+            verdicts.append(EdgeCheck(status, worst, None, note))
+    return verdicts, g
+
+
+def _judge_edge(
+    objective: Callable[[list[Any]], float],
+    xs: list[Any],
+    i: int,
+    comparisons: Iterable[tuple[str, float, float, Any]],
+    atol: float,
+    rtol: float,
+) -> tuple[Status, float, str]:
+    """The verdict of comparisons of a vjp with central differences: "wrong" where they
+    disagree at a smooth point, "unchecked" where they disagree only where the forward is
+    not smooth (a kink: differences cannot judge the rule there) or not finite; with the
+    worst relative error and a note on the first disagreement."""
+    worst, kink, wrong = 0.0, "", ""
+    for what, analytic, numeric, direction in comparisons:
+        ok, err = agreement(analytic, numeric, atol, rtol)
+        if not math.isfinite(numeric):
+            kink = kink or f"{what}: the forward is not finite around these values"
+            continue
+        worst = max(worst, err if math.isfinite(analytic) else math.inf)
+        if ok:
+            continue
+        text = f"{what}: vjp {analytic:.6g} vs differences {numeric:.6g}"
+        if math.isfinite(analytic) and _kinked(objective, xs, i, direction, rtol):
+            kink = kink or f"not smooth here, {text}"
+        else:
+            wrong = wrong or text
+    if wrong:
+        return "wrong", worst, wrong
+    return ("unchecked", worst, kink) if kink else ("agree", worst, "")
+
+
+def _kinked(
+    objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any, rtol: float
+) -> bool:
+    """Whether the objective is not smooth along ``v`` in operand ``i`` within the reach of
+    the central differences (relu at or near 0, max at a tie), so that they cannot judge a
+    rule there: its left and right derivatives differ at a tiny step (a kink at the point),
+    or central differences at ``STEP`` and at a hundredth of it disagree (a kink nearby)."""
+    h = ONE_SIDED_STEP
+    here = objective(xs)
+    roundoff = 10 * float(np.finfo(np.float64).eps) / h * (1 + abs(here))
+    moved = [list(xs), list(xs)]
+    moved[0][i], moved[1][i] = xs[i] + h * v, xs[i] - h * v
+    right, left = (objective(moved[0]) - here) / h, (here - objective(moved[1])) / h
+    if abs(right - left) > roundoff + 1e-4 * max(abs(right), abs(left)):
+        return True
+    wide, narrow = _central(objective, xs, i, v), _central(objective, xs, i, v, STEP / 100)
+    return abs(wide - narrow) > roundoff + rtol * max(abs(wide), abs(narrow))
+
+
+def _autodiff_errors(
+    net: Network, at: Mapping[Hashable, tuple[list[Any], Any]]
+) -> dict[Hashable, list[float | None]]:
+    """Per op node and operand, its vjp's largest difference from ``jax.vjp`` of its forward
+    at the operands and output cotangent ``at[node]``, relative to jax's largest entry; None
+    without jax, for an op that does not run on it or has no vjp of its own (JAX
+    differentiates it itself), or where the forward failed. All nodes are compiled as one
+    function: one compilation costs far less than one per node."""
+    errors: dict[Hashable, list[float | None]] = {n: [None] * len(at[n][0]) for n in at}
+    try:
+        oracle = get_backend("jax")
+    except BackendNotInstalledError:
+        return errors
+    import jax
+
+    nodes = [
+        n
+        for n, (_, g) in at.items()
+        if g is not None and runs_on(net.ops[n], oracle.name) and defines_vjp(net.ops[n])
+    ]
+    rules = []
+    for node in nodes:
+        op, shapes = net.ops[node], [x.shape for x in at[node][0]]
+        forward, vjp = _op_rules(op, oracle, dict(net.attrs[node]), shapes, compiled=False)
+        rules.append(_with_autodiff(op, forward, vjp))
+
+    def every(arguments: list[tuple[Any, list[Any]]]) -> list[tuple[Any, Any]]:
+        return [rule(g, *xs) for rule, (g, xs) in zip(rules, arguments, strict=True)]
+
+    with oracle.precision("float64"):
+        arguments = [(oracle.asarray(at[n][1], "float64"), at[n][0]) for n in nodes]
+        try:
+            results: list[tuple[Any, Any] | None] = list(jax.jit(every)(arguments))
+        except GraphbpError:  # a rule that cannot be traced (Python branching on values):
+            results = [_eager(rule, g, xs) for rule, (g, xs) in zip(rules, arguments, strict=True)]
+    for node, result in zip(nodes, results, strict=True):
+        if result is not None:
+            errors[node] = [
+                _relative_difference(np.asarray(oracle.to_numpy(c)), np.asarray(w))
+                for c, w in zip(*result, strict=True)
+            ]
+    return errors
+
+
+def _eager(rule: Callable[..., tuple[Any, Any]], g: Any, xs: list[Any]) -> tuple[Any, Any] | None:
+    """``rule(g, *xs)`` op by op (not compiled), or None if it fails: the differences'
+    check says which rule fails, and how."""
+    try:
+        return rule(g, *xs)
+    except GraphbpError:
+        return None
 
 
 def _wrong_rule(
@@ -651,16 +937,8 @@ def check_op_autodiff(
         for k, (operands, attrs) in enumerate(_op_examples(op, examples, rng)):
             xs = [be.asarray(x, "float64") for x in operands]
             forward, vjp = _op_rules(op, be, attrs, [tuple(x.shape) for x in xs])
-
-            def both(g: Any, *values: Any, forward: Any = forward, vjp: Any = vjp) -> Any:
-                out, pullback = jax.vjp(forward, *values)
-                if op.stops_gradient:  # held to zero cotangents (see Op.stops_gradient)
-                    stopped = lambda *v: forward(*map(jax.lax.stop_gradient, v))  # noqa: E731
-                    _, pullback = jax.vjp(stopped, *values)
-                return vjp(g, *_as_engine_passes(op, out, list(values))), pullback(g)
-
             g = rng.standard_normal(np.shape(jax.eval_shape(forward, *xs)))
-            cts, wants = jax.jit(both)(g, *xs)
+            cts, wants = jax.jit(_with_autodiff(op, forward, vjp))(g, *xs)
             where = f"op {op.name!r}, example {k} (shapes {[tuple(x.shape) for x in xs]})"
             for i, (ct, want) in enumerate(zip(cts, wants, strict=True)):
                 got = np.asarray(be.to_numpy(ct))
@@ -669,6 +947,22 @@ def check_op_autodiff(
                 )
                 report.compared += got.size
     return report
+
+
+def _with_autodiff(
+    op: Op, forward: Callable[..., Any], vjp: Callable[..., Any]
+) -> Callable[..., tuple[Any, Any]]:
+    """``both(g, *operands)``: the plugin's cotangents and ``jax.vjp``'s of its forward."""
+    import jax
+
+    def both(g: Any, *values: Any) -> tuple[Any, Any]:
+        out, pullback = jax.vjp(forward, *values)
+        if op.stops_gradient:  # held to zero cotangents (see Op.stops_gradient)
+            stopped = lambda *v: forward(*map(jax.lax.stop_gradient, v))  # noqa: E731
+            _, pullback = jax.vjp(stopped, *values)
+        return vjp(g, *_as_engine_passes(op, out, list(values))), pullback(g)
+
+    return both
 
 
 def check_backends_agree(
@@ -725,10 +1019,9 @@ def check_backends_agree(
 
 def _close(got: Any, want: Any, rtol: float, where: str) -> float:
     """The largest difference relative to ``want``'s largest entry, or an error over ``rtol``."""
-    scale = max(float(np.max(np.abs(want), initial=0.0)), np.finfo(np.float64).tiny)
-    diff = np.abs(got - want)
-    err = float(np.max(diff, initial=0.0)) / scale
+    err = _relative_difference(got, want)
     if not err <= rtol:
+        diff = np.abs(got - want)
         j = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
         raise GradientCheckError(
             f"{where}: {f'element {index_text(j)}' if j else 'value'}: {float(got[j]):.12g} vs "
@@ -736,6 +1029,12 @@ def _close(got: Any, want: Any, rtol: float, where: str) -> float:
             f"difference of {err:.2e} relative to the largest entry (allowed {rtol:.0e})"
         )
     return err
+
+
+def _relative_difference(got: Any, want: Any) -> float:
+    """The largest difference of ``got`` from ``want``, relative to ``want``'s largest entry."""
+    scale = max(float(np.max(np.abs(want), initial=0.0)), np.finfo(np.float64).tiny)
+    return float(np.max(np.abs(got - want), initial=0.0)) / scale
 
 
 def random_inputs(net: Network, rng: Any, batch: int = 4) -> dict[Hashable, Any]:
