@@ -11,6 +11,7 @@ from typing import Any
 import networkx as nx
 import pytest
 from graphs import chain
+from helpers import graphbp
 
 import graphbp as gb
 from graphbp.chain import Edge
@@ -135,3 +136,25 @@ def test_a_100000_node_chain_draws_collapsed(tmp_path: Path) -> None:
     assert any(i.startswith("g") for i in nodes)
     edges = _ids(path.read_bytes(), "edge")
     assert edges and all(_hot(g) for g in edges.values())  # a chain: every link on the path
+
+
+@needs_dot
+def test_cli_render_scopes_engine_and_expand(tmp_path: Path) -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    net.to_json(tmp_path / "big.json")
+    run = graphbp(
+        "render", "big.json", "--wrt", "W1", "--expand", "layer7", "--expand", "layer9",
+        "--engine", "dot", "-o", "big.dot", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "big.dot").read_text() == gb.render(
+        net, "W1", expanded=["layer7", "layer9"], engine="dot"
+    ).source
+    run = graphbp("render", "big.json", "--scopes", "cluster", "-o", "all.dot", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "all.dot").read_text().count("subgraph cluster_") == 331
+    bad = graphbp("render", "big.json", "--expand", "nope", "-o", "x.svg", cwd=tmp_path)
+    assert bad.returncode == 2 and "'nope' is neither a scope nor a group id" in bad.stderr
+    assert not (tmp_path / "x.svg").exists()
+    bad = graphbp("render", "big.json", "--engine", "neato", cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'neato'" in bad.stderr
