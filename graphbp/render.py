@@ -126,8 +126,8 @@ def render(
         expanded: groups the outline drawing opens, by scope name (``"enc/block1"``) or by
             group id (``"g3"``; scope names first), their enclosing groups with them.
             Default: groups opened breadth-first (scopes and ranges; a fold stays one box)
-            while the drawing has at most ``BOXES`` boxes; with ``scopes="collapse"``, ranges
-            only.
+            while the drawing has at most ``BOXES`` boxes; with ``scopes="collapse"`` the
+            innermost scopes stay closed, each one box.
 
     Returns:
         A ``graphviz.Digraph``; Jupyter shows it as the SVG ``write_diagram`` writes
@@ -426,10 +426,10 @@ def _expanded_names(expanded: Iterable[str] | None) -> tuple[str, ...] | None:
     return names
 
 
-def _open(outline: Outline, names: tuple[str, ...] | None, ranges_only: bool) -> frozenset[str]:
+def _open(outline: Outline, names: tuple[str, ...] | None, innermost: bool) -> frozenset[str]:
     """The groups to open: the ones named and their enclosing groups, or by default
-    groups breadth-first (not folds; with ``ranges_only`` ranges alone) while the drawing
-    stays within ``BOXES`` boxes.
+    groups breadth-first (ranges and scopes, never folds; with ``innermost`` no scope that
+    holds no other) while the drawing stays within ``BOXES`` boxes.
 
     Raises:
         InputError: a name is neither a scope nor a group id.
@@ -449,13 +449,17 @@ def _open(outline: Outline, names: tuple[str, ...] | None, ranges_only: bool) ->
                 )
             opened.update((*outline.ancestors(gid), str(gid)))
         return frozenset(opened)
-    kinds = ("range",) if ranges_only else ("range", "scope")
+    outer: set[str] = set()  # groups holding a scope or fold
+    for group in groups.values():
+        if group.kind in ("scope", "fold") and group.parent is not None:
+            outer.update(outline.ancestors(group.id))
     opened = {outline.root}
     boxes = len(groups[outline.root].children)
     queue = [str(c) for c in groups[outline.root].children if outline.is_group(c)]
     for gid in queue:  # grows while it is read: breadth-first
         group = groups[gid]
-        if group.kind not in kinds or boxes - 1 + len(group.children) > BOXES:
+        opens = group.kind == "range" or (group.kind == "scope" and (not innermost or gid in outer))
+        if not opens or boxes - 1 + len(group.children) > BOXES:
             continue
         opened.add(gid)
         boxes += len(group.children) - 1

@@ -70,11 +70,27 @@ def test_a_large_mlp_is_drawn_folded_with_the_path_through_the_fold(
     assert _hot(nodes[fold.id])
 
 
-def test_small_graphs_stay_whole_and_collapse_opens_only_ranges() -> None:
+def test_small_graphs_stay_whole_and_collapse_closes_the_innermost_scopes() -> None:
     net = gb.Network(gb.seed_network(3, 4, 1))
     assert "subgraph cluster_" in gb.render(net).source
     collapsed = gb.render(net, scopes="collapse").source
     assert "subgraph cluster_" not in collapsed and "3 nodes" in collapsed
+    b = gb.Builder()
+    h = b.input("x", (2, 3))
+    with b.scope("enc"):
+        for k in range(2):
+            with b.scope(f"block{k}"):
+                h = b.op("tanh", h, name=f"t{k}")
+            with b.scope(f"odd{k}"):
+                h = b.op("sigmoid" if k else "exp", h, name=f"s{k}")
+    nested = b.network(b.op("sum", h, name="L"))
+    outline = Outline(nested)
+    source = gb.render(nested, scopes="collapse").source
+    enc = outline.find("enc")
+    assert f"cluster_{enc}" in source  # it holds scopes: open
+    for name in ("enc/odd0", "enc/odd1"):  # the innermost: one box each
+        assert f"\t{outline.find(name)} [label=<" in source
+    assert "<B>enc/odd0</B>" in source
 
 
 def test_expanded_opens_a_scope_by_name_or_id_and_refuses_others() -> None:
