@@ -20,7 +20,9 @@ def mlp(
     ``activation(h_{k-1}·W_k + b_k)``; the last layer is linear, ``yhat = affine(h, W, b)``;
     the loss node is ``L = loss(yhat, y)``. Inputs are ``x`` and ``y`` with a batch axis of any
     size. One node per layer keeps the chain rule as the textbook writes it:
-    ∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1.
+    ∂L/∂W1 = ∂L/∂ŷ · ∂ŷ/∂h2 · ∂h2/∂h1 · ∂h1/∂W1. Layer k's nodes (``W_k``, ``b_k`` and
+    ``h_k``, or ``yhat`` for the last) have the scope ``"layer<k>"``, which drawings show as
+    a cluster, or fold when layers repeat.
 
     Args:
         sizes: widths of the input, each hidden layer and the output.
@@ -46,15 +48,15 @@ def mlp(
     prev = "x"
     layers = len(sizes) - 1
     for k in range(1, layers + 1):
-        w, b = f"W{k}", f"b{k}"
-        g.add_node(w, op="param", shape=(sizes[k - 1], sizes[k]))
-        g.add_node(b, op="param", shape=(sizes[k],))
+        w, b, scope = f"W{k}", f"b{k}", f"layer{k}"
+        g.add_node(w, op="param", shape=(sizes[k - 1], sizes[k]), scope=scope)
+        g.add_node(b, op="param", shape=(sizes[k],), scope=scope)
         if k < layers:
             node = f"h{k}"
-            g.add_node(node, op="dense", activation=activation)
+            g.add_node(node, op="dense", activation=activation, scope=scope)
         else:
             node = "yhat"
-            g.add_node(node, op="affine")
+            g.add_node(node, op="affine", scope=scope)
         g.add_edge(prev, node, arg=0)
         g.add_edge(w, node, arg=1)
         g.add_edge(b, node, arg=2)
