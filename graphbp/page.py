@@ -199,10 +199,11 @@ def json_for_script(data: Any) -> str:
     (``<!--``), and so are U+2028, U+2029 and lone surrogates (which UTF-8 cannot hold);
     other non-ASCII characters are written as they are (a page of formulas is full of ∂)."""
     text = json.dumps(data, ensure_ascii=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return _UNSAFE.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
 
 
-_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+_UNSAFE = re.compile("[\u2028\u2029\ud800-\udfff]")
 
 
 def _unlisted(param: Hashable, flow: Flow) -> str:

@@ -246,7 +246,7 @@ def _item_line(net: Network, outline: Outline, item: Item) -> str:
 _CUT = re.compile(r"<\?xml[^>]*>|<!DOCTYPE[^>]*>|<!--.*?-->|<title>[^<]*</title>", re.S)
 _GRAPH_ID = re.compile(r'<g id="[^"]*" class="graph"')  # dot's own: "page0,1_graph0"
 _COORDS = re.compile(r' (d|points)="([^"]*)"')
-_DECIMALS = re.compile(r"-?\d+\.\d+")
+_FRACTIONS = re.compile(r"\.\d+")
 DROPPED = (
     f' font-family="{FONT}"',
     ' text-anchor="start"',
@@ -276,15 +276,14 @@ every other rule (the highlighting) wins."""
 
 def compact(svg: str) -> str:
     """dot's SVG of a view, smaller: no prolog, comments or titles (the page sets titles from
-    its data), the attributes ``VIEW_STYLE`` sets left out, shapes' coordinates rounded to
+    its data), the attributes ``VIEW_STYLE`` sets left out, shapes' coordinates cut to
     whole points, no blank lines."""
     svg = _CUT.sub("", svg)
     for attribute in DROPPED:
         svg = svg.replace(attribute, "")
 
-    def whole(match: re.Match[str]) -> str:
-        numbers = _DECIMALS.sub(lambda n: f"{round(float(n[0]))}", match[2])
-        return f' {match[1]}="{numbers}"'
+    def whole(match: re.Match[str]) -> str:  # (cut, not rounded: under a point either way)
+        return f' {match[1]}="{_FRACTIONS.sub("", match[2])}"'
 
     svg = _GRAPH_ID.sub('<g class="graph"', _COORDS.sub(whole, svg))
     return re.sub(r"\n\s*\n", "\n", svg).strip()

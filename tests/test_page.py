@@ -185,3 +185,46 @@ def test_clicking_a_group_opens_it_and_the_highlighting_stays_networkx_s_paths(
     browser.find_elements(By.CSS_SELECTOR, "#trail button")[0].click()
     check(outline.root, "W0")
     assert browser.get_log("browser") == []
+
+
+def test_hostile_group_names_open_and_close_as_text_and_the_page_opens_on_wrt(
+    browser: Any, tmp_path: Path, nx_paths: Any
+) -> None:
+    """Scope names are user text: every box and frame clicked, nothing runs and nothing
+    navigates; the trail and hover texts are the names as text. A page given wrt opens on
+    the view that draws it, highlighted."""
+    from selenium.webdriver.common.by import By
+
+    from graphbp.outline import Outline
+
+    scopes = ["</template><script>window.pwned=1</script>", "<img src=x onerror=pwned=2>"]
+    net = scoped_blocks(scopes, layers=5)
+    outline = Outline(net)
+    page = gb.write_diagram(net, tmp_path / "hostile.html", "W0", scopes="collapse")
+    browser.get(page.as_uri())
+    url = browser.current_url
+    home = outline.group_of["W0"]
+    while home not in {g for g in outline.groups if f'id="v{g}"' in page.read_text()}:
+        home = outline.groups[home].parent  # (W0's group may open with its parent's view)
+    assert node_id(net, "W0") in _drawn_ids(browser)
+    assert "wrt" in browser.find_element(By.ID, node_id(net, "W0")).get_attribute("class")
+    trail = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#trail button")]
+    assert trail[-1] == outline.groups[home].name
+    browser.find_elements(By.CSS_SELECTOR, "#trail button")[0].click()  # the top view
+    clicked = 0
+    for group in outline.groups:
+        if group in _drawn_ids(browser):
+            clicked += 1
+            browser.find_element(By.ID, group).click()
+            assert browser.current_url == url
+            assert browser.execute_script("return window.pwned") is None
+            trail = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#trail button")]
+            assert trail[-1] == outline.groups[group].name
+            hover = browser.execute_script(
+                "return document.querySelector(`#c${arguments[0]} > title`).textContent", group
+            )
+            assert hover == outline.groups[group].name
+            browser.find_element(By.CSS_SELECTOR, f"#c{group} text").click()  # close it
+    assert clicked == len(scopes)  # each block's box, in the fold's frame
+    assert browser.execute_script("return document.querySelectorAll('script').length") == 2
+    assert browser.get_log("browser") == []
