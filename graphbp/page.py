@@ -242,19 +242,8 @@ def page(
     if wrt is not None:
         chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
     flow = Flow(net)
-    data: dict[str, Any] = {}
-    views: list[tuple[str, str]] = []
-    if _outlined(net, scopes):
-        drawing = ""  # the script shows the first view
-        views, data["groups"], data["owner"], data["view"] = _views(net, flow, wrt, rankdir)
-    else:
-        if scopes == "collapse":
-            scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
-        dot = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
-        svg = run_dot(dot.source, "svg").decode()
-        drawing = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG inline
     cost = explain(net, flow)
-    data |= {
+    data: dict[str, Any] = {
         "params": _formulas(net, flow, cost, wrt, values, grads, max_paths),
         "loss": net.index[net.loss],
         "edges": [[net.index[e.source], net.index[e.target], e.position] for e in flow.edges],
@@ -262,21 +251,68 @@ def page(
         "initial": node_id(net, wrt) if wrt is not None else None,
     }
     title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
+    if _outlined(net, scopes):
+        return _views_page(net, flow, cost, wrt, rankdir, data, title)
+    if scopes == "collapse":
+        scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
+    dot = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
+    svg = run_dot(dot.source, "svg").decode()
+    drawing = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG inline
     head = f"<h1>{html.escape(title)}</h1>\n<p>{_HOW}</p>"
-    if views:
-        how = html.escape(f"{len(net.order):,} {_HOW_VIEWS}")
-        head = f"<h1>{html.escape(title)}</h1>\n<p>{how}</p>"
-        rest = _document(title, head, drawing, "", json_for_script(data), cost)
-        kept = _fit(views, len(rest.encode()) + 1_000)  # (1,000: the note, if any)
-        for gid, _ in views[len(kept) :]:
-            data["groups"][gid][2] = 0  # left out: the script says so when it is opened
-        if len(kept) < len(views):
-            note = html.escape(_left_out(len(views) - len(kept)))
-            head += f'\n<p id="left-out">{note}<span id="missing"></span></p>'
-        head += '\n<nav id="trail"></nav>'
-        views = kept
-    templates = "".join(f'<template id="v{gid}">{svg}</template>' for gid, svg in views)
-    return _document(title, head, drawing, templates, json_for_script(data), cost)
+    return _document(title, head, drawing, "", json_for_script(data), cost)
+
+
+def _views_page(
+    net: Network,
+    flow: Flow,
+    cost: Cost,
+    wrt: Hashable | None,
+    rankdir: str,
+    data: dict[str, Any],
+    title: str,
+) -> str:
+    """The page of ``net`` drawn by its outline's views (``data``: the page's data so far).
+
+    Only the views that fit in ``PAGE_BYTES`` beside the rest of the page are laid out
+    (breadth-first: the deepest are left out first), so that the time is bounded too.
+    """
+    outline = Outline(net)
+    views = page_views(outline)
+    opened = {view.group: view.opened[1:] for view in views}
+    data["groups"] = {  # parent, name, the groups its view opens (None: it has no view)
+        gid: [group.parent, group.name or "network", opened.get(gid)]
+        for gid, group in outline.groups.items()
+    }
+    data["owner"] = [outline.group_of[node] for node in net.order]
+    data["view"] = outline.group_of[wrt] if wrt is not None else outline.root
+    how = html.escape(f"{len(net.order):,} {_HOW_VIEWS}")
+    head = f"<h1>{html.escape(title)}</h1>\n<p>{how}</p>"
+    rest = len(_document(title, head, "", "", json_for_script(data), cost).encode()) + 1_000
+    carries = frozenset(flow.edges)
+    sources, room = [], PAGE_BYTES - rest
+    for view in views:  # the views that may fit, by an estimate of their SVG's size
+        sources.append(view_source(net, outline, carries, view, rankdir))
+        room -= SVG_PER_DOT * len(sources[-1])
+        if room < 0 and len(sources) > 1:
+            sources.pop()
+            break
+    laid = [(view.group, svg) for view, svg in zip(views, lay_out(sources), strict=False)]
+    kept = _fit(laid, rest)  # (1,000 bytes above: the note, if any)
+    for view in views[len(kept) :]:
+        data["groups"][view.group][2] = 0  # left out: the script says so when it is opened
+    while data["groups"][data["view"]][2] in (None, 0):  # the first view: one on the page
+        data["view"] = data["groups"][data["view"]][0]
+    if len(kept) < len(views):
+        note = html.escape(_left_out(len(views) - len(kept)))
+        head += f'\n<p id="left-out">{note}<span id="missing"></span></p>'
+    head += '\n<nav id="trail"></nav>'
+    templates = "".join(f'<template id="v{gid}">{svg}</template>' for gid, svg in kept)
+    return _document(title, head, "", templates, json_for_script(data), cost)
+
+
+SVG_PER_DOT = 2
+"""About how many bytes of a view's compacted SVG one byte of its DOT source makes (1.6 to
+2.1 on chains, MLPs and random DAGs): views estimated not to fit are not laid out at all."""
 
 
 _HOW = "Click a parameter to highlight every path from the loss down to it."
@@ -304,9 +340,8 @@ def _fit(views: list[tuple[str, str]], rest: int) -> list[tuple[str, str]]:
 def _left_out(count: int) -> str:
     """The page's note on the views it leaves out (text)."""
     return (
-        f"{count:,} group{'s are' if count > 1 else ' is'} not drawn on this page, to keep it "
-        f"under {PAGE_BYTES / 1e6:g} MB; "
-        f"{FULL_COMMAND} draws every node."
+        f"{count:,} group{'s are' if count > 1 else ' is'} not drawn on this page, which would "
+        f"otherwise take more than {PAGE_BYTES / 1e6:g} MB; {FULL_COMMAND} draws every node."
     )
 
 
@@ -394,24 +429,3 @@ def _outlined(net: Network, scopes: str) -> bool:
     if scopes == "collapse":
         return True
     return scopes == "auto" and len(net.order) > FULL_NODES
-
-
-def _views(
-    net: Network, flow: Flow, wrt: Hashable | None, rankdir: str
-) -> tuple[list[tuple[str, str]], dict[str, list[Any]], list[str], str]:
-    """The page's views, laid out (group id and SVG), the groups' parents, names and the
-    groups each view opens with it (None: the group has no view of its own),
-    each node's group (by node index) and the view shown first (``wrt``'s group, else the
-    root's)."""
-    outline = Outline(net)
-    views = page_views(outline)
-    carries = frozenset(flow.edges)
-    svgs = lay_out([view_source(net, outline, carries, view, rankdir) for view in views])
-    opened = {view.group: view.opened[1:] for view in views}
-    groups = {
-        gid: [group.parent, group.name or "network", opened.get(gid)]
-        for gid, group in outline.groups.items()
-    }
-    owner = [outline.group_of[node] for node in net.order]
-    first = outline.group_of[wrt] if wrt is not None else outline.root
-    return [(view.group, svg) for view, svg in zip(views, svgs, strict=True)], groups, owner, first
