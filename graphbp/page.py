@@ -55,6 +55,8 @@ g.group { cursor: zoom-in; }
 g.closes { cursor: zoom-out; }
 #trail button { font: inherit; margin: 0.3em 0.3em 0 0; }
 #trail button:not(:last-child)::after { content: " ›"; }
+#graph.actual svg { max-width: none; }
+#zoom { font: inherit; margin: 0.3em 0 0 1em; }
 """
     + VIEW_STYLE
 )
@@ -170,6 +172,9 @@ function show(group) {  // group's view: it, its ancestors and the groups it ope
   wire();
   highlight();
 }
+document.getElementById("zoom")?.addEventListener("click", () => {
+  document.getElementById("zoom").textContent = graph.classList.toggle("actual") ? "fit" : "actual size";
+});
 if (data.view) show(data.view); else wire();
 if (data.initial) select(data.initial);
 """
@@ -305,7 +310,7 @@ def _views_page(
     if len(kept) < len(views):
         note = html.escape(_left_out(len(views) - len(kept)))
         head += f'\n<p id="left-out">{note}<span id="missing"></span></p>'
-    head += '\n<nav id="trail"></nav>'
+    head += '\n<nav><span id="trail"></span><button id="zoom">actual size</button></nav>'
     templates = "".join(f'<template id="v{gid}">{svg}</template>' for gid, svg in kept)
     return _document(title, head, "", templates, json_for_script(data), cost)
 

@@ -184,6 +184,8 @@ def test_clicking_a_group_opens_it_and_the_highlighting_stays_networkx_s_paths(
     check(dec, "W0")  # W0's paths run through dec: its nodes on them are highlighted
     browser.find_elements(By.CSS_SELECTOR, "#trail button")[0].click()
     check(outline.root, "W0")
+    browser.find_element(By.ID, "zoom").click()  # at the size dot drew it: wider than fitted
+    assert "actual" in browser.find_element(By.ID, "graph").get_attribute("class")
     assert browser.get_log("browser") == []
 
 
