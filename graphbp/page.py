@@ -172,8 +172,9 @@ function show(group) {  // group's view: it, its ancestors and the groups it ope
   wire();
   highlight();
 }
-document.getElementById("zoom")?.addEventListener("click", () => {
-  document.getElementById("zoom").textContent = graph.classList.toggle("actual") ? "fit" : "actual size";
+document.getElementById("zoom")?.addEventListener("click", event => {
+  const actual = graph.classList.toggle("actual");
+  event.target.textContent = actual ? "fit" : "actual size";
 });
 if (data.view) show(data.view); else wire();
 if (data.initial) select(data.initial);
