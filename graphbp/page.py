@@ -15,7 +15,7 @@ import json
 import re
 import shlex
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from graphbp.chain import (
     MAX_LISTED_FACTORS,
@@ -230,12 +230,13 @@ def page(
     values: Mapping[Hashable, Any] | None = None,
     grads: Mapping[Hashable, Any] | None = None,
     max_paths: int = MAX_PATHS,
-    scopes: Scopes = "cluster",
+    scopes: Scopes | Literal["auto"] = "auto",
     rankdir: str = "LR",
 ) -> str:
     """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
 
-    A network ``render`` draws whole is drawn whole. A larger one (or any, with
+    A network of up to ``FULL_NODES`` nodes is drawn whole (``scopes="auto"``, the default;
+    always with ``"cluster"`` or ``"ignore"``). A larger one (or any, with
     ``scopes="collapse"``) is drawn by its outline: one view per group, laid out here, that
     the page shows when its box is clicked (graphbp.views); views that would take the page
     past ``PAGE_BYTES`` are left out, and the page says so and which command draws them.
@@ -244,7 +245,7 @@ def page(
         GraphvizError: ``dot`` is missing or failed; its ``source`` is the drawing's DOT source.
         GraphError: ``wrt`` is not a parameter with a path to the loss.
     """
-    check_options(max_paths, scopes, rankdir)
+    check_options(max_paths, "cluster" if scopes == "auto" else scopes, rankdir)
     if wrt is not None:
         chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
     flow = Flow(net)
@@ -259,9 +260,8 @@ def page(
     title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
     if _outlined(net, scopes):
         return _views_page(net, flow, cost, wrt, rankdir, data, title)
-    if scopes == "collapse":
-        scopes = "cluster"  # clicks highlight nodes, so every node has to be drawn
-    dot = render(net, values=values, grads=grads, scopes=scopes, rankdir=rankdir)
+    whole: Scopes = "ignore" if scopes == "ignore" else "cluster"  # every node drawn: clickable
+    dot = render(net, values=values, grads=grads, scopes=whole, rankdir=rankdir)
     svg = run_dot(dot.source, "svg").decode()
     drawing = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG inline
     head = f"<h1>{html.escape(title)}</h1>\n<p>{_HOW}</p>"
@@ -427,7 +427,8 @@ def _formulas(
     return params
 
 
-FULL_NODES = 300  # TODO: render's threshold once the outline branch commits it
+FULL_NODES = 500
+"""With ``scopes="auto"``, a network of more nodes is drawn by its outline's views."""
 
 
 def _outlined(net: Network, scopes: str) -> bool:

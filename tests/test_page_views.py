@@ -210,3 +210,18 @@ def test_views_past_the_byte_budget_are_left_out_and_the_page_says_which_command
     note = "".join(parser.text)
     assert f"{len(left):,} groups are not drawn on this page" in note
     assert page_module.FULL_COMMAND in note
+
+
+@needs_dot
+def test_by_default_a_network_beyond_full_nodes_is_drawn_by_views_and_a_smaller_one_whole(
+    tmp_path: Path,
+) -> None:
+    small, large = long_chain(50), long_chain(page_module.FULL_NODES)
+    assert len(small.order) <= page_module.FULL_NODES < len(large.order)
+    whole = gb.write_diagram(small, tmp_path / "small.html").read_text()
+    assert "<template" not in whole and 'class="views"' not in whole
+    assert whole.count("<svg") == 1 and "n0" in whole
+    views = gb.write_diagram(large, tmp_path / "large.html").read_text()
+    assert views.count("<template") == len(page_views(Outline(large))) > 1
+    always = page_module.page(small, scopes="collapse")  # views whatever the size
+    assert always.count("<template") == len(page_views(Outline(small)))
