@@ -81,9 +81,11 @@ class PageView:
     links: dict[tuple[Item, Item], tuple[Edge, ...]]
 
 
-def page_views(outline: Outline, boxes: int = VIEW_BOXES) -> list[PageView]:
+def page_views(outline: Outline, boxes: int | None = None) -> list[PageView]:
     """The page's views: the root's first, then one for every group drawn closed inside
-    another view (breadth-first); a group opened inside a view has none of its own."""
+    another view (breadth-first); a group opened inside a view has none of its own.
+    ``boxes``: the most items a view draws inside its group (default ``VIEW_BOXES``)."""
+    boxes = VIEW_BOXES if boxes is None else boxes
     net = outline.net
     chains = {node: (*outline.ancestors(node), node) for node in net.order}
     consumers: dict[Hashable, list[Edge]] = {}
