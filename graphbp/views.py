@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from graphbp.chain import Edge
 from graphbp.errors import GraphvizError
 from graphbp.graph import Network
-from graphbp.outline import Outline
+from graphbp.outline import Item, Outline
 from graphbp.render import (
     _STYLE,
     FONT,
@@ -34,9 +34,6 @@ from graphbp.render import (
     node_id,
     run_dot,
 )
-
-Item = Hashable
-"""A drawn item of a view: a group id (a str in ``Outline.groups``) or a graph node."""
 
 GROUP_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#eef1f6"}
 """How a closed group is drawn (a fold is drawn double, as a stack)."""
@@ -267,8 +264,9 @@ VIEW_STYLE = f"""
 :where(.views text:not([font-size])) {{ font-size: {SIZES["node"]:g}px; }}
 :where(.views g.node > :not(text):not([stroke])) {{ stroke: black; }}
 :where(.views g.node > :not(text):not([fill])) {{ fill: #ffffff; }}
-:where(.views g.cluster > polygon:not([stroke])) {{ fill: none; stroke: #888888; }}
-:where(.views g.cluster > polygon:not([stroke])) {{ stroke-dasharray: 5, 2; }}
+:where(.views g.cluster > polygon:not([stroke])) {{
+  fill: none; stroke: #888888; stroke-dasharray: 5, 2;
+}}
 :where(.views g.edge > path:not([stroke])) {{ fill: none; stroke: #555555; }}
 :where(.views g.edge > polygon:not([stroke])) {{ fill: #555555; stroke: #555555; }}
 """
