@@ -1,10 +1,15 @@
 """One self-contained HTML page: the network's SVG inline, and a click on any parameter
 highlights its chain-rule paths and shows its formula. No external files, no network.
 
+A network too large to draw whole is drawn by its outline's views (graphbp.views), each laid
+out here and kept in a ``<template>``: a click on a group's box shows its view, the trail
+above the drawing goes back up, and the highlighting is drawn as the shown view draws it.
+
 Nothing from the graph becomes markup or code: names reach the page as escaped text (in the
 SVG Graphviz drew from escaped labels, in a JSON block whose ``<``, ``>`` and ``&`` are
-``\\u`` escapes), ids are graphbp's own (``n3``, ``e0_3_1``), and a Content-Security-Policy
-lets only the page's own script and style run (by their SHA-256), nothing remote at all."""
+``\\u`` escapes, read by the script as text), ids are graphbp's own (``n3``, ``e0_3_1``,
+``g2``, ``lg2_n7``), and a Content-Security-Policy lets only the page's own script and style
+run (by their SHA-256), nothing remote at all."""
 
 from __future__ import annotations
 
@@ -240,6 +245,8 @@ def page(
     ``scopes="collapse"``) is drawn by its outline: one view per group, laid out here, that
     the page shows when its box is clicked (graphbp.views); views that would take the page
     past ``PAGE_BYTES`` are left out, and the page says so and which command draws them.
+    Views label a node with its name and op: ``values`` and ``grads`` show in the formula
+    panel only.
 
     Raises:
         GraphvizError: ``dot`` is missing or failed; its ``source`` is the drawing's DOT source.
