@@ -48,8 +48,13 @@ def write_diagram(
         if suffix == ".html":
             content = page(net, wrt, **options).encode()
         else:
-            source = render(net, wrt, **options).source
-            content = source.encode() if suffix in (".dot", ".gv") else run_dot(source, suffix[1:])
+            drawing = render(net, wrt, **options)
+            source = drawing.source
+            content = (
+                source.encode()
+                if suffix in (".dot", ".gv")
+                else run_dot(source, suffix[1:], drawing.engine)
+            )
     except GraphvizError as exc:
         reason = str(exc).removesuffix(f"; {INSTALL_DOT}")  # the fix goes last, as ever
         fix = f"; {INSTALL_DOT}" if reason != str(exc) else ""

@@ -229,7 +229,11 @@ class Outline:
         width = self.width
         if len(children) <= width:
             return children
-        size = -(-len(children) // width)  # ceil: at most width ranges
+        below = width  # what one range can hold in as few levels as the whole needs
+        while below * width < len(children):
+            below *= width
+        count = -(-len(children) // below)  # as few ranges as that allows, of even sizes
+        size = -(-len(children) // count)
         index = self.net.index
         out: list[_Draft | Hashable] = []
         for start in range(0, len(children), size):

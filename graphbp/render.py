@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from graphbp.chain import (
@@ -27,13 +27,33 @@ from graphbp.chain import (
 )
 from graphbp.errors import GraphvizError, InputError, PluginError, exc_text, show, visible
 from graphbp.graph import Network
+from graphbp.outline import Group, Outline, View
 
 if TYPE_CHECKING:
     import graphviz
 
-Scopes = Literal["cluster", "collapse", "ignore"]
-SCOPES = ("cluster", "collapse", "ignore")
+Scopes = Literal["auto", "cluster", "collapse", "ignore"]
+SCOPES = ("auto", "cluster", "collapse", "ignore")
+Engine = Literal["auto", "dot", "sfdp"]
+ENGINES = ("auto", "dot", "sfdp")
 RANKDIRS = ("LR", "TB", "RL", "BT")
+FULL_NODES = 400
+"""``scopes="auto"`` draws every node of a network of at most this many nodes, and the
+outline drawing (scopes collapsed, repeated blocks folded) of a larger one."""
+BOXES = 120
+"""The outline drawing opens groups, breadth-first, while it has at most this many boxes."""
+BOUNDED_DOT = {"nslimit": "2", "nslimit1": "2", "splines": "line"}
+"""dot's effort bounds for a drawing of more than ``BOUNDED_FROM`` boxes: network simplex
+(ranks and positions) stops after 2 passes' worth of iterations and edges are drawn straight.
+Unbounded, dot spent 20 s placing and 27 s routing a 375-node imported transformer (a
+1,023-node one takes a minute); bounded, under 5 s for the 1,023 nodes."""
+BOUNDED_FROM = 100
+"""Drawings of at most this many boxes are laid out by dot at full effort (every small
+drawing, such as the README's, keeps its curved edges)."""
+DENSE = 3
+"""``engine="auto"`` lays out a drawing of more than ``DENSE`` edges per box (plus 50) with
+sfdp: dot took minutes even bounded on 112 boxes and 2,129 links (the outline of an
+unscoped 10,000-node random DAG), sfdp a fraction of a second."""
 INSTALL_DOT = "install Graphviz: apt-get install graphviz (Debian/Ubuntu) or brew install graphviz"
 
 FONT = "Helvetica,Arial,sans-serif"
@@ -73,10 +93,13 @@ def render(
     values: Mapping[Hashable, Any] | None = None,
     grads: Mapping[Hashable, Any] | None = None,
     max_paths: int = MAX_PATHS,
-    scopes: Scopes = "cluster",
+    scopes: Scopes = "auto",
     rankdir: str = "LR",
+    engine: Engine = "auto",
+    expanded: Iterable[str] | None = None,
 ) -> graphviz.Digraph:
-    """Draw ``net``: every node, the local derivative on every edge, the reuse of ∂L/∂value.
+    """Draw ``net``: every node, the local derivative on every edge, the reuse of ∂L/∂value;
+    or, for a large network, its outline: scopes collapsed and repeated blocks folded.
 
     Args:
         net: the network.
@@ -86,9 +109,25 @@ def render(
             node shows a summary, and with ``wrt`` each path its numeric contribution.
         grads: gradients by node (``prog.value_and_grad(...)[1]``), summarised likewise.
         max_paths: the formula lists at most this many paths and says how many it leaves out.
-        scopes: nodes with a ``scope`` attribute are drawn in one cluster per scope
-            (``"cluster"``), as one node per scope (``"collapse"``), or as if unscoped.
+        scopes: ``"auto"``: every node, each scope a cluster, for a network of at most
+            ``FULL_NODES`` nodes, else the outline drawing. ``"cluster"``: every node, each
+            scope a cluster, whatever the size (a drawing of many thousand nodes can take dot
+            minutes: you asked for it). ``"collapse"``: the outline drawing (see
+            ``graphbp.outline``): each scope one box (name and node count), consecutive
+            identical scopes one box marked "× 12", runs of more than ``outline.WIDTH``
+            items in ranges; edges between boxes merged into one link, highlighted if any of
+            its edges is on a path. ``"ignore"``: every node, as if unscoped.
         rankdir: Graphviz's direction, ``"LR"`` (inputs left, loss right) or ``"TB"``.
+        engine: the layout engine: ``"dot"`` (layered; its effort bounded above
+            ``BOUNDED_FROM`` boxes: ``BOUNDED_DOT``), ``"sfdp"`` (force-directed, for dense
+            drawings; no clusters) or ``"auto"``: sfdp for more than ``DENSE`` edges a box,
+            else dot. The drawing's ``.engine`` is the one chosen, and ``write_diagram`` and
+            Jupyter lay it out with that engine.
+        expanded: groups the outline drawing opens, by scope name (``"enc/block1"``) or by
+            group id (``"g3"``; scope names first), their enclosing groups with them.
+            Default: groups opened breadth-first (scopes and ranges; a fold stays one box)
+            while the drawing has at most ``BOXES`` boxes; with ``scopes="collapse"``, ranges
+            only.
 
     Returns:
         A ``graphviz.Digraph``; Jupyter shows it as the SVG ``write_diagram`` writes
@@ -97,32 +136,44 @@ def render(
 
     Raises:
         GraphError: ``wrt`` is not a parameter with a path to the loss.
+        InputError: an option is not one of its values, or ``expanded`` names no group.
         PluginError: an op's ``describe`` raised or returned something other than a label
             and one local-derivative text per operand.
     """
-    check_options(max_paths, scopes, rankdir)
+    check_options(max_paths, scopes, rankdir, engine)
+    opened = _expanded_names(expanded)
     flow = Flow(net)
     rule = chain_rule(net, wrt, values, max_paths, flow) if wrt is not None else None
+    outline = scopes == "collapse" or (scopes == "auto" and len(net.order) > FULL_NODES)
+    boxes = len(net.order)
+    graph_attr = {
+        "rankdir": rankdir,
+        "fontname": FONT,
+        "fontsize": f"{SIZES['graph']:g}",
+        "nodesep": "0.3",
+    }
     dot = _drawing_class()(
         name="graphbp",
-        graph_attr={
-            "rankdir": rankdir,
-            "fontname": FONT,
-            "fontsize": f"{SIZES['graph']:g}",
-            "nodesep": "0.3",
-        },
+        graph_attr=graph_attr,
         node_attr={"fontname": FONT, "fontsize": f"{SIZES['node']:g}", "margin": "0.08,0.04"},
         edge_attr={"fontname": FONT, "fontsize": f"{SIZES['edge']:g}", "color": "#555555"},
     )
-    groups = _groups(net, scopes)
     on_path = rule.edges if rule else frozenset()
-    if scopes == "collapse":
-        _draw_collapsed(dot, net, groups, on_path, rule)
+    if outline:
+        shape = Outline(net)
+        view = shape.view(_open(shape, opened, scopes == "collapse"))
+        boxes = len(view.boxes)
+        lines = sum(len(e) if _plain(shape, pair) else 1 for pair, e in view.links.items())
+        _draw_outline(dot, shape, view, flow, rule, values, grads)
     else:
+        lines = sum(len(operands) for operands in net.operands.values())
+        groups = _groups(net, scopes)
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
         _draw_edges(dot, net, flow, on_path)
+    _choose_engine(dot, engine, boxes, lines)
     if rule is not None:
-        caption = _label(_caption(net, rule, grads), "graph")
+        budget = OUTLINE_CAPTION if outline else CAPTION_BUDGET
+        caption = _label(_caption(net, rule, grads, budget), "graph")
         dot.attr(label=caption, labelloc="b", labeljust="l")
     return dot
 
@@ -148,30 +199,45 @@ def _drawing_class() -> type[graphviz.Digraph]:
             return bundle
 
         def _repr_image_svg_xml(self) -> str:
-            return run_dot(self.source, "svg").decode()
+            return run_dot(self.source, "svg", self.engine).decode()
 
         def _repr_image_png(self) -> bytes:
-            return run_dot(self.source, "png")
+            return run_dot(self.source, "png", self.engine)
 
         def _repr_image_jpeg(self) -> bytes:
-            return run_dot(self.source, "jpeg")
+            return run_dot(self.source, "jpeg", self.engine)
 
     Drawing.__qualname__ = Drawing.__name__
     return Drawing
 
 
-def check_options(max_paths: int, scopes: str, rankdir: str) -> None:
+def _choose_engine(dot: graphviz.Digraph, engine: Engine, boxes: int, lines: int) -> None:
+    """Set the drawing's layout engine (``auto``: sfdp for a dense drawing, else dot) and
+    bound dot's effort on a large drawing."""
+    if engine == "auto":
+        engine = "sfdp" if lines > DENSE * boxes + 50 else "dot"
+    dot.engine = engine
+    if engine == "dot" and boxes > BOUNDED_FROM:
+        dot.attr(**BOUNDED_DOT)
+    elif engine == "sfdp":
+        dot.attr(overlap="prism", splines="false", outputorder="edgesfirst")
+
+
+def check_options(max_paths: int, scopes: str, rankdir: str, engine: str = "auto") -> None:
     """Refuse drawing options outside their few values (they reach the DOT source).
 
     Raises:
-        InputError: ``max_paths`` is not from 1 to 10,000, or ``scopes`` or ``rankdir``
-            is not one of its values.
+        InputError: ``max_paths`` is not from 1 to 10,000, or ``scopes``, ``rankdir`` or
+            ``engine`` is not one of its values.
     """
     check_max_paths(max_paths)
-    if scopes not in SCOPES:
-        raise InputError(f"scopes={show(scopes)}: choose one of {', '.join(SCOPES)}")
-    if rankdir not in RANKDIRS:
-        raise InputError(f"rankdir={show(rankdir)}: choose one of {', '.join(RANKDIRS)}")
+    for option, value, allowed in (
+        ("scopes", scopes, SCOPES),
+        ("rankdir", rankdir, RANKDIRS),
+        ("engine", engine, ENGINES),
+    ):
+        if not isinstance(value, str) or value not in allowed:
+            raise InputError(f"{option}={show(value)}: choose one of {', '.join(allowed)}")
 
 
 def _label(markup: str, kind: Literal["graph", "node", "edge"]) -> str:
@@ -268,17 +334,7 @@ def _draw_nodes(
 
     def draw(target: graphviz.Digraph, nodes: list[Hashable]) -> None:
         for node in nodes:
-            attrs = dict(_STYLE[_kind(net, node)])
-            if rule is not None and node in rule.nodes:
-                attrs.update(color=HIGHLIGHT, penwidth="2.5")
-                if node == rule.wrt:
-                    attrs["fillcolor"] = "#f8c9c4"
-            label = _node_label(net, node, reuse.get(node), values, grads)
-            name = node_id(net, node)
-            source = net.graph.nodes[node].get("source")
-            if source is not None:  # where the node's computation was written
-                attrs["tooltip"] = _tooltip(f"{node} ({net.op_name(node)}) — {source}")
-            target.node(name, label=_label(label, "node"), id=name, **attrs)
+            _draw_node(target, net, node, rule, reuse.get(node), values, grads)
 
     for k, (scope, nodes) in enumerate(groups.items()):
         if not scope:
@@ -290,59 +346,211 @@ def _draw_nodes(
             draw(cluster, nodes)
 
 
-def _draw_edges(dot: graphviz.Digraph, net: Network, flow: Flow, on_path: frozenset[Edge]) -> None:
-    carries = set(flow.edges)
-    for node in net.order:
-        _, local = _describe(net, node)
-        for position, source in enumerate(net.operands[node]):
-            edge = Edge(source, node, position)
-            factor = f"∂{drawn(node)}/∂{drawn(source)}"
-            attrs: dict[str, str] = {}
-            if edge in on_path:
-                attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2.5")
-            elif edge not in carries:  # backprop never evaluates it: no gradient flows here
-                attrs.update(style="dashed", color="#aaaaaa", fontcolor="#888888")
-            dot.edge(
-                node_id(net, source),
-                node_id(net, node),
-                label=_label(_rows(factor, markup(local[position])), "edge"),
-                id=edge_id(net, edge),
-                **attrs,
-            )
+def _draw_node(
+    target: graphviz.Digraph,
+    net: Network,
+    node: Hashable,
+    rule: ChainRule | None,
+    reused_by: int | None,
+    values: Mapping[Hashable, Any] | None,
+    grads: Mapping[Hashable, Any] | None,
+) -> None:
+    """One node: its kind's style, highlighted on a path, its label and source tooltip."""
+    attrs = dict(_STYLE[_kind(net, node)])
+    if rule is not None and node in rule.nodes:
+        attrs.update(color=HIGHLIGHT, penwidth="2.5")
+        if node == rule.wrt:
+            attrs["fillcolor"] = "#f8c9c4"
+    label = _node_label(net, node, reused_by, values, grads)
+    name = node_id(net, node)
+    source = net.graph.nodes[node].get("source")
+    if source is not None:  # where the node's computation was written
+        attrs["tooltip"] = _tooltip(f"{node} ({net.op_name(node)}) — {source}")
+    target.node(name, label=_label(label, "node"), id=name, **attrs)
 
 
-def _draw_collapsed(
+def _draw_edges(
     dot: graphviz.Digraph,
     net: Network,
-    groups: dict[str, list[Hashable]],
+    flow: Flow,
     on_path: frozenset[Edge],
-    rule: ChainRule | None,
+    only: Iterable[Edge] | None = None,
 ) -> None:
-    """One node per scope; edges between scopes merged, highlighted if any is on a path."""
-    box_of: dict[Hashable, str] = {}  # node → the id of the box it is drawn in
-    for k, (scope, nodes) in enumerate(groups.items()):
-        boxes = [(f"scope{k}", nodes)] if scope else [(node_id(net, n), [n]) for n in nodes]
-        for box, members in boxes:
-            box_of.update(dict.fromkeys(members, box))
-            if scope:
-                attrs = dict(_STYLE["op"])
-                text = _rows(f"<B>{_text(scope)}</B>", f"{len(members)} nodes")
+    """Every operand edge (or those in ``only``) with its local derivative."""
+    carries = set(flow.edges)
+    edges = (
+        only
+        if only is not None
+        else (Edge(s, n, p) for n in net.order for p, s in enumerate(net.operands[n]))
+    )
+    described: dict[Hashable, tuple[str, ...]] = {}
+    for edge in edges:
+        source, node, position = edge
+        if node not in described:
+            described[node] = _describe(net, node)[1]
+        factor = f"∂{drawn(node)}/∂{drawn(source)}"
+        attrs: dict[str, str] = {}
+        if edge in on_path:
+            attrs.update(color=HIGHLIGHT, fontcolor=HIGHLIGHT, penwidth="2.5")
+        elif edge not in carries:  # backprop never evaluates it: no gradient flows here
+            attrs.update(style="dashed", color="#aaaaaa", fontcolor="#888888")
+        dot.edge(
+            node_id(net, source),
+            node_id(net, node),
+            label=_label(_rows(factor, markup(described[node][position])), "edge"),
+            id=edge_id(net, edge),
+            **attrs,
+        )
+
+
+# ------------------------------------------------------------------------- the outline
+
+
+def _expanded_names(expanded: Iterable[str] | None) -> tuple[str, ...] | None:
+    """``expanded`` as a tuple of str (a single str is one name, not its characters).
+
+    Raises:
+        InputError: an item is not a str.
+    """
+    if expanded is None:
+        return None
+    names = (expanded,) if isinstance(expanded, str) else tuple(expanded)
+    for name in names:
+        if not isinstance(name, str):
+            raise InputError(
+                f"expanded={show(name)}: give scope names or group ids as str, e.g. "
+                "expanded=['block0']"
+            )
+    return names
+
+
+def _open(outline: Outline, names: tuple[str, ...] | None, ranges_only: bool) -> frozenset[str]:
+    """The groups to open: the ones named and their enclosing groups, or by default
+    groups breadth-first (not folds; with ``ranges_only`` ranges alone) while the drawing
+    stays within ``BOXES`` boxes.
+
+    Raises:
+        InputError: a name is neither a scope nor a group id.
+    """
+    groups = outline.groups
+    if names is not None:
+        opened: set[str] = set()
+        for name in names:
+            gid = outline.find(name) or (name if outline.is_group(name) else None)
+            if gid is None:
+                scopes = [g.name for g in groups.values() if g.kind == "scope"]
+                listed = ", ".join(show(n) for n in scopes[:5]) or "none: no node has a scope"
+                more = f" (and {len(scopes) - 5:,} more)" if len(scopes) > 5 else ""
+                raise InputError(
+                    f"expanded: {show(name)} is neither a scope nor a group id of this "
+                    f"network; its scopes are {listed}{more}"
+                )
+            opened.update((*outline.ancestors(gid), str(gid)))
+        return frozenset(opened)
+    kinds = ("range",) if ranges_only else ("range", "scope")
+    opened = {outline.root}
+    boxes = len(groups[outline.root].children)
+    queue = [str(c) for c in groups[outline.root].children if outline.is_group(c)]
+    for gid in queue:  # grows while it is read: breadth-first
+        group = groups[gid]
+        if group.kind not in kinds or boxes - 1 + len(group.children) > BOXES:
+            continue
+        opened.add(gid)
+        boxes += len(group.children) - 1
+        queue.extend(str(c) for c in group.children if outline.is_group(c))
+    return frozenset(opened)
+
+
+_GROUP_STYLE = {
+    "scope": {"shape": "box", "style": "rounded,filled", "fillcolor": "#eef3f8"},
+    "fold": {"shape": "box3d", "style": "filled", "fillcolor": "#eef3f8"},
+    "range": {"shape": "box", "style": "dashed,filled", "fillcolor": "#f7f7f7"},
+}
+
+
+def _draw_outline(
+    dot: graphviz.Digraph,
+    outline: Outline,
+    view: View,
+    flow: Flow,
+    rule: ChainRule | None,
+    values: Mapping[Hashable, Any] | None,
+    grads: Mapping[Hashable, Any] | None,
+) -> None:
+    """The outline drawing: open groups as clusters (an open range as none), closed groups as
+    one box each, nodes as in the full drawing; edges between two nodes as there, links to
+    or from a group merged, highlighted if any of their edges is on a path."""
+    net = outline.net
+    reuse = flow.reuse()
+    on_nodes = rule.nodes if rule is not None else frozenset()
+
+    def draw(target: graphviz.Digraph, gid: str) -> None:
+        for child in outline.groups[gid].children:
+            if not outline.is_group(child):
+                _draw_node(target, net, child, rule, reuse.get(child), values, grads)
+                continue
+            group = outline.groups[str(child)]
+            if group.id not in view.expanded:
+                _draw_group_box(target, group, any(n in on_nodes for n in group.members))
+            elif group.kind == "range":  # an open range is only a way to count: no frame
+                draw(target, group.id)
             else:
-                (node,) = members
-                attrs = dict(_STYLE[_kind(net, node)])
-                op_label = _describe(net, node)[0]
-                text = _rows(f"<B>{drawn(node)}</B>", markup(op_label))
-            if rule is not None and any(n in rule.nodes for n in members):
-                attrs.update(color=HIGHLIGHT, penwidth="2.5")
-            dot.node(box, label=_label(text, "node"), id=box, **attrs)
-    hot: dict[tuple[str, str], bool] = {}  # edges between boxes, in order of appearance
-    for node in net.order:
-        for position, source in enumerate(net.operands[node]):
-            pair = (box_of[source], box_of[node])
-            if pair[0] != pair[1]:
-                hot[pair] = hot.get(pair, False) or Edge(source, node, position) in on_path
-    for (a, b), on in hot.items():
-        dot.edge(a, b, **({"color": HIGHLIGHT, "penwidth": "2.5"} if on else {}))
+                with target.subgraph(name=f"cluster_{group.id}") as cluster:
+                    title = _text(group.name)
+                    if group.kind == "fold":
+                        title = f"{title} (× {group.repeats})"
+                    cluster.attr(
+                        label=_label(title, "graph"),
+                        style="rounded,dashed",
+                        color="#888888",
+                        id=f"cluster_{group.id}",
+                    )
+                    draw(cluster, group.id)
+
+    draw(dot, outline.root)
+    on_path = rule.edges if rule is not None else frozenset()
+    singles: list[Edge] = []
+    carries = set(flow.edges)
+    for (a, b), edges in view.links.items():
+        if _plain(outline, (a, b)):
+            singles.extend(edges)
+            continue
+        ida, idb = _box_id(outline, a), _box_id(outline, b)
+        attrs = {"id": f"l{ida}_{idb}"}
+        if len(edges) > 1:
+            attrs["tooltip"] = f"{len(edges):,} edges"
+        if any(e in on_path for e in edges):
+            attrs.update(color=HIGHLIGHT, penwidth="2.5")
+        elif not any(e in carries for e in edges):
+            attrs.update(style="dashed", color="#aaaaaa")
+        dot.edge(ida, idb, **attrs)
+    _draw_edges(dot, net, flow, on_path, singles)
+
+
+def _plain(outline: Outline, pair: tuple[Hashable, Hashable]) -> bool:
+    """Whether a link joins two nodes (its edges are drawn one by one)."""
+    return not (outline.is_group(pair[0]) or outline.is_group(pair[1]))
+
+
+def _box_id(outline: Outline, box: Hashable) -> str:
+    """A box's drawing id: a group's own id, a node's ``n<index>``."""
+    return str(box) if outline.is_group(box) else node_id(outline.net, box)
+
+
+def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> None:
+    """A closed group as one box: its name and node count; a fold's "× repeats"."""
+    attrs = dict(_GROUP_STYLE[group.kind])
+    rows = [f"<B>{_text(group.name)}</B>"]
+    if group.kind == "fold":
+        each = len(group.members) // group.repeats
+        rows.append(f"× {group.repeats} ({each:,} nodes each)")
+    else:
+        rows.append(f"{len(group.members):,} nodes")
+    if on_path:
+        attrs.update(color=HIGHLIGHT, penwidth="2.5")
+        if group.kind == "fold":
+            rows.append(f'<FONT COLOR="{HIGHLIGHT}">the path runs through every block</FONT>')
+    target.node(group.id, label=_label(_rows(*rows), "node"), id=group.id, **attrs)
 
 
 def _node_label(
@@ -402,6 +610,8 @@ DRAWN = 60
 their middle elided (Graphviz reads at most 16,384 bytes of one HTML label)."""
 CAPTION_BUDGET = 10_000
 """Bytes of markup the caption's formula and path lines may take; the rest is counted."""
+OUTLINE_CAPTION = 2_000
+"""The outline drawing's ``CAPTION_BUDGET``: it is drawn to be read whole."""
 _CAPTION_EXACT_BITS = 200
 """Counts in the caption are exact up to about 60 digits, then ≈m×10^e."""
 FACTORS = 12
@@ -457,13 +667,18 @@ def _factors(net: Network, path: Path) -> str:
     return " · ".join(factors)
 
 
-def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None) -> str:
+def _caption(
+    net: Network,
+    rule: ChainRule,
+    grads: Mapping[Hashable, Any] | None,
+    budget: int = CAPTION_BUDGET,
+) -> str:
     """The formula under the drawing; with values, each path's contribution and their sum.
 
-    Paths are written out while they fit ``CAPTION_BUDGET``; the rest are counted.
+    Paths are written out while they fit ``budget`` bytes of markup; the rest are counted.
     """
     head = f"∂{drawn(rule.loss)}/∂{drawn(rule.wrt)} = "
-    budget = CAPTION_BUDGET - len(head.encode())
+    budget -= len(head.encode())
     terms: list[str] = []
     for path in rule.paths:
         term = _factors(net, path)
@@ -495,28 +710,33 @@ def _caption(net: Network, rule: ChainRule, grads: Mapping[Hashable, Any] | None
 # ------------------------------------------------------------------------------- layout
 
 
-def run_dot(source: str, fmt: str) -> bytes:
-    """DOT ``source`` laid out by Graphviz's ``dot`` in the format ``fmt`` ("svg", "png", "pdf").
+def run_dot(source: str, fmt: str, engine: str = "dot") -> bytes:
+    """DOT ``source`` laid out by Graphviz's ``engine`` ("dot" or "sfdp") in the format
+    ``fmt`` ("svg", "png", "pdf").
 
     Only renders: no file is read or written.
 
     Raises:
-        GraphvizError: ``dot`` is not on PATH, or it failed; the error's ``source`` is ``source``.
+        GraphvizError: the engine is not on PATH, or it failed; the error's ``source`` is
+            ``source``.
+        InputError: ``engine`` is not "dot" or "sfdp".
         ValueError: ``fmt`` is not a format Graphviz knows.
     """
     import graphviz
 
+    if engine not in ENGINES[1:]:
+        raise InputError(f"engine={show(engine)}: choose one of {', '.join(ENGINES[1:])}")
     try:
-        data: bytes = graphviz.pipe("dot", fmt, source.encode(), quiet=True)
+        data: bytes = graphviz.pipe(engine, fmt, source.encode(), quiet=True)
     except graphviz.ExecutableNotFound:
         raise GraphvizError(
-            f"Graphviz's 'dot' executable is not on PATH; {INSTALL_DOT}", source
+            f"Graphviz's {engine!r} executable is not on PATH; {INSTALL_DOT}", source
         ) from None
     except graphviz.CalledProcessError as exc:
         stderr = (exc.stderr or b"").decode(errors="replace").strip()
         excerpt = stderr if len(stderr) <= 300 else f"{stderr[:300]}…"
         raise GraphvizError(
-            f"Graphviz's dot failed (exit status {exc.returncode}): {excerpt!r}", source
+            f"Graphviz's {engine} failed (exit status {exc.returncode}): {excerpt!r}", source
         ) from None
     return fit_text(data) if fmt == "svg" else data
 

@@ -8,13 +8,13 @@ from collections.abc import Hashable
 
 import networkx as nx
 import pytest
+from graphs import chain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphbp as gb
 from graphbp.chain import Edge
 from graphbp.outline import WIDTH, Outline
-from tests.graphs import chain
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 

@@ -150,19 +150,19 @@ def test_reused_upstream_gradients_are_marked_with_their_count() -> None:
 
 
 def test_scopes_become_clusters_or_single_nodes() -> None:
-    g = gb.seed_network(3, 4, 1)
+    g = gb.seed_network(3, 4, 1)  # gb.mlp's layers are the scopes layer1, layer2, layer3
     for k in (1, 2):
         for n in (f"W{k}", f"b{k}", f"h{k}"):
             g.nodes[n]["scope"] = f"layer {k}"
     net = gb.Network(g)
     clustered = gb.render(net, wrt="W1").source
-    assert clustered.count("subgraph cluster_") == 2 and "label=<layer 1>" in clustered
+    assert clustered.count("subgraph cluster_") == 3 and "label=<layer 1>" in clustered
     collapsed = gb.render(net, wrt="W1", scopes="collapse").source
     node_lines = [ln for ln in collapsed.splitlines() if re.match(r"\s+\w+ \[label=", ln)]
-    assert len(node_lines) == len(net.order) - 6 + 2  # six scoped nodes become two
+    assert len(node_lines) == len(net.order) - 9 + 3  # nine scoped nodes become three
     assert "<TR><TD><B>layer 1</B></TD></TR><TR><TD>3 nodes</TD></TR>" in collapsed
     hot = [ln for ln in collapsed.splitlines() if "->" in ln and HIGHLIGHT in ln]
-    assert len(hot) == 3  # layer 1 → layer 2 → ŷ → L
+    assert len(hot) == 3  # layer 1 → layer 2 → layer3 → L
 
 
 def test_a_bad_wrt_names_it_and_lists_the_parameters() -> None:
@@ -243,10 +243,10 @@ def test_run_dot_only_renders_and_without_dot_the_error_carries_the_source(
 
 
 @needs_dot
-def test_a_thousand_node_graph_renders_to_svg(tmp_path: Path) -> None:
+def test_a_thousand_node_graph_renders_to_svg_whole_when_asked(tmp_path: Path) -> None:
     net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
     assert len(net.order) >= 990
-    path = gb.write_diagram(net, tmp_path / "big.svg", wrt="W1")
+    path = gb.write_diagram(net, tmp_path / "big.svg", wrt="W1", scopes="cluster")
     nodes = _svg_groups(path.read_bytes(), "node")
     assert len(nodes) == len(net.order)
 

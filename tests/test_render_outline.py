@@ -1,0 +1,160 @@
+"""The outline drawing of large networks: chosen by size, folds drawn once with "× n" and the
+chain-rule path through them, groups opened on request, layout engines."""
+
+from __future__ import annotations
+
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pytest
+from graphs import chain
+from helpers import graphbp
+
+import graphbp as gb
+from graphbp.chain import Edge
+from graphbp.outline import Outline
+from graphbp.render import BOXES, FULL_NODES, HIGHLIGHT, node_id, run_dot
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _ids(svg: bytes, kind: str) -> dict[str, ET.Element]:
+    root = ET.fromstring(svg)
+    return {g.get("id", ""): g for g in root.iter(f"{SVG}g") if g.get("class") == kind}
+
+
+def _hot(group: ET.Element) -> bool:
+    return any(e.get("stroke") == HIGHLIGHT for e in group.iter())
+
+
+def _box(outline: Outline, item: Any) -> str:
+    return str(item) if outline.is_group(item) else node_id(outline.net, item)
+
+
+@needs_dot
+def test_a_large_mlp_is_drawn_folded_with_the_path_through_the_fold(
+    tmp_path: Path, nx_paths: Any
+) -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    assert len(net.order) > FULL_NODES
+    drawing = gb.render(net, wrt="W1")
+    assert drawing.engine == "dot"
+    svg = run_dot(drawing.source, "svg", drawing.engine)
+    outline = Outline(net)
+    (fold,) = [g for g in outline.groups.values() if g.kind == "fold"]
+    assert fold.repeats == 329 and "× 329" in drawing.source
+    nodes = _ids(svg, "node")
+    # layer1 and the output layer are small enough to open; the fold stays one box
+    assert set(nodes) == {node_id(net, n) for n in ("x", "y", "L", "W1", "b1", "h1")} | {
+        node_id(net, n) for n in ("W331", "b331", "yhat")
+    } | {fold.id}
+    view = outline.view({outline.root, outline.find("layer1"), outline.find("layer331")})
+    paths = {Edge(*e) for p in nx_paths(net, "W1") for e in p}
+    expected = set()
+    for (a, b), edges in view.links.items():
+        if set(edges) & paths:
+            if outline.is_group(a) or outline.is_group(b):
+                expected.add(f"l{_box(outline, a)}_{_box(outline, b)}")
+            else:
+                expected.update(
+                    f"e{net.index[e.source]}_{net.index[e.target]}_{e.position}"
+                    for e in set(edges) & paths
+                )
+    edges = _ids(svg, "edge")
+    assert {eid for eid, group in edges.items() if _hot(group)} == expected
+    assert f"l{node_id(net, 'h1')}_{fold.id}" in expected
+    assert _hot(nodes[fold.id])
+
+
+def test_small_graphs_stay_whole_and_collapse_opens_only_ranges() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    assert "subgraph cluster_" in gb.render(net).source
+    collapsed = gb.render(net, scopes="collapse").source
+    assert "subgraph cluster_" not in collapsed and "3 nodes" in collapsed
+
+
+def test_expanded_opens_a_scope_by_name_or_id_and_refuses_others() -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    outline = Outline(net)
+    source = gb.render(net, expanded=["layer7"]).source
+    for node in ("W7", "b7", "h7"):
+        assert f"\t{node_id(net, node)} [" in source
+    assert f"\t{node_id(net, 'h8')} [" not in source
+    fold = next(g for g in outline.groups.values() if g.kind == "fold")
+    assert f"cluster_{fold.id}" in source and "(× 329)" in source
+    by_id = gb.render(net, expanded=[outline.find("layer7") or ""]).source
+    assert by_id == source
+    with pytest.raises(gb.InputError, match=r"'layer0' is neither a scope nor a group id"):
+        gb.render(net, expanded=["layer0"])
+    with pytest.raises(gb.InputError, match=r"expanded=3: give scope names"):
+        gb.render(net, expanded=[3])  # type: ignore[list-item]
+
+
+def _random_dag(n: int) -> nx.DiGraph:
+    g = nx.DiGraph(loss="L")
+    g.add_node("w", op="param", shape=(3,), init="normal")
+    g.add_node(0, op="tanh")
+    g.add_edge("w", 0)
+    for k in range(1, n):  # the value before and one from anywhere before it
+        g.add_node(k, op="add")
+        g.add_edge(k - 1, k, arg=0)
+        g.add_edge("w" if k == 1 else (k * 7919) % (k - 1), k, arg=1)
+    g.add_node("L", op="sum")
+    g.add_edge(n - 1, "L")
+    return g
+
+
+@needs_dot
+def test_engines(tmp_path: Path) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    assert gb.render(net).engine == "dot"
+    sfdp = gb.render(net, engine="sfdp")
+    assert sfdp.engine == "sfdp"
+    path = gb.write_diagram(net, tmp_path / "s.svg", engine="sfdp")
+    assert b"<svg" in path.read_bytes()
+    dense = gb.render(gb.Network(_random_dag(3000)))  # ranges linked every which way
+    assert dense.engine == "sfdp"
+    assert "nslimit" not in dense.source
+    with pytest.raises(gb.InputError, match=r"engine='neato': choose one of auto, dot, sfdp"):
+        gb.render(net, engine="neato")  # type: ignore[arg-type]
+    with pytest.raises(gb.InputError, match=r"engine='neato': choose one of dot, sfdp"):
+        run_dot(sfdp.source, "svg", "neato")
+    whole = gb.render(gb.Network(gb.mlp((4,) + (5,) * 330 + (1,))), scopes="cluster")
+    assert whole.engine == "dot" and "nslimit=2" in whole.source
+
+
+@needs_dot
+def test_a_100000_node_chain_draws_collapsed(tmp_path: Path) -> None:
+    net = gb.Network(chain(["tanh"] * 100_000))
+    path = gb.write_diagram(net, tmp_path / "chain.svg", wrt="p")
+    nodes = _ids(path.read_bytes(), "node")
+    assert 2 < len(nodes) <= BOXES
+    assert any(i.startswith("g") for i in nodes)
+    edges = _ids(path.read_bytes(), "edge")
+    assert edges and all(_hot(g) for g in edges.values())  # a chain: every link on the path
+
+
+@needs_dot
+def test_cli_render_scopes_engine_and_expand(tmp_path: Path) -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    net.to_json(tmp_path / "big.json")
+    run = graphbp(
+        "render", "big.json", "--wrt", "W1", "--expand", "layer7", "--expand", "layer9",
+        "--engine", "dot", "-o", "big.dot", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "big.dot").read_text() == gb.render(
+        net, "W1", expanded=["layer7", "layer9"], engine="dot"
+    ).source
+    run = graphbp("render", "big.json", "--scopes", "cluster", "-o", "all.dot", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "all.dot").read_text().count("subgraph cluster_") == 331
+    bad = graphbp("render", "big.json", "--expand", "nope", "-o", "x.svg", cwd=tmp_path)
+    assert bad.returncode == 2 and "'nope' is neither a scope nor a group id" in bad.stderr
+    assert not (tmp_path / "x.svg").exists()
+    bad = graphbp("render", "big.json", "--engine", "neato", cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'neato'" in bad.stderr
