@@ -19,8 +19,8 @@ import html
 import json
 import re
 import shlex
-from collections.abc import Hashable, Mapping
-from typing import Any, Literal
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
 
 from graphbp.chain import (
     MAX_LISTED_FACTORS,
@@ -35,7 +35,18 @@ from graphbp.chain import (
 from graphbp.errors import visible
 from graphbp.graph import Network
 from graphbp.outline import Outline
-from graphbp.render import Scopes, check_options, node_id, render, run_dot, summary
+from graphbp.render import (
+    FULL_NODES,
+    Engine,
+    Scopes,
+    _expanded_names,
+    _open,
+    check_options,
+    node_id,
+    render,
+    run_dot,
+    summary,
+)
 from graphbp.views import VIEW_STYLE, lay_out, page_views, view_source
 
 _STYLE = (
@@ -159,7 +170,8 @@ function viewOf(group) {  // the view that shows group open: its own, or an ance
 function show(group) {  // group's view: it, its ancestors and the groups it opens are open
   group = viewOf(group);
   if (groups[group][2] === 0) {  // left out of the page: say so, stay
-    document.getElementById("missing").textContent = ` “${groups[group][1]}” is one of them.`;
+    const command = data.command.replaceAll("{group}", group);
+    document.getElementById("missing").textContent = ` “${groups[group][1]}”: ${command}`;
     return;
   }
   open = new Set([group, ...groups[group][2]]);
@@ -235,8 +247,10 @@ def page(
     values: Mapping[Hashable, Any] | None = None,
     grads: Mapping[Hashable, Any] | None = None,
     max_paths: int = MAX_PATHS,
-    scopes: Scopes | Literal["auto"] = "auto",
+    scopes: Scopes = "auto",
     rankdir: str = "LR",
+    engine: Engine = "auto",
+    expanded: Iterable[str] | None = None,
 ) -> str:
     """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
 
@@ -246,13 +260,17 @@ def page(
     the page shows when its box is clicked (graphbp.views); views that would take the page
     past ``PAGE_BYTES`` are left out, and the page says so and which command draws them.
     Views label a node with its name and op: ``values`` and ``grads`` show in the formula
-    panel only.
+    panel only. ``expanded`` (scope names or group ids) picks the view shown first: the
+    deepest group named; by default ``wrt``'s, else the top one. Views are laid out by dot
+    at bounded effort, or by the ``engine`` given.
 
     Raises:
         GraphvizError: ``dot`` is missing or failed; its ``source`` is the drawing's DOT source.
         GraphError: ``wrt`` is not a parameter with a path to the loss.
+        InputError: an option is not one of its values, or ``expanded`` names no group.
     """
-    check_options(max_paths, "cluster" if scopes == "auto" else scopes, rankdir)
+    check_options(max_paths, scopes, rankdir, engine)
+    names = _expanded_names(expanded)
     if wrt is not None:
         chain_rule(net, wrt)  # a bad wrt is an error here too, not a silently blank page
     flow = Flow(net)
@@ -265,11 +283,11 @@ def page(
         "initial": node_id(net, wrt) if wrt is not None else None,
     }
     title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
-    if _outlined(net, scopes):
-        return _views_page(net, flow, cost, wrt, rankdir, data, title)
+    if scopes == "collapse" or (scopes == "auto" and len(net.order) > FULL_NODES):
+        return _views_page(net, flow, cost, wrt, (rankdir, engine, names), data, title)
     whole: Scopes = "ignore" if scopes == "ignore" else "cluster"  # every node drawn: clickable
-    dot = render(net, values=values, grads=grads, scopes=whole, rankdir=rankdir)
-    svg = run_dot(dot.source, "svg").decode()
+    dot = render(net, values=values, grads=grads, scopes=whole, rankdir=rankdir, engine=engine)
+    svg = run_dot(dot.source, "svg", dot.engine).decode()
     drawing = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG inline
     head = f"<h1>{html.escape(title)}</h1>\n<p>{_HOW}</p>"
     return _document(title, head, drawing, "", json_for_script(data), cost)
@@ -280,15 +298,17 @@ def _views_page(
     flow: Flow,
     cost: Cost,
     wrt: Hashable | None,
-    rankdir: str,
+    options: tuple[str, str, tuple[str, ...] | None],
     data: dict[str, Any],
     title: str,
 ) -> str:
-    """The page of ``net`` drawn by its outline's views (``data``: the page's data so far).
+    """The page of ``net`` drawn by its outline's views (``data``: the page's data so far;
+    ``options``: rankdir, engine and the names ``expanded`` gave).
 
     Only the views that fit in ``PAGE_BYTES`` beside the rest of the page are laid out
     (breadth-first: the deepest are left out first), so that the time is bounded too.
     """
+    rankdir, engine, names = options
     outline = Outline(net)
     views = page_views(outline)
     opened = {view.group: view.opened[1:] for view in views}
@@ -298,6 +318,8 @@ def _views_page(
     }
     data["owner"] = [outline.group_of[node] for node in net.order]
     data["view"] = outline.group_of[wrt] if wrt is not None else outline.root
+    if names is not None:  # the deepest group named (validated, enclosing groups added)
+        data["view"] = max(_open(outline, names, False), key=lambda g: len(outline.ancestors(g)))
     how = html.escape(f"{len(net.order):,} {_HOW_VIEWS}")
     head = f"<h1>{html.escape(title)}</h1>\n<p>{how}</p>"
     rest = len(_document(title, head, "", "", json_for_script(data), cost).encode()) + 1_000
@@ -309,13 +331,15 @@ def _views_page(
         if room < 0 and len(sources) > 1:
             sources.pop()
             break
-    laid = [(view.group, svg) for view, svg in zip(views, lay_out(sources), strict=False)]
+    svgs = lay_out(sources, "dot" if engine == "auto" else engine)
+    laid = [(view.group, svg) for view, svg in zip(views, svgs, strict=False)]
     kept = _fit(laid, rest)  # (1,000 bytes above: the note, if any)
     for view in views[len(kept) :]:
         data["groups"][view.group][2] = 0  # left out: the script says so when it is opened
     while data["groups"][data["view"]][2] in (None, 0):  # the first view: one on the page
         data["view"] = data["groups"][data["view"]][0]
     if len(kept) < len(views):
+        data["command"] = GROUP_COMMAND
         note = html.escape(_left_out(len(views) - len(kept)))
         head += f'\n<p id="left-out">{note}<span id="missing"></span></p>'
     head += '\n<nav><span id="trail"></span><button id="zoom">actual size</button></nav>'
@@ -354,12 +378,13 @@ def _left_out(count: int) -> str:
     """The page's note on the views it leaves out (text)."""
     return (
         f"{count:,} group{'s are' if count > 1 else ' is'} not drawn on this page, which would "
-        f"otherwise take more than {PAGE_BYTES / 1e6:g} MB; {FULL_COMMAND} draws every node."
+        f"otherwise take more than {PAGE_BYTES / 1e6:g} MB: click one's box for the command "
+        f"that draws it ({GROUP_COMMAND.format(group='GROUP')})."
     )
 
 
-FULL_COMMAND = "graphbp render GRAPH --scopes cluster -o graph.svg"
-"""The command the page names for what it leaves out."""
+GROUP_COMMAND = "graphbp render GRAPH --scopes collapse --expand {group} -o {group}.svg"
+"""The command the page names for a group it leaves out (``{group}``: its id, such as g12)."""
 
 
 def _document(title: str, head: str, drawing: str, templates: str, blob: str, cost: Cost) -> str:
@@ -432,14 +457,3 @@ def _formulas(
         if values is not None:
             entry["contributions"] = "<br>".join(lines)
     return params
-
-
-FULL_NODES = 500
-"""With ``scopes="auto"``, a network of more nodes is drawn by its outline's views."""
-
-
-def _outlined(net: Network, scopes: str) -> bool:
-    """Whether the page draws ``net`` by its outline's views rather than whole."""
-    if scopes == "collapse":
-        return True
-    return scopes == "auto" and len(net.order) > FULL_NODES

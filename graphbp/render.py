@@ -538,7 +538,13 @@ def _box_id(outline: Outline, box: Hashable) -> str:
 
 
 def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> None:
-    """A closed group as one box: its name and node count; a fold's "× repeats"."""
+    """A closed group as one box (``group_box``)."""
+    target.node(group.id, id=group.id, **group_box(group, on_path))
+
+
+def group_box(group: Group, on_path: bool = False) -> dict[str, str]:
+    """The DOT attributes of a closed group's box, its label among them: its name and node
+    count; a fold's "× repeats" (the outline drawing's and the HTML page's views')."""
     attrs = dict(_GROUP_STYLE[group.kind])
     rows = [f"<B>{_text(group.name)}</B>"]
     if group.kind == "fold":
@@ -550,7 +556,7 @@ def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> No
         attrs.update(color=HIGHLIGHT, penwidth="2.5")
         if group.kind == "fold":
             rows.append(f'<FONT COLOR="{HIGHLIGHT}">the path runs through every block</FONT>')
-    target.node(group.id, label=_label(_rows(*rows), "node"), id=group.id, **attrs)
+    return {**attrs, "label": _label(_rows(*rows), "node")}
 
 
 def _node_label(

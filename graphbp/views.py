@@ -30,13 +30,12 @@ from graphbp.render import (
     _text,
     drawn,
     edge_id,
+    group_box,
     markup,
     node_id,
     run_dot,
 )
 
-GROUP_STYLE = {"shape": "box", "style": "filled", "fillcolor": "#eef1f6"}
-"""How a closed group is drawn (a fold is drawn double, as a stack)."""
 SQUARE = {"rounded,filled": "filled"}
 """Views draw parameters as square boxes: a rounded one is a path of 30 points in the SVG."""
 
@@ -195,7 +194,7 @@ def view_source(
         group = outline.groups[gid]
         frame = gid == view.group != outline.root or (gid != view.group and group.kind != "range")
         if frame:  # (a range opened inside the view is no unit of the model: no frame)
-            title = _text(group.name) + (f" × {group.repeats}" if group.repeats > 1 else "")
+            title = _text(group.name) + (f" (× {group.repeats})" if group.kind == "fold" else "")
             lines.append(
                 f"subgraph cluster_{gid} {{ id=c{gid} style=dashed "
                 f'color="#888888" label={_label(f"<B>{title}</B>", "graph")}'
@@ -225,21 +224,18 @@ def view_source(
 def _item_line(net: Network, outline: Outline, item: Item) -> str:
     """One drawn item's DOT statement: a group's box or a node."""
     if outline.is_group(item):
-        group = outline.groups[str(item)]
-        attrs = dict(GROUP_STYLE)
-        size = f"{len(group.members):,} node{'s' if len(group.members) > 1 else ''}"
-        if group.repeats > 1:
-            attrs["peripheries"] = "2"
-            size = f"× {group.repeats} · {size}"
-        label = _rows(f"<B>{_text(group.name)}</B>", size)
+        attrs = group_box(outline.groups[str(item)])
         name = str(item)
     else:
         attrs = dict(_STYLE[_kind(net, item)])
         attrs["style"] = SQUARE.get(attrs["style"], attrs["style"])
-        label = _rows(f"<B>{drawn(item)}</B>", markup(_describe(net, item)[0]))
+        attrs["label"] = _label(
+            _rows(f"<B>{drawn(item)}</B>", markup(_describe(net, item)[0])), "node"
+        )
         name = node_id(net, item)
+    label = attrs.pop("label")
     extra = " ".join(f'{k}="{v}"' for k, v in attrs.items())
-    return f"{name} [id={name} label={_label(label, 'node')} {extra}]"
+    return f"{name} [id={name} label={label} {extra}]"
 
 
 _CUT = re.compile(r"<\?xml[^>]*>|<!DOCTYPE[^>]*>|<!--.*?-->|<title>[^<]*</title>", re.S)
@@ -289,14 +285,14 @@ def compact(svg: str) -> str:
     return re.sub(r"\n\s*\n", "\n", svg).strip()
 
 
-def lay_out(sources: list[str]) -> list[str]:
-    """Lay out DOT sources with one ``dot`` process; each one's compacted SVG, in order.
+def lay_out(sources: list[str], engine: str = "dot") -> list[str]:
+    """Lay out DOT sources with one Graphviz process; each one's compacted SVG, in order.
 
     Raises:
-        GraphvizError: ``dot`` is missing or failed; its ``source`` is all the sources.
+        GraphvizError: Graphviz is missing or failed; its ``source`` is all the sources.
     """
     source = "\n".join(sources)
-    parts = re.split(r"(?=<\?xml )", run_dot(source, "svg").decode())
+    parts = re.split(r"(?=<\?xml )", run_dot(source, "svg", engine).decode())
     svgs = [compact(part) for part in parts if part.strip()]
     if len(svgs) != len(sources):
         raise GraphvizError(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from graphs import gradient_paths, leaky_where_graph, scoped_blocks
+from graphs import gradient_paths, leaky_where_graph, long_chain, scoped_blocks
 from helpers import CHROMEDRIVER, CHROMIUM, highlighted
 
 import graphbp as gb
@@ -229,4 +229,29 @@ def test_hostile_group_names_open_and_close_as_text_and_the_page_opens_on_wrt(
             browser.find_element(By.CSS_SELECTOR, f"#c{group} text").click()  # close it
     assert clicked == len(scopes)  # each block's box, in the fold's frame
     assert browser.execute_script("return document.querySelectorAll('script').length") == 2
+    assert browser.get_log("browser") == []
+
+
+def test_a_group_left_out_of_the_page_names_the_command_that_draws_it(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from graphbp import page as page_module
+    from graphbp.outline import Outline
+
+    net = long_chain(1_000)
+    whole = page_module.page(net, scopes="collapse")
+    monkeypatch.setattr(page_module, "PAGE_BYTES", len(whole.encode()) * 3 // 4)
+    path = tmp_path / "part.html"
+    path.write_text(page_module.page(net, scopes="collapse"))
+    browser.get(path.as_uri())
+    drawn = _drawn_ids(browser)
+    left = [g for g in Outline(net).groups if g in drawn and f'id="v{g}"' not in path.read_text()]
+    assert left  # a box on the first view whose own view was left out
+    browser.find_element(By.ID, left[0]).click()
+    assert _drawn_ids(browser) == drawn  # the view stays
+    name = Outline(net).groups[left[0]].name
+    command = page_module.GROUP_COMMAND.format(group=left[0])
+    assert browser.find_element(By.ID, "missing").text == f"“{name}”: {command}"
     assert browser.get_log("browser") == []

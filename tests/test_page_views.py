@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from collections.abc import Hashable
 from html.parser import HTMLParser
@@ -15,11 +16,13 @@ from typing import Any
 
 import pytest
 from graphs import long_chain, scoped_blocks
+from helpers import graphbp
 
 import graphbp as gb
 from graphbp import page as page_module
 from graphbp.chain import Edge
 from graphbp.outline import Outline
+from graphbp.render import node_id
 from graphbp.views import SMALL, VIEW_BOXES, PageView, page_views
 
 needs_dot = pytest.mark.skipif(
@@ -195,7 +198,7 @@ def test_the_page_of_views_grows_linearly_and_stays_within_its_budget() -> None:
 
 @needs_dot
 def test_views_past_the_byte_budget_are_left_out_and_the_page_says_which_command_draws_them(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     net = long_chain(1_000)
     whole = page_module.page(net, scopes="collapse")
@@ -209,7 +212,16 @@ def test_views_past_the_byte_budget_are_left_out_and_the_page_says_which_command
     assert kept == views[: len(kept)] and left == views[len(kept) :] and left
     note = "".join(parser.text)
     assert f"{len(left):,} groups are not drawn on this page" in note
-    assert page_module.FULL_COMMAND in note
+    assert page_module.GROUP_COMMAND.format(group="GROUP") in note
+    assert data["command"] == page_module.GROUP_COMMAND
+    gid = left[-1]  # the command the page names draws that group's nodes
+    net.to_json(tmp_path / "GRAPH")
+    command = shlex.split(page_module.GROUP_COMMAND.format(group=gid))
+    done = graphbp(*command[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    svg = (tmp_path / f"{gid}.svg").read_text()
+    members = Outline(net).groups[gid].members
+    assert all(f'id="{node_id(net, n)}"' in svg for n in members)
 
 
 @needs_dot
