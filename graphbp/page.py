@@ -318,8 +318,10 @@ def _views_page(
     }
     data["owner"] = [outline.group_of[node] for node in net.order]
     data["view"] = outline.group_of[wrt] if wrt is not None else outline.root
-    if names is not None:  # the deepest group named (validated, enclosing groups added)
-        data["view"] = max(_open(outline, names, False), key=lambda g: len(outline.ancestors(g)))
+    if names is not None:  # the deepest group named, the last of equals
+        _open(outline, names, False)  # (refuses a name of no group)
+        named = [outline.find(name) or name for name in reversed(names)]
+        data["view"] = max(named, key=lambda g: len(outline.ancestors(g)))
     how = html.escape(f"{len(net.order):,} {_HOW_VIEWS}")
     head = f"<h1>{html.escape(title)}</h1>\n<p>{how}</p>"
     rest = len(_document(title, head, "", "", json_for_script(data), cost).encode()) + 1_000

@@ -237,3 +237,15 @@ def test_by_default_a_network_beyond_full_nodes_is_drawn_by_views_and_a_smaller_
     assert views.count("<template") == len(page_views(Outline(large))) > 1
     always = page_module.page(small, scopes="collapse")  # views whatever the size
     assert always.count("<template") == len(page_views(Outline(small)))
+
+
+@needs_dot
+def test_expanded_picks_the_view_shown_first_and_a_name_of_no_group_is_refused() -> None:
+    net = scoped_blocks(["enc", "mid", "dec"])
+    outline = Outline(net)
+    _, data = parse(page_module.page(net, scopes="collapse", expanded=["enc", "dec"]))
+    assert data["view"] == outline.find("dec")  # the deepest named (the last of equals)
+    _, data = parse(page_module.page(net, "W0", scopes="collapse"))
+    assert data["view"] == outline.find("enc")  # wrt's (its inner scope opens with enc)
+    with pytest.raises(gb.InputError, match="neither a scope nor a group id"):
+        page_module.page(net, scopes="collapse", expanded=["nope"])
