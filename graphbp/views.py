@@ -48,7 +48,7 @@ SMALL = 16
 """A sub-group of at most this many children is opened with its parent where it fits: a
 click to open a 3-node layer would be a wasted click, and a box left closed for it a link
 more per node wired to it."""
-STRAIGHT = 100
+STRAIGHT = 40
 """A view of more items draws its edges as straight lines: the splines of big views are
 most of their SVG and of dot's time."""
 
@@ -213,10 +213,9 @@ def view_source(
         style = "" if edge in carries else ' style=dashed color="#aaaaaa"'
         ends = f"{node_id(net, edge.source)} -> {node_id(net, edge.target)}"
         lines.append(f"{ends} [id={edge_id(net, edge)}{style}]")
-    for (a, b), edges in view.links.items():
-        width = f" penwidth={min(1 + len(edges) / 4, 4):.2g}" if len(edges) > 1 else ""
+    for a, b in view.links:
         ends = f"{item_id(net, outline, a)} -> {item_id(net, outline, b)}"
-        lines.append(f"{ends} [id={link_id(net, outline, (a, b))}{width}]")
+        lines.append(f"{ends} [id={link_id(net, outline, (a, b))}]")
     lines.append("}")
     return "\n".join(lines)
 
