@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import tempfile
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +70,17 @@ def cases(nodes: int = 10_000, blocks: int = 120, length: int = 100_000) -> Case
     return found
 
 
-def bench_render(drawn: Cases) -> list[dict[str, Any]]:
-    """Time every case's drawings: rows of case, nodes, format, seconds (s) and MB."""
-    rows = []
+def bench_render(drawn: Cases) -> Iterator[dict[str, Any]]:
+    """Time every case's drawings, one row each as it is measured: case, nodes, format,
+    seconds (s) and MB."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, (build, formats) in drawn.items():
             net, wrt = build()
             for suffix in formats.split():
                 seconds, size = time_drawing(net, wrt, suffix, Path(tmp))
-                rows.append(
-                    {"case": name, "nodes": len(net.order), "format": suffix, "s": seconds}
-                    | {"MB": size}
-                )
-    return rows
+                yield {"case": name, "nodes": len(net.order), "format": suffix, "s": seconds} | {
+                    "MB": size
+                }
 
 
 def run_render(quick: bool = False) -> None:
@@ -95,5 +93,6 @@ def run_render(quick: bool = False) -> None:
         within = row["s"] <= SECONDS and (row["format"] != ".html" or row["MB"] <= MEGABYTES)
         print(
             f"{row['case']:<32}{row['nodes']:>9,}{row['format']:>8}{row['s']:>9.2f}"
-            f"{row['MB']:>8.2f}  {'yes' if within else 'NO'}"
+            f"{row['MB']:>8.2f}  {'yes' if within else 'NO'}",
+            flush=True,
         )

@@ -166,6 +166,8 @@ def render(
         lines = sum(len(e) if _plain(shape, pair) else 1 for pair, e in view.links.items())
         _draw_outline(dot, shape, view, flow, rule, values, grads)
     else:
+        if opened is not None:  # nothing is closed, but a name that is no scope is a mistake
+            _open(Outline(net), opened, False)
         lines = sum(len(operands) for operands in net.operands.values())
         groups = _groups(net, scopes)
         _draw_nodes(dot, net, flow, groups, rule, values, grads)

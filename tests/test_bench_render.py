@@ -12,7 +12,7 @@ from graphbp.bench_render import bench_render, cases
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 def test_bench_render_times_svg_and_html_of_each_case() -> None:
-    rows = bench_render(cases(nodes=60, blocks=1, length=600))
+    rows = list(bench_render(cases(nodes=60, blocks=1, length=600)))
     jax = importlib.util.find_spec("jax") is not None
     expected = [
         ("gb.mlp, 60 nodes", ".svg"),

@@ -34,7 +34,7 @@ def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 continue  # the JAX sections' examples need the [jax] extra
             if "write_diagram" in block and not dot_installed:
                 continue  # drawing an .html page needs Graphviz's dot
-            if "gb.from_jax(" in block:
+            if "gb.from_jax(" in block and not seed:  # the first JAX section's
                 seed = dict(namespace)
             exec(compile(block, str(README), "exec"), namespace)
     finally:

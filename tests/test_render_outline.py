@@ -90,6 +90,10 @@ def test_expanded_opens_a_scope_by_name_or_id_and_refuses_others() -> None:
     assert by_id == source
     with pytest.raises(gb.InputError, match=r"'layer0' is neither a scope nor a group id"):
         gb.render(net, expanded=["layer0"])
+    small = gb.Network(gb.seed_network(3, 4, 1))
+    assert gb.render(small, expanded=["layer2"]).source == gb.render(small).source
+    with pytest.raises(gb.InputError, match=r"'layer9' is neither.*'layer1', 'layer2', 'l"):
+        gb.render(small, expanded="layer9")
     with pytest.raises(gb.InputError, match=r"expanded=3: give scope names"):
         gb.render(net, expanded=[3])  # type: ignore[list-item]
 

@@ -124,7 +124,9 @@ def operand_edges(net: gb.Network) -> list[Edge]:
 
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
-OUR_ID = re.compile(r"(graph0|node\d+|edge\d+|clust\d+|n\d+|e\d+_\d+_\d+|scope\d+)")
+OUR_ID = re.compile(
+    r"(graph0|node\d+|edge\d+|clust\d+|n\d+|e\d+_\d+_\d+|scope\d+|g\d+|cluster_g\d+|l[gn]\d+_[gn]\d+)"
+)
 SVG_TAGS = {"svg", "g", "title", "text", "polygon", "path", "ellipse", "polyline"}
 
 
