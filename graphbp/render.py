@@ -528,14 +528,19 @@ def mark_attrs(mark: str) -> dict[str, str]:
     return {"color": color, "fontcolor": color, "penwidth": "3" if mark == "wrong" else "1.8"}
 
 
-def _marks_caption(lines: tuple[str, ...]) -> str:
-    """The marks' caption lines (plain user text) as escaped markup rows, at most
-    ``MARK_LINES`` of them, each cut at ``MARK_LINE`` characters."""
+def mark_lines(lines: tuple[str, ...]) -> list[str]:
+    """The marks' caption lines (plain user text) as they are shown, not yet escaped: at
+    most ``MARK_LINES`` of them, each cut at ``MARK_LINE`` characters."""
     shown = [visible(str(line)) for line in lines[:MARK_LINES]]
     shown = [t if len(t) <= MARK_LINE else f"{t[: MARK_LINE - 1]}…" for t in shown]
     if len(lines) > MARK_LINES:
         shown.append(f"… and {len(lines) - MARK_LINES:,} more")
-    cells = "".join(f'<TR><TD ALIGN="LEFT">{html.escape(t)}</TD></TR>' for t in shown)
+    return shown
+
+
+def _marks_caption(lines: tuple[str, ...]) -> str:
+    """The marks' caption lines as escaped markup rows (``mark_lines``)."""
+    cells = "".join(f'<TR><TD ALIGN="LEFT">{html.escape(t)}</TD></TR>' for t in mark_lines(lines))
     return f'<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="3">{cells}</TABLE>'
 
 
@@ -682,7 +687,13 @@ def _box_id(outline: Outline, box: Hashable) -> str:
 
 
 def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> None:
-    """A closed group as one box: its name and node count; a fold's "× repeats"."""
+    """A closed group as one box (``group_box``)."""
+    target.node(group.id, id=group.id, **group_box(group, on_path))
+
+
+def group_box(group: Group, on_path: bool = False) -> dict[str, str]:
+    """The DOT attributes of a closed group's box, its label among them: its name and node
+    count; a fold's "× repeats" (the outline drawing's and the HTML page's views')."""
     attrs = dict(_GROUP_STYLE[group.kind])
     rows = [f"<B>{_text(group.name)}</B>"]
     if group.kind == "fold":
@@ -694,7 +705,7 @@ def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> No
         attrs.update(color=HIGHLIGHT, penwidth="2.5")
         if group.kind == "fold":
             rows.append(f'<FONT COLOR="{HIGHLIGHT}">the path runs through every block</FONT>')
-    target.node(group.id, label=_label(_rows(*rows), "node"), id=group.id, **attrs)
+    return {**attrs, "label": _label(_rows(*rows), "node")}
 
 
 def _node_label(

@@ -187,3 +187,45 @@ def example_inputs(net: gb.Network, rng: np.random.Generator, batch: int = 4) ->
             classes = net.graph.nodes[target]["shape"][-1]
             inputs[target] = np.eye(classes)[rng.integers(0, classes, batch)]
     return inputs
+
+
+def scoped_blocks(names: list[str], layers: int = 5, width: int = 3) -> gb.Network:
+    """x through one block per name, then a dense layer and L = sse. A block (a scope) is a
+    nested scope 'inner' of one dense layer on x + a parameter every block shares, then
+    ``layers`` dense layers and a skip connection around them: more than views.SMALL
+    children at the default 5, so that a page's views open it only when it is clicked."""
+    b = gb.Builder()
+    x, y = b.input("x", (None, width)), b.input("y", (None, 2))
+    shared = b.param("shared", (width,))
+    h, k = x, 0
+    for name in names:
+        with b.scope(name):
+            with b.scope("inner"):
+                z = b.dense(h + shared, width, "tanh", name=f"h{k}")
+            for _ in range(layers):
+                k += 1
+                z = b.dense(z, width, "sigmoid", name=f"h{k}")
+            h = z + h
+            k += 1
+    return b.network(b.sse(b.dense(h, 2, name="out", params=("Wout", "bout")), y))
+
+
+def long_chain(length: int) -> gb.Network:
+    """An unscoped chain of ``length`` tanh nodes on a parameter, with a second parameter
+    added every 7 nodes (so the outline splits it into ranges of ranges)."""
+    g = nx.DiGraph()
+    g.add_node("p", op="param", shape=(2,))
+    prev: Hashable = "p"
+    for k in range(length):
+        if k % 7 == 3:
+            g.add_node(f"q{k}", op="param", shape=(2,))
+            g.add_node(k, op="add")
+            g.add_edge(prev, k, arg=0)
+            g.add_edge(f"q{k}", k, arg=1)
+        else:
+            g.add_node(k, op="tanh")
+            g.add_edge(prev, k)
+        prev = k
+    g.add_node("L", op="sum")
+    g.add_edge(prev, "L")
+    return gb.Network(g, loss="L")
