@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from graphbp.chain import (
@@ -637,7 +637,7 @@ def _draw_outline(
                 continue
             group = outline.groups[str(child)]
             if group.id not in view.expanded:
-                _draw_group_box(target, group, any(n in on_nodes for n in group.members))
+                _draw_group_box(target, group, _on_path(outline, group, on_nodes))
             elif group.kind == "range":  # an open range is only a way to count: no frame
                 draw(target, group.id)
             else:
@@ -686,14 +686,38 @@ def _box_id(outline: Outline, box: Hashable) -> str:
     return str(box) if outline.is_group(box) else node_id(outline.net, box)
 
 
-def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: bool) -> None:
+def _on_path(outline: Outline, group: Group, on_nodes: frozenset[Hashable]) -> int:
+    """How much of a closed group a path runs through: for a fold, the number of its
+    blocks holding a node on a path; otherwise 1 if any of its nodes is on one, else 0."""
+    if group.kind != "fold":
+        return int(any(n in on_nodes for n in group.members))
+    return sum(any(n in on_nodes for n in block.members) for block in _blocks(outline, group))
+
+
+def _blocks(outline: Outline, fold: Group) -> Iterator[Group]:
+    """A fold's blocks: its children, through the ranges a long fold is split into."""
+    for child in fold.children:
+        group = outline.groups[str(child)]
+        if group.kind == "range":
+            yield from _blocks(outline, group)
+        else:
+            yield group
+
+
+def _draw_group_box(target: graphviz.Digraph, group: Group, on_path: int) -> None:
     """A closed group as one box (``group_box``)."""
     target.node(group.id, id=group.id, **group_box(group, on_path))
 
 
-def group_box(group: Group, on_path: bool = False) -> dict[str, str]:
+def group_box(group: Group, on_path: int = 0) -> dict[str, str]:
     """The DOT attributes of a closed group's box, its label among them: its name and node
-    count; a fold's "× repeats" (the outline drawing's and the HTML page's views')."""
+    count; a fold's "× repeats" (the outline drawing's and the HTML page's views').
+
+    Args:
+        group: the closed group.
+        on_path: highlighted if not 0; for a fold, how many of its blocks a path runs
+            through (see ``_on_path``), which its label says.
+    """
     attrs = dict(_GROUP_STYLE[group.kind])
     rows = [f"<B>{_text(group.name)}</B>"]
     if group.kind == "fold":
@@ -704,7 +728,9 @@ def group_box(group: Group, on_path: bool = False) -> dict[str, str]:
     if on_path:
         attrs.update(color=HIGHLIGHT, penwidth="2.5")
         if group.kind == "fold":
-            rows.append(f'<FONT COLOR="{HIGHLIGHT}">the path runs through every block</FONT>')
+            blocks = "all" if on_path == group.repeats else f"{on_path} of"
+            text = f"paths run through {blocks} {group.repeats} blocks"
+            rows.append(f'<FONT COLOR="{HIGHLIGHT}">{text}</FONT>')
     return {**attrs, "label": _label(_rows(*rows), "node")}
 
 

@@ -178,3 +178,20 @@ def test_cli_render_scopes_engine_and_expand(tmp_path: Path) -> None:
     assert not (tmp_path / "x.svg").exists()
     bad = graphbp("render", "big.json", "--engine", "neato", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'neato'" in bad.stderr
+
+
+@pytest.mark.parametrize(("wrt", "through"), [("W2", 329), ("W100", 231), ("W330", 1)])
+def test_a_folds_box_says_how_many_of_its_blocks_the_paths_run_through(
+    wrt: str, through: int
+) -> None:
+    net = gb.Network(gb.mlp((4,) + (5,) * 330 + (1,)))
+    outline = Outline(net)
+    (fold,) = [g for g in outline.groups.values() if g.kind == "fold"]
+    on_paths = (nx.descendants(net.graph, wrt) & nx.ancestors(net.graph, "L")) | {wrt}
+    blocks = [g.members for g in outline.groups.values() if g.kind == "scope"]
+    assert len(blocks) == fold.repeats + 2  # layer1 and layer331 differ in shape: not folded
+    assert sum(bool(set(b) & on_paths) for b in blocks[1:-1]) == through  # by networkx
+    source = gb.render(net, wrt=wrt).source
+    everything = "all" if through == fold.repeats else f"{through} of"
+    assert f"paths run through {everything} {fold.repeats} blocks" in source
+    assert "paths run through" not in gb.render(net).source
