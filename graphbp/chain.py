@@ -44,6 +44,9 @@ PROBE_LIMIT = 64
 gain bound (its local Jacobian probed with every basis cotangent); a larger one an estimate."""
 _SLACK = 1e-9
 """Gain bounds are raised by this relative amount, above the round-off of their SVD."""
+TIES = 4 * _SLACK
+"""Contribution norms within this relative amount of each other are ties for the strongest-path
+search (above the bounds' slack and round-off): exact answers are exact up to such ties."""
 _EXACT_BITS = 13_000
 """Counts up to this many bits (about 3,900 digits) are written out in full."""
 
@@ -365,8 +368,10 @@ def chain_rule(
     raised by 1e-9 against round-off) when its consumer's value has at most ``PROBE_LIMIT``
     elements (and the Jacobian at most ``REACH_ELEMENTS`` entries). The open path of the
     largest bound is extended first, and a complete path is final once its norm is at least
-    every open bound. ``ChainRule.exact`` is True, and the paths are the ``top`` strongest
-    up to ties, when every gain was probed so and the search ended within
+    every open bound (norms within a relative ``TIES`` of each other are ties: a complete path
+    wins a tie, and among open paths the deepest is extended first, so equal paths are found
+    one dive at a time). ``ChainRule.exact`` is True, and the paths are the ``top`` strongest
+    up to such ties, when every gain was probed so and the search ended within
     ``max_expansions`` (and ``graphbp.strongest.QUEUE_ELEMENTS`` numbers held by its open
     paths). Otherwise it is a heuristic: a larger value's gain is estimated as the factor by
     which the edge scales the cotangent backprop passes through it (at most its operator
@@ -564,7 +569,9 @@ def _strongest(
             entrywise = norm(reach[node].T @ np.abs(g).ravel()) * (1 + _SLACK)
         return min(scalar, log_strength(entrywise))
 
-    found, within = strongest(net.loss, wrt, np.ones(()), down, pullback, log_bound, top, budget)
+    found, within = strongest(
+        net.loss, wrt, np.ones(()), down, pullback, log_bound, top, budget, tolerance=TIES
+    )
     return found, within and not estimated, cotangent[wrt]
 
 

@@ -8,7 +8,7 @@ import heapq
 import math
 import re
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -23,6 +23,7 @@ from test_render import _stroke, _svg_groups
 import graphbp as gb
 from graphbp.chain import MAX_PATHS_LIMIT, Edge
 from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot, share_text
+from graphbp.strongest import log_strength, norm, strongest
 
 
 def forward(net: gb.Network, params: Any, inputs: Any) -> tuple[dict[Hashable, Any], Any]:
@@ -392,3 +393,66 @@ def test_the_command_line_names_a_bad_wrt_before_computing_values(tmp_path: Any)
     done = graphbp("explain", "--wrt", "h1", "--top", "2", cwd=tmp_path)
     assert done.returncode == 2 and "wrt='h1' is not a parameter" in done.stderr
     assert done.stdout == ""
+
+
+class _Step(NamedTuple):
+    source: str
+    target: str
+    gain: float
+
+
+def test_paths_come_back_strongest_first_even_when_bounds_are_estimates() -> None:
+    """Bounds below the truth (as estimated gains may be) take the weaker path first while
+    the budget holds: the paths are still returned sorted by norm, NaN first."""
+    down = {
+        "L": [_Step("a", "L", 1.0), _Step("b", "L", 1.0), _Step("c", "L", 1.0)],
+        "a": [_Step("w", "a", 3.0)],
+        "b": [_Step("w", "b", 2.0)],
+        "c": [_Step("w", "c", math.nan)],
+    }
+    guessed = {"L": 0.0, "a": math.log(1.0), "b": math.log(2.0), "c": -50.0}  # a's is too low
+
+    def pull(step: _Step, g: Any) -> Any:
+        return g * step.gain
+
+    def log_bound(node: Hashable, g: Any) -> float:
+        return log_strength(norm(g)) + guessed[node]
+
+    found, exact = strongest("L", "w", np.ones(()), down, pull, log_bound, 3, 100)
+    assert exact  # the budget held: only the bounds were wrong
+    assert [f.edges[0].source for f in found] == ["c", "a", "b"]
+    assert math.isnan(found[0].norm) and [f.norm for f in found[1:]] == [3.0, 2.0]
+
+
+def ties(blocks: int, tanh: bool) -> tuple[gb.Network, dict[Hashable, Any]]:
+    """h = tanh(h) + tanh(h) (or h + h) ``blocks`` times: 2^blocks paths of one norm."""
+    b = gb.Builder()
+    h = b.input("x", (3,)) * b.param("W", (3,), init="normal")
+    for _ in range(blocks):
+        h = b.op("tanh", h) + b.op("tanh", h) if tanh else h + h
+    net = b.network(b.op("sum", h))
+    prog = net.compile()
+    return net, prog.forward(prog.init(seed=0), {"x": np.ones(3)}, net.order)
+
+
+@pytest.mark.parametrize(("blocks", "tanh"), [(40, True), (60, False)])
+def test_paths_of_equal_strength_are_found_one_dive_at_a_time(blocks: int, tanh: bool) -> None:
+    """2^40 or 2^60 paths all of one norm: a search that took equal paths breadth-first would
+    spend any budget; diving, the 3 paths are exact within a few hundred vjps."""
+    net, values = ties(blocks, tanh)
+    rule = gb.chain_rule(net, "W", values=values, top=3, max_expansions=20 * blocks)
+    assert rule.exact and rule.path_count == 2**blocks and len(rule.paths) == 3
+    assert len({p.edges for p in rule.paths}) == 3
+    whole = np.linalg.norm(rule.gradient)
+    for path in rule.paths:  # each path carries 1/2^blocks of the gradient
+        assert path.share == pytest.approx(2.0**-blocks, rel=1e-9)
+        np.testing.assert_allclose(np.linalg.norm(path.contribution), whole / 2**blocks)
+
+
+def test_ties_against_brute_force() -> None:
+    net, values = ties(12, True)
+    every = brute_force(net, "W", values)
+    rule = gb.chain_rule(net, "W", values=values, top=5, max_expansions=1_000)
+    assert rule.exact
+    assert_strongest(rule, every, 5)
+
