@@ -282,9 +282,10 @@ class ChainRule:
     wrt: Hashable
     loss: Hashable
     paths: tuple[Path, ...]
-    """The listed paths: at most ``max_paths`` of them (with ``top``, the ``top`` strongest,
-    strongest first), of at most ``max_factors`` factors in all (``MAX_LISTED_FACTORS`` by
-    default); none if the first path alone is longer."""
+    """The listed paths: at most ``max_paths`` of them, of at most ``max_factors`` factors in
+    all (``MAX_LISTED_FACTORS`` by default); none if the first path alone is longer. With
+    ``top``, every one of the ``top`` strongest found, strongest first, whatever
+    ``max_factors`` (which then bounds only the terms the formulas write out)."""
     path_count: int
     """How many paths there are in all (exact, even when not all are listed)."""
     edges: frozenset[Edge]
@@ -310,7 +311,7 @@ class ChainRule:
 
     @property
     def listed_factors(self) -> int:
-        """The factors of the listed paths, summed (at most ``max_factors``)."""
+        """The factors of the listed paths, summed (at most ``max_factors`` without ``top``)."""
         return sum(len(p.edges) for p in self.paths)
 
     @functools.cached_property
@@ -353,6 +354,8 @@ def chain_rule(
             ``MAX_LISTED_FACTORS`` (and at most ``MAX_LISTED_CHARS`` characters of formula):
             paths are listed in order until the next would pass either bound or
             ``max_paths``, so time and memory stay within the graph's size plus these bounds.
+            With ``top`` they bound only the terms the formulas write out: every path found
+            is in ``paths``.
         top: list the ``top`` paths (1 to ``MAX_PATHS_LIMIT``) of the largest contribution
             norm, strongest first, in place of the first ``max_paths``; needs ``values``.
             Found by a best-first search from the loss down, never by listing every path
@@ -424,20 +427,21 @@ def chain_rule(
     else:
         candidates = ((path, None) for path in flow.walk(wrt, edges))
     listed: list[tuple[tuple[Edge, ...], Any]] = []
-    used = chars = 0
+    written = used = chars = 0  # the paths the formula writes out, their factors and text
     for path, contribution in candidates:
-        if used + len(path) > max_factors:
-            break
-        chars += sum(factor(e)[1] for e in path)
-        if chars > MAX_LISTED_CHARS:
-            break
-        used += len(path)
+        if written == len(listed):
+            chars += sum(factor(e)[1] for e in path)
+            if used + len(path) <= max_factors and chars <= MAX_LISTED_CHARS:
+                used += len(path)
+                written += 1
+            elif top is None:  # listing stops here; the top paths are all kept
+                break
         if pullback is not None and contribution is None:
             contribution = _contribution(pullback, path)
         listed.append((path, contribution))
         if len(listed) == max_paths:
             break
-    rest = count - len(listed)
+    rest = count - written
     if pullback is not None and top is None and not rest:
         gradient = listed[0][1]
         for _, contribution in listed[1:]:
@@ -446,22 +450,23 @@ def chain_rule(
         Path(path, tuple(factor(e)[0] for e in path), contribution, _share(contribution, gradient))
         for path, contribution in listed
     )
+    terms = paths[:written]
     loss, param = symbol(net.loss), symbol(wrt)
     s = "s" if rest > 1 else ""  # the formula says how many paths it leaves out, exactly
-    if paths:
+    if terms:
         more = f" + … ({count_text(rest)} more path{s})" if rest else ""
         latex_more = rf" + \dots\ (\text{{{count_text(rest)} more}})" if rest else ""
     else:  # even the first path is longer than max_factors
         more = f"… ({count_text(rest)} path{s}, too long to list)"
         latex_more = rf"\dots\ (\text{{{count_text(rest)} path{s}, too long to list}})"
     text = f"∂{loss.text}/∂{param.text} = " + " + ".join(
-        " · ".join(f.text for f in p.factors) for p in paths
+        " · ".join(f.text for f in p.factors) for p in terms
     )
     markup = f"∂{loss.html}/∂{param.html} = " + " + ".join(
-        " · ".join(f.html for f in p.factors) for p in paths
+        " · ".join(f.html for f in p.factors) for p in terms
     )
     latex = rf"\frac{{\partial {loss.latex}}}{{\partial {param.latex}}} = " + " + ".join(
-        r" \cdot ".join(f.latex for f in p.factors) for p in paths
+        r" \cdot ".join(f.latex for f in p.factors) for p in terms
     )
     on_paths = edges if top is None else {e for p in paths for e in p.edges}
     return ChainRule(

@@ -456,3 +456,20 @@ def test_ties_against_brute_force() -> None:
     assert rule.exact
     assert_strongest(rule, every, 5)
 
+
+@pytest.mark.parametrize("max_factors", [0, 5, 20, 300_000])
+def test_max_factors_never_cuts_the_top_paths(max_factors: int) -> None:
+    """max_factors bounds the terms the formula writes, not the strongest paths found."""
+    net = gb.Network(gb.diamond_chain(4))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    every = brute_force(net, "w", values)
+    rule = gb.chain_rule(net, "w", values=values, top=3, max_factors=max_factors)
+    assert rule.exact and len(rule.paths) == 3
+    assert_strongest(rule, every, 3)
+    written = min(3, max_factors // 9)  # each path has 9 factors
+    if written:  # "a + b + … (13 more paths)": a term and its " + " each
+        assert rule.text.count(" + ") == written
+        assert rule.text.endswith(f" + … ({16 - written} more paths)")
+    else:
+        assert rule.text.endswith(" = … (16 paths, too long to list)")
+
