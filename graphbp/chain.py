@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import numbers
 import re
 import unicodedata
 from collections.abc import Hashable, Iterator, Mapping
@@ -395,7 +396,7 @@ def chain_rule(
         raise InputError(
             f"max_factors={show(max_factors)}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
         )
-    check_top(top, values is not None)
+    top = check_top(top, values is not None)
     if (
         isinstance(max_expansions, bool)
         or not isinstance(max_expansions, int)
@@ -484,25 +485,28 @@ def chain_rule(
     )
 
 
-def check_top(top: Any, has_values: bool) -> None:
-    """Refuse a ``top`` that is not None or an integer from 1 to ``MAX_PATHS_LIMIT``, or one
-    given without values.
+def check_top(top: Any, has_values: bool) -> int | None:
+    """``top`` as an int (a Python or NumPy integer, not a bool, from 1 to
+    ``MAX_PATHS_LIMIT``), or None; refused without values.
 
     Raises:
         InputError: naming the value and the fix.
     """
     if top is None:
-        return
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_PATHS_LIMIT:
+        return None
+    # NumPy's integers are integers; bools (NumPy's too) are not
+    whole = int(top) if isinstance(top, numbers.Integral) and not isinstance(top, bool) else 0
+    if not 1 <= whole <= MAX_PATHS_LIMIT:
         shown = count_text(top) if type(top) is int else show(top)
         raise InputError(
             f"top={shown}: ask for the 1 to {MAX_PATHS_LIMIT:,} strongest paths (an integer)"
         )
     if not has_values:
         raise InputError(
-            f"top={top} ranks paths by the norm of their contribution, which needs the "
+            f"top={whole} ranks paths by the norm of their contribution, which needs the "
             "forward values: pass values=prog.forward(params, inputs, net.order)"
         )
+    return whole
 
 
 def _share(contribution: Any, gradient: Any) -> float | None:

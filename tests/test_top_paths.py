@@ -473,3 +473,17 @@ def test_max_factors_never_cuts_the_top_paths(max_factors: int) -> None:
     else:
         assert rule.text.endswith(" = … (16 paths, too long to list)")
 
+
+def test_numpy_integers_are_a_top() -> None:
+    net = gb.Network(gb.diamond_chain(3))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    want = gb.chain_rule(net, "w", values=values, top=3)
+    for top in (np.int64(3), np.uint8(3), np.int32(3)):
+        rule = gb.chain_rule(net, "w", values=values, top=top)
+        assert rule.top == 3 and type(rule.top) is int
+        assert [p.edges for p in rule.paths] == [p.edges for p in want.paths]
+        assert "the 3 strongest of 8 paths" in gb.render(net, "w", values=values, top=top).source
+    for bad in (np.bool_(True), np.int64(0), np.float64(3.0)):
+        with pytest.raises(gb.InputError, match=r"top=.*: ask for the 1 to 10,000 strongest"):
+            gb.chain_rule(net, "w", values=values, top=bad)
+
