@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
-from graphbp.errors import GraphError, InputError, PluginError, show, visible
+from graphbp.errors import GraphError, InputError, PluginError, article, show, visible
 from graphbp.op import call_forward, call_vjp, defines_vjp, gradient_flows, runs_on
 from graphbp.registry import backends, get_backend
 
@@ -385,7 +385,9 @@ def chain_rule(
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
         InputError: ``top`` is not an integer from 1 to ``MAX_PATHS_LIMIT``, or is given
-            without ``values``; ``max_factors`` or ``max_expansions`` is out of range.
+            without ``values``; ``max_factors`` or ``max_expansions`` is out of range;
+            ``wrt`` is unhashable; ``values`` misses a value on the paths, or holds one that
+            is not a real array of the node's inferred shape (checked before any vjp runs).
     """
     check_max_paths(max_paths)
     if (
@@ -419,6 +421,15 @@ def chain_rule(
         return factors[edge]
 
     pullback = None if values is None else Pullback(net, values)
+    if pullback is not None:  # every value the contributions may read, checked up front
+        if not isinstance(values, Mapping):
+            raise InputError(
+                f"values={show(values)} ({article(type(values).__name__)}) is not a mapping "
+                "of node to value: pass values=prog.forward(params, inputs, net.order)"
+            )
+        read = {n for e in edges for n in (e.target, *net.operands[e.target])}
+        for node in sorted(read, key=net.index.__getitem__, reverse=True):  # loss first
+            pullback.check(node)
     exact, gradient = True, None
     candidates: Iterator[tuple[tuple[Edge, ...], Any]]
     if top is not None and pullback is not None:
@@ -671,6 +682,19 @@ def check_max_paths(max_paths: Any) -> None:
 
 
 def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
+    """Refuse a ``wrt`` that is no parameter with gradient from the loss.
+
+    Raises:
+        InputError: it cannot be a node name (unhashable: a list, a dict, an array).
+        GraphError: it names no parameter, or one that no gradient reaches.
+    """
+    try:
+        hash(wrt)
+    except TypeError:
+        raise InputError(
+            f"wrt={show(wrt)} ({article(type(wrt).__name__)}) cannot name a node: pass one "
+            f"parameter's name, one of {', '.join(map(repr, net.params)) or 'none'}"
+        ) from None
     if net.kind.get(wrt) != "param":
         params = ", ".join(map(repr, net.params)) or "none"
         what = f"op {net.op_name(wrt)!r}" if wrt in net.kind else "not in the graph"
@@ -723,19 +747,54 @@ class Pullback:
         """``node``'s value as a float64 array.
 
         Raises:
-            InputError: ``values`` has none for it.
+            InputError: see ``check``.
         """
         if node not in self._arrays:
             import numpy as np
 
-            if node not in self.values:
-                raise InputError(
-                    f"values has no value for node {node!r} (op {self.net.op_name(node)!r}), "
-                    "which the path contributions read; pass values=prog.forward(params, "
-                    "inputs, net.order)"
-                )
-            self._arrays[node] = np.asarray(self.values[node], dtype=np.float64)
+            self._arrays[node] = np.asarray(self.check(node), dtype=np.float64)
         return self._arrays[node]
+
+    def check(self, node: Hashable) -> Any:
+        """``node``'s value as given, as an array (not copied), once it is checked.
+
+        Raises:
+            InputError: ``values`` has none for it, or one that is not a real (bool, integer
+                or float) array of the node's inferred shape (None axes take any size).
+        """
+        import numpy as np
+
+        from graphbp.op import shape_fits
+
+        fix = "pass values=prog.forward(params, inputs, net.order)"
+        where = f"node {show(node)} (op {self.net.op_name(node)!r})"
+        if node not in self.values:
+            raise InputError(
+                f"values has no value for {where}, which the path contributions read; {fix}"
+            )
+        given = self.values[node]
+        declared = self.net.shapes.get(node)
+        shape = "" if declared is None else f" of shape {declared} (None axes take any size)"
+        try:
+            array = np.asarray(given)
+            real = array.dtype.kind in "biuf"
+        except (TypeError, ValueError):  # a ragged list, an object that refuses
+            real = False
+        if not real:
+            if isinstance(given, np.ndarray):
+                kind = f" ({article(str(given.dtype))} array)"
+            else:
+                kind = "" if given is None else f" ({article(type(given).__name__)})"
+            raise InputError(
+                f"values[{show(node)}] = {show(given, 40)}{kind} is not an array of real "
+                f"numbers; {where} needs one{shape}: {fix}"
+            )
+        if not shape_fits(tuple(array.shape), declared):
+            raise InputError(
+                f"values[{show(node)}] has shape {tuple(array.shape)}; {where} has one{shape}: "
+                f"{fix}"
+            )
+        return array
 
     def __call__(self, edge: Edge, g: Any) -> Any:
         """∂L/∂source along ``edge`` alone, from ``g`` = ∂L/∂target."""

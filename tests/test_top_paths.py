@@ -487,3 +487,40 @@ def test_numpy_integers_are_a_top() -> None:
         with pytest.raises(gb.InputError, match=r"top=.*: ask for the 1 to 10,000 strongest"):
             gb.chain_rule(net, "w", values=values, top=bad)
 
+
+@pytest.mark.parametrize("top", [None, 2])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"h1": np.ones((5, 5))}, r"values\['h1'\] has shape \(5, 5\); node 'h1' \(op 'dense'\) "
+         r"has one of shape \(None, 4\)"),
+        ({"h1": None}, r"values\['h1'\] = None is not an array of real numbers; node 'h1' "
+         r"\(op 'dense'\) needs one of shape \(None, 4\)"),
+        ({"h1": "abc"}, r"values\['h1'\] = 'abc' \(a str\) is not an array of real numbers"),
+        ({"h1": np.array([{}], dtype=object)}, r"\(an object array\) is not an array of real"),
+        ({"h1": np.ones((2, 4)) + 1j}, r"\(a complex128 array\) is not an array of real"),
+        ({"W1": [[1, 2], [3]]}, r"values\['W1'\] = \[\[1, 2\], \[3\]\] \(a list\) is not an"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_named_up_front(top: int | None, bad: dict[str, Any], message: str) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    prog = net.compile()
+    inputs = {"x": np.ones((2, 3)), "y": np.ones((2, 1))}
+    values = prog.forward(prog.init(seed=0), inputs, net.order)
+    with pytest.raises(gb.InputError, match=message + r".*: pass values=prog\.forward"):
+        gb.chain_rule(net, "W1", values={**values, **bad}, top=top)
+    with pytest.raises(gb.InputError, match=r"values=\[1, 2\] \(a list\) is not a mapping"):
+        gb.chain_rule(net, "W1", values=[1, 2], top=top)  # type: ignore[arg-type]
+    # float32 and integer values, and NaN, are values
+    gb.chain_rule(net, "W1", values={k: np.asarray(v, np.float32) for k, v in values.items()})
+    gb.chain_rule(net, "W1", values={**values, "h1": np.full((2, 4), np.nan)}, top=top)
+
+
+def test_an_unhashable_wrt_is_an_input_error() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    with pytest.raises(gb.InputError, match=r"wrt=\['W1'\] \(a list\) cannot name a node: pass "
+                       r"one parameter's name, one of 'W1', 'b1'"):  # fmt: skip
+        gb.chain_rule(net, ["W1"])  # type: ignore[arg-type]
+    with pytest.raises(gb.InputError, match=r"wrt=\['W1'\] \(a list\) cannot name a node"):
+        gb.render(net, ["W1"])  # type: ignore[arg-type]
+
