@@ -524,3 +524,8 @@ def test_an_unhashable_wrt_is_an_input_error() -> None:
     with pytest.raises(gb.InputError, match=r"wrt=\['W1'\] \(a list\) cannot name a node"):
         gb.render(net, ["W1"])  # type: ignore[arg-type]
 
+
+def test_the_command_line_refuses_top_for_a_page_before_computing_values(tmp_path: Any) -> None:
+    done = graphbp("render", "--wrt", "W1", "--top", "2", "-o", "t.html", cwd=tmp_path)
+    assert done.returncode == 2 and "t.html: top=2 highlights the strongest" in done.stderr
+    assert done.stdout == "" and not list(tmp_path.iterdir())
