@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import math
+import numbers
 import re
 import unicodedata
 from collections.abc import Hashable, Iterator, Mapping
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 
-from graphbp.errors import GraphError, InputError, PluginError, show, visible
+from graphbp.errors import GraphError, InputError, PluginError, article, show, visible
 from graphbp.op import call_forward, call_vjp, defines_vjp, gradient_flows, runs_on
 from graphbp.registry import backends, get_backend
 
@@ -44,6 +45,9 @@ PROBE_LIMIT = 64
 gain bound (its local Jacobian probed with every basis cotangent); a larger one an estimate."""
 _SLACK = 1e-9
 """Gain bounds are raised by this relative amount, above the round-off of their SVD."""
+TIES = 4 * _SLACK
+"""Contribution norms within this relative amount of each other are ties for the strongest-path
+search (above the bounds' slack and round-off): exact answers are exact up to such ties."""
 _EXACT_BITS = 13_000
 """Counts up to this many bits (about 3,900 digits) are written out in full."""
 
@@ -279,9 +283,10 @@ class ChainRule:
     wrt: Hashable
     loss: Hashable
     paths: tuple[Path, ...]
-    """The listed paths: at most ``max_paths`` of them (with ``top``, the ``top`` strongest,
-    strongest first), of at most ``max_factors`` factors in all (``MAX_LISTED_FACTORS`` by
-    default); none if the first path alone is longer."""
+    """The listed paths: at most ``max_paths`` of them, of at most ``max_factors`` factors in
+    all (``MAX_LISTED_FACTORS`` by default); none if the first path alone is longer. With
+    ``top``, every one of the ``top`` strongest found, strongest first, whatever
+    ``max_factors`` (which then bounds only the terms the formulas write out)."""
     path_count: int
     """How many paths there are in all (exact, even when not all are listed)."""
     edges: frozenset[Edge]
@@ -307,7 +312,7 @@ class ChainRule:
 
     @property
     def listed_factors(self) -> int:
-        """The factors of the listed paths, summed (at most ``max_factors``)."""
+        """The factors of the listed paths, summed (at most ``max_factors`` without ``top``)."""
         return sum(len(p.edges) for p in self.paths)
 
     @functools.cached_property
@@ -350,6 +355,8 @@ def chain_rule(
             ``MAX_LISTED_FACTORS`` (and at most ``MAX_LISTED_CHARS`` characters of formula):
             paths are listed in order until the next would pass either bound or
             ``max_paths``, so time and memory stay within the graph's size plus these bounds.
+            With ``top`` they bound only the terms the formulas write out: every path found
+            is in ``paths``.
         top: list the ``top`` paths (1 to ``MAX_PATHS_LIMIT``) of the largest contribution
             norm, strongest first, in place of the first ``max_paths``; needs ``values``.
             Found by a best-first search from the loss down, never by listing every path
@@ -365,8 +372,10 @@ def chain_rule(
     raised by 1e-9 against round-off) when its consumer's value has at most ``PROBE_LIMIT``
     elements (and the Jacobian at most ``REACH_ELEMENTS`` entries). The open path of the
     largest bound is extended first, and a complete path is final once its norm is at least
-    every open bound. ``ChainRule.exact`` is True, and the paths are the ``top`` strongest
-    up to ties, when every gain was probed so and the search ended within
+    every open bound (norms within a relative ``TIES`` of each other are ties: a complete path
+    wins a tie, and among open paths the deepest is extended first, so equal paths are found
+    one dive at a time). ``ChainRule.exact`` is True, and the paths are the ``top`` strongest
+    up to such ties, when every gain was probed so and the search ended within
     ``max_expansions`` (and ``graphbp.strongest.QUEUE_ELEMENTS`` numbers held by its open
     paths). Otherwise it is a heuristic: a larger value's gain is estimated as the factor by
     which the edge scales the cotangent backprop passes through it (at most its operator
@@ -376,7 +385,9 @@ def chain_rule(
     Raises:
         GraphError: ``wrt`` is not a parameter, or no path leads from it to the loss.
         InputError: ``top`` is not an integer from 1 to ``MAX_PATHS_LIMIT``, or is given
-            without ``values``; ``max_factors`` or ``max_expansions`` is out of range.
+            without ``values``; ``max_factors`` or ``max_expansions`` is out of range;
+            ``wrt`` is unhashable; ``values`` misses a value on the paths, or holds one that
+            is not a real array of the node's inferred shape (checked before any vjp runs).
     """
     check_max_paths(max_paths)
     if (
@@ -387,7 +398,7 @@ def chain_rule(
         raise InputError(
             f"max_factors={show(max_factors)}: list from 0 to {MAX_LISTED_FACTORS:,} factors"
         )
-    check_top(top, values is not None)
+    top = check_top(top, values is not None)
     if (
         isinstance(max_expansions, bool)
         or not isinstance(max_expansions, int)
@@ -410,6 +421,15 @@ def chain_rule(
         return factors[edge]
 
     pullback = None if values is None else Pullback(net, values)
+    if pullback is not None:  # every value the contributions may read, checked up front
+        if not isinstance(values, Mapping):
+            raise InputError(
+                f"values={show(values)} ({article(type(values).__name__)}) is not a mapping "
+                "of node to value: pass values=prog.forward(params, inputs, net.order)"
+            )
+        read = {n for e in edges for n in (e.target, *net.operands[e.target])}
+        for node in sorted(read, key=net.index.__getitem__, reverse=True):  # loss first
+            pullback.check(node)
     exact, gradient = True, None
     candidates: Iterator[tuple[tuple[Edge, ...], Any]]
     if top is not None and pullback is not None:
@@ -419,20 +439,21 @@ def chain_rule(
     else:
         candidates = ((path, None) for path in flow.walk(wrt, edges))
     listed: list[tuple[tuple[Edge, ...], Any]] = []
-    used = chars = 0
+    written = used = chars = 0  # the paths the formula writes out, their factors and text
     for path, contribution in candidates:
-        if used + len(path) > max_factors:
-            break
-        chars += sum(factor(e)[1] for e in path)
-        if chars > MAX_LISTED_CHARS:
-            break
-        used += len(path)
+        if written == len(listed):
+            chars += sum(factor(e)[1] for e in path)
+            if used + len(path) <= max_factors and chars <= MAX_LISTED_CHARS:
+                used += len(path)
+                written += 1
+            elif top is None:  # listing stops here; the top paths are all kept
+                break
         if pullback is not None and contribution is None:
             contribution = _contribution(pullback, path)
         listed.append((path, contribution))
         if len(listed) == max_paths:
             break
-    rest = count - len(listed)
+    rest = count - written
     if pullback is not None and top is None and not rest:
         gradient = listed[0][1]
         for _, contribution in listed[1:]:
@@ -441,22 +462,23 @@ def chain_rule(
         Path(path, tuple(factor(e)[0] for e in path), contribution, _share(contribution, gradient))
         for path, contribution in listed
     )
+    terms = paths[:written]
     loss, param = symbol(net.loss), symbol(wrt)
     s = "s" if rest > 1 else ""  # the formula says how many paths it leaves out, exactly
-    if paths:
+    if terms:
         more = f" + … ({count_text(rest)} more path{s})" if rest else ""
         latex_more = rf" + \dots\ (\text{{{count_text(rest)} more}})" if rest else ""
     else:  # even the first path is longer than max_factors
         more = f"… ({count_text(rest)} path{s}, too long to list)"
         latex_more = rf"\dots\ (\text{{{count_text(rest)} path{s}, too long to list}})"
     text = f"∂{loss.text}/∂{param.text} = " + " + ".join(
-        " · ".join(f.text for f in p.factors) for p in paths
+        " · ".join(f.text for f in p.factors) for p in terms
     )
     markup = f"∂{loss.html}/∂{param.html} = " + " + ".join(
-        " · ".join(f.html for f in p.factors) for p in paths
+        " · ".join(f.html for f in p.factors) for p in terms
     )
     latex = rf"\frac{{\partial {loss.latex}}}{{\partial {param.latex}}} = " + " + ".join(
-        r" \cdot ".join(f.latex for f in p.factors) for p in paths
+        r" \cdot ".join(f.latex for f in p.factors) for p in terms
     )
     on_paths = edges if top is None else {e for p in paths for e in p.edges}
     return ChainRule(
@@ -474,25 +496,28 @@ def chain_rule(
     )
 
 
-def check_top(top: Any, has_values: bool) -> None:
-    """Refuse a ``top`` that is not None or an integer from 1 to ``MAX_PATHS_LIMIT``, or one
-    given without values.
+def check_top(top: Any, has_values: bool) -> int | None:
+    """``top`` as an int (a Python or NumPy integer, not a bool, from 1 to
+    ``MAX_PATHS_LIMIT``), or None; refused without values.
 
     Raises:
         InputError: naming the value and the fix.
     """
     if top is None:
-        return
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_PATHS_LIMIT:
+        return None
+    # NumPy's integers are integers; bools (NumPy's too) are not
+    whole = int(top) if isinstance(top, numbers.Integral) and not isinstance(top, bool) else 0
+    if not 1 <= whole <= MAX_PATHS_LIMIT:
         shown = count_text(top) if type(top) is int else show(top)
         raise InputError(
             f"top={shown}: ask for the 1 to {MAX_PATHS_LIMIT:,} strongest paths (an integer)"
         )
     if not has_values:
         raise InputError(
-            f"top={top} ranks paths by the norm of their contribution, which needs the "
+            f"top={whole} ranks paths by the norm of their contribution, which needs the "
             "forward values: pass values=prog.forward(params, inputs, net.order)"
         )
+    return whole
 
 
 def _share(contribution: Any, gradient: Any) -> float | None:
@@ -564,7 +589,9 @@ def _strongest(
             entrywise = norm(reach[node].T @ np.abs(g).ravel()) * (1 + _SLACK)
         return min(scalar, log_strength(entrywise))
 
-    found, within = strongest(net.loss, wrt, np.ones(()), down, pullback, log_bound, top, budget)
+    found, within = strongest(
+        net.loss, wrt, np.ones(()), down, pullback, log_bound, top, budget, tolerance=TIES
+    )
     return found, within and not estimated, cotangent[wrt]
 
 
@@ -655,6 +682,19 @@ def check_max_paths(max_paths: Any) -> None:
 
 
 def _check_wrt(net: Network, flow: Flow, wrt: Hashable) -> None:
+    """Refuse a ``wrt`` that is no parameter with gradient from the loss.
+
+    Raises:
+        InputError: it cannot be a node name (unhashable: a list, a dict, an array).
+        GraphError: it names no parameter, or one that no gradient reaches.
+    """
+    try:
+        hash(wrt)
+    except TypeError:
+        raise InputError(
+            f"wrt={show(wrt)} ({article(type(wrt).__name__)}) cannot name a node: pass one "
+            f"parameter's name, one of {', '.join(map(repr, net.params)) or 'none'}"
+        ) from None
     if net.kind.get(wrt) != "param":
         params = ", ".join(map(repr, net.params)) or "none"
         what = f"op {net.op_name(wrt)!r}" if wrt in net.kind else "not in the graph"
@@ -707,19 +747,54 @@ class Pullback:
         """``node``'s value as a float64 array.
 
         Raises:
-            InputError: ``values`` has none for it.
+            InputError: see ``check``.
         """
         if node not in self._arrays:
             import numpy as np
 
-            if node not in self.values:
-                raise InputError(
-                    f"values has no value for node {node!r} (op {self.net.op_name(node)!r}), "
-                    "which the path contributions read; pass values=prog.forward(params, "
-                    "inputs, net.order)"
-                )
-            self._arrays[node] = np.asarray(self.values[node], dtype=np.float64)
+            self._arrays[node] = np.asarray(self.check(node), dtype=np.float64)
         return self._arrays[node]
+
+    def check(self, node: Hashable) -> Any:
+        """``node``'s value as given, as an array (not copied), once it is checked.
+
+        Raises:
+            InputError: ``values`` has none for it, or one that is not a real (bool, integer
+                or float) array of the node's inferred shape (None axes take any size).
+        """
+        import numpy as np
+
+        from graphbp.op import shape_fits
+
+        fix = "pass values=prog.forward(params, inputs, net.order)"
+        where = f"node {show(node)} (op {self.net.op_name(node)!r})"
+        if node not in self.values:
+            raise InputError(
+                f"values has no value for {where}, which the path contributions read; {fix}"
+            )
+        given = self.values[node]
+        declared = self.net.shapes.get(node)
+        shape = "" if declared is None else f" of shape {declared} (None axes take any size)"
+        try:
+            array = np.asarray(given)
+            real = array.dtype.kind in "biuf"
+        except (TypeError, ValueError):  # a ragged list, an object that refuses
+            real = False
+        if not real:
+            if isinstance(given, np.ndarray):
+                kind = f" ({article(str(given.dtype))} array)"
+            else:
+                kind = "" if given is None else f" ({article(type(given).__name__)})"
+            raise InputError(
+                f"values[{show(node)}] = {show(given, 40)}{kind} is not an array of real "
+                f"numbers; {where} needs one{shape}: {fix}"
+            )
+        if not shape_fits(tuple(array.shape), declared):
+            raise InputError(
+                f"values[{show(node)}] has shape {tuple(array.shape)}; {where} has one{shape}: "
+                f"{fix}"
+            )
+        return array
 
     def __call__(self, edge: Edge, g: Any) -> Any:
         """∂L/∂source along ``edge`` alone, from ``g`` = ∂L/∂target."""

@@ -893,9 +893,10 @@ def _wrt(net: Network, text: str | None) -> Hashable:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from graphbp.diagram import write_diagram
+    from graphbp.diagram import diagram_format, write_diagram
 
     net = _network(args.graph)
+    diagram_format(args.output, args.top)  # a format --top cannot draw fails before its values
     options: dict[str, Any] = {
         "max_paths": args.max_paths,
         "scopes": args.scopes,

@@ -19,6 +19,29 @@ from graphbp.render import INSTALL_DOT, render, run_dot
 FORMATS = (".dot", ".gv", ".svg", ".png", ".pdf", ".html")
 
 
+def diagram_format(path: Path, top: Any = None) -> str:
+    """The format ``path``'s extension picks (lower case, with its dot), checked before any
+    drawing (or the values ``top`` ranks paths at) is computed.
+
+    Raises:
+        GraphFileError: the extension is not one of ``FORMATS``.
+        InputError: ``top`` is given for an .html page.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise GraphFileError(
+            f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
+            f"{' '.join(FORMATS)}"
+        )
+    if suffix == ".html" and top is not None:
+        raise InputError(
+            f"{path}: top={show(top)} highlights the strongest paths in a drawing "
+            "(.svg .png .pdf .dot); the .html page highlights every path of the parameter "
+            "clicked: drop top, or write another format"
+        )
+    return suffix
+
+
 def write_diagram(
     net: Network,
     path: str | Path,
@@ -39,18 +62,7 @@ def write_diagram(
         InputError: ``top`` is given for an .html page.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise GraphFileError(
-            f"{path}: cannot tell the format from {suffix or 'no extension'!r}; use one of "
-            f"{' '.join(FORMATS)}"
-        )
-    if suffix == ".html" and options.get("top") is not None:
-        raise InputError(
-            f"{path}: top={show(options['top'])} highlights the strongest paths in a drawing "
-            "(.svg .png .pdf .dot); the .html page highlights every path of the parameter "
-            "clicked: drop top, or write another format"
-        )
+    suffix = diagram_format(path, options.get("top"))
     try:
         if suffix == ".html":
             content = page(net, wrt, **options).encode()

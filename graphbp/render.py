@@ -233,7 +233,7 @@ def _rule(
     Raises:
         InputError: ``top`` is given without ``wrt``, or is out of range, or lacks values.
     """
-    check_top(top, values is not None)
+    top = check_top(top, values is not None)
     if top is not None and wrt is None:
         raise InputError(
             f"top={top} highlights the strongest paths from the loss down to a parameter: "

@@ -9,7 +9,11 @@ v down to the goal, one dynamic-programming pass over the DAG (``bounds``; the c
 tighten it, as chain.py does element by element). The open path of the largest bound is
 extended first; a complete path taken from the queue is stronger than every bound
 left, so the first k complete paths taken are the k strongest — exactly, when every gain
-bounds its edge's operator norm and the work budget is not spent.
+bounds its edge's operator norm and the work budget is not spent, up to ``tolerance``: strengths
+within a relative ``tolerance`` of each other count as ties (bounds carry round-off and the
+caller's slack), a complete path wins a tie against an open one, and among open ones the deepest
+(the newest of equals) goes first, so that paths of equal strength are completed one dive at a
+time, not breadth-first. The paths are returned sorted by norm, NaN first.
 
 Graph only: this module knows nodes, edges and vectors, not networks, ops or backends.
 """
@@ -100,6 +104,7 @@ def strongest(
     log_bound: Callable[[Hashable, Any], float],
     k: int,
     budget: int,
+    tolerance: float = 0.0,
 ) -> tuple[list[Found], bool]:
     """The ``k`` strongest paths from ``start`` down to ``goal``, strongest first.
 
@@ -116,59 +121,75 @@ def strongest(
             ``QUEUE_ELEMENTS`` numbers), paths are completed greedily (each
             open path of the largest bound extended by its child of the largest bound, its
             other children left open) and the answer is not exact.
+        tolerance: strengths within this relative amount of each other are ties (at least
+            the relative slack of the bounds, so that a complete path is taken before open
+            paths of the same strength); the paths are then the k strongest up to it.
 
     Returns:
-        The paths (fewer than ``k`` only if there are fewer), and whether the budget held,
-        so that they are the k strongest whenever the bounds are true bounds.
+        The paths (fewer than ``k`` only if there are fewer), strongest first (NaN first),
+        and whether the budget held, so that they are the k strongest (up to ``tolerance``)
+        whenever the bounds are true bounds.
     """
-    tie = itertools.count()
+    newest = itertools.count(0, -1)
+    width = math.log1p(tolerance)  # ties: log strengths in one bucket of this width
     held = spent = 0  # numbers the queue's vectors hold; pull calls
-    # entries: (−log priority, tie, node, vector, path as a linked list (edge, parent))
+    # entries: (−bucket, open?, −depth, −age, node, vector, path as a linked list (edge, parent))
     Link = tuple[Any, Any] | None
-    queue: list[tuple[float, int, Hashable, Any, Link]] = []
+    queue: list[tuple[float, bool, int, int, Hashable, Any, Link]] = []
 
     def strength(node: Hashable, vector: Any) -> float:
         return log_strength(norm(vector)) if node == goal else log_bound(node, vector)
 
-    def push(node: Hashable, vector: Any, link: Link) -> None:
+    def bucket(value: float, done: bool) -> float:
+        """A log strength rounded down to its bucket of ties; a complete path's is raised
+        by one bucket, so that it beats open paths of its strength whose bounds carry slack."""
+        if width <= 0 or math.isinf(value):
+            return value
+        return float(math.floor(value / width) + done)
+
+    def push(node: Hashable, vector: Any, link: Link, depth: int) -> None:
         nonlocal held
         held += np.size(vector)
-        heapq.heappush(queue, (-strength(node, vector), next(tie), node, vector, link))
+        done = node == goal
+        key = bucket(strength(node, vector), done)
+        heapq.heappush(queue, (-key, not done, -depth, next(newest), node, vector, link))
 
-    def pop() -> tuple[float, Hashable, Any, Link]:
+    def pop() -> tuple[float, Hashable, Any, Link, int]:
         nonlocal held
-        priority, _, node, vector, link = heapq.heappop(queue)
+        key, _, depth, _, node, vector, link = heapq.heappop(queue)
         held -= np.size(vector)
-        return -priority, node, vector, link
+        return -key, node, vector, link, -depth
 
-    def dive(node: Hashable, vector: Any, link: Link) -> Found:
+    def dive(node: Hashable, vector: Any, link: Link, depth: int) -> Found:
         """Down to the goal along the child of the largest bound, the others left open."""
         nonlocal spent
         while node != goal:
+            depth += 1
             children = [(e.source, pull(e, vector), (e, link)) for e in down[node]]
             spent += len(children)
             best = max(range(len(children)), key=lambda i: strength(*children[i][:2]))
             for i, child in enumerate(children):
                 if i != best:
-                    push(*child)
+                    push(*child, depth)
             node, vector, link = children[best]
         return Found(_edges(link), vector, norm(vector))
 
     found: list[Found] = []
-    push(start, seed, None)
+    push(start, seed, None, 0)
     while queue and len(found) < k and spent < budget and held <= QUEUE_ELEMENTS:
-        priority, node, vector, link = pop()
+        priority, node, vector, link, depth = pop()
         if node == goal or priority == -math.inf:  # a bound of 0: every path on is 0
-            found.append(dive(node, vector, link))
+            found.append(dive(node, vector, link, depth))
             continue
         for edge in down[node]:
             spent += 1
-            push(edge.source, pull(edge, vector), (edge, link))
+            push(edge.source, pull(edge, vector), (edge, link), depth + 1)
     exact = len(found) == k or not queue
     while queue and len(found) < k:  # out of budget: dive from the best open paths
         found.append(dive(*pop()[1:]))
-    if not exact:  # greedily completed paths are not in order of strength
-        found.sort(key=lambda f: -log_strength(f.norm))
+    # strongest first, NaN first: greedily completed paths, estimated bounds and ties
+    # taken within the tolerance leave them out of order
+    found.sort(key=lambda f: -log_strength(f.norm))
     return found, exact
 
 

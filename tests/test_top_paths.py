@@ -8,7 +8,7 @@ import heapq
 import math
 import re
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -23,6 +23,7 @@ from test_render import _stroke, _svg_groups
 import graphbp as gb
 from graphbp.chain import MAX_PATHS_LIMIT, Edge
 from graphbp.render import HIGHLIGHT, edge_id, node_id, run_dot, share_text
+from graphbp.strongest import log_strength, norm, strongest
 
 
 def forward(net: gb.Network, params: Any, inputs: Any) -> tuple[dict[Hashable, Any], Any]:
@@ -392,3 +393,139 @@ def test_the_command_line_names_a_bad_wrt_before_computing_values(tmp_path: Any)
     done = graphbp("explain", "--wrt", "h1", "--top", "2", cwd=tmp_path)
     assert done.returncode == 2 and "wrt='h1' is not a parameter" in done.stderr
     assert done.stdout == ""
+
+
+class _Step(NamedTuple):
+    source: str
+    target: str
+    gain: float
+
+
+def test_paths_come_back_strongest_first_even_when_bounds_are_estimates() -> None:
+    """Bounds below the truth (as estimated gains may be) take the weaker path first while
+    the budget holds: the paths are still returned sorted by norm, NaN first."""
+    down = {
+        "L": [_Step("a", "L", 1.0), _Step("b", "L", 1.0), _Step("c", "L", 1.0)],
+        "a": [_Step("w", "a", 3.0)],
+        "b": [_Step("w", "b", 2.0)],
+        "c": [_Step("w", "c", math.nan)],
+    }
+    guessed = {"L": 0.0, "a": math.log(1.0), "b": math.log(2.0), "c": -50.0}  # a's is too low
+
+    def pull(step: _Step, g: Any) -> Any:
+        return g * step.gain
+
+    def log_bound(node: Hashable, g: Any) -> float:
+        return log_strength(norm(g)) + guessed[node]
+
+    found, exact = strongest("L", "w", np.ones(()), down, pull, log_bound, 3, 100)
+    assert exact  # the budget held: only the bounds were wrong
+    assert [f.edges[0].source for f in found] == ["c", "a", "b"]
+    assert math.isnan(found[0].norm) and [f.norm for f in found[1:]] == [3.0, 2.0]
+
+
+def ties(blocks: int, tanh: bool) -> tuple[gb.Network, dict[Hashable, Any]]:
+    """h = tanh(h) + tanh(h) (or h + h) ``blocks`` times: 2^blocks paths of one norm."""
+    b = gb.Builder()
+    h = b.input("x", (3,)) * b.param("W", (3,), init="normal")
+    for _ in range(blocks):
+        h = b.op("tanh", h) + b.op("tanh", h) if tanh else h + h
+    net = b.network(b.op("sum", h))
+    prog = net.compile()
+    return net, prog.forward(prog.init(seed=0), {"x": np.ones(3)}, net.order)
+
+
+@pytest.mark.parametrize(("blocks", "tanh"), [(40, True), (60, False)])
+def test_paths_of_equal_strength_are_found_one_dive_at_a_time(blocks: int, tanh: bool) -> None:
+    """2^40 or 2^60 paths all of one norm: a search that took equal paths breadth-first would
+    spend any budget; diving, the 3 paths are exact within a few hundred vjps."""
+    net, values = ties(blocks, tanh)
+    rule = gb.chain_rule(net, "W", values=values, top=3, max_expansions=20 * blocks)
+    assert rule.exact and rule.path_count == 2**blocks and len(rule.paths) == 3
+    assert len({p.edges for p in rule.paths}) == 3
+    whole = np.linalg.norm(rule.gradient)
+    for path in rule.paths:  # each path carries 1/2^blocks of the gradient
+        assert path.share == pytest.approx(2.0**-blocks, rel=1e-9)
+        np.testing.assert_allclose(np.linalg.norm(path.contribution), whole / 2**blocks)
+
+
+def test_ties_against_brute_force() -> None:
+    net, values = ties(12, True)
+    every = brute_force(net, "W", values)
+    rule = gb.chain_rule(net, "W", values=values, top=5, max_expansions=1_000)
+    assert rule.exact
+    assert_strongest(rule, every, 5)
+
+
+@pytest.mark.parametrize("max_factors", [0, 5, 20, 300_000])
+def test_max_factors_never_cuts_the_top_paths(max_factors: int) -> None:
+    """max_factors bounds the terms the formula writes, not the strongest paths found."""
+    net = gb.Network(gb.diamond_chain(4))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    every = brute_force(net, "w", values)
+    rule = gb.chain_rule(net, "w", values=values, top=3, max_factors=max_factors)
+    assert rule.exact and len(rule.paths) == 3
+    assert_strongest(rule, every, 3)
+    written = min(3, max_factors // 9)  # each path has 9 factors
+    if written:  # "a + b + … (13 more paths)": a term and its " + " each
+        assert rule.text.count(" + ") == written
+        assert rule.text.endswith(f" + … ({16 - written} more paths)")
+    else:
+        assert rule.text.endswith(" = … (16 paths, too long to list)")
+
+
+def test_numpy_integers_are_a_top() -> None:
+    net = gb.Network(gb.diamond_chain(3))
+    values, _ = forward(net, net.compile().init(seed=0), {})
+    want = gb.chain_rule(net, "w", values=values, top=3)
+    for top in (np.int64(3), np.uint8(3), np.int32(3)):
+        rule = gb.chain_rule(net, "w", values=values, top=top)
+        assert rule.top == 3 and type(rule.top) is int
+        assert [p.edges for p in rule.paths] == [p.edges for p in want.paths]
+        assert "the 3 strongest of 8 paths" in gb.render(net, "w", values=values, top=top).source
+    for bad in (np.bool_(True), np.int64(0), np.float64(3.0)):
+        with pytest.raises(gb.InputError, match=r"top=.*: ask for the 1 to 10,000 strongest"):
+            gb.chain_rule(net, "w", values=values, top=bad)
+
+
+@pytest.mark.parametrize("top", [None, 2])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"h1": np.ones((5, 5))}, r"values\['h1'\] has shape \(5, 5\); node 'h1' \(op 'dense'\) "
+         r"has one of shape \(None, 4\)"),
+        ({"h1": None}, r"values\['h1'\] = None is not an array of real numbers; node 'h1' "
+         r"\(op 'dense'\) needs one of shape \(None, 4\)"),
+        ({"h1": "abc"}, r"values\['h1'\] = 'abc' \(a str\) is not an array of real numbers"),
+        ({"h1": np.array([{}], dtype=object)}, r"\(an object array\) is not an array of real"),
+        ({"h1": np.ones((2, 4)) + 1j}, r"\(a complex128 array\) is not an array of real"),
+        ({"W1": [[1, 2], [3]]}, r"values\['W1'\] = \[\[1, 2\], \[3\]\] \(a list\) is not an"),
+    ],
+)  # fmt: skip
+def test_bad_values_are_named_up_front(top: int | None, bad: dict[str, Any], message: str) -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    prog = net.compile()
+    inputs = {"x": np.ones((2, 3)), "y": np.ones((2, 1))}
+    values = prog.forward(prog.init(seed=0), inputs, net.order)
+    with pytest.raises(gb.InputError, match=message + r".*: pass values=prog\.forward"):
+        gb.chain_rule(net, "W1", values={**values, **bad}, top=top)
+    with pytest.raises(gb.InputError, match=r"values=\[1, 2\] \(a list\) is not a mapping"):
+        gb.chain_rule(net, "W1", values=[1, 2], top=top)  # type: ignore[arg-type]
+    # float32 and integer values, and NaN, are values
+    gb.chain_rule(net, "W1", values={k: np.asarray(v, np.float32) for k, v in values.items()})
+    gb.chain_rule(net, "W1", values={**values, "h1": np.full((2, 4), np.nan)}, top=top)
+
+
+def test_an_unhashable_wrt_is_an_input_error() -> None:
+    net = gb.Network(gb.seed_network(3, 4, 1))
+    with pytest.raises(gb.InputError, match=r"wrt=\['W1'\] \(a list\) cannot name a node: pass "
+                       r"one parameter's name, one of 'W1', 'b1'"):  # fmt: skip
+        gb.chain_rule(net, ["W1"])  # type: ignore[arg-type]
+    with pytest.raises(gb.InputError, match=r"wrt=\['W1'\] \(a list\) cannot name a node"):
+        gb.render(net, ["W1"])  # type: ignore[arg-type]
+
+
+def test_the_command_line_refuses_top_for_a_page_before_computing_values(tmp_path: Any) -> None:
+    done = graphbp("render", "--wrt", "W1", "--top", "2", "-o", "t.html", cwd=tmp_path)
+    assert done.returncode == 2 and "t.html: top=2 highlights the strongest" in done.stderr
+    assert done.stdout == "" and not list(tmp_path.iterdir())
