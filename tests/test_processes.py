@@ -89,6 +89,10 @@ WORKER = textwrap.dedent(
     jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
     import graphbp as gb
 
+    def report(result):  # a file: gloo's threads may print to stdout at any time
+        with open(f"result{pid}.json", "w") as file:
+            json.dump(result, file)
+
     net = gb.Network(gb.seed_network(6, 8, 2))
     rng = np.random.default_rng(0)
     data = {"x": rng.standard_normal((42, 6)), "y": rng.standard_normal((42, 2))}
@@ -105,7 +109,7 @@ WORKER = textwrap.dedent(
             seed=seed, progress=False,
         )
     except gb.GraphbpError as exc:
-        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+        report({"error": type(exc).__name__, "message": str(exc)})
         sys.exit(0)
 
     class Seen(np.ndarray):
@@ -123,20 +127,20 @@ WORKER = textwrap.dedent(
         (s.index[0].start, np.asarray(s.data).tolist()) for s in batch.addressable_shards
     )
     h1 = prog.forward(params, {"x": data["x"][:40]}, ["h1"])["h1"]  # 40 rows: 10 per device
-    print(json.dumps({
+    report({
         "processes": jax.process_count(), "devices": jax.device_count(),
         "params": {k: prog.backend.to_numpy(v).tolist() for k, v in params.items()},
         "history": history, "read": sorted(Seen.rows), "fed": fed,
         "batch_shape": list(batch.shape),
         "h1_addressable": h1.is_fully_addressable,
         "h1": prog.backend.to_numpy(h1).tolist(),
-    }))
+    })
     """
 )
 
 
 def two_processes(tmp_path: Path, mode: str) -> list[dict[str, object]]:
-    """What each of 2 processes running WORKER in ``mode`` printed (a JSON object each)."""
+    """What each of 2 processes running WORKER in ``mode`` reported (a JSON object each)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     port = free_port()
@@ -146,7 +150,7 @@ def two_processes(tmp_path: Path, mode: str) -> list[dict[str, object]]:
     )
     for run in runs:
         assert run.returncode == 0, no_gloo(run.stderr)
-    return [json.loads(run.stdout.splitlines()[-1]) for run in runs]  # after gloo's lines
+    return [json.loads((tmp_path / f"result{pid}.json").read_text()) for pid in (0, 1)]
 
 
 def test_two_processes_train_like_one_process(tmp_path: Path) -> None:
