@@ -866,6 +866,9 @@ def _judge_edge(
     disagree at a smooth point, "unchecked" where they disagree only where the forward is not
     smooth (a kink: differences cannot judge the rule there) or not finite; with the worst
     relative error and a note on the first disagreement."""
+    if not probe.judged.any():  # a zero cotangent: any rule would agree
+        note = "no output entry is finite and within reach of a difference step"
+        return EdgeCheck("unchecked", note=note, reason=NOT_FINITE)
     worst, wrong = 0.0, ""
     kink: tuple[str, str] | None = None  # the reason and the note
     # next to values that are not finite, a cotangent entry may be 0·∞: not judged

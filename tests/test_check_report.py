@@ -19,7 +19,7 @@ from test_safe_markup import HOSTILE, SVG_NS, check_page, check_svg
 
 import graphbp as gb
 from graphbp.chain import Edge
-from graphbp.check_report import NO_GRADIENT, NOT_SMOOTH
+from graphbp.check_report import NO_GRADIENT, NOT_FINITE, NOT_SMOOTH
 from graphbp.errors import show
 from graphbp.render import HIGHLIGHT, MARK_COLORS, Marks, edge_id, worst_mark
 from graphbp.testing import check_network, installed_backends
@@ -530,6 +530,10 @@ def test_a_wrong_rule_next_to_a_mask_is_red_with_its_error(register: Any, fill: 
     right = check_network(masked_net("add", fill), report=True)
     assert {c.status for c in right.edges.values()} == {"agree"}, right.lines()
     assert not right.failed
+    every = masked_net("t_addmask_wrong", fill)  # every entry masked: nothing to judge on
+    every.graph.nodes["const1"]["value"] = np.full((3, 3), fill)
+    masked = check_network(gb.Network(every.graph), report=True)
+    assert {masked.edges[e].reason for e in into(every, "s")} == {NOT_FINITE}
 
 
 @pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
