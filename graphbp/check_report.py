@@ -26,6 +26,12 @@ Status = Literal["agree", "wrong", "unchecked"]
 """An edge's verdict: its op's vjp for that operand agrees with the oracles, disagrees, or
 could not be judged (a gradient-free operand, a non-smooth point, values not finite, ...)."""
 
+NO_GRADIENT = 'carrying no gradient (declared "0")'
+NOT_SMOOTH = "at a kink, where the forward is not smooth"
+NOT_FINITE = "where values are not finite"
+FAILED = "whose forward failed"
+"""Why an edge is unchecked (``EdgeCheck.reason``), as ``CheckReport.unjudged`` says it."""
+
 
 @dataclass(frozen=True)
 class EdgeCheck:
@@ -41,6 +47,8 @@ class EdgeCheck:
         note: where it disagrees, or why it is unchecked ("" when it agrees).
         culprit: for a wrong edge whose node's attributes name an op that fails its own
             check (dense's ``activation``), that attribute and op: the rule to fix.
+        reason: for an unchecked edge, why, one of ``NO_GRADIENT``, ``NOT_SMOOTH``,
+            ``NOT_FINITE``, ``FAILED`` ("" otherwise).
     """
 
     status: Status
@@ -48,6 +56,7 @@ class EdgeCheck:
     autodiff: float | None = None
     note: str = ""
     culprit: tuple[str, str] | None = None
+    reason: str = ""
 
 
 @dataclass
@@ -102,10 +111,33 @@ class CheckReport:
             counts[check.status] += 1
         return counts
 
+    def unjudged(self) -> str:
+        """How many edges are unchecked and why, with their nodes, e.g. ``3 of 8 edges were
+        not judged: 2 where values are not finite (node 's'); 1 at a kink, where the forward
+        is not smooth (node 'r')``; "" if none."""
+        why: dict[str, dict[Hashable, None]] = {}
+        count: dict[str, int] = {}
+        for edge, check in self.edges.items():
+            if check.status == "unchecked":
+                reason = check.reason or "could not be judged"
+                why.setdefault(reason, {})[edge.target] = None
+                count[reason] = count.get(reason, 0) + 1
+        if not why:
+            return ""
+        parts = []
+        for reason, nodes in why.items():
+            names = [show(n, 40) for n in list(nodes)[:3]] + (["…"] if len(nodes) > 3 else [])
+            parts.append(
+                f"{count[reason]} {reason} (node{'s' * (len(nodes) > 1)} {', '.join(names)})"
+            )
+        total = sum(count.values())
+        return f"{total} of {len(self.edges)} edges were not judged: {'; '.join(parts)}"
+
     def lines(self) -> list[str]:
         """One line per wrong edge, naming its node, op and operand and the error, e.g.
         ``wrong vjp: node 'h2' (op 'sigmoid', operand 0): max error 0.5 vs finite
-        differences``; without any, each failed parameter's message (``failed``)."""
+        differences``; without any, each failed parameter's message (``failed``), then
+        what was not judged (``unjudged``)."""
         net = self._network()
         lines = []
         for edge, check in self.wrong.items():
@@ -125,7 +157,9 @@ class CheckReport:
             )
         if lines:  # the wrong rules explain the parameters' wrong gradients
             return lines
-        return [f"wrong gradient: {message}" for message in self.failed.values()]
+        lines = [f"wrong gradient: {message}" for message in self.failed.values()]
+        unjudged = self.unjudged() if lines else ""  # what might explain them instead
+        return [*lines, unjudged] if unjudged else lines
 
     def summary(self) -> str:
         """One line: how many edges agree, are wrong, are unchecked, and the oracles."""

@@ -1080,11 +1080,17 @@ def _check_drawn(report: CheckReport, path: Path) -> None:
             f"with `graphbp check --op {first}`"
         )
     if report.failed:
-        raise GradientCheckError(
-            f"{next(iter(report.failed.values()))}; every op's vjp agrees with central "
-            f"differences at its node's values (drawn in {path}), so the difference comes from "
-            "the network as a whole (a non-smooth point such as relu at 0)"
+        unjudged = report.unjudged()
+        why = (
+            f"no op's vjp was found wrong at its node's values, but {unjudged} (grey in "
+            f"{path}): the difference may come from one of those, or from the network as a "
+            "whole"
+            if unjudged
+            else f"every op's vjp agrees with central differences at its node's values (drawn "
+            f"in {path}), so the difference comes from the network as a whole (a non-smooth "
+            "point such as relu at 0)"
         )
+        raise GradientCheckError(f"{next(iter(report.failed.values()))}; {why}")
 
 
 def _ops_of(net: Network) -> list[Op]:

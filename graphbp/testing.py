@@ -19,8 +19,8 @@ import networkx as nx
 import numpy as np
 
 from graphbp.chain import Edge
+from graphbp.check_report import FAILED, NO_GRADIENT, NOT_FINITE, NOT_SMOOTH, EdgeCheck
 from graphbp.check_report import CheckReport as CheckReport
-from graphbp.check_report import EdgeCheck, Status
 from graphbp.errors import (
     BackendNotInstalledError,
     GradientCheckError,
@@ -60,11 +60,13 @@ _ROUNDOFF = 10 * float(np.finfo(np.float64).eps) / STEP
 def agreement(analytic: float, numeric: float, atol: float, rtol: float) -> tuple[bool, float]:
     """Whether |a − n| <= atol + rtol·max(|a|, |n|), and the relative error |a − n| / max(|a|, |n|).
 
-    ``atol`` is the round-off of the difference quotient; the relative error is reported only
-    for values above round-off (atol / rtol), 0 for those below it.
+    ``atol`` is the round-off of the difference quotient; the relative error of values that
+    agree is reported only above round-off (atol / rtol), 0 below it; that of values that
+    disagree always.
     """
     diff, scale = abs(analytic - numeric), max(abs(analytic), abs(numeric))
-    return diff <= atol + rtol * scale, (diff / scale if scale > atol / rtol else 0.0)
+    ok = diff <= atol + rtol * scale
+    return ok, (diff / scale if scale > atol / rtol or not ok else 0.0)
 
 
 def installed_backends() -> list[str]:
@@ -459,17 +461,30 @@ def _comparisons(
     wrt: str,
 ) -> Iterator[tuple[str, float, float, Any]]:
     """What ``_compare`` compares, one at a time: (what, the gradient's value, central
-    differences' value, the direction in operand ``i``) for each element (one-hot, if
-    ``elementwise``), then for ``directions`` random directions."""
-    base = xs[i]
-    for j in np.ndindex(base.shape) if elementwise else ():
-        bump = np.zeros_like(base)
+    differences' value, the direction in operand ``i``) along each of ``_directions``."""
+    for what, v, j in _directions(xs[i].shape, rng, directions, elementwise, wrt):
+        value = float(analytic[j]) if j is not None else float(np.sum(analytic * v))
+        yield what, value, _central(objective, xs, i, v), v
+
+
+def _directions(
+    shape: tuple[int, ...],
+    rng: np.random.Generator,
+    directions: int,
+    elementwise: bool,
+    wrt: str | int,
+) -> Iterator[tuple[str, Any, tuple[int, ...] | None]]:
+    """The directions a gradient of ``shape`` is compared along: (what, the direction, its
+    element) for each element (one-hot, if ``elementwise``), then (what, the direction,
+    None) for ``directions`` random ones. ``wrt`` names the derivative (an operand's number:
+    ``∂/∂operand i``)."""
+    wrt = f"∂/∂operand {wrt}" if isinstance(wrt, int) else wrt
+    for j in np.ndindex(shape) if elementwise else ():
+        bump = np.zeros(shape)
         bump[j] = 1.0
-        yield f"{wrt}{index_text(j)}", float(analytic[j]), _central(objective, xs, i, bump), bump
+        yield f"{wrt}{index_text(j)}", bump, j
     for d in range(directions):
-        v = rng.standard_normal(base.shape)
-        numeric = _central(objective, xs, i, v)
-        yield f"{wrt} along random direction {d}", float(np.sum(analytic * v)), numeric, v
+        yield f"{wrt} along random direction {d}", rng.standard_normal(shape), None
 
 
 def _central(
@@ -518,7 +533,9 @@ def check_network(
         directions: random directions per parameter (and per edge), besides each element.
         max_elements: parameters (and operands) larger than this are checked along
             directions only.
-        report: check every edge too, and report wrong gradients instead of raising.
+        report: check every edge too, and report wrong gradients instead of raising; the
+            parameters' gradients are then compared along the random directions only (the
+            edges say where a rule is wrong), which bounds their cost on large networks.
 
     Raises:
         GradientCheckError: naming the parameter, the element and both values (not with
@@ -547,7 +564,8 @@ def check_network(
     for i, name in enumerate(names):
         analytic = np.asarray(be.to_numpy(grads[name]), dtype=np.float64)
         where = f"network on {backend}, parameter {show(name)} (shape {xs[i].shape})"
-        elementwise = analytic.size <= max_elements
+        # a report finds the wrong rule edge by edge: each parameter along directions only
+        elementwise = analytic.size <= max_elements and not report
         wrt = f"∂L/∂{visible(str(name))}"
         try:
             result.worst[str(name)] = _compare(
@@ -612,24 +630,31 @@ def _edge_checks(
     (where jax is installed and the op runs on it) against ``jax.vjp``."""
     edges = [Edge(s, n, k) for n in net.order for k, s in enumerate(net.operands[n])]
     values, missing = _forward_values(net, prog, params, inputs)
-    checked: dict[Hashable, tuple[list[EdgeCheck], list[Any], Any]] = {
-        node: ([EdgeCheck("unchecked", note=note)] * len(net.operands[node]), [], None)
+    checked: dict[Hashable, tuple[list[EdgeCheck], list[Any], _Probe | None]] = {
+        node: (
+            [EdgeCheck("unchecked", note=note, reason=FAILED)] * len(net.operands[node]),
+            [],
+            None,
+        )
         for node, note in missing.items()
     }
     for node in (n for n in net.order if n in net.ops and n not in missing):
         xs = [np.asarray(prog.backend.to_numpy(values[a]), np.float64) for a in net.operands[node]]
         elements = min(max_elements, EDGE_ELEMENTS)
-        verdicts, g = _node_checks(
+        verdicts, probe = _node_checks(
             net.ops[node], net.attrs[node], xs, prog.backend, rng, rtol, directions, elements
         )
-        checked[node] = verdicts, xs, g
-    at = {n: (xs, g) for n, (_, xs, g) in checked.items() if n not in missing}
+        checked[node] = verdicts, xs, probe
+    at = {
+        n: (xs, None if p is None else p.g) for n, (_, xs, p) in checked.items() if n not in missing
+    }
     errors = _autodiff_errors(net, at)
     checks = {}
-    for node, (verdicts, _, _) in checked.items():
+    for node, (verdicts, _, probe) in checked.items():
         node_errors = errors.get(node, [None] * len(verdicts))
         verdicts = [
-            _with_autodiff_error(v, e, rtol) for v, e in zip(verdicts, node_errors, strict=True)
+            _with_autodiff_error(v, e, probe, i, rtol)
+            for i, (v, e) in enumerate(zip(verdicts, node_errors, strict=True))
         ]
         if any(v.status == "wrong" for v in verdicts):
             culprit = _inner_culprit(net.attrs[node], prog.backend.name)
@@ -658,16 +683,46 @@ def _forward_values(
     return values, missing
 
 
-def _with_autodiff_error(check: EdgeCheck, error: float | None, rtol: float) -> EdgeCheck:
-    """``check`` with the vjp's difference from ``jax.vjp``: wrong if over ``rtol`` where
-    central differences agree (a non-smooth or gradient-free edge stays unchecked)."""
-    if error is None or (check.status == "unchecked" and check.differences is None):
+def _with_autodiff_error(
+    check: EdgeCheck,
+    found: tuple[float, np.ndarray[Any, Any]] | None,
+    probe: _Probe | None,
+    i: int,
+    rtol: float,
+) -> EdgeCheck:
+    """``check`` of operand ``i`` with the vjp's difference from ``jax.vjp`` (its relative
+    error and the difference): where central differences agree, wrong if over ``rtol``,
+    unless the forward has a kink at every element where they differ (``_kinked``: |x| at
+    0, whose rule may pick any slope between the two sides); a non-smooth or gradient-free
+    edge stays unchecked."""
+    if found is None or (check.status == "unchecked" and check.differences is None):
         return check
-    if check.status == "agree" and not error <= rtol:
-        return replace(
-            check, status="wrong", autodiff=error, note=f"jax.vjp differs by {error:.2g}"
-        )
-    return replace(check, autodiff=error)
+    error, difference = found
+    if check.status != "agree" or error <= rtol:
+        return replace(check, autodiff=error)
+    kink = None if probe is None else _kink_at(probe, i, difference, rtol)
+    if kink is None:
+        note = f"jax.vjp differs by {error:.2g}"
+        return replace(check, status="wrong", autodiff=error, note=note)
+    note = f"not smooth here, ∂/∂operand {i}{index_text(kink)}: jax.vjp differs by {error:.2g}"
+    return replace(check, status="unchecked", autodiff=error, note=note, reason=NOT_SMOOTH)
+
+
+def _kink_at(
+    probe: _Probe, i: int, difference: np.ndarray[Any, Any], rtol: float
+) -> tuple[int, ...] | None:
+    """The element of operand ``i`` where its vjp differs most from ``jax.vjp``, if the
+    forward has a kink at each of the (at most ``EDGE_ELEMENTS``) elements where they
+    differ most, beyond ``rtol`` of the largest difference; else None."""
+    size = np.abs(difference).ravel()
+    order = np.argsort(-size, kind="stable")[:EDGE_ELEMENTS]
+    order = order[size[order] > rtol * size[order[0]]]
+    for flat in order:
+        bump = np.zeros(difference.shape)
+        bump.flat[flat] = 1.0
+        if not _kinked(probe, i, bump, rtol):
+            return None
+    return tuple(int(k) for k in np.unravel_index(int(order[0]), difference.shape))
 
 
 def _inner_culprit(attrs: Mapping[str, Any], backend: str) -> tuple[str, str] | None:
@@ -690,10 +745,10 @@ def _node_checks(
     rtol: float,
     directions: int,
     max_elements: int,
-) -> tuple[list[EdgeCheck], Any]:
+) -> tuple[list[EdgeCheck], _Probe | None]:
     """The verdict on each operand of one op node, whose operands have the values ``xs``,
-    against central differences; and the random cotangent of its output they used (None if
-    its forward failed)."""
+    against central differences; and the probe of its forward they used, with the random
+    cotangent of its output (None if its forward failed)."""
     free = gradient_free(op, attrs)
     shapes = [x.shape for x in xs]
     with be.precision("float64"):  # uncompiled: JAX compiles each primitive once by shape
@@ -702,92 +757,175 @@ def _node_checks(
             out = forward(*xs)
         except GraphbpError as exc:
             note = f"its forward failed on these operands: {exc_text(exc, 200)}"
-            return [EdgeCheck("unchecked", note=note)] * len(xs), None
-        g = rng.standard_normal(np.shape(out))
+            return [EdgeCheck("unchecked", note=note, reason=FAILED)] * len(xs), None
+        probe = _Probe(op, be, forward, xs, out, rng, rtol, free)
         try:
-            cts = vjp(be.asarray(g, "float64"), *_as_engine_passes(op, out, xs))
+            cts = vjp(be.asarray(probe.g, "float64"), *_as_engine_passes(op, out, xs))
         except GraphbpError as exc:
             note = f"its vjp failed on these operands: {exc_text(exc, 200)}"
             return [EdgeCheck("wrong", note=note)] * len(xs), None
-        objective = _objective(op, be, forward, g, xs)
-        # round-off of the sum ⟨g, out⟩ is in proportion to its terms, which may cancel (a
-        # masked attention score of −1e9 in one term of thousands)
-        atol = _ROUNDOFF * (1 + float(np.sum(np.abs(g * be.to_numpy(out)))))
         verdicts = []
         for i, ct in enumerate(cts):
             if i < len(free) and free[i]:
                 note = 'its local derivative is declared "0": no gradient flows here'
-                verdicts.append(EdgeCheck("unchecked", note=note))
+                verdicts.append(EdgeCheck("unchecked", note=note, reason=NO_GRADIENT))
                 continue
             analytic = np.asarray(be.to_numpy(ct), np.float64)
             elementwise = analytic.size <= max_elements
-            comparisons = _comparisons(
-                objective, xs, i, analytic, rng, directions, elementwise, f"∂/∂operand {i}"
-            )
-            status, worst, note = _judge_edge(objective, xs, i, comparisons, atol, rtol)
-            verdicts.append(EdgeCheck(status, worst, None, note))
-    return verdicts, g
+            verdicts.append(_judge_edge(probe, i, analytic, rng, directions, elementwise, rtol))
+    return verdicts, probe
+
+
+class _Probe:
+    """An op node's forward around its operand values, as a report differences it: the
+    derivative of ⟨g, out⟩ over the output entries differences can judge, taken entry by
+    entry. The others get a zero cotangent ``g`` and are left out: entries that are not
+    finite (a −inf mask's) and entries too large for the step to move by more than their
+    round-off allows (a −1e9 or ``finfo.min`` mask's: the step is lost in them, and their
+    round-off would swamp every comparison).
+
+    Attributes:
+        g: the random cotangent of the output, 0 on the entries left out.
+        clean: whether the operands are finite and no output entry is left out (else the
+            vjp may be not finite next to them, 0·∞, without being wrong).
+    """
+
+    def __init__(
+        self,
+        op: Op,
+        be: Backend,
+        forward: Callable[..., Any],
+        xs: list[np.ndarray[Any, Any]],
+        out: Any,
+        rng: np.random.Generator,
+        rtol: float,
+        free: tuple[bool, ...],
+    ) -> None:
+        self.be, self.forward, self.xs, self.stops = be, forward, xs, op.stops_gradient
+        self.out = np.asarray(be.to_numpy(out), np.float64)
+        g = rng.standard_normal(self.out.shape)
+        self.judged = np.isfinite(self.out)
+        moving = [i for i in range(len(xs)) if not (i < len(free) and free[i])]
+        if self.judged.any() and moving and not self.stops:
+            steps = {i: STEP * rng.standard_normal(xs[i].shape) for i in moving}
+            self.judged &= ~self._lost(steps, rtol)
+        self.g = np.where(self.judged, g, 0.0)
+        size = float(np.sum(np.abs(self.g * np.where(self.judged, self.out, 0.0))))
+        self.roundoff = 10 * float(np.finfo(np.float64).eps) * (1 + size)
+        self.clean = bool(self.judged.all()) and all(np.isfinite(x).all() for x in xs)
+
+    def _lost(self, steps: Mapping[int, Any], rtol: float) -> np.ndarray[Any, Any]:
+        """The finite output entries so large that their round-off over ``rtol`` exceeds
+        the step and that a step of the operands (``steps``) moves by less than that."""
+        moved = list(self.xs)
+        for i, step in steps.items():
+            moved[i] = self.xs[i] + step
+        with np.errstate(all="ignore"), self.be.precision("float64"):
+            try:
+                now = np.asarray(self.be.to_numpy(self.forward(*moved)), np.float64)
+            except GraphbpError:  # judged as they are: the comparisons say what fails
+                return np.zeros(self.out.shape, bool)
+            big = np.abs(np.where(self.judged, self.out, 0.0)) * np.finfo(np.float64).eps / rtol
+            return (big > STEP) & ~(np.abs(now - self.out) >= big)
+
+    def derivative(
+        self, i: int, v: Any, stencil: Iterable[tuple[int, float]], step: float
+    ) -> tuple[float, float]:
+        """Σₖ cₖ·⟨g, out(operand i moved by k·step·v)⟩ / step for the stencil's (k, cₖ),
+        whose cₖ sum to 0, over the judged entries of the output; and its round-off."""
+        total = np.zeros_like(self.out)
+        with np.errstate(all="ignore"), self.be.precision("float64"):
+            for k, c in stencil:  # Σₖ cₖ = 0: differences from out, exactly 0 where unmoved
+                if k != 0 and not self.stops:  # an op that stops the gradient: value held
+                    total += c * np.where(self.judged, self._at(i, (k * step) * v) - self.out, 0)
+            numeric = float(np.sum(self.g * total)) / step
+        return numeric, self.roundoff / step
+
+    def central(self, i: int, v: Any, step: float = STEP) -> tuple[float, float]:
+        """The derivative along ``v`` in operand ``i`` by the five-point central difference
+        (as ``_central``), and its round-off."""
+        return self.derivative(i, v, ((-2, 1 / 12), (-1, -8 / 12), (1, 8 / 12), (2, -1 / 12)), step)
+
+    def _at(self, i: int, delta: Any) -> np.ndarray[Any, Any]:
+        moved = list(self.xs)
+        moved[i] = self.xs[i] + delta
+        return np.asarray(self.be.to_numpy(self.forward(*moved)), np.float64)
 
 
 def _judge_edge(
-    objective: Callable[[list[Any]], float],
-    xs: list[Any],
+    probe: _Probe,
     i: int,
-    comparisons: Iterable[tuple[str, float, float, Any]],
-    atol: float,
+    analytic: np.ndarray[Any, Any],
+    rng: np.random.Generator,
+    directions: int,
+    elementwise: bool,
     rtol: float,
-) -> tuple[Status, float, str]:
-    """The verdict of comparisons of a vjp with central differences: "wrong" where they
-    disagree at a smooth point, "unchecked" where they disagree only where the forward is
-    not smooth (a kink: differences cannot judge the rule there) or not finite; with the
-    worst relative error and a note on the first disagreement."""
-    worst, kink, wrong = 0.0, "", ""
-    for what, analytic, numeric, direction in comparisons:
-        ok, err = agreement(analytic, numeric, atol, rtol)
-        if not math.isfinite(numeric):
-            kink = kink or f"{what}: the forward is not finite around these values"
+) -> EdgeCheck:
+    """The verdict on operand ``i``'s cotangent ``analytic`` against central differences,
+    element by element (if ``elementwise``) and along random directions: "wrong" where they
+    disagree at a smooth point, "unchecked" where they disagree only where the forward is not
+    smooth (a kink: differences cannot judge the rule there) or not finite; with the worst
+    relative error and a note on the first disagreement."""
+    if not probe.judged.any():  # a zero cotangent: any rule would agree
+        note = "no output entry is finite and within reach of a difference step"
+        return EdgeCheck("unchecked", note=note, reason=NOT_FINITE)
+    worst, wrong = 0.0, ""
+    kink: tuple[str, str] | None = None  # the reason and the note
+    # next to values that are not finite, a cotangent entry may be 0·∞: not judged
+    judged = np.ones(analytic.shape, bool) if probe.clean else np.isfinite(analytic)
+    for what, v, j in _directions(analytic.shape, rng, directions, elementwise, i):
+        if j is not None and not judged[j]:
+            kink = kink or (NOT_FINITE, f"{what}: the vjp is not finite, next to values that are")
             continue
-        worst = max(worst, err if math.isfinite(analytic) else math.inf)
+        v = v if j is not None else np.where(judged, v, 0.0)
+        value = float(analytic[j]) if j is not None else float(np.sum(analytic * v))
+        numeric, atol = probe.central(i, v)
+        if not math.isfinite(numeric):
+            kink = kink or (NOT_FINITE, f"{what}: the forward is not finite around these values")
+            continue
+        ok, err = agreement(value, numeric, atol, rtol)
+        worst = max(worst, err if math.isfinite(value) else math.inf)
         if ok:
             continue
-        text = f"{what}: vjp {analytic:.6g} vs differences {numeric:.6g}"
-        if math.isfinite(analytic) and _kinked(objective, xs, i, direction, rtol):
-            kink = kink or f"not smooth here, {text}"
+        text = f"{what}: vjp {value:.6g} vs differences {numeric:.6g}"
+        if math.isfinite(value) and _kinked(probe, i, v, rtol):
+            kink = kink or (NOT_SMOOTH, f"not smooth here, {text}")
         else:
             wrong = wrong or text
     if wrong:
-        return "wrong", worst, wrong
-    return ("unchecked", worst, kink) if kink else ("agree", worst, "")
+        return EdgeCheck("wrong", worst, None, wrong)
+    if kink:
+        return EdgeCheck("unchecked", worst, None, kink[1], reason=kink[0])
+    return EdgeCheck("agree", worst)
 
 
-def _kinked(
-    objective: Callable[[list[Any]], float], xs: list[Any], i: int, v: Any, rtol: float
-) -> bool:
-    """Whether the objective is not smooth along ``v`` in operand ``i`` within the reach of
+def _kinked(probe: _Probe, i: int, v: Any, rtol: float) -> bool:
+    """Whether the forward is not smooth along ``v`` in operand ``i`` within the reach of
     the central differences (relu at or near 0, max at a tie), so that they cannot judge a
     rule there: its left and right derivatives differ at a tiny step (a kink at the point),
     or central differences at ``STEP`` and at a hundredth of it disagree (a kink nearby)."""
     h = ONE_SIDED_STEP
-    here = objective(xs)
-    roundoff = 10 * float(np.finfo(np.float64).eps) / h * (1 + abs(here))
-    moved = [list(xs), list(xs)]
-    moved[0][i], moved[1][i] = xs[i] + h * v, xs[i] - h * v
-    right, left = (objective(moved[0]) - here) / h, (here - objective(moved[1])) / h
+    right, right_roundoff = probe.derivative(i, v, ((1, 1.0), (0, -1.0)), h)
+    left, left_roundoff = probe.derivative(i, v, ((0, 1.0), (-1, -1.0)), h)
+    roundoff = max(right_roundoff, left_roundoff)
     if abs(right - left) > roundoff + 1e-4 * max(abs(right), abs(left)):
         return True
-    wide, narrow = _central(objective, xs, i, v), _central(objective, xs, i, v, STEP / 100)
+    (wide, _), (narrow, _) = probe.central(i, v), probe.central(i, v, STEP / 100)
     return abs(wide - narrow) > roundoff + rtol * max(abs(wide), abs(narrow))
 
 
 def _autodiff_errors(
     net: Network, at: Mapping[Hashable, tuple[list[Any], Any]]
-) -> dict[Hashable, list[float | None]]:
+) -> dict[Hashable, list[tuple[float, np.ndarray[Any, Any]] | None]]:
     """Per op node and operand, its vjp's largest difference from ``jax.vjp`` of its forward
-    at the operands and output cotangent ``at[node]``, relative to jax's largest entry; None
-    without jax, for an op that does not run on it or has no vjp of its own (JAX
-    differentiates it itself), or where the forward failed. All nodes are compiled as one
-    function: one compilation costs far less than one per node."""
-    errors: dict[Hashable, list[float | None]] = {n: [None] * len(at[n][0]) for n in at}
+    at the operands and output cotangent ``at[node]``, relative to jax's largest entry, and
+    the difference (``_finite_difference``); None without jax, for an op that does not run
+    on it or has no vjp of its own (JAX differentiates it itself), or where the forward
+    failed. All nodes are compiled as one function: one compilation costs far less than one
+    per node."""
+    errors: dict[Hashable, list[tuple[float, np.ndarray[Any, Any]] | None]] = {
+        n: [None] * len(at[n][0]) for n in at
+    }
     try:
         oracle = get_backend("jax")
     except BackendNotInstalledError:
@@ -817,10 +955,19 @@ def _autodiff_errors(
     for node, result in zip(nodes, results, strict=True):
         if result is not None:
             errors[node] = [
-                _relative_difference(np.asarray(oracle.to_numpy(c)), np.asarray(w))
+                _finite_difference(np.asarray(oracle.to_numpy(c)), np.asarray(w))
                 for c, w in zip(*result, strict=True)
             ]
     return errors
+
+
+def _finite_difference(got: Any, want: Any) -> tuple[float, np.ndarray[Any, Any]]:
+    """``_relative_difference`` over the entries where both are finite (next to an output
+    that is not finite, a −inf mask's, both may be 0·∞), and ``got − want`` there (0
+    elsewhere)."""
+    both = np.isfinite(got) & np.isfinite(want)
+    got, want = np.where(both, got, 0.0), np.where(both, want, 0.0)
+    return float(_relative_difference(got, want)), got - want
 
 
 def _eager(rule: Callable[..., tuple[Any, Any]], g: Any, xs: list[Any]) -> tuple[Any, Any] | None:

@@ -19,6 +19,7 @@ from test_safe_markup import HOSTILE, SVG_NS, check_page, check_svg
 
 import graphbp as gb
 from graphbp.chain import Edge
+from graphbp.check_report import NO_GRADIENT, NOT_FINITE, NOT_SMOOTH
 from graphbp.errors import show
 from graphbp.render import HIGHLIGHT, MARK_COLORS, Marks, edge_id, worst_mark
 from graphbp.testing import check_network, installed_backends
@@ -204,7 +205,8 @@ def test_non_smooth_points_and_gradient_free_operands_are_unchecked() -> None:
 def test_without_report_nothing_changes(register: Any) -> None:
     net = sigmoid_net("sigmoid")
     plain, reported = check_network(net), check_network(net, report=True)
-    assert plain.worst == reported.worst and plain.compared == reported.compared
+    assert plain.worst.keys() == reported.worst.keys()  # each parameter, but a report's
+    assert reported.compared == 3 * len(net.params) < plain.compared  # along directions only
     assert plain.net is None and plain.edges == {} and str(plain).count("\n") == 0
     with pytest.raises(gb.InputError, match="has no network to draw; make it with"):
         plain.marks()
@@ -469,3 +471,126 @@ def test_a_causal_mask_of_minus_1e9_is_no_reason_to_blame_a_rule() -> None:
     for seed in range(6):
         report = check_network(net, seed=seed, report=True)
         assert {c.status for c in report.edges.values()} == {"agree"}, (seed, report.lines())
+
+
+class AddMaskWrong(gb.Op):
+    """a + m whose rule is 3 times too large for a (and right for the mask m)."""
+
+    name = "t_addmask_wrong"
+    label = "+"
+    local_grads = ("1", "1")
+
+    def forward(self, xp: Any, a: Any, m: Any) -> Any:
+        return a + m
+
+    def vjp(self, xp: Any, g: Any, out: Any, a: Any, m: Any) -> Any:
+        return (3 * g, g)
+
+
+class Abs(gb.Op):
+    """|x| with the rule g·sign(x): at 0, a slope between the kink's two sides."""
+
+    name = "t_abs"
+    label = "|x|"
+    local_grads = ("sign x",)
+
+    def forward(self, xp: Any, x: Any) -> Any:
+        return xp.abs(x)
+
+    def vjp(self, xp: Any, g: Any, out: Any, x: Any) -> Any:
+        return (g * xp.sign(x),)
+
+
+def masked_net(op: str, fill: float) -> gb.Network:
+    """x·W + a causal mask of ``fill`` (node s, by ``op``) → exp → Σ (·)²."""
+    b = gb.Builder()
+    z = b.input("x", (3, 4)) @ b.param("W", (4, 3))
+    mask = b.const(np.where(np.tril(np.ones((3, 3))) > 0, 0.0, fill))
+    p = b.op("exp", b.op(op, z, mask, name="s"))
+    return b.network(b.op("sum", p * p, name="L"))
+
+
+MASKS = [-1e9, -np.inf, float(np.finfo(np.float32).min)]
+
+
+@pytest.mark.parametrize("fill", MASKS, ids=["-1e9", "-inf", "finfo.min"])
+def test_a_wrong_rule_next_to_a_mask_is_red_with_its_error(register: Any, fill: float) -> None:
+    """The masked entries are left out (not finite, or too large for a step to move): the
+    others judge the rule, and the error reported is theirs (|3a − a| / 3a)."""
+    register(AddMaskWrong)
+    net = masked_net("t_addmask_wrong", fill)
+    report = check_network(net, report=True)
+    wrong_edge, mask_edge = sorted(into(net, "s"), key=lambda e: e.position)
+    assert set(report.wrong) == {wrong_edge}, report.lines()
+    assert report.edges[mask_edge].status == "agree"
+    assert report.wrong_ops == {"t_addmask_wrong": ("s",)}
+    check = report.edges[wrong_edge]
+    assert check.differences == pytest.approx(2 / 3, rel=1e-6)
+    assert "max error 0.67 vs finite differences" in report.lines()[0]
+    right = check_network(masked_net("add", fill), report=True)
+    assert {c.status for c in right.edges.values()} == {"agree"}, right.lines()
+    assert not right.failed
+    every = masked_net("t_addmask_wrong", fill)  # every entry masked: nothing to judge on
+    every.graph.nodes["const1"]["value"] = np.full((3, 3), fill)
+    masked = check_network(gb.Network(every.graph), report=True)
+    assert {masked.edges[e].reason for e in into(every, "s")} == {NOT_FINITE}
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
+@pytest.mark.parametrize("fill", MASKS, ids=["-1e9", "-inf", "finfo.min"])
+def test_imported_attention_with_a_mask_reports_every_rule_right(fill: float) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    def attention(p: Any, x: Any) -> Any:
+        s = (x @ p["q"]) @ (x @ p["k"]).T
+        s = jnp.where(jnp.tril(jnp.ones((5, 5), bool)), s, fill)
+        return jnp.sum(jax.nn.softmax(s, axis=-1) @ (x @ p["v"]) ** 2)
+
+    rng = np.random.default_rng(0)
+    p = {k: jnp.asarray(rng.standard_normal((4, 4)), jnp.float32) for k in "qkv"}
+    net, params, inputs = gb.from_jax(attention, p, jnp.asarray(rng.standard_normal((5, 4))))
+    report = check_network(net, params=params, inputs=inputs, report=True)
+    assert not report.wrong and not report.failed, report.lines()
+    assert all(c.reason == NO_GRADIENT for c in report.edges.values() if c.status == "unchecked")
+
+
+@pytest.mark.skipif(not HAS_JAX, reason="jax is not installed")
+def test_a_right_rule_at_a_kink_is_unchecked_though_jax_vjp_differs(register: Any) -> None:
+    register(Abs)
+    b = gb.Builder()
+    a = b.op("t_abs", b.input("x", (None, 4)) @ b.param("W", (4, 4)), name="a")
+    net = b.network(b.op("sum", a * a, name="L"))
+    report = check_network(net, inputs={"x": np.zeros((2, 4))}, report=True)
+    (edge,) = into(net, "a")
+    check = report.edges[edge]
+    assert (check.status, check.reason, check.autodiff) == ("unchecked", NOT_SMOOTH, 1.0)
+    assert re.match(r"not smooth here, ∂/∂operand 0\[\d, \d\]: jax.vjp differs by 1$", check.note)
+    assert not report.wrong and not report.failed
+    off = check_network(net, report=True)  # x·W off 0: checked, and right
+    assert off.edges[edge].status == "agree" and off.edges[edge].autodiff == 0.0
+
+
+def test_graphbp_check_render_says_what_was_not_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """relu at exactly 0: the parameter's gradient fails, no rule is wrong, and the edge into
+    relu is not judged; the message says so, never that every rule agrees."""
+    from graphbp.cli import main
+
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(3,), init=0.0)
+    g.add_node("r", op="relu")
+    g.add_node("L", op="sum")
+    g.add_edges_from([("p", "r"), ("r", "L")])
+    monkeypatch.chdir(tmp_path)
+    gb.Network(g).to_json("net.json")
+    assert main(["check", "net.json", "--render", "out.svg", "--backend", "numpy"]) == 1
+    out, err = capsys.readouterr()
+    assert "1 of 2 edges were not judged: 1 at a kink, where the forward is not smooth " in out
+    assert err.endswith(
+        "no op's vjp was found wrong at its node's values, but 1 of 2 edges were not judged: "
+        "1 at a kink, where the forward is not smooth (node 'r') (grey in out.svg): the "
+        "difference may come from one of those, or from the network as a whole\n"
+    )
+    assert "every op's vjp agrees" not in err
