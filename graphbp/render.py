@@ -283,8 +283,8 @@ def _choose_engine(dot: graphviz.Digraph, engine: Engine, boxes: int, lines: int
     dot.engine = engine
     if engine == "dot" and boxes > BOUNDED_FROM:
         dot.attr(**BOUNDED_DOT)
-    elif engine == "sfdp":
-        dot.attr(overlap="prism", splines="false", outputorder="edgesfirst")
+    elif engine == "sfdp":  # layout: a .dot file given to `dot` lays out with sfdp too
+        dot.attr(layout="sfdp", overlap="prism", splines="false", outputorder="edgesfirst")
 
 
 def check_options(max_paths: int, scopes: str, rankdir: str, engine: str = "auto") -> None:

@@ -4,6 +4,7 @@ chain-rule path through them, groups opened on request, layout engines."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,14 @@ def test_engines(tmp_path: Path) -> None:
         gb.render(net, engine="neato")  # type: ignore[arg-type]
     with pytest.raises(gb.InputError, match=r"engine='neato': choose one of dot, sfdp"):
         run_dot(sfdp.source, "svg", "neato")
+    # a .dot file names its engine: `dot -Tsvg file.dot` lays it out as sfdp does
+    source = gb.write_diagram(net, tmp_path / "s.dot", engine="sfdp").read_text()
+    assert "layout=sfdp" in source and "layout" not in gb.render(net).source
+    laid = [
+        subprocess.run([exe, "-Tsvg", tmp_path / "s.dot"], capture_output=True, check=True).stdout
+        for exe in ("dot", "sfdp")
+    ]
+    assert laid[0] == laid[1]
     whole = gb.render(gb.Network(gb.mlp((4,) + (5,) * 330 + (1,))), scopes="cluster")
     assert whole.engine == "dot" and "nslimit=2" in whole.source
 
