@@ -22,6 +22,7 @@ from graphbp.graph import (
     name_problem,
     output_node,
     plain_attrs,
+    scope_fix,
     text_problem,
 )
 from graphbp.op import LEAVES, OP, Op, Shape, signature_of
@@ -412,6 +413,9 @@ class Builder:
         problem = text_problem(name) if isinstance(name, str) else f"not a str ({show(name)})"
         if problem is not None:
             raise GraphError(f"b.scope({show(name)}): a scope is {TEXT_RULE}; this is {problem}")
+        fix = scope_fix(name)
+        if fix is not None:
+            raise GraphError(f"b.scope({show(name)}): a scope with an empty part; {fix}")
         self._scopes.append(name)
         try:
             yield "/".join(self._scopes)

@@ -618,16 +618,18 @@ def _parser() -> argparse.ArgumentParser:
         "--scopes",
         choices=SCOPES,
         default="auto",
-        help=f"auto: every node (a cluster per scope) up to {FULL_NODES} nodes, else the "
-        "outline (scopes one box each, repeated blocks folded); cluster: every node, whatever "
-        "the size; collapse: the outline; ignore: every node, as if unscoped (default: auto)",
+        help=f"auto: every node (a cluster per scope) up to {FULL_NODES} nodes and short "
+        "edges, else the outline (scopes one box each, repeated blocks folded); cluster: every "
+        "node, whatever the size (dot at bounded effort); collapse: the outline; ignore: every "
+        "node, as if unscoped (default: auto)",
     )
     render.add_argument(
         "--engine",
         choices=ENGINES,
         default="auto",
-        help="the Graphviz layout: dot (layered, its effort bounded on large drawings), sfdp "
-        "(force-directed), or auto: sfdp for dense drawings, else dot (default: auto)",
+        help="the Graphviz layout: dot (layered, its effort bounded on large drawings and "
+        "long edges), sfdp (force-directed), or auto: sfdp for dense or long-edged outlines, "
+        "else dot (default: auto)",
     )
     render.add_argument(
         "--expand",

@@ -50,8 +50,10 @@ def write_diagram(
 ) -> Path:
     """Draw ``net`` (see ``render``) into ``path``; the extension picks the format.
 
-    .dot/.gv is Graphviz source; .svg, .png and .pdf run the ``dot`` executable; .html is one
-    self-contained page with the SVG inline where clicking a parameter highlights its paths.
+    .dot/.gv is Graphviz source (naming its layout engine when it is not dot, so that
+    ``dot -Tsvg file.dot`` lays it out as graphbp does); .svg, .png and .pdf run Graphviz with
+    the drawing's engine (``dot`` or ``sfdp``); .html is one self-contained page with the SVG
+    inline where clicking a parameter highlights its paths.
     The file is written atomically.
 
     Raises:

@@ -329,6 +329,16 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+def scope_fix(scope: str) -> str | None:
+    """How to fix a scope with an empty part (a leading, trailing or doubled "/": its group
+    would have no name), as "write 'a/b'"; None if every part has a name."""
+    parts = scope.split("/")
+    if all(parts):
+        return None
+    kept = "/".join(p for p in parts if p)
+    return f"scopes nest with '/' between names: write {show(kept)}" if kept else "drop it"
+
+
 def name_problem(name: Any) -> str | None:
     """Why ``name`` breaks the node-name rule, ``NAME_RULE`` (as "a bool", "a list"); None
     if it does not."""
@@ -423,6 +433,9 @@ def _check_names(g: nx.DiGraph) -> None:
                     f"node {node!r} has {key}={show(text)}, {problem}; {article(key)} is "
                     f"{TEXT_RULE}, as a text node name is"
                 )
+            fix = scope_fix(text) if key == "scope" else None
+            if fix is not None:
+                raise GraphError(f"node {node!r} has scope={show(text)} with an empty part; {fix}")
     taken = ("source", "target", "key")  # node-link JSON's own keys for an edge
     for source, target, data in g.edges(data=True):
         clash = [k for k in taken if k in data]

@@ -541,13 +541,15 @@ def _liveness(jaxpr: Any, needed: Sequence[bool]) -> tuple[list[bool], set[Any]]
 def _name_stack(eqn: Any) -> list[str]:
     """The named scopes an equation sits in (relative to its jaxpr), without JAX's
     transformation marks (``vmap``, ``jvp``, ``transpose``); the scopes JAX's ``jnp.einsum``
-    names after its subscripts (``bqd,bkd->bqk``) are not the user's."""
+    names after its subscripts (``bqd,bkd->bqk``) are not the user's. A name holding "/"
+    is nested scopes, its empty parts dropped."""
     names = [
         str(entry.name)
         for entry in eqn.source_info.name_stack.stack
         if isinstance(entry, source_info_util.Scope)  # not a Transform (vmap, jvp, ...)
     ]
-    return [name for name in names if name and not _EINSUM.fullmatch(name)]
+    kept = [name for name in names if name and not _EINSUM.fullmatch(name)]
+    return [part for name in kept for part in name.split("/") if part]  # "a//b/": a, b
 
 
 _EINSUM = re.compile(r"[\w\s.,]*->[\w\s.]*")

@@ -50,7 +50,8 @@ class Group:
         id: ``"g0"`` for the root, then ``"g1"``, ``"g2"``, ... in a stable order.
         kind: ``"root"``, ``"scope"``, ``"fold"`` (repeated identical scopes) or ``"range"``.
         name: user text, not escaped: a scope's full "/"-path, a fold's ``"block0 … block11"``,
-            a range's ``"nodes 120–159"`` (topological positions), the root's ``""``.
+            a range's first and last items and its count of items (``"layer1 … layer40 (40
+            items)"``, a node by its name), the root's ``""``.
         parent: the enclosing group's id; the root's is None.
         children: sub-group ids and graph nodes, in topological order of their first member
             (``Outline.is_group`` tells them apart).
@@ -123,13 +124,14 @@ class Outline:
         self.group_of: dict[Hashable, str] = {}
         self._number(root)
         self.root = next(iter(self.groups))
-        """The root group's id: ``"g0"`` (unless a node is named so: then the next free
-        ``g<k>``; group ids never equal a node name)."""
+        """The root group's id: ``"g0"`` (unless a node or scope is named so: then the next
+        free ``g<k>``; group ids never equal a node name or a scope's full name)."""
 
     # ------------------------------------------------------------------ queries
 
     def is_group(self, item: object) -> bool:
-        """Whether ``item`` is a group id of this outline (never a node: ids skip node names)."""
+        """Whether ``item`` is a group id of this outline (never a node: ids skip node names,
+        and scope names)."""
         return isinstance(item, str) and item in self.groups
 
     def parent(self, item: Item) -> str | None:
@@ -245,7 +247,7 @@ class Outline:
             part.children = self._ranges(chunk)
             part.first = min(_first(c, index) for c in chunk)
             part.last = max(_last(c, index) for c in chunk)
-            part.name = f"nodes {part.first}–{part.last}"
+            part.name = f"{_end(chunk[0], 0)} … {_end(chunk[-1], -1)} ({len(chunk):,} items)"
             out.append(part)
         return out
 
@@ -257,9 +259,10 @@ class Outline:
         drafts: list[tuple[_Draft, str | None]] = []
         todo: list[tuple[_Draft, str | None]] = [(root, None)]
         number = 0
+        scopes = _scope_names(root)
         while todo:  # preorder, children in order
             draft, parent = todo.pop()
-            while f"g{number}" in order:  # a node of that name: skip the id
+            while f"g{number}" in order or f"g{number}" in scopes:  # a name: skip the id
                 number += 1
             gid = f"g{number}"
             number += 1
@@ -288,12 +291,32 @@ class Outline:
                 self._scopes["/".join(draft.path)] = gid
 
 
+def _end(item: _Draft | Hashable, side: Literal[0, -1]) -> str:
+    """The name of the first (``side`` 0) or last (-1) item a range holds: a group's name
+    (through ranges to the items they hold), or a node's name."""
+    while isinstance(item, _Draft) and item.kind == "range":
+        item = item.children[side]
+    return item.name if isinstance(item, _Draft) else str(item)
+
+
 def _first(item: _Draft | Hashable, index: dict[Hashable, int]) -> int:
     return item.first if isinstance(item, _Draft) else index[item]
 
 
 def _last(item: _Draft | Hashable, index: dict[Hashable, int]) -> int:
     return item.last if isinstance(item, _Draft) else index[item]
+
+
+def _scope_names(root: _Draft) -> set[str]:
+    """The full names of the scopes under ``root``."""
+    names: set[str] = set()
+    todo = [root]
+    while todo:
+        draft = todo.pop()
+        if draft.kind == "scope":
+            names.add(draft.name)
+        todo.extend(c for c in draft.children if isinstance(c, _Draft))
+    return names
 
 
 def _scope_paths(net: Network) -> dict[Hashable, tuple[str, ...]]:
@@ -355,8 +378,10 @@ class _Signatures:
     A block's nodes are put in a canonical topological order (by depth inside the block, then
     by what each node is), and each is described by its kind, op, attributes, shape, scope
     below the block, and operands: a position in that order, or, from outside the block, the
-    operand's shape (a block reading the model's input computes what one reading the previous
-    block's output does). The descriptions are hashed.
+    operand's shape and which of the block's outside operands it is, numbered by first
+    appearance in that order (a block reading the model's input computes what one reading
+    the previous block's output does, but ``h + h`` is not ``h + x``). The descriptions are
+    hashed.
     """
 
     def __init__(self, net: Network, paths: dict[Hashable, tuple[str, ...]]) -> None:
@@ -401,8 +426,12 @@ class _Signatures:
         order = sorted(where, key=lambda n: (depth[n], local[n], net.index[n]))
         position = {n: k for k, n in enumerate(order)}
         digest = hashlib.blake2b(digest_size=20)
+        outside: dict[Hashable, int] = {}  # outside operand → its order of first appearance
         for node in order:
-            wiring = tuple(position.get(s, -1) for s in net.operands[node])
+            wiring = tuple(
+                position[s] if s in position else ("out", outside.setdefault(s, len(outside)))
+                for s in net.operands[node]
+            )
             digest.update(f"{local[node]}{wiring}\n".encode("utf-8", "surrogatepass"))
         return digest.digest()
 

@@ -37,7 +37,6 @@ from graphbp.errors import visible
 from graphbp.graph import Network
 from graphbp.outline import Outline
 from graphbp.render import (
-    FULL_NODES,
     Engine,
     Marks,
     Scopes,
@@ -45,6 +44,7 @@ from graphbp.render import (
     _open,
     check_marks,
     check_options,
+    draws_outline,
     mark_lines,
     node_id,
     render,
@@ -259,7 +259,8 @@ def page(
 ) -> str:
     """The HTML page for ``net`` (options as for ``render``); ``wrt`` is selected at first.
 
-    A network of up to ``FULL_NODES`` nodes is drawn whole (``scopes="auto"``, the default;
+    A network of up to ``FULL_NODES`` nodes and ``FULL_WORK`` layout work is drawn whole
+    (``scopes="auto"``, the default;
     always with ``"cluster"`` or ``"ignore"``). A larger one (or any, with
     ``scopes="collapse"``) is drawn by its outline: one view per group, laid out here, that
     the page shows when its box is clicked (graphbp.views); views that would take the page
@@ -289,7 +290,7 @@ def page(
         "initial": node_id(net, wrt) if wrt is not None else None,
     }
     title = f"graphbp: the chain rule for the loss {symbol(net.loss).text}"
-    if scopes == "collapse" or (scopes == "auto" and len(net.order) > FULL_NODES):
+    if draws_outline(net, scopes):
         options = (rankdir, engine, names, colors, marks.caption if marks else ())
         return _views_page(net, flow, cost, wrt, options, data, title)
     whole: Scopes = "ignore" if scopes == "ignore" else "cluster"  # every node drawn: clickable

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from graphbp.chain import (
@@ -28,7 +28,7 @@ from graphbp.chain import (
 )
 from graphbp.errors import GraphvizError, InputError, PluginError, exc_text, show, visible
 from graphbp.graph import Network
-from graphbp.outline import Group, Outline, View
+from graphbp.outline import Group, Item, Outline, View
 
 if TYPE_CHECKING:
     import graphviz
@@ -39,18 +39,36 @@ Engine = Literal["auto", "dot", "sfdp"]
 ENGINES = ("auto", "dot", "sfdp")
 RANKDIRS = ("LR", "TB", "RL", "BT")
 FULL_NODES = 400
-"""``scopes="auto"`` draws every node of a network of at most this many nodes, and the
-outline drawing (scopes collapsed, repeated blocks folded) of a larger one."""
+"""``scopes="auto"`` draws every node of a network of at most this many nodes whose layout
+work (``layout_work``) is at most ``FULL_WORK``, and the outline drawing (scopes collapsed,
+repeated blocks folded) of any other."""
+FULL_WORK = 20_000
+"""The most layout work (``layout_work``) ``scopes="auto"`` draws every node for: a 400-node
+chain with a long skip into every second node is 150,000 (11 s in dot, even bounded), the
+README's drawings under 200."""
 BOXES = 120
 """The outline drawing opens groups, breadth-first, while it has at most this many boxes."""
-BOUNDED_DOT = {"nslimit": "2", "nslimit1": "2", "splines": "line"}
-"""dot's effort bounds for a drawing of more than ``BOUNDED_FROM`` boxes: network simplex
-(ranks and positions) stops after 2 passes' worth of iterations and edges are drawn straight.
-Unbounded, dot spent 20 s placing and 27 s routing a 375-node imported transformer (a
-1,023-node one takes a minute); bounded, under 5 s for the 1,023 nodes."""
+BOUNDED_DOT = {"splines": "line"}
+"""dot's settings for a drawing of more than ``BOUNDED_FROM`` boxes or ``BOUNDED_WORK`` layout
+work, besides the bounds ``dot_bounds`` sets: edges are drawn straight. Unbounded, dot spent
+20 s placing and 27 s routing a 375-node imported transformer, 60 s on an 85-box outline view
+whose links span 13,000 ranks in all."""
 BOUNDED_FROM = 100
-"""Drawings of at most this many boxes are laid out by dot at full effort (every small
-drawing, such as the README's, keeps its curved edges)."""
+"""Drawings of at most this many boxes and ``BOUNDED_WORK`` layout work are laid out by dot at
+full effort (every small drawing, such as the README's, keeps its curved edges)."""
+BOUNDED_WORK = 2_000
+"""See ``BOUNDED_FROM``."""
+SIMPLEX_BUDGET = 15_000_000
+"""dot's network simplex (ranks, then positions) stops after ``nslimit`` × boxes iterations,
+each costing about the layout work (70 ns a unit here): bounded drawings get ``nslimit`` =
+this budget / (boxes × work), at most 2 — about a second of placing."""
+MINCROSS_BUDGET = 10_000
+"""dot's crossing reduction runs ``mclimit`` × its default passes, each costing about the
+layout work: bounded drawings get ``mclimit`` = this budget / work, at most 1 (about a second
+on 140,000 units, where the default took 47 s)."""
+SFDP_WORK = 60_000
+"""``engine="auto"`` lays out an outline drawing of more layout work with sfdp: dot's own
+setup on that many virtual nodes takes seconds whatever its bounds."""
 DENSE = 3
 """``engine="auto"`` lays out a drawing of more than ``DENSE`` edges per box (plus 50) with
 sfdp: dot took minutes even bounded on 112 boxes and 2,129 links (the outline of an
@@ -136,19 +154,24 @@ def render(
         grads: gradients by node (``prog.value_and_grad(...)[1]``), summarised likewise.
         max_paths: the formula lists at most this many paths and says how many it leaves out.
         scopes: ``"auto"``: every node, each scope a cluster, for a network of at most
-            ``FULL_NODES`` nodes, else the outline drawing. ``"cluster"``: every node, each
-            scope a cluster, whatever the size (a drawing of many thousand nodes can take dot
-            minutes: you asked for it). ``"collapse"``: the outline drawing (see
+            ``FULL_NODES`` nodes and ``FULL_WORK`` layout work (``layout_work``: long edges
+            cost dot as much as many nodes), else the outline drawing. ``"cluster"``: every
+            node, each scope a cluster, whatever the size, by bounded dot (``dot_bounds``;
+            about 2 s for the 1,023-node imported transformer, 5 s for a 1,262-node random
+            DAG, growing with the layout work). ``"collapse"``: the outline drawing (see
             ``graphbp.outline``): each scope one box (name and node count), consecutive
             identical scopes one box marked "× 12", runs of more than ``outline.WIDTH``
             items in ranges; edges between boxes merged into one link, highlighted if any of
-            its edges is on a path. ``"ignore"``: every node, as if unscoped.
+            its edges is on a path. ``"ignore"``: every node, as if unscoped (as
+            ``"cluster"`` costs: 3 s for the transformer).
         rankdir: Graphviz's direction, ``"LR"`` (inputs left, loss right) or ``"TB"``.
         engine: the layout engine: ``"dot"`` (layered; its effort bounded above
-            ``BOUNDED_FROM`` boxes: ``BOUNDED_DOT``), ``"sfdp"`` (force-directed, for dense
-            drawings; no clusters) or ``"auto"``: sfdp for more than ``DENSE`` edges a box,
-            else dot. The drawing's ``.engine`` is the one chosen, and ``write_diagram`` and
-            Jupyter lay it out with that engine.
+            ``BOUNDED_FROM`` boxes or ``BOUNDED_WORK`` layout work: ``dot_bounds``),
+            ``"sfdp"`` (force-directed, for dense drawings; no clusters) or ``"auto"``: sfdp
+            for more than ``DENSE`` edges a box, or an outline drawing of more than
+            ``SFDP_WORK`` layout work, else dot. The drawing's ``.engine`` is the one chosen
+            (a non-dot one also named in its source, ``layout=sfdp``), and ``write_diagram``
+            and Jupyter lay it out with that engine.
         expanded: groups the outline drawing opens, by scope name (``"enc/block1"``) or by
             group id (``"g3"``; scope names first), their enclosing groups with them.
             Default: groups opened breadth-first (scopes and ranges; a fold stays one box)
@@ -179,7 +202,7 @@ def render(
     colors = check_marks(net, marks)
     flow = Flow(net)
     rule = _rule(net, wrt, values, max_paths, flow, top)
-    outline = scopes == "collapse" or (scopes == "auto" and len(net.order) > FULL_NODES)
+    outline = draws_outline(net, scopes)
     boxes = len(net.order)
     graph_attr = {
         "rankdir": rankdir,
@@ -199,15 +222,19 @@ def render(
         view = shape.view(_open(shape, opened, scopes == "collapse"))
         boxes = len(view.boxes)
         lines = sum(len(e) if _plain(shape, pair) else 1 for pair, e in view.links.items())
+        work = layout_work(view.boxes, _view_links(shape, view))
         _draw_outline(dot, shape, view, flow, rule, values, grads, colors)
     else:
         if opened is not None:  # nothing is closed, but a name that is no scope is a mistake
             _open(Outline(net), opened, False)
         lines = sum(len(operands) for operands in net.operands.values())
+        work = _full_work(net)
         groups = _groups(net, scopes)
         _draw_nodes(dot, net, flow, groups, rule, values, grads)
         _draw_edges(dot, net, flow, on_path, colors)
-    _choose_engine(dot, engine, boxes, lines)
+    _choose_engine(dot, engine, boxes, lines, work if outline else 0)
+    if dot.engine == "dot":
+        dot.attr(**dot_bounds(boxes, work))
     budget = OUTLINE_CAPTION if outline else CAPTION_BUDGET
     captions = [_caption(net, rule, grads, budget)] if rule is not None else []
     if marks is not None and marks.caption:
@@ -275,16 +302,82 @@ def _drawing_class() -> type[graphviz.Digraph]:
     return Drawing
 
 
-def _choose_engine(dot: graphviz.Digraph, engine: Engine, boxes: int, lines: int) -> None:
-    """Set the drawing's layout engine (``auto``: sfdp for a dense drawing, else dot) and
-    bound dot's effort on a large drawing."""
+def _choose_engine(
+    dot: graphviz.Digraph, engine: Engine, boxes: int, lines: int, work: int
+) -> None:
+    """Set the drawing's layout engine (``auto``: sfdp for a dense drawing or one of more than
+    ``SFDP_WORK`` layout ``work``, else dot)."""
     if engine == "auto":
-        engine = "sfdp" if lines > DENSE * boxes + 50 else "dot"
+        dense = lines > DENSE * boxes + 50 or work > SFDP_WORK
+        engine = "sfdp" if dense else "dot"
     dot.engine = engine
-    if engine == "dot" and boxes > BOUNDED_FROM:
-        dot.attr(**BOUNDED_DOT)
-    elif engine == "sfdp":
-        dot.attr(overlap="prism", splines="false", outputorder="edgesfirst")
+    if engine == "sfdp":  # layout: a .dot file given to `dot` lays out with sfdp too
+        dot.attr(layout="sfdp", overlap="prism", splines="false", outputorder="edgesfirst")
+
+
+def dot_bounds(boxes: int, work: int) -> dict[str, str]:
+    """dot's effort bounds for a drawing of ``boxes`` boxes and ``work`` layout work: none up
+    to ``BOUNDED_FROM`` boxes and ``BOUNDED_WORK`` work, else ``BOUNDED_DOT`` and iteration
+    limits that keep network simplex and crossing reduction to about a second each (see
+    ``SIMPLEX_BUDGET``, ``MINCROSS_BUDGET``). What is left grows with the work: dot's setup
+    on 250,000 virtual nodes (a 1,023-node transformer drawn whole) takes some 5 s."""
+    if boxes <= BOUNDED_FROM and work <= BOUNDED_WORK:
+        return {}
+    simplex = min(2.0, SIMPLEX_BUDGET / (max(boxes, 1) * max(work, 1)))
+    mincross = min(1.0, MINCROSS_BUDGET / max(work, 1))
+    limits = {
+        "nslimit": f"{simplex:.2g}",
+        "nslimit1": f"{simplex:.2g}",
+        "mclimit": f"{mincross:.2g}",
+    }
+    return {**limits, **BOUNDED_DOT}
+
+
+def draws_outline(net: Network, scopes: str) -> bool:
+    """Whether ``scopes`` draws ``net``'s outline: always for ``"collapse"``, for ``"auto"``
+    above ``FULL_NODES`` nodes or ``FULL_WORK`` layout work."""
+    if scopes != "auto":
+        return scopes == "collapse"
+    return len(net.order) > FULL_NODES or _full_work(net) > FULL_WORK
+
+
+def _full_work(net: Network) -> int:
+    """The layout work of every node drawn (each edge labelled)."""
+    return layout_work(net.order, ((s, n, True) for n in net.order for s in net.operands[n]))
+
+
+def _view_links(outline: Outline, view: View) -> Iterator[tuple[Item, Item, bool]]:
+    """A view's drawn links, labelled where they join two nodes (drawn edge by edge)."""
+    for pair, edges in view.links.items():
+        plain = _plain(outline, pair)
+        for _ in edges if plain else edges[:1]:
+            yield (pair[0], pair[1], plain)
+
+
+def layout_work(boxes: Sequence[Hashable], links: Iterable[tuple[Hashable, Hashable, bool]]) -> int:
+    """What dot's layout of ``boxes`` (in a topological order) and ``links`` (source,
+    target, labelled) costs: the boxes plus the virtual nodes dot puts on links that span
+    several ranks, with ranks by longest path (a labelled link spans 2, as dot makes room
+    for its label; a link against the order counts 1). Time linear in boxes and links.
+
+    dot's network simplex and crossing reduction cost about this much per iteration: a
+    chain with long skips is small in boxes but large in work.
+    """
+    position = {box: k for k, box in enumerate(boxes)}
+    into: list[list[tuple[int, int]]] = [[] for _ in boxes]
+    back = 0
+    for source, target, labelled in links:
+        a, b = position[source], position[target]
+        if a < b:
+            into[b].append((a, 2 if labelled else 1))
+        else:
+            back += 1
+    rank = [0] * len(into)
+    work = len(into) + back
+    for b, sources in enumerate(into):
+        rank[b] = max((rank[a] + length for a, length in sources), default=0)
+        work += sum(rank[b] - rank[a] for a, _ in sources)
+    return work
 
 
 def check_options(max_paths: int, scopes: str, rankdir: str, engine: str = "auto") -> None:

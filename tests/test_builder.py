@@ -573,6 +573,24 @@ def test_bad_scopes_are_errors(scope: Any) -> None:
         pass
 
 
+@pytest.mark.parametrize(
+    ("scope", "fix"), [("/lead", "write 'lead'"), ("a//b/", "write 'a/b'"), ("/", "drop it")]
+)
+def test_scopes_with_an_empty_part_are_errors(scope: str, fix: str) -> None:
+    # an empty part would be a group with no name in the outline drawing
+    b = gb.Builder()
+    with pytest.raises(GraphError, match=f"empty part; .*{fix}"), b.scope(scope):
+        pass
+    g = nx.DiGraph()
+    g.add_node("p", op="param", shape=(2,))
+    g.add_node("t", op="tanh", scope=scope)
+    g.add_edge("p", "t")
+    with pytest.raises(GraphError, match=f"node 't' has scope=.* with an empty part; .*{fix}"):
+        gb.Network(g)
+    with b.scope("a/b"):  # "/" inside a name nests
+        assert (b.input("x", (2,)).name, b._draft.graph.nodes["x"]["scope"]) == ("x", "a/b")
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 def test_render_draws_a_cluster_per_scope() -> None:
     b = gb.Builder()

@@ -304,6 +304,17 @@ def test_scopes_are_named_scopes_and_the_users_jit_functions() -> None:
     assert "scope" not in net.graph.nodes["loss"]  # the final add sits in no scope
 
 
+def test_named_scopes_with_empty_parts_import_as_their_named_parts() -> None:
+    def loss(w: Any) -> Any:
+        with jax.named_scope("/lead"), jax.named_scope("a//b/"):
+            y = jnp.tanh(w)
+        return jnp.sum(y)
+
+    net, _, _ = gb.from_jax(loss, np.ones(3))
+    scopes = {net.graph.nodes[n].get("scope") for n in net.order}
+    assert "lead/a/b" in scopes
+
+
 def test_source_lines_point_at_the_users_code() -> None:
     net = _scoped()
     scoped = {n for n in net.order if "scope" in net.graph.nodes[n]}

@@ -4,6 +4,7 @@ blocks folded, wide groups split into ranges, and views whose links partition th
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from collections.abc import Hashable
 
 import networkx as nx
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 import graphbp as gb
 from graphbp.chain import Edge
-from graphbp.outline import WIDTH, Outline
+from graphbp.outline import WIDTH, Group, Item, Outline
 
 HAS_JAX = importlib.util.find_spec("jax") is not None
 
@@ -135,6 +136,26 @@ def test_blocks_with_different_wiring_do_not_fold() -> None:
     assert not [g for g in o.groups.values() if g.kind == "fold"]
 
 
+def _sums(reads_input: bool) -> Outline:
+    """Three blocks ``h = tanh((h + other) @ W)``: ``other`` is ``h``, except in the second
+    block with ``reads_input``, where it is the model's input ``x``."""
+    b = gb.Builder()
+    x = h = b.input("x", (2, 3))
+    for k in range(3):
+        with b.scope(f"block{k}"):
+            other = x if k == 1 and reads_input else h
+            h = _block(b, h + other, k)
+    return Outline(b.network(b.op("sum", h, name="L")))
+
+
+def test_blocks_reading_one_or_two_outside_values_do_not_fold() -> None:
+    # block0 and block2 compute h + h, block1 h + x: same ops and shapes, other wiring
+    assert not [g for g in _sums(True).groups.values() if g.kind == "fold"]
+    # each block reading only the previous block's output twice: all three fold
+    (fold,) = [g for g in _sums(False).groups.values() if g.kind == "fold"]
+    assert fold.repeats == 3
+
+
 @pytest.mark.skipif(not HAS_JAX, reason="needs jax")
 def test_the_twelve_blocks_of_an_imported_transformer_fold() -> None:
     from graphbp import jax_examples
@@ -158,12 +179,49 @@ def test_ranges_bound_every_group() -> None:
         assert all(len(g.children) <= width for g in o.groups.values())
         ranges = [g for g in o.groups.values() if g.kind == "range"]
         assert ranges and all(len(g.children) >= 2 for g in ranges)
-        first = ranges[0]
-        lo, hi = net.index[first.members[0]], net.index[first.members[-1]]
-        assert first.name == f"nodes {lo}–{hi}"
+        for group in ranges:  # named by their first and last items and their count
+            first, last = _items(o, group)
+            assert group.name == f"{first} … {last} ({len(_leaves(o, group)):,} items)"
+        names = [g.name for g in ranges]
+        assert len(set(names)) == len(names)
         _check_structure(o)
     with pytest.raises(gb.GraphbpError, match="width"):
         Outline(net, width=1)
+
+
+def _leaves(o: Outline, group: Group) -> list[Item]:
+    """A range's items: its children, through the ranges it holds."""
+    out: list[Item] = []
+    for child in group.children:
+        inner = o.groups.get(str(child)) if o.is_group(child) else None
+        out.extend(_leaves(o, inner) if inner is not None and inner.kind == "range" else [child])
+    return out
+
+
+def _items(o: Outline, group: Group) -> tuple[str, str]:
+    """The names of a range's first and last items."""
+    ends = [_leaves(o, group)[k] for k in (0, -1)]
+    return tuple(o.groups[str(i)].name if o.is_group(i) else str(i) for i in ends)  # type: ignore[return-value]
+
+
+def test_range_names_hold_their_items_and_never_overlap() -> None:
+    # 1,700 unscoped nodes, then 60 scopes: two levels of ranges, nodes and scopes in them
+    g = chain(["tanh"] * 1700 + ["sigmoid"] * 60)
+    order = list(nx.topological_sort(g))
+    for k, node in enumerate(order[-61:-1]):
+        g.nodes[node]["scope"] = f"layer{k}"
+    o = Outline(gb.Network(g))
+    ranges = [grp for grp in o.groups.values() if grp.kind == "range"]
+    assert any(
+        o.groups[str(c)].kind == "range" for r in ranges for c in r.children if o.is_group(c)
+    )
+    for group in ranges:
+        first, last = _items(o, group)
+        assert group.name == f"{first} … {last} ({len(_leaves(o, group)):,} items)"
+    top = [o.groups[str(c)] for c in o.groups[o.root].children if o.is_group(c)]
+    spans = [(grp.members[0], grp.members[-1]) for grp in top if grp.kind == "range"]
+    index = o.net.index
+    assert all(index[a[1]] < index[b[0]] for a, b in itertools.pairwise(spans))
 
 
 def test_a_100000_node_chain_outlines() -> None:
@@ -182,6 +240,20 @@ def test_group_ids_never_equal_a_node_name() -> None:
     assert o.root not in o.net.index and not set(o.groups) & set(o.net.index)
     assert not o.is_group("g0") and o.is_group(o.root)
     assert o.group_of["g1"] == o.find("s")
+
+
+def test_group_ids_never_equal_a_scope_name() -> None:
+    # scopes named like the ids the groups would get: the ids skip them, so a name given to
+    # render's expanded (scope names first) always means one group
+    g = chain(["tanh"] * 200)
+    for k, node in enumerate(nx.topological_sort(g)):
+        if k >= 190:
+            g.nodes[node]["scope"] = f"g{k - 190}"
+    o = Outline(gb.Network(g), width=5)
+    scopes = {grp.name for grp in o.groups.values() if grp.kind == "scope"}
+    assert {f"g{k}" for k in range(10)} <= scopes
+    assert not set(o.groups) & scopes
+    assert all(o.groups[o.find(s) or ""].name == s for s in scopes)
 
 
 # ---------------------------------------------------------------- random scoped DAGs

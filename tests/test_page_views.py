@@ -22,7 +22,7 @@ import graphbp as gb
 from graphbp import page as page_module
 from graphbp.chain import Edge
 from graphbp.outline import Outline
-from graphbp.render import MARK_COLORS, Marks, edge_id, node_id
+from graphbp.render import FULL_NODES, MARK_COLORS, Marks, edge_id, node_id
 from graphbp.views import SMALL, VIEW_BOXES, PageView, page_views
 
 needs_dot = pytest.mark.skipif(
@@ -228,8 +228,8 @@ def test_views_past_the_byte_budget_are_left_out_and_the_page_says_which_command
 def test_by_default_a_network_beyond_full_nodes_is_drawn_by_views_and_a_smaller_one_whole(
     tmp_path: Path,
 ) -> None:
-    small, large = long_chain(50), long_chain(page_module.FULL_NODES)
-    assert len(small.order) <= page_module.FULL_NODES < len(large.order)
+    small, large = long_chain(50), long_chain(FULL_NODES)
+    assert len(small.order) <= FULL_NODES < len(large.order)
     whole = gb.write_diagram(small, tmp_path / "small.html").read_text()
     assert "<template" not in whole and 'class="views"' not in whole
     assert whole.count("<svg") == 1 and "n0" in whole

@@ -4,6 +4,7 @@ chain-rule path through them, groups opened on request, layout engines."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,16 @@ from helpers import graphbp
 import graphbp as gb
 from graphbp.chain import Edge
 from graphbp.outline import Outline
-from graphbp.render import BOXES, FULL_NODES, HIGHLIGHT, node_id, run_dot
+from graphbp.render import (
+    BOXES,
+    FULL_NODES,
+    HIGHLIGHT,
+    dot_bounds,
+    draws_outline,
+    layout_work,
+    node_id,
+    run_dot,
+)
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 SVG = "{http://www.w3.org/2000/svg}"
@@ -143,8 +153,72 @@ def test_engines(tmp_path: Path) -> None:
         gb.render(net, engine="neato")  # type: ignore[arg-type]
     with pytest.raises(gb.InputError, match=r"engine='neato': choose one of dot, sfdp"):
         run_dot(sfdp.source, "svg", "neato")
+    # a .dot file names its engine: `dot -Tsvg file.dot` lays it out as sfdp does
+    source = gb.write_diagram(net, tmp_path / "s.dot", engine="sfdp").read_text()
+    assert "layout=sfdp" in source and "layout" not in gb.render(net).source
+    laid = [
+        subprocess.run([exe, "-Tsvg", tmp_path / "s.dot"], capture_output=True, check=True).stdout
+        for exe in ("dot", "sfdp")
+    ]
+    assert laid[0] == laid[1]
     whole = gb.render(gb.Network(gb.mlp((4,) + (5,) * 330 + (1,))), scopes="cluster")
-    assert whole.engine == "dot" and "nslimit=2" in whole.source
+    assert whole.engine == "dot" and "nslimit=" in whole.source and "mclimit=" in whole.source
+
+
+def _skips(n: int, every: int) -> gb.Network:
+    """A chain of ``n`` ops, every ``every``-th adding a value from far back (the first
+    quarter): few nodes, long edges."""
+    g = nx.DiGraph(loss="L")
+    g.add_node("p", op="param", shape=(2,))
+    order: list[Any] = ["p"]
+    for k in range(n):
+        if k % every == 0 and k > 10:
+            g.add_node(k, op="add")
+            g.add_edge(order[-1], k, arg=0)
+            g.add_edge(order[(k * 7919) % (len(order) // 4)], k, arg=1)
+        else:
+            g.add_node(k, op="tanh")
+            g.add_edge(order[-1], k)
+        order.append(k)
+    g.add_node("L", op="sum")
+    g.add_edge(order[-1], "L")
+    return gb.Network(g)
+
+
+def test_layout_work_counts_the_ranks_links_span() -> None:
+    # a -> b -> c labelled, a -> c labelled: ranks 0, 2, 4; spans 2 + 2 + 4; an unlabelled
+    # link spans 1 rank; a link against the order counts 1
+    assert layout_work("abc", [("a", "b", True), ("b", "c", True), ("a", "c", True)]) == 11
+    assert layout_work("abc", [("a", "b", False), ("b", "c", False), ("a", "c", False)]) == 7
+    assert layout_work("ab", [("b", "a", True)]) == 3
+
+
+def test_the_default_drawing_follows_the_layout_work_not_only_the_nodes() -> None:
+    # 400 nodes either way: a plain chain is drawn whole, one with long skips (dot: 40 s,
+    # 11 s bounded) by its outline
+    plain, skips = _skips(398, 10**6), _skips(398, 2)
+    assert len(plain.order) == len(skips.order) == FULL_NODES
+    assert not draws_outline(plain, "auto") and draws_outline(skips, "auto")
+    assert "cluster_g" not in gb.render(plain).source
+    assert gb.render(skips).source.count("× ") == 0 and "lg" in gb.render(skips).source
+    assert draws_outline(plain, "collapse") and not draws_outline(skips, "cluster")
+
+
+def test_dot_is_bounded_by_the_work_of_a_drawing_of_few_boxes() -> None:
+    assert dot_bounds(12, 60) == {}
+    bounds = dot_bounds(85, 14_000)  # an outline view with long links (dot: 60 s unbounded)
+    assert bounds["nslimit"] == "2" and float(bounds["mclimit"]) < 1
+    assert float(dot_bounds(1023, 250_000)["nslimit"]) < 0.1  # the transformer drawn whole
+    assert bounds["splines"] == "line"
+    # a group of the outline opened as the page's command does: its long links are bounded
+    net = _skips(1000, 1)
+    outline = Outline(net)
+    (gid, *_) = [g for g, group in outline.groups.items() if group.kind == "range"]
+    drawing = gb.render(net, scopes="collapse", expanded=[gid])
+    assert drawing.engine == "sfdp" or "nslimit=" in drawing.source
+    # a forced full drawing of a large graph: bounded dot, never sfdp
+    forced = gb.render(net, scopes="ignore")
+    assert forced.engine == "dot" and "mclimit=" in forced.source and "layout" not in forced.source
 
 
 @needs_dot
