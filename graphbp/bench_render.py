@@ -36,6 +36,39 @@ def imported_network(blocks: int) -> tuple[Network, Hashable]:
     return net, "blocks.0.attn.q"
 
 
+def random_network(nodes: int, seed: int = 0) -> tuple[Network, Hashable]:
+    """An unscoped random DAG of about ``nodes`` nodes, and its first parameter: 20
+    parameters, then ops each reading one or two of the 200 values before it (tanh, add),
+    their sinks summed into the loss."""
+    import random
+
+    import networkx as nx
+
+    rng = random.Random(seed)
+    graph = nx.DiGraph()
+    names = [f"p{k}" for k in range(20)]
+    graph.add_nodes_from(names, op="param", shape=(2,))
+    for k in range(nodes - 20):
+        name = f"v{k}"
+        if rng.random() < 0.5:
+            a, b = rng.sample(names[-200:], 2)
+            graph.add_node(name, op="add")
+            graph.add_edges_from([(a, name, {"arg": 0}), (b, name, {"arg": 1})])
+        else:
+            graph.add_node(name, op="tanh")
+            graph.add_edge(rng.choice(names[-50:]), name)
+        names.append(name)
+    sinks = [n for n in names if graph.out_degree(n) == 0 and not n.startswith("p")]
+    total = sinks[0]
+    for k, sink in enumerate(sinks[1:]):
+        graph.add_node(f"s{k}", op="add")
+        graph.add_edges_from([(total, f"s{k}", {"arg": 0}), (sink, f"s{k}", {"arg": 1})])
+        total = f"s{k}"
+    graph.add_node("L", op="sum")
+    graph.add_edge(total, "L")
+    return Network(graph, loss="L"), "p0"
+
+
 def chain_network(length: int) -> tuple[Network, Hashable]:
     """An unscoped chain of ``length`` elementwise ops on one parameter."""
     from graphbp.bench import chain_graph
@@ -60,9 +93,11 @@ Cases = dict[str, tuple[Callable[[], tuple[Network, Hashable]], str]]
 
 
 def cases(nodes: int = 10_000, blocks: int = 120, length: int = 100_000) -> Cases:
-    """A ``gb.mlp`` of ``nodes`` nodes and, with jax, an imported transformer of ``blocks``
-    blocks (81 nodes each) as SVG and HTML; a chain of ``length`` ops as SVG."""
+    """A ``gb.mlp`` and an unscoped random DAG of ``nodes`` nodes and, with jax, an imported
+    transformer of ``blocks`` blocks (81 nodes each) as SVG and HTML; a chain of ``length``
+    ops as SVG."""
     found: Cases = {f"gb.mlp, {nodes:,} nodes": (lambda: mlp_network(nodes), ".svg .html")}
+    found["random DAG, unscoped"] = (lambda: random_network(nodes), ".svg .html")
     if importlib.util.find_spec("jax") is not None:
         name = f"imported {blocks}-block transformer"
         found[name] = (lambda: imported_network(blocks), ".svg .html")

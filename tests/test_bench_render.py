@@ -17,6 +17,8 @@ def test_bench_render_times_svg_and_html_of_each_case() -> None:
     expected = [
         ("gb.mlp, 60 nodes", ".svg"),
         ("gb.mlp, 60 nodes", ".html"),
+        ("random DAG, unscoped", ".svg"),
+        ("random DAG, unscoped", ".html"),
         *([("imported 1-block transformer", ".svg"), ("imported 1-block transformer", ".html")]
           if jax else []),
         ("chain of 600 ops", ".svg"),
