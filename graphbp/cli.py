@@ -190,6 +190,12 @@ def _check_processes(args: argparse.Namespace) -> None:
             "(--coordinator HOST:PORT --num-processes N --process-id I, I from 0 to N-1, the "
             f"same command in every process); add {missing} or drop {' and '.join(given)}"
         )
+    if not given and "timeout" in getattr(args, "given", set()):
+        raise InputError(
+            "--timeout without --coordinator: it is how long a run across processes waits for "
+            "them all to join; drop --timeout or add --coordinator, --num-processes and "
+            "--process-id"
+        )
     if given and args.process_id >= args.num_processes:
         raise InputError(
             f"--process-id {args.process_id} with --num-processes {args.num_processes}: the "
@@ -514,6 +520,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="I",
         help="with --coordinator: this process's number, 0 to N-1; process 0 prints and "
         "writes the outputs (default: none, one process)",
+    )
+    train.add_argument(
+        "--timeout",
+        type=positive_int,
+        metavar="SECONDS",
+        default=300,
+        action=_Given,
+        help="with --coordinator: how long each process waits for all of them to join "
+        "(default: 300); past it, jax itself ends the process (SIGABRT, exit status 134, a "
+        "DEADLINE_EXCEEDED RegisterTask trace on stderr), not graphbp",
     )
     train.set_defaults(run=_train)
 

@@ -17,14 +17,17 @@ from collections.abc import Iterator
 from graphbp.errors import BackendNotInstalledError, InputError, exc_text
 
 
-def join(args: argparse.Namespace) -> None:
+def join(args: argparse.Namespace) -> InputError | None:
     """Join the ``jax.distributed`` run that ``--coordinator``, ``--num-processes`` and
-    ``--process-id`` describe; first, before anything uses JAX. Waits up to jax's
-    initialization timeout (5 minutes) for every process to join.
+    ``--process-id`` describe; first, before anything uses JAX. Waits up to ``--timeout``
+    seconds for every process to join (past it, jax ends the process: SIGABRT).
+
+    Returns:
+        The error of a process that joined but cannot train (its backend is not jax), which
+        it reports through :class:`Start` so the others stop at once, or None.
 
     Raises:
-        InputError: jax is not installed, the backend asked for (``--backend``, else
-            ``$GRAPHBP_BACKEND``) is not jax, or the run cannot be joined.
+        InputError: jax is not installed, or the run cannot be joined.
     """
     from graphbp.registry import default_backend, get_backend
 
@@ -35,18 +38,26 @@ def join(args: argparse.Namespace) -> None:
             f"--coordinator trains across processes with jax.distributed, but {exc}"
         ) from None
     backend = args.backend or default_backend()
-    if backend != "jax":
-        raise InputError(
+    refused = None
+    if backend != "jax":  # joins all the same, so the others hear of it at once
+        refused = InputError(
             "--coordinator trains across processes with jax.distributed, but the backend is "
             f"{backend or 'numpy'!r}; add --backend jax (or set GRAPHBP_BACKEND=jax)"
         )
     import jax
 
+    print(
+        f"graphbp train: process {args.process_id} waiting for {args.num_processes} processes "
+        f"at {args.coordinator} (at most {args.timeout} s) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         jax.distributed.initialize(
             coordinator_address=args.coordinator,
             num_processes=args.num_processes,
             process_id=args.process_id,
+            initialization_timeout=args.timeout,
         )
     except Exception as exc:  # jax raises RuntimeError and XLA's own errors
         raise InputError(
@@ -55,6 +66,7 @@ def join(args: argparse.Namespace) -> None:
             "process with the same --coordinator and --num-processes and its own --process-id, "
             "process 0 on the host the address names, at a port free there"
         ) from None
+    return refused
 
 
 def all_devices(args: argparse.Namespace) -> int:
@@ -80,10 +92,12 @@ class Start:
 
     Args:
         spread: whether this is a run across processes (else settling does nothing).
+        count: the number of processes this one was told (``--num-processes``), compared.
     """
 
-    def __init__(self, spread: bool) -> None:
+    def __init__(self, spread: bool, count: int = 1) -> None:
         self.pending = spread
+        self.count = count
 
     def settle(self, failed: bool) -> None:
         """Tell every process whether this one is ready (a collective, once; later calls do
@@ -102,8 +116,16 @@ class Start:
         if failed:  # this process prints nothing more on standard output
             stdout_to_stderr_from_now()
         with stdout_to_stderr():  # the first collective: gloo connects
-            flags = get_backend("jax").gather_hosts(np.array([int(failed)], np.int32))[:, 0]
+            gathered = get_backend("jax").gather_hosts(np.array([int(failed), self.count]))
+        flags = gathered[:, 0]
         others = [p for p, f in enumerate(flags.tolist()) if f]
+        counts = gathered[:, 1].tolist()
+        other = next((p for p, n in enumerate(counts) if n != counts[0]), None)
+        if not others and other is not None:
+            raise InputError(
+                f"process {other} of {len(counts)} was given --num-processes {counts[other]}, "
+                f"process 0 --num-processes {counts[0]}; give every process the same number"
+            )
         if others and not failed:
             raise InputError(
                 f"process {others[0]} of {len(flags)} stopped before training (its own output "

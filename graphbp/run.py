@@ -58,12 +58,15 @@ def train(args: argparse.Namespace) -> int:
     from graphbp.processes import Start, join, stdout_to_stderr_from_now
 
     spread = getattr(args, "coordinator", None) is not None
+    refused = None
     if spread:
-        join(args)  # first: a process that then stops tells the others (Start)
+        refused = join(args)  # first: a process that then stops tells the others (Start)
         if args.process_id != 0:
             stdout_to_stderr_from_now()  # it prints nothing; gloo's lines go to stderr
-    ready = Start(spread)
+    ready = Start(spread, args.num_processes if spread else 1)
     try:
+        if refused is not None:
+            raise refused
         return _train(args, ready)
     except Exception:
         with contextlib.suppress(Exception):  # this process's own error is the one to show

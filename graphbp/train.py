@@ -139,13 +139,19 @@ def train_state(
         needed = [n for n, _ in prog.plan(with_grad=True).inputs]
         _check_same_everywhere(
             prog,
-            {
-                "training data": [data.get(n, "<missing>") for n in needed],
-                "initial parameters": [params.get(n, "<missing>") for n in prog.network.params],
-                "optimizer state": list(state) if state is not None else ["<fresh>"],
-                "options (lr, epochs, batch_size, seed, initial_epoch, optimizer)": [
+            {  # the options first: a dtype or backend given alike names itself, not the arrays
+                "other options (backend, dtype, check_finite)": [
+                    (prog.backend.name, prog.dtype, prog.check_finite)
+                ],
+                "other options (lr, epochs, batch_size, seed, initial_epoch, optimizer)": [
                     (lr, epochs, batch_size, seed, initial_epoch, settings)
                 ],
+                "another network": [_network_form(prog.network)],
+                "other training data": [data.get(n, "<missing>") for n in needed],
+                "other initial parameters": [
+                    params.get(n, "<missing>") for n in prog.network.params
+                ],
+                "other optimizer state": list(state) if state is not None else ["<fresh>"],
             },
         )
     opt = make_optimizer(optimizer, lr) if isinstance(optimizer, str) else optimizer
@@ -332,29 +338,72 @@ def _check_same_everywhere(prog: Program, parts: Mapping[str, Sequence[Any]]) ->
     for values in parts.values():
         digest = hashlib.sha256()
         for value in values:
-            if isinstance(value, str | int | float | tuple):
-                digest.update(repr(value).encode())
-                continue
-            try:
-                a = np.ascontiguousarray(prog.backend.to_numpy(value))
-            except (TypeError, ValueError):  # not an array: refused, alike, after the check
-                digest.update(type(value).__qualname__.encode())
-                continue
-            digest.update(f"{a.dtype.str}{a.shape}".encode())
-            if a.dtype.kind != "O":  # objects' bytes are addresses, other in each process
-                digest.update(a.tobytes())
+            _digest(prog, digest, value)
         digests.append(np.frombuffer(digest.digest(), np.uint8))
     everyone = prog.backend.gather_hosts(np.stack(digests))
     for process, theirs in enumerate(everyone):
         for name, mine, first in zip(parts, theirs, everyone[0], strict=True):
             if not np.array_equal(mine, first):
                 raise InputError(
-                    f"process {process} of {len(everyone)} was given other {name} than "
+                    f"process {process} of {len(everyone)} was given {name} than "
                     "process 0: every process of a jax.distributed run calls gb.train with the "
-                    "same arguments (the whole training data, which gb.train splits into each "
-                    "process's rows of every batch; the same parameters, optimizer state, seed "
-                    "and options); load the same data with the same seed in every process"
+                    "same arguments (the same network, compiled alike; the whole training data, "
+                    "which gb.train splits into each process's rows of every batch; the same "
+                    "parameters, optimizer state, seed and options); load the same data with "
+                    "the same seed in every process"
                 )
+
+
+def _network_form(network: Any) -> Any:
+    """The network in a form :func:`_digest` hashes alike in every process that built it alike:
+    its node-link data (nodes, their ops and attributes, edges) and its loss."""
+    import networkx as nx
+
+    return [network.loss, nx.node_link_data(network.graph, edges="edges")]
+
+
+def _digest(prog: Program, digest: Any, value: Any) -> None:
+    """Feed ``value`` to ``digest`` in a form that is the same in every process given the same
+    value: numbers and text by their repr, mappings (in sorted key order), lists and tuples item
+    by item, arrays by dtype, shape and bytes, functions by their module and name, any other
+    object by its type (never an address, which differs between processes)."""
+    import functools
+
+    import numpy as np
+
+    if value is None or isinstance(value, str | int | float | complex | bytes):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    elif isinstance(value, Mapping):
+        digest.update(b"{")
+        for key, item in sorted(value.items(), key=lambda kv: repr(kv[0])):
+            _digest(prog, digest, key)
+            _digest(prog, digest, item)
+        digest.update(b"}")
+    elif isinstance(value, list | tuple) and not all(_is_number(v) for v in value):
+        digest.update(b"(" if isinstance(value, tuple) else b"[")
+        for item in value:
+            _digest(prog, digest, item)
+        digest.update(b")")
+    elif isinstance(value, functools.partial):
+        digest.update(b"partial")
+        _digest(prog, digest, [value.func, list(value.args), dict(value.keywords)])
+    elif callable(value) and hasattr(value, "__qualname__"):
+        name = f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+        digest.update(f"function:{name};".encode())
+    else:
+        try:
+            a = np.ascontiguousarray(prog.backend.to_numpy(value))
+        except (TypeError, ValueError):  # not an array: refused, alike, after the check
+            digest.update(f"object:{type(value).__qualname__};".encode())
+            return
+        digest.update(f"array:{a.dtype.str}{a.shape};".encode())
+        if a.dtype.kind != "O":  # objects' bytes are addresses, other in each process
+            digest.update(a.tobytes())
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a plain number (a list of them is hashed as one array)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _row_count(shapes: Mapping[Hashable, tuple[int, ...]]) -> int:

@@ -40,23 +40,24 @@ def free_port() -> int:
 
 
 def run_together(
-    commands: list[list[str]], cwds: list[Path]
+    commands: list[list[str]], cwds: list[Path], devices: tuple[int, ...] = ()
 ) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``commands`` at once, each in its own process group with 2 forced CPU devices; wait
-    for all of them (at most TIMEOUT seconds), and kill every group still running on failure."""
+    """Run ``commands`` at once, each in its own process group with 2 forced CPU devices (or
+    ``devices[i]`` for command i); wait for all of them (at most TIMEOUT seconds), and kill
+    every group still running on failure."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    counts = devices or (2,) * len(commands)
     procs = [
         subprocess.Popen(
             c,
             cwd=d,
-            env=env,
+            env={**env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
-        for c, d in zip(commands, cwds, strict=True)
+        for c, d, n in zip(commands, cwds, counts, strict=True)
     ]
     done = []
     try:
@@ -74,9 +75,22 @@ def run_together(
 
 def no_gloo(stderr: str) -> str:
     """``stderr`` without the lines gloo's C++ library prints when its peers connect (from
-    several threads at once, so one may start inside another)."""
+    several threads at once, so one may start inside another) and graphbp train's line
+    while it waits for the processes to join."""
     gloo = "peer ranks. Expected number of connected peer ranks is"
-    return "".join(line for line in stderr.splitlines(True) if gloo not in line)
+    return "".join(
+        line
+        for line in stderr.splitlines(True)
+        if gloo not in line and not line.startswith("graphbp train: process ")
+    )
+
+
+def waiting(pid: int, port: int, processes: int = 2, timeout: int = 300) -> str:
+    """The line graphbp train prints to stderr while process ``pid`` waits to join."""
+    return (
+        f"graphbp train: process {pid} waiting for {processes} processes at localhost:{port} "
+        f"(at most {timeout} s) ..."
+    )
 
 
 WORKER = textwrap.dedent(
@@ -94,6 +108,8 @@ WORKER = textwrap.dedent(
             json.dump(result, file)
 
     net = gb.Network(gb.seed_network(6, 8, 2))
+    if mode == "other-network" and pid == 1:  # the same parameters' shapes, another network
+        net = gb.Network(gb.mlp((6, 8, 8, 2), activation="tanh", loss="sse"))
     rng = np.random.default_rng(0)
     data = {"x": rng.standard_normal((42, 6)), "y": rng.standard_normal((42, 2))}
     seed = 0
@@ -102,7 +118,9 @@ WORKER = textwrap.dedent(
     if mode == "other-seed" and pid == 1:
         seed = 1
     lr = 1e30 if mode == "diverge" else 0.01  # every process stops at the same step
-    prog = net.compile("jax", "float32", devices=jax.device_count())  # all 4 devices
+    dtype = "float64" if mode == "other-dtype" and pid == 1 else "float32"
+    check = mode == "other-check-finite" and pid == 1  # other collectives: refused first
+    prog = net.compile("jax", dtype, check_finite=check, devices=jax.device_count())
     try:
         params, history = gb.train(
             prog, prog.init(0), data, lr=lr, epochs=3, batch_size=8, optimizer="adam",
@@ -196,14 +214,17 @@ def test_two_processes_train_like_one_process(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("mode", "named"),
     [
-        ("other-data", "training data"),
-        ("other-seed", "options (lr, epochs, batch_size, seed, initial_epoch, optimizer)"),
+        ("other-data", "other training data"),
+        ("other-seed", "other options (lr, epochs, batch_size, seed, initial_epoch, optimizer)"),
+        ("other-network", "another network"),
+        ("other-dtype", "other options (backend, dtype, check_finite)"),
+        ("other-check-finite", "other options (backend, dtype, check_finite)"),
     ],
 )
 def test_processes_given_other_arguments_all_refuse(tmp_path: Path, mode: str, named: str) -> None:
     for run in two_processes(tmp_path, mode):
         assert run["error"] == "InputError"
-        assert str(run["message"]).startswith(f"process 1 of 2 was given other {named} than")
+        assert str(run["message"]).startswith(f"process 1 of 2 was given {named} than")
 
 
 def test_a_divergence_stops_every_process_naming_the_same_step(tmp_path: Path) -> None:
@@ -218,12 +239,27 @@ def test_a_divergence_stops_every_process_naming_the_same_step(tmp_path: Path) -
 TRAIN = ["train", "--backend", "jax", "--dtype", "float32", "--epochs", "3", "--out", "model"]
 
 
-def across_processes(args: list[str], p0: Path, p1: Path) -> list[subprocess.CompletedProcess[str]]:
-    """``python -m graphbp ARGS`` as processes 0 (in ``p0``) and 1 (in ``p1``) of one run."""
+def across_processes(
+    args: list[str],
+    p0: Path,
+    p1: Path,
+    devices: tuple[int, ...] = (),
+    own: tuple[list[str], list[str]] = ([], []),
+) -> list[subprocess.CompletedProcess[str]]:
+    """``python -m graphbp ARGS`` as processes 0 (in ``p0``) and 1 (in ``p1``) of one run
+    (with ``devices`` CPU devices each, and each process's ``own`` arguments last)."""
     port = free_port()
     where = ["--coordinator", f"localhost:{port}", "--num-processes", "2"]
     graphbp_ = [sys.executable, "-m", "graphbp", *args, *where]
-    return run_together([[*graphbp_, "--process-id", str(pid)] for pid in (0, 1)], [p0, p1])
+    runs = run_together(
+        [[*graphbp_, "--process-id", str(pid), *own[pid]] for pid in (0, 1)], [p0, p1], devices
+    )
+    for pid, run in enumerate(runs):  # the first line: waiting to join
+        told = (
+            own[pid][own[pid].index("--num-processes") + 1] if "--num-processes" in own[pid] else 2
+        )
+        assert run.stderr.startswith(waiting(pid, port, int(told)) + "\n"), run.stderr
+    return runs
 
 
 def same_model(got: Path, want: Path) -> None:
@@ -250,7 +286,7 @@ def test_graphbp_train_across_two_processes_equals_one_process(tmp_path: Path) -
     single = graphbp(*TRAIN, cwd=alone, env={"XLA_FLAGS": ""})
     assert single.returncode == 0, single.stderr
 
-    assert one.stdout == "" and no_gloo(one.stderr) == ""  # process 1 prints nothing
+    assert one.stdout == "" and no_gloo(one.stderr) == ""  # process 1 prints nothing more
     assert list(p1.iterdir()) == []
     assert zero.stdout == single.stdout  # the same summary, table and files
     same_model(p0 / "model", alone / "model")
@@ -291,6 +327,93 @@ def test_a_process_that_cannot_start_stops_the_others_at_once(tmp_path: Path) ->
     assert (cwds[0] / "model").read_text() == "not a folder"
 
 
+def test_processes_with_other_numbers_of_devices_train_like_one_process(tmp_path: Path) -> None:
+    p0, p1, alone = tmp_path / "p0", tmp_path / "p1", tmp_path / "one"
+    for d in (p0, p1, alone):
+        d.mkdir()
+    args = [*TRAIN, "--batch-size", "7"]  # 4 devices: 1 on process 0, 3 on process 1
+    zero, one = across_processes(args, p0, p1, devices=(1, 3))
+    assert zero.returncode == 0, no_gloo(zero.stderr)
+    assert one.returncode == 0, no_gloo(one.stderr)
+    single = graphbp(*args, cwd=alone, env={"XLA_FLAGS": ""})
+    assert single.returncode == 0, single.stderr
+    assert zero.stdout == single.stdout
+    same_model(p0 / "model", alone / "model")
+
+
+@pytest.mark.parametrize(
+    ("own", "first", "second"),
+    [
+        (  # process 1 joins, then stops: the others hear it at once, not after --timeout
+            ([], ["--backend", "numpy"]),
+            "process 1 of 2 stopped before training (its own output says why), so every "
+            "process stops; fix it and start them all again",
+            "--coordinator trains across processes with jax.distributed, but the backend is "
+            "'numpy'; add --backend jax (or set GRAPHBP_BACKEND=jax)",
+        ),
+        (
+            ([], ["--num-processes", "3"]),
+            "process 1 of 2 was given --num-processes 3, process 0 --num-processes 2; give "
+            "every process the same number",
+            "process 1 of 2 was given --num-processes 3, process 0 --num-processes 2; give "
+            "every process the same number",
+        ),
+        (  # other collectives in each process: refused, not a crash in gloo
+            ([], ["--check-finite"]),
+            "process 1 of 2 was given other options (backend, dtype, check_finite) than",
+            "process 1 of 2 was given other options (backend, dtype, check_finite) than",
+        ),
+        (
+            ([], ["--dtype", "float64"]),
+            "process 1 of 2 was given other options (backend, dtype, check_finite) than",
+            "process 1 of 2 was given other options (backend, dtype, check_finite) than",
+        ),
+    ],
+)
+def test_processes_given_other_options_all_stop_at_once(
+    tmp_path: Path, own: tuple[list[str], list[str]], first: str, second: str
+) -> None:
+    cwds = [tmp_path / "p0", tmp_path / "p1"]
+    for d in cwds:
+        d.mkdir()
+    runs = across_processes(TRAIN, *cwds, own=own)
+    for run, message in zip(runs, (first, second), strict=True):
+        assert run.returncode == 2, run.stderr
+        errors = [x for x in run.stderr.splitlines() if x.startswith("graphbp train: error: ")]
+        assert len(errors) == 1 and errors[0].startswith(f"graphbp train: error: {message}")
+    assert list(cwds[1].iterdir()) == []
+
+
+def test_processes_given_other_networks_all_refuse(tmp_path: Path) -> None:
+    cwds = [tmp_path / "p0", tmp_path / "p1"]
+    for d, activation in zip(cwds, ("sigmoid", "tanh"), strict=True):
+        d.mkdir()  # the same parameters' shapes
+        gb.Network(gb.mlp((10, 16, 16, 1), activation=activation, loss="sse")).to_json(d / "n.json")
+    runs = across_processes([*TRAIN, "--graph", "n.json"], *cwds)
+    for run in runs:
+        assert run.returncode == 2, run.stderr
+        assert [x for x in run.stderr.splitlines() if "error" in x] == [
+            "graphbp train: error: process 1 of 2 was given another network than process 0: "
+            "every process of a jax.distributed run calls gb.train with the same arguments (the "
+            "same network, compiled alike; the whole training data, which gb.train splits into "
+            "each process's rows of every batch; the same parameters, optimizer state, seed and "
+            "options); load the same data with the same seed in every process"
+        ]
+    assert not (cwds[0] / "model").exists() and list(cwds[1].iterdir()) == [cwds[1] / "n.json"]
+
+
+def test_a_process_alone_says_it_waits_and_jax_ends_it_after_timeout(tmp_path: Path) -> None:
+    port = free_port()
+    where = ["--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", "0"]
+    (run,) = run_together(
+        [[sys.executable, "-m", "graphbp", *TRAIN, *where, "--timeout", "3"]], [tmp_path]
+    )
+    assert run.stderr.startswith(waiting(0, port, timeout=3) + "\n"), run.stderr
+    assert run.returncode == -signal.SIGABRT  # jax's own end, as --timeout's help says
+    assert "DEADLINE_EXCEEDED" in run.stderr
+    assert run.stdout == "" and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -307,6 +430,8 @@ def test_a_process_that_cannot_start_stops_the_others_at_once(tmp_path: Path) ->
             ["--coordinator", "localhost:1234", "--num-processes", "2", "--process-id", "2"],
             "--process-id 2 with --num-processes 2: the processes are numbered 0 to 1",
         ),
+        (["--timeout", "10"], "--timeout without --coordinator: it is how long a run across"),
+        (["--timeout", "0"], "argument --timeout: must be at least 1"),
         (["--coordinator", "localhost"], "argument --coordinator: must be HOST:PORT"),
         (["--coordinator", "local host:80"], "argument --coordinator: must be HOST:PORT"),
         (["--coordinator", "h:1\n2"], "argument --coordinator: must be HOST:PORT"),
@@ -315,14 +440,6 @@ def test_a_process_that_cannot_start_stops_the_others_at_once(tmp_path: Path) ->
         (["--coordinator", "h:65536"], "must be from 1 to 65535, got 65536"),
         (["--num-processes", "0"], "argument --num-processes: must be at least 1"),
         (["--process-id", "-1"], "argument --process-id: a process number is from 0"),
-        (
-            [
-                "--backend", "numpy", "--coordinator", "localhost:1234",
-                "--num-processes", "2", "--process-id", "1",
-            ],
-            "--coordinator trains across processes with jax.distributed, but the backend is "
-            "'numpy'; add --backend jax",
-        ),
     ],
 )  # fmt: skip
 def test_process_options_are_checked_before_anything_runs(

@@ -159,7 +159,24 @@ class JaxBackend(Backend):
 
     def place(self, layout: Any, values: dict[Any, Any]) -> dict[Any, Any]:
         """Copies replicated on every device of the mesh (as they are without one)."""
-        return values if layout is None else jax.device_put(values, replicated(layout))
+        if layout is None:
+            return values
+        if self.processes(layout) == 1:
+            placed: dict[Any, Any] = jax.device_put(values, replicated(layout))
+            return placed
+        # Across processes, from each process's host copy (gb.train checked they are the same):
+        # jax.device_put would compare the copies with process_allgather first, which fails
+        # when the processes have different numbers of devices.
+        sharding = replicated(layout)
+
+        def copies(value: Any) -> Any:
+            if isinstance(value, jax.Array) and not value.is_fully_addressable:
+                return jax.device_put(value, sharding)
+            host = np.asarray(value)
+            return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
+
+        copied: dict[Any, Any] = jax.tree.map(copies, values)
+        return copied
 
     def processes(self, layout: Any) -> int:
         """How many processes own a device of the mesh ``layout`` (1 without one)."""
@@ -187,10 +204,21 @@ class JaxBackend(Backend):
         return tuple(batch)
 
     def gather_hosts(self, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """Every process's ``value`` stacked in process order (``process_allgather``)."""
+        """Every process's ``value`` (the same shape and dtype in each) stacked in process
+        order: one row per process on a mesh of each process's first device, so processes
+        with different numbers of local devices gather alike (``process_allgather`` assumes
+        they all have as many)."""
         if jax.process_count() == 1:
             return value[None]
-        return np.asarray(multihost_utils.process_allgather(value))
+        firsts: dict[int, Any] = {}
+        for device in jax.devices():
+            firsts.setdefault(device.process_index, device)
+        mesh = Mesh(np.array([firsts[p] for p in sorted(firsts)]), ("processes",))
+        mine = jax.device_put(value[None], firsts[jax.process_index()])
+        shape = (len(firsts), *value.shape)
+        rows = jax.make_array_from_single_device_arrays(shape, batch_sharding(mesh, shape), [mine])
+        everywhere = jax.jit(lambda a: a, out_shardings=replicated(mesh))
+        return np.asarray(everywhere(rows).addressable_data(0))
 
     def wrap(self, fn: Callable[..., Any], donate: tuple[int, ...] = ()) -> Callable[..., Any]:
         """``jax.jit(fn, donate_argnums=donate)``."""
