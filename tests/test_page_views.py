@@ -10,13 +10,12 @@ import re
 import shlex
 import shutil
 from collections.abc import Hashable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from graphs import long_chain, scoped_blocks
-from helpers import graphbp
+from helpers import Tags, graphbp
 
 import graphbp as gb
 from graphbp import page as page_module
@@ -112,27 +111,6 @@ def test_the_views_grow_linearly_with_the_network() -> None:
         size(page_views(Outline(scoped_blocks([f"b{k}" for k in range(n)])))) for n in (100, 200)
     )
     assert large <= 2.2 * small, (small, large)
-
-
-class Tags(HTMLParser):
-    """Start tags and attributes, the text outside scripts, and the scripts' text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.scripts: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        (self.scripts if self._in_script else self.text).append(data)
 
 
 PAGE_TAGS = {

@@ -11,13 +11,12 @@ import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Hashable
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import pytest
-from helpers import CHROMEDRIVER, CHROMIUM, graphbp, highlighted
+from helpers import CHROMEDRIVER, CHROMIUM, Tags, graphbp, highlighted
 
 import graphbp as gb
 from graphbp.chain import Edge, symbol
@@ -59,27 +58,6 @@ HOSTILE: list[str] = [
     "&" * 998,
     "\\" * 998,  # each written twice in the DOT source
 ]
-
-
-class Tags(HTMLParser):
-    """Every start tag with its attributes, and the text, as a browser's parser sees them."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.text: list[str] = []
-        self.scripts: list[str] = []
-        self._in_script = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_script = False
-
-    def handle_data(self, data: str) -> None:
-        (self.scripts if self._in_script else self.text).append(data)
 
 
 def shown(name: Hashable) -> list[str]:
