@@ -119,4 +119,6 @@ def test_the_imported_tables_have_a_row_per_model_and_dtype(
     assert [r[1] for r in imports[2:]] == ["float32", "float64"] * 2
     for row in imports[2:]:
         hand, ours, ratio = (float(v.rstrip("µs×")) for v in row[2:5])
-        assert ratio == pytest.approx(ours / hand, rel=0.02, abs=0.01)
+        # times are printed to the µs, the ratio to 0.01: it lies within their rounding
+        low, high = (ours - 0.5) / (hand + 0.5), (ours + 0.5) / (hand - 0.5)
+        assert low - 0.005 <= ratio <= high + 0.005, (hand, ours, ratio)
